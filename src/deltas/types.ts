@@ -1,0 +1,62 @@
+/**
+ * The in-memory form of a task's delta: what the format reader produces, what the compressor
+ * builds, what the cache holds and what the engine applies. Values are always decoded to fp32
+ * in memory (a file may store fp16); they are the already-rescaled amounts to ADD to the base
+ * weight, element by element.
+ */
+
+/** Storage precision of delta values on disk. */
+export type DeltaValueDtype = 'F32' | 'F16';
+
+export type DeltaMethod = 'dare' | 'darex-q' | 'magnitude' | 'full';
+
+/** A weight whose delta keeps only some entries: `weight.flat[indices[k]] += values[k]`. */
+export interface SparseTensorDelta {
+  readonly kind: 'sparse';
+  readonly name: string;
+  /** Shape of the base weight this applies to. */
+  readonly shape: readonly number[];
+  /** Flat (row-major) positions, strictly increasing, each < product(shape). */
+  readonly indices: Uint32Array;
+  readonly values: Float32Array;
+  /** The rescale this tensor's kept values were multiplied by (1/(1-p) for DARE, 1/q for DAREx-q, 1 for magnitude). */
+  readonly rescale: number;
+}
+
+/** A weight kept whole (e.g. a classifier head): `weight.flat[i] += values[i]` for every i. */
+export interface DenseTensorDelta {
+  readonly kind: 'dense';
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly values: Float32Array;
+}
+
+export type TensorDelta = SparseTensorDelta | DenseTensorDelta;
+
+export interface DeltaMetadata {
+  /** Version of the delta file format; readers refuse versions they do not know. */
+  readonly formatVersion: 1;
+  /** sha256 (hex) of the base weights the delta applies to; see src/onnx/fingerprint.ts. */
+  readonly baseFingerprint: string;
+  readonly method: DeltaMethod;
+  /** Drop rate p in [0, 1). */
+  readonly dropRate: number;
+  /** Global rescale factor applied to kept sparse values (per-tensor factors live on the tensors). */
+  readonly rescale: number;
+  /** RNG seed of the random drop, or null for deterministic methods. */
+  readonly seed: number | null;
+  readonly valueDtype: DeltaValueDtype;
+  /** sha256 (hex) of the ONNX files the delta was computed from, when known. */
+  readonly sourceBaseSha256: string | null;
+  readonly sourceFinetunedSha256: string | null;
+  /** Free-form provenance (tool version, q search results...), string to string. */
+  readonly extra: Readonly<Record<string, string>>;
+}
+
+export interface Delta {
+  readonly metadata: DeltaMetadata;
+  readonly tensors: readonly TensorDelta[];
+}
+
+/** Name → shape of every weight the base model exposes for patching. */
+export type BaseWeightShapes = ReadonlyMap<string, readonly number[]>;
