@@ -1,0 +1,12 @@
+/**
+ * The one place that imports `onnx-proto` (protobufjs static code generated from onnx.proto).
+ * The package is CommonJS, so its namespace arrives as a default import; `export import` gives
+ * the rest of the project `onnx` as both a value (`onnx.ModelProto.decode`) and a type
+ * namespace (`onnx.ModelProto`), which `const { onnx } = onnxProto` alone cannot.
+ */
+import onnxProto from 'onnx-proto';
+
+export import onnx = onnxProto.onnx;
+
+/** An int64 proto field as protobufjs hands it over: a number, or a `Long` when `long` is installed. */
+export type Int64 = number | { readonly low: number; readonly high: number; readonly unsigned: boolean };
