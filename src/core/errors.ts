@@ -12,6 +12,7 @@ import createError from '@fastify/error';
 // --- configuration and CLI --------------------------------------------------------------------
 export const DS_ERR_CLI_USAGE = createError('DS_ERR_CLI_USAGE', '%s', 400);
 export const DS_ERR_FILE_READ = createError('DS_ERR_FILE_READ', 'Cannot read %s: %s', 500);
+export const DS_ERR_DATASET_INVALID = createError('DS_ERR_DATASET_INVALID', 'Sample set %s is invalid: %s', 422);
 
 // --- safetensors container (src/deltas/format/safetensors.ts) ---------------------------------
 export const DS_ERR_ST_TRUNCATED = createError('DS_ERR_ST_TRUNCATED', 'Safetensors file is truncated: %s', 422);
@@ -37,9 +38,44 @@ export const DS_ERR_ONNX_INCOMPATIBLE = createError('DS_ERR_ONNX_INCOMPATIBLE', 
 // --- compression (src/compress) ----------------------------------------------------------------
 
 // --- engine (src/engine) -----------------------------------------------------------------------
+export const DS_ERR_INFER_BAD_INPUT = createError('DS_ERR_INFER_BAD_INPUT', 'Invalid inference input: %s', 400);
+export const DS_ERR_ENGINE_NOT_READY = createError('DS_ERR_ENGINE_NOT_READY', 'Engine is not ready: %s', 503);
+export const DS_ERR_ENGINE_CRASHED = createError('DS_ERR_ENGINE_CRASHED', 'Engine worker stopped while handling the request: %s', 503);
+export const DS_ERR_ENGINE_START_FAILED = createError('DS_ERR_ENGINE_START_FAILED', 'Engine could not start: %s', 500);
+export const DS_ERR_TASK_UNAVAILABLE = createError('DS_ERR_TASK_UNAVAILABLE', 'Task %s is unavailable: %s', 503);
 
 // --- delta sources and cache (src/deltas/source, src/deltas/cache) -----------------------------
+// Fetch failures are 503: the client cannot fix them, an operator (or time) can. URIs in the
+// messages are redacted (no userinfo, no query string: presigned URLs carry credentials there).
+export const DS_ERR_SOURCE_BAD_OPTION = createError('DS_ERR_SOURCE_BAD_OPTION', 'Delta source option %s is invalid: %s', 500);
+export const DS_ERR_SOURCE_BAD_URI = createError('DS_ERR_SOURCE_BAD_URI', 'Delta URI %s is invalid: %s', 503);
+export const DS_ERR_SOURCE_SCHEME_NOT_ALLOWED = createError('DS_ERR_SOURCE_SCHEME_NOT_ALLOWED', 'Delta URI %s uses scheme %s, which is not allowed (allowed: %s)', 503);
+export const DS_ERR_SOURCE_HOST_NOT_ALLOWED = createError('DS_ERR_SOURCE_HOST_NOT_ALLOWED', 'Delta URI %s names host %s, which is not in the allowed hosts (%s)', 503);
+export const DS_ERR_SOURCE_BAD_SHA256 = createError('DS_ERR_SOURCE_BAD_SHA256', 'Expected sha256 of delta %s must be 64 hex digits, got %s', 503);
+export const DS_ERR_SOURCE_OUTSIDE_ROOT = createError('DS_ERR_SOURCE_OUTSIDE_ROOT', 'Delta path %s resolves outside the delta root %s', 503);
+export const DS_ERR_SOURCE_FILE_MISSING = createError('DS_ERR_SOURCE_FILE_MISSING', 'Delta file %s does not exist: %s', 503);
+export const DS_ERR_SOURCE_FILE_UNREADABLE = createError('DS_ERR_SOURCE_FILE_UNREADABLE', 'Delta file %s cannot be read: %s', 503);
+export const DS_ERR_SOURCE_NOT_FOUND = createError('DS_ERR_SOURCE_NOT_FOUND', 'Delta %s was not found: the server answered HTTP %s', 503);
+export const DS_ERR_SOURCE_HTTP_STATUS = createError('DS_ERR_SOURCE_HTTP_STATUS', 'Fetching delta %s failed: the server answered HTTP %s', 503);
+export const DS_ERR_SOURCE_TOO_MANY_REDIRECTS = createError('DS_ERR_SOURCE_TOO_MANY_REDIRECTS', 'Fetching delta %s followed more than %s redirects', 503);
+export const DS_ERR_SOURCE_TIMEOUT = createError('DS_ERR_SOURCE_TIMEOUT', 'Fetching delta %s timed out: %s', 503);
+export const DS_ERR_SOURCE_CONNECTION = createError('DS_ERR_SOURCE_CONNECTION', 'Fetching delta %s failed: %s', 503);
+export const DS_ERR_SOURCE_TRUNCATED = createError('DS_ERR_SOURCE_TRUNCATED', 'Delta %s is truncated: received %s of %s bytes', 503);
+export const DS_ERR_SOURCE_TOO_LARGE = createError('DS_ERR_SOURCE_TOO_LARGE', 'Delta %s is larger than the limit of %s bytes: %s', 503);
+export const DS_ERR_SOURCE_RETRIES_EXHAUSTED = createError('DS_ERR_SOURCE_RETRIES_EXHAUSTED', 'Fetching delta %s failed after %s attempts, last error: %s', 503);
+export const DS_ERR_SOURCE_CHECKSUM_MISMATCH = createError('DS_ERR_SOURCE_CHECKSUM_MISMATCH', 'Delta %s has sha256 %s but %s was expected', 503);
+export const DS_ERR_CACHE_BAD_OPTION = createError('DS_ERR_CACHE_BAD_OPTION', 'Delta cache option %s is invalid: %s', 500);
+export const DS_ERR_CACHE_DELTA_TOO_LARGE = createError('DS_ERR_CACHE_DELTA_TOO_LARGE', 'Delta %s takes %s bytes, more than the whole delta cache (%s bytes)', 507);
+export const DS_ERR_CACHE_NO_ROOM = createError('DS_ERR_CACHE_NO_ROOM', 'Delta %s needs %s bytes but the delta cache cannot free them: %s', 503);
+export const DS_ERR_CACHE_PIN_NO_ROOM = createError('DS_ERR_CACHE_PIN_NO_ROOM', 'Cannot pin delta %s: %s', 507);
+export const DS_ERR_CACHE_LOAD_CANCELLED = createError('DS_ERR_CACHE_LOAD_CANCELLED', 'Loading delta %s was cancelled: %s', 503);
 
 // --- scheduler (src/scheduler) -----------------------------------------------------------------
+export const DS_ERR_SCHEDULER_BAD_OPTION = createError('DS_ERR_SCHEDULER_BAD_OPTION', 'Scheduler option %s is invalid: %s', 500);
+/** Carries `retryAfterSeconds` (see src/scheduler/scheduler.ts) for the HTTP `Retry-After` header. */
+export const DS_ERR_OVERLOADED = createError('DS_ERR_OVERLOADED', 'Server is overloaded: %s; retry after %s s', 503);
+export const DS_ERR_DEADLINE_EXCEEDED = createError('DS_ERR_DEADLINE_EXCEEDED', 'Request for task %s passed its deadline after waiting %s ms in the queue', 504);
+export const DS_ERR_SHUTTING_DOWN = createError('DS_ERR_SHUTTING_DOWN', 'Server is shutting down: %s', 503);
+export const DS_ERR_SCHEDULER_BAD_BATCH_RESULT = createError('DS_ERR_SCHEDULER_BAD_BATCH_RESULT', 'runBatch for task %s returned %s results for %s requests', 500);
 
 // --- HTTP, tenants, registry (src/http, src/tenant, src/registry) ------------------------------

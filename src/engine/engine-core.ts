@@ -1,0 +1,133 @@
+/**
+ * Everything the engine does with a prepared base, independent of threads: take the task's
+ * delta from the cache, activate it, run the batch, split the results. The worker wraps this
+ * in a message loop; tests drive it directly.
+ *
+ * Concurrency: `run` calls must not overlap (the worker serialises them); cache loads may run
+ * between runs. A batch holds a lease on its delta for the whole run, so eviction can never
+ * pull a delta out from under a running batch (the vLLM #14497 failure).
+ */
+import * as ort from 'onnxruntime-node';
+import { DS_ERR_INFER_BAD_INPUT } from '../core/errors.js';
+import type { Delta } from '../deltas/types.js';
+import type { ActivationStats } from './activator.js';
+import { batchSignature, batchSizeOf, concatBatch, splitBatch } from './batching.js';
+import { runSession } from './ort-session.js';
+import type { PreparedBase } from './prepare-base.js';
+import { elementCount, elementTypeOf, type NamedTensors } from './tensors.js';
+
+export interface DeltaLease {
+  readonly delta: Delta;
+  release(): void;
+}
+
+/** What the core needs from the delta cache. */
+export interface LeasingDeltaCache {
+  acquire(key: string): Promise<{ lease: DeltaLease; hit: boolean }>;
+}
+
+export interface BatchResult {
+  readonly outputs: NamedTensors[];
+  readonly activation: ActivationStats;
+  readonly cacheHit: boolean;
+  readonly inferMs: number;
+}
+
+export class EngineCore {
+  private readonly weightTensors: Record<string, ort.Tensor>;
+  private running = false;
+
+  constructor(
+    readonly base: PreparedBase,
+    private readonly cache: LeasingDeltaCache,
+  ) {
+    this.weightTensors = {};
+    for (const [name, weight] of base.weightFeeds) {
+      // Wraps the buffer without copying: in-place patches are seen by the next run.
+      this.weightTensors[name] = new ort.Tensor('float32', weight.data, weight.shape);
+    }
+  }
+
+  get activeKey(): string | null {
+    return this.base.activator.activeKey;
+  }
+
+  /** Runs requests for one task (`null` = the base model) as few ORT runs as their shapes allow. */
+  async run(taskKey: string | null, requests: readonly NamedTensors[]): Promise<BatchResult> {
+    if (this.running) throw new Error('EngineCore.run called while a run is in progress');
+    this.running = true;
+    let lease: DeltaLease | null = null;
+    try {
+      for (const request of requests) this.checkInputs(request);
+      let cacheHit = true;
+      if (taskKey !== null) {
+        const acquired = await this.cache.acquire(taskKey);
+        lease = acquired.lease;
+        cacheHit = acquired.hit;
+      }
+      const activation = lease ? this.base.activator.activate(taskKey!, lease.delta) : this.base.activator.deactivate();
+      const started = performance.now();
+      const outputs = await this.runGrouped(requests);
+      return { outputs, activation, cacheHit, inferMs: performance.now() - started };
+    } finally {
+      lease?.release();
+      this.running = false;
+    }
+  }
+
+  async release(): Promise<void> {
+    await this.base.session.release();
+  }
+
+  private async runGrouped(requests: readonly NamedTensors[]): Promise<NamedTensors[]> {
+    const groups = new Map<string, number[]>();
+    requests.forEach((request, i) => {
+      const signature = batchSignature(request);
+      const group = groups.get(signature);
+      if (group) group.push(i);
+      else groups.set(signature, [i]);
+    });
+    const outputs: NamedTensors[] = new Array(requests.length);
+    const feeds = this.extraFeeds();
+    for (const members of groups.values()) {
+      const batch = members.map((i) => requests[i]!);
+      const result = await runSession(this.base.session, concatBatch(batch), feeds);
+      const pieces = splitBatch(result, batch.map(batchSizeOf));
+      members.forEach((requestIndex, k) => (outputs[requestIndex] = pieces[k]!));
+    }
+    return outputs;
+  }
+
+  private extraFeeds(): Record<string, ort.Tensor> {
+    const activator = this.base.activator;
+    if (activator.mode === 'patch') return this.weightTensors;
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [name, kind, data] of activator.deltaFeeds()) {
+      feeds[name] = new ort.Tensor(kind === 'indices' ? 'int32' : 'float32', data, [data.length]);
+    }
+    return feeds;
+  }
+
+  /** Inputs must match the model's signature exactly; the HTTP layer checks too, this is the backstop. */
+  private checkInputs(request: NamedTensors): void {
+    const expected = this.base.io.inputs;
+    for (const input of expected) {
+      const tensor = request[input.name];
+      if (!tensor) throw new DS_ERR_INFER_BAD_INPUT(`missing input ${input.name}`);
+      const type = elementTypeOf(input.datatype);
+      if (tensor.type !== type) {
+        throw new DS_ERR_INFER_BAD_INPUT(`input ${input.name} must be ${input.datatype}, got ${tensor.type}`);
+      }
+      const shape = input.shape;
+      if (shape && (tensor.dims.length !== shape.length || shape.some((d, i) => d >= 0 && d !== tensor.dims[i]))) {
+        throw new DS_ERR_INFER_BAD_INPUT(`input ${input.name} has shape [${tensor.dims}], the model takes [${shape}]`);
+      }
+      if (tensor.data.length !== elementCount(tensor.dims)) {
+        throw new DS_ERR_INFER_BAD_INPUT(`input ${input.name} has ${tensor.data.length} values for shape [${tensor.dims}]`);
+      }
+      if (tensor.dims[0] === 0) throw new DS_ERR_INFER_BAD_INPUT(`input ${input.name} has an empty batch`);
+    }
+    const unknown = Object.keys(request).find((name) => !expected.some((input) => input.name === name));
+    if (unknown) throw new DS_ERR_INFER_BAD_INPUT(`unknown input ${unknown}`);
+  }
+}
