@@ -1,0 +1,234 @@
+/**
+ * The delta file: a safetensors container whose entries are each weight's sparse indices and
+ * values (or dense values) and whose `__metadata__` describes the delta. Layout and rules are
+ * specified in docs/delta-format.md; the names and metadata keys live in ./delta-schema.ts.
+ *
+ * `decodeDelta` validates everything before it returns anything, cheapest checks first
+ * (container, metadata, base fingerprint, names and shapes against the base, entry dtypes and
+ * counts) and the per-element passes last, so a wrong file is usually refused before its data
+ * is touched, and a caller never holds a partially valid delta.
+ *
+ * Memory ownership: by default decoded `indices` and fp32 `values` are zero-copy views of
+ * `bytes.buffer` (when aligned, which files written here always are if `bytes` starts 8-aligned,
+ * as Node's file and network buffers do). Such a delta keeps the whole underlying buffer alive,
+ * and the caller must not overwrite or reuse `bytes` while the delta is in use. Pass
+ * `{ copy: true }` to get arrays that own their memory. fp16 values are always fresh arrays.
+ * Input over a SharedArrayBuffer is copied once up front (views of it would not be safe).
+ */
+import {
+  DS_ERR_DELTA_BAD_TENSOR,
+  DS_ERR_DELTA_BASE_MISMATCH,
+  DS_ERR_DELTA_COUNT_MISMATCH,
+  DS_ERR_DELTA_SHAPE_MISMATCH,
+  DS_ERR_DELTA_UNKNOWN_TENSOR,
+} from '../../core/errors.js';
+import type { BaseWeightShapes, Delta, DeltaValueDtype, TensorDelta } from '../types.js';
+import { checkFinite, checkSparseIndices, widenFloat16Checked } from './delta-checks.js';
+import {
+  checkDeltaMetadata,
+  decodeDeltaMetadata,
+  DENSE_SUFFIX,
+  encodeDeltaMetadata,
+  INDICES_SUFFIX,
+  sortedTensors,
+  type TensorRecord,
+  VALUES_SUFFIX,
+} from './delta-schema.js';
+import { float32ArrayToFloat16 } from './float16.js';
+import {
+  entryView,
+  parseSafetensors,
+  shapeNumel,
+  writeSafetensors,
+  type SafetensorsEntry,
+  type SafetensorsTensorInput,
+} from './safetensors.js';
+
+export { inspectDelta, type DeltaStats, type TensorStats } from './delta-inspect.js';
+
+export interface DecodeDeltaOptions {
+  /** Shapes of the base model's weights: every delta tensor must name one, with the same shape. */
+  readonly baseShapes?: BaseWeightShapes;
+  /** Fingerprint of the base in use; a delta made for another base is refused. */
+  readonly expectedBaseFingerprint?: string;
+  /** Return arrays that own their memory instead of views of `bytes.buffer`. Default false. */
+  readonly copy?: boolean;
+}
+
+function describeShape(shape: readonly number[]): string {
+  return `[${shape.join(', ')}]`;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((dim, i) => dim === b[i]);
+}
+
+function badTensor(name: string, reason: string): Error {
+  return new DS_ERR_DELTA_BAD_TENSOR(JSON.stringify(name), reason);
+}
+
+// ---- encoding ---------------------------------------------------------------------------------
+
+function checkTensorForEncoding(tensor: TensorDelta): void {
+  const { name, shape } = tensor;
+  if (typeof name !== 'string' || name.length === 0) throw badTensor(String(name), 'has an empty name');
+  if (!shape.every((dim) => Number.isSafeInteger(dim) && dim >= 0)) {
+    throw badTensor(name, `has shape ${describeShape(shape)}, not non-negative integers`);
+  }
+  const numel = shapeNumel(shape);
+  if (tensor.kind === 'dense') {
+    if (tensor.values.length !== numel) {
+      throw badTensor(name, `is dense with ${tensor.values.length} values but shape ${describeShape(shape)} holds ${numel}`);
+    }
+    checkFinite(name, tensor.values, null);
+    return;
+  }
+  if (!Number.isFinite(tensor.rescale) || tensor.rescale <= 0) {
+    throw badTensor(name, `has rescale ${tensor.rescale}, not a finite number > 0`);
+  }
+  if (tensor.indices.length !== tensor.values.length) {
+    throw new DS_ERR_DELTA_COUNT_MISMATCH(JSON.stringify(name), tensor.indices.length, tensor.values.length);
+  }
+  checkSparseIndices(name, tensor.indices, shape, numel);
+  checkFinite(name, tensor.values, tensor.indices);
+}
+
+function storedValues(name: string, values: Float32Array, valueDtype: DeltaValueDtype): Float32Array | Uint16Array {
+  if (valueDtype === 'F32') return values;
+  const half = float32ArrayToFloat16(values);
+  for (let i = 0; i < half.length; i++) {
+    if ((half[i]! & 0x7c00) === 0x7c00) {
+      throw badTensor(name, `value ${values[i]} at position ${i} is outside the fp16 range (±65504)`);
+    }
+  }
+  return half;
+}
+
+/**
+ * Serialises a delta. Validates it first with the decoder's rules (and refuses values that
+ * overflow fp16), so it never writes a file `decodeDelta` would reject. Canonical: tensor
+ * order in `delta.tensors` and key order in `extra` do not affect the bytes.
+ */
+export function encodeDelta(delta: Delta): Uint8Array {
+  checkDeltaMetadata(delta.metadata);
+  const { valueDtype } = delta.metadata;
+  const seen = new Set<string>();
+  const entries: SafetensorsTensorInput[] = [];
+  for (const tensor of sortedTensors(delta)) {
+    if (seen.has(tensor.name)) throw badTensor(tensor.name, 'appears twice in the delta');
+    seen.add(tensor.name);
+    checkTensorForEncoding(tensor);
+    const values = storedValues(tensor.name, tensor.values, valueDtype);
+    if (tensor.kind === 'dense') {
+      entries.push({ name: tensor.name + DENSE_SUFFIX, dtype: valueDtype, shape: tensor.shape, data: values });
+    } else {
+      entries.push({ name: tensor.name + INDICES_SUFFIX, dtype: 'U32', shape: [tensor.indices.length], data: tensor.indices });
+      entries.push({ name: tensor.name + VALUES_SUFFIX, dtype: valueDtype, shape: [values.length], data: values });
+    }
+  }
+  return writeSafetensors(entries, encodeDeltaMetadata(delta));
+}
+
+// ---- decoding ---------------------------------------------------------------------------------
+
+/** A tensor whose structure has been checked but whose data has not been read yet. */
+type PlannedTensor =
+  | { readonly name: string; readonly record: TensorRecord; readonly kind: 'sparse'; readonly indices: SafetensorsEntry; readonly values: SafetensorsEntry }
+  | { readonly name: string; readonly record: TensorRecord; readonly kind: 'dense'; readonly values: SafetensorsEntry };
+
+function takeEntry(
+  entries: ReadonlyMap<string, SafetensorsEntry>,
+  consumed: Set<string>,
+  name: string,
+  suffix: string,
+  dtype: string,
+): SafetensorsEntry {
+  const entryName = name + suffix;
+  const entry = entries.get(entryName);
+  if (entry === undefined) throw badTensor(name, `is listed in the metadata but the file has no ${JSON.stringify(entryName)} entry`);
+  if (entry.dtype !== dtype) throw badTensor(name, `entry ${JSON.stringify(entryName)} has dtype ${entry.dtype}, expected ${dtype}`);
+  consumed.add(entryName);
+  return entry;
+}
+
+function requireRank1(name: string, suffix: string, entry: SafetensorsEntry): number {
+  if (entry.shape.length !== 1) {
+    throw badTensor(name, `entry ${JSON.stringify(name + suffix)} has shape ${describeShape(entry.shape)}, expected rank 1 [nnz]`);
+  }
+  return entry.shape[0]!;
+}
+
+function planTensor(
+  name: string,
+  record: TensorRecord,
+  entries: ReadonlyMap<string, SafetensorsEntry>,
+  consumed: Set<string>,
+  valueDtype: DeltaValueDtype,
+): PlannedTensor {
+  if (record.encoding === 'dense') {
+    const values = takeEntry(entries, consumed, name, DENSE_SUFFIX, valueDtype);
+    if (!sameShape(values.shape, record.shape)) {
+      throw badTensor(name, `entry has shape ${describeShape(values.shape)} but the metadata says ${describeShape(record.shape)}`);
+    }
+    return { name, record, kind: 'dense', values };
+  }
+  const indices = takeEntry(entries, consumed, name, INDICES_SUFFIX, 'U32');
+  const values = takeEntry(entries, consumed, name, VALUES_SUFFIX, valueDtype);
+  const indexCount = requireRank1(name, INDICES_SUFFIX, indices);
+  const valueCount = requireRank1(name, VALUES_SUFFIX, values);
+  if (indexCount !== valueCount) throw new DS_ERR_DELTA_COUNT_MISMATCH(JSON.stringify(name), indexCount, valueCount);
+  return { name, record, kind: 'sparse', indices, values };
+}
+
+/**
+ * Parses and fully validates a delta file. Throws the specific DS_ERR_ST_* / DS_ERR_DELTA_*
+ * error for the first problem found. Tensors come back sorted by name (code-unit order).
+ * See the module comment for which arrays share memory with `bytes`.
+ */
+export function decodeDelta(input: Uint8Array, options: DecodeDeltaOptions = {}): Delta {
+  // Another thread could change shared memory between validation and use, and ORT refuses
+  // typed arrays over a SharedArrayBuffer: take a private copy first.
+  const bytes = input.buffer instanceof ArrayBuffer ? input : input.slice();
+  const parsed = parseSafetensors(bytes);
+  const { metadata, tensors: records } = decodeDeltaMetadata(parsed.metadata);
+  const { baseShapes, expectedBaseFingerprint } = options;
+  if (expectedBaseFingerprint !== undefined && metadata.baseFingerprint !== expectedBaseFingerprint) {
+    throw new DS_ERR_DELTA_BASE_MISMATCH(metadata.baseFingerprint, expectedBaseFingerprint);
+  }
+
+  const consumed = new Set<string>();
+  const plans: PlannedTensor[] = [];
+  for (const [name, record] of records) {
+    if (baseShapes !== undefined) {
+      const baseShape = baseShapes.get(name);
+      if (baseShape === undefined) throw new DS_ERR_DELTA_UNKNOWN_TENSOR(JSON.stringify(name));
+      if (!sameShape(record.shape, baseShape)) {
+        throw new DS_ERR_DELTA_SHAPE_MISMATCH(JSON.stringify(name), describeShape(record.shape), describeShape(baseShape));
+      }
+    }
+    plans.push(planTensor(name, record, parsed.tensors, consumed, metadata.valueDtype));
+  }
+  for (const entryName of parsed.tensors.keys()) {
+    if (!consumed.has(entryName)) throw badTensor(entryName, 'is an entry of the file but no tensor in the metadata claims it');
+  }
+
+  const own = options.copy === true;
+  const { dataOffset } = parsed;
+  const floatValues = (plan: PlannedTensor, indices: Uint32Array | null): Float32Array => {
+    if (plan.values.dtype === 'F16') {
+      return widenFloat16Checked(plan.name, entryView(bytes, dataOffset, { ...plan.values, dtype: 'F16' }), indices);
+    }
+    const view = entryView(bytes, dataOffset, { ...plan.values, dtype: 'F32' });
+    checkFinite(plan.name, view, indices);
+    return own && view.buffer === bytes.buffer ? view.slice() : view;
+  };
+  const tensors: TensorDelta[] = plans.map((plan) => {
+    const shape = [...plan.record.shape];
+    if (plan.kind === 'dense') return { kind: 'dense', name: plan.name, shape, values: floatValues(plan, null) };
+    const view = entryView(bytes, dataOffset, { ...plan.indices, dtype: 'U32' });
+    checkSparseIndices(plan.name, view, shape, shapeNumel(shape));
+    const indices = own && view.buffer === bytes.buffer ? view.slice() : view;
+    return { kind: 'sparse', name: plan.name, shape, indices, values: floatValues(plan, indices), rescale: plan.record.rescale };
+  });
+  return { metadata, tensors };
+}

@@ -1,0 +1,110 @@
+/**
+ * Per-tensor and total statistics of a delta, as the CLI's `inspect` prints them. Sizes are what
+ * `encodeDelta` would write, computed from the layout without encoding anything.
+ */
+import type { Delta, TensorDelta } from '../types.js';
+import { encodeDeltaMetadata, sortedTensors, tensorEntrySpecs, VALUE_DTYPE_SIZE } from './delta-schema.js';
+import { layoutSafetensors, shapeNumel } from './safetensors.js';
+
+export interface TensorStats {
+  readonly name: string;
+  readonly kind: TensorDelta['kind'];
+  readonly shape: readonly number[];
+  /** Elements of the base weight. */
+  readonly numel: number;
+  /** Stored values (all `numel` of them for a dense tensor). */
+  readonly nnz: number;
+  /** nnz / numel (0 for an empty weight). */
+  readonly density: number;
+  /** Extremes and mean |value| over the stored values; null when nothing is stored. */
+  readonly minValue: number | null;
+  readonly maxValue: number | null;
+  readonly meanAbs: number | null;
+  /** Data bytes of this tensor's entries in the file (indices + values), header excluded. */
+  readonly bytesOnDisk: number;
+  /** bytesOnDisk × 8 / numel. */
+  readonly bitsPerParam: number;
+}
+
+export interface DeltaStats {
+  readonly tensors: readonly TensorStats[];
+  readonly totals: {
+    readonly tensorCount: number;
+    readonly numel: number;
+    readonly nnz: number;
+    readonly density: number;
+    readonly minValue: number | null;
+    readonly maxValue: number | null;
+    readonly meanAbs: number | null;
+    /** Sum of the tensors' bytesOnDisk. */
+    readonly dataBytes: number;
+    /** Exact size of the encoded file, header included. */
+    readonly fileBytes: number;
+    /** fileBytes × 8 / numel: what the delta costs per parameter it covers. */
+    readonly bitsPerParam: number;
+  };
+}
+
+function ratio(numerator: number, denominator: number): number {
+  return denominator === 0 ? 0 : numerator / denominator;
+}
+
+/** Statistics of every tensor (sorted by name, like the file) and of the whole delta. */
+export function inspectDelta(delta: Delta): DeltaStats {
+  const valueSize = VALUE_DTYPE_SIZE[delta.metadata.valueDtype];
+  let totalNumel = 0;
+  let totalNnz = 0;
+  let totalData = 0;
+  let totalAbs = 0;
+  let min = Infinity;
+  let max = -Infinity;
+  const tensors = sortedTensors(delta).map((tensor): TensorStats => {
+    const numel = shapeNumel(tensor.shape);
+    const nnz = tensor.values.length;
+    let tensorMin = Infinity;
+    let tensorMax = -Infinity;
+    let sumAbs = 0;
+    for (const value of tensor.values) {
+      if (value < tensorMin) tensorMin = value;
+      if (value > tensorMax) tensorMax = value;
+      sumAbs += Math.abs(value);
+    }
+    const bytesOnDisk = nnz * valueSize + (tensor.kind === 'sparse' ? nnz * 4 : 0);
+    totalNumel += numel;
+    totalNnz += nnz;
+    totalData += bytesOnDisk;
+    totalAbs += sumAbs;
+    min = Math.min(min, tensorMin);
+    max = Math.max(max, tensorMax);
+    return {
+      name: tensor.name,
+      kind: tensor.kind,
+      shape: [...tensor.shape],
+      numel,
+      nnz,
+      density: ratio(nnz, numel),
+      minValue: nnz === 0 ? null : tensorMin,
+      maxValue: nnz === 0 ? null : tensorMax,
+      meanAbs: nnz === 0 ? null : sumAbs / nnz,
+      bytesOnDisk,
+      bitsPerParam: ratio(bytesOnDisk * 8, numel),
+    };
+  });
+  const specs = delta.tensors.flatMap((tensor) => tensorEntrySpecs(tensor, delta.metadata.valueDtype));
+  const { fileBytes } = layoutSafetensors(specs, encodeDeltaMetadata(delta));
+  return {
+    tensors,
+    totals: {
+      tensorCount: tensors.length,
+      numel: totalNumel,
+      nnz: totalNnz,
+      density: ratio(totalNnz, totalNumel),
+      minValue: totalNnz === 0 ? null : min,
+      maxValue: totalNnz === 0 ? null : max,
+      meanAbs: totalNnz === 0 ? null : totalAbs / totalNnz,
+      dataBytes: totalData,
+      fileBytes,
+      bitsPerParam: ratio(fileBytes * 8, totalNumel),
+    },
+  };
+}
