@@ -5,6 +5,7 @@ import { prepareBase } from '../../src/engine/prepare-base.js';
 import type { ActivationMode } from '../../src/engine/activator.js';
 import type { Delta } from '../../src/deltas/types.js';
 import { SeededRng } from '../../src/core/rng.js';
+import type { NamedTensors } from '../../src/engine/tensors.js';
 import { buildTinyZoo, maxAbsDiff, mergeIndependently, runPlain, tokenBatch, type TinyZoo } from '../helpers/tiny-models.js';
 
 let zoo: TinyZoo;
@@ -121,7 +122,7 @@ test('inputs that do not match the model signature are refused with DS_ERR_INFER
   const core = await openCore('patch');
   try {
     const good = tokenBatch(1, 4, 5);
-    const cases = [
+    const cases: NamedTensors[] = [
       {},
       { ...good, extra: good.input_ids! },
       { input_ids: { type: 'float32' as const, dims: [1, 4], data: new Float32Array(4) } },
