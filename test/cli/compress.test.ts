@@ -1,0 +1,140 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { compressCommand } from '../../src/cli/commands/compress.js';
+import { evalCommand } from '../../src/cli/commands/eval.js';
+import { inspectCommand } from '../../src/cli/commands/inspect.js';
+import { decodeDelta } from '../../src/deltas/format/delta-file.js';
+import { writeSafetensors } from '../../src/deltas/format/safetensors.js';
+import { saveOnnxModel } from '../../src/onnx/model-file.js';
+import { syntheticFinetune } from '../../src/onnx/synthetic.js';
+import { LocalRunner } from '../../src/eval/local-runner.js';
+import { buildTinyZoo, maxAbsDiff, runPlain, tokenBatch, type TinyZoo } from '../helpers/tiny-models.js';
+import type { SparseTensorDelta } from '../../src/deltas/types.js';
+
+let zoo: TinyZoo;
+let tunedPath: string;
+const tunedModel = () => syntheticFinetune(zoo.base, { scale: 0.02, seed: 77 });
+
+before(async () => {
+  zoo = await buildTinyZoo({ tasks: 0 });
+  tunedPath = join(zoo.dir, 'tuned.onnx');
+  await saveOnnxModel(tunedModel(), tunedPath);
+});
+after(async () => zoo.cleanup());
+
+const args = (out: string, ...rest: string[]) => ['--base', zoo.basePath, '--finetuned', tunedPath, '--out', join(zoo.dir, out), ...rest];
+
+test('a p = 0 delta applied to the base reproduces the fine-tuned outputs within 1e-6', async () => {
+  await compressCommand(args('p0.safetensors', '--drop-rate', '0'));
+  const runner = await LocalRunner.open(zoo.basePath);
+  try {
+    const delta = decodeDelta(await readFile(join(zoo.dir, 'p0.safetensors')), {
+      baseShapes: runner.base.patchableShapes,
+      expectedBaseFingerprint: runner.base.fingerprint,
+    });
+    const inputs = tokenBatch(4, 8, 3);
+    const expected = await runPlain(tunedModel(), inputs);
+    const got = (await runner.run(inputs, delta)).logits!.data as Float32Array;
+    assert.ok(maxAbsDiff(got, expected) <= 1e-6, `diff ${maxAbsDiff(got, expected)}`);
+  } finally {
+    await runner.close();
+  }
+});
+
+test('the same seed writes byte-identical files; a different seed a different file', async () => {
+  await compressCommand(args('a.safetensors', '--seed', '5'));
+  await compressCommand(args('b.safetensors', '--seed', '5'));
+  await compressCommand(args('c.safetensors', '--seed', '6'));
+  const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((n) => readFile(join(zoo.dir, `${n}.safetensors`))));
+  assert.ok(a!.equals(b!));
+  assert.ok(!a!.equals(c!));
+});
+
+test('fp16 files decode to values within fp16 rounding of the fp32 file', async () => {
+  await compressCommand(args('f32.safetensors', '--seed', '1'));
+  await compressCommand(args('f16.safetensors', '--seed', '1', '--dtype', 'f16'));
+  const f32 = decodeDelta(await readFile(join(zoo.dir, 'f32.safetensors')));
+  const f16 = decodeDelta(await readFile(join(zoo.dir, 'f16.safetensors')));
+  assert.equal(f16.metadata.valueDtype, 'F16');
+  f32.tensors.forEach((t, i) => {
+    const other = f16.tensors[i]!;
+    assert.equal(other.name, t.name);
+    t.values.forEach((v, k) => assert.ok(Math.abs(v - other.values[k]!) <= Math.abs(v) * 1e-3 + 1e-7));
+  });
+});
+
+test('darex-q chooses q on unlabelled calibration samples and records it', async () => {
+  const calibration = join(zoo.dir, 'calibration.safetensors');
+  const tokens = tokenBatch(32, 8, 11).input_ids!;
+  await writeFile(calibration, writeSafetensors([{ name: 'input_ids', dtype: 'I64', shape: [32, 8], data: tokens.data }], {}));
+  const summary = await compressCommand(args('darex.safetensors', '--method', 'darex-q', '--drop-rate', '0.95', '--calibration', calibration));
+  assert.ok(summary.q !== null && summary.q >= 0.05 && summary.q <= 1, `q=${summary.q}`);
+  const delta = decodeDelta(await readFile(join(zoo.dir, 'darex.safetensors')));
+  assert.equal(delta.metadata.method, 'darex-q');
+  assert.ok(Math.abs(delta.metadata.rescale - 1 / summary.q!) < 1e-9);
+  assert.ok(delta.metadata.extra.q_search_steps!.length > 0);
+  const sparse = delta.tensors.find((t) => t.kind === 'sparse') as SparseTensorDelta;
+  assert.ok(Math.abs(sparse.rescale - 1 / summary.q!) < 1e-9);
+});
+
+test('eval reports accuracy of base and base + delta on a labelled set', async () => {
+  await compressCommand(args('p0b.safetensors', '--drop-rate', '0'));
+  const data = join(zoo.dir, 'labelled.safetensors');
+  const inputs = tokenBatch(64, 6, 21);
+  // Labels are what the fine-tuned model predicts, so base + its p = 0 delta must score 100 %.
+  const logits = await runPlain(tunedModel(), inputs);
+  const labels = Uint8Array.from({ length: 64 }, (_, s) => {
+    const row = Array.from(logits.subarray(s * 3, s * 3 + 3));
+    return row.indexOf(Math.max(...row));
+  });
+  await writeFile(
+    data,
+    writeSafetensors(
+      [
+        { name: 'input_ids', dtype: 'I64', shape: [64, 6], data: inputs.input_ids!.data },
+        { name: 'labels', dtype: 'U8', shape: [64], data: labels },
+      ],
+      {},
+    ),
+  );
+  const withDelta = await evalCommand(['--base', zoo.basePath, '--delta', join(zoo.dir, 'p0b.safetensors'), '--data', data]);
+  assert.equal(withDelta.accuracy, 1);
+  assert.equal(withDelta.samples, 64);
+  const baseOnly = await evalCommand(['--base', zoo.basePath, '--data', data]);
+  assert.ok(baseOnly.accuracy < 1);
+});
+
+test('inspect prints metadata and per-tensor rows', async () => {
+  await compressCommand(args('i.safetensors'));
+  const text = await inspectCommand(['--delta', join(zoo.dir, 'i.safetensors')]);
+  assert.match(text, /method: dare/);
+  assert.match(text, /classifier\.weight\s+dense/);
+  assert.match(text, /bits\/param/);
+  const json = JSON.parse(await inspectCommand(['--delta', join(zoo.dir, 'i.safetensors'), '--json']));
+  assert.equal(json.metadata.method, 'dare');
+});
+
+test('bad arguments and bad files give one clear line and a non-zero exit', () => {
+  const cli = (...argv: string[]) =>
+    spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', ...argv], { encoding: 'utf8' });
+  const cases: [string[], number, RegExp][] = [
+    [['compress', '--base', zoo.basePath], 2, /missing --finetuned/],
+    [['compress', ...args('x.safetensors', '--drop-rate', '1.5')], 2, /--drop-rate must be a number in \[0, 1\)/],
+    [['compress', ...args('x.safetensors', '--method', 'nope')], 2, /--method must be one of/],
+    [['compress', ...args('x.safetensors', '--method', 'darex-q')], 2, /needs --q or --calibration/],
+    [['compress', '--bogus'], 2, /Unknown option/],
+    [['inspect', '--delta', zoo.basePath], 1, /DS_ERR_ST_/],
+    [['inspect', '--delta', join(zoo.dir, 'missing.safetensors')], 1, /ENOENT|no such file/],
+    [['nope'], 2, /unknown command/],
+  ];
+  for (const [argv, code, pattern] of cases) {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', ...argv], { encoding: 'utf8' });
+    assert.equal(result.status, code, `${argv.join(' ')}: ${result.stderr}`);
+    assert.match(result.stderr, pattern);
+    assert.equal(result.stderr.trim().split('\n')[0]!.startsWith('error'), true, result.stderr);
+  }
+  assert.equal(cli('compress', '--help').status, 0);
+});
