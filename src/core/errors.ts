@@ -42,6 +42,7 @@ export const DS_ERR_INFER_BAD_INPUT = createError('DS_ERR_INFER_BAD_INPUT', 'Inv
 export const DS_ERR_ENGINE_NOT_READY = createError('DS_ERR_ENGINE_NOT_READY', 'Engine is not ready: %s', 503);
 export const DS_ERR_ENGINE_CRASHED = createError('DS_ERR_ENGINE_CRASHED', 'Engine worker stopped while handling the request: %s', 503);
 export const DS_ERR_ENGINE_START_FAILED = createError('DS_ERR_ENGINE_START_FAILED', 'Engine could not start: %s', 500);
+export const DS_ERR_TASK_UNKNOWN_TO_WORKER = createError('DS_ERR_TASK_UNKNOWN_TO_WORKER', 'Task %s was never described to the engine worker', 500);
 export const DS_ERR_TASK_UNAVAILABLE = createError('DS_ERR_TASK_UNAVAILABLE', 'Task %s is unavailable: %s', 503);
 
 // --- delta sources and cache (src/deltas/source, src/deltas/cache) -----------------------------
@@ -78,4 +79,29 @@ export const DS_ERR_DEADLINE_EXCEEDED = createError('DS_ERR_DEADLINE_EXCEEDED', 
 export const DS_ERR_SHUTTING_DOWN = createError('DS_ERR_SHUTTING_DOWN', 'Server is shutting down: %s', 503);
 export const DS_ERR_SCHEDULER_BAD_BATCH_RESULT = createError('DS_ERR_SCHEDULER_BAD_BATCH_RESULT', 'runBatch for task %s returned %s results for %s requests', 500);
 
+// --- telemetry (src/telemetry) -----------------------------------------------------------------
+export const DS_ERR_TELEMETRY_BAD_OPTION = createError('DS_ERR_TELEMETRY_BAD_OPTION', 'Telemetry option %s is invalid: %s', 500);
+
 // --- HTTP, tenants, registry (src/http, src/tenant, src/registry) ------------------------------
+// Start-up problems are 500: they stop the process before any client exists. Client mistakes are
+// 4xx; a task a tenant may not use answers DS_ERR_MODEL_NOT_FOUND exactly like a missing one.
+export const DS_ERR_CONFIG_INVALID = createError('DS_ERR_CONFIG_INVALID', 'Invalid configuration (%s): %s: %s', 500);
+export const DS_ERR_MANIFEST_INVALID = createError('DS_ERR_MANIFEST_INVALID', 'Model manifest %s is invalid: %s: %s', 500);
+export const DS_ERR_REGISTRY_STATE_INVALID = createError('DS_ERR_REGISTRY_STATE_INVALID', 'Registry state file %s is invalid: %s', 500);
+export const DS_ERR_REGISTRY_PERSIST_FAILED = createError('DS_ERR_REGISTRY_PERSIST_FAILED', 'Registry change was not saved to %s (nothing changed): %s', 500);
+export const DS_ERR_TASK_NOT_REGISTERED = createError('DS_ERR_TASK_NOT_REGISTERED', 'Task %s is not registered', 404);
+export const DS_ERR_TASK_EXISTS = createError('DS_ERR_TASK_EXISTS', 'Task %s is already registered (use PUT /admin/tasks/%s to add a version)', 409);
+export const DS_ERR_TASK_VERSION_CONFLICT = createError('DS_ERR_TASK_VERSION_CONFLICT', 'Task %s version %s is already registered with a different delta; versions are immutable, register a new version', 409);
+export const DS_ERR_TASK_REJECTED = createError('DS_ERR_TASK_REJECTED', 'Task %s was not registered: %s', 422);
+export const DS_ERR_BASE_RESERVED = createError('DS_ERR_BASE_RESERVED', 'The name "base" is reserved for the base model: %s', 400);
+export const DS_ERR_UNAUTHENTICATED = createError('DS_ERR_UNAUTHENTICATED', 'Authentication failed: %s', 401);
+export const DS_ERR_ADMIN_REQUIRED = createError('DS_ERR_ADMIN_REQUIRED', 'Route %s requires the admin key', 403);
+export const DS_ERR_MODEL_NOT_FOUND = createError('DS_ERR_MODEL_NOT_FOUND', 'Model %s not found', 404);
+export const DS_ERR_ROUTE_NOT_FOUND = createError('DS_ERR_ROUTE_NOT_FOUND', 'Route %s %s not found', 404);
+/** Carries `retryAfterSeconds` for the HTTP `Retry-After` header. */
+export const DS_ERR_RATE_LIMITED = createError('DS_ERR_RATE_LIMITED', 'Tenant %s exceeded its rate limit of %s requests/s (burst %s); retry after %s s', 429);
+/** Carries `retryAfterSeconds` for the HTTP `Retry-After` header. */
+export const DS_ERR_CONCURRENCY_LIMITED = createError('DS_ERR_CONCURRENCY_LIMITED', 'Tenant %s already has %s requests in flight, its limit; retry after %s s', 429);
+export const DS_ERR_BAD_TIMEOUT = createError('DS_ERR_BAD_TIMEOUT', 'Request timeout %s is invalid: expected a positive integer of milliseconds, got %s', 400);
+export const DS_ERR_IMAGE_INVALID = createError('DS_ERR_IMAGE_INVALID', 'Image is invalid: %s', 400);
+export const DS_ERR_NOT_IMAGE_MODEL = createError('DS_ERR_NOT_IMAGE_MODEL', 'Model %s cannot classify images: %s', 400);

@@ -1,0 +1,96 @@
+/**
+ * The main thread's handle on one engine worker: start it, call it, notice when it dies.
+ * A dead worker fails every call in flight at once (DS_ERR_ENGINE_CRASHED) — nothing waits
+ * for a reply that cannot come. Restarting is the Engine's decision, not this class's.
+ */
+import { Worker } from 'node:worker_threads';
+import { DS_ERR_ENGINE_CRASHED, DS_ERR_ENGINE_START_FAILED } from '../core/errors.js';
+import {
+  deserializeError,
+  type EngineEvent,
+  type ReadyInfo,
+  type WorkerMessage,
+  type WorkerRequest,
+} from './protocol.js';
+import type { WorkerOptions } from './worker-options.js';
+
+type Pending = { resolve: (value: unknown) => void; reject: (error: Error) => void };
+type Call = WorkerRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
+
+const RUNNING_FROM_SOURCE = import.meta.url.endsWith('.ts');
+const WORKER_URL = new URL(RUNNING_FROM_SOURCE ? './worker-from-source.mjs' : './worker.js', import.meta.url);
+
+export class WorkerClient {
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private exited = false;
+  readonly ready: Promise<ReadyInfo>;
+  /** Resolves when the worker has exited, for whatever reason. */
+  readonly exit: Promise<Error>;
+
+  constructor(options: WorkerOptions, onEvent: (event: EngineEvent) => void) {
+    this.worker = new Worker(WORKER_URL, { workerData: options });
+    let markReady!: (info: ReadyInfo) => void;
+    let failStart!: (error: Error) => void;
+    this.ready = new Promise<ReadyInfo>((resolve, reject) => {
+      markReady = resolve;
+      failStart = reject;
+    });
+    // Avoid an unhandled rejection when nobody awaits `ready` (e.g. a restart that dies).
+    this.ready.catch(() => undefined);
+
+    this.worker.on('message', (message: WorkerMessage) => {
+      switch (message.kind) {
+        case 'ready':
+          markReady(message.info);
+          break;
+        case 'start-failed':
+          failStart(new DS_ERR_ENGINE_START_FAILED(message.error.message));
+          break;
+        case 'event':
+          onEvent(message.event);
+          break;
+        case 'reply': {
+          const waiter = this.pending.get(message.id);
+          if (!waiter) break;
+          this.pending.delete(message.id);
+          if (message.ok) waiter.resolve(message.value);
+          else waiter.reject(deserializeError(message.error));
+          break;
+        }
+      }
+    });
+    this.exit = new Promise<Error>((resolve) => {
+      let cause: Error | null = null;
+      this.worker.on('error', (error) => (cause = error));
+      this.worker.on('exit', (code) => {
+        this.exited = true;
+        const error = new DS_ERR_ENGINE_CRASHED(cause ? cause.message : `worker exited with code ${code}`);
+        failStart(error);
+        for (const waiter of this.pending.values()) waiter.reject(error);
+        this.pending.clear();
+        resolve(error);
+      });
+    });
+  }
+
+  get alive(): boolean {
+    return !this.exited;
+  }
+
+  call<T>(request: Call, transfer: ArrayBuffer[] = []): Promise<T> {
+    if (this.exited) return Promise.reject(new DS_ERR_ENGINE_CRASHED('worker is not running'));
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      this.worker.postMessage({ ...request, id }, transfer);
+    });
+  }
+
+  async terminate(): Promise<void> {
+    if (this.exited) return;
+    await this.worker.terminate();
+    await this.exit;
+  }
+}

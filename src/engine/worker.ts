@@ -1,0 +1,159 @@
+/**
+ * The engine worker thread: owns the ORT session, the resident base, the activation state and
+ * the delta cache. Runs are serialised (one session, one active delta); loads, pins and stats
+ * are answered between runs. Anything thrown while handling a message is sent back as that
+ * message's error; only a failure to start, or a crash, ends the thread.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { DeltaCache, type DeltaCacheEvent } from '../deltas/cache/index.js';
+import { buildDeltaSource } from '../deltas/source/index.js';
+import { decodeDelta } from '../deltas/format/delta-file.js';
+import { DS_ERR_TASK_UNKNOWN_TO_WORKER } from '../core/errors.js';
+import { EngineCore } from './engine-core.js';
+import { prepareBase } from './prepare-base.js';
+import {
+  serializeError,
+  type EngineEvent,
+  type TaskRef,
+  type WorkerMessage,
+  type WorkerRequest,
+  type WorkerStats,
+} from './protocol.js';
+import { transferablesOf } from './tensors.js';
+import type { WorkerOptions } from './worker-options.js';
+
+const port = parentPort!;
+const options = workerData as WorkerOptions;
+const post = (message: WorkerMessage, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
+const emit = (event: EngineEvent) => post({ kind: 'event', event });
+
+async function start(): Promise<void> {
+  const started = performance.now();
+  const base = await prepareBase(options.base);
+  const refs = new Map<string, TaskRef>();
+  const cache = new DeltaCache({
+    maxBytes: options.cacheMaxBytes,
+    source: buildDeltaSource(options.source),
+    resolve: (key) => {
+      const ref = refs.get(key);
+      if (!ref) throw new DS_ERR_TASK_UNKNOWN_TO_WORKER(key);
+      return ref;
+    },
+    decode: (bytes) => decodeDelta(bytes, { baseShapes: base.patchableShapes, expectedBaseFingerprint: base.fingerprint }),
+    onEvent: (event) => emit(cacheEvent(event)),
+  });
+  const core = new EngineCore(base, {
+    acquire: async (key) => {
+      const hit = cache.has(key);
+      const lease = await cache.acquire(key);
+      return { lease, hit };
+    },
+  });
+
+  /** A task's location is fixed per key (name@version); a changed one replaces the cached copy. */
+  const remember = (task: TaskRef): void => {
+    const known = refs.get(task.key);
+    if (known && (known.uri !== task.uri || known.sha256 !== task.sha256)) cache.evict(task.key);
+    refs.set(task.key, task);
+  };
+
+  let runs: Promise<unknown> = Promise.resolve();
+  const handle = async (request: WorkerRequest): Promise<{ value: unknown; transfer?: ArrayBuffer[] }> => {
+    switch (request.op) {
+      case 'run': {
+        if (request.task) remember(request.task);
+        const task = request.task;
+        const result = await (runs = runs.then(
+          () => core.run(task?.key ?? null, request.requests),
+          () => core.run(task?.key ?? null, request.requests),
+        ));
+        const typed = result as Awaited<ReturnType<EngineCore['run']>>;
+        if (typed.activation.switched) {
+          emit({ type: 'activation', key: task?.key ?? null, nonzeros: typed.activation.nonzeros, ms: typed.activation.ms });
+        }
+        return { value: typed, transfer: transferablesOf(typed.outputs) };
+      }
+      case 'load':
+        remember(request.task);
+        await cache.prefetch(request.task.key);
+        return { value: undefined };
+      case 'pin':
+        remember(request.task);
+        await cache.pin(request.task.key);
+        return { value: undefined };
+      case 'unpin':
+        cache.unpin(request.key);
+        return { value: undefined };
+      case 'evict':
+        cache.evict(request.key);
+        return { value: undefined };
+      case 'stats': {
+        const s = cache.stats();
+        const listing = cache.list();
+        const stats: WorkerStats = {
+          activeKey: core.activeKey,
+          cache: {
+            entries: s.entries,
+            bytes: s.totalBytes,
+            maxBytes: s.maxBytes,
+            pinned: listing.filter((e) => e.state === 'pinned').map((e) => e.key),
+            keys: listing.filter((e) => e.state !== 'held').map((e) => e.key),
+            hits: s.hits,
+            misses: s.misses,
+            evictions: s.evictions,
+            loadFailures: s.loadFailures,
+          },
+          rssBytes: process.memoryUsage().rss,
+          residentWeightBytes: base.residentWeightBytes,
+        };
+        return { value: stats };
+      }
+    }
+  };
+
+  port.on('message', (request: WorkerRequest) => {
+    handle(request).then(
+      ({ value, transfer }) => post({ kind: 'reply', id: request.id, ok: true, value }, transfer),
+      (error: unknown) => post({ kind: 'reply', id: request.id, ok: false, error: serializeError(error) }),
+    );
+  });
+  post({
+    kind: 'ready',
+    info: {
+      io: base.io,
+      fingerprint: base.fingerprint,
+      mode: base.activator.mode,
+      patchableWeights: base.patchableShapes.size,
+      residentWeightBytes: base.residentWeightBytes,
+      startMs: performance.now() - started,
+    },
+  });
+}
+
+function cacheEvent(event: DeltaCacheEvent): EngineEvent {
+  switch (event.type) {
+    case 'load':
+      return {
+        type: 'cache',
+        kind: 'load',
+        key: event.key,
+        bytes: event.bytes,
+        ms: event.ms,
+        phases: { fetch: event.timings.fetchMs, verify: event.timings.verifyMs, decode: event.timings.decodeMs },
+      };
+    case 'evict':
+      return { type: 'cache', kind: 'evict', key: event.key, bytes: event.bytes };
+    case 'load-failed':
+      return { type: 'cache', kind: 'load-failed', key: event.key, ms: event.ms };
+    case 'hit':
+      return { type: 'cache', kind: 'hit', key: event.key, bytes: event.bytes };
+    case 'miss':
+      return { type: 'cache', kind: event.inflight ? 'miss-inflight' : 'miss', key: event.key };
+  }
+}
+
+start().catch((error: unknown) => {
+  post({ kind: 'start-failed', error: serializeError(error) });
+  // Let the message flush, then end the thread: the engine decides what to do.
+  setImmediate(() => process.exit(1));
+});

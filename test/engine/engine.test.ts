@@ -1,0 +1,163 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Engine, type EngineOptions } from '../../src/engine/engine.js';
+import type { TaskRef } from '../../src/engine/protocol.js';
+import { encodeDelta } from '../../src/deltas/format/delta-file.js';
+import { saveOnnxModel } from '../../src/onnx/model-file.js';
+import { buildSyntheticEncoder } from '../../src/onnx/synthetic.js';
+import { buildTinyZoo, maxAbsDiff, mergeIndependently, runPlain, tokenBatch, type TinyZoo } from '../helpers/tiny-models.js';
+
+let zoo: TinyZoo;
+const refs: TaskRef[] = [];
+
+before(async () => {
+  zoo = await buildTinyZoo({ tasks: 4 });
+  for (const [i, delta] of zoo.deltas.entries()) {
+    const bytes = encodeDelta(delta);
+    const file = `task-${i}.safetensors`;
+    await writeFile(join(zoo.dir, file), bytes);
+    refs.push({ key: `task-${i}@1`, uri: file, sha256: createHash('sha256').update(bytes).digest('hex') });
+  }
+  await writeFile(join(zoo.dir, 'corrupt.safetensors'), Buffer.from('not a delta at all'));
+});
+after(async () => zoo.cleanup());
+
+function engineOptions(modelPath = zoo.basePath, overrides: Partial<EngineOptions> = {}): EngineOptions {
+  return {
+    worker: {
+      base: { modelPath, mode: 'patch', patchable: [], session: { executionProvider: 'cpu', intraOpThreads: 1 } },
+      cacheMaxBytes: 64 * 1024 * 1024,
+      source: { fileRoot: zoo.dir, allowedSchemes: ['file'] },
+    },
+    scheduler: { maxBatchSize: 8, maxQueueDelayMs: 2, maxQueuedPerTask: 100, maxQueuedTotal: 400, maxWaitBeforeForcedSwitchMs: 50 },
+    restartDelayMs: 50,
+    ...overrides,
+  };
+}
+
+const logits = (result: Awaited<ReturnType<Engine['infer']>>) => result.outputs.logits!.data as Float32Array;
+
+test('infer through the worker matches independently merged models, concurrently across tasks', async () => {
+  const engine = await Engine.start(engineOptions());
+  try {
+    assert.ok(engine.ready);
+    assert.deepEqual(engine.modelIO.inputs.map((i) => i.name), ['input_ids']);
+    const inputs = tokenBatch(2, 5, 7);
+    const expected = await Promise.all(zoo.deltas.map((d) => runPlain(mergeIndependently(zoo.base, d), inputs)));
+    const baseExpected = await runPlain(zoo.base, inputs);
+    const jobs = Array.from({ length: 40 }, (_, i) => i % 5);
+    const results = await Promise.all(jobs.map((t) => engine.infer(t === 4 ? null : refs[t]!, tokenBatch(2, 5, 7))));
+    results.forEach((result, i) => {
+      const t = jobs[i]!;
+      const want = t === 4 ? baseExpected : expected[t]!;
+      assert.ok(maxAbsDiff(logits(result), want) <= 1e-5, `job ${i} (task ${t})`);
+    });
+    assert.ok(results.some((r) => r.batchSize > 1), 'requests of one task were batched');
+    const stats = await engine.stats();
+    assert.equal(stats.worker!.cache.entries, 4);
+    assert.ok(stats.worker!.cache.misses >= 4);
+  } finally {
+    await engine.close();
+  }
+});
+
+test('a corrupt or checksum-mismatched delta fails only its task, with 503 naming it, and is never cached', async () => {
+  const engine = await Engine.start(engineOptions());
+  try {
+    const corrupt: TaskRef = { key: 'broken@1', uri: 'corrupt.safetensors', sha256: createHash('sha256').update('not a delta at all').digest('hex') };
+    const mismatch: TaskRef = { ...refs[0]!, key: 'tampered@1', sha256: '0'.repeat(64) };
+    const missing: TaskRef = { key: 'missing@1', uri: 'nope.safetensors', sha256: '0'.repeat(64) };
+    for (const bad of [corrupt, mismatch, missing]) {
+      await assert.rejects(engine.infer(bad, tokenBatch(1, 4, 1)), (e: Error & { code?: string; statusCode?: number }) => {
+        assert.equal(e.code, 'DS_ERR_TASK_UNAVAILABLE');
+        assert.equal(e.statusCode, 503);
+        assert.match(e.message, new RegExp(bad.key));
+        return true;
+      });
+    }
+    const ok = await engine.infer(refs[1]!, tokenBatch(1, 4, 1));
+    assert.equal(ok.outputs.logits!.dims[0], 1);
+    const stats = await engine.stats();
+    assert.deepEqual(stats.worker!.cache.keys, ['task-1@1']);
+    assert.equal(stats.worker!.cache.loadFailures, 3);
+  } finally {
+    await engine.close();
+  }
+});
+
+test('pin, unpin, evict and stats', async () => {
+  const engine = await Engine.start(engineOptions());
+  try {
+    await engine.pin(refs[2]!);
+    let stats = await engine.stats();
+    assert.deepEqual(stats.worker!.cache.pinned, ['task-2@1']);
+    await engine.unpin('task-2@1');
+    stats = await engine.stats();
+    assert.deepEqual(stats.worker!.cache.pinned, []);
+    assert.deepEqual(stats.worker!.cache.keys, ['task-2@1']);
+    await engine.evict('task-2@1');
+    stats = await engine.stats();
+    assert.deepEqual(stats.worker!.cache.keys, []);
+    // Evicted tasks load again on demand.
+    await engine.infer(refs[2]!, tokenBatch(1, 3, 2));
+  } finally {
+    await engine.close();
+  }
+});
+
+test('the worker killed mid-batch: its requests fail at once, the engine restarts, later requests succeed', async () => {
+  // A model big enough that a batch is still running when the worker is killed.
+  const path = join(zoo.dir, 'medium.onnx');
+  await saveOnnxModel(buildSyntheticEncoder({ layers: 4, hidden: 256, ffn: 1024, heads: 4, vocab: 50, maxSeq: 128, labels: 3, seed: 3 }), path);
+  const events: string[] = [];
+  const engine = await Engine.start(engineOptions(path, { onEvent: (e) => events.push(e.type) }));
+  try {
+    const inflight = Array.from({ length: 4 }, () => engine.infer(null, tokenBatch(16, 128, 3)));
+    while (engine.schedulerStats().running === 0) await new Promise((r) => setTimeout(r, 1));
+    const killed = performance.now();
+    await engine.restartWorker();
+    const outcomes = await Promise.allSettled(inflight);
+    const failed = outcomes.filter((o) => o.status === 'rejected');
+    assert.ok(failed.length >= 1, 'the running batch failed');
+    for (const o of failed) assert.equal(((o as PromiseRejectedResult).reason as { code?: string }).code, 'DS_ERR_ENGINE_CRASHED');
+    assert.ok(performance.now() - killed < 5000, 'failed without waiting for a timeout');
+    assert.equal(engine.ready, false);
+    await assert.rejects(engine.infer(null, tokenBatch(1, 4, 1)), (e: { code?: string }) => e.code === 'DS_ERR_ENGINE_NOT_READY');
+    while (!engine.ready) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(engine.restartCount, 1);
+    const after = await engine.infer(null, tokenBatch(1, 4, 1));
+    assert.equal(after.outputs.logits!.dims[0], 1);
+    assert.ok(events.includes('worker-exited'));
+  } finally {
+    await engine.close();
+  }
+});
+
+test('a base model that cannot be loaded fails start-up with a clear error', async () => {
+  const bad = join(zoo.dir, 'bad.onnx');
+  await writeFile(bad, Buffer.from('garbage'));
+  await assert.rejects(Engine.start(engineOptions(bad)), (e: Error & { code?: string }) => {
+    assert.equal(e.code, 'DS_ERR_ENGINE_START_FAILED');
+    assert.match(e.message, /bad\.onnx/);
+    return true;
+  });
+});
+
+test('graph mode through the worker gives the same answers as patch mode', async () => {
+  const options = engineOptions();
+  const graph = await Engine.start({ ...options, worker: { ...options.worker, base: { ...options.worker.base, mode: 'graph' } } });
+  const patch = await Engine.start(options);
+  try {
+    for (const ref of refs) {
+      const a = await graph.infer(ref, tokenBatch(3, 6, 8));
+      const b = await patch.infer(ref, tokenBatch(3, 6, 8));
+      assert.ok(maxAbsDiff(logits(a), logits(b)) <= 1e-5);
+    }
+    assert.equal(graph.readyInfo!.mode, 'graph');
+  } finally {
+    await Promise.all([graph.close(), patch.close()]);
+  }
+});
