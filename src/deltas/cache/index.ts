@@ -1,0 +1,12 @@
+export {
+  DeltaCache,
+  deltaCacheKey,
+  type CachedDelta,
+  type DeltaCacheEvent,
+  type DeltaCacheOptions,
+  type DeltaCacheStats,
+  type DeltaLease,
+  type DeltaLoadTimings,
+  type DeltaLocation,
+} from './delta-cache.js';
+export { deltaByteSize } from './delta-size.js';

@@ -1,0 +1,139 @@
+/**
+ * Reads deltas from the local file system, confined to one root folder. Plain paths are taken
+ * relative to the root; `file://` URIs are absolute but must also lie inside it, so a registry
+ * entry can never make the gateway read an arbitrary file. Containment is checked twice: on the
+ * lexical path (so `../../etc/passwd` is refused even when it does not exist) and on the real
+ * path (so a symlink inside the root cannot point outside it).
+ */
+import { createReadStream } from 'node:fs';
+import { realpath, stat } from 'node:fs/promises';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import {
+  DS_ERR_SOURCE_BAD_OPTION,
+  DS_ERR_SOURCE_BAD_URI,
+  DS_ERR_SOURCE_FILE_MISSING,
+  DS_ERR_SOURCE_FILE_UNREADABLE,
+  DS_ERR_SOURCE_OUTSIDE_ROOT,
+  DS_ERR_SOURCE_TOO_LARGE,
+} from '../../core/errors.js';
+import type { DeltaSource, FetchStatus } from './delta-source.js';
+import { StreamingSha256, normalizeSha256 } from './checksum.js';
+import { errorCode, errorMessage, withUri } from './source-error.js';
+import { schemeOf } from './uri.js';
+import { concat } from './concat-bytes.js';
+import { DEFAULT_MAX_DELTA_BYTES, checkInteger } from './source-options.js';
+
+export interface FileDeltaSourceOptions {
+  /** Folder every delta path must resolve into. */
+  root: string;
+  /** Largest file accepted, in bytes. Default 1 GiB. */
+  maxBytes?: number;
+}
+
+export class FileDeltaSource implements DeltaSource {
+  private readonly root: string;
+  private readonly maxBytes: number;
+  private realRoot: Promise<string> | undefined;
+
+  constructor(options: FileDeltaSourceOptions) {
+    if (typeof options.root !== 'string' || options.root === '') {
+      throw new DS_ERR_SOURCE_BAD_OPTION('fileRoot', `expected a folder path, got ${JSON.stringify(options.root)}`);
+    }
+    this.root = resolve(options.root);
+    this.maxBytes = checkInteger('maxBytes', options.maxBytes ?? DEFAULT_MAX_DELTA_BYTES, 1);
+  }
+
+  async fetch(uri: string, expectedSha256: string, signal?: AbortSignal, status?: FetchStatus): Promise<Uint8Array> {
+    const started = performance.now();
+    const expected = normalizeSha256(uri, expectedSha256);
+    signal?.throwIfAborted();
+    const path = await this.containedRealPath(uri);
+    const info = await stat(path).catch((error: unknown) => {
+      throw withUri(new DS_ERR_SOURCE_FILE_UNREADABLE(uri, errorMessage(error)), uri);
+    });
+    if (!info.isFile()) throw withUri(new DS_ERR_SOURCE_FILE_UNREADABLE(uri, 'not a regular file'), uri);
+    if (info.size > this.maxBytes) {
+      throw withUri(new DS_ERR_SOURCE_TOO_LARGE(uri, this.maxBytes, `the file has ${info.size} bytes`), uri);
+    }
+
+    const hash = new StreamingSha256();
+    const bytes = await this.read(uri, path, hash, signal);
+    hash.verify(uri, expected);
+    if (status !== undefined) {
+      status.attempts = 1;
+      status.bytes = bytes.byteLength;
+      status.verifyMs = hash.elapsedMs;
+      status.transferMs = performance.now() - started - hash.elapsedMs;
+      status.finalUri = uri;
+    }
+    return bytes;
+  }
+
+  private async read(uri: string, path: string, hash: StreamingSha256, signal?: AbortSignal): Promise<Uint8Array> {
+    // The file may change between stat and read: collect what is there, bounded by maxBytes.
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    const stream = createReadStream(path, signal === undefined ? {} : { signal });
+    try {
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        total += chunk.byteLength;
+        if (total > this.maxBytes) {
+          throw withUri(new DS_ERR_SOURCE_TOO_LARGE(uri, this.maxBytes, `the file grew past it while being read`), uri);
+        }
+        hash.update(chunk);
+        chunks.push(chunk);
+      }
+    } catch (error) {
+      stream.destroy();
+      if (signal?.aborted) throw signal.reason;
+      if (errorCode(error)?.startsWith('DS_ERR_')) throw error;
+      throw withUri(new DS_ERR_SOURCE_FILE_UNREADABLE(uri, errorMessage(error)), uri);
+    }
+    return concat(chunks, total);
+  }
+
+  private async containedRealPath(uri: string): Promise<string> {
+    const lexical = this.lexicalPath(uri);
+    this.realRoot ??= realpath(this.root).catch((error: unknown) => {
+      this.realRoot = undefined;
+      throw withUri(new DS_ERR_SOURCE_FILE_UNREADABLE(uri, `delta root ${this.root} is not accessible: ${errorMessage(error)}`), uri);
+    });
+    const realRoot = await this.realRoot;
+    let real: string;
+    try {
+      real = await realpath(lexical);
+    } catch (error) {
+      if (errorCode(error) === 'ENOENT' || errorCode(error) === 'ENOTDIR') {
+        throw withUri(new DS_ERR_SOURCE_FILE_MISSING(uri, `no file at ${lexical}`), uri);
+      }
+      throw withUri(new DS_ERR_SOURCE_FILE_UNREADABLE(uri, errorMessage(error)), uri);
+    }
+    if (!isInside(realRoot, real)) {
+      throw withUri(new DS_ERR_SOURCE_OUTSIDE_ROOT(uri, this.root), uri);
+    }
+    return real;
+  }
+
+  private lexicalPath(uri: string): string {
+    let path: string;
+    if (schemeOf(uri) === 'file' && uri.toLowerCase().startsWith('file:')) {
+      try {
+        path = fileURLToPath(uri);
+      } catch (error) {
+        throw withUri(new DS_ERR_SOURCE_BAD_URI(uri, errorMessage(error)), uri);
+      }
+    } else {
+      if (uri === '' || uri.includes('\0')) throw withUri(new DS_ERR_SOURCE_BAD_URI(JSON.stringify(uri), 'empty path or NUL byte'), uri);
+      path = resolve(this.root, uri);
+    }
+    if (!isInside(this.root, path)) throw withUri(new DS_ERR_SOURCE_OUTSIDE_ROOT(uri, this.root), uri);
+    return path;
+  }
+}
+
+function isInside(root: string, path: string): boolean {
+  const rel = relative(root, path);
+  return rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
+}

@@ -1,0 +1,459 @@
+/**
+ * Per-task queues, dynamic batching and task choice in front of the engine.
+ *
+ * One batch at a time. The engine has one ORT session and one applied delta (the base weights
+ * patched in place, BRIEF §3.4), so batches of different tasks cannot overlap: switching task
+ * means restoring one delta and applying another (an "activation"). The scheduler therefore
+ * runs one `runBatch` at a time and tries to keep activations rare without letting any request
+ * wait without bound.
+ *
+ * Batch formation. A batch holds up to `maxBatchSize` requests of one task, chosen overdue-first
+ * then by priority (see task-queue.ts). Once a task is chosen, the batch starts at once if it is
+ * full or another task's queue is also waiting (waiting would only delay them); otherwise it waits
+ * for more requests until its oldest request has waited `maxQueueDelayMs` (Triton's
+ * max_queue_delay). Submissions are picked up on the next microtask, so a synchronous burst of
+ * submits forms one batch even with `maxQueueDelayMs = 0`.
+ *
+ * Task choice (task-choice.ts). Keep the active task while it has work; switch as soon as any
+ * other queue's oldest request has waited `maxWaitBeforeForcedSwitchMs` (aging), then serve the
+ * overdue queue with the oldest request; when the active task has no work, choose by (priority,
+ * oldest wait). The active task is the one `isActive(task)` reports, or else the task of the
+ * last batch run.
+ *
+ * Worst-case wait. Let R be the longest runBatch time, B = maxBatchSize, W =
+ * maxWaitBeforeForcedSwitchMs, D = maxQueueDelayMs, N the number of tasks with queued work and
+ * K the number of requests (any task) queued before request r and still queued when r becomes
+ * overdue (K < maxQueuedTotal). Then r starts running within
+ *
+ *     W + D + R · (⌈(K + 1) / B⌉ + N)
+ *
+ * Sketch: after waiting W, r's queue is overdue. The batch running then ends within R. From
+ * then on every choice serves the overdue queue whose oldest request is oldest, which is older
+ * than r, and takes its overdue requests oldest first: each batch either takes B requests older
+ * than r, or all such requests of one queue (at most once per queue). So at most ⌈(K + 1)/B⌉ +
+ * N − 1 batches precede r's. D covers a batch waiting to fill when r's queue is the only one.
+ * Requests arriving after r are newer and never overtake it; expiry and aborts only remove work.
+ * With maxQueuedTotal = 1000, B = 8, N = 10, R = 60 ms, W = 500 ms, D = 5 ms, that is ≤ 8.6 s;
+ * a deadline shorter than that turns into DS_ERR_DEADLINE_EXCEEDED, not an unbounded wait. R
+ * itself must be bounded by the engine (its inference timeout).
+ *
+ * Backpressure. Over `maxQueuedPerTask` or `maxQueuedTotal` a submit is rejected at once with
+ * DS_ERR_OVERLOADED carrying `retryAfterSeconds` (from the observed batch time and queue depth).
+ * A queued request whose deadline passes is rejected by its own timer with
+ * DS_ERR_DEADLINE_EXCEEDED and never runs; an aborted one is rejected with the signal's reason.
+ * Once its batch has started a request is no longer affected by its deadline or signal.
+ */
+import {
+  DS_ERR_DEADLINE_EXCEEDED,
+  DS_ERR_OVERLOADED,
+  DS_ERR_SCHEDULER_BAD_BATCH_RESULT,
+  DS_ERR_SCHEDULER_BAD_OPTION,
+  DS_ERR_SHUTTING_DOWN,
+} from '../core/errors.js';
+import { chooseTask, type ChoiceReason, type TaskChoice } from './task-choice.js';
+import { TaskQueue, type QueuedRequest } from './task-queue.js';
+
+export interface SchedulerOptions<Req, Res> {
+  /** Largest batch handed to runBatch. Integer ≥ 1. */
+  maxBatchSize: number;
+  /** How long a batch may wait to fill, counted from its oldest request, ms. ≥ 0. */
+  maxQueueDelayMs: number;
+  /** Requests queued per task before submits for that task are rejected. Integer ≥ 1. */
+  maxQueuedPerTask: number;
+  /** Requests queued in all before any submit is rejected. Integer ≥ 1. */
+  maxQueuedTotal: number;
+  /** Age of another task's oldest request that forces a switch away from the active task, ms. ≥ 0. */
+  maxWaitBeforeForcedSwitchMs: number;
+  /** Runs one batch of one task; resolves to one result per request, in order. */
+  runBatch: (task: string, requests: Req[]) => Promise<Res[]>;
+  /** Whether `task`'s delta is the one applied in the engine (must not throw). Default: the task of the last batch. */
+  isActive?: (task: string) => boolean;
+  /** Called synchronously for each event; must not throw (a throw is turned into a process warning). */
+  onEvent?: (event: SchedulerEvent) => void;
+  /** Clock in epoch ms (deadlines are epoch ms). Default Date.now. */
+  now?: () => number;
+}
+
+export interface SubmitOptions {
+  /** Epoch ms; a request still queued then is rejected with DS_ERR_DEADLINE_EXCEEDED. */
+  deadline?: number;
+  /** Higher first, within a task and when choosing among tasks. Default 0. */
+  priority?: number;
+  /** Aborting removes the request from its queue (no effect once its batch has started). */
+  signal?: AbortSignal;
+}
+
+export type SchedulerEvent =
+  | { readonly type: 'enqueued'; readonly task: string; readonly depth: number; readonly queued: number }
+  | { readonly type: 'rejected'; readonly task: string; readonly reason: 'overloaded' | 'shutting-down' | 'deadline' }
+  | { readonly type: 'expired'; readonly task: string; readonly waitMs: number }
+  | { readonly type: 'aborted'; readonly task: string; readonly waitMs: number }
+  /** One per request when its batch starts: its queue wait. */
+  | { readonly type: 'dequeued'; readonly task: string; readonly waitMs: number; readonly priority: number }
+  | {
+      readonly type: 'batch';
+      readonly task: string;
+      readonly size: number;
+      readonly ms: number;
+      readonly ok: boolean;
+      /** The engine had to switch to this task's delta. */
+      readonly activation: boolean;
+      readonly choice: ChoiceReason;
+    };
+
+export interface SchedulerStats {
+  readonly queued: number;
+  readonly queuedByTask: Readonly<Record<string, number>>;
+  /** Size of the batch running now (0 when idle). */
+  readonly running: number;
+  readonly batches: number;
+  /** `batchSizes[n]`: batches of n requests. */
+  readonly batchSizes: readonly number[];
+  readonly activations: number;
+  readonly forcedSwitches: number;
+  readonly failedBatches: number;
+  readonly completed: number;
+  readonly rejectedOverloaded: number;
+  readonly expired: number;
+  readonly aborted: number;
+}
+
+/** DS_ERR_OVERLOADED as thrown here: with the delay a client should wait before retrying. */
+export type OverloadedError = InstanceType<typeof DS_ERR_OVERLOADED> & { retryAfterSeconds: number };
+
+interface Pending<Req, Res> extends QueuedRequest<Req> {
+  readonly resolve: (result: Res) => void;
+  readonly reject: (error: unknown) => void;
+  readonly signal: AbortSignal | undefined;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+/** Batch time assumed for Retry-After before any batch has run, ms. */
+const INITIAL_BATCH_MS = 1000;
+const MAX_RETRY_AFTER_S = 60;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export class Scheduler<Req, Res> {
+  private readonly maxBatchSize: number;
+  private readonly maxQueueDelayMs: number;
+  private readonly maxQueuedPerTask: number;
+  private readonly maxQueuedTotal: number;
+  private readonly forcedSwitchMs: number;
+  private readonly runBatch: SchedulerOptions<Req, Res>['runBatch'];
+  private readonly isActiveOption: ((task: string) => boolean) | undefined;
+  private readonly onEvent: SchedulerOptions<Req, Res>['onEvent'];
+  private readonly now: () => number;
+
+  private readonly queues = new Map<string, TaskQueue<Pending<Req, Res>>>();
+  private queued = 0;
+  private running: { task: string; size: number } | undefined;
+  private lastTask: string | undefined;
+  private closed = false;
+  private seq = 0;
+  private pumpQueued = false;
+  private fillTimer: ReturnType<typeof setTimeout> | undefined;
+  private drainWaiters: (() => void)[] = [];
+  private batchMsAverage = INITIAL_BATCH_MS;
+  private readonly batchSizes: number[];
+  private counters = {
+    batches: 0,
+    activations: 0,
+    forcedSwitches: 0,
+    failedBatches: 0,
+    completed: 0,
+    rejectedOverloaded: 0,
+    expired: 0,
+    aborted: 0,
+  };
+
+  constructor(options: SchedulerOptions<Req, Res>) {
+    this.maxBatchSize = integerAtLeast('maxBatchSize', options.maxBatchSize, 1);
+    this.maxQueueDelayMs = numberAtLeast('maxQueueDelayMs', options.maxQueueDelayMs, 0);
+    this.maxQueuedPerTask = integerAtLeast('maxQueuedPerTask', options.maxQueuedPerTask, 1);
+    this.maxQueuedTotal = integerAtLeast('maxQueuedTotal', options.maxQueuedTotal, 1);
+    this.forcedSwitchMs = numberAtLeast('maxWaitBeforeForcedSwitchMs', options.maxWaitBeforeForcedSwitchMs, 0);
+    if (typeof options.runBatch !== 'function') throw new DS_ERR_SCHEDULER_BAD_OPTION('runBatch', 'expected a function');
+    if (options.isActive !== undefined && typeof options.isActive !== 'function') {
+      throw new DS_ERR_SCHEDULER_BAD_OPTION('isActive', 'expected a function');
+    }
+    this.runBatch = options.runBatch;
+    this.isActiveOption = options.isActive;
+    this.onEvent = options.onEvent;
+    this.now = options.now ?? Date.now;
+    this.batchSizes = new Array<number>(this.maxBatchSize + 1).fill(0);
+  }
+
+  submit(task: string, request: Req, options: SubmitOptions = {}): Promise<Res> {
+    const { deadline, signal } = options;
+    const priority = options.priority ?? 0;
+    if (this.closed) {
+      this.emit({ type: 'rejected', task, reason: 'shutting-down' });
+      return Promise.reject(new DS_ERR_SHUTTING_DOWN('new requests are no longer accepted'));
+    }
+    if (!Number.isFinite(priority)) return Promise.reject(new DS_ERR_SCHEDULER_BAD_OPTION('priority', `expected a finite number, got ${priority}`));
+    if (deadline !== undefined && !Number.isFinite(deadline)) {
+      return Promise.reject(new DS_ERR_SCHEDULER_BAD_OPTION('deadline', `expected epoch milliseconds, got ${deadline}`));
+    }
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const now = this.now();
+    if (deadline !== undefined && deadline <= now) {
+      this.emit({ type: 'rejected', task, reason: 'deadline' });
+      return Promise.reject(new DS_ERR_DEADLINE_EXCEEDED(task, 0));
+    }
+    const depth = this.queues.get(task)?.size ?? 0;
+    if (depth >= this.maxQueuedPerTask) {
+      return Promise.reject(this.overloaded(task, `task ${task} has ${depth} queued requests (maxQueuedPerTask ${this.maxQueuedPerTask})`, depth));
+    }
+    if (this.queued >= this.maxQueuedTotal) {
+      return Promise.reject(this.overloaded(task, `${this.queued} requests are queued (maxQueuedTotal ${this.maxQueuedTotal})`, this.queued));
+    }
+
+    return new Promise<Res>((resolve, reject) => {
+      const item: Pending<Req, Res> = {
+        task,
+        request,
+        priority,
+        deadline,
+        enqueuedAt: now,
+        seq: this.seq++,
+        resolve,
+        reject,
+        signal,
+        timer: undefined,
+        onAbort: undefined,
+      };
+      let queue = this.queues.get(task);
+      if (queue === undefined) {
+        queue = new TaskQueue(task);
+        this.queues.set(task, queue);
+      }
+      queue.push(item);
+      this.queued++;
+      if (deadline !== undefined) this.armDeadline(item, deadline - now);
+      if (signal !== undefined) {
+        item.onAbort = () => this.abort(item);
+        signal.addEventListener('abort', item.onAbort, { once: true });
+      }
+      this.emit({ type: 'enqueued', task, depth: queue.size, queued: this.queued });
+      this.schedulePump();
+    });
+  }
+
+  /** Resolves once nothing is queued or running. */
+  drain(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /**
+   * Refuses new submissions (DS_ERR_SHUTTING_DOWN) and resolves when the queued work has run,
+   * or, with `rejectQueued`, rejects the queued requests with DS_ERR_SHUTTING_DOWN and resolves
+   * when the running batch ends.
+   */
+  close(options: { rejectQueued?: boolean } = {}): Promise<void> {
+    this.closed = true;
+    if (options.rejectQueued === true) {
+      for (const queue of [...this.queues.values()]) {
+        for (const item of [...queue.all()]) {
+          this.unqueue(item);
+          item.reject(new DS_ERR_SHUTTING_DOWN('the request was queued when the server stopped'));
+        }
+      }
+      this.schedulePump();
+    }
+    return this.drain();
+  }
+
+  stats(): SchedulerStats {
+    const queuedByTask: Record<string, number> = {};
+    for (const [task, queue] of this.queues) queuedByTask[task] = queue.size;
+    return {
+      ...this.counters,
+      queued: this.queued,
+      queuedByTask,
+      running: this.running?.size ?? 0,
+      batchSizes: [...this.batchSizes],
+    };
+  }
+
+  private isActive(task: string): boolean {
+    if (this.isActiveOption === undefined) return task === this.lastTask;
+    try {
+      return this.isActiveOption(task);
+    } catch (error) {
+      // A throw here would stop the pump for good; treat the task as inactive instead.
+      process.emitWarning(`scheduler isActive(${task}) threw: ${String(error)}`);
+      return false;
+    }
+  }
+
+  private isIdle(): boolean {
+    return this.running === undefined && this.queued === 0;
+  }
+
+  private overloaded(task: string, reason: string, depth: number): OverloadedError {
+    this.counters.rejectedOverloaded++;
+    this.emit({ type: 'rejected', task, reason: 'overloaded' });
+    // Time for the queue ahead to drain at the observed batch speed, plus one batch.
+    const estimateMs = (Math.ceil(depth / this.maxBatchSize) + 1) * this.batchMsAverage;
+    const retryAfterSeconds = Math.min(MAX_RETRY_AFTER_S, Math.max(1, Math.ceil(estimateMs / 1000)));
+    return Object.assign(new DS_ERR_OVERLOADED(reason, retryAfterSeconds), { retryAfterSeconds });
+  }
+
+  /** Node timers overflow past 2^31 − 1 ms (they would fire at once), so far deadlines re-arm. */
+  private armDeadline(item: Pending<Req, Res>, delayMs: number): void {
+    item.timer = setTimeout(() => this.expire(item), Math.min(Math.max(delayMs, 0), MAX_TIMER_MS));
+  }
+
+  private expire(item: Pending<Req, Res>): void {
+    item.timer = undefined;
+    const remaining = (item.deadline ?? 0) - this.now();
+    if (remaining > 0) {
+      this.armDeadline(item, remaining);
+      return;
+    }
+    if (!this.unqueue(item)) return;
+    const waitMs = this.now() - item.enqueuedAt;
+    this.counters.expired++;
+    this.emit({ type: 'expired', task: item.task, waitMs });
+    item.reject(new DS_ERR_DEADLINE_EXCEEDED(item.task, Math.round(waitMs)));
+    this.schedulePump();
+  }
+
+  private abort(item: Pending<Req, Res>): void {
+    if (!this.unqueue(item)) return;
+    this.counters.aborted++;
+    this.emit({ type: 'aborted', task: item.task, waitMs: this.now() - item.enqueuedAt });
+    item.reject(item.signal?.reason);
+    this.schedulePump();
+  }
+
+  /** Takes a queued item out of its queue and detaches its timer and abort listener. False if it was not queued. */
+  private unqueue(item: Pending<Req, Res>): boolean {
+    const queue = this.queues.get(item.task);
+    if (queue === undefined || !queue.remove(item)) return false;
+    if (queue.size === 0) this.queues.delete(item.task);
+    this.queued--;
+    this.detach(item);
+    return true;
+  }
+
+  private detach(item: Pending<Req, Res>): void {
+    if (item.timer !== undefined) clearTimeout(item.timer);
+    if (item.onAbort !== undefined) item.signal?.removeEventListener('abort', item.onAbort);
+    item.timer = undefined;
+    item.onAbort = undefined;
+  }
+
+  private schedulePump(): void {
+    if (this.pumpQueued) return;
+    this.pumpQueued = true;
+    queueMicrotask(() => {
+      this.pumpQueued = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (this.fillTimer !== undefined) {
+      clearTimeout(this.fillTimer);
+      this.fillTimer = undefined;
+    }
+    if (this.running !== undefined) return;
+    const now = this.now();
+    const views = [...this.queues.values()].map((q) => ({
+      task: q.task,
+      size: q.size,
+      oldestEnqueuedAt: q.oldestEnqueuedAt() ?? now,
+      topPriority: q.topPriority(),
+    }));
+    const choice = chooseTask(views, (task) => this.isActive(task), now, this.forcedSwitchMs);
+    if (choice === undefined) {
+      this.settleDrainWaiters();
+      return;
+    }
+    const queue = this.queues.get(choice.task);
+    if (queue === undefined) return;
+    const othersWaiting = views.some((v) => v.task !== choice.task && v.size > 0);
+    const fillBy = (queue.oldestEnqueuedAt() ?? now) + this.maxQueueDelayMs;
+    if (queue.size < this.maxBatchSize && !othersWaiting && now < fillBy) {
+      this.fillTimer = setTimeout(() => {
+        this.fillTimer = undefined;
+        this.pump();
+      }, fillBy - now);
+      return;
+    }
+    const batch = queue.takeBatch(this.maxBatchSize, now, this.forcedSwitchMs);
+    if (queue.size === 0) this.queues.delete(choice.task);
+    this.queued -= batch.length;
+    void this.run(choice, batch, now);
+  }
+
+  private async run(choice: TaskChoice, batch: Pending<Req, Res>[], startedAt: number): Promise<void> {
+    const { task } = choice;
+    const activation = !this.isActive(task);
+    if (activation) this.counters.activations++;
+    if (choice.reason === 'forced') this.counters.forcedSwitches++;
+    this.running = { task, size: batch.length };
+    for (const item of batch) {
+      this.detach(item);
+      this.emit({ type: 'dequeued', task, waitMs: startedAt - item.enqueuedAt, priority: item.priority });
+    }
+
+    let results: Res[] | undefined;
+    let failure: unknown;
+    let failed = false;
+    try {
+      results = await this.runBatch(task, batch.map((item) => item.request));
+      if (!Array.isArray(results) || results.length !== batch.length) {
+        failed = true;
+        failure = new DS_ERR_SCHEDULER_BAD_BATCH_RESULT(task, Array.isArray(results) ? results.length : typeof results, batch.length);
+      }
+    } catch (error) {
+      failed = true;
+      failure = error;
+    }
+    const ms = this.now() - startedAt;
+    this.batchMsAverage = 0.8 * this.batchMsAverage + 0.2 * ms;
+    this.lastTask = task;
+    this.running = undefined;
+    this.counters.batches++;
+    this.batchSizes[batch.length] = (this.batchSizes[batch.length] ?? 0) + 1;
+    if (failed) this.counters.failedBatches++;
+    else this.counters.completed += batch.length;
+    this.emit({ type: 'batch', task, size: batch.length, ms, ok: !failed, activation, choice: choice.reason });
+    batch.forEach((item, i) => (failed ? item.reject(failure) : item.resolve((results as Res[])[i] as Res)));
+    this.pump();
+  }
+
+  private settleDrainWaiters(): void {
+    if (!this.isIdle() || this.drainWaiters.length === 0) return;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  private emit(event: SchedulerEvent): void {
+    if (this.onEvent === undefined) return;
+    try {
+      this.onEvent(event);
+    } catch (error) {
+      process.emitWarning(`scheduler onEvent listener threw on a ${event.type} event: ${String(error)}`);
+    }
+  }
+}
+
+function integerAtLeast(name: string, value: unknown, min: number): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new DS_ERR_SCHEDULER_BAD_OPTION(name, `expected an integer ≥ ${min}, got ${String(value)}`);
+  }
+  return value;
+}
+
+function numberAtLeast(name: string, value: unknown, min: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
+    throw new DS_ERR_SCHEDULER_BAD_OPTION(name, `expected a number ≥ ${min}, got ${String(value)}`);
+  }
+  return value;
+}
