@@ -105,3 +105,5 @@ export const DS_ERR_CONCURRENCY_LIMITED = createError('DS_ERR_CONCURRENCY_LIMITE
 export const DS_ERR_BAD_TIMEOUT = createError('DS_ERR_BAD_TIMEOUT', 'Request timeout %s is invalid: expected a positive integer of milliseconds, got %s', 400);
 export const DS_ERR_IMAGE_INVALID = createError('DS_ERR_IMAGE_INVALID', 'Image is invalid: %s', 400);
 export const DS_ERR_NOT_IMAGE_MODEL = createError('DS_ERR_NOT_IMAGE_MODEL', 'Model %s cannot classify images: %s', 400);
+export const DS_ERR_REQUEST_INVALID = createError('DS_ERR_REQUEST_INVALID', 'Request is invalid: %s', 400);
+export const DS_ERR_INTERNAL = createError('DS_ERR_INTERNAL', 'Internal server error', 500);

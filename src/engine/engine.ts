@@ -41,8 +41,19 @@ export interface InferOptions {
   readonly signal?: AbortSignal;
 }
 
+/** Time this request spent waiting for its task's delta to load (absent when it was resident). */
+export interface LoadTimings {
+  readonly ms: number;
+  readonly fetchMs?: number;
+  readonly verifyMs?: number;
+  readonly decodeMs?: number;
+}
+
 export interface InferResult {
   readonly outputs: NamedTensors;
+  /** From queueing to the start of the batch's activation (includes dispatch to the worker). */
+  readonly queueMs: number;
+  readonly load?: LoadTimings;
   readonly cacheHit: boolean;
   readonly activationMs: number;
   readonly switched: boolean;
@@ -54,7 +65,7 @@ interface Job {
   readonly task: TaskRef | null;
   readonly inputs: NamedTensors;
 }
-type JobResult = Omit<InferResult, 'batchSize'> & { batchSize: number };
+type JobResult = Omit<InferResult, 'queueMs' | 'load'>;
 
 const BASE_QUEUE = '@base';
 
@@ -65,6 +76,7 @@ export class Engine {
   private readonly pinned = new Map<string, TaskRef>();
   private readonly resident = new Set<string>();
   private readonly loading = new Map<string, Promise<void>>();
+  private readonly lastLoadPhases = new Map<string, Omit<LoadTimings, 'ms'>>();
   private restartDelay: number;
   private restartTimer: NodeJS.Timeout | null = null;
   private restarts = 0;
@@ -112,11 +124,16 @@ export class Engine {
 
   async infer(task: TaskRef | null, inputs: NamedTensors, options: InferOptions = {}): Promise<InferResult> {
     this.assertReady();
+    let load: LoadTimings | undefined;
     if (task && !this.resident.has(task.key)) {
+      const started = performance.now();
       await withDeadline(this.load(task), options, task.key);
+      load = { ...this.lastLoadPhases.get(task.key), ms: performance.now() - started };
     }
-    const queue = task?.key ?? BASE_QUEUE;
-    return this.scheduler.submit(queue, { task, inputs }, options);
+    const queued = performance.now();
+    const result = await this.scheduler.submit(task?.key ?? BASE_QUEUE, { task, inputs }, options);
+    const queueMs = Math.max(0, performance.now() - queued - result.inferMs - result.activationMs);
+    return { ...result, queueMs, ...(load && { load }) };
   }
 
   /** Loads a task's delta into the cache (no-op when resident). Fails with DS_ERR_TASK_UNAVAILABLE. */
@@ -223,7 +240,11 @@ export class Engine {
 
   private onWorkerEvent(event: EngineEvent): void {
     if (event.type === 'cache' && (event.kind === 'evict' || event.kind === 'delete')) this.resident.delete(event.key);
-    if (event.type === 'cache' && event.kind === 'load') this.resident.add(event.key);
+    if (event.type === 'cache' && event.kind === 'load') {
+      this.resident.add(event.key);
+      const phases = event.phases ?? {};
+      this.lastLoadPhases.set(event.key, { fetchMs: phases.fetch ?? 0, verifyMs: phases.verify ?? 0, decodeMs: phases.decode ?? 0 });
+    }
     this.options.onEvent?.(event);
   }
 

@@ -1,0 +1,247 @@
+/**
+ * One engine benchmark configuration in its own process (so RSS is its own), driven by
+ * bench/engine.ts. Closed loop: `concurrency` clients each send a 1 × 128-token request, wait
+ * for the answer, send the next; tasks drawn from Zipf(1.0) over 100 tasks with a fixed seed.
+ * Prints one JSON line with the measurements.
+ *
+ *   a  upper bound: plain session, pre-packed initializers (the merged model of task 0), one task
+ *   b  baseline: one merged-model session per task in an LRU with the same memory budget
+ *   c  this engine, patch mode      d  this engine, graph mode (CPU)
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import type * as ort from 'onnxruntime-node';
+import { SeededRng } from '../src/core/rng.js';
+import { decodeDelta } from '../src/deltas/format/delta-file.js';
+import { Engine } from '../src/engine/engine.js';
+import { batchSizeOf, concatBatch, splitBatch } from '../src/engine/batching.js';
+import { createOrtSession, runSession } from '../src/engine/ort-session.js';
+import type { NamedTensors } from '../src/engine/tensors.js';
+import { encodeOnnxModel, loadOnnxModel, saveOnnxModel } from '../src/onnx/model-file.js';
+import { readFloatWeights, withFloatWeights } from '../src/onnx/weights.js';
+import { Scheduler } from '../src/scheduler/scheduler.js';
+import { percentile } from './machine.js';
+import { WORK_DIR, ensureFixtures, type TaskFixture } from './engine-fixtures.js';
+
+const { values } = parseArgs({
+  options: {
+    config: { type: 'string' },
+    p: { type: 'string' },
+    seconds: { type: 'string', default: '20' },
+    warmup: { type: 'string', default: '5' },
+    concurrency: { type: 'string', default: '16' },
+    'cache-bytes': { type: 'string', default: String(1024 ** 3) },
+    threads: { type: 'string', default: '2' },
+  },
+});
+const config = values.config as 'a' | 'b' | 'c' | 'd';
+const dropRate = Number(values.p);
+const seconds = Number(values.seconds);
+const warmupSeconds = Number(values.warmup);
+const concurrency = Number(values.concurrency);
+const cacheBytes = Number(values['cache-bytes']);
+const threads = Number(values.threads);
+const SEQ = 128;
+const scheduler = { maxBatchSize: 8, maxQueueDelayMs: 2, maxQueuedPerTask: 1000, maxQueuedTotal: 1000, maxWaitBeforeForcedSwitchMs: 200 };
+const log = (line: string) => process.stderr.write(`[${config} p=${dropRate}] ${line}\n`);
+
+function zipfSampler(n: number, seed: number): () => number {
+  const weights = Array.from({ length: n }, (_, k) => 1 / (k + 1));
+  const total = weights.reduce((a, b) => a + b, 0);
+  const cdf: number[] = [];
+  let acc = 0;
+  for (const w of weights) cdf.push((acc += w / total));
+  const rng = new SeededRng(seed);
+  return () => {
+    const u = rng.nextFloat();
+    let lo = 0;
+    let hi = n - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cdf[mid]! < u) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+}
+
+function request(rng: SeededRng): NamedTensors {
+  const data = BigInt64Array.from({ length: SEQ }, () => BigInt(rng.nextInt(1024)));
+  return { input_ids: { type: 'int64', dims: [1, SEQ], data } };
+}
+
+interface Runner {
+  infer(task: number): Promise<{ activationMs?: number }>;
+  activations(): { count: number; ms: number; nonzeros: number };
+  cachedBytes(): Promise<number>;
+  close(): Promise<void>;
+}
+
+async function engineRunner(mode: 'patch' | 'graph', modelPath: string, tasks: readonly TaskFixture[] | null): Promise<Runner> {
+  const activations = { count: 0, ms: 0, nonzeros: 0 };
+  const engine = await Engine.start({
+    worker: {
+      base: { modelPath, mode, patchable: tasks ? [] : ['no weight is patchable'], session: { executionProvider: 'cpu', intraOpThreads: threads } },
+      cacheMaxBytes: cacheBytes,
+      source: { fileRoot: WORK_DIR, allowedSchemes: ['file'] },
+    },
+    scheduler,
+    onEvent: (event) => {
+      if (event.type === 'activation' && event.key !== null) {
+        activations.count++;
+        activations.ms += event.ms;
+        activations.nonzeros += event.nonzeros;
+      }
+    },
+  });
+  const rng = new SeededRng(7);
+  return {
+    infer: (task) => engine.infer(tasks ? tasks[task]! : null, request(rng)),
+    activations: () => activations,
+    cachedBytes: async () => (await engine.stats()).worker?.cache.bytes ?? 0,
+    close: () => engine.close(),
+  };
+}
+
+async function mergedModelBytes(basePath: string, task: TaskFixture): Promise<Uint8Array> {
+  const model = await loadOnnxModel(basePath);
+  const weights = readFloatWeights(model);
+  const delta = decodeDelta(await readFile(join(WORK_DIR, task.uri)));
+  const merged = new Map<string, Float32Array>();
+  for (const tensor of delta.tensors) {
+    const data = weights.get(tensor.name)!.data.slice();
+    if (tensor.kind === 'sparse') for (let k = 0; k < tensor.indices.length; k++) data[tensor.indices[k]!] = data[tensor.indices[k]!]! + tensor.values[k]!;
+    else for (let i = 0; i < data.length; i++) data[i] = data[i]! + tensor.values[i]!;
+    merged.set(tensor.name, data);
+  }
+  return encodeOnnxModel(withFloatWeights(model, merged));
+}
+
+/** (b): how multiplexing servers do it — a merged model per task, sessions in an LRU. */
+async function mergedSessionRunner(basePath: string, tasks: readonly TaskFixture[]): Promise<Runner> {
+  const modelBytes = (await readFile(basePath)).length;
+  const capacity = Math.max(1, Math.floor(cacheBytes / modelBytes));
+  log(`baseline LRU holds ${capacity} merged session(s) of ${(modelBytes / 2 ** 20).toFixed(0)} MiB`);
+  const sessions = new Map<string, ort.InferenceSession>();
+  const activations = { count: 0, ms: 0, nonzeros: 0 };
+  const sessionFor = async (task: TaskFixture): Promise<ort.InferenceSession> => {
+    const cached = sessions.get(task.key);
+    if (cached) {
+      sessions.delete(task.key);
+      sessions.set(task.key, cached);
+      return cached;
+    }
+    const started = performance.now();
+    while (sessions.size >= capacity) {
+      const [oldest, session] = sessions.entries().next().value as [string, ort.InferenceSession];
+      sessions.delete(oldest);
+      await session.release();
+    }
+    const session = await createOrtSession(await mergedModelBytes(basePath, task), { executionProvider: 'cpu', intraOpThreads: threads });
+    sessions.set(task.key, session);
+    activations.count++;
+    activations.ms += performance.now() - started;
+    return session;
+  };
+  const queue = new Scheduler<NamedTensors, NamedTensors>({
+    ...scheduler,
+    runBatch: async (key, requests) => {
+      const session = await sessionFor(tasks.find((t) => t.key === key)!);
+      return splitBatch(await runSession(session, concatBatch(requests), {}), requests.map(batchSizeOf));
+    },
+  });
+  const rng = new SeededRng(7);
+  return {
+    infer: async (task) => {
+      await queue.submit(tasks[task]!.key, request(rng));
+      return {};
+    },
+    activations: () => activations,
+    cachedBytes: async () => 0,
+    close: async () => {
+      queue.close();
+      await Promise.all([...sessions.values()].map((s) => s.release()));
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const { basePath, tasks } = await ensureFixtures(dropRate, log);
+  let runner: Runner;
+  if (config === 'a') {
+    const mergedPath = join(WORK_DIR, `bert-base-merged-task0-p${dropRate}.onnx`);
+    if (!existsSync(mergedPath)) {
+      const { decodeOnnxModel } = await import('../src/onnx/model-file.js');
+      await saveOnnxModel(decodeOnnxModel(await mergedModelBytes(basePath, tasks[0]!), mergedPath), mergedPath);
+    }
+    runner = await engineRunner('patch', mergedPath, null);
+  } else if (config === 'b') runner = await mergedSessionRunner(basePath, tasks);
+  else runner = await engineRunner(config === 'c' ? 'patch' : 'graph', basePath, tasks);
+
+  const zipf = zipfSampler(tasks.length, 99);
+  const latencies: number[] = [];
+  let completed = 0;
+  let failed = 0;
+  const rss: number[] = [];
+  const loop = monitorEventLoopDelay({ resolution: 5 });
+  const started = performance.now();
+  const measureFrom = started + warmupSeconds * 1000;
+  const stopAt = measureFrom + seconds * 1000;
+  let activationsAtStart = { count: 0, ms: 0, nonzeros: 0 };
+  const sampler = setInterval(() => {
+    if (performance.now() >= measureFrom) rss.push(process.memoryUsage().rss);
+  }, 250);
+  let measuring = false;
+  const client = async () => {
+    while (performance.now() < stopAt) {
+      const task = config === 'a' ? 0 : zipf();
+      const t0 = performance.now();
+      if (!measuring && t0 >= measureFrom) {
+        measuring = true;
+        activationsAtStart = { ...runner.activations() };
+        loop.enable();
+      }
+      try {
+        await runner.infer(task);
+        if (t0 >= measureFrom) {
+          latencies.push(performance.now() - t0);
+          completed++;
+        }
+      } catch (error) {
+        failed++;
+        log(`request failed: ${(error as Error).message}`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, client));
+  const elapsed = (performance.now() - Math.max(measureFrom, started)) / 1000;
+  loop.disable();
+  clearInterval(sampler);
+  const end = runner.activations();
+  const activationCount = end.count - activationsAtStart.count;
+  const activationMs = end.ms - activationsAtStart.ms;
+  const result = {
+    config,
+    dropRate,
+    seconds: elapsed,
+    completed,
+    failed,
+    throughput: completed / elapsed,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    activationsPerSecond: activationCount / elapsed,
+    activationMsMean: activationCount > 0 ? activationMs / activationCount : 0,
+    activationNonzerosPerSecond: activationMs > 0 ? (end.nonzeros - activationsAtStart.nonzeros) / (activationMs / 1000) : 0,
+    rssMaxBytes: Math.max(...rss, 0),
+    rssMedianBytes: percentile(rss, 50),
+    cachedDeltaBytes: await runner.cachedBytes(),
+    eventLoopDelayP99Ms: loop.percentile(99) / 1e6,
+  };
+  await runner.close();
+  console.log(JSON.stringify(result));
+}
+
+await main();

@@ -1,0 +1,117 @@
+/**
+ * The engine benchmark (issue: engine). For p = 0.9 and 0.99 runs the four configurations of
+ * bench/engine-run.ts, each in its own process, one after another on the same machine, and
+ * reports them side by side with the ratios the goals are stated in.
+ * Run: node --import tsx bench/engine.ts [--seconds S] [--concurrency C]
+ */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { machineLine } from './machine.js';
+
+interface RunResult {
+  config: string;
+  dropRate: number;
+  seconds: number;
+  completed: number;
+  failed: number;
+  throughput: number;
+  p50: number;
+  p99: number;
+  activationsPerSecond: number;
+  activationMsMean: number;
+  activationNonzerosPerSecond: number;
+  rssMaxBytes: number;
+  rssMedianBytes: number;
+  cachedDeltaBytes: number;
+  eventLoopDelayP99Ms: number;
+}
+
+const NAMES: Record<string, string> = {
+  a: '(a) plain session, pre-packed, one task',
+  b: '(b) merged session per task, LRU',
+  c: '(c) engine, patch',
+  d: '(d) engine, graph (CPU)',
+};
+
+export async function runEngineBench(options: { seconds?: number; warmup?: number; concurrency?: number; cacheBytes?: number } = {}): Promise<string> {
+  const seconds = options.seconds ?? 40;
+  const warmup = options.warmup ?? 10;
+  const concurrency = options.concurrency ?? 16;
+  const cacheBytes = options.cacheBytes ?? 1024 ** 3;
+  const sections: string[] = [];
+  const command = `npm run bench -- engine   (each configuration: node --import tsx bench/engine-run.ts --config X --p P --seconds ${seconds} --warmup ${warmup} --concurrency ${concurrency} --cache-bytes ${cacheBytes})`;
+  for (const p of [0.9, 0.99]) {
+    const results: RunResult[] = [];
+    for (const config of ['a', 'b', 'c', 'd']) {
+      const child = spawnSync(
+        process.execPath,
+        ['--import', 'tsx', fileURLToPath(new URL('./engine-run.ts', import.meta.url)), '--config', config, '--p', String(p), '--seconds', String(seconds), '--warmup', String(warmup), '--concurrency', String(concurrency), '--cache-bytes', String(cacheBytes)],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 },
+      );
+      if (child.status !== 0) throw new Error(`bench config ${config} p=${p} failed with exit ${child.status}`);
+      results.push(JSON.parse(child.stdout.trim().split('\n').pop()!) as RunResult);
+    }
+    sections.push(renderTable(p, results, cacheBytes));
+  }
+  return [
+    '### Engine: one resident base, 100 tasks, Zipf(1.0)',
+    '',
+    machineLine(command),
+    '',
+    `BERT-base-shaped synthetic encoder (12 × 768, FFN 3072, 86 M params, 344 MB fp32). 100 synthetic tasks whose deltas touch every weight (DARE mask at p, values N(0, 0.002)/(1 − p), fp16 files). Requests 1 × 128 tokens, task drawn from Zipf(1.0), closed loop with ${concurrency} clients, ${warmup} s warm-up then ${seconds} s measured, intra-op threads 2, max batch 8, queue delay 2 ms, forced switch after 200 ms. Delta cache budget ${(cacheBytes / 2 ** 20).toFixed(0)} MiB for (c)/(d) and the same memory budget for (b)'s merged sessions. RSS is the whole process (main + worker thread); "above (a)" subtracts the plain single-model process's median RSS.`,
+    '',
+    ...sections,
+  ].join('\n');
+}
+
+function renderTable(p: number, results: RunResult[], cacheBytes: number): string {
+  const a = results.find((r) => r.config === 'a')!;
+  const b = results.find((r) => r.config === 'b')!;
+  const c = results.find((r) => r.config === 'c')!;
+  const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
+  const rows = results.map((r) =>
+    [
+      NAMES[r.config],
+      r.throughput.toFixed(2),
+      (r.throughput / a.throughput).toFixed(2),
+      r.p50.toFixed(0),
+      r.p99.toFixed(0),
+      r.activationsPerSecond.toFixed(2),
+      r.config === 'b' ? `${r.activationMsMean.toFixed(0)} (merge + session)` : r.activationMsMean.toFixed(1),
+      r.activationNonzerosPerSecond > 0 ? (r.activationNonzerosPerSecond / 1e6).toFixed(0) : '–',
+      mib(r.rssMedianBytes),
+      r.config === 'a' ? '–' : mib(r.rssMedianBytes - a.rssMedianBytes),
+      r.cachedDeltaBytes > 0 ? mib(r.cachedDeltaBytes) : '–',
+      r.config === 'b' ? `${r.eventLoopDelayP99Ms.toFixed(0)} (inference on this thread)` : r.eventLoopDelayP99Ms.toFixed(1),
+      String(r.failed),
+    ].join(' | '),
+  );
+  const goals = [
+    `- (c) / (a) throughput: **${(c.throughput / a.throughput).toFixed(2)}** (goal ≥ ${p >= 0.99 ? '0.8' : '0.6'})`,
+    `- (c) / (b) throughput: **${(c.throughput / b.throughput).toFixed(1)}×** (goal ≥ 5×)`,
+    `- (c) RSS above (a): ${mib(c.rssMedianBytes - a.rssMedianBytes)} MiB vs. goal ≤ 1.15 × cached delta bytes + 50 MB = ${mib(1.15 * c.cachedDeltaBytes + 50e6)} MiB`,
+    `- (c) event-loop delay p99: ${c.eventLoopDelayP99Ms.toFixed(1)} ms (goal ≤ 10 ms)`,
+  ];
+  return [
+    `#### p = ${p}`,
+    '',
+    '| configuration | req/s | × (a) | p50 ms | p99 ms | activations/s | activation ms | activation M nnz/s | RSS MiB | RSS above (a) MiB | cached deltas MiB | event-loop p99 ms | failed |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows.map((r) => `| ${r} |`),
+    '',
+    ...goals,
+    '',
+  ].join('\n');
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const { values } = parseArgs({ options: { seconds: { type: 'string' }, warmup: { type: 'string' }, concurrency: { type: 'string' } } });
+  console.log(
+    await runEngineBench({
+      ...(values.seconds && { seconds: Number(values.seconds) }),
+      ...(values.warmup && { warmup: Number(values.warmup) }),
+      ...(values.concurrency && { concurrency: Number(values.concurrency) }),
+    }),
+  );
+}
