@@ -184,9 +184,15 @@ export class Engine {
     return { worker, queued: this.scheduler.stats().queued, restarts: this.restarts, ready: this.ready };
   }
 
-  /** Kills the worker; the engine restarts it as after a crash. For operators and fault tests. */
+  /** Replaces the worker after its current run; the engine restarts it as after a crash. */
   async restartWorker(): Promise<void> {
-    await this.client?.terminate();
+    await this.client?.stop();
+  }
+
+  /** Fault injection for tests and drills: the worker dies while handling its next batch. */
+  async crashWorkerOnNextBatch(): Promise<void> {
+    this.assertReady();
+    await this.client!.call<void>({ op: 'crash-on-next-run' });
   }
 
   /** Stops taking work, lets queued and running batches finish (up to `drainMs`), stops the worker. */
@@ -195,7 +201,7 @@ export class Engine {
     this.scheduler.close();
     await Promise.race([this.scheduler.drain(), new Promise((resolve) => setTimeout(resolve, drainMs).unref())]);
     if (this.restartTimer) clearTimeout(this.restartTimer);
-    await this.client?.terminate();
+    await this.client?.stop();
   }
 
   private assertReady(): void {

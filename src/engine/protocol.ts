@@ -21,7 +21,11 @@ export type WorkerRequest =
   | { readonly id: number; readonly op: 'pin'; readonly task: TaskRef }
   | { readonly id: number; readonly op: 'unpin'; readonly key: string }
   | { readonly id: number; readonly op: 'evict'; readonly key: string }
-  | { readonly id: number; readonly op: 'stats' };
+  | { readonly id: number; readonly op: 'stats' }
+  /** Finish the run in progress (if any), then end the thread. */
+  | { readonly id: number; readonly op: 'exit' }
+  /** Fault injection: the next `run` kills the worker instead of answering. */
+  | { readonly id: number; readonly op: 'crash-on-next-run' };
 
 export interface SerializedError {
   readonly name: string;

@@ -88,9 +88,17 @@ export class WorkerClient {
     });
   }
 
-  async terminate(): Promise<void> {
+  /**
+   * Ends the worker without interrupting a native run: it finishes the run in progress, then
+   * exits. `Worker.terminate()` during onnxruntime-node's synchronous run aborts the whole
+   * process (the binding throws a C++ exception into a terminating isolate), so it is used only
+   * when the worker does not exit within `graceMs`.
+   */
+  async stop(graceMs = 30_000): Promise<void> {
     if (this.exited) return;
-    await this.worker.terminate();
+    this.call<void>({ op: 'exit' }).catch(() => undefined);
+    const timer = setTimeout(() => void this.worker.terminate(), graceMs);
     await this.exit;
+    clearTimeout(timer);
   }
 }

@@ -58,9 +58,17 @@ async function start(): Promise<void> {
   };
 
   let runs: Promise<unknown> = Promise.resolve();
+  let crashOnNextRun = false;
   const handle = async (request: WorkerRequest): Promise<{ value: unknown; transfer?: ArrayBuffer[] }> => {
     switch (request.op) {
       case 'run': {
+        if (crashOnNextRun) {
+          // An uncaught error ends the thread the way a real fault would, with this batch in flight.
+          setImmediate(() => {
+            throw new Error('injected worker crash');
+          });
+          return new Promise<never>(() => undefined);
+        }
         if (request.task) remember(request.task);
         const task = request.task;
         const result = await (runs = runs.then(
@@ -86,6 +94,14 @@ async function start(): Promise<void> {
         return { value: undefined };
       case 'evict':
         cache.evict(request.key);
+        return { value: undefined };
+      case 'crash-on-next-run':
+        crashOnNextRun = true;
+        return { value: undefined };
+      case 'exit':
+        // Queued behind the runs already accepted, so no native run is interrupted.
+        await runs.catch(() => undefined);
+        setImmediate(() => process.exit(0));
         return { value: undefined };
       case 'stats': {
         const s = cache.stats();
