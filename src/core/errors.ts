@@ -99,7 +99,7 @@ export const DS_ERR_ADMIN_REQUIRED = createError('DS_ERR_ADMIN_REQUIRED', 'Route
 export const DS_ERR_MODEL_NOT_FOUND = createError('DS_ERR_MODEL_NOT_FOUND', 'Model %s not found', 404);
 export const DS_ERR_ROUTE_NOT_FOUND = createError('DS_ERR_ROUTE_NOT_FOUND', 'Route %s %s not found', 404);
 /** Carries `retryAfterSeconds` for the HTTP `Retry-After` header. */
-export const DS_ERR_RATE_LIMITED = createError('DS_ERR_RATE_LIMITED', 'Tenant %s exceeded its rate limit of %s requests/s (burst %s); retry after %s s', 429);
+export const DS_ERR_RATE_LIMITED = createError('DS_ERR_RATE_LIMITED', 'Tenant %s exceeded its rate limit (%s); retry after %s s', 429);
 /** Carries `retryAfterSeconds` for the HTTP `Retry-After` header. */
 export const DS_ERR_CONCURRENCY_LIMITED = createError('DS_ERR_CONCURRENCY_LIMITED', 'Tenant %s already has %s requests in flight, its limit; retry after %s s', 429);
 export const DS_ERR_BAD_TIMEOUT = createError('DS_ERR_BAD_TIMEOUT', 'Request timeout %s is invalid: expected a positive integer of milliseconds, got %s', 400);

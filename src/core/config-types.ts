@@ -1,0 +1,119 @@
+/**
+ * The gateway configuration after validation: every field present, every default filled in,
+ * every path absolute. `docs/http-api.md` (Configuration) documents each field; the validator
+ * (`config-validate.ts`) is the single source of defaults and bounds.
+ */
+
+export type ExecutionProvider = 'cpu' | 'cuda';
+export type ActivationMode = 'patch' | 'graph';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+export type DeltaScheme = 'file' | 'http' | 'https';
+
+/** One task version as configuration declares it (the `registry.tasks` list or a manifest). */
+export interface TaskSpec {
+  readonly name: string;
+  readonly version: string;
+  /** Delta location: a path (relative to `deltas.fileRoot`), `file://` URL or http(s) URL. */
+  readonly uri: string;
+  /** sha256 (64 hex digits, lower case) of the delta file's bytes. */
+  readonly sha256: string;
+  readonly description: string;
+  /** Class names of the task's logits, in order; null when the task is not a classifier. */
+  readonly labels: readonly string[] | null;
+  /** How many leading logits belong to the task (a head narrower than the base's); null = all. */
+  readonly numClasses: number | null;
+}
+
+export interface RateLimitConfig {
+  /** Sustained requests per second (token refill rate). */
+  readonly requestsPerSecond: number;
+  /** Bucket size: requests that may arrive at once after an idle period. */
+  readonly burst: number;
+}
+
+export interface TenantConfig {
+  readonly name: string;
+  /** sha256 hex of each accepted API key (several allow rotation). */
+  readonly keySha256: readonly string[];
+  /** Task names the tenant may use; `*` = every registered task; `base` = the bare base model. */
+  readonly tasks: readonly string[];
+  /** Visible name → `task` or `task@version`. An alias grants access to its target. */
+  readonly aliases: Readonly<Record<string, string>>;
+  /** Task name → version → weight (positive; normalised over the versions that exist). */
+  readonly splits: Readonly<Record<string, Readonly<Record<string, number>>>>;
+  readonly rateLimit: RateLimitConfig | null;
+  /** Inference requests in flight at once; null = unbounded. */
+  readonly maxConcurrent: number | null;
+  /** Passed to the scheduler: higher is served first among waiting batches. */
+  readonly priority: number;
+}
+
+export interface GatewayConfig {
+  /** Where the configuration came from (file path), for messages. */
+  readonly source: string;
+  readonly devMode: boolean;
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly model: {
+    /** Zoo manifest (base + tasks); exactly one of `manifest` and `path` is set. */
+    readonly manifest: string | null;
+    /** Base ONNX model, when there is no manifest. */
+    readonly path: string | null;
+    /** Class names of the base model's logits (overrides the manifest's). */
+    readonly labels: readonly string[] | null;
+    /** Globs over weight names deltas may touch; empty = every float weight. */
+    readonly patchable: readonly string[];
+  };
+  readonly engine: {
+    readonly executionProvider: ExecutionProvider;
+    readonly deviceId: number;
+    readonly mode: ActivationMode;
+    readonly intraOpThreads: number;
+    readonly cacheBytes: number;
+    readonly restartDelayMs: number;
+    readonly maxRestartDelayMs: number;
+  };
+  readonly batching: {
+    readonly maxBatchSize: number;
+    readonly maxQueueDelayMs: number;
+    readonly maxQueuedPerTask: number;
+    readonly maxQueuedTotal: number;
+    readonly forcedSwitchWaitMs: number;
+  };
+  readonly timeouts: {
+    /** Deadline of a request that names none. */
+    readonly inferTimeoutMs: number;
+    /** Largest deadline a request may ask for (larger ones are capped). */
+    readonly maxInferTimeoutMs: number;
+  };
+  readonly http: {
+    /** Largest JSON request body, bytes (413 above). */
+    readonly bodyLimitBytes: number;
+    /** Largest PNG upload to the classify route, bytes (413 above). */
+    readonly imageBodyLimitBytes: number;
+  };
+  readonly deltas: {
+    readonly fileRoot: string;
+    readonly allowedSchemes: readonly DeltaScheme[];
+    readonly allowedHosts: readonly string[];
+    readonly maxBytes: number;
+    readonly connectTimeoutMs: number;
+    readonly headersTimeoutMs: number;
+    readonly bodyTimeoutMs: number;
+    readonly retries: number;
+  };
+  readonly registry: {
+    /** Runtime registrations are persisted here; null = not persisted (tests, throwaway runs). */
+    readonly stateFile: string | null;
+    readonly tasks: readonly TaskSpec[];
+  };
+  readonly tenants: readonly TenantConfig[];
+  readonly admin: { readonly keySha256: readonly string[] };
+  readonly telemetry: {
+    readonly serviceName: string;
+    readonly otlpEndpoint: string | null;
+    /** Require the admin key on `/metrics` (its labels name tenants and tasks). */
+    readonly metricsRequireAdmin: boolean;
+  };
+  readonly logLevel: LogLevel;
+  readonly shutdownGraceMs: number;
+}

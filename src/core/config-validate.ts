@@ -1,0 +1,265 @@
+/**
+ * Validates the raw configuration (parsed YAML with environment overrides applied) into a
+ * `GatewayConfig`, once, at start-up. The first problem stops start-up with one message naming
+ * the field path and the reason. Defaults live here and nowhere else.
+ *
+ * Relative paths in the file resolve against the file's folder (so the config works from any
+ * working directory); paths given by environment variables were already made absolute against
+ * the working directory.
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { DEV_KEY_HASHES } from './config-dev-keys.js';
+import { FieldReader, NAME, join, type Fail } from './config-fields.js';
+import { RESERVED_BASE_NAME, readTaskSpec } from './config-tasks.js';
+import type {
+  ActivationMode,
+  DeltaScheme,
+  ExecutionProvider,
+  GatewayConfig,
+  LogLevel,
+  RateLimitConfig,
+  TenantConfig,
+} from './config-types.js';
+
+const TOP_KEYS = [
+  'devMode', 'listen', 'model', 'engine', 'batching', 'timeouts', 'http', 'deltas', 'registry',
+  'tenants', 'admin', 'telemetry', 'logLevel', 'shutdownGraceMs',
+] as const;
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const MAX_MS = 24 * 3600 * 1000;
+const GIB = 1024 ** 3;
+
+export interface ValidateOptions {
+  /** Folder relative paths in the file resolve against. */
+  readonly baseDir: string;
+  /** Describes where the configuration came from, for the error message. */
+  readonly source: string;
+  readonly fail: Fail;
+}
+
+export function validateConfig(raw: unknown, options: ValidateOptions): GatewayConfig {
+  const r = new FieldReader(options.fail);
+  const path = (value: string): string => (isAbsolute(value) ? value : resolve(options.baseDir, value));
+  const root = r.object(raw, '', TOP_KEYS);
+  const devMode = r.boolean(root, 'devMode', '', false);
+
+  const listenObj = r.object(root.listen, 'listen', ['host', 'port']);
+  const listen = { host: r.string(listenObj, 'host', 'listen', '127.0.0.1'), port: r.integer(listenObj, 'port', 'listen', 0, 65535, 8080) };
+
+  const modelObj = r.object(root.model, 'model', ['manifest', 'path', 'labels', 'patchable']);
+  const manifest = r.optionalString(modelObj, 'manifest', 'model');
+  const modelPath = r.optionalString(modelObj, 'path', 'model');
+  if ((manifest === null) === (modelPath === null)) {
+    r.fail('model', manifest === null ? 'set model.manifest (a zoo manifest) or model.path (an ONNX file)' : 'set only one of model.manifest and model.path');
+  }
+  const model = {
+    manifest: manifest === null ? null : path(manifest),
+    path: modelPath === null ? null : path(modelPath),
+    labels: modelObj.labels === undefined || modelObj.labels === null ? null : r.strings(modelObj, 'labels', 'model', []),
+    patchable: r.strings(modelObj, 'patchable', 'model', []),
+  };
+
+  const engineObj = r.object(root.engine, 'engine', [
+    'executionProvider', 'deviceId', 'mode', 'intraOpThreads', 'cacheBytes', 'restartDelayMs', 'maxRestartDelayMs',
+  ]);
+  const executionProvider = r.oneOf<ExecutionProvider>(engineObj, 'executionProvider', 'engine', ['cpu', 'cuda'], 'cpu');
+  const engine = {
+    executionProvider,
+    deviceId: r.integer(engineObj, 'deviceId', 'engine', 0, 64, 0),
+    // BRIEF §3.7: the CPU patches weights in place; CUDA keeps them resident and merges in-graph.
+    mode: r.oneOf<ActivationMode>(engineObj, 'mode', 'engine', ['patch', 'graph'], executionProvider === 'cuda' ? 'graph' : 'patch'),
+    intraOpThreads: r.integer(engineObj, 'intraOpThreads', 'engine', 0, 1024, 0),
+    cacheBytes: r.integer(engineObj, 'cacheBytes', 'engine', 1, 1024 * GIB, 256 * 1024 ** 2),
+    restartDelayMs: r.integer(engineObj, 'restartDelayMs', 'engine', 1, MAX_MS, 200),
+    maxRestartDelayMs: r.integer(engineObj, 'maxRestartDelayMs', 'engine', 1, MAX_MS, 10_000),
+  };
+  if (engine.maxRestartDelayMs < engine.restartDelayMs) {
+    r.fail('engine.maxRestartDelayMs', `must be at least engine.restartDelayMs (${engine.restartDelayMs}), got ${engine.maxRestartDelayMs}`);
+  }
+
+  const batchingObj = r.object(root.batching, 'batching', [
+    'maxBatchSize', 'maxQueueDelayMs', 'maxQueuedPerTask', 'maxQueuedTotal', 'forcedSwitchWaitMs',
+  ]);
+  const batching = {
+    maxBatchSize: r.integer(batchingObj, 'maxBatchSize', 'batching', 1, 4096, 8),
+    maxQueueDelayMs: r.number(batchingObj, 'maxQueueDelayMs', 'batching', 0, 60_000, 2),
+    maxQueuedPerTask: r.integer(batchingObj, 'maxQueuedPerTask', 'batching', 1, 1_000_000, 256),
+    maxQueuedTotal: r.integer(batchingObj, 'maxQueuedTotal', 'batching', 1, 10_000_000, 1024),
+    forcedSwitchWaitMs: r.number(batchingObj, 'forcedSwitchWaitMs', 'batching', 0, 600_000, 50),
+  };
+  if (batching.maxQueuedTotal < batching.maxQueuedPerTask) {
+    r.fail('batching.maxQueuedTotal', `must be at least batching.maxQueuedPerTask (${batching.maxQueuedPerTask}), got ${batching.maxQueuedTotal}`);
+  }
+
+  const timeoutsObj = r.object(root.timeouts, 'timeouts', ['inferTimeoutMs', 'maxInferTimeoutMs']);
+  const timeouts = {
+    inferTimeoutMs: r.integer(timeoutsObj, 'inferTimeoutMs', 'timeouts', 1, MAX_MS, 30_000),
+    maxInferTimeoutMs: r.integer(timeoutsObj, 'maxInferTimeoutMs', 'timeouts', 1, MAX_MS, 120_000),
+  };
+  if (timeouts.maxInferTimeoutMs < timeouts.inferTimeoutMs) {
+    r.fail('timeouts.maxInferTimeoutMs', `must be at least timeouts.inferTimeoutMs (${timeouts.inferTimeoutMs}), got ${timeouts.maxInferTimeoutMs}`);
+  }
+
+  const httpObj = r.object(root.http, 'http', ['bodyLimitBytes', 'imageBodyLimitBytes']);
+  const http = {
+    bodyLimitBytes: r.integer(httpObj, 'bodyLimitBytes', 'http', 1024, GIB, 4 * 1024 ** 2),
+    imageBodyLimitBytes: r.integer(httpObj, 'imageBodyLimitBytes', 'http', 1024, GIB, 8 * 1024 ** 2),
+  };
+
+  const deltasObj = r.object(root.deltas, 'deltas', [
+    'fileRoot', 'allowedSchemes', 'allowedHosts', 'maxBytes', 'connectTimeoutMs', 'headersTimeoutMs', 'bodyTimeoutMs', 'retries',
+  ]);
+  const allowedSchemes = r.strings(deltasObj, 'allowedSchemes', 'deltas', ['file', 'https']);
+  allowedSchemes.forEach((scheme, i) => {
+    if (scheme !== 'file' && scheme !== 'http' && scheme !== 'https') r.fail(`deltas.allowedSchemes[${i}]`, `expected file, http or https, got ${JSON.stringify(scheme)}`);
+  });
+  const allowedHosts = r.strings(deltasObj, 'allowedHosts', 'deltas', []);
+  allowedHosts.forEach((host, i) => {
+    const name = host.startsWith('*.') ? host.slice(2) : host;
+    if (host !== '*' && (name === '' || /[*/\s]/.test(name))) r.fail(`deltas.allowedHosts[${i}]`, `expected a host name, "*.suffix" or "*", got ${JSON.stringify(host)}`);
+  });
+  const fileRootWritten = r.optionalString(deltasObj, 'fileRoot', 'deltas');
+  const deltas = {
+    // Default: the manifest's folder (zoo deltas live beside it), else the config's folder.
+    fileRoot: fileRootWritten !== null ? path(fileRootWritten) : model.manifest !== null ? resolve(model.manifest, '..') : options.baseDir,
+    allowedSchemes: allowedSchemes as DeltaScheme[],
+    allowedHosts,
+    maxBytes: r.integer(deltasObj, 'maxBytes', 'deltas', 1, 64 * GIB, GIB),
+    connectTimeoutMs: r.integer(deltasObj, 'connectTimeoutMs', 'deltas', 1, MAX_MS, 10_000),
+    headersTimeoutMs: r.integer(deltasObj, 'headersTimeoutMs', 'deltas', 1, MAX_MS, 30_000),
+    bodyTimeoutMs: r.integer(deltasObj, 'bodyTimeoutMs', 'deltas', 1, MAX_MS, 30_000),
+    retries: r.integer(deltasObj, 'retries', 'deltas', 0, 20, 2),
+  };
+
+  const registryObj = r.object(root.registry, 'registry', ['stateFile', 'tasks']);
+  const stateFile = r.optionalString(registryObj, 'stateFile', 'registry');
+  const tasks = r.array(registryObj.tasks, 'registry.tasks').map((value, i) =>
+    readTaskSpec(r, value, `registry.tasks[${i}]`, 'uri', (written) => written),
+  );
+  const seenTasks = new Set<string>();
+  tasks.forEach((task, i) => {
+    const key = `${task.name}@${task.version}`;
+    if (seenTasks.has(key)) r.fail(`registry.tasks[${i}]`, `${key} is declared twice`);
+    seenTasks.add(key);
+  });
+  const registry = { stateFile: stateFile === null ? null : path(stateFile), tasks };
+
+  const adminObj = r.object(root.admin, 'admin', ['keySha256']);
+  const admin = { keySha256: r.strings(adminObj, 'keySha256', 'admin', []).map((h, i) => r.sha256(h, `admin.keySha256[${i}]`)) };
+
+  const tenants = r.array(root.tenants, 'tenants').map((value, i) => readTenant(r, value, `tenants[${i}]`));
+  checkKeys(r, tenants, admin.keySha256, devMode);
+
+  const telemetryObj = r.object(root.telemetry, 'telemetry', ['serviceName', 'otlpEndpoint', 'metricsRequireAdmin']);
+  const otlpEndpoint = r.optionalString(telemetryObj, 'otlpEndpoint', 'telemetry');
+  if (otlpEndpoint !== null && !/^https?:\/\/[^/\s]+/.test(otlpEndpoint)) {
+    r.fail('telemetry.otlpEndpoint', `expected an http(s) URL, got ${JSON.stringify(otlpEndpoint)}`);
+  }
+  const telemetry = {
+    serviceName: r.string(telemetryObj, 'serviceName', 'telemetry', 'deltaserve'),
+    otlpEndpoint,
+    metricsRequireAdmin: r.boolean(telemetryObj, 'metricsRequireAdmin', 'telemetry', false),
+  };
+
+  return {
+    source: options.source,
+    devMode,
+    listen,
+    model,
+    engine,
+    batching,
+    timeouts,
+    http,
+    deltas,
+    registry,
+    tenants,
+    admin,
+    telemetry,
+    logLevel: r.oneOf<LogLevel>(root, 'logLevel', '', LOG_LEVELS, 'info'),
+    shutdownGraceMs: r.integer(root, 'shutdownGraceMs', '', 0, MAX_MS, 10_000),
+  };
+}
+
+const TENANT_KEYS = ['name', 'keySha256', 'tasks', 'aliases', 'splits', 'rateLimit', 'maxConcurrent', 'priority'];
+
+function readTenant(r: FieldReader, value: unknown, path: string): TenantConfig {
+  const obj = r.object(value, path, TENANT_KEYS, false);
+  const name = r.name(obj.name, join(path, 'name'));
+  const keySha256 = r.strings(obj, 'keySha256', path, []).map((h, i) => r.sha256(h, `${path}.keySha256[${i}]`));
+  if (keySha256.length === 0) r.fail(join(path, 'keySha256'), 'expected at least one key hash (sha256 hex of the API key)');
+  const tasks = r.strings(obj, 'tasks', path, []);
+  tasks.forEach((task, i) => {
+    if (task !== '*' && !NAME.test(task)) r.fail(`${path}.tasks[${i}]`, `expected a task name or "*", got ${JSON.stringify(task)}`);
+  });
+
+  const aliases: Record<string, string> = {};
+  for (const [alias, target] of Object.entries(r.map(obj.aliases, join(path, 'aliases')))) {
+    const at = `${path}.aliases.${alias}`;
+    r.name(alias, at);
+    if (alias === RESERVED_BASE_NAME) r.fail(at, '"base" is reserved for the base model');
+    const text = r.stringValue(target, at);
+    const [taskName, version, extra] = text.split('@');
+    if (extra !== undefined || taskName === undefined || !NAME.test(taskName) || (version !== undefined && !NAME.test(version))) {
+      r.fail(at, `expected "task" or "task@version", got ${JSON.stringify(text)}`);
+    }
+    aliases[alias] = text;
+  }
+
+  const splits: Record<string, Record<string, number>> = {};
+  for (const [task, weights] of Object.entries(r.map(obj.splits, join(path, 'splits')))) {
+    const at = `${path}.splits.${task}`;
+    r.name(task, at);
+    const entries = Object.entries(r.map(weights, at));
+    if (entries.length === 0) r.fail(at, 'expected at least one version: weight');
+    const split: Record<string, number> = {};
+    for (const [version, weight] of entries) {
+      r.version(version, `${at}.${version}`);
+      if (typeof weight !== 'number' || !Number.isFinite(weight) || weight <= 0) {
+        r.fail(`${at}.${version}`, `expected a positive weight, got ${JSON.stringify(weight)}`);
+      }
+      split[version] = weight;
+    }
+    splits[task] = split;
+  }
+
+  let rateLimit: RateLimitConfig | null = null;
+  if (obj.rateLimit !== undefined && obj.rateLimit !== null) {
+    const at = join(path, 'rateLimit');
+    const limit = r.object(obj.rateLimit, at, ['requestsPerSecond', 'burst'], false);
+    if (limit.requestsPerSecond === undefined) r.fail(`${at}.requestsPerSecond`, 'is required');
+    const requestsPerSecond = r.number(limit, 'requestsPerSecond', at, 0, 1_000_000, 1, true);
+    rateLimit = { requestsPerSecond, burst: r.integer(limit, 'burst', at, 1, 10_000_000, Math.max(1, Math.ceil(requestsPerSecond))) };
+  }
+
+  return {
+    name,
+    keySha256,
+    tasks,
+    aliases,
+    splits,
+    rateLimit,
+    maxConcurrent: r.optionalInteger(obj, 'maxConcurrent', path, 1, 1_000_000),
+    priority: r.integer(obj, 'priority', path, -1000, 1000, 0),
+  };
+}
+
+/** Tenant names and key hashes are unique; the public dev keys only in dev mode. */
+function checkKeys(r: FieldReader, tenants: readonly TenantConfig[], adminHashes: readonly string[], devMode: boolean): void {
+  const owners = new Map<string, string>();
+  const names = new Set<string>();
+  const claim = (hash: string, owner: string, path: string): void => {
+    const previous = owners.get(hash);
+    if (previous !== undefined) r.fail(path, `is the same key hash as ${previous}; every key must identify one tenant`);
+    owners.set(hash, owner);
+    if (!devMode && DEV_KEY_HASHES.has(hash)) {
+      r.fail(path, `is the hash of the public development key "${DEV_KEY_HASHES.get(hash)}"; use a secret key, or set devMode: true for local use`);
+    }
+  };
+  adminHashes.forEach((hash, i) => claim(hash, 'admin.keySha256', `admin.keySha256[${i}]`));
+  tenants.forEach((tenant, t) => {
+    if (names.has(tenant.name)) r.fail(`tenants[${t}].name`, `tenant ${JSON.stringify(tenant.name)} is declared twice`);
+    names.add(tenant.name);
+    tenant.keySha256.forEach((hash, k) => claim(hash, `tenant ${tenant.name}`, `tenants[${t}].keySha256[${k}]`));
+  });
+}
+

@@ -1,0 +1,67 @@
+/**
+ * Every error becomes `{"error": "...", "code": "..."}` here, in one place, with the status the
+ * error carries (`statusCode`, set by @fastify/error for our DS_ERR_* and fastify's FST_ERR_*):
+ *
+ * - schema failures → 400 DS_ERR_REQUEST_INVALID naming the field (`body/inputs/0/shape must be
+ *   array`), built by `schemaErrorFormatter`;
+ * - client mistakes fastify detects (bad JSON 400, wrong content type 415, body too large 413)
+ *   keep their status and FST_ERR_* code;
+ * - overload → 429/503 with `Retry-After` (from `retryAfterSeconds`, or 1 s for a rate limit, an
+ *   engine that is restarting or a server that is shutting down);
+ * - anything without a status is a bug: 500 DS_ERR_INTERNAL with a generic message, logged with
+ *   its stack (the message may hold internals a client must not see).
+ */
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifySchemaValidationError } from 'fastify';
+import { DS_ERR_INTERNAL, DS_ERR_REQUEST_INVALID, DS_ERR_ROUTE_NOT_FOUND } from '../core/errors.js';
+
+const RETRY_SOON = new Set(['DS_ERR_ENGINE_NOT_READY', 'DS_ERR_ENGINE_CRASHED', 'DS_ERR_SHUTTING_DOWN']);
+
+export interface ErrorBody {
+  readonly error: string;
+  readonly code: string;
+}
+
+type AnyError = FastifyError & { retryAfterSeconds?: number };
+
+export function statusOf(error: AnyError): number {
+  const status = error.statusCode;
+  return typeof status === 'number' && status >= 400 && status <= 599 ? status : 500;
+}
+
+/** Fastify `schemaErrorFormatter`: one 400 naming the first failing field. */
+export function formatSchemaError(errors: FastifySchemaValidationError[], dataVar: string): Error {
+  const first = errors[0];
+  const field = first ? `${dataVar}${first.instancePath}` : dataVar;
+  const extra = first?.keyword === 'additionalProperties' ? ` (${String((first.params as { additionalProperty?: unknown }).additionalProperty)})` : '';
+  return new DS_ERR_REQUEST_INVALID(`${field} ${first?.message ?? 'is invalid'}${extra}`);
+}
+
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((error: AnyError, request: FastifyRequest, reply: FastifyReply) => {
+    const status = statusOf(error);
+    const known = status < 500 || (typeof error.code === 'string' && error.code.startsWith('DS_ERR_'));
+    if (status >= 500) request.log.error({ err: error }, 'request failed');
+    else request.log.info({ code: error.code, status }, error.message);
+    const retryAfter = retryAfterOf(error, status);
+    if (retryAfter !== null) void reply.header('retry-after', String(retryAfter));
+    if (status === 401) void reply.header('www-authenticate', 'Bearer');
+    const internal = new DS_ERR_INTERNAL();
+    const body: ErrorBody = known
+      ? { error: error.message, code: typeof error.code === 'string' && error.code !== '' ? error.code : `HTTP_${status}` }
+      : { error: internal.message, code: internal.code };
+    return reply.status(status).send(body);
+  });
+
+  app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
+    const error = new DS_ERR_ROUTE_NOT_FOUND(request.method, request.url.split('?')[0]);
+    return reply.status(404).send({ error: error.message, code: error.code } satisfies ErrorBody);
+  });
+}
+
+function retryAfterOf(error: AnyError, status: number): number | null {
+  if (typeof error.retryAfterSeconds === 'number' && Number.isFinite(error.retryAfterSeconds)) {
+    return Math.max(1, Math.ceil(error.retryAfterSeconds));
+  }
+  if (status === 429 || RETRY_SOON.has(error.code)) return 1;
+  return null;
+}

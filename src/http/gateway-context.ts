@@ -1,0 +1,42 @@
+/** What the routes share: the engine, the registry, the tenants and the limits, built once. */
+import type { Telemetry } from '../telemetry/index.js';
+import type { TaskRegistry } from '../registry/task-registry.js';
+import type { TaskStates } from '../registry/task-states.js';
+import type { TenantDirectory } from '../tenant/tenant-directory.js';
+import type { ResolveContext } from '../tenant/tenant-policy.js';
+import type { ModelIO } from '../onnx/io-signature.js';
+import type { InferenceEngine } from './inference-engine.js';
+
+export interface GatewayLimits {
+  readonly inferTimeoutMs: number;
+  readonly maxInferTimeoutMs: number;
+  readonly bodyLimitBytes: number;
+  readonly imageBodyLimitBytes: number;
+}
+
+export interface BaseModelInfo {
+  /** The version the bare base model answers to: the first 12 hex digits of its fingerprint. */
+  readonly version: string;
+  readonly fingerprint: string;
+  /** Class names of the base model's logits, when known (manifest or config). */
+  readonly labels: readonly string[] | null;
+  /** Inputs and outputs, read once at start (every task shares them). */
+  readonly io: ModelIO;
+}
+
+export interface GatewayContext {
+  readonly engine: InferenceEngine;
+  readonly registry: TaskRegistry;
+  readonly tenants: TenantDirectory;
+  readonly taskStates: TaskStates;
+  readonly telemetry: Telemetry | null;
+  readonly base: BaseModelInfo;
+  readonly limits: GatewayLimits;
+  readonly metricsRequireAdmin: boolean;
+  /** Set once shutdown starts: readiness turns false before the listener closes. */
+  readonly lifecycle: { shuttingDown: boolean };
+}
+
+export function resolveContext(ctx: GatewayContext): ResolveContext {
+  return { registry: ctx.registry, baseVersion: ctx.base.version };
+}

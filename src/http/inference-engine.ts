@@ -1,0 +1,34 @@
+/**
+ * The engine as the HTTP layer uses it: `Engine` (src/engine/engine.ts) satisfies this
+ * interface, and so can a small fake in route tests. Nothing here knows about worker threads.
+ */
+import type { InferOptions, InferResult } from '../engine/engine.js';
+import type { ReadyInfo, TaskRef, WorkerStats } from '../engine/protocol.js';
+import type { NamedTensors } from '../engine/tensors.js';
+import type { ModelIO } from '../onnx/io-signature.js';
+
+export type { InferOptions, InferResult };
+
+export interface EngineStats {
+  readonly worker: WorkerStats | null;
+  readonly queued: number;
+  readonly restarts: number;
+  readonly ready: boolean;
+}
+
+export interface InferenceEngine {
+  /** True while the base model is loaded and the worker is up. */
+  readonly ready: boolean;
+  /** Inputs and outputs of the base model (every task shares them); throws when not ready. */
+  readonly modelIO: ModelIO;
+  readonly readyInfo: ReadyInfo | null;
+  readonly restartCount: number;
+  infer(task: TaskRef | null, inputs: NamedTensors, options?: InferOptions): Promise<InferResult>;
+  /** Fetches, verifies and decodes a task's delta into the cache (DS_ERR_TASK_UNAVAILABLE on failure). */
+  load(task: TaskRef): Promise<void>;
+  pin(task: TaskRef): Promise<void>;
+  unpin(key: string): Promise<void>;
+  evict(key: string): Promise<void>;
+  stats(): Promise<EngineStats>;
+  close(drainMs?: number): Promise<void>;
+}

@@ -1,0 +1,115 @@
+/**
+ * Admin API over the task registry (admin key): list, register a new task, add a version (or
+ * update a version's labels/description), retire a task or one version. Changes are validated
+ * by loading the delta, persisted atomically, and survive a restart; see registry/.
+ */
+import type { FastifyInstance } from 'fastify';
+import { DS_ERR_REQUEST_INVALID } from '../../core/errors.js';
+import { FieldReader } from '../../core/config-fields.js';
+import { readTaskSpec } from '../../core/config-tasks.js';
+import type { TaskSpec } from '../../core/config-types.js';
+import { redactUri } from '../../deltas/source/uri.js';
+import type { TaskAdmin } from '../../registry/task-admin.js';
+import type { TaskVersion } from '../../registry/task-registry.js';
+import { requireAdmin } from '../auth.js';
+import type { GatewayContext } from '../gateway-context.js';
+import {
+  errorResponses,
+  registerTaskBody,
+  retireQuery,
+  retireResponse,
+  taskListResponse,
+  taskNameParams,
+  taskResponse,
+  updateTaskBody,
+} from '../schemas.js';
+
+interface TaskBody {
+  name?: string;
+  version: string | number;
+  uri: string;
+  sha256: string;
+  description?: string;
+  labels?: string[];
+  numClasses?: number;
+  default?: boolean;
+}
+
+export function adminRoutes(ctx: GatewayContext, admin: TaskAdmin) {
+  return async function register(app: FastifyInstance): Promise<void> {
+    app.addHook('onRequest', requireAdmin(ctx));
+
+    app.get('/admin/tasks', { schema: { tags: ['admin'], summary: 'Every registered task version', response: { 200: taskListResponse, ...errorResponses } } }, async () => ({
+      tasks: ctx.registry.all().map((task) => view(ctx, task)),
+    }));
+
+    app.post<{ Body: TaskBody }>(
+      '/admin/tasks',
+      { schema: { tags: ['admin'], summary: 'Register a new task (its delta is fetched and validated first)', body: registerTaskBody, response: { 201: taskResponse, ...errorResponses } } },
+      async (request, reply) => {
+        const spec = specOf(request.body, request.body.name!);
+        const result = await admin.register({ spec, mustBeNew: true, makeDefault: request.body.default ?? true });
+        request.taskLabel = spec.name;
+        return reply.status(201).send({ task: view(ctx, result.task), created: true });
+      },
+    );
+
+    app.put<{ Params: { name: string }; Body: TaskBody }>(
+      '/admin/tasks/:name',
+      {
+        schema: {
+          tags: ['admin'],
+          summary: 'Add a version of a task, or update labels/description of an existing version (same delta)',
+          params: taskNameParams,
+          body: updateTaskBody,
+          response: { 200: taskResponse, 201: taskResponse, ...errorResponses },
+        },
+      },
+      async (request, reply) => {
+        const spec = specOf(request.body, request.params.name);
+        const result = await admin.register({ spec, mustBeNew: false, makeDefault: request.body.default ?? true });
+        request.taskLabel = spec.name;
+        return reply.status(result.created ? 201 : 200).send({ task: view(ctx, result.task), created: result.created });
+      },
+    );
+
+    app.delete<{ Params: { name: string }; Querystring: { version?: string } }>(
+      '/admin/tasks/:name',
+      {
+        schema: {
+          tags: ['admin'],
+          summary: 'Retire a task (every version, or ?version=v): unregister and evict its delta',
+          params: taskNameParams,
+          querystring: retireQuery,
+          response: { 200: retireResponse, ...errorResponses },
+        },
+      },
+      async (request) => ({ retired: await admin.retire(request.params.name, request.query.version) }),
+    );
+  };
+}
+
+/** The body through the same checks as configured tasks (name rules, sha256, labels vs numClasses). */
+function specOf(body: TaskBody, name: string): TaskSpec {
+  const reader = new FieldReader((field, reason) => {
+    throw new DS_ERR_REQUEST_INVALID(`body/${field} ${reason}`);
+  });
+  const { default: _default, name: _name, ...fields } = body;
+  return readTaskSpec(reader, { ...fields, name }, '', 'uri', (uri) => uri);
+}
+
+function view(ctx: GatewayContext, task: TaskVersion) {
+  return {
+    name: task.name,
+    version: task.version,
+    default: ctx.registry.defaultVersion(task.name) === task.version,
+    uri: redactUri(task.uri),
+    sha256: task.sha256,
+    description: task.description,
+    labels: task.labels === null ? null : [...task.labels],
+    numClasses: task.numClasses,
+    origin: task.origin,
+    registeredAt: task.registeredAt,
+    state: ctx.taskStates.of(task.key).state,
+  };
+}

@@ -1,0 +1,92 @@
+/**
+ * One inference for a tenant, shared by the infer and classify routes: model resolution (404
+ * identical for "not yours" and "not there"), the tenant's concurrency slot, the deadline, the
+ * engine call (cancelled if the client goes away), task state and trace spans.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { DS_ERR_CONCURRENCY_LIMITED, DS_ERR_MODEL_NOT_FOUND } from '../core/errors.js';
+import type { NamedTensors } from '../engine/tensors.js';
+import { taskRefOf } from '../registry/task-registry.js';
+import type { ResolvedModel, TenantPolicy } from '../tenant/tenant-policy.js';
+import { resolveContext, type GatewayContext } from './gateway-context.js';
+import type { InferResult } from './inference-engine.js';
+
+/** Seconds a client over its concurrency limit is told to wait: in-flight requests are short. */
+const CONCURRENCY_RETRY_AFTER_SECONDS = 1;
+
+export const BASE_TASK_LABEL = 'base';
+
+/** The tenant's model for a visible name (and version), or DS_ERR_MODEL_NOT_FOUND. */
+export function resolveModel(
+  ctx: GatewayContext,
+  request: FastifyRequest,
+  name: string,
+  version?: string,
+  routingId?: string,
+): ResolvedModel {
+  const tenant = request.tenant!;
+  const resolved = tenant.resolve(resolveContext(ctx), name, version, routingId);
+  // Same error, same message shape for a task that is not the tenant's and one that does not exist.
+  if (resolved === null) throw new DS_ERR_MODEL_NOT_FOUND(version === undefined ? name : `${name} version ${version}`);
+  request.taskLabel = resolved.task?.name ?? BASE_TASK_LABEL;
+  return resolved;
+}
+
+export async function runInference(
+  ctx: GatewayContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  model: ResolvedModel,
+  inputs: NamedTensors,
+  timeoutMs: number,
+): Promise<InferResult> {
+  const tenant: TenantPolicy = request.tenant!;
+  const release = tenant.acquireSlot();
+  if (release === null) {
+    const error = new DS_ERR_CONCURRENCY_LIMITED(tenant.name, tenant.config.maxConcurrent, CONCURRENCY_RETRY_AFTER_SECONDS);
+    throw Object.assign(error, { retryAfterSeconds: CONCURRENCY_RETRY_AFTER_SECONDS });
+  }
+  // A client that disconnects takes its request out of the queue (no effect once running).
+  const abort = new AbortController();
+  const onClose = (): void => {
+    if (!reply.raw.writableFinished) abort.abort(new Error('the client closed the connection'));
+  };
+  reply.raw.once('close', onClose);
+  const startedAt = Date.now();
+  const key = model.task?.key ?? null;
+  try {
+    const result = await ctx.engine.infer(model.task ? taskRefOf(model.task) : null, inputs, {
+      deadline: startedAt + timeoutMs,
+      priority: tenant.priority,
+      signal: abort.signal,
+    });
+    if (key !== null) ctx.taskStates.ready(key);
+    recordSpans(ctx, request, model, result, startedAt);
+    return result;
+  } catch (error) {
+    const e = error as Error & { code?: string };
+    if (key !== null && e.code === 'DS_ERR_TASK_UNAVAILABLE') ctx.taskStates.failed(key, e.message);
+    throw error;
+  } finally {
+    reply.raw.off('close', onClose);
+    release();
+  }
+}
+
+function recordSpans(ctx: GatewayContext, request: FastifyRequest, model: ResolvedModel, result: InferResult, startedAt: number): void {
+  if (!ctx.telemetry || !request.span) return;
+  const load = result.load;
+  ctx.telemetry.recordInferenceSpans(
+    request.span,
+    {
+      startedAt,
+      queueMs: result.queueMs,
+      ...(load?.fetchMs !== undefined && { fetchMs: load.fetchMs }),
+      ...(load?.verifyMs !== undefined && { verifyMs: load.verifyMs }),
+      ...(load?.decodeMs !== undefined && { decodeMs: load.decodeMs }),
+      activationMs: result.activationMs,
+      inferMs: result.inferMs,
+    },
+    { task: model.task?.name ?? BASE_TASK_LABEL, tenant: request.tenant?.name ?? null, batchSize: result.batchSize, cacheHit: result.cacheHit },
+  );
+}

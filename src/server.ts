@@ -1,0 +1,244 @@
+/**
+ * Wiring, nothing else: `buildServer` assembles the fastify app from its parts (routes, error
+ * handling, auth, telemetry hooks, OpenAPI); `bootGateway` builds the parts from a validated
+ * configuration (manifest, registry, telemetry, engine) and returns something that can be
+ * listened on and shut down. The logic lives in http/, tenant/ and registry/.
+ */
+import { randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import { pino, type Logger } from 'pino';
+import type { GatewayConfig } from './core/config.js';
+import { DS_ERR_MANIFEST_INVALID } from './core/errors.js';
+import { Engine, type EngineOptions } from './engine/engine.js';
+import { installErrorHandling, formatSchemaError } from './http/error-handler.js';
+import type { BaseModelInfo, GatewayContext } from './http/gateway-context.js';
+import { installConnectionDraining, shutdownGracefully } from './http/graceful-shutdown.js';
+import type { InferenceEngine } from './http/inference-engine.js';
+import { decorateRequests, echoRequestIds } from './http/request-state.js';
+import { installRequestTelemetry } from './http/request-telemetry.js';
+import { adminRoutes } from './http/routes/admin-routes.js';
+import { classifyRoutes } from './http/routes/classify-routes.js';
+import { healthRoutes } from './http/routes/health-routes.js';
+import { metricsRoutes } from './http/routes/metrics-routes.js';
+import { modelRoutes } from './http/routes/model-routes.js';
+import { repositoryRoutes } from './http/routes/repository-routes.js';
+import { loadManifest, type ZooManifest } from './registry/manifest.js';
+import { TaskAdmin } from './registry/task-admin.js';
+import { TaskRegistry } from './registry/task-registry.js';
+import { TaskStates } from './registry/task-states.js';
+import { TenantDirectory } from './tenant/tenant-directory.js';
+import { buildTelemetry, type Telemetry } from './telemetry/index.js';
+
+export const SERVER_VERSION: string = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+/** Header paths pino must never print (keys are secrets; this keeps them out of any log line). */
+export const REDACTED_LOG_PATHS = ['req.headers.authorization', 'request.headers.authorization', 'headers.authorization', 'authorization'];
+
+export interface ServerDeps {
+  readonly engine: InferenceEngine;
+  readonly registry: TaskRegistry;
+  readonly telemetry: Telemetry | null;
+  readonly taskStates?: TaskStates;
+  /** Class names of the base model's logits (manifest or `model.labels`). */
+  readonly baseLabels?: readonly string[] | null;
+  /** Pino logger; default: one built from `config.logLevel`. */
+  readonly logger?: Logger;
+  /** Seed of version-split draws for requests without an id; default random. */
+  readonly routingSeed?: number;
+}
+
+export interface BuiltServer {
+  readonly app: FastifyInstance;
+  readonly context: GatewayContext;
+}
+
+export function createLogger(config: Pick<GatewayConfig, 'logLevel'>, destination?: NodeJS.WritableStream): Logger {
+  const options = { level: config.logLevel, redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' } };
+  return destination ? pino(options, destination as unknown as pino.DestinationStream) : pino(options);
+}
+
+export async function buildServer(config: GatewayConfig, deps: ServerDeps): Promise<BuiltServer> {
+  const info = deps.engine.readyInfo;
+  const io = deps.engine.modelIO;
+  const fingerprint = info?.fingerprint ?? '';
+  const base: BaseModelInfo = {
+    version: fingerprint.slice(0, 12) || '1',
+    fingerprint,
+    labels: deps.baseLabels ?? config.model.labels,
+    io,
+  };
+  const taskStates = deps.taskStates ?? new TaskStates();
+  const context: GatewayContext = {
+    engine: deps.engine,
+    registry: deps.registry,
+    tenants: new TenantDirectory({
+      tenants: config.tenants,
+      adminKeySha256: config.admin.keySha256,
+      seed: deps.routingSeed ?? randomInt(0x100000000),
+    }),
+    taskStates,
+    telemetry: deps.telemetry,
+    base,
+    limits: {
+      inferTimeoutMs: config.timeouts.inferTimeoutMs,
+      maxInferTimeoutMs: config.timeouts.maxInferTimeoutMs,
+      bodyLimitBytes: config.http.bodyLimitBytes,
+      imageBodyLimitBytes: config.http.imageBodyLimitBytes,
+    },
+    metricsRequireAdmin: config.telemetry.metricsRequireAdmin,
+    lifecycle: { shuttingDown: false },
+  };
+
+  const app = Fastify({
+    // pino's Logger and fastify's logger type differ only in generics; the instance is the same.
+    loggerInstance: (deps.logger ?? createLogger(config)) as unknown as FastifyBaseLogger,
+    bodyLimit: config.http.bodyLimitBytes,
+    requestIdHeader: 'x-request-id',
+    schemaErrorFormatter: formatSchemaError,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+  // Only JSON (and PNG on the classify route) is accepted: anything else is a 415, not a body
+  // that fails its schema.
+  app.removeContentTypeParser('text/plain');
+  decorateRequests(app);
+  echoRequestIds(app);
+  installErrorHandling(app);
+  installRequestTelemetry(app, deps.telemetry);
+  installConnectionDraining(app, context.lifecycle);
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'deltaserve', version: SERVER_VERSION, description: 'Multi-model inference gateway: one base model, many task deltas (Open Inference Protocol).' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A tenant API key, or the admin key on admin routes' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(healthRoutes(context, SERVER_VERSION));
+  await app.register(modelRoutes(context));
+  await app.register(repositoryRoutes(context));
+  await app.register(classifyRoutes(context));
+  await app.register(adminRoutes(context, new TaskAdmin(deps.registry, deps.engine, taskStates)));
+  await app.register(metricsRoutes(context));
+  await app.ready();
+  return { app, context };
+}
+
+/** The engine's options from the configuration. */
+export function engineOptionsFor(config: GatewayConfig, modelPath: string, onEvent?: EngineOptions['onEvent']): EngineOptions {
+  return {
+    worker: {
+      base: {
+        modelPath,
+        mode: config.engine.mode,
+        patchable: [...config.model.patchable],
+        session: {
+          executionProvider: config.engine.executionProvider,
+          deviceId: config.engine.deviceId,
+          intraOpThreads: config.engine.intraOpThreads,
+        },
+      },
+      cacheMaxBytes: config.engine.cacheBytes,
+      source: {
+        fileRoot: config.deltas.fileRoot,
+        allowedSchemes: [...config.deltas.allowedSchemes],
+        allowedHosts: [...config.deltas.allowedHosts],
+        maxBytes: config.deltas.maxBytes,
+        connectTimeoutMs: config.deltas.connectTimeoutMs,
+        headersTimeoutMs: config.deltas.headersTimeoutMs,
+        bodyTimeoutMs: config.deltas.bodyTimeoutMs,
+        retries: config.deltas.retries,
+      },
+    },
+    scheduler: {
+      maxBatchSize: config.batching.maxBatchSize,
+      maxQueueDelayMs: config.batching.maxQueueDelayMs,
+      maxQueuedPerTask: config.batching.maxQueuedPerTask,
+      maxQueuedTotal: config.batching.maxQueuedTotal,
+      maxWaitBeforeForcedSwitchMs: config.batching.forcedSwitchWaitMs,
+    },
+    restartDelayMs: config.engine.restartDelayMs,
+    maxRestartDelayMs: config.engine.maxRestartDelayMs,
+    ...(onEvent && { onEvent }),
+  };
+}
+
+export interface Gateway extends BuiltServer {
+  readonly engine: Engine;
+  readonly registry: TaskRegistry;
+  readonly telemetry: Telemetry;
+  readonly manifest: ZooManifest | null;
+  /** Listens on `config.listen`; resolves to the URL. */
+  listen(): Promise<string>;
+  /** Graceful shutdown (see http/graceful-shutdown.ts). */
+  shutdown(): Promise<{ forced: boolean }>;
+}
+
+export interface BootOptions {
+  readonly logger?: Logger;
+  readonly routingSeed?: number;
+}
+
+/** Manifest → registry → telemetry → engine → server, failing early with one clear error. */
+export async function bootGateway(config: GatewayConfig, options: BootOptions = {}): Promise<Gateway> {
+  const manifest = config.model.manifest === null ? null : await loadManifest(config.model.manifest);
+  const registry = await TaskRegistry.open({ declared: [...(manifest?.tasks ?? []), ...config.registry.tasks], stateFile: config.registry.stateFile });
+  const telemetry = buildTelemetry({ serviceName: config.telemetry.serviceName, otlpEndpoint: config.telemetry.otlpEndpoint });
+  const taskStates = new TaskStates();
+  const modelPath = manifest?.base.modelPath ?? config.model.path!;
+  let engine: Engine;
+  try {
+    engine = await Engine.start(
+      engineOptionsFor(config, modelPath, (event) => {
+        telemetry.recordEngineEvent(event);
+        taskStates.onEngineEvent(event);
+      }),
+    );
+  } catch (error) {
+    await telemetry.shutdown();
+    throw error;
+  }
+  try {
+    const fingerprint = engine.readyInfo?.fingerprint;
+    if (manifest?.base.fingerprint && fingerprint && manifest.base.fingerprint !== fingerprint) {
+      throw new DS_ERR_MANIFEST_INVALID(manifest.path, 'base.fingerprint', `is ${manifest.base.fingerprint} but the weights of ${modelPath} have fingerprint ${fingerprint}`);
+    }
+    telemetry.observeEngineReady(() => engine.ready);
+    telemetry.observeQueueDepth(() => {
+      const stats = engine.schedulerStats();
+      return { total: stats.queued, byTask: stats.queuedByTask };
+    });
+    telemetry.observeCache(async () => {
+      const stats = await engine.stats();
+      return { bytes: stats.worker?.cache.bytes ?? 0, entries: stats.worker?.cache.entries ?? 0 };
+    });
+    const built = await buildServer(config, {
+      engine,
+      registry,
+      telemetry,
+      taskStates,
+      baseLabels: config.model.labels ?? manifest?.base.labels ?? null,
+      ...(options.logger && { logger: options.logger }),
+      ...(options.routingSeed !== undefined && { routingSeed: options.routingSeed }),
+    });
+    return {
+      ...built,
+      engine,
+      registry,
+      telemetry,
+      manifest,
+      listen: () => built.app.listen({ host: config.listen.host, port: config.listen.port }),
+      shutdown: () => shutdownGracefully({ app: built.app, engine, telemetry, lifecycle: built.context.lifecycle, graceMs: config.shutdownGraceMs }),
+    };
+  } catch (error) {
+    await engine.close(0);
+    await telemetry.shutdown();
+    throw error;
+  }
+}

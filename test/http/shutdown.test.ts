@@ -1,0 +1,70 @@
+/**
+ * Graceful shutdown over real sockets: requests in flight complete, new connections are
+ * refused, readiness turns false first, the engine closes last; past the grace period the
+ * remaining connections are cut.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Client, request } from 'undici';
+import { TaskRegistry } from '../../src/registry/task-registry.js';
+import { shutdownGracefully } from '../../src/http/graceful-shutdown.js';
+import { buildServer } from '../../src/server.js';
+import { FakeEngine, TENANT_A_KEY, bearer, listen, makeConfig, pixelsBody, twoTenantRaw } from './fixtures.js';
+
+async function gatedServer() {
+  const engine = new FakeEngine();
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  engine.behaviour = () => gate;
+  const registry = await TaskRegistry.open({ declared: [{ name: 'alpha', version: '1', uri: 'a', sha256: 'a'.repeat(64), description: '', labels: null, numClasses: null }], stateFile: null });
+  const { app, context } = await buildServer(makeConfig(twoTenantRaw()), { engine, registry, telemetry: null });
+  const url = await listen(app);
+  return { engine, app, context, url, open };
+}
+
+function infer(url: string) {
+  return request(`${url}/v2/models/alpha/infer`, {
+    method: 'POST',
+    headers: { ...bearer(TENANT_A_KEY), 'content-type': 'application/json' },
+    body: JSON.stringify(pixelsBody()),
+  });
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
+test('requests in flight complete; new connections are refused; the engine closes after them', async () => {
+  const { engine, app, context, url, open } = await gatedServer();
+  const inFlight = [infer(url), infer(url), infer(url)];
+  await until(() => engine.calls.length === 3);
+
+  const shutdown = shutdownGracefully({ app, engine, telemetry: null, lifecycle: context.lifecycle, graceMs: 10_000 });
+  assert.equal(context.lifecycle.shuttingDown, true, 'readiness turns false at once');
+  await until(() => !app.server.listening);
+  const fresh = new Client(url);
+  await assert.rejects(fresh.request({ method: 'GET', path: '/v2/health/live' }), (error: Error & { code?: string }) => error.code === 'ECONNREFUSED');
+  await fresh.close();
+  assert.equal(engine.ready, true, 'the engine keeps serving what is in flight');
+
+  open();
+  const responses = await Promise.all(inFlight);
+  assert.deepEqual(responses.map((r) => r.statusCode), [200, 200, 200]);
+  for (const response of responses) assert.equal(((await response.body.json()) as { model_name: string }).model_name, 'alpha');
+  assert.deepEqual(await shutdown, { forced: false });
+  assert.equal(engine.ready, false, 'the engine was closed');
+});
+
+test('past the grace period the remaining connections are cut and shutdown still completes', async () => {
+  const { engine, app, context, url, open } = await gatedServer();
+  const stuck = infer(url).then(
+    (response) => response.statusCode,
+    (error: Error) => error,
+  );
+  await until(() => engine.calls.length === 1);
+  const result = await shutdownGracefully({ app, engine, telemetry: null, lifecycle: context.lifecycle, graceMs: 100 });
+  assert.deepEqual(result, { forced: true });
+  assert.ok((await stuck) instanceof Error, 'the stuck request lost its connection');
+  assert.equal(engine.ready, false);
+  open();
+});
