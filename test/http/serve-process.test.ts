@@ -110,3 +110,43 @@ test('an invalid configuration stops start-up with one line naming the field', a
   assert.equal(lines.length, 1, served.stderr());
   assert.match(lines[0]!, /\[DS_ERR_CONFIG_INVALID\].*DELTASERVE_PORT\): listen\.port: expected an integer/);
 });
+
+test('the compiled build serves the packaged default configuration and the committed zoo (npm start, Docker CMD)', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const build = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
+  assert.equal(build.status, 0, build.stderr);
+  const child = spawn(process.execPath, [join(ROOT, 'dist/cli/bin.js'), 'serve'], {
+    cwd: ROOT,
+    env: { ...process.env, DELTASERVE_CONFIG: '', DELTASERVE_PORT: '0', DELTASERVE_REGISTRY_STATE_FILE: join(dir, 'var', 'quickstart.json') },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  try {
+    const url = await listeningUrl({ child, stdout: () => stdout, stderr: () => stderr, exit });
+    const auth = { authorization: `Bearer ${DEV_TENANT_KEY}`, 'content-type': 'application/json' };
+    const square = Array.from({ length: 28 }, (_, y) => Array.from({ length: 28 }, (_, x) => (x > 8 && x < 20 && y > 8 && y < 20 ? 255 : 0)));
+    const classified = await request(`${url}/v1/tasks/coarse4/classify`, { method: 'POST', headers: auth, body: JSON.stringify({ image: square, top: 3 }) });
+    assert.equal(classified.statusCode, 200);
+    const body = (await classified.body.json()) as { task: string; labels: { label: string; probability: number }[] };
+    assert.equal(body.task, 'coarse4');
+    assert.equal(body.labels.length, 3);
+    assert.ok(body.labels.every((l) => ['tops', 'bottoms', 'footwear', 'bags'].includes(l.label)));
+    const infer = await request(`${url}/v2/models/footwear/infer`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ id: 'req-1', inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0) }] }),
+    });
+    assert.equal(infer.statusCode, 200);
+    const inferred = (await infer.body.json()) as { id: string; outputs: { name: string; shape: number[] }[] };
+    assert.equal(inferred.id, 'req-1');
+    assert.deepEqual(inferred.outputs[0]!.shape, [1, 10]);
+    child.kill('SIGTERM');
+    assert.equal(await exit, 0);
+  } finally {
+    child.kill('SIGKILL');
+  }
+});

@@ -1,0 +1,299 @@
+/**
+ * `npm run zoo`: from the trained zoo (models/base, models/tasks/<task>/finetuned*.onnx, eval
+ * and calibration sets — made by models/recipe) to what the gateway serves and what the docs
+ * claim, in one command:
+ *   - every table row: DARE, DAREx-q (q chosen on unlabelled calibration inputs) and magnitude
+ *     at p ∈ {0.5, 0.9, 0.95, 0.99}, DARE on the AdamR fine-tunes; each delta is encoded as the
+ *     fp16 file the gateway would serve, decoded again and evaluated through the engine's code;
+ *   - the served delta per task (models/tasks/<task>/delta.safetensors): the highest-p DARE
+ *     delta within 1 point of the fine-tune, else DAREx-q, else magnitude, else the best row;
+ *   - models/zoo.yaml (the manifest the gateway loads), models/zoo-report.json (raw numbers,
+ *     which the tests check the served deltas against), docs/compression.md and its plot.
+ */
+import { createHash } from 'node:crypto';
+import { readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+import { stringify } from 'yaml';
+import { buildDelta, withRescale, type PruneMethod, type WeightMap } from '../src/compress/build-delta.js';
+import { meanSquaredDifference, searchQ } from '../src/compress/q-search.js';
+import { DEFAULT_DENSE_PATTERNS } from '../src/compress/tensor-selection.js';
+import { decodeDelta, encodeDelta } from '../src/deltas/format/delta-file.js';
+import type { Delta } from '../src/deltas/types.js';
+import { LocalRunner } from '../src/eval/local-runner.js';
+import { loadSampleSet, type SampleSet } from '../src/eval/dataset.js';
+import { accuracyOf, predictAll } from '../src/eval/accuracy.js';
+import { loadOnnxModel } from '../src/onnx/model-file.js';
+import { readFloatWeights } from '../src/onnx/weights.js';
+import { fingerprintWeights, sha256File } from '../src/onnx/fingerprint.js';
+
+const MODELS = new URL('../models/', import.meta.url).pathname;
+const DOCS = new URL('../docs/', import.meta.url).pathname;
+const DROP_RATES = [0.5, 0.9, 0.95, 0.99];
+const SEED = 0;
+const SERVE_TOLERANCE = 0.01;
+
+interface TaskInfo {
+  name: string;
+  description: string;
+  labels: string[];
+  numClasses: number;
+  accuracy: { base: number; finetuned: number; finetunedAdamR?: number };
+  finetune: { adamr?: { lambda: number } };
+}
+
+export interface Row {
+  task: string;
+  variant: 'finetuned' | 'adamr';
+  method: PruneMethod;
+  dropRate: number;
+  q: number | null;
+  accuracy: number;
+  bytes: number;
+  bitsPerParam: number;
+}
+
+interface TaskReport {
+  name: string;
+  numClasses: number;
+  baseAccuracy: number;
+  finetunedAccuracy: number;
+  adamrAccuracy: number | null;
+  deltaStats: { meanAbs: number; maxAbs: number };
+  adamrDeltaStats: { meanAbs: number; maxAbs: number } | null;
+  rows: Row[];
+  served: { method: PruneMethod; dropRate: number; q: number | null; accuracy: number; bytes: number; sha256: string; file: string };
+}
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+function deltaStats(base: WeightMap, tuned: WeightMap): { meanAbs: number; maxAbs: number } {
+  let sum = 0;
+  let count = 0;
+  let max = 0;
+  for (const [name, weight] of base) {
+    const other = tuned.get(name)!.data;
+    for (let i = 0; i < weight.data.length; i++) {
+      const d = Math.abs(other[i]! - weight.data[i]!);
+      sum += d;
+      if (d > max) max = d;
+    }
+    count += weight.data.length;
+  }
+  return { meanAbs: sum / count, maxAbs: max };
+}
+
+async function main(): Promise<void> {
+  const basePath = join(MODELS, 'base/model.onnx');
+  const baseWeights = readFloatWeights(await loadOnnxModel(basePath));
+  const fingerprint = fingerprintWeights(baseWeights);
+  const baseParams = [...baseWeights.values()].reduce((n, w) => n + w.data.length, 0);
+  const baseInfo = JSON.parse(await readFile(join(MODELS, 'base/base.json'), 'utf8')) as Record<string, unknown>;
+  const runner = await LocalRunner.open(basePath, { intraOpThreads: 2 });
+  const names = (await readdir(join(MODELS, 'tasks'), { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+  const reports: TaskReport[] = [];
+
+  for (const name of names) {
+    const dir = join(MODELS, 'tasks', name);
+    const info = JSON.parse(await readFile(join(dir, 'task.json'), 'utf8')) as TaskInfo;
+    const evalSet = await loadSampleSet(join(dir, 'eval.safetensors'), runner.base.io);
+    const calibration = await loadSampleSet(join(dir, 'calib.safetensors'), runner.base.io);
+    const classes = info.numClasses;
+    const accuracyWith = async (delta: Delta | null) => accuracyOf(await predictAll(runner, evalSet, delta, { classes }), evalSet.labels!, classes);
+    const served = (delta: Delta) => decodeDelta(encodeDelta(delta), { baseShapes: runner.base.patchableShapes, expectedBaseFingerprint: fingerprint, copy: true });
+    const common = {
+      seed: SEED,
+      valueDtype: 'F16' as const,
+      selection: { include: [], exclude: [], dense: DEFAULT_DENSE_PATTERNS },
+      baseFingerprint: fingerprint,
+      extra: { tool: 'npm run zoo', task: name },
+    };
+
+    const variants: ['finetuned' | 'adamr', string][] = [['finetuned', 'finetuned.onnx']];
+    if (info.finetune.adamr) variants.push(['adamr', 'finetuned-adamr.onnx']);
+    const rows: Row[] = [];
+    const candidates = new Map<string, { delta: Delta; row: Row }>();
+    let finetunedAccuracy = Number.NaN;
+    let adamrAccuracy: number | null = null;
+    let stats = { meanAbs: 0, maxAbs: 0 };
+    let adamrStats: typeof stats | null = null;
+
+    for (const [variant, file] of variants) {
+      const tunedPath = join(dir, file);
+      const tunedWeights = readFloatWeights(await loadOnnxModel(tunedPath));
+      const sourceFinetunedSha256 = await sha256File(tunedPath);
+      const full = buildDelta(baseWeights, tunedWeights, { ...common, method: 'dare', dropRate: 0, valueDtype: 'F32' });
+      const fullAccuracy = await accuracyWith(full);
+      if (variant === 'finetuned') {
+        finetunedAccuracy = fullAccuracy;
+        stats = deltaStats(baseWeights, tunedWeights);
+      } else {
+        adamrAccuracy = fullAccuracy;
+        adamrStats = deltaStats(baseWeights, tunedWeights);
+      }
+      const tunedRunner = await LocalRunner.open(tunedPath, { intraOpThreads: 2 });
+      const target = await predictAll(tunedRunner, calibration, null);
+      await tunedRunner.close();
+
+      for (const dropRate of DROP_RATES) {
+        const options = { ...common, dropRate, sourceFinetunedSha256 };
+        const methods: PruneMethod[] = variant === 'adamr' ? ['dare'] : ['dare', 'darex-q', 'magnitude'];
+        const dare = buildDelta(baseWeights, tunedWeights, { ...options, method: 'dare' });
+        for (const method of methods) {
+          let delta: Delta;
+          let q: number | null = null;
+          if (method === 'dare') delta = dare;
+          else if (method === 'magnitude') delta = buildDelta(baseWeights, tunedWeights, { ...options, method });
+          else {
+            const search = await searchQ(
+              async (candidate) => meanSquaredDifference(await predictAll(runner, calibration, withRescale(dare, 'darex-q', 1 / candidate)), target),
+              { dropRate },
+            );
+            q = search.q;
+            delta = withRescale(dare, 'darex-q', 1 / q, { q_search_loss: String(search.loss), q_search_samples: String(calibration.size) });
+          }
+          const bytes = encodeDelta(delta).length;
+          const decoded = served(delta);
+          const row: Row = { task: name, variant, method, dropRate, q, accuracy: await accuracyWith(decoded), bytes, bitsPerParam: (bytes * 8) / baseParams };
+          rows.push(row);
+          if (variant === 'finetuned') candidates.set(`${method}@${dropRate}`, { delta, row });
+          log(`${name} ${variant} ${method} p=${dropRate}${q === null ? '' : ` q=${q.toPrecision(3)}`}: ${(row.accuracy * 100).toFixed(2)} % (${bytes} bytes)`);
+        }
+      }
+    }
+
+    const choice = chooseServed([...candidates.values()].map((c) => c.row), finetunedAccuracy);
+    const chosen = candidates.get(`${choice.method}@${choice.dropRate}`)!;
+    const bytes = encodeDelta(chosen.delta);
+    const file = `tasks/${name}/delta.safetensors`;
+    await writeFile(join(MODELS, `${file}.tmp`), bytes);
+    await rename(join(MODELS, `${file}.tmp`), join(MODELS, file));
+    reports.push({
+      name,
+      numClasses: classes,
+      baseAccuracy: await accuracyWith(null),
+      finetunedAccuracy,
+      adamrAccuracy,
+      deltaStats: stats,
+      adamrDeltaStats: adamrStats,
+      rows,
+      served: {
+        method: choice.method,
+        dropRate: choice.dropRate,
+        q: choice.q,
+        accuracy: choice.accuracy,
+        bytes: bytes.length,
+        sha256: createHash('sha256').update(bytes).digest('hex'),
+        file,
+      },
+    });
+  }
+  await runner.close();
+
+  const tasksInfo = await Promise.all(reports.map(async (r) => JSON.parse(await readFile(join(MODELS, 'tasks', r.name, 'task.json'), 'utf8')) as TaskInfo));
+  const manifest = {
+    base: { model: 'base/model.onnx', fingerprint, parameters: baseParams, labels: (baseInfo.labels as string[] | undefined) ?? tasksInfo.find((t) => t.numClasses === 10)?.labels },
+    tasks: reports.map((r, i) => ({
+      name: r.name,
+      version: '1',
+      description: tasksInfo[i]!.description,
+      delta: r.served.file,
+      sha256: r.served.sha256,
+      labels: tasksInfo[i]!.labels,
+      numClasses: r.numClasses,
+      method: r.served.method,
+      dropRate: r.served.dropRate,
+      accuracy: round4(r.served.accuracy),
+      eval: `tasks/${r.name}/eval.safetensors`,
+    })),
+  };
+  await writeFile(join(MODELS, 'zoo.yaml'), `# Generated by \`npm run zoo\` (scripts/build-zoo.ts); do not edit by hand.\n${stringify(manifest)}`);
+  await writeFile(join(MODELS, 'zoo-report.json'), `${JSON.stringify({ baseParameters: baseParams, fingerprint, tasks: reports }, null, 2)}\n`);
+  await writeFile(join(DOCS, 'compression-accuracy.svg'), await plot(reports));
+  await writeFile(join(DOCS, 'compression.md'), renderDoc(reports, baseParams, baseInfo));
+  log('wrote models/zoo.yaml, models/zoo-report.json, docs/compression.md, docs/compression-accuracy.svg');
+}
+
+function chooseServed(rows: Row[], finetuned: number): Row {
+  const within = (row: Row) => row.accuracy >= finetuned - SERVE_TOLERANCE;
+  for (const method of ['dare', 'darex-q', 'magnitude'] as const) {
+    const ok = rows.filter((r) => r.method === method && within(r)).sort((a, b) => b.dropRate - a.dropRate);
+    if (ok.length > 0) return ok[0]!;
+  }
+  return [...rows].sort((a, b) => b.accuracy - a.accuracy)[0]!;
+}
+
+const round4 = (x: number) => Math.round(x * 1e4) / 1e4;
+const pct = (x: number | null) => (x === null ? '–' : (x * 100).toFixed(1));
+
+async function plot(reports: TaskReport[]): Promise<string> {
+  const values = reports.flatMap((r) => [
+    ...r.rows.map((row) => ({ task: r.name, method: row.variant === 'adamr' ? 'DARE on AdamR fine-tune' : row.method === 'dare' ? 'DARE' : row.method === 'darex-q' ? 'DAREx-q' : 'magnitude', dropRate: row.dropRate, accuracy: row.accuracy * 100 })),
+    ...DROP_RATES.map((dropRate) => ({ task: r.name, method: 'fine-tune (no drop)', dropRate, accuracy: r.finetunedAccuracy * 100 })),
+  ]);
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    data: { values },
+    facet: { field: 'task', type: 'nominal', title: null },
+    columns: 4,
+    spec: {
+      width: 180,
+      height: 140,
+      mark: { type: 'line', point: true },
+      encoding: {
+        x: { field: 'dropRate', type: 'ordinal', title: 'drop rate p' },
+        y: { field: 'accuracy', type: 'quantitative', title: 'accuracy %', scale: { zero: false } },
+        color: { field: 'method', type: 'nominal', title: 'method' },
+        strokeDash: { condition: { test: "datum.method === 'fine-tune (no drop)'", value: [4, 3] }, value: [1, 0] },
+      },
+    },
+    resolve: { scale: { y: 'independent' } },
+  };
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
+  return view.toSVG();
+}
+
+function renderDoc(reports: TaskReport[], baseParams: number, baseInfo: Record<string, unknown>): string {
+  const lines = [
+    '# Compression: DARE, DAREx-q and magnitude pruning on the demo zoo',
+    '',
+    'Generated by `npm run zoo` (scripts/build-zoo.ts) from the committed zoo; do not edit by hand.',
+    `Base: the tiny ViT in \`models/base\` (${baseParams} parameters; Fashion-MNIST test accuracy ${pct((baseInfo.accuracy as { fashionMnistTest: number }).fashionMnistTest)} % on all 10,000 test images, see \`models/base/base.json\`).`,
+    'Every accuracy is measured on the task\'s committed evaluation set (`models/tasks/<task>/eval.safetensors`) through the engine\'s own base preparation and patch activation, with the delta encoded as the fp16 file the gateway would serve and decoded again.',
+    'Tasks with k classes score the arg-max of the first k logits. DARE uses seed 0; DAREx-q applies the same mask as DARE and chooses q without labels, minimising the mean squared change of the logits against the fine-tuned model on 256 unlabelled inputs from the task\'s training distribution (`calib.safetensors`; coarse log grid between 1 − p and 1, then a finer linear grid). The classifier head (`head.*`) is kept dense in every method, as in the DARE paper\'s encoder experiments.',
+    'Size is the fp16 delta file in bytes; bits/param divides its bits by the base\'s parameter count.',
+    '',
+    '![accuracy against drop rate per method and task](compression-accuracy.svg)',
+    '',
+    '## Delta magnitudes',
+    '',
+    '| task | classes | base acc % | fine-tune acc % | mean abs delta | max abs delta | AdamR fine-tune acc % | AdamR mean abs delta | AdamR max abs delta |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...reports.map((r) =>
+      `| ${r.name} | ${r.numClasses} | ${pct(r.baseAccuracy)} | ${pct(r.finetunedAccuracy)} | ${r.deltaStats.meanAbs.toExponential(2)} | ${r.deltaStats.maxAbs.toExponential(2)} | ${pct(r.adamrAccuracy)} | ${r.adamrDeltaStats ? r.adamrDeltaStats.meanAbs.toExponential(2) : '–'} | ${r.adamrDeltaStats ? r.adamrDeltaStats.maxAbs.toExponential(2) : '–'} |`,
+    ),
+    '',
+    '## Served deltas',
+    '',
+    'Rule: the highest drop rate whose DARE delta stays within 1 point of the fine-tune; else the same for DAREx-q, then magnitude; else the most accurate row.',
+    '',
+    '| task | method | p | q | accuracy % | fine-tune % | bytes | sha256 |',
+    '|---|---|---:|---:|---:|---:|---:|---|',
+    ...reports.map((r) => `| ${r.name} | ${r.served.method} | ${r.served.dropRate} | ${r.served.q === null ? '–' : r.served.q.toPrecision(3)} | ${pct(r.served.accuracy)} | ${pct(r.finetunedAccuracy)} | ${r.served.bytes} | \`${r.served.sha256.slice(0, 12)}…\` |`),
+    '',
+  ];
+  for (const r of reports) {
+    lines.push(`## ${r.name}`, '', `Base ${pct(r.baseAccuracy)} %, fine-tune ${pct(r.finetunedAccuracy)} %${r.adamrAccuracy === null ? '' : `, AdamR fine-tune ${pct(r.adamrAccuracy)} %`}.`, '');
+    lines.push('| method | p | q | accuracy % | Δ vs fine-tune (points) | bytes | bits/param |', '|---|---:|---:|---:|---:|---:|---:|');
+    for (const row of r.rows) {
+      const reference = row.variant === 'adamr' ? r.adamrAccuracy! : r.finetunedAccuracy;
+      const label = row.variant === 'adamr' ? 'DARE (AdamR fine-tune)' : row.method === 'dare' ? 'DARE' : row.method === 'darex-q' ? 'DAREx-q' : 'magnitude';
+      lines.push(`| ${label} | ${row.dropRate} | ${row.q === null ? '–' : row.q.toPrecision(3)} | ${pct(row.accuracy)} | ${((row.accuracy - reference) * 100).toFixed(1)} | ${row.bytes} | ${row.bitsPerParam.toFixed(2)} |`);
+    }
+    lines.push('');
+  }
+  return lines.join('\n');
+}
+
+await main();

@@ -1,0 +1,106 @@
+/**
+ * The committed demo zoo is what `npm start` serves and what docs/compression.md claims: these
+ * tests hold the files to the manifest and the manifest to the measurements.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { buildDelta } from '../../src/compress/build-delta.js';
+import { decodeDelta } from '../../src/deltas/format/delta-file.js';
+import { LocalRunner } from '../../src/eval/local-runner.js';
+import { loadSampleSet, sliceSamples } from '../../src/eval/dataset.js';
+import { accuracyOf, predictAll } from '../../src/eval/accuracy.js';
+import { loadOnnxModel } from '../../src/onnx/model-file.js';
+import { readFloatWeights } from '../../src/onnx/weights.js';
+
+const MODELS = new URL('../../models/', import.meta.url).pathname;
+
+interface ManifestTask {
+  name: string;
+  version: string;
+  delta: string;
+  sha256: string;
+  labels: string[];
+  numClasses: number;
+  accuracy: number;
+  eval: string;
+}
+interface Manifest {
+  base: { model: string; fingerprint: string; labels: string[] };
+  tasks: ManifestTask[];
+}
+interface Report {
+  tasks: { name: string; served: { accuracy: number; sha256: string } }[];
+}
+
+let manifest: Manifest;
+let report: Report;
+let runner: LocalRunner;
+
+before(async () => {
+  manifest = parse(await readFile(join(MODELS, 'zoo.yaml'), 'utf8')) as Manifest;
+  report = JSON.parse(await readFile(join(MODELS, 'zoo-report.json'), 'utf8')) as Report;
+  runner = await LocalRunner.open(join(MODELS, manifest.base.model));
+});
+after(async () => runner.close());
+
+test('the manifest lists at least six tasks with labels, and the base fingerprint matches the model', () => {
+  assert.ok(manifest.tasks.length >= 6);
+  assert.equal(runner.base.fingerprint, manifest.base.fingerprint);
+  for (const task of manifest.tasks) {
+    assert.equal(task.labels.length, task.numClasses, task.name);
+    assert.ok(task.numClasses >= 2 && task.numClasses <= 10, task.name);
+  }
+});
+
+test('every served delta matches its checksum, decodes against the base, and reaches the reported accuracy (± 0.5 point)', async () => {
+  for (const task of manifest.tasks) {
+    const bytes = await readFile(join(MODELS, task.delta));
+    assert.equal(createHash('sha256').update(bytes).digest('hex'), task.sha256, `${task.name}: checksum`);
+    const delta = decodeDelta(bytes, { baseShapes: runner.base.patchableShapes, expectedBaseFingerprint: manifest.base.fingerprint });
+    const set = await loadSampleSet(join(MODELS, task.eval), runner.base.io);
+    const accuracy = accuracyOf(await predictAll(runner, set, delta, { classes: task.numClasses }), set.labels!, task.numClasses);
+    const reported = report.tasks.find((t) => t.name === task.name)!.served.accuracy;
+    assert.ok(Math.abs(accuracy - reported) <= 0.005, `${task.name}: measured ${accuracy}, reported ${reported}`);
+    assert.ok(Math.abs(accuracy - task.accuracy) <= 0.005, `${task.name}: manifest says ${task.accuracy}`);
+  }
+});
+
+test('each fine-tuned ONNX and base + its p = 0 delta agree within 1e-5', async () => {
+  const baseWeights = readFloatWeights(await loadOnnxModel(join(MODELS, manifest.base.model)));
+  for (const task of manifest.tasks) {
+    for (const file of ['finetuned.onnx', 'finetuned-adamr.onnx']) {
+      const path = join(MODELS, 'tasks', task.name, file);
+      let tuned;
+      try {
+        tuned = await loadOnnxModel(path);
+      } catch (error) {
+        if (file === 'finetuned-adamr.onnx' && (error as { code?: string }).code === 'DS_ERR_FILE_READ') continue;
+        throw error;
+      }
+      const full = buildDelta(baseWeights, readFloatWeights(tuned), {
+        method: 'dare',
+        dropRate: 0,
+        seed: 0,
+        valueDtype: 'F32',
+        selection: { include: [], exclude: [], dense: [] },
+        baseFingerprint: manifest.base.fingerprint,
+      });
+      const set = await loadSampleSet(join(MODELS, task.eval), runner.base.io);
+      const inputs = sliceSamples(set.inputs, 0, 64);
+      const direct = await LocalRunner.open(path);
+      try {
+        const expected = (await direct.run(inputs, null)).logits!.data as Float32Array;
+        const got = (await runner.run(inputs, full)).logits!.data as Float32Array;
+        let max = 0;
+        for (let i = 0; i < got.length; i++) max = Math.max(max, Math.abs(got[i]! - expected[i]!));
+        assert.ok(max <= 1e-5, `${task.name}/${file}: max abs diff ${max}`);
+      } finally {
+        await direct.close();
+      }
+    }
+  }
+});
