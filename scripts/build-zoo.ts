@@ -254,6 +254,52 @@ async function plot(reports: TaskReport[]): Promise<string> {
   return view.toSVG();
 }
 
+/** What the papers lead one to expect, and what these numbers say: computed, not written by hand. */
+function observations(reports: TaskReport[]): string[] {
+  const acc = (r: TaskReport, method: PruneMethod, p: number, variant: Row['variant'] = 'finetuned') =>
+    r.rows.find((row) => row.method === method && row.dropRate === p && row.variant === variant)!.accuracy;
+  const points = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}`;
+  const large = [...reports].sort((a, b) => b.deltaStats.meanAbs - a.deltaStats.meanAbs)[0]!;
+  const small = reports.filter((r) => r !== large);
+  const holds = (ok: boolean) => (ok ? '**holds**' : '**does not hold**');
+  const within = small.filter((r) => acc(r, 'dare', 0.9) >= r.finetunedAccuracy - 0.01);
+  const withinTwo = small.filter((r) => acc(r, 'dare', 0.9) >= r.finetunedAccuracy - 0.02);
+  const lines = [
+    '## Expected and measured',
+    '',
+    `The largest delta is \`${large.name}\`'s (mean |δ| ${large.deltaStats.meanAbs.toExponential(2)}, the others ${Math.min(...small.map((r) => r.deltaStats.meanAbs)).toExponential(2)}–${Math.max(...small.map((r) => r.deltaStats.meanAbs)).toExponential(2)}).`,
+    '',
+    `- *DARE within about one point of the fine-tune at p = 0.9 for small-delta tasks*: change ${small.map((r) => `${r.name} ${points(acc(r, 'dare', 0.9) - r.finetunedAccuracy)}`).join(', ')} points; within 1 point for ${within.length} of ${small.length}, within 2 for ${withinTwo.length} of ${small.length} — ${holds(within.length === small.length)} strictly${within.length === small.length ? '' : `, ${withinTwo.length === small.length ? 'holds' : 'does not hold'} within 2 points`}.`,
+    `- *DARE fails on the large-delta task*: ${large.name} changes by ${points(acc(large, 'dare', 0.9) - large.finetunedAccuracy)} points at p = 0.9 and ${points(acc(large, 'dare', 0.99) - large.finetunedAccuracy)} at p = 0.99 (the other tasks at p = 0.9: ${points(mean(small.map((r) => acc(r, 'dare', 0.9) - r.finetunedAccuracy)))} on average) — ${holds(acc(large, 'dare', 0.9) - large.finetunedAccuracy < mean(small.map((r) => acc(r, 'dare', 0.9) - r.finetunedAccuracy)) - 0.01)}.`,
+    `- *DARE fails at p = 0.99*: mean change over all tasks ${points(mean(reports.map((r) => acc(r, 'dare', 0.99) - r.finetunedAccuracy)))} points (per task: ${reports.map((r) => `${r.name} ${points(acc(r, 'dare', 0.99) - r.finetunedAccuracy)}`).join(', ')}).`,
+    `- *DAREx-q recovers much of the p = 0.99 loss*: DAREx-q minus DARE at p = 0.99: ${reports.map((r) => `${r.name} ${points(acc(r, 'darex-q', 0.99) - acc(r, 'dare', 0.99))}`).join(', ')} points; it recovers ${(100 * recovered(reports, acc)).toFixed(0)} % of DARE's total loss at p = 0.99 — ${holds(recovered(reports, acc) >= 0.3)} (taking "much" as ≥ 30 %).`,
+  ];
+  const adamr = reports.filter((r) => r.adamrAccuracy !== null);
+  if (adamr.length > 0) {
+    const better = adamr.filter((r) => acc(r, 'dare', 0.99, 'adamr') - r.adamrAccuracy! > acc(r, 'dare', 0.99) - r.finetunedAccuracy);
+    lines.push(
+      `- *AdamR fine-tunes survive higher drop rates*: loss of DARE relative to its own fine-tune at p = 0.95 / 0.99, plain vs AdamR: ${adamr.map((r) => `${r.name} ${points(acc(r, 'dare', 0.95) - r.finetunedAccuracy)} / ${points(acc(r, 'dare', 0.99) - r.finetunedAccuracy)} vs ${points(acc(r, 'dare', 0.95, 'adamr') - r.adamrAccuracy!)} / ${points(acc(r, 'dare', 0.99, 'adamr') - r.adamrAccuracy!)}`).join('; ')} — at p = 0.99 ${holds(better.length === adamr.length)}${better.length === adamr.length ? '' : ` (${better.length} of ${adamr.length})`}.`,
+    );
+  }
+  const magnitudeAhead = DROP_RATES.filter((p) => acc(large, 'magnitude', p) > acc(large, 'dare', p));
+  lines.push(
+    `- *Magnitude pruning ahead when deltas are large*: on ${large.name}, magnitude minus DARE: ${DROP_RATES.map((p) => `p = ${p} ${points(acc(large, 'magnitude', p) - acc(large, 'dare', p))}`).join(', ')} points — ${holds(magnitudeAhead.length === DROP_RATES.length)}${magnitudeAhead.length > 0 && magnitudeAhead.length < DROP_RATES.length ? ` (ahead at p = ${magnitudeAhead.join(', ')})` : ''}. Here magnitude keeps the largest entries of each tensor without rescaling; the many small entries it drops carry much of these fine-tunes' effect.`,
+    '',
+  );
+  return lines;
+}
+
+function mean(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+}
+
+/** Share of DARE's accuracy loss at p = 0.99 (summed over tasks) that DAREx-q wins back. */
+function recovered(reports: TaskReport[], acc: (r: TaskReport, m: PruneMethod, p: number) => number): number {
+  const lost = reports.reduce((n, r) => n + Math.max(0, r.finetunedAccuracy - acc(r, 'dare', 0.99)), 0);
+  const won = reports.reduce((n, r) => n + (acc(r, 'darex-q', 0.99) - acc(r, 'dare', 0.99)), 0);
+  return lost > 0 ? won / lost : 0;
+}
+
 function renderDoc(reports: TaskReport[], baseParams: number, baseInfo: Record<string, unknown>): string {
   const lines = [
     '# Compression: DARE, DAREx-q and magnitude pruning on the demo zoo',
@@ -266,6 +312,7 @@ function renderDoc(reports: TaskReport[], baseParams: number, baseInfo: Record<s
     '',
     '![accuracy against drop rate per method and task](compression-accuracy.svg)',
     '',
+    ...observations(reports),
     '## Delta magnitudes',
     '',
     '| task | classes | base acc % | fine-tune acc % | mean abs delta | max abs delta | AdamR fine-tune acc % | AdamR mean abs delta | AdamR max abs delta |',
