@@ -54,8 +54,8 @@ interface Served {
   readonly exit: Promise<number | null>;
 }
 
-function serve(args: string[], env: Record<string, string>): Served {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/bin.ts'), 'serve', ...args], {
+function serve(args: string[], env: Record<string, string>, entry = ['--import', 'tsx', join(ROOT, 'src/cli/bin.ts')]): Served {
+  const child = spawn(process.execPath, [...entry, 'serve', ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -115,18 +115,11 @@ test('the compiled build serves the packaged default configuration and the commi
   const { spawnSync } = await import('node:child_process');
   const build = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
   assert.equal(build.status, 0, build.stderr);
-  const child = spawn(process.execPath, [join(ROOT, 'dist/cli/bin.js'), 'serve'], {
-    cwd: ROOT,
-    env: { ...process.env, DELTASERVE_CONFIG: '', DELTASERVE_PORT: '0', DELTASERVE_REGISTRY_STATE_FILE: join(dir, 'var', 'quickstart.json') },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const served = serve([], { DELTASERVE_CONFIG: '', DELTASERVE_PORT: '0', DELTASERVE_REGISTRY_STATE_FILE: join(dir, 'var', 'quickstart.json') }, [
+    join(ROOT, 'dist/cli/bin.js'),
+  ]);
   try {
-    const url = await listeningUrl({ child, stdout: () => stdout, stderr: () => stderr, exit });
+    const url = await listeningUrl(served);
     const auth = { authorization: `Bearer ${DEV_TENANT_KEY}`, 'content-type': 'application/json' };
     const square = Array.from({ length: 28 }, (_, y) => Array.from({ length: 28 }, (_, x) => (x > 8 && x < 20 && y > 8 && y < 20 ? 255 : 0)));
     const classified = await request(`${url}/v1/tasks/coarse4/classify`, { method: 'POST', headers: auth, body: JSON.stringify({ image: square, top: 3 }) });
@@ -144,9 +137,9 @@ test('the compiled build serves the packaged default configuration and the commi
     const inferred = (await infer.body.json()) as { id: string; outputs: { name: string; shape: number[] }[] };
     assert.equal(inferred.id, 'req-1');
     assert.deepEqual(inferred.outputs[0]!.shape, [1, 10]);
-    child.kill('SIGTERM');
-    assert.equal(await exit, 0);
+    served.child.kill('SIGTERM');
+    assert.equal(await served.exit, 0);
   } finally {
-    child.kill('SIGKILL');
+    served.child.kill('SIGKILL');
   }
 });
