@@ -133,7 +133,8 @@ export class Engine {
     const queued = performance.now();
     const result = await this.scheduler.submit(task?.key ?? BASE_QUEUE, { task, inputs }, options);
     const queueMs = Math.max(0, performance.now() - queued - result.inferMs - result.activationMs);
-    return { ...result, queueMs, ...(load && { load }) };
+    // A request that waited for its delta's load missed the cache, even though its batch then found it there.
+    return { ...result, cacheHit: result.cacheHit && !load, queueMs, ...(load && { load }) };
   }
 
   /** Loads a task's delta into the cache (no-op when resident). Fails with DS_ERR_TASK_UNAVAILABLE. */

@@ -56,6 +56,15 @@ test('infer through the worker matches independently merged models, concurrently
       assert.ok(maxAbsDiff(logits(result), want) <= 1e-5, `job ${i} (task ${t})`);
     });
     assert.ok(results.some((r) => r.batchSize > 1), 'requests of one task were batched');
+    // The first request of each task waited for its delta: a miss with load timings.
+    for (let t = 0; t < 4; t++) {
+      const first = results[jobs.indexOf(t)]!;
+      assert.equal(first.cacheHit, false);
+      assert.ok(first.load !== undefined && first.load.ms >= 0 && first.load.decodeMs! >= 0);
+    }
+    const again = await engine.infer(refs[0]!, tokenBatch(1, 5, 7));
+    assert.equal(again.cacheHit, true);
+    assert.equal(again.load, undefined);
     const stats = await engine.stats();
     assert.equal(stats.worker!.cache.entries, 4);
     assert.ok(stats.worker!.cache.misses >= 4);
