@@ -34,24 +34,29 @@ const NAMES: Record<string, string> = {
   d: '(d) engine, graph (CPU)',
 };
 
-export async function runEngineBench(options: { seconds?: number; warmup?: number; concurrency?: number; cacheBytes?: number } = {}): Promise<string> {
+export async function runEngineBench(options: { seconds?: number; warmup?: number; concurrency?: number; cacheBytes?: number; maxBatch?: number; switchMs?: number } = {}): Promise<string> {
   const seconds = options.seconds ?? 40;
   const warmup = options.warmup ?? 10;
-  const concurrency = options.concurrency ?? 16;
+  const concurrency = options.concurrency ?? 64;
   const cacheBytes = options.cacheBytes ?? 1024 ** 3;
+  const maxBatch = options.maxBatch ?? 16;
+  const switchMs = options.switchMs ?? 1000;
   const sections: string[] = [];
-  const command = `npm run bench -- engine   (each configuration: node --import tsx bench/engine-run.ts --config X --p P --seconds ${seconds} --warmup ${warmup} --concurrency ${concurrency} --cache-bytes ${cacheBytes})`;
+  const settings = ['--seconds', String(seconds), '--warmup', String(warmup), '--concurrency', String(concurrency), '--cache-bytes', String(cacheBytes), '--max-batch', String(maxBatch), '--switch-ms', String(switchMs)];
+  const command = `npm run bench -- engine   (each configuration: node --import tsx bench/engine-run.ts --config X --p P ${settings.join(' ')})`;
+  const run = (config: string, p: number) => {
+    const child = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./engine-run.ts', import.meta.url)), '--config', config, '--p', String(p), ...settings], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      maxBuffer: 1 << 24,
+    });
+    if (child.status !== 0) throw new Error(`bench config ${config} p=${p} failed with exit ${child.status}`);
+    return child.stdout;
+  };
   for (const p of [0.9, 0.99]) {
+    run('prepare', p);
     const results: RunResult[] = [];
-    for (const config of ['a', 'b', 'c', 'd']) {
-      const child = spawnSync(
-        process.execPath,
-        ['--import', 'tsx', fileURLToPath(new URL('./engine-run.ts', import.meta.url)), '--config', config, '--p', String(p), '--seconds', String(seconds), '--warmup', String(warmup), '--concurrency', String(concurrency), '--cache-bytes', String(cacheBytes)],
-        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 },
-      );
-      if (child.status !== 0) throw new Error(`bench config ${config} p=${p} failed with exit ${child.status}`);
-      results.push(JSON.parse(child.stdout.trim().split('\n').pop()!) as RunResult);
-    }
+    for (const config of ['a', 'b', 'c', 'd']) results.push(JSON.parse(run(config, p).trim().split('\n').pop()!) as RunResult);
     sections.push(renderTable(p, results, cacheBytes));
   }
   return [
@@ -59,7 +64,7 @@ export async function runEngineBench(options: { seconds?: number; warmup?: numbe
     '',
     machineLine(command),
     '',
-    `BERT-base-shaped synthetic encoder (12 × 768, FFN 3072, 86 M params, 344 MB fp32). 100 synthetic tasks whose deltas touch every weight (DARE mask at p, values N(0, 0.002)/(1 − p), fp16 files). Requests 1 × 128 tokens, task drawn from Zipf(1.0), closed loop with ${concurrency} clients, ${warmup} s warm-up then ${seconds} s measured, intra-op threads 2, max batch 8, queue delay 2 ms, forced switch after 200 ms. Delta cache budget ${(cacheBytes / 2 ** 20).toFixed(0)} MiB for (c)/(d) and the same memory budget for (b)'s merged sessions. RSS is the whole process (main + worker thread); "above (a)" subtracts the plain single-model process's median RSS.`,
+    `BERT-base-shaped synthetic encoder (12 × 768, FFN 3072, 86 M params, 344 MB fp32). 100 synthetic tasks whose deltas touch every weight (DARE mask at p, values N(0, 0.002)/(1 − p), fp16 files). Requests 1 × 128 tokens, task drawn from Zipf(1.0), closed loop with ${concurrency} clients, ${warmup} s warm-up then ${seconds} s measured, intra-op threads 2, max batch ${maxBatch}, queue delay 2 ms, forced switch after ${switchMs} ms (the same scheduler settings for every configuration). Delta cache budget ${(cacheBytes / 2 ** 20).toFixed(0)} MiB for (c)/(d) and the same memory budget for (b)'s merged sessions. RSS is the whole process (main + worker thread); "above (a)" subtracts the plain single-model process's median RSS.`,
     '',
     ...sections,
   ].join('\n');
@@ -106,12 +111,16 @@ function renderTable(p: number, results: RunResult[], cacheBytes: number): strin
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const { values } = parseArgs({ options: { seconds: { type: 'string' }, warmup: { type: 'string' }, concurrency: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: { seconds: { type: 'string' }, warmup: { type: 'string' }, concurrency: { type: 'string' }, 'max-batch': { type: 'string' }, 'switch-ms': { type: 'string' } },
+  });
   console.log(
     await runEngineBench({
       ...(values.seconds && { seconds: Number(values.seconds) }),
       ...(values.warmup && { warmup: Number(values.warmup) }),
       ...(values.concurrency && { concurrency: Number(values.concurrency) }),
+      ...(values['max-batch'] && { maxBatch: Number(values['max-batch']) }),
+      ...(values['switch-ms'] && { switchMs: Number(values['switch-ms']) }),
     }),
   );
 }
