@@ -83,6 +83,7 @@ function request(rng: SeededRng): NamedTensors {
 
 interface Runner {
   infer(task: number): Promise<{ activationMs?: number }>;
+  batches(): { batches: number; completed: number };
   activations(): { count: number; ms: number; nonzeros: number };
   cachedBytes(): Promise<number>;
   close(): Promise<void>;
@@ -108,6 +109,10 @@ async function engineRunner(mode: 'patch' | 'graph', modelPath: string, tasks: r
   const rng = new SeededRng(7);
   return {
     infer: (task) => engine.infer(tasks ? tasks[task]! : null, request(rng)),
+    batches: () => {
+      const stats = engine.schedulerStats();
+      return { batches: stats.batches, completed: stats.completed };
+    },
     activations: () => activations,
     cachedBytes: async () => (await engine.stats()).worker?.cache.bytes ?? 0,
     close: () => engine.close(),
@@ -167,6 +172,10 @@ async function mergedSessionRunner(basePath: string, tasks: readonly TaskFixture
       await queue.submit(tasks[task]!.key, request(rng));
       return {};
     },
+    batches: () => {
+      const stats = queue.stats();
+      return { batches: stats.batches, completed: stats.completed };
+    },
     activations: () => activations,
     cachedBytes: async () => 0,
     close: async () => {
@@ -207,6 +216,7 @@ async function main(): Promise<void> {
   const measureFrom = started + warmupSeconds * 1000;
   const stopAt = measureFrom + seconds * 1000;
   let activationsAtStart = { count: 0, ms: 0, nonzeros: 0 };
+  let batchesAtStart = { batches: 0, completed: 0 };
   const sampler = setInterval(() => {
     if (performance.now() >= measureFrom) rss.push(process.memoryUsage().rss);
   }, 250);
@@ -218,6 +228,7 @@ async function main(): Promise<void> {
       if (!measuring && t0 >= measureFrom) {
         measuring = true;
         activationsAtStart = { ...runner.activations() };
+        batchesAtStart = runner.batches();
         loop.enable();
       }
       try {
@@ -237,6 +248,7 @@ async function main(): Promise<void> {
   loop.disable();
   clearInterval(sampler);
   const end = runner.activations();
+  const batchesAtEnd = runner.batches();
   const activationCount = end.count - activationsAtStart.count;
   const activationMs = end.ms - activationsAtStart.ms;
   const result = {
@@ -249,6 +261,7 @@ async function main(): Promise<void> {
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     activationsPerSecond: activationCount / elapsed,
+    meanBatchSize: (batchesAtEnd.completed - batchesAtStart.completed) / Math.max(1, batchesAtEnd.batches - batchesAtStart.batches),
     activationMsMean: activationCount > 0 ? activationMs / activationCount : 0,
     activationNonzerosPerSecond: activationMs > 0 ? (end.nonzeros - activationsAtStart.nonzeros) / (activationMs / 1000) : 0,
     rssMaxBytes: Math.max(...rss, 0),

@@ -19,6 +19,7 @@ interface RunResult {
   p50: number;
   p99: number;
   activationsPerSecond: number;
+  meanBatchSize: number;
   activationMsMean: number;
   activationNonzerosPerSecond: number;
   rssMaxBytes: number;
@@ -82,6 +83,7 @@ function renderTable(p: number, results: RunResult[], cacheBytes: number): strin
       (r.throughput / a.throughput).toFixed(2),
       r.p50.toFixed(0),
       r.p99.toFixed(0),
+      r.meanBatchSize.toFixed(1),
       r.activationsPerSecond.toFixed(2),
       r.config === 'b' ? `${r.activationMsMean.toFixed(0)} (merge + session)` : r.activationMsMean.toFixed(1),
       r.activationNonzerosPerSecond > 0 ? (r.activationNonzerosPerSecond / 1e6).toFixed(0) : '–',
@@ -101,8 +103,8 @@ function renderTable(p: number, results: RunResult[], cacheBytes: number): strin
   return [
     `#### p = ${p}`,
     '',
-    '| configuration | req/s | × (a) | p50 ms | p99 ms | activations/s | activation ms | activation M nnz/s | RSS MiB | RSS above (a) MiB | cached deltas MiB | event-loop p99 ms | failed |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| configuration | req/s | × (a) | p50 ms | p99 ms | mean batch | activations/s | activation ms | activation M nnz/s | RSS MiB | RSS above (a) MiB | cached deltas MiB | event-loop p99 ms | failed |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows.map((r) => `| ${r} |`),
     '',
     ...goals,

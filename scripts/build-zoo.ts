@@ -244,7 +244,7 @@ async function plot(reports: TaskReport[]): Promise<string> {
       encoding: {
         x: { field: 'dropRate', type: 'ordinal', title: 'drop rate p' },
         y: { field: 'accuracy', type: 'quantitative', title: 'accuracy %', scale: { zero: false } },
-        color: { field: 'method', type: 'nominal', title: 'method' },
+        color: { field: 'method', type: 'nominal', title: 'method', legend: { labelLimit: 300 } },
         strokeDash: { condition: { test: "datum.method === 'fine-tune (no drop)'", value: [4, 3] }, value: [1, 0] },
       },
     },

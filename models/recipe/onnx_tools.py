@@ -85,8 +85,11 @@ def check_weights(path, model):
     }
 
 
-def _erf(x):
-    return np.vectorize(math.erf, otypes=[np.float32])(x)
+try:  # scipy comes with python3-sklearn; the fallback is exact but slow
+    from scipy.special import erf as _erf
+except ImportError:  # pragma: no cover
+    def _erf(x):
+        return np.vectorize(math.erf, otypes=[np.float32])(x)
 
 
 def run_numpy(path, pixels):
@@ -113,7 +116,7 @@ def run_numpy(path, pixels):
         elif op == "Div":
             out = x[0] / x[1]
         elif op == "Erf":
-            out = _erf(x[0])
+            out = _erf(x[0]).astype(x[0].dtype)
         elif op == "Shape":
             out = np.array(x[0].shape, dtype=np.int64)
         elif op == "Gather":

@@ -40,6 +40,6 @@ def read_eval_set(path):
         spec = header[name]
         assert spec["dtype"] == "U8", f"{path}: {name} dtype {spec['dtype']}"
         start, end = spec["data_offsets"]
-        out[name] = np.frombuffer(data[base + start:base + end], dtype=np.uint8).reshape(spec["shape"])
+        out[name] = np.frombuffer(data[base + start:base + end], dtype=np.uint8).reshape(spec["shape"]).copy()
     assert base + header["labels"]["data_offsets"][1] == len(data), f"{path}: trailing bytes"
     return out["images"], out["labels"], header["__metadata__"]

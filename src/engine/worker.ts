@@ -39,7 +39,9 @@ async function start(): Promise<void> {
       if (!ref) throw new DS_ERR_TASK_UNKNOWN_TO_WORKER(key);
       return ref;
     },
-    decode: (bytes) => decodeDelta(bytes, { baseShapes: base.patchableShapes, expectedBaseFingerprint: base.fingerprint }),
+    // copy: the cache charges a delta's own arrays; views into the fetched file would keep the
+    // whole file alive (for fp16 files, the fp16 values too) outside that accounting.
+    decode: (bytes) => decodeDelta(bytes, { baseShapes: base.patchableShapes, expectedBaseFingerprint: base.fingerprint, copy: true }),
     onEvent: (event) => emit(cacheEvent(event)),
   });
   const core = new EngineCore(base, {
