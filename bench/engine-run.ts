@@ -7,6 +7,8 @@
  *   a  upper bound: plain session, pre-packed initializers (the merged model of task 0), one task
  *   b  baseline: one merged-model session per task in an LRU with the same memory budget
  *   c  this engine, patch mode      d  this engine, graph mode (CPU)
+ *   e  diagnostic: this engine, patch mode, every request for task 0 (what weights-as-inputs
+ *      and delta serving cost without task switching and batch fragmentation)
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -39,7 +41,7 @@ const { values } = parseArgs({
     threads: { type: 'string', default: '2' },
   },
 });
-const config = values.config as 'a' | 'b' | 'c' | 'd' | 'prepare';
+const config = values.config as 'a' | 'b' | 'c' | 'd' | 'e' | 'prepare';
 const dropRate = Number(values.p);
 const seconds = Number(values.seconds);
 const warmupSeconds = Number(values.warmup);
@@ -204,7 +206,7 @@ async function main(): Promise<void> {
     if (!existsSync(mergedPathFor(dropRate))) throw new Error('run --config prepare first');
     runner = await engineRunner('patch', mergedPathFor(dropRate), null);
   } else if (config === 'b') runner = await mergedSessionRunner(basePath, tasks);
-  else runner = await engineRunner(config === 'c' ? 'patch' : 'graph', basePath, tasks);
+  else runner = await engineRunner(config === 'd' ? 'graph' : 'patch', basePath, tasks);
 
   const zipf = zipfSampler(tasks.length, 99);
   const latencies: number[] = [];
@@ -223,7 +225,7 @@ async function main(): Promise<void> {
   let measuring = false;
   const client = async () => {
     while (performance.now() < stopAt) {
-      const task = config === 'a' ? 0 : zipf();
+      const task = config === 'a' || config === 'e' ? 0 : zipf();
       const t0 = performance.now();
       if (!measuring && t0 >= measureFrom) {
         measuring = true;

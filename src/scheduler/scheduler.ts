@@ -17,7 +17,7 @@
  * Task choice (task-choice.ts). Keep the active task while it has work; switch as soon as any
  * other queue's oldest request has waited `maxWaitBeforeForcedSwitchMs` (aging), then serve the
  * overdue queue with the oldest request; when the active task has no work, choose by (priority,
- * oldest wait). The active task is the one `isActive(task)` reports, or else the task of the
+ * queue length, oldest wait). The active task is the one `isActive(task)` reports, or else the task of the
  * last batch run.
  *
  * Worst-case wait. Let R be the longest runBatch time, B = maxBatchSize, W =

@@ -6,8 +6,10 @@
  *      otherwise a stream of high-priority work could starve a queue forever.
  *   2. Otherwise, if the active task has queued work, keep it (no activation: the engine keeps
  *      its applied delta).
- *   3. Otherwise choose by highest priority among each queue's requests, then oldest request,
- *      then task name (for determinism).
+ *   3. Otherwise choose by highest priority among each queue's requests, then the fullest queue
+ *      (a bigger batch per activation: under skewed popularity the oldest request is usually a
+ *      cold task's lone one, and serving it first fragments batches), then oldest request, then
+ *      task name (for determinism). Aging (1) still bounds every request's wait.
  */
 
 export interface QueueView {
@@ -40,7 +42,7 @@ export function chooseTask(
   }
   const active = waiting.find((q) => isActive(q.task));
   if (active !== undefined) return { task: active.task, reason: 'active' };
-  const pick = best(waiting, (a, b) => b.topPriority - a.topPriority || a.oldestEnqueuedAt - b.oldestEnqueuedAt);
+  const pick = best(waiting, (a, b) => b.topPriority - a.topPriority || b.size - a.size || a.oldestEnqueuedAt - b.oldestEnqueuedAt);
   return { task: pick.task, reason: 'idle' };
 }
 

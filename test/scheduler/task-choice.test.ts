@@ -18,6 +18,8 @@ test('task choice, table-driven', () => {
     { name: 'an overdue active queue older than the others stays', queues: [q('a', 800), q('b', 850)], active: 'a', expect: ['a', 'active'] },
     { name: 'no active work: highest priority first', queues: [q('a', 950, 0), q('b', 990, 5)], active: 'z', expect: ['b', 'idle'] },
     { name: 'no active work, equal priority: oldest first', queues: [q('a', 950), q('b', 940)], expect: ['b', 'idle'] },
+    { name: 'no active work, equal priority: the fuller queue before the older one', queues: [q('a', 950, 0, 6), q('b', 940, 0, 1)], expect: ['a', 'idle'] },
+    { name: 'no active work: priority before queue length', queues: [q('a', 950, 0, 6), q('b', 960, 1, 1)], expect: ['b', 'idle'] },
     { name: 'ties broken by task name', queues: [q('b', 950), q('a', 950)], expect: ['a', 'idle'] },
   ];
   for (const c of cases) {
