@@ -6,6 +6,10 @@
  * the delta again would drift (BRIEF §3.4), so the base after any number of swaps is
  * bit-identical to the base at start-up.
  *
+ * The saved values go into one scratch buffer per weight, reused across activations and grown
+ * to the largest delta seen for that weight: allocating them anew made ~nnz × 4 bytes of garbage
+ * per task switch (34 MB at p = 0.9 on a BERT-base), which showed up as RSS far above the cache.
+ *
  * Not thread-safe by design: one worker thread owns the buffers and never runs a batch while
  * (de)activating.
  */
@@ -22,6 +26,7 @@ interface SavedTensor {
 export class PatchActivator implements Activator {
   readonly mode = 'patch' as const;
   private active: { key: string; saved: SavedTensor[] } | null = null;
+  private readonly scratch = new Map<string, Float32Array>();
 
   constructor(private readonly weights: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>) {}
 
@@ -40,14 +45,16 @@ export class PatchActivator implements Activator {
     for (const tensor of delta.tensors) {
       const weight = this.weights.get(tensor.name)!.data;
       if (tensor.kind === 'dense') {
-        saved.push({ weight, saved: weight.slice(), indices: null });
+        const copy = this.scratchFor(tensor.name, weight.length);
+        copy.set(weight);
+        saved.push({ weight, saved: copy, indices: null });
         const values = tensor.values;
         for (let i = 0; i < weight.length; i++) weight[i] = weight[i]! + values[i]!;
         nonzeros += weight.length;
         continue;
       }
       const { indices, values } = tensor;
-      const overwritten = new Float32Array(indices.length);
+      const overwritten = this.scratchFor(tensor.name, indices.length);
       for (let k = 0; k < indices.length; k++) {
         const i = indices[k]!;
         const original = weight[i]!;
@@ -65,6 +72,16 @@ export class PatchActivator implements Activator {
     const started = performance.now();
     const restored = this.restore();
     return { switched: restored > 0, nonzeros: restored, ms: performance.now() - started };
+  }
+
+  /** A reusable buffer of exactly `length` values for saving `name`'s overwritten values. */
+  private scratchFor(name: string, length: number): Float32Array {
+    let buffer = this.scratch.get(name);
+    if (!buffer || buffer.length < length) {
+      buffer = new Float32Array(length);
+      this.scratch.set(name, buffer);
+    }
+    return buffer.subarray(0, length);
   }
 
   /** Writes back what the active task overwrote; returns how many values it restored. */

@@ -220,16 +220,20 @@ export class HttpDeltaSource implements DeltaSource {
       throw withUri(new DS_ERR_SOURCE_TOO_LARGE(redactUri(uri), maxBytes, `Content-Length is ${declared}`), uri);
     }
     const hash = new StreamingSha256();
+    // With a Content-Length the body goes straight into one buffer: collecting chunks and
+    // concatenating them allocates the delta twice, in fragments (see file-source.ts).
+    const target = declared !== undefined ? new Uint8Array(declared) : null;
     const chunks: Uint8Array[] = [];
     let received = 0;
     try {
       for await (const chunk of body) {
-        received += chunk.byteLength;
-        if (received > maxBytes) {
+        if (received + chunk.byteLength > maxBytes) {
           throw withUri(new DS_ERR_SOURCE_TOO_LARGE(redactUri(uri), maxBytes, `the body passed it while streaming`), uri);
         }
         hash.update(chunk);
-        chunks.push(chunk);
+        if (target && received + chunk.byteLength <= target.length) target.set(chunk, received);
+        else chunks.push(chunk);
+        received += chunk.byteLength;
       }
     } catch (error) {
       body.destroy();
@@ -243,7 +247,7 @@ export class HttpDeltaSource implements DeltaSource {
     }
     if (declared !== undefined && received !== declared) throw truncatedError(uri, received, declared, undefined);
     hash.verify(uri, expected);
-    return { bytes: concat(chunks, received), hashMs: hash.elapsedMs };
+    return { bytes: target ?? concat(chunks, received), hashMs: hash.elapsedMs };
   }
 
   /** Maps an undici / socket error to a typed, transient source error (or the abort reason). */
