@@ -116,7 +116,8 @@ export class FileDeltaSource implements DeltaSource {
       real = await realpath(lexical);
     } catch (error) {
       if (errorCode(error) === 'ENOENT' || errorCode(error) === 'ENOTDIR') {
-        throw withUri(new DS_ERR_SOURCE_FILE_MISSING(uri, `no file at ${lexical}`), uri);
+        // The message reaches API clients (503 naming the task): say where relative to the root only.
+        throw withUri(new DS_ERR_SOURCE_FILE_MISSING(uri, 'no such file under the delta root'), uri);
       }
       throw withUri(new DS_ERR_SOURCE_FILE_UNREADABLE(uri, errorMessage(error)), uri);
     }
