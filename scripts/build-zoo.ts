@@ -16,8 +16,8 @@ import { join } from 'node:path';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { stringify } from 'yaml';
-import { buildDelta, withRescale, type PruneMethod, type WeightMap } from '../src/compress/build-delta.js';
-import { meanSquaredDifference, searchQ } from '../src/compress/q-search.js';
+import { buildDelta, type PruneMethod, type WeightMap } from '../src/compress/build-delta.js';
+import { chooseDarexQ } from '../src/eval/darex-q.js';
 import { DEFAULT_DENSE_PATTERNS } from '../src/compress/tensor-selection.js';
 import { decodeDelta, encodeDelta } from '../src/deltas/format/delta-file.js';
 import type { Delta } from '../src/deltas/types.js';
@@ -146,12 +146,9 @@ async function main(): Promise<void> {
           if (method === 'dare') delta = dare;
           else if (method === 'magnitude') delta = buildDelta(baseWeights, tunedWeights, { ...options, method });
           else {
-            const search = await searchQ(
-              async (candidate) => meanSquaredDifference(await predictAll(runner, calibration, withRescale(dare, 'darex-q', 1 / candidate)), target),
-              { dropRate },
-            );
-            q = search.q;
-            delta = withRescale(dare, 'darex-q', 1 / q, { q_search_loss: String(search.loss), q_search_samples: String(calibration.size) });
+            const choice = await chooseDarexQ(runner, calibration, target, dare, dropRate);
+            q = choice.search.q;
+            delta = choice.delta;
           }
           const bytes = encodeDelta(delta).length;
           const decoded = served(delta);

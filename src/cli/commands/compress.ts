@@ -1,7 +1,6 @@
 import { rename, writeFile } from 'node:fs/promises';
 import { DS_ERR_CLI_USAGE } from '../../core/errors.js';
-import { buildDelta, withRescale, type PruneMethod } from '../../compress/build-delta.js';
-import { searchQ, meanSquaredDifference } from '../../compress/q-search.js';
+import { buildDelta, type PruneMethod } from '../../compress/build-delta.js';
 import { DEFAULT_DENSE_PATTERNS } from '../../compress/tensor-selection.js';
 import { encodeDelta } from '../../deltas/format/delta-file.js';
 import type { Delta } from '../../deltas/types.js';
@@ -11,6 +10,7 @@ import { fingerprintWeights, sha256File } from '../../onnx/fingerprint.js';
 import { LocalRunner } from '../../eval/local-runner.js';
 import { loadSampleSet, sliceSamples } from '../../eval/dataset.js';
 import { predictAll } from '../../eval/accuracy.js';
+import { chooseDarexQ } from '../../eval/darex-q.js';
 import { listOption, numberOption, parseCommandArgs, progress, requireString } from '../args.js';
 
 export const COMPRESS_USAGE = `usage: deltaserve compress --base BASE.onnx --finetuned FT.onnx --out DELTA.safetensors
@@ -99,14 +99,9 @@ export async function compressCommand(argv: string[]): Promise<CompressSummary> 
   if (method === 'darex-q' && givenQ === undefined) {
     // One DARE mask, re-scaled per candidate q, so the search compares rescales only.
     const dare = buildDelta(baseWeights, tunedWeights, { ...common, method: 'dare' });
-    const search = await chooseQ(basePath, finetunedPath, values.calibration as string, calibrationSize, dare, dropRate);
-    q = search.q;
-    delta = withRescale(dare, 'darex-q', 1 / q, {
-      q_search: 'label-free: min mean squared logit change vs the fine-tuned model',
-      q_search_samples: String(search.samples),
-      q_search_loss: String(search.loss),
-      q_search_steps: JSON.stringify(search.steps.map((s) => [s.stage, s.q, s.loss])),
-    });
+    const choice = await chooseQ(basePath, finetunedPath, values.calibration as string, calibrationSize, dare, dropRate);
+    q = choice.search.q;
+    delta = choice.delta;
   } else {
     delta = buildDelta(baseWeights, tunedWeights, { ...common, method, ...(givenQ !== undefined && { q: givenQ }) });
     q = method === 'darex-q' ? givenQ! : null;
@@ -138,11 +133,9 @@ async function chooseQ(basePath: string, finetunedPath: string, calibrationPath:
     const count = Math.min(size, loaded.size);
     const calibration = { ...loaded, size: count, inputs: sliceSamples(loaded.inputs, 0, count), labels: null };
     const target = await predictAll(tuned, calibration, null);
-    const result = await searchQ(
-      async (q) => meanSquaredDifference(await predictAll(base, calibration, withRescale(dare, 'darex-q', 1 / q)), target),
-      { dropRate, onProgress: (s) => progress(`q search (${s.stage}): q=${s.q.toPrecision(4)} loss=${s.loss.toExponential(3)}`) },
+    return await chooseDarexQ(base, calibration, target, dare, dropRate, (s) =>
+      progress(`q search (${s.stage}): q=${s.q.toPrecision(4)} loss=${s.loss.toExponential(3)}`),
     );
-    return { ...result, samples: count };
   } finally {
     await Promise.all([base.close(), tuned.close()]);
   }
