@@ -36,6 +36,7 @@ export interface BatchResult {
 export class EngineCore {
   private readonly weightTensors: Record<string, ort.Tensor>;
   private running = false;
+  private graphFeeds: Record<string, ort.Tensor> | null = null;
 
   constructor(
     readonly base: PreparedBase,
@@ -66,6 +67,7 @@ export class EngineCore {
         cacheHit = acquired.hit;
       }
       const activation = lease ? this.base.activator.activate(taskKey!, lease.delta) : this.base.activator.deactivate();
+      if (activation.switched) this.graphFeeds = null;
       const started = performance.now();
       const outputs = await this.runGrouped(requests);
       return { outputs, activation, cacheHit, inferMs: performance.now() - started };
@@ -98,14 +100,17 @@ export class EngineCore {
     return outputs;
   }
 
+  /** Weight buffers (patch) or the active delta's sparse inputs (graph), built once per activation. */
   private extraFeeds(): Record<string, ort.Tensor> {
     const activator = this.base.activator;
     if (activator.mode === 'patch') return this.weightTensors;
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const [name, kind, data] of activator.deltaFeeds()) {
-      feeds[name] = new ort.Tensor(kind === 'indices' ? 'int32' : 'float32', data, [data.length]);
+    if (this.graphFeeds === null) {
+      this.graphFeeds = {};
+      for (const [name, kind, data] of activator.deltaFeeds()) {
+        this.graphFeeds[name] = new ort.Tensor(kind === 'indices' ? 'int32' : 'float32', data, [data.length]);
+      }
     }
-    return feeds;
+    return this.graphFeeds;
   }
 
   /** Inputs must match the model's signature exactly; the HTTP layer checks too, this is the backstop. */

@@ -86,13 +86,10 @@ export class Engine {
     this.restartDelay = options.restartDelayMs ?? 200;
     this.scheduler = new Scheduler<Job, JobResult>({
       ...options.scheduler,
-      runBatch: (queue, jobs) => this.runBatch(queue, jobs),
+      runBatch: (_queue, jobs) => this.runBatch(jobs),
       onEvent: (event) => options.onEvent?.({ type: 'scheduler', event }),
-      isActive: (queue) => (this.info ? this.activeKey === queue : false),
     });
   }
-
-  private activeKey: string | null = null;
 
   /** Starts the worker and waits until the base model is loaded; fails if it cannot be. */
   static async start(options: EngineOptions): Promise<Engine> {
@@ -215,7 +212,6 @@ export class Engine {
     const client = new WorkerClient(this.options.worker, (event) => this.onWorkerEvent(event));
     this.client = client;
     this.info = null;
-    this.activeKey = null;
     this.resident.clear();
     const info = await client.ready;
     this.info = info;
@@ -246,7 +242,10 @@ export class Engine {
   }
 
   private onWorkerEvent(event: EngineEvent): void {
-    if (event.type === 'cache' && (event.kind === 'evict' || event.kind === 'delete')) this.resident.delete(event.key);
+    if (event.type === 'cache' && event.kind === 'evict') {
+      this.resident.delete(event.key);
+      this.lastLoadPhases.delete(event.key);
+    }
     if (event.type === 'cache' && event.kind === 'load') {
       this.resident.add(event.key);
       const phases = event.phases ?? {};
@@ -255,12 +254,11 @@ export class Engine {
     this.options.onEvent?.(event);
   }
 
-  private async runBatch(queue: string, jobs: Job[]): Promise<JobResult[]> {
+  private async runBatch(jobs: Job[]): Promise<JobResult[]> {
     if (!this.ready) throw new DS_ERR_ENGINE_NOT_READY('the engine worker is restarting');
     const requests = jobs.map((job) => job.inputs);
     const task = jobs[0]!.task;
     const reply = await this.client!.call<RunReply>({ op: 'run', task, requests }, transferablesOf(requests));
-    this.activeKey = queue;
     this.options.onEvent?.({ type: 'batch', key: task?.key ?? null, size: jobs.length, inferMs: reply.inferMs, cacheHit: reply.cacheHit });
     return reply.outputs.map((outputs) => ({
       outputs,

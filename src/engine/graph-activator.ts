@@ -19,7 +19,7 @@ const EMPTY: SparseFeed = { indices: new Int32Array(0), values: new Float32Array
 
 export class GraphActivator implements Activator {
   readonly mode = 'graph' as const;
-  private active: { key: string; feeds: Map<string, SparseFeed> } | null = null;
+  private active: { key: string; delta: Delta; feeds: Map<string, SparseFeed> } | null = null;
   private readonly everyPosition = new Map<number, Int32Array>();
 
   private readonly weights: ReadonlyMap<string, { readonly shape: readonly number[] }>;
@@ -33,7 +33,7 @@ export class GraphActivator implements Activator {
   }
 
   activate(key: string, delta: Delta): ActivationStats {
-    if (this.active?.key === key) return { switched: false, nonzeros: 0, ms: 0 };
+    if (this.active?.key === key && this.active.delta === delta) return { switched: false, nonzeros: 0, ms: 0 };
     assertDeltaFitsWeights(delta, this.weights);
     const started = performance.now();
     const feeds = new Map<string, SparseFeed>();
@@ -48,7 +48,7 @@ export class GraphActivator implements Activator {
       }
       nonzeros += tensor.values.length;
     }
-    this.active = { key, feeds };
+    this.active = { key, delta, feeds };
     return { switched: true, nonzeros, ms: performance.now() - started };
   }
 

@@ -25,7 +25,7 @@ interface SavedTensor {
 
 export class PatchActivator implements Activator {
   readonly mode = 'patch' as const;
-  private active: { key: string; saved: SavedTensor[] } | null = null;
+  private active: { key: string; delta: Delta; saved: SavedTensor[] } | null = null;
   private readonly scratch = new Map<string, Float32Array>();
 
   constructor(private readonly weights: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>) {}
@@ -35,7 +35,7 @@ export class PatchActivator implements Activator {
   }
 
   activate(key: string, delta: Delta): ActivationStats {
-    if (this.active?.key === key) return { switched: false, nonzeros: 0, ms: 0 };
+    if (this.active?.key === key && this.active.delta === delta) return { switched: false, nonzeros: 0, ms: 0 };
     // Everything is checked before anything is written: a bad delta leaves the base untouched.
     assertDeltaFitsWeights(delta, this.weights);
     const started = performance.now();
@@ -64,7 +64,7 @@ export class PatchActivator implements Activator {
       saved.push({ weight, saved: overwritten, indices });
       nonzeros += indices.length;
     }
-    this.active = { key, saved };
+    this.active = { key, delta, saved };
     return { switched: true, nonzeros: nonzeros + restored, ms: performance.now() - started };
   }
 

@@ -73,11 +73,10 @@ async function start(): Promise<void> {
         }
         if (request.task) remember(request.task);
         const task = request.task;
-        const result = await (runs = runs.then(
-          () => core.run(task?.key ?? null, request.requests),
-          () => core.run(task?.key ?? null, request.requests),
-        ));
-        const typed = result as Awaited<ReturnType<EngineCore['run']>>;
+        // Runs never overlap: each waits for the previous one, whether it succeeded or not.
+        const run = runs.catch(() => undefined).then(() => core.run(task?.key ?? null, request.requests));
+        runs = run;
+        const typed = await run;
         if (typed.activation.switched) {
           emit({ type: 'activation', key: task?.key ?? null, nonzeros: typed.activation.nonzeros, ms: typed.activation.ms });
         }

@@ -137,3 +137,21 @@ test('inputs that do not match the model signature are refused with DS_ERR_INFER
     await core.release();
   }
 });
+
+for (const mode of ['patch', 'graph'] as const) {
+  test(`${mode}: a key whose delta was replaced serves the new delta, not the still-active old one`, async () => {
+    const base = await prepareBase({ modelPath: zoo.basePath, mode, patchable: [], session: { executionProvider: 'cpu', intraOpThreads: 1 } });
+    let current = zoo.deltas[0]!;
+    const core = new EngineCore(base, { acquire: async () => ({ lease: { delta: current, release: () => undefined }, hit: true }) });
+    try {
+      const inputs = tokenBatch(2, 5, 3);
+      await core.run('task@1', [inputs]);
+      current = zoo.deltas[1]!;
+      const { outputs } = await core.run('task@1', [inputs]);
+      const expected = await runPlain(mergeIndependently(zoo.base, zoo.deltas[1]!), inputs);
+      assert.ok(maxAbsDiff(logitsOf(outputs), expected) <= 1e-5);
+    } finally {
+      await core.release();
+    }
+  });
+}
