@@ -99,7 +99,7 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
     bodyLimit: config.http.bodyLimitBytes,
     requestIdHeader: 'x-request-id',
     schemaErrorFormatter: formatSchemaError,
-    return503OnClosing: true,
+    return503OnClosing: false, // see installConnectionDraining
     forceCloseConnections: 'idle',
   });
   // Only JSON (and PNG on the classify route) is accepted: anything else is a 415, not a body

@@ -9,6 +9,7 @@
  * (idle) and hold `close()` until the grace period ends, so responses sent while shutting down
  * carry `Connection: close`, and idle connections are swept while waiting.
  */
+import { DS_ERR_SHUTTING_DOWN } from '../core/errors.js';
 import type { FastifyInstance } from 'fastify';
 import type { Telemetry } from '../telemetry/index.js';
 import type { InferenceEngine } from './inference-engine.js';
@@ -23,8 +24,15 @@ export interface ShutdownParts {
 
 const IDLE_SWEEP_MS = 50;
 
-/** Install at build time: responses sent during shutdown close their connection. */
+/**
+ * Install at build time: requests arriving during shutdown get the project's own 503
+ * (`{error, code}`, `Retry-After`, request id) instead of fastify's fixed `return503OnClosing`
+ * body, and responses sent during shutdown close their connection.
+ */
 export function installConnectionDraining(app: FastifyInstance, lifecycle: { readonly shuttingDown: boolean }): void {
+  app.addHook('onRequest', async () => {
+    if (lifecycle.shuttingDown) throw new DS_ERR_SHUTTING_DOWN('no new requests are accepted');
+  });
   app.addHook('onSend', async (_request, reply) => {
     if (lifecycle.shuttingDown) void reply.header('connection', 'close');
   });

@@ -48,8 +48,12 @@ export function imageInputOf(io: ModelIO, model: string): ImageInput {
   return { name: input.name, height, width, dims: fourD ? [1, 1, height, width] : [1, height, width] };
 }
 
-/** PNG bytes → grey levels 0..255 at the target size (bilinear). */
-export function pngToGrey(bytes: Uint8Array, width: number, height: number): Float32Array {
+/**
+ * PNG bytes → grey levels 0..255 at the target size (bilinear). Decoding is asynchronous:
+ * pngjs's async parser inflates with zlib off the event loop, where `PNG.sync.read` of a large
+ * image would stall every other request.
+ */
+export async function pngToGrey(bytes: Uint8Array, width: number, height: number): Promise<Float32Array> {
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (buffer.length < 24 || !buffer.subarray(0, 8).equals(PNG_SIGNATURE)) throw new DS_ERR_IMAGE_INVALID('the body is not a PNG file (bad signature)');
   const declaredWidth = buffer.readUInt32BE(16);
@@ -59,7 +63,9 @@ export function pngToGrey(bytes: Uint8Array, width: number, height: number): Flo
   }
   let png: PNG;
   try {
-    png = PNG.sync.read(buffer);
+    png = await new Promise<PNG>((resolve, reject) => {
+      new PNG().parse(buffer, (error, parsed) => (error ? reject(error) : resolve(parsed)));
+    });
   } catch (error) {
     throw new DS_ERR_IMAGE_INVALID(`the PNG cannot be decoded: ${(error as Error).message}`);
   }

@@ -15,6 +15,7 @@ import type { InferResult } from './inference-engine.js';
 const CONCURRENCY_RETRY_AFTER_SECONDS = 1;
 
 export const BASE_TASK_LABEL = 'base';
+const REQUEST_ID_HEADER = 'x-request-id';
 
 /** The tenant's model for a visible name (and version), or DS_ERR_MODEL_NOT_FOUND. */
 export function resolveModel(
@@ -25,7 +26,11 @@ export function resolveModel(
   routingId?: string,
 ): ResolvedModel {
   const tenant = request.tenant!;
-  const resolved = tenant.resolve(resolveContext(ctx), name, version, routingId);
+  // Version splits are sticky per request id: the caller's id (e.g. an infer body's `id`), else
+  // the x-request-id header, so every route that serves a model splits the same way.
+  const headerId = request.headers[REQUEST_ID_HEADER];
+  const stickyId = routingId ?? (typeof headerId === 'string' && headerId !== '' ? headerId : undefined);
+  const resolved = tenant.resolve(resolveContext(ctx), name, version, stickyId);
   // Same error, same message shape for a task that is not the tenant's and one that does not exist.
   if (resolved === null) throw new DS_ERR_MODEL_NOT_FOUND(version === undefined ? name : `${name} version ${version}`);
   request.taskLabel = resolved.task?.name ?? BASE_TASK_LABEL;

@@ -16,7 +16,7 @@ import {
 } from '../../src/core/errors.js';
 import { sha256Hex } from '../../src/core/config-dev-keys.js';
 import { TaskRegistry } from '../../src/registry/task-registry.js';
-import { buildServer } from '../../src/server.js';
+import { buildServer, type BuiltServer } from '../../src/server.js';
 import {
   ADMIN_KEY,
   FakeEngine,
@@ -37,6 +37,7 @@ const task = (name: string, version: string) => ({ name, version, uri: `${name}-
 
 let engine: FakeEngine;
 let app: FastifyInstance;
+let context: BuiltServer['context'];
 let logLines: string[];
 let baseUrl: string;
 
@@ -50,7 +51,7 @@ before(async () => {
     { name: 'limited-rate', keySha256: [sha256Hex(RATE_KEY)], tasks: ['alpha'], rateLimit: { requestsPerSecond: 0.01, burst: 2 } },
     { name: 'limited-slots', keySha256: [sha256Hex(SLOTS_KEY)], tasks: ['alpha'], maxConcurrent: 2, priority: 7 },
   );
-  ({ app } = await buildServer(makeConfig(raw), {
+  ({ app, context } = await buildServer(makeConfig(raw), {
     engine,
     registry,
     telemetry: null,
@@ -375,4 +376,19 @@ test('concurrency limit: requests beyond the tenant\'s slots get 429 with Retry-
   const after = await call('POST', '/v2/models/alpha/infer', { key: SLOTS_KEY, body: pixelsBody() });
   assert.equal(after.status, 200, 'slots were released');
   assert.equal(engine.calls.at(-1)?.options.priority, 7, 'the tenant priority reaches the engine');
+});
+
+test('during shutdown new requests get the gateway\'s own 503: code, Retry-After, request id', async () => {
+  context.lifecycle.shuttingDown = true;
+  try {
+    for (const path of ['/v2/health/live', '/v2/models/alpha']) {
+      const response = await call('GET', path, { key: TENANT_A_KEY, headers: { 'x-request-id': 'drain-1' } });
+      assert.equal(response.status, 503);
+      assert.equal(response.json.code, 'DS_ERR_SHUTTING_DOWN');
+      assert.equal(response.headers['retry-after'], '1');
+      assert.equal(response.headers['x-request-id'], 'drain-1');
+    }
+  } finally {
+    context.lifecycle.shuttingDown = false;
+  }
 });

@@ -32,7 +32,6 @@ export function classifyRoutes(ctx: GatewayContext) {
       '/v1/tasks/:task/classify',
       {
         onRequest: requireTenant(ctx),
-        bodyLimit: Math.max(ctx.limits.bodyLimitBytes, ctx.limits.imageBodyLimitBytes),
         schema: {
           tags: ['classify'],
           summary: 'Classify an image (PNG body, or JSON {"image": 28×28 array}) with a task; returns the top labels',
@@ -63,7 +62,7 @@ async function classify(ctx: GatewayContext, request: ClassifyRequest, reply: Fa
   let grey: Float32Array;
   let top = request.query.top ?? DEFAULT_TOP;
   if (Buffer.isBuffer(body)) {
-    grey = pngToGrey(body, input.width, input.height);
+    grey = await pngToGrey(body, input.width, input.height);
   } else {
     if (typeof body !== 'object' || body === null || !('image' in body)) throw new DS_ERR_IMAGE_INVALID('send a PNG (content-type: image/png) or JSON {"image": [[...], ...]}');
     grey = jsonToGrey(body.image, input.width, input.height);

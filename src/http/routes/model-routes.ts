@@ -118,9 +118,7 @@ function describeTensor(signature: TensorSignature) {
 async function infer(ctx: GatewayContext, request: FastifyRequest<{ Params: ModelParams; Body: InferBody }>, reply: FastifyReply) {
   const { model_name: name, model_version: version } = request.params;
   const body = request.body;
-  const headerId = request.headers[REQUEST_ID_HEADER];
-  const routingId = body.id ?? (typeof headerId === 'string' && headerId !== '' ? headerId : undefined);
-  const model = resolveModel(ctx, request, name, version, routingId);
+  const model = resolveModel(ctx, request, name, version, body.id);
   const timeoutMs = timeoutMsOf(body.parameters?.timeout_ms, request.headers[TIMEOUT_HEADER], ctx.limits);
   const requested = body.outputs?.map((o) => o.name);
   if (requested) checkRequestedOutputs(requested, ctx.base.io);
