@@ -4,6 +4,11 @@ import { join, type FieldReader } from './config-fields.js';
 
 export const RESERVED_BASE_NAME = 'base';
 
+/** `name@version`: how a task version is keyed everywhere (registry, delta cache, activation). */
+export function taskKey(name: string, version: string): string {
+  return `${name}@${version}`;
+}
+
 const TASK_KEYS = ['name', 'version', 'description', 'labels', 'numClasses'] as const;
 
 /**

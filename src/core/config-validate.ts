@@ -10,7 +10,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { DEV_KEY_HASHES } from './config-dev-keys.js';
 import { FieldReader, NAME, join, type Fail } from './config-fields.js';
-import { RESERVED_BASE_NAME, readTaskSpec } from './config-tasks.js';
+import { RESERVED_BASE_NAME, readTaskSpec, taskKey } from './config-tasks.js';
 import type {
   ActivationMode,
   DeltaScheme,
@@ -138,7 +138,7 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
   );
   const seenTasks = new Set<string>();
   tasks.forEach((task, i) => {
-    const key = `${task.name}@${task.version}`;
+    const key = taskKey(task.name, task.version);
     if (seenTasks.has(key)) r.fail(`registry.tasks[${i}]`, `${key} is declared twice`);
     seenTasks.add(key);
   });

@@ -16,7 +16,7 @@ import { pathToFileURL } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { DS_ERR_FILE_READ, DS_ERR_MANIFEST_INVALID } from '../core/errors.js';
 import { FieldReader } from '../core/config-fields.js';
-import { readTaskSpec } from '../core/config-tasks.js';
+import { readTaskSpec, taskKey } from '../core/config-tasks.js';
 import type { TaskSpec } from '../core/config-types.js';
 
 export interface ZooManifest {
@@ -69,7 +69,7 @@ export function parseManifest(text: string, path: string): ZooManifest {
   );
   const seen = new Set<string>();
   tasks.forEach((task, i) => {
-    const key = `${task.name}@${task.version}`;
+    const key = taskKey(task.name, task.version);
     if (seen.has(key)) fail(`tasks[${i}]`, `${key} is declared twice`);
     seen.add(key);
   });

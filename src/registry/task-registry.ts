@@ -13,6 +13,7 @@
  *
  * Concurrency assumption: one gateway process owns the state file.
  */
+import { taskKey } from '../core/config-tasks.js';
 import {
   DS_ERR_REGISTRY_PERSIST_FAILED,
   DS_ERR_TASK_EXISTS,
@@ -46,9 +47,7 @@ export interface RegisterResult {
   readonly created: boolean;
 }
 
-export function taskKey(name: string, version: string): string {
-  return `${name}@${version}`;
-}
+export { taskKey };
 
 export function taskRefOf(task: TaskVersion): TaskRef {
   return { key: task.key, uri: task.uri, sha256: task.sha256 };

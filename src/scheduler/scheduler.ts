@@ -373,8 +373,8 @@ export class Scheduler<Req, Res> {
       this.settleDrainWaiters();
       return;
     }
-    const queue = this.queues.get(choice.task);
-    if (queue === undefined) return;
+    // chooseTask picks from views built from this.queues in this same synchronous pass.
+    const queue = this.queues.get(choice.task)!;
     const othersWaiting = views.some((v) => v.task !== choice.task && v.size > 0);
     const fillBy = (queue.oldestEnqueuedAt() ?? now) + this.maxQueueDelayMs;
     if (queue.size < this.maxBatchSize && !othersWaiting && now < fillBy) {

@@ -138,10 +138,6 @@ export interface DeltaCacheOptions {
   onEvent?: (event: DeltaCacheEvent) => void;
 }
 
-/** `task@version`, the cache key. */
-export function deltaCacheKey(task: string, version: string): string {
-  return `${task}@${version}`;
-}
 
 type Place = 'loading' | 'lru' | 'pinned' | 'held' | 'gone';
 

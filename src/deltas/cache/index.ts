@@ -1,6 +1,5 @@
 export {
   DeltaCache,
-  deltaCacheKey,
   type CachedDelta,
   type DeltaCacheEvent,
   type DeltaCacheOptions,

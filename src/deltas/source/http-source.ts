@@ -230,8 +230,11 @@ export class HttpDeltaSource implements DeltaSource {
         if (received + chunk.byteLength > maxBytes) {
           throw withUri(new DS_ERR_SOURCE_TOO_LARGE(redactUri(uri), maxBytes, `the body passed it while streaming`), uri);
         }
+        if (target && received + chunk.byteLength > target.length) {
+          throw withUri(new DS_ERR_SOURCE_TOO_LARGE(redactUri(uri), maxBytes, `the body is longer than its Content-Length ${declared}`), uri);
+        }
         hash.update(chunk);
-        if (target && received + chunk.byteLength <= target.length) target.set(chunk, received);
+        if (target) target.set(chunk, received);
         else chunks.push(chunk);
         received += chunk.byteLength;
       }
