@@ -4,6 +4,7 @@
  * engine call (cancelled if the client goes away), task state and trace spans.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { RESERVED_BASE_NAME } from '../core/config-tasks.js';
 import { DS_ERR_CONCURRENCY_LIMITED, DS_ERR_MODEL_NOT_FOUND } from '../core/errors.js';
 import type { NamedTensors } from '../engine/tensors.js';
 import { taskRefOf } from '../registry/task-registry.js';
@@ -14,7 +15,6 @@ import type { InferResult } from './inference-engine.js';
 /** Seconds a client over its concurrency limit is told to wait: in-flight requests are short. */
 const CONCURRENCY_RETRY_AFTER_SECONDS = 1;
 
-export const BASE_TASK_LABEL = 'base';
 const REQUEST_ID_HEADER = 'x-request-id';
 
 /** The tenant's model for a visible name (and version), or DS_ERR_MODEL_NOT_FOUND. */
@@ -33,7 +33,7 @@ export function resolveModel(
   const resolved = tenant.resolve(resolveContext(ctx), name, version, stickyId);
   // Same error, same message shape for a task that is not the tenant's and one that does not exist.
   if (resolved === null) throw new DS_ERR_MODEL_NOT_FOUND(version === undefined ? name : `${name} version ${version}`);
-  request.taskLabel = resolved.task?.name ?? BASE_TASK_LABEL;
+  request.taskLabel = resolved.task?.name ?? RESERVED_BASE_NAME;
   return resolved;
 }
 
@@ -92,6 +92,6 @@ function recordSpans(ctx: GatewayContext, request: FastifyRequest, model: Resolv
       activationMs: result.activationMs,
       inferMs: result.inferMs,
     },
-    { task: model.task?.name ?? BASE_TASK_LABEL, tenant: request.tenant?.name ?? null, batchSize: result.batchSize, cacheHit: result.cacheHit },
+    { task: model.task?.name ?? RESERVED_BASE_NAME, tenant: request.tenant?.name ?? null, batchSize: result.batchSize, cacheHit: result.cacheHit },
   );
 }
