@@ -15,6 +15,7 @@ import { Engine, type EngineOptions } from './engine/engine.js';
 import { installErrorHandling, formatSchemaError } from './http/error-handler.js';
 import type { BaseModelInfo, GatewayContext } from './http/gateway-context.js';
 import { installConnectionDraining, shutdownGracefully } from './http/graceful-shutdown.js';
+import { PngDecoder } from './http/png/png-decoder.js';
 import type { InferenceEngine } from './http/inference-engine.js';
 import { decorateRequests, echoRequestIds } from './http/request-state.js';
 import { installRequestTelemetry } from './http/request-telemetry.js';
@@ -89,6 +90,12 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
       bodyLimitBytes: config.http.bodyLimitBytes,
       imageBodyLimitBytes: config.http.imageBodyLimitBytes,
     },
+    pngDecoder: new PngDecoder({
+      maxPixels: config.http.imageMaxPixels,
+      concurrency: config.http.imageDecodeConcurrency,
+      maxQueued: config.http.imageDecodeQueue,
+      timeoutMs: config.http.imageDecodeTimeoutMs,
+    }),
     metricsRequireAdmin: config.telemetry.metricsRequireAdmin,
     lifecycle: { shuttingDown: false },
   };
@@ -110,6 +117,7 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
   installErrorHandling(app);
   installRequestTelemetry(app, deps.telemetry);
   installConnectionDraining(app, context.lifecycle);
+  app.addHook('onClose', () => context.pngDecoder.close());
 
   await app.register(swagger, {
     openapi: {

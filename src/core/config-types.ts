@@ -90,6 +90,14 @@ export interface GatewayConfig {
     readonly bodyLimitBytes: number;
     /** Largest PNG upload to the classify route, bytes (413 above). */
     readonly imageBodyLimitBytes: number;
+    /** Largest width × height a PNG may declare (400 above); bounds decoded memory. */
+    readonly imageMaxPixels: number;
+    /** PNG decodes running at once, each in its own worker thread. */
+    readonly imageDecodeConcurrency: number;
+    /** PNG decodes that may wait for a decoder (503 DS_ERR_OVERLOADED beyond). */
+    readonly imageDecodeQueue: number;
+    /** A PNG decode running longer is stopped (400). */
+    readonly imageDecodeTimeoutMs: number;
   };
   readonly deltas: {
     readonly fileRoot: string;

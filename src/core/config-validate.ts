@@ -100,10 +100,17 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
     r.fail('timeouts.maxInferTimeoutMs', `must be at least timeouts.inferTimeoutMs (${timeouts.inferTimeoutMs}), got ${timeouts.maxInferTimeoutMs}`);
   }
 
-  const httpObj = r.object(root.http, 'http', ['bodyLimitBytes', 'imageBodyLimitBytes']);
+  const httpObj = r.object(root.http, 'http', [
+    'bodyLimitBytes', 'imageBodyLimitBytes', 'imageMaxPixels', 'imageDecodeConcurrency', 'imageDecodeQueue', 'imageDecodeTimeoutMs',
+  ]);
   const http = {
     bodyLimitBytes: r.integer(httpObj, 'bodyLimitBytes', 'http', 1024, GIB, 4 * 1024 ** 2),
     imageBodyLimitBytes: r.integer(httpObj, 'imageBodyLimitBytes', 'http', 1024, GIB, 8 * 1024 ** 2),
+    // A 28×28 classifier needs little: 1024×1024 is far more than any sensible upload to it.
+    imageMaxPixels: r.integer(httpObj, 'imageMaxPixels', 'http', 1, 64 * 1024 ** 2, 1024 * 1024),
+    imageDecodeConcurrency: r.integer(httpObj, 'imageDecodeConcurrency', 'http', 1, 64, 2),
+    imageDecodeQueue: r.integer(httpObj, 'imageDecodeQueue', 'http', 0, 100_000, 32),
+    imageDecodeTimeoutMs: r.integer(httpObj, 'imageDecodeTimeoutMs', 'http', 1, MAX_MS, 2_000),
   };
 
   const deltasObj = r.object(root.deltas, 'deltas', [

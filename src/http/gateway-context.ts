@@ -6,6 +6,7 @@ import type { TenantDirectory } from '../tenant/tenant-directory.js';
 import type { ResolveContext } from '../tenant/tenant-policy.js';
 import type { ModelIO } from '../onnx/io-signature.js';
 import type { InferenceEngine } from './inference-engine.js';
+import type { PngDecoder } from './png/png-decoder.js';
 
 export interface GatewayLimits {
   readonly inferTimeoutMs: number;
@@ -32,6 +33,8 @@ export interface GatewayContext {
   readonly telemetry: Telemetry | null;
   readonly base: BaseModelInfo;
   readonly limits: GatewayLimits;
+  /** PNG uploads of the classify route decode here, off the event loop. */
+  readonly pngDecoder: PngDecoder;
   readonly metricsRequireAdmin: boolean;
   /** Set once shutdown starts: readiness turns false before the listener closes. */
   readonly lifecycle: { shuttingDown: boolean };

@@ -14,6 +14,7 @@ import { stringify } from 'yaml';
 import { DEV_ADMIN_KEY, DEV_TENANT_KEY, sha256Hex } from '../../src/core/config-dev-keys.js';
 import { bootGateway, type Gateway } from '../../src/server.js';
 import { IMAGE_LABELS, biasDelta, makeConfig, writeDelta, writeImageModel } from './fixtures.js';
+import { HOSTILE_PNGS, rawPng } from './png/png-bytes.js';
 
 const COARSE = ['tops', 'bottoms', 'footwear', 'bags'];
 
@@ -120,6 +121,22 @@ test('bad images are 400s that say what is wrong; unknown tasks 404', async () =
   const outOfRange = await classify('sevens', { image: new Array(784).fill(300) });
   assert.equal(outOfRange.status, 400);
   assert.equal((await classify('nope', png(28, 28))).status, 404);
+});
+
+test('hostile PNGs (0×0, data that inflates short, too many pixels) are 400s and the gateway keeps serving', async () => {
+  // Each of the first two used to kill the process (an 'error' event pngjs emitted with no listener).
+  for (const [name, bytes] of Object.entries(HOSTILE_PNGS)) {
+    const refused = await classify('sevens', bytes());
+    assert.equal(refused.status, 400, `${name}: ${JSON.stringify(refused.json)}`);
+    assert.equal(refused.json.code, 'DS_ERR_IMAGE_INVALID');
+  }
+  const tooBig = await classify('sevens', rawPng({ width: 2048, height: 2048, raw: Buffer.alloc(2048 * 2049) }));
+  assert.equal(tooBig.status, 400);
+  assert.match(tooBig.json.error!, /4194304 pixels, more than the limit of 1048576/);
+  const health = await request(`${url}/v2/health/live`);
+  assert.equal(health.statusCode, 200);
+  await health.body.dump();
+  assert.equal((await classify('sevens', png(28, 28))).status, 200);
 });
 
 test('shutdown: the engine stops and the port refuses connections', async () => {

@@ -2,7 +2,7 @@
  * The try-by-hand route: send an image, get the task's top labels with probabilities.
  *
  *   curl -H 'authorization: Bearer dev-key' -H 'content-type: image/png' \
- *        --data-binary @shoe.png localhost:8080/v1/tasks/rotated/classify?top=3
+ *        --data-binary @docs/examples/footwear.png localhost:8080/v1/tasks/footwear/classify?top=2
  *
  * PNG bodies (any size) or JSON `{ "image": [[...28 values...] × 28], "top": 3 }`; see image.ts
  * for the conversion. Probabilities are a softmax over the task's first `numClasses` logits.
@@ -13,7 +13,7 @@ import { requireTenant } from '../auth.js';
 import { topLabels } from '../classify.js';
 import { timeoutMsOf, TIMEOUT_HEADER } from '../deadline.js';
 import type { GatewayContext } from '../gateway-context.js';
-import { greyToTensor, imageInputOf, jsonToGrey, pngToGrey } from '../image.js';
+import { greyToTensor, imageInputOf, jsonToGrey } from '../image.js';
 import { resolveModel, runInference } from '../run-inference.js';
 import { classifyJsonBody, classifyParams, classifyQuery, classifyResponse, errorResponses } from '../schemas.js';
 
@@ -62,7 +62,7 @@ async function classify(ctx: GatewayContext, request: ClassifyRequest, reply: Fa
   let grey: Float32Array;
   let top = request.query.top ?? DEFAULT_TOP;
   if (Buffer.isBuffer(body)) {
-    grey = await pngToGrey(body, input.width, input.height);
+    grey = await ctx.pngDecoder.decode(body, input.width, input.height);
   } else {
     if (typeof body !== 'object' || body === null || !('image' in body)) throw new DS_ERR_IMAGE_INVALID('send a PNG (content-type: image/png) or JSON {"image": [[...], ...]}');
     grey = jsonToGrey(body.image, input.width, input.height);

@@ -1,0 +1,7 @@
+// Entry of the decode workers when running from TypeScript sources (tests, `npm run cli`):
+// Node 20 does not pass the main thread's tsx loader on to worker threads, so load it here.
+// The compiled build (dist/) starts png-decode-worker.js directly and never uses this file.
+import { tsImport } from 'tsx/esm/api';
+
+const worker = await tsImport('./png-decode-worker.ts', import.meta.url);
+export default worker.default;
