@@ -39,6 +39,7 @@ export const DS_ERR_ONNX_INCOMPATIBLE = createError('DS_ERR_ONNX_INCOMPATIBLE', 
 
 // --- engine (src/engine) -----------------------------------------------------------------------
 export const DS_ERR_INFER_BAD_INPUT = createError('DS_ERR_INFER_BAD_INPUT', 'Invalid inference input: %s', 400);
+export const DS_ERR_INFER_OUTPUT_NOT_FINITE = createError('DS_ERR_INFER_OUTPUT_NOT_FINITE', 'Output %s element %s is %s, which JSON cannot carry (inputs far outside what the model was trained on?)', 422);
 export const DS_ERR_ENGINE_NOT_READY = createError('DS_ERR_ENGINE_NOT_READY', 'Engine is not ready: %s', 503);
 export const DS_ERR_ENGINE_CRASHED = createError('DS_ERR_ENGINE_CRASHED', 'Engine worker stopped while handling the request: %s', 503);
 export const DS_ERR_ENGINE_START_FAILED = createError('DS_ERR_ENGINE_START_FAILED', 'Engine could not start: %s', 500);

@@ -7,7 +7,7 @@
  * (row-major) or nested; nesting is flattened without checking that it mirrors `shape` (the
  * protocol allows either), but the element count must equal the product of `shape`.
  */
-import { DS_ERR_INFER_BAD_INPUT } from '../core/errors.js';
+import { DS_ERR_INFER_BAD_INPUT, DS_ERR_INFER_OUTPUT_NOT_FINITE } from '../core/errors.js';
 import { allocate, elementTypeOf, type ElementType, type EngineTensor, type NamedTensors, type TensorData } from '../engine/tensors.js';
 import type { ModelIO, TensorSignature } from '../onnx/io-signature.js';
 
@@ -101,26 +101,34 @@ function write(target: TensorData, type: ElementType, i: number, value: unknown,
   const at = `${name} element ${i}`;
   switch (type) {
     case 'float32':
-      if (typeof value !== 'number') bad(`${at} is ${JSON.stringify(value)}, expected a number`);
+      // JSON numbers beyond ±3.4e38 (or 1e400, which JSON.parse reads as Infinity) would become
+      // ±Infinity in float32 and answer 200 with nulls: refuse them here.
+      if (typeof value !== 'number' || !Number.isFinite(Math.fround(value))) bad(`${at} is ${describe(value)}, expected a finite number within the FP32 range (±3.4028235e38)`);
       (target as Float32Array)[i] = value as number;
       return;
     case 'int64':
-      if (typeof value !== 'number' || !Number.isSafeInteger(value)) bad(`${at} is ${JSON.stringify(value)}, expected an integer`);
+      if (typeof value !== 'number' || !Number.isSafeInteger(value)) bad(`${at} is ${describe(value)}, expected an integer`);
       (target as BigInt64Array)[i] = BigInt(value as number);
       return;
     case 'int32':
-      if (typeof value !== 'number' || !Number.isInteger(value) || value < -2147483648 || value > 2147483647) bad(`${at} is ${JSON.stringify(value)}, expected a 32-bit integer`);
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < -2147483648 || value > 2147483647) bad(`${at} is ${describe(value)}, expected a 32-bit integer`);
       (target as Int32Array)[i] = value as number;
       return;
     case 'uint8':
-      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 255) bad(`${at} is ${JSON.stringify(value)}, expected an integer in [0, 255]`);
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 255) bad(`${at} is ${describe(value)}, expected an integer in [0, 255]`);
       (target as Uint8Array)[i] = value as number;
       return;
     case 'bool':
-      if (typeof value !== 'boolean') bad(`${at} is ${JSON.stringify(value)}, expected true or false`);
+      if (typeof value !== 'boolean') bad(`${at} is ${describe(value)}, expected true or false`);
       (target as Uint8Array)[i] = value ? 1 : 0;
       return;
   }
+}
+
+/** A value for a message: short (a 5,000-digit number is not echoed whole). */
+function describe(value: unknown): string {
+  const text = typeof value === 'number' && !Number.isFinite(value) ? String(value) : JSON.stringify(value) ?? String(value);
+  return text.length > 40 ? `${text.slice(0, 40)}… (${text.length} characters)` : text;
 }
 
 /** Engine outputs → response tensors (flat data), optionally only the requested names. */
@@ -129,6 +137,11 @@ export function encodeOutputs(outputs: NamedTensors, io: ModelIO, requested?: re
   return names.map((name) => {
     const tensor = outputs[name];
     if (!tensor) throw new DS_ERR_INFER_BAD_INPUT(`output "${name}" is not an output of the model (outputs: ${io.outputs.map((o) => o.name).join(', ')})`);
+    if (tensor.type === 'float32') {
+      const at = (tensor.data as Float32Array).findIndex((v) => !Number.isFinite(v));
+      // JSON has no NaN or Infinity: they would be sent as null. Say so instead.
+      if (at >= 0) throw new DS_ERR_INFER_OUTPUT_NOT_FINITE(name, at, String(tensor.data[at]));
+    }
     return { name, shape: [...tensor.dims], datatype: KSERVE_OF[tensor.type], data: toJsonArray(tensor) };
   });
 }

@@ -47,6 +47,31 @@ test('each problem is a 400 naming the input', () => {
   }
 });
 
+test('FP32 values outside the FP32 range are 400s naming the element, however they are written', () => {
+  const FLOAT_IO: ModelIO = { inputs: [{ name: 'x', datatype: 'FP32', shape: [-1], dimNames: null }], outputs: [] };
+  const body = (literal: string) => JSON.parse(`[{"name":"x","shape":[2],"datatype":"FP32","data":[0.5,${literal}]}]`) as never;
+  for (const literal of ['1e39', '-1e39', '1e308', '1e400', '-1e400', '9'.repeat(5000)]) {
+    assert.throws(() => decodeInputs(body(literal), FLOAT_IO), (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'DS_ERR_INFER_BAD_INPUT');
+      assert.match(error.message, /input "x" element 1 is .*expected a finite number within the FP32 range/);
+      assert.ok(error.message.length < 300, `the message stays short: ${error.message.length}`);
+      return true;
+    });
+  }
+  const edge = decodeInputs(body('3.4028234e38'), FLOAT_IO);
+  assert.ok(Number.isFinite(edge.x!.data[1]), 'the largest float32 is accepted');
+});
+
+test('a non-finite output is a 422 naming it, never a null in the JSON', () => {
+  const outputs = { logits: { type: 'float32' as const, dims: [1, 3], data: Float32Array.of(0.5, Number.NaN, 2) } };
+  assert.throws(() => encodeOutputs(outputs, IO), (error: Error & { code?: string; statusCode?: number }) => {
+    assert.equal(error.code, 'DS_ERR_INFER_OUTPUT_NOT_FINITE');
+    assert.equal(error.statusCode, 422);
+    assert.match(error.message, /Output logits element 1 is NaN/);
+    return true;
+  });
+});
+
 test('outputs are encoded flat with KServe datatypes; requested outputs filter', () => {
   const outputs = { logits: { type: 'float32' as const, dims: [1, 3], data: Float32Array.of(0.5, 1, 2) } };
   assert.deepEqual(encodeOutputs(outputs, IO), [{ name: 'logits', shape: [1, 3], datatype: 'FP32', data: [0.5, 1, 2] }]);
