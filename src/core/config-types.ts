@@ -107,6 +107,9 @@ export interface GatewayConfig {
     readonly connectTimeoutMs: number;
     readonly headersTimeoutMs: number;
     readonly bodyTimeoutMs: number;
+    readonly fetchTimeoutMs: number;
+    readonly minBytesPerSecond: number;
+    readonly rateGraceMs: number;
     readonly retries: number;
   };
   readonly registry: {

@@ -114,7 +114,8 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
   };
 
   const deltasObj = r.object(root.deltas, 'deltas', [
-    'fileRoot', 'allowedSchemes', 'allowedHosts', 'maxBytes', 'connectTimeoutMs', 'headersTimeoutMs', 'bodyTimeoutMs', 'retries',
+    'fileRoot', 'allowedSchemes', 'allowedHosts', 'maxBytes', 'connectTimeoutMs', 'headersTimeoutMs', 'bodyTimeoutMs', 'fetchTimeoutMs',
+    'minBytesPerSecond', 'rateGraceMs', 'retries',
   ]);
   const allowedSchemes = r.strings(deltasObj, 'allowedSchemes', 'deltas', ['file', 'https']);
   allowedSchemes.forEach((scheme, i) => {
@@ -133,8 +134,11 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
     allowedHosts,
     maxBytes: r.integer(deltasObj, 'maxBytes', 'deltas', 1, 64 * GIB, GIB),
     connectTimeoutMs: r.integer(deltasObj, 'connectTimeoutMs', 'deltas', 1, MAX_MS, 10_000),
-    headersTimeoutMs: r.integer(deltasObj, 'headersTimeoutMs', 'deltas', 1, MAX_MS, 30_000),
-    bodyTimeoutMs: r.integer(deltasObj, 'bodyTimeoutMs', 'deltas', 1, MAX_MS, 30_000),
+    headersTimeoutMs: r.integer(deltasObj, 'headersTimeoutMs', 'deltas', 1, MAX_MS, 10_000),
+    bodyTimeoutMs: r.integer(deltasObj, 'bodyTimeoutMs', 'deltas', 1, MAX_MS, 10_000),
+    fetchTimeoutMs: r.integer(deltasObj, 'fetchTimeoutMs', 'deltas', 1, MAX_MS, 60_000),
+    minBytesPerSecond: r.integer(deltasObj, 'minBytesPerSecond', 'deltas', 0, GIB, 16 * 1024),
+    rateGraceMs: r.integer(deltasObj, 'rateGraceMs', 'deltas', 0, MAX_MS, 5_000),
     retries: r.integer(deltasObj, 'retries', 'deltas', 0, 20, 2),
   };
 

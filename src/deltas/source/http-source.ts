@@ -5,8 +5,13 @@
  * TLS), `headersTimeoutMs` (request sent → response headers), `bodyTimeoutMs` (longest silence
  * between two body chunks, not the whole transfer: a large delta on a slow link is fine as long
  * as it keeps moving). undici runs these timers on a coarse tick (about one second), so small
- * values are rounded up: they bound stalls, they are not precise deadlines. `maxBytes` bounds memory: a Content-Length above it is refused before
- * reading, a body without one is cut as soon as it passes it.
+ * values are rounded up: they bound stalls, they are not precise deadlines. Two bounds cover
+ * what those cannot see, a host that keeps the body moving one byte at a time: after
+ * `rateGraceMs` of an attempt's body, its average rate must stay at or above
+ * `minBytesPerSecond` (else the attempt fails, transiently); and `fetchTimeoutMs` bounds the
+ * whole fetch, every attempt and backoff included (not retried: the time is spent).
+ * `maxBytes` bounds memory: a Content-Length above it is refused before reading, a body without
+ * one is cut as soon as it passes it.
  *
  * Trust: the host of every URI, and of every redirect target, is checked against `allowedHosts`
  * before any connection is made (the registry is configuration, but a delta URI must never turn
@@ -54,10 +59,16 @@ export interface HttpDeltaSourceOptions {
   maxBytes?: number;
   /** TCP (+TLS) connection setup, ms. Default 10 000. */
   connectTimeoutMs?: number;
-  /** From request sent to response headers received, ms. Default 30 000. */
+  /** From request sent to response headers received, ms. Default 10 000. */
   headersTimeoutMs?: number;
-  /** Longest pause between two body chunks, ms. Default 30 000. */
+  /** Longest pause between two body chunks, ms. Default 10 000. */
   bodyTimeoutMs?: number;
+  /** The whole fetch (every attempt, redirect and backoff), ms. Default 60 000. */
+  fetchTimeoutMs?: number;
+  /** Slowest average body rate accepted once `rateGraceMs` have passed, bytes/s (0 = any). Default 16 384. */
+  minBytesPerSecond?: number;
+  /** Body time before the rate is judged, ms. Default 5 000. */
+  rateGraceMs?: number;
   /** Retries after the first attempt for transient failures. Default 2. */
   retries?: number;
   /** Backoff before the first retry (before jitter), ms. Default 200. */
@@ -97,10 +108,23 @@ export class HttpDeltaSource implements DeltaSource {
     });
   }
 
-  async fetch(uri: string, expectedSha256: string, signal?: AbortSignal, status?: FetchStatus): Promise<Uint8Array> {
+  async fetch(uri: string, expectedSha256: string, callerSignal?: AbortSignal, status?: FetchStatus): Promise<Uint8Array> {
     const started = performance.now();
     const expected = normalizeSha256(uri, expectedSha256);
     const url = this.checkedUrl(uri, uri);
+    const deadline = AbortSignal.timeout(this.options.fetchTimeoutMs);
+    const signal = callerSignal === undefined ? deadline : AbortSignal.any([callerSignal, deadline]);
+    try {
+      return await this.fetchWithRetries(uri, url, expected, signal, started, status);
+    } catch (error) {
+      if (deadline.aborted && !callerSignal?.aborted) {
+        throw withUri(new DS_ERR_SOURCE_TIMEOUT(redactUri(uri), `the whole fetch took longer than ${this.options.fetchTimeoutMs} ms`, { cause: error }), uri);
+      }
+      throw error;
+    }
+  }
+
+  private async fetchWithRetries(uri: string, url: URL, expected: string, signal: AbortSignal, started: number, status?: FetchStatus): Promise<Uint8Array> {
     const attempts = this.options.retries + 1;
     let lastError: Error | undefined;
     for (let attempt = 1; attempt <= attempts; attempt++) {
@@ -154,11 +178,29 @@ export class HttpDeltaSource implements DeltaSource {
     return url;
   }
 
+  /** One attempt, redirects included; aborted early when its body moves slower than the minimum rate. */
   private async attempt(
     uri: string,
     start: URL,
     expected: string,
-    signal?: AbortSignal,
+    fetchSignal: AbortSignal,
+  ): Promise<{ bytes: Uint8Array; hashMs: number; finalUrl: string }> {
+    const tooSlow = new AbortController();
+    const signal = AbortSignal.any([fetchSignal, tooSlow.signal]);
+    try {
+      return await this.attemptUntilBody(uri, start, expected, signal, tooSlow);
+    } catch (error) {
+      if (tooSlow.signal.aborted && !fetchSignal.aborted) throw withUri(tooSlow.signal.reason as Error, uri);
+      throw error;
+    }
+  }
+
+  private async attemptUntilBody(
+    uri: string,
+    start: URL,
+    expected: string,
+    signal: AbortSignal,
+    tooSlow: AbortController,
   ): Promise<{ bytes: Uint8Array; hashMs: number; finalUrl: string }> {
     let url = start;
     for (let redirects = 0; ; redirects++) {
@@ -202,7 +244,7 @@ export class HttpDeltaSource implements DeltaSource {
         throw httpStatusError(uri, String(statusCode), statusCode);
       }
       const declared = contentLength(headers['content-length']);
-      const { bytes, hashMs } = await this.readBody(uri, body, declared, expected, signal);
+      const { bytes, hashMs } = await this.readBody(uri, body, declared, expected, signal, tooSlow);
       return { bytes, hashMs, finalUrl: url.toString() };
     }
   }
@@ -212,9 +254,10 @@ export class HttpDeltaSource implements DeltaSource {
     body: AsyncIterable<Buffer> & { destroy(): unknown },
     declared: number | undefined,
     expected: string,
-    signal?: AbortSignal,
+    signal: AbortSignal,
+    tooSlow: AbortController,
   ): Promise<{ bytes: Uint8Array; hashMs: number }> {
-    const { maxBytes } = this.options;
+    const { maxBytes, minBytesPerSecond, rateGraceMs } = this.options;
     if (declared !== undefined && declared > maxBytes) {
       body.destroy();
       throw withUri(new DS_ERR_SOURCE_TOO_LARGE(redactUri(uri), maxBytes, `Content-Length is ${declared}`), uri);
@@ -225,6 +268,15 @@ export class HttpDeltaSource implements DeltaSource {
     const target = declared !== undefined ? new Uint8Array(declared) : null;
     const chunks: Uint8Array[] = [];
     let received = 0;
+    const bodyStarted = performance.now();
+    // Judged on a timer, not per chunk: a body that stops moving altogether is slow too.
+    const rateCheck = minBytesPerSecond === 0 ? undefined : setInterval(() => {
+      const seconds = (performance.now() - bodyStarted) / 1000;
+      if (seconds * 1000 < rateGraceMs || received / seconds >= minBytesPerSecond) return;
+      const rate = `${Math.round(received / seconds)} bytes/s after ${seconds.toFixed(1)} s`;
+      tooSlow.abort(new DS_ERR_SOURCE_TIMEOUT(redactUri(uri), `the body arrived at ${rate}, below the minimum of ${minBytesPerSecond} bytes/s`));
+    }, Math.min(1000, Math.max(50, rateGraceMs / 4)));
+    rateCheck?.unref();
     try {
       for await (const chunk of body) {
         if (received + chunk.byteLength > maxBytes) {
@@ -247,6 +299,8 @@ export class HttpDeltaSource implements DeltaSource {
         throw truncatedError(uri, received, declared, error);
       }
       throw this.transportError(uri, error, signal);
+    } finally {
+      clearInterval(rateCheck);
     }
     if (declared !== undefined && received !== declared) throw truncatedError(uri, received, declared, undefined);
     hash.verify(uri, expected);

@@ -160,6 +160,53 @@ describe('phase timeouts', { concurrency: true }, () => {
   });
 });
 
+describe('slow hosts: minimum rate and the whole-fetch deadline', { concurrency: true }, () => {
+  test('a drip-feeding host (1 byte every 100 ms, never silent long enough for bodyTimeout) is cut by the minimum rate', async () => {
+    const timers: NodeJS.Timeout[] = [];
+    const url = route('drip', (_req, res) => {
+      res.writeHead(200, { 'content-length': payload.byteLength });
+      let sent = 0;
+      const timer = setInterval(() => (sent < payload.byteLength ? res.write(payload.subarray(sent, ++sent)) : res.end()), 100);
+      timers.push(timer);
+      res.on('close', () => clearInterval(timer));
+    });
+    const started = performance.now();
+    await assert.rejects(
+      source({ bodyTimeoutMs: 5_000, minBytesPerSecond: 1000, rateGraceMs: 300, retries: 1 }).fetch(url, payloadSha),
+      hasCode('DS_ERR_SOURCE_RETRIES_EXHAUSTED', (e) => {
+        assert.equal(causeCode(e), 'DS_ERR_SOURCE_TIMEOUT');
+        assert.match(e.message, /below the minimum of 1000 bytes\/s/);
+      }),
+    );
+    timers.forEach(clearInterval);
+    assert.equal(hitCount('drip'), 2, 'the slow attempt is retried once, then given up');
+    // Bounded by rateGraceMs (+ a check tick) per attempt, not by the 41 s the drip would take.
+    assert.ok(performance.now() - started < 10_000);
+  });
+
+  test('the whole fetch, retries and backoff included, ends at fetchTimeoutMs and is not retried further', async () => {
+    const url = route('stall-forever', () => {
+      /* headers never come */
+    });
+    await assert.rejects(
+      source({ headersTimeoutMs: 60_000, retries: 5, fetchTimeoutMs: 400 }).fetch(url, payloadSha),
+      hasCode('DS_ERR_SOURCE_TIMEOUT', (e) => {
+        assert.match(e.message, /the whole fetch took longer than 400 ms/);
+        assert.equal(e.uri, url);
+      }),
+    );
+    assert.equal(hitCount('stall-forever'), 1);
+  });
+
+  test('a caller abort still wins over the deadline and keeps its own reason', async () => {
+    const url = route('stall-abort', () => {});
+    const controller = new AbortController();
+    const reason = new Error('caller gave up');
+    setTimeout(() => controller.abort(reason), 50);
+    await assert.rejects(source({ headersTimeoutMs: 60_000, fetchTimeoutMs: 5_000 }).fetch(url, payloadSha, controller.signal), (e) => e === reason);
+  });
+});
+
 test('a 503 is retried and the retry succeeds', async () => {
   const url = route('503-once', (_req, res, count) => {
     if (count === 1) res.writeHead(503).end('busy');
