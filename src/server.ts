@@ -87,6 +87,7 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
     limits: {
       inferTimeoutMs: config.timeouts.inferTimeoutMs,
       maxInferTimeoutMs: config.timeouts.maxInferTimeoutMs,
+      adminChangeTimeoutMs: config.timeouts.adminChangeTimeoutMs,
       bodyLimitBytes: config.http.bodyLimitBytes,
       imageBodyLimitBytes: config.http.imageBodyLimitBytes,
     },

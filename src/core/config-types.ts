@@ -84,6 +84,8 @@ export interface GatewayConfig {
     readonly inferTimeoutMs: number;
     /** Largest deadline a request may ask for (larger ones are capped). */
     readonly maxInferTimeoutMs: number;
+    /** A registration not finished by then is abandoned (504, nothing changed). */
+    readonly adminChangeTimeoutMs: number;
   };
   readonly http: {
     /** Largest JSON request body, bytes (413 above). */

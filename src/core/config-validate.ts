@@ -91,10 +91,11 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
     r.fail('batching.maxQueuedTotal', `must be at least batching.maxQueuedPerTask (${batching.maxQueuedPerTask}), got ${batching.maxQueuedTotal}`);
   }
 
-  const timeoutsObj = r.object(root.timeouts, 'timeouts', ['inferTimeoutMs', 'maxInferTimeoutMs']);
+  const timeoutsObj = r.object(root.timeouts, 'timeouts', ['inferTimeoutMs', 'maxInferTimeoutMs', 'adminChangeTimeoutMs']);
   const timeouts = {
     inferTimeoutMs: r.integer(timeoutsObj, 'inferTimeoutMs', 'timeouts', 1, MAX_MS, 30_000),
     maxInferTimeoutMs: r.integer(timeoutsObj, 'maxInferTimeoutMs', 'timeouts', 1, MAX_MS, 120_000),
+    adminChangeTimeoutMs: r.integer(timeoutsObj, 'adminChangeTimeoutMs', 'timeouts', 1, MAX_MS, 90_000),
   };
   if (timeouts.maxInferTimeoutMs < timeouts.inferTimeoutMs) {
     r.fail('timeouts.maxInferTimeoutMs', `must be at least timeouts.inferTimeoutMs (${timeouts.inferTimeoutMs}), got ${timeouts.maxInferTimeoutMs}`);

@@ -76,7 +76,7 @@ export const DS_ERR_CACHE_LOAD_CANCELLED = createError('DS_ERR_CACHE_LOAD_CANCEL
 export const DS_ERR_SCHEDULER_BAD_OPTION = createError('DS_ERR_SCHEDULER_BAD_OPTION', 'Scheduler option %s is invalid: %s', 500);
 /** Carries `retryAfterSeconds` (see src/scheduler/scheduler.ts) for the HTTP `Retry-After` header. */
 export const DS_ERR_OVERLOADED = createError('DS_ERR_OVERLOADED', 'Server is overloaded: %s; retry after %s s', 503);
-export const DS_ERR_DEADLINE_EXCEEDED = createError('DS_ERR_DEADLINE_EXCEEDED', 'Request for task %s passed its deadline after waiting %s ms in the queue', 504);
+export const DS_ERR_DEADLINE_EXCEEDED = createError('DS_ERR_DEADLINE_EXCEEDED', 'Request for task %s passed its deadline after waiting %s ms %s', 504);
 export const DS_ERR_SHUTTING_DOWN = createError('DS_ERR_SHUTTING_DOWN', 'Server is shutting down: %s', 503);
 export const DS_ERR_SCHEDULER_BAD_BATCH_RESULT = createError('DS_ERR_SCHEDULER_BAD_BATCH_RESULT', 'runBatch for task %s returned %s results for %s requests', 500);
 
@@ -94,6 +94,7 @@ export const DS_ERR_TASK_NOT_REGISTERED = createError('DS_ERR_TASK_NOT_REGISTERE
 export const DS_ERR_TASK_EXISTS = createError('DS_ERR_TASK_EXISTS', 'Task %s is already registered (use PUT /admin/tasks/%s to add a version)', 409);
 export const DS_ERR_TASK_VERSION_CONFLICT = createError('DS_ERR_TASK_VERSION_CONFLICT', 'Task %s version %s is already registered with a different delta; versions are immutable, register a new version', 409);
 export const DS_ERR_TASK_REJECTED = createError('DS_ERR_TASK_REJECTED', 'Task %s was not registered: %s', 422);
+export const DS_ERR_ADMIN_CHANGE_TIMEOUT = createError('DS_ERR_ADMIN_CHANGE_TIMEOUT', 'Change to task %s did not finish within %s ms; nothing was changed (retry it, or raise timeouts.adminChangeTimeoutMs)', 504);
 export const DS_ERR_BASE_RESERVED = createError('DS_ERR_BASE_RESERVED', 'The name "base" is reserved for the base model: %s', 400);
 export const DS_ERR_UNAUTHENTICATED = createError('DS_ERR_UNAUTHENTICATED', 'Authentication failed: %s', 401);
 export const DS_ERR_ADMIN_REQUIRED = createError('DS_ERR_ADMIN_REQUIRED', 'Route %s requires the admin key', 403);

@@ -281,11 +281,15 @@ function asUnavailable(key: string, error: Error): Error {
 /** Races a promise against the request's deadline and abort signal. */
 function withDeadline<T>(promise: Promise<T>, options: InferOptions, what: string): Promise<T> {
   if (options.deadline === undefined && !options.signal) return promise;
+  const started = Date.now();
   return new Promise<T>((resolve, reject) => {
     const timer =
       options.deadline === undefined
         ? null
-        : setTimeout(() => reject(new DS_ERR_DEADLINE_EXCEEDED(`while loading ${what}`)), Math.max(0, options.deadline - Date.now()));
+        : setTimeout(
+            () => reject(new DS_ERR_DEADLINE_EXCEEDED(what, Math.round(Date.now() - started), 'for its delta to load')),
+            Math.max(0, options.deadline - Date.now()),
+          );
     const onAbort = () => reject(options.signal!.reason ?? new Error('aborted'));
     options.signal?.addEventListener('abort', onAbort, { once: true });
     promise.then(resolve, reject).finally(() => {

@@ -11,6 +11,7 @@ import type { PngDecoder } from './png/png-decoder.js';
 export interface GatewayLimits {
   readonly inferTimeoutMs: number;
   readonly maxInferTimeoutMs: number;
+  readonly adminChangeTimeoutMs: number;
   readonly bodyLimitBytes: number;
   readonly imageBodyLimitBytes: number;
 }

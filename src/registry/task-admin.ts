@@ -21,6 +21,8 @@ export interface RegisterRequest {
   /** POST semantics: the name must not exist yet. */
   readonly mustBeNew: boolean;
   readonly makeDefault: boolean;
+  /** Aborted when the client can no longer be told the outcome (gone, or past the deadline). */
+  readonly signal?: AbortSignal;
 }
 
 export class TaskAdmin {
@@ -32,10 +34,20 @@ export class TaskAdmin {
 
   async register(request: RegisterRequest): Promise<RegisterResult> {
     let loadedKey: string | null = null;
+    const { signal } = request;
     const validate = async (task: TaskVersion): Promise<void> => {
       try {
-        await this.engine.load(taskRefOf(task));
+        const load = this.engine.load(taskRefOf(task));
+        if (signal) {
+          // The engine finishes a load it started; one that completes after the change was
+          // abandoned leaves nothing behind.
+          load.then(() => (signal.aborted ? this.engine.evict(task.key) : undefined)).catch(() => undefined);
+          await abortable(load, signal);
+        } else {
+          await load;
+        }
       } catch (error) {
+        if (signal?.aborted) throw signal.reason;
         const e = error as Error & { code?: string; reason?: string; cause?: unknown };
         // The engine wraps every load failure as DS_ERR_TASK_UNAVAILABLE (503 for requests);
         // for a registration it means the submitted delta is unusable: 422. Engine-wide
@@ -49,7 +61,12 @@ export class TaskAdmin {
       loadedKey = task.key;
     };
     try {
-      const result = await this.registry.register(request.spec, { mustBeNew: request.mustBeNew, makeDefault: request.makeDefault, validate });
+      const result = await this.registry.register(request.spec, {
+        mustBeNew: request.mustBeNew,
+        makeDefault: request.makeDefault,
+        validate,
+        ...(signal && { signal }),
+      });
       this.states.ready(result.task.key);
       return result;
     } catch (error) {
@@ -69,4 +86,23 @@ export class TaskAdmin {
     }
     return keys;
   }
+}
+
+/** `work`, or the signal's reason as soon as it aborts (the work itself runs on). */
+function abortable<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error as Error);
+      },
+    );
+  });
 }

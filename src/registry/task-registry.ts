@@ -3,9 +3,12 @@
  *
  * Declared tasks (manifest, then `registry.tasks`: a later declaration of the same key wins) are
  * overlaid with the state file (see `registry-state.ts`). Changes go through `register` and
- * `retire`, which are serialised (one at a time, in call order) and follow one rule: compute
- * the next state, validate, persist it atomically, and only then make it visible. Any failure
- * before the swap leaves memory and the file exactly as they were.
+ * `retire` and follow one rule: validate, compute the next state, persist it atomically, and
+ * only then make it visible. Any failure before the swap leaves memory and the file exactly as
+ * they were. Validation (a delta fetch, possibly slow) runs concurrently for any number of
+ * changes; only the short commit step (re-check, write, swap) is serialised, so a slow fetch
+ * never holds up a change of another task. A change whose `signal` has fired by its commit is
+ * dropped: its client was already told it failed.
  *
  * Versions are immutable: registering an existing `name@version` with a different delta is a
  * conflict (a cached delta is keyed by `name@version`, so changing it in place would serve stale
@@ -39,6 +42,8 @@ export interface RegisterOptions {
   readonly makeDefault?: boolean;
   /** Proves the delta usable (fetch, verify, decode against the base); throws to refuse. */
   readonly validate: (task: TaskVersion) => Promise<void>;
+  /** Once aborted, the change is not committed (the reason is thrown instead). */
+  readonly signal?: AbortSignal;
 }
 
 export interface RegisterResult {
@@ -106,17 +111,19 @@ export class TaskRegistry {
     return this.names().flatMap((name) => [...this.versions(name)]);
   }
 
-  register(spec: TaskSpec, options: RegisterOptions): Promise<RegisterResult> {
+  async register(spec: TaskSpec, options: RegisterOptions): Promise<RegisterResult> {
+    const key = taskKey(spec.name, spec.version);
+    const registeredAt = new Date().toISOString();
+    const task: TaskVersion = { ...spec, key, origin: 'admin', registeredAt };
+    // Checked before validating (no fetch for a change that cannot apply) and again at commit.
+    const existedBefore = this.checkRegistrable(spec, options) !== undefined;
+    if (!existedBefore) await options.validate(task);
     return this.serialised(async () => {
-      const key = taskKey(spec.name, spec.version);
-      const existing = this.get(spec.name, spec.version);
-      if (options.mustBeNew && this.has(spec.name)) throw new DS_ERR_TASK_EXISTS(spec.name, spec.name);
-      if (existing && (existing.uri !== spec.uri || existing.sha256 !== spec.sha256)) {
-        throw new DS_ERR_TASK_VERSION_CONFLICT(spec.name, spec.version);
-      }
-      const registeredAt = new Date().toISOString();
-      const task: TaskVersion = { ...spec, key, origin: 'admin', registeredAt };
-      if (!existing) await options.validate(task);
+      options.signal?.throwIfAborted();
+      const existing = this.checkRegistrable(spec, options);
+      // Retired while this metadata-only change waited: its delta was never proven for it.
+      if (!existing && existedBefore) await options.validate(task);
+      options.signal?.throwIfAborted();
       const entry: RegisteredTask = { ...spec, registeredAt };
       const defaults = { ...this.state.defaults };
       const current = this.defaultVersion(spec.name);
@@ -131,6 +138,16 @@ export class TaskRegistry {
       });
       return { task: this.get(spec.name, spec.version)!, created: !existing };
     });
+  }
+
+  /** The existing version when registering `spec` only updates it; throws when it cannot apply. */
+  private checkRegistrable(spec: TaskSpec, options: RegisterOptions): TaskVersion | undefined {
+    const existing = this.get(spec.name, spec.version);
+    if (options.mustBeNew && this.has(spec.name)) throw new DS_ERR_TASK_EXISTS(spec.name, spec.name);
+    if (existing && (existing.uri !== spec.uri || existing.sha256 !== spec.sha256)) {
+      throw new DS_ERR_TASK_VERSION_CONFLICT(spec.name, spec.version);
+    }
+    return existing;
   }
 
   /** Removes one version, or every version of the name; returns the removed keys. */

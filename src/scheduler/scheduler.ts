@@ -199,7 +199,7 @@ export class Scheduler<Req, Res> {
     const now = this.now();
     if (deadline !== undefined && deadline <= now) {
       this.emit({ type: 'rejected', task, reason: 'deadline' });
-      return Promise.reject(new DS_ERR_DEADLINE_EXCEEDED(task, 0));
+      return Promise.reject(new DS_ERR_DEADLINE_EXCEEDED(task, 0, 'in the queue'));
     }
     const depth = this.queues.get(task)?.size ?? 0;
     if (depth >= this.maxQueuedPerTask) {
@@ -317,7 +317,7 @@ export class Scheduler<Req, Res> {
     const waitMs = this.now() - item.enqueuedAt;
     this.counters.expired++;
     this.emit({ type: 'expired', task: item.task, waitMs });
-    item.reject(new DS_ERR_DEADLINE_EXCEEDED(item.task, Math.round(waitMs)));
+    item.reject(new DS_ERR_DEADLINE_EXCEEDED(item.task, Math.round(waitMs), 'in the queue'));
     this.schedulePump();
   }
 

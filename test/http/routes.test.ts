@@ -258,7 +258,7 @@ test('every client mistake is a 4xx naming the problem; engine faults map to 503
     { name: 'unknown route', request: () => call('GET', '/v3/nothing'), status: 404, code: 'DS_ERR_ROUTE_NOT_FOUND', mentions: '/v3/nothing' },
     { name: 'unknown model', request: () => call('POST', '/v2/models/nope/infer', { key: TENANT_A_KEY, body: pixelsBody() }), status: 404, code: 'DS_ERR_MODEL_NOT_FOUND', mentions: 'nope' },
     { name: 'engine overloaded', request: failing(Object.assign(new DS_ERR_OVERLOADED('queue full', 3), { retryAfterSeconds: 3 })), status: 503, code: 'DS_ERR_OVERLOADED', retryAfter: '3' },
-    { name: 'deadline exceeded', request: failing(new DS_ERR_DEADLINE_EXCEEDED('alpha@2', 1000)), status: 504, code: 'DS_ERR_DEADLINE_EXCEEDED' },
+    { name: 'deadline exceeded', request: failing(new DS_ERR_DEADLINE_EXCEEDED('alpha@2', 1000, 'in the queue')), status: 504, code: 'DS_ERR_DEADLINE_EXCEEDED' },
     { name: 'delta unfetchable', request: failing(new DS_ERR_TASK_UNAVAILABLE('alpha@2', 'Delta file alpha-2.safetensors does not exist')), status: 503, code: 'DS_ERR_TASK_UNAVAILABLE', mentions: 'alpha@2' },
     { name: 'engine restarting', request: failing(new DS_ERR_ENGINE_NOT_READY('the engine worker is restarting')), status: 503, code: 'DS_ERR_ENGINE_NOT_READY', retryAfter: '1' },
     { name: 'engine-side input check', request: failing(new DS_ERR_INFER_BAD_INPUT('batch sizes differ')), status: 400, code: 'DS_ERR_INFER_BAD_INPUT' },

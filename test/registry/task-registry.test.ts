@@ -137,15 +137,34 @@ test('a new declared task (a new zoo release) appears next to runtime registrati
   assert.deepEqual(next.names(), ['alpha', 'beta', 'gamma', 'zeta']);
 });
 
-test('concurrent registrations are serialised: both land, the file holds both', async () => {
+test('a slow validation holds up no other registration; commits are serialised and both land', async () => {
   const registry = await open();
   let release!: () => void;
   const slow = new Promise<void>((resolve) => (release = resolve));
   const first = registry.register(spec('one', '1'), { validate: () => slow });
-  const second = registry.register(spec('two', '1'), { validate: ok });
+  await registry.register(spec('two', '1'), { validate: ok });
+  assert.deepEqual(registry.names(), ['alpha', 'beta', 'two'], 'the quick change landed while the slow one validates');
   release();
-  await Promise.all([first, second]);
-  assert.deepEqual((await readRegistryState(stateFile)).registered.map((t) => t.name), ['one', 'two']);
+  await first;
+  assert.deepEqual((await readRegistryState(stateFile)).registered.map((t) => t.name), ['two', 'one']);
+});
+
+test('a change whose signal fired before its commit is not applied; one that cannot apply is refused before validating', async () => {
+  const registry = await open();
+  const controller = new AbortController();
+  let validated = 0;
+  const abandoned = registry.register(spec('late', '1'), {
+    signal: controller.signal,
+    validate: async () => {
+      validated++;
+      controller.abort(new Error('client gone'));
+    },
+  });
+  await assert.rejects(abandoned, /client gone/);
+  assert.equal(registry.has('late'), false);
+  assert.deepEqual((await readRegistryState(stateFile)).registered, []);
+  await assert.rejects(registry.register(spec('alpha', '3'), { mustBeNew: true, validate: async () => void validated++ }), /already registered/);
+  assert.equal(validated, 1, 'no fetch for a change that cannot apply');
 });
 
 test('a corrupt state file stops start-up with a clear error; a missing one is empty', async () => {

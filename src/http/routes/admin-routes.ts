@@ -3,8 +3,8 @@
  * update a version's labels/description), retire a task or one version. Changes are validated
  * by loading the delta, persisted atomically, and survive a restart; see registry/.
  */
-import type { FastifyInstance } from 'fastify';
-import { DS_ERR_REQUEST_INVALID } from '../../core/errors.js';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { DS_ERR_ADMIN_CHANGE_TIMEOUT, DS_ERR_REQUEST_INVALID } from '../../core/errors.js';
 import { FieldReader } from '../../core/config-fields.js';
 import { readTaskSpec } from '../../core/config-tasks.js';
 import type { TaskSpec } from '../../core/config-types.js';
@@ -48,7 +48,9 @@ export function adminRoutes(ctx: GatewayContext, admin: TaskAdmin) {
       { schema: { tags: ['admin'], summary: 'Register a new task (its delta is fetched and validated first)', body: registerTaskBody, response: { 201: taskResponse, ...errorResponses } } },
       async (request, reply) => {
         const spec = specOf(request.body, request.body.name!);
-        const result = await admin.register({ spec, mustBeNew: true, makeDefault: request.body.default ?? true });
+        const result = await whileClientWaits(ctx, spec.name, reply, (signal) =>
+          admin.register({ spec, mustBeNew: true, makeDefault: request.body.default ?? true, signal }),
+        );
         request.taskLabel = spec.name;
         return reply.status(201).send({ task: view(ctx, result.task), created: true });
       },
@@ -67,7 +69,9 @@ export function adminRoutes(ctx: GatewayContext, admin: TaskAdmin) {
       },
       async (request, reply) => {
         const spec = specOf(request.body, request.params.name);
-        const result = await admin.register({ spec, mustBeNew: false, makeDefault: request.body.default ?? true });
+        const result = await whileClientWaits(ctx, spec.name, reply, (signal) =>
+          admin.register({ spec, mustBeNew: false, makeDefault: request.body.default ?? true, signal }),
+        );
         request.taskLabel = spec.name;
         return reply.status(result.created ? 201 : 200).send({ task: view(ctx, result.task), created: result.created });
       },
@@ -87,6 +91,28 @@ export function adminRoutes(ctx: GatewayContext, admin: TaskAdmin) {
       async (request) => ({ retired: await admin.retire(request.params.name, request.query.version) }),
     );
   };
+}
+
+/**
+ * Runs a change that is applied only while its client can still be told the outcome: the
+ * signal aborts when the client disconnects or `adminChangeTimeoutMs` passes (then the client
+ * gets 504 DS_ERR_ADMIN_CHANGE_TIMEOUT and the change is not applied, however late its delta
+ * arrives).
+ */
+async function whileClientWaits<T>(ctx: GatewayContext, task: string, reply: FastifyReply, change: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const timeoutMs = ctx.limits.adminChangeTimeoutMs;
+  const timer = setTimeout(() => controller.abort(new DS_ERR_ADMIN_CHANGE_TIMEOUT(task, timeoutMs)), timeoutMs);
+  const onClose = (): void => {
+    if (!reply.raw.writableFinished) controller.abort(new Error('the client closed the connection'));
+  };
+  reply.raw.once('close', onClose);
+  try {
+    return await change(controller.signal);
+  } finally {
+    clearTimeout(timer);
+    reply.raw.off('close', onClose);
+  }
 }
 
 /** The body through the same checks as configured tasks (name rules, sha256, labels vs numClasses). */
