@@ -38,7 +38,11 @@
  * itself must be bounded by the engine (its inference timeout).
  *
  * Backpressure. Over `maxQueuedPerTask` or `maxQueuedTotal` a submit is rejected at once with
- * DS_ERR_OVERLOADED carrying `retryAfterSeconds` (from the observed batch time and queue depth).
+ * DS_ERR_OVERLOADED carrying `retryAfterSeconds`: the time the requests ahead need to drain at
+ * the measured rate (a moving average of batch time per request served, which counts small
+ * batches and activations as they are), at least 1 s, at most 30 s. Before any batch has been
+ * measured it says 1 s rather than guess high: a guess of a second per batch once told clients
+ * of a queue that drained in 2.5 s to come back after 32 s.
  * A queued request whose deadline passes is rejected by its own timer with
  * DS_ERR_DEADLINE_EXCEEDED and never runs; an aborted one is rejected with the signal's reason.
  * Once its batch has started a request is no longer affected by its deadline or signal.
@@ -129,9 +133,9 @@ interface Pending<Req, Res> extends QueuedRequest<Req> {
   onAbort: (() => void) | undefined;
 }
 
-/** Batch time assumed for Retry-After before any batch has run, ms. */
-const INITIAL_BATCH_MS = 1000;
-const MAX_RETRY_AFTER_S = 60;
+const MAX_RETRY_AFTER_S = 30;
+/** Weight of the newest batch in the per-request time average. */
+const DRAIN_AVERAGE_WEIGHT = 0.2;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class Scheduler<Req, Res> {
@@ -154,7 +158,8 @@ export class Scheduler<Req, Res> {
   private pumpQueued = false;
   private fillTimer: ReturnType<typeof setTimeout> | undefined;
   private drainWaiters: (() => void)[] = [];
-  private batchMsAverage = INITIAL_BATCH_MS;
+  /** Moving average of batch time / batch size, ms per request served; null until a batch ran. */
+  private msPerRequest: number | null = null;
   private readonly batchSizes: number[];
   private counters = {
     batches: 0,
@@ -295,8 +300,7 @@ export class Scheduler<Req, Res> {
   private overloaded(task: string, reason: string, depth: number): OverloadedError {
     this.counters.rejectedOverloaded++;
     this.emit({ type: 'rejected', task, reason: 'overloaded' });
-    // Time for the queue ahead to drain at the observed batch speed, plus one batch.
-    const estimateMs = (Math.ceil(depth / this.maxBatchSize) + 1) * this.batchMsAverage;
+    const estimateMs = this.msPerRequest === null ? 0 : (depth + (this.running?.size ?? 0)) * this.msPerRequest;
     const retryAfterSeconds = Math.min(MAX_RETRY_AFTER_S, Math.max(1, Math.ceil(estimateMs / 1000)));
     return Object.assign(new DS_ERR_OVERLOADED(reason, retryAfterSeconds), { retryAfterSeconds });
   }
@@ -415,7 +419,8 @@ export class Scheduler<Req, Res> {
       failure = error;
     }
     const ms = this.now() - startedAt;
-    this.batchMsAverage = 0.8 * this.batchMsAverage + 0.2 * ms;
+    const perRequest = ms / batch.length;
+    this.msPerRequest = this.msPerRequest === null ? perRequest : this.msPerRequest + DRAIN_AVERAGE_WEIGHT * (perRequest - this.msPerRequest);
     this.lastTask = task;
     this.running = undefined;
     this.counters.batches++;

@@ -403,3 +403,38 @@ test('bad options are refused at construction', () => {
   assert.throws(() => scheduler(engine, { maxQueueDelayMs: -1 }), hasCode('DS_ERR_SCHEDULER_BAD_OPTION'));
   assert.throws(() => scheduler(engine, { maxQueuedTotal: 1.5 }), hasCode('DS_ERR_SCHEDULER_BAD_OPTION'));
 });
+
+test('Retry-After: 1 s before anything was measured, then the time the queue ahead drains in at the measured rate; clients honouring it are served', async () => {
+  let clock = 0;
+  const BATCH_MS = 400;
+  const s = new Scheduler<string, string>({
+    maxBatchSize: 4,
+    maxQueueDelayMs: 0,
+    maxQueuedPerTask: 64,
+    maxQueuedTotal: 64,
+    maxWaitBeforeForcedSwitchMs: 1000,
+    now: () => clock,
+    runBatch: async (_task, requests) => {
+      await flush();
+      clock += BATCH_MS; // each batch of 4 "takes" 400 ms of the injected clock
+      return requests;
+    },
+  });
+  const burst = () => Array.from({ length: 70 }, (_, i) => s.submit('a', `r${i}`).then(() => null, (e: Error & { retryAfterSeconds?: number; code?: string }) => e));
+
+  const first = await Promise.all(burst());
+  const firstRefusals = first.filter((e) => e !== null);
+  assert.equal(firstRefusals.length, 6);
+  // A fresh server used to assume one second per batch: (64 / 4 + 1) × 1 s = 17 s for a queue that drains in 6.4 s.
+  assert.ok(firstRefusals.every((e) => e!.code === 'DS_ERR_OVERLOADED' && e!.retryAfterSeconds === 1), JSON.stringify(firstRefusals.map((e) => e!.retryAfterSeconds)));
+
+  const rejectedAt = clock;
+  const second = burst();
+  const refusals = (await Promise.all(second)).filter((e) => e !== null);
+  const drainedMs = clock - rejectedAt;
+  assert.equal(refusals.length, 6);
+  const retryAfter = refusals[0]!.retryAfterSeconds!;
+  assert.ok(retryAfter >= drainedMs / 1000 && retryAfter <= Math.ceil(drainedMs / 1000) + 1, `Retry-After ${retryAfter} s for a queue that drained in ${drainedMs} ms`);
+  // A client that waits Retry-After finds room.
+  assert.equal(await s.submit('a', 'after-retry'), 'after-retry');
+});
