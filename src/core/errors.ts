@@ -86,6 +86,7 @@ export const DS_ERR_TELEMETRY_BAD_OPTION = createError('DS_ERR_TELEMETRY_BAD_OPT
 // --- HTTP, tenants, registry (src/http, src/tenant, src/registry) ------------------------------
 // Start-up problems are 500: they stop the process before any client exists. Client mistakes are
 // 4xx; a task a tenant may not use answers DS_ERR_MODEL_NOT_FOUND exactly like a missing one.
+export const DS_ERR_LISTEN_FAILED = createError('DS_ERR_LISTEN_FAILED', 'Cannot listen on %s: %s', 500);
 export const DS_ERR_CONFIG_INVALID = createError('DS_ERR_CONFIG_INVALID', 'Invalid configuration (%s): %s: %s', 500);
 export const DS_ERR_MANIFEST_INVALID = createError('DS_ERR_MANIFEST_INVALID', 'Model manifest %s is invalid: %s: %s', 500);
 export const DS_ERR_REGISTRY_STATE_INVALID = createError('DS_ERR_REGISTRY_STATE_INVALID', 'Registry state file %s is invalid: %s', 500);

@@ -111,6 +111,25 @@ test('an invalid configuration stops start-up with one line naming the field', a
   assert.match(lines[0]!, /\[DS_ERR_CONFIG_INVALID\].*DELTASERVE_PORT\): listen\.port: expected an integer/);
 });
 
+test('a port already in use stops start-up promptly: exit 1, one line naming the address', async () => {
+  const { createServer } = await import('node:net');
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  const port = (blocker.address() as { port: number }).port;
+  try {
+    const served = serve(['--config', join(dir, 'gateway.yaml')], { DELTASERVE_PORT: String(port) });
+    // It used to print EADDRINUSE and then hang forever on the engine worker.
+    const code = await Promise.race([served.exit, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 30_000).unref())]);
+    served.child.kill('SIGKILL');
+    assert.equal(code, 1, served.stderr());
+    const errors = served.stderr().split('\n').filter((line) => line.startsWith('error'));
+    assert.equal(errors.length, 1, served.stderr());
+    assert.match(errors[0]!, new RegExp(`\\[DS_ERR_LISTEN_FAILED\\]: Cannot listen on 127\\.0\\.0\\.1:${port}: port ${port} is already in use`));
+  } finally {
+    blocker.close();
+  }
+});
+
 test('the compiled build serves the packaged default configuration and the committed zoo (npm start, Docker CMD)', async () => {
   const { spawnSync } = await import('node:child_process');
   const build = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });

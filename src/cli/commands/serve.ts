@@ -6,6 +6,7 @@
 import { parseCommandArgs } from '../args.js';
 import { configPathFrom, loadConfig, type GatewayConfig } from '../../core/config.js';
 import { DEV_ADMIN_KEY, DEV_KEY_HASHES, DEV_TENANT_KEY } from '../../core/config-dev-keys.js';
+import { DS_ERR_LISTEN_FAILED } from '../../core/errors.js';
 import { bootGateway, createLogger } from '../../server.js';
 
 export const SERVE_USAGE = `usage: deltaserve serve [--config FILE]
@@ -20,7 +21,14 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const logger = createLogger(config);
   logger.info({ config: configPathFrom({ ...(typeof values.config === 'string' && { path: values.config }) }) }, 'configuration loaded');
   const gateway = await bootGateway(config, { logger });
-  const url = await gateway.listen();
+  let url: string;
+  try {
+    url = await gateway.listen();
+  } catch (error) {
+    // The engine worker and telemetry would keep the process alive: stop them, then fail.
+    await gateway.shutdown().catch(() => undefined);
+    throw listenFailure(config, error);
+  }
   if (config.devMode) warnDevMode(config, url);
   logger.info({ url, tasks: gateway.registry.names().length, mode: config.engine.mode, executionProvider: config.engine.executionProvider }, 'deltaserve is listening');
   process.stdout.write(`deltaserve listening on ${url}\n`);
@@ -47,6 +55,17 @@ export async function serveCommand(argv: string[]): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+}
+
+function listenFailure(config: GatewayConfig, error: unknown): Error {
+  const { host, port } = config.listen;
+  const code = (error as NodeJS.ErrnoException).code;
+  const reason =
+    code === 'EADDRINUSE' ? `port ${port} is already in use (set listen.port or DELTASERVE_PORT)`
+    : code === 'EACCES' ? `permission denied for port ${port} (ports below 1024 need privileges)`
+    : code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' ? `${host} is not an address of this machine (set listen.host or DELTASERVE_HOST)`
+    : (error as Error).message;
+  return new DS_ERR_LISTEN_FAILED(`${host}:${port}`, reason);
 }
 
 /** Loud, on stderr, with the keys themselves: the README's curl examples depend on them. */
