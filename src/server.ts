@@ -12,7 +12,7 @@ import { pino, type Logger } from 'pino';
 import type { GatewayConfig } from './core/config.js';
 import { DS_ERR_MANIFEST_INVALID } from './core/errors.js';
 import { Engine, type EngineOptions } from './engine/engine.js';
-import { installErrorHandling, formatSchemaError } from './http/error-handler.js';
+import { answerFrameworkError, installErrorHandling, formatSchemaError, MAX_PATH_PARAM_LENGTH } from './http/error-handler.js';
 import type { BaseModelInfo, GatewayContext } from './http/gateway-context.js';
 import { installConnectionDraining, shutdownGracefully } from './http/graceful-shutdown.js';
 import { PngDecoder } from './http/png/png-decoder.js';
@@ -109,6 +109,8 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
     schemaErrorFormatter: formatSchemaError,
     return503OnClosing: false, // see installConnectionDraining
     forceCloseConnections: 'idle',
+    routerOptions: { maxParamLength: MAX_PATH_PARAM_LENGTH },
+    frameworkErrors: answerFrameworkError,
   });
   // Only JSON (and PNG on the classify route) is accepted: anything else is a 415, not a body
   // that fails its schema.

@@ -8,6 +8,8 @@
  *   keep their status and FST_ERR_* code;
  * - overload → 429/503 with `Retry-After` (from `retryAfterSeconds`, or 1 s for a rate limit, an
  *   engine that is restarting or a server that is shutting down);
+ * - 5xx that a running gateway gives by design (overload, shutdown, deadlines, an unloadable
+ *   delta) are logged at info without a stack; other 5xx at error with the stack;
  * - anything without a status is a bug: 500 DS_ERR_INTERNAL with a generic message, logged with
  *   its stack (the message may hold internals a client must not see).
  */
@@ -15,6 +17,8 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, Fasti
 import { DS_ERR_INTERNAL, DS_ERR_REQUEST_INVALID, DS_ERR_ROUTE_NOT_FOUND } from '../core/errors.js';
 
 const RETRY_SOON = new Set(['DS_ERR_ENGINE_NOT_READY', 'DS_ERR_ENGINE_CRASHED', 'DS_ERR_SHUTTING_DOWN']);
+/** 5xx a running gateway gives by design (load, shutdown, restarts): logged without a stack. */
+const EXPECTED_5XX = new Set(['DS_ERR_SHUTTING_DOWN', 'DS_ERR_OVERLOADED', 'DS_ERR_DEADLINE_EXCEEDED', 'DS_ERR_ENGINE_NOT_READY', 'DS_ERR_TASK_UNAVAILABLE']);
 
 export interface ErrorBody {
   readonly error: string;
@@ -40,7 +44,7 @@ export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: AnyError, request: FastifyRequest, reply: FastifyReply) => {
     const status = statusOf(error);
     const known = status < 500 || (typeof error.code === 'string' && error.code.startsWith('DS_ERR_'));
-    if (status >= 500) request.log.error({ err: error }, 'request failed');
+    if (status >= 500 && !EXPECTED_5XX.has(error.code)) request.log.error({ err: error }, 'request failed');
     else request.log.info({ code: error.code, status }, error.message);
     const retryAfter = retryAfterOf(error, status);
     if (retryAfter !== null) void reply.header('retry-after', String(retryAfter));
@@ -56,6 +60,23 @@ export function installErrorHandling(app: FastifyInstance): void {
     const error = new DS_ERR_ROUTE_NOT_FOUND(request.method, request.url.split('?')[0]);
     return reply.status(404).send({ error: error.message, code: error.code } satisfies ErrorBody);
   });
+}
+
+/** Longest path parameter (a model or task name) the router accepts; the schemas allow as much. */
+export const MAX_PATH_PARAM_LENGTH = 256;
+
+/**
+ * fastify's `frameworkErrors`: the router's own refusals (a path parameter over
+ * MAX_PATH_PARAM_LENGTH, malformed percent-encoding) in the gateway's error shape. Their default
+ * body echoed the whole path back: a 10 KB name came back whole.
+ */
+export function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
+  const message = tooLong
+    ? `A name in the path is longer than ${MAX_PATH_PARAM_LENGTH} characters`
+    : 'The URL is not valid (malformed percent-encoding)';
+  request.log.info({ code: error.code, urlLength: request.raw.url?.length }, message);
+  void reply.status(tooLong ? 414 : 400).send({ error: message, code: error.code } satisfies ErrorBody);
 }
 
 function retryAfterOf(error: AnyError, status: number): number | null {

@@ -11,6 +11,7 @@ import { taskRefOf } from '../registry/task-registry.js';
 import type { ResolvedModel, TenantPolicy } from '../tenant/tenant-policy.js';
 import { resolveContext, type GatewayContext } from './gateway-context.js';
 import type { InferResult } from './inference-engine.js';
+import { taskUnavailableForTenant } from './task-unavailable.js';
 
 /** Seconds a client over its concurrency limit is told to wait: in-flight requests are short. */
 const CONCURRENCY_RETRY_AFTER_SECONDS = 1;
@@ -35,6 +36,18 @@ export function resolveModel(
   if (resolved === null) throw new DS_ERR_MODEL_NOT_FOUND(version === undefined ? name : `${name} version ${version}`);
   request.taskLabel = resolved.task?.name ?? RESERVED_BASE_NAME;
   return resolved;
+}
+
+/**
+ * preValidation hook of routes that run a model: an unknown (or not the tenant's) model is a
+ * 404 before the body is validated, so "no such model" is never hidden behind a 400 about a body
+ * that could not have been served anyway. The handler resolves again with the body's routing id.
+ */
+export function requireVisibleModel(ctx: GatewayContext, params: (request: FastifyRequest) => { name: string; version?: string | undefined }) {
+  return async (request: FastifyRequest): Promise<void> => {
+    const { name, version } = params(request);
+    resolveModel(ctx, request, name, version);
+  };
 }
 
 export async function runInference(
@@ -69,8 +82,12 @@ export async function runInference(
     recordSpans(ctx, request, model, result, startedAt);
     return result;
   } catch (error) {
-    const e = error as Error & { code?: string };
-    if (key !== null && e.code === 'DS_ERR_TASK_UNAVAILABLE') ctx.taskStates.failed(key, e.message);
+    const e = error as Error & { code?: string; reason?: string };
+    if (key !== null && e.code === 'DS_ERR_TASK_UNAVAILABLE') {
+      ctx.taskStates.failed(key, e.message);
+      request.log.warn({ task: key, reason: e.reason }, e.message);
+      throw taskUnavailableForTenant(key, e.reason);
+    }
     throw error;
   } finally {
     reply.raw.off('close', onClose);

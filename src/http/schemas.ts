@@ -185,9 +185,9 @@ const taskFields = {
   version: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'integer' }], description: 'Immutable once registered.' },
   uri: { type: 'string', minLength: 1, description: 'Delta location: path under deltas.fileRoot, file:// or https:// URL.' },
   sha256: { type: 'string', pattern: '^[0-9a-fA-F]{64}$' },
-  description: { type: 'string' },
-  labels: { type: 'array', items: { type: 'string' }, minItems: 1 },
-  numClasses: { type: 'integer', minimum: 1 },
+  description: { type: 'string', maxLength: 4096 },
+  labels: { type: 'array', items: { type: 'string', maxLength: 256 }, minItems: 1, maxItems: 4096, description: 'Class names of the leading logits; at most as many as the model has.' },
+  numClasses: { type: 'integer', minimum: 1, description: 'Leading logits that belong to the task; at most the model\'s logit count.' },
   default: { type: 'boolean', description: 'Serve this version to requests naming none (default true).' },
 } as const;
 
@@ -222,6 +222,7 @@ const taskView = {
     origin: { type: 'string', enum: ['declared', 'admin'] },
     registeredAt: { type: ['string', 'null'] },
     state: { type: 'string' },
+    reason: { type: 'string', description: 'Why the last load failed (UNAVAILABLE), with the delta location; empty otherwise.' },
   },
 } as const;
 

@@ -259,7 +259,7 @@ test('every client mistake is a 4xx naming the problem; engine faults map to 503
     { name: 'unknown model', request: () => call('POST', '/v2/models/nope/infer', { key: TENANT_A_KEY, body: pixelsBody() }), status: 404, code: 'DS_ERR_MODEL_NOT_FOUND', mentions: 'nope' },
     { name: 'engine overloaded', request: failing(Object.assign(new DS_ERR_OVERLOADED('queue full', 3), { retryAfterSeconds: 3 })), status: 503, code: 'DS_ERR_OVERLOADED', retryAfter: '3' },
     { name: 'deadline exceeded', request: failing(new DS_ERR_DEADLINE_EXCEEDED('alpha@2', 1000, 'in the queue')), status: 504, code: 'DS_ERR_DEADLINE_EXCEEDED' },
-    { name: 'delta unfetchable', request: failing(new DS_ERR_TASK_UNAVAILABLE('alpha@2', 'Delta file alpha-2.safetensors does not exist')), status: 503, code: 'DS_ERR_TASK_UNAVAILABLE', mentions: 'alpha@2' },
+    { name: 'delta unfetchable', request: failing(Object.assign(new DS_ERR_TASK_UNAVAILABLE('alpha@2', 'Delta file secret internal detail does not exist'), { reason: 'DS_ERR_SOURCE_FILE_MISSING' })), status: 503, code: 'DS_ERR_TASK_UNAVAILABLE', mentions: 'alpha@2 is unavailable: its delta could not be loaded (DS_ERR_SOURCE_FILE_MISSING)', retryAfter: '5' },
     { name: 'engine restarting', request: failing(new DS_ERR_ENGINE_NOT_READY('the engine worker is restarting')), status: 503, code: 'DS_ERR_ENGINE_NOT_READY', retryAfter: '1' },
     { name: 'engine-side input check', request: failing(new DS_ERR_INFER_BAD_INPUT('batch sizes differ')), status: 400, code: 'DS_ERR_INFER_BAD_INPUT' },
     { name: 'a bug (plain Error) is a generic 500', request: failing(new Error('secret internal detail')), status: 500, code: 'DS_ERR_INTERNAL' },
@@ -300,7 +300,11 @@ test('a failed load marks the task UNAVAILABLE in the index and in its ready rou
     assert.equal(load.status, 503);
     const ready = await call('GET', '/v2/models/alpha/versions/2/ready', { key: TENANT_A_KEY });
     assert.equal(ready.status, 503);
-    assert.ok(String(ready.json.error).includes('checksum mismatch'));
+    assert.match(String(ready.json.error), /^Task alpha@2 is unavailable: its last delta load failed; retry after 5 s$/, 'once, without internals');
+    assert.equal(ready.headers['retry-after'], '5');
+    const admin = await call('GET', '/admin/tasks', { key: ADMIN_KEY });
+    const row = (admin.json.tasks as { name: string; version: string; reason: string }[]).find((t) => t.name === 'alpha' && t.version === '2');
+    assert.match(row!.reason, /checksum mismatch/, 'admins see the detail');
     const index = await call('POST', '/v2/repository/index', { key: TENANT_A_KEY, body: { ready: true } });
     assert.ok(!(index.json as unknown as { name: string; version: string }[]).some((e) => e.name === 'alpha' && e.version === '2'), 'ready filter drops it');
   } finally {

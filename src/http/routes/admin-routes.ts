@@ -47,7 +47,7 @@ export function adminRoutes(ctx: GatewayContext, admin: TaskAdmin) {
       '/admin/tasks',
       { schema: { tags: ['admin'], summary: 'Register a new task (its delta is fetched and validated first)', body: registerTaskBody, response: { 201: taskResponse, ...errorResponses } } },
       async (request, reply) => {
-        const spec = specOf(request.body, request.body.name!);
+        const spec = specOf(ctx, request.body, request.body.name!);
         const result = await whileClientWaits(ctx, spec.name, reply, (signal) =>
           admin.register({ spec, mustBeNew: true, makeDefault: request.body.default ?? true, signal }),
         );
@@ -68,7 +68,7 @@ export function adminRoutes(ctx: GatewayContext, admin: TaskAdmin) {
         },
       },
       async (request, reply) => {
-        const spec = specOf(request.body, request.params.name);
+        const spec = specOf(ctx, request.body, request.params.name);
         const result = await whileClientWaits(ctx, spec.name, reply, (signal) =>
           admin.register({ spec, mustBeNew: false, makeDefault: request.body.default ?? true, signal }),
         );
@@ -115,13 +115,28 @@ async function whileClientWaits<T>(ctx: GatewayContext, task: string, reply: Fas
   }
 }
 
-/** The body through the same checks as configured tasks (name rules, sha256, labels vs numClasses). */
-function specOf(body: TaskBody, name: string): TaskSpec {
-  const reader = new FieldReader((field, reason) => {
+/**
+ * The body through the same checks as configured tasks (name rules, sha256, labels vs
+ * numClasses), then against the model: a task cannot have more classes than the base has logits.
+ */
+function specOf(ctx: GatewayContext, body: TaskBody, name: string): TaskSpec {
+  const fail = (field: string, reason: string): never => {
     throw new DS_ERR_REQUEST_INVALID(`body/${field} ${reason}`);
-  });
+  };
   const { default: _default, name: _name, ...fields } = body;
-  return readTaskSpec(reader, { ...fields, name }, '', 'uri', (uri) => uri);
+  const spec = readTaskSpec(new FieldReader(fail), { ...fields, name }, '', 'uri', (uri) => uri);
+  const logits = logitCount(ctx);
+  if (logits !== null && spec.numClasses !== null && spec.numClasses > logits) {
+    fail(body.numClasses === undefined ? 'labels' : 'numClasses', `gives ${spec.numClasses} classes but the model's output ${ctx.base.io.outputs[0]!.name} has ${logits} logits`);
+  }
+  return spec;
+}
+
+/** The last dimension of the model's first output, when it is fixed. */
+function logitCount(ctx: GatewayContext): number | null {
+  const shape = ctx.base.io.outputs[0]?.shape;
+  const last = shape?.[shape.length - 1];
+  return last !== undefined && last > 0 ? last : null;
 }
 
 function view(ctx: GatewayContext, task: TaskVersion) {
@@ -137,5 +152,6 @@ function view(ctx: GatewayContext, task: TaskVersion) {
     origin: task.origin,
     registeredAt: task.registeredAt,
     state: ctx.taskStates.of(task.key).state,
+    reason: ctx.taskStates.of(task.key).reason,
   };
 }

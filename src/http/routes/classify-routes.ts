@@ -14,7 +14,7 @@ import { topLabels } from '../classify.js';
 import { timeoutMsOf, TIMEOUT_HEADER } from '../deadline.js';
 import type { GatewayContext } from '../gateway-context.js';
 import { greyToTensor, imageInputOf, jsonToGrey } from '../image.js';
-import { resolveModel, runInference } from '../run-inference.js';
+import { requireVisibleModel, resolveModel, runInference } from '../run-inference.js';
 import { classifyJsonBody, classifyParams, classifyQuery, classifyResponse, errorResponses } from '../schemas.js';
 
 const DEFAULT_TOP = 5;
@@ -32,6 +32,7 @@ export function classifyRoutes(ctx: GatewayContext) {
       '/v1/tasks/:task/classify',
       {
         onRequest: requireTenant(ctx),
+        preValidation: requireVisibleModel(ctx, (request) => ({ name: (request.params as { task: string }).task })),
         schema: {
           tags: ['classify'],
           summary: 'Classify an image (PNG body, or JSON {"image": 28×28 array}) with a task; returns the top labels',

@@ -3,12 +3,13 @@
  * metadata, readiness and inference, each with and without `/versions/{v}`.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { DS_ERR_ENGINE_NOT_READY, DS_ERR_TASK_UNAVAILABLE } from '../../core/errors.js';
+import { DS_ERR_ENGINE_NOT_READY } from '../../core/errors.js';
 import type { TensorSignature } from '../../onnx/io-signature.js';
 import { requireTenant } from '../auth.js';
 import { timeoutMsOf, TIMEOUT_HEADER } from '../deadline.js';
 import { resolveContext, type GatewayContext } from '../gateway-context.js';
-import { resolveModel, runInference } from '../run-inference.js';
+import { requireVisibleModel, resolveModel, runInference } from '../run-inference.js';
+import { taskUnavailableForTenant } from '../task-unavailable.js';
 import {
   errorResponses,
   inferBody,
@@ -62,7 +63,7 @@ export function modelRoutes(ctx: GatewayContext) {
           const model = resolveModel(ctx, request, name, version);
           if (!ctx.engine.ready) throw new DS_ERR_ENGINE_NOT_READY('the engine worker is starting or restarting');
           const status = model.task ? ctx.taskStates.of(model.task.key) : null;
-          if (status?.state === 'UNAVAILABLE') throw new DS_ERR_TASK_UNAVAILABLE(model.task!.key, status.reason);
+          if (status?.state === 'UNAVAILABLE') throw taskUnavailableForTenant(model.task!.key);
           return { name, version: model.version, ready: true };
         },
       );
@@ -73,6 +74,10 @@ export function modelRoutes(ctx: GatewayContext) {
         url,
         {
           onRequest,
+          preValidation: requireVisibleModel(ctx, (request) => {
+            const params = request.params as ModelParams;
+            return { name: params.model_name, version: params.model_version };
+          }),
           schema: {
             tags: ['models'],
             summary: 'Run inference (KServe V2 JSON tensors)',

@@ -12,6 +12,7 @@ import { RESERVED_BASE_NAME } from '../../core/config-tasks.js';
 import { taskRefOf, type TaskVersion } from '../../registry/task-registry.js';
 import { requireAdmin, requireTenant } from '../auth.js';
 import { resolveContext, type GatewayContext } from '../gateway-context.js';
+import { TENANT_UNAVAILABLE_REASON } from '../task-unavailable.js';
 import {
   errorResponses,
   modelParams,
@@ -55,7 +56,8 @@ export function repositoryRoutes(ctx: GatewayContext) {
               name,
               version,
               state: status.state,
-              reason: status.reason,
+              // The failure's detail names storage paths and URIs: for admins (/admin/tasks) and logs.
+              reason: status.state === 'UNAVAILABLE' ? TENANT_UNAVAILABLE_REASON : status.reason,
               cached: residency.cached.has(model.task.key),
               pinned: residency.pinned.has(model.task.key),
             };
