@@ -5,7 +5,7 @@
  *   are fed as float32 `x / 255`, reshaped to the model's single image input (e.g. [N, 1, H, W]);
  * - model-shaped sets: one tensor per model input, named like the input, plus optional `labels`.
  */
-import { readFile } from 'node:fs/promises';
+import { readInputFile } from '../core/read-input-file.js';
 import { DS_ERR_DATASET_INVALID } from '../core/errors.js';
 import { parseSafetensors, tensorView } from '../deltas/format/safetensors.js';
 import type { ModelIO } from '../onnx/io-signature.js';
@@ -19,7 +19,7 @@ export interface SampleSet {
 }
 
 export async function loadSampleSet(path: string, io: ModelIO): Promise<SampleSet> {
-  const bytes = await readFile(path);
+  const bytes = await readInputFile(path, 'sample set');
   let parsed;
   try {
     parsed = parseSafetensors(bytes);

@@ -110,14 +110,15 @@ test('eval reports accuracy of base and base + delta on a labelled set', async (
   assert.ok(baseOnly.accuracy < 1);
 });
 
-test('inspect prints metadata and per-tensor rows', async () => {
+test('inspect prints JSON (like every command), or a table with --table', async () => {
   await compressCommand(args('i.safetensors'));
-  const text = await inspectCommand(['--delta', join(zoo.dir, 'i.safetensors')]);
+  const json = JSON.parse(await inspectCommand(['--delta', join(zoo.dir, 'i.safetensors')]));
+  assert.equal(json.metadata.method, 'dare');
+  assert.ok(json.tensors.some((t: { name: string; kind: string }) => t.name === 'classifier.weight' && t.kind === 'dense'));
+  const text = await inspectCommand(['--delta', join(zoo.dir, 'i.safetensors'), '--table']);
   assert.match(text, /method: dare/);
   assert.match(text, /classifier\.weight\s+dense/);
   assert.match(text, /bits\/param/);
-  const json = JSON.parse(await inspectCommand(['--delta', join(zoo.dir, 'i.safetensors'), '--json']));
-  assert.equal(json.metadata.method, 'dare');
 });
 
 test('bad arguments and bad files give one clear line and a non-zero exit', () => {
@@ -130,7 +131,8 @@ test('bad arguments and bad files give one clear line and a non-zero exit', () =
     [['compress', ...args('x.safetensors', '--method', 'darex-q')], 2, /needs --q or --calibration/],
     [['compress', '--bogus'], 2, /Unknown option/],
     [['inspect', '--delta', zoo.basePath], 1, /DS_ERR_ST_/],
-    [['inspect', '--delta', join(zoo.dir, 'missing.safetensors')], 1, /ENOENT|no such file/],
+    [['inspect', '--delta', join(zoo.dir, 'missing.safetensors')], 1, /^error \[DS_ERR_FILE_READ\]: Cannot read delta file .*missing\.safetensors: no such file$/m],
+    [['eval', '--base', zoo.basePath, '--data', join(zoo.dir, 'missing.safetensors')], 1, /^error \[DS_ERR_FILE_READ\]: Cannot read sample set .*: no such file$/m],
     [['nope'], 2, /unknown command/],
   ];
   for (const [argv, code, pattern] of cases) {

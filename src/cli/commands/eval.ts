@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readInputFile } from '../../core/read-input-file.js';
 import { decodeDelta } from '../../deltas/format/delta-file.js';
 import { LocalRunner } from '../../eval/local-runner.js';
 import { loadSampleSet } from '../../eval/dataset.js';
@@ -27,7 +27,7 @@ export async function evalCommand(argv: string[]): Promise<EvalResult> {
   const runner = await LocalRunner.open(basePath);
   try {
     const delta = values.delta
-      ? decodeDelta(await readFile(String(values.delta)), { baseShapes: runner.base.patchableShapes, expectedBaseFingerprint: runner.base.fingerprint })
+      ? decodeDelta(await readInputFile(String(values.delta), 'delta file'), { baseShapes: runner.base.patchableShapes, expectedBaseFingerprint: runner.base.fingerprint })
       : null;
     const set = await loadSampleSet(dataPath, runner.base.io);
     if (!set.labels) throw new DS_ERR_CLI_USAGE(`${dataPath} has no labels to evaluate against`);

@@ -1,17 +1,19 @@
-import { readFile } from 'node:fs/promises';
+import { readInputFile } from '../../core/read-input-file.js';
 import { decodeDelta, inspectDelta } from '../../deltas/format/delta-file.js';
 import { parseCommandArgs, requireString } from '../args.js';
 
-export const INSPECT_USAGE = 'usage: deltaserve inspect --delta DELTA.safetensors [--json]';
+export const INSPECT_USAGE = `usage: deltaserve inspect --delta DELTA.safetensors [--table]
+
+Prints the delta's metadata and per-tensor statistics as JSON on stdout (like every command);
+--table prints them as a table for people instead.`;
 
 export async function inspectCommand(argv: string[]): Promise<string> {
-  const { values } = parseCommandArgs(argv, { delta: { type: 'string' }, json: { type: 'boolean', default: false } }, INSPECT_USAGE);
+  const { values } = parseCommandArgs(argv, { delta: { type: 'string' }, table: { type: 'boolean', default: false } }, INSPECT_USAGE);
   const path = requireString(values.delta, 'delta', INSPECT_USAGE);
-  const bytes = await readFile(path);
-  const delta = decodeDelta(bytes);
+  const delta = decodeDelta(await readInputFile(path, 'delta file'));
   const report = inspectDelta(delta);
-  if (values.json) return JSON.stringify({ metadata: delta.metadata, ...report }, null, 2);
-  return renderInspection(path, delta.metadata, report);
+  if (values.table) return renderInspection(path, delta.metadata, report);
+  return JSON.stringify({ metadata: delta.metadata, ...report }, null, 2);
 }
 
 function renderInspection(path: string, metadata: object, report: ReturnType<typeof inspectDelta>): string {
