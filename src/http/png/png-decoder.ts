@@ -46,6 +46,9 @@ export class PngDecoder {
       // Decoded pixels live in Buffers (outside the heap); this bounds the rest of a worker.
       resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 },
     });
+    // piscina emits 'error' for a worker that dies between jobs: without a listener that event
+    // would take the whole gateway down. The pool replaces the worker itself.
+    this.pool.on('error', (error: Error) => process.emitWarning(`PNG decode worker failed outside a job: ${error.message}`));
   }
 
   /** PNG bytes → grey levels 0..255 at width × height; rejects with a 400 or a 503. */

@@ -55,3 +55,12 @@ test('the event loop stays free while large PNGs decode', async (t) => {
   // have been held for (nearly) all of it, as it was when decoding ran on the main thread.
   assert.ok(maxStallMs < Math.max(100, elapsedMs / 2), `event loop stalled ${maxStallMs.toFixed(0)} ms of ${elapsedMs.toFixed(0)} ms`);
 });
+
+test("the pool's 'error' events (a worker dying between jobs) are handled, not fatal", async (t) => {
+  const decoder = new PngDecoder({ maxPixels: 1024, concurrency: 1, maxQueued: 1, timeoutMs: 10_000 });
+  t.after(() => decoder.close());
+  const warned = new Promise<Error>((resolve) => process.once('warning', resolve));
+  (decoder as unknown as { pool: NodeJS.EventEmitter }).pool.emit('error', new Error('worker died'));
+  assert.match((await warned).message, /worker died/);
+  assert.equal((await decoder.decode(png(1, 1, () => [9, 9, 9, 255]), 2, 2)).length, 4);
+});
