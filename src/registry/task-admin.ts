@@ -5,6 +5,7 @@
  * the engine can serve; the loaded delta stays cached, warming the first request.
  */
 import { DS_ERR_TASK_REJECTED } from '../core/errors.js';
+import { raceAbort } from '../core/race-abort.js';
 import type { TaskSpec } from '../core/config-types.js';
 import type { TaskRef } from '../engine/protocol.js';
 import { taskRefOf, type RegisterResult, type TaskRegistry, type TaskVersion } from './task-registry.js';
@@ -42,7 +43,7 @@ export class TaskAdmin {
           // The engine finishes a load it started; one that completes after the change was
           // abandoned leaves nothing behind.
           load.then(() => (signal.aborted ? this.engine.evict(task.key) : undefined)).catch(() => undefined);
-          await abortable(load, signal);
+          await raceAbort(load, signal);
         } else {
           await load;
         }
@@ -86,23 +87,4 @@ export class TaskAdmin {
     }
     return keys;
   }
-}
-
-/** `work`, or the signal's reason as soon as it aborts (the work itself runs on). */
-function abortable<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error as Error);
-      },
-    );
-  });
 }

@@ -40,6 +40,7 @@
  * so the invariants hold between any two awaits. In-flight loads are never cancelled by
  * `evict()`: it only affects loaded entries.
  */
+import { raceAbort } from '../../core/race-abort.js';
 import { LRUCache } from 'lru-cache';
 import { performance } from 'node:perf_hooks';
 import {
@@ -526,23 +527,4 @@ function positiveInteger(name: string, value: unknown): number {
     throw new DS_ERR_CACHE_BAD_OPTION(name, `expected a positive integer, got ${String(value)}`);
   }
   return value;
-}
-
-/** `promise`, or the signal's reason as soon as it aborts; the promise itself keeps running. */
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
 }
