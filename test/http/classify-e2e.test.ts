@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { request } from 'undici';
 import { stringify } from 'yaml';
-import { DEV_ADMIN_KEY, DEV_TENANT_KEY, sha256Hex } from '../../src/core/config-dev-keys.js';
+import { DEV_ADMIN_KEY, DEV_TENANT_KEY } from '../../src/core/config-dev-keys.js';
+import { sha256Hex } from '../../src/core/sha256.js';
 import { bootGateway, type Gateway } from '../../src/server.js';
 import { IMAGE_LABELS, biasDelta, makeConfig, writeDelta, writeImageModel } from './fixtures.js';
 

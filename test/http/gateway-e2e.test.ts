@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { request } from 'undici';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
-import { sha256Hex } from '../../src/core/config-dev-keys.js';
+import { sha256Hex } from '../../src/core/sha256.js';
 import type { GatewayConfig } from '../../src/core/config.js';
 import { Engine } from '../../src/engine/engine.js';
 import { TaskRegistry } from '../../src/registry/task-registry.js';

@@ -14,7 +14,7 @@ import {
   DS_ERR_OVERLOADED,
   DS_ERR_TASK_UNAVAILABLE,
 } from '../../src/core/errors.js';
-import { sha256Hex } from '../../src/core/config-dev-keys.js';
+import { sha256Hex } from '../../src/core/sha256.js';
 import { TaskRegistry } from '../../src/registry/task-registry.js';
 import { buildServer, type BuiltServer } from '../../src/server.js';
 import {
