@@ -16,7 +16,7 @@ import { installErrorHandling, formatSchemaError } from './http/error-handler.js
 import type { BaseModelInfo, GatewayContext } from './http/gateway-context.js';
 import { installConnectionDraining, shutdownGracefully } from './http/graceful-shutdown.js';
 import type { InferenceEngine } from './http/inference-engine.js';
-import { decorateRequests, echoRequestIds } from './http/request-state.js';
+import { decorateRequests, echoRequestIds, REQUEST_ID_HEADER } from './http/request-state.js';
 import { installRequestTelemetry } from './http/request-telemetry.js';
 import { adminRoutes } from './http/routes/admin-routes.js';
 import { classifyRoutes } from './http/routes/classify-routes.js';
@@ -97,7 +97,7 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
     // pino's Logger and fastify's logger type differ only in generics; the instance is the same.
     loggerInstance: (deps.logger ?? createLogger(config)) as unknown as FastifyBaseLogger,
     bodyLimit: config.http.bodyLimitBytes,
-    requestIdHeader: 'x-request-id',
+    requestIdHeader: REQUEST_ID_HEADER,
     schemaErrorFormatter: formatSchemaError,
     return503OnClosing: false, // see installConnectionDraining
     forceCloseConnections: 'idle',
@@ -161,7 +161,7 @@ export function engineOptionsFor(config: GatewayConfig, modelPath: string, onEve
       maxQueueDelayMs: config.batching.maxQueueDelayMs,
       maxQueuedPerTask: config.batching.maxQueuedPerTask,
       maxQueuedTotal: config.batching.maxQueuedTotal,
-      maxWaitBeforeForcedSwitchMs: config.batching.forcedSwitchWaitMs,
+      forcedSwitchWaitMs: config.batching.forcedSwitchWaitMs,
     },
     restartDelayMs: config.engine.restartDelayMs,
     maxRestartDelayMs: config.engine.maxRestartDelayMs,

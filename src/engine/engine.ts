@@ -15,7 +15,8 @@
 import { DS_ERR_DEADLINE_EXCEEDED, DS_ERR_ENGINE_NOT_READY, DS_ERR_TASK_UNAVAILABLE } from '../core/errors.js';
 import { Scheduler, type SchedulerEvent, type SchedulerOptions, type SchedulerStats } from '../scheduler/scheduler.js';
 import type { ModelIO } from '../onnx/io-signature.js';
-import type { EngineEvent, ReadyInfo, RunReply, TaskRef, WorkerStats } from './protocol.js';
+import type { TaskRef } from '../deltas/types.js';
+import type { EngineEvent, ReadyInfo, RunReply, WorkerStats } from './protocol.js';
 import { transferablesOf, type NamedTensors } from './tensors.js';
 import { WorkerClient } from './worker-client.js';
 import type { WorkerOptions } from './worker-options.js';
@@ -56,7 +57,6 @@ export interface InferResult {
   readonly load?: LoadTimings;
   readonly cacheHit: boolean;
   readonly activationMs: number;
-  readonly switched: boolean;
   readonly batchSize: number;
   readonly inferMs: number;
 }
@@ -66,6 +66,13 @@ interface Job {
   readonly inputs: NamedTensors;
 }
 type JobResult = Omit<InferResult, 'queueMs' | 'load'>;
+
+export interface EngineStats {
+  readonly worker: WorkerStats | null;
+  readonly queued: number;
+  readonly restarts: number;
+  readonly ready: boolean;
+}
 
 const BASE_QUEUE = '@base';
 
@@ -177,7 +184,7 @@ export class Engine {
     if (this.ready) await this.client!.call<void>({ op: 'evict', key });
   }
 
-  async stats(): Promise<{ worker: WorkerStats | null; queued: number; restarts: number; ready: boolean }> {
+  async stats(): Promise<EngineStats> {
     const worker = this.ready ? await this.client!.call<WorkerStats>({ op: 'stats' }) : null;
     return { worker, queued: this.scheduler.stats().queued, restarts: this.restarts, ready: this.ready };
   }
@@ -264,7 +271,6 @@ export class Engine {
       outputs,
       cacheHit: reply.cacheHit,
       activationMs: reply.activation.ms,
-      switched: reply.activation.switched,
       batchSize: jobs.length,
       inferMs: reply.inferMs,
     }));

@@ -3,17 +3,10 @@
  * gets exactly one `reply`; errors cross as plain objects and are rebuilt with their code and
  * HTTP status on the main thread.
  */
+import type { TaskRef } from '../deltas/types.js';
 import type { ActivationStats } from './activator.js';
 import type { NamedTensors } from './tensors.js';
 import type { ModelIO } from '../onnx/io-signature.js';
-
-/** A task version the worker may be asked to load: cache key plus where its delta lives. */
-export interface TaskRef {
-  /** `name@version`: the cache and activation key. */
-  readonly key: string;
-  readonly uri: string;
-  readonly sha256: string;
-}
 
 export type WorkerRequest =
   | { readonly id: number; readonly op: 'run'; readonly task: TaskRef | null; readonly requests: NamedTensors[] }

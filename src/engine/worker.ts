@@ -9,12 +9,12 @@ import { DeltaCache, type DeltaCacheEvent } from '../deltas/cache/index.js';
 import { buildDeltaSource } from '../deltas/source/index.js';
 import { decodeDelta } from '../deltas/format/delta-file.js';
 import { DS_ERR_TASK_UNKNOWN_TO_WORKER } from '../core/errors.js';
+import type { TaskRef } from '../deltas/types.js';
 import { EngineCore } from './engine-core.js';
 import { prepareBase } from './prepare-base.js';
 import {
   serializeError,
   type EngineEvent,
-  type TaskRef,
   type WorkerMessage,
   type WorkerRequest,
   type WorkerStats,

@@ -6,16 +6,16 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { RESERVED_BASE_NAME } from '../core/config-tasks.js';
 import { DS_ERR_CONCURRENCY_LIMITED, DS_ERR_MODEL_NOT_FOUND } from '../core/errors.js';
+import { withRetryAfter } from '../core/retry-after.js';
 import type { NamedTensors } from '../engine/tensors.js';
 import { taskRefOf } from '../registry/task-registry.js';
 import type { ResolvedModel, TenantPolicy } from '../tenant/tenant-policy.js';
 import { resolveContext, type GatewayContext } from './gateway-context.js';
 import type { InferResult } from './inference-engine.js';
+import { REQUEST_ID_HEADER } from './request-state.js';
 
 /** Seconds a client over its concurrency limit is told to wait: in-flight requests are short. */
 const CONCURRENCY_RETRY_AFTER_SECONDS = 1;
-
-const REQUEST_ID_HEADER = 'x-request-id';
 
 /** The tenant's model for a visible name (and version), or DS_ERR_MODEL_NOT_FOUND. */
 export function resolveModel(
@@ -49,7 +49,7 @@ export async function runInference(
   const release = tenant.acquireSlot();
   if (release === null) {
     const error = new DS_ERR_CONCURRENCY_LIMITED(tenant.name, tenant.config.maxConcurrent, CONCURRENCY_RETRY_AFTER_SECONDS);
-    throw Object.assign(error, { retryAfterSeconds: CONCURRENCY_RETRY_AFTER_SECONDS });
+    throw withRetryAfter(error, CONCURRENCY_RETRY_AFTER_SECONDS);
   }
   // A client that disconnects takes its request out of the queue (no effect once running).
   const abort = new AbortController();

@@ -6,7 +6,7 @@
  */
 import { DS_ERR_TASK_REJECTED } from '../core/errors.js';
 import type { TaskSpec } from '../core/config-types.js';
-import type { TaskRef } from '../engine/protocol.js';
+import type { TaskRef } from '../deltas/types.js';
 import { taskRefOf, type RegisterResult, type TaskRegistry, type TaskVersion } from './task-registry.js';
 import type { TaskStates } from './task-states.js';
 

@@ -15,13 +15,13 @@
  * submits forms one batch even with `maxQueueDelayMs = 0`.
  *
  * Task choice (task-choice.ts). Keep the active task while it has work; switch as soon as any
- * other queue's oldest request has waited `maxWaitBeforeForcedSwitchMs` (aging), then serve the
+ * other queue's oldest request has waited `forcedSwitchWaitMs` (aging), then serve the
  * overdue queue with the oldest request; when the active task has no work, choose by (priority,
  * queue length, oldest wait). The active task is the one `isActive(task)` reports, or else the task of the
  * last batch run.
  *
  * Worst-case wait. Let R be the longest runBatch time, B = maxBatchSize, W =
- * maxWaitBeforeForcedSwitchMs, D = maxQueueDelayMs, N the number of tasks with queued work and
+ * forcedSwitchWaitMs, D = maxQueueDelayMs, N the number of tasks with queued work and
  * K the number of requests (any task) queued before request r and still queued when r becomes
  * overdue (K < maxQueuedTotal). Then r starts running within
  *
@@ -50,6 +50,8 @@ import {
   DS_ERR_SCHEDULER_BAD_OPTION,
   DS_ERR_SHUTTING_DOWN,
 } from '../core/errors.js';
+import { withRetryAfter, type RetryableError } from '../core/retry-after.js';
+import { integerOption, numberOption } from '../core/options.js';
 import { chooseTask, type ChoiceReason, type TaskChoice } from './task-choice.js';
 import { TaskQueue, type QueuedRequest } from './task-queue.js';
 
@@ -63,7 +65,7 @@ export interface SchedulerOptions<Req, Res> {
   /** Requests queued in all before any submit is rejected. Integer ≥ 1. */
   maxQueuedTotal: number;
   /** Age of another task's oldest request that forces a switch away from the active task, ms. ≥ 0. */
-  maxWaitBeforeForcedSwitchMs: number;
+  forcedSwitchWaitMs: number;
   /** Runs one batch of one task; resolves to one result per request, in order. */
   runBatch: (task: string, requests: Req[]) => Promise<Res[]>;
   /** Whether `task`'s delta is the one applied in the engine (must not throw). Default: the task of the last batch. */
@@ -119,7 +121,7 @@ export interface SchedulerStats {
 }
 
 /** DS_ERR_OVERLOADED as thrown here: with the delay a client should wait before retrying. */
-export type OverloadedError = InstanceType<typeof DS_ERR_OVERLOADED> & { retryAfterSeconds: number };
+export type OverloadedError = RetryableError<InstanceType<typeof DS_ERR_OVERLOADED>>;
 
 interface Pending<Req, Res> extends QueuedRequest<Req> {
   readonly resolve: (result: Res) => void;
@@ -139,7 +141,7 @@ export class Scheduler<Req, Res> {
   private readonly maxQueueDelayMs: number;
   private readonly maxQueuedPerTask: number;
   private readonly maxQueuedTotal: number;
-  private readonly forcedSwitchMs: number;
+  private readonly forcedSwitchWaitMs: number;
   private readonly runBatch: SchedulerOptions<Req, Res>['runBatch'];
   private readonly isActiveOption: ((task: string) => boolean) | undefined;
   private readonly onEvent: SchedulerOptions<Req, Res>['onEvent'];
@@ -168,11 +170,12 @@ export class Scheduler<Req, Res> {
   };
 
   constructor(options: SchedulerOptions<Req, Res>) {
-    this.maxBatchSize = integerAtLeast('maxBatchSize', options.maxBatchSize, 1);
-    this.maxQueueDelayMs = numberAtLeast('maxQueueDelayMs', options.maxQueueDelayMs, 0);
-    this.maxQueuedPerTask = integerAtLeast('maxQueuedPerTask', options.maxQueuedPerTask, 1);
-    this.maxQueuedTotal = integerAtLeast('maxQueuedTotal', options.maxQueuedTotal, 1);
-    this.forcedSwitchMs = numberAtLeast('maxWaitBeforeForcedSwitchMs', options.maxWaitBeforeForcedSwitchMs, 0);
+    const bad = DS_ERR_SCHEDULER_BAD_OPTION;
+    this.maxBatchSize = integerOption(bad, 'maxBatchSize', options.maxBatchSize, 1);
+    this.maxQueueDelayMs = numberOption(bad, 'maxQueueDelayMs', options.maxQueueDelayMs, 0);
+    this.maxQueuedPerTask = integerOption(bad, 'maxQueuedPerTask', options.maxQueuedPerTask, 1);
+    this.maxQueuedTotal = integerOption(bad, 'maxQueuedTotal', options.maxQueuedTotal, 1);
+    this.forcedSwitchWaitMs = numberOption(bad, 'forcedSwitchWaitMs', options.forcedSwitchWaitMs, 0);
     if (typeof options.runBatch !== 'function') throw new DS_ERR_SCHEDULER_BAD_OPTION('runBatch', 'expected a function');
     if (options.isActive !== undefined && typeof options.isActive !== 'function') {
       throw new DS_ERR_SCHEDULER_BAD_OPTION('isActive', 'expected a function');
@@ -298,7 +301,7 @@ export class Scheduler<Req, Res> {
     // Time for the queue ahead to drain at the observed batch speed, plus one batch.
     const estimateMs = (Math.ceil(depth / this.maxBatchSize) + 1) * this.batchMsAverage;
     const retryAfterSeconds = Math.min(MAX_RETRY_AFTER_S, Math.max(1, Math.ceil(estimateMs / 1000)));
-    return Object.assign(new DS_ERR_OVERLOADED(reason, retryAfterSeconds), { retryAfterSeconds });
+    return withRetryAfter(new DS_ERR_OVERLOADED(reason, retryAfterSeconds), retryAfterSeconds);
   }
 
   /** Node timers overflow past 2^31 − 1 ms (they would fire at once), so far deadlines re-arm. */
@@ -368,7 +371,7 @@ export class Scheduler<Req, Res> {
       oldestEnqueuedAt: q.oldestEnqueuedAt() ?? now,
       topPriority: q.topPriority(),
     }));
-    const choice = chooseTask(views, (task) => this.isActive(task), now, this.forcedSwitchMs);
+    const choice = chooseTask(views, (task) => this.isActive(task), now, this.forcedSwitchWaitMs);
     if (choice === undefined) {
       this.settleDrainWaiters();
       return;
@@ -384,7 +387,7 @@ export class Scheduler<Req, Res> {
       }, fillBy - now);
       return;
     }
-    const batch = queue.takeBatch(this.maxBatchSize, now, this.forcedSwitchMs);
+    const batch = queue.takeBatch(this.maxBatchSize, now, this.forcedSwitchWaitMs);
     if (queue.size === 0) this.queues.delete(choice.task);
     this.queued -= batch.length;
     void this.run(choice, batch, now);
@@ -444,16 +447,3 @@ export class Scheduler<Req, Res> {
   }
 }
 
-function integerAtLeast(name: string, value: unknown, min: number): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new DS_ERR_SCHEDULER_BAD_OPTION(name, `expected an integer ≥ ${min}, got ${String(value)}`);
-  }
-  return value;
-}
-
-function numberAtLeast(name: string, value: unknown, min: number): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
-    throw new DS_ERR_SCHEDULER_BAD_OPTION(name, `expected a number ≥ ${min}, got ${String(value)}`);
-  }
-  return value;
-}

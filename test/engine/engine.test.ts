@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Engine, type EngineOptions } from '../../src/engine/engine.js';
-import type { TaskRef } from '../../src/engine/protocol.js';
+import type { TaskRef } from '../../src/deltas/types.js';
 import { encodeDelta } from '../../src/deltas/format/delta-file.js';
 import { saveOnnxModel } from '../../src/onnx/model-file.js';
 import { buildSyntheticEncoder } from '../../src/onnx/synthetic.js';
@@ -32,7 +32,7 @@ function engineOptions(modelPath = zoo.basePath, overrides: Partial<EngineOption
       cacheMaxBytes: 64 * 1024 * 1024,
       source: { fileRoot: zoo.dir, allowedSchemes: ['file'] },
     },
-    scheduler: { maxBatchSize: 8, maxQueueDelayMs: 2, maxQueuedPerTask: 100, maxQueuedTotal: 400, maxWaitBeforeForcedSwitchMs: 50 },
+    scheduler: { maxBatchSize: 8, maxQueueDelayMs: 2, maxQueuedPerTask: 100, maxQueuedTotal: 400, forcedSwitchWaitMs: 50 },
     restartDelayMs: 50,
     ...overrides,
   };

@@ -9,14 +9,15 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { sha256Hex } from '../../src/core/config-dev-keys.js';
+import { sha256Hex } from '../../src/core/sha256.js';
 import type { GatewayConfig } from '../../src/core/config.js';
 import { validateConfig } from '../../src/core/config-validate.js';
 import { DS_ERR_CONFIG_INVALID } from '../../src/core/errors.js';
 import { encodeDelta } from '../../src/deltas/format/delta-file.js';
 import type { Delta } from '../../src/deltas/types.js';
 import type { InferOptions, InferResult } from '../../src/engine/engine.js';
-import type { ReadyInfo, TaskRef } from '../../src/engine/protocol.js';
+import type { ReadyInfo } from '../../src/engine/protocol.js';
+import type { TaskRef } from '../../src/deltas/types.js';
 import type { NamedTensors } from '../../src/engine/tensors.js';
 import type { EngineStats, InferenceEngine } from '../../src/http/inference-engine.js';
 import type { ModelIO } from '../../src/onnx/io-signature.js';
@@ -189,7 +190,7 @@ export class FakeEngine implements InferenceEngine {
     const data = new Float32Array(batch * 10);
     const winner = task === null ? 0 : (Number(task.key.split('@')[1]) || 1) % 10;
     for (let b = 0; b < batch; b++) data[b * 10 + winner] = 5;
-    return { outputs: { logits: { type: 'float32', dims: [batch, 10], data } }, queueMs: 0, cacheHit: true, activationMs: 0, switched: false, batchSize: 1, inferMs: 0.1 };
+    return { outputs: { logits: { type: 'float32', dims: [batch, 10], data } }, queueMs: 0, cacheHit: true, activationMs: 0, batchSize: 1, inferMs: 0.1 };
   }
 
   async load(task: TaskRef): Promise<void> {

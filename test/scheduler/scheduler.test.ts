@@ -36,7 +36,7 @@ function scheduler(engine: FakeEngine, options: Partial<SchedulerOptions<string,
     maxQueueDelayMs: 0,
     maxQueuedPerTask: 100,
     maxQueuedTotal: 1000,
-    maxWaitBeforeForcedSwitchMs: 1000,
+    forcedSwitchWaitMs: 1000,
     runBatch: engine.runBatch,
     ...(events ? { onEvent: (e) => events.push(e) } : {}),
     ...options,
@@ -114,7 +114,7 @@ test('a hot task cannot starve a cold one: aging forces a switch', async (t) => 
   mockClock(t);
   const engine = new FakeEngine();
   const events: SchedulerEvent[] = [];
-  const s = scheduler(engine, { maxBatchSize: 2, maxWaitBeforeForcedSwitchMs: 100 }, events);
+  const s = scheduler(engine, { maxBatchSize: 2, forcedSwitchWaitMs: 100 }, events);
   let n = 0;
   const hot = (): void => void s.submit('hot', `h${n++}`);
   hot();
@@ -143,7 +143,7 @@ test('a hot task cannot starve a cold one: aging forces a switch', async (t) => 
 test('without aging the active task keeps the engine (control for the test above)', async (t) => {
   mockClock(t);
   const engine = new FakeEngine();
-  const s = scheduler(engine, { maxBatchSize: 2, maxWaitBeforeForcedSwitchMs: 10_000 });
+  const s = scheduler(engine, { maxBatchSize: 2, forcedSwitchWaitMs: 10_000 });
   let n = 0;
   void s.submit('hot', `h${n++}`);
   await flush();
@@ -370,7 +370,7 @@ test('every request starts within the documented worst-case wait (simulated time
     maxQueueDelayMs: D,
     maxQueuedPerTask: maxQueuedTotal,
     maxQueuedTotal,
-    maxWaitBeforeForcedSwitchMs: W,
+    forcedSwitchWaitMs: W,
     runBatch: (_task, requests) => new Promise((resolve) => setTimeout(() => resolve(requests), R)),
     onEvent: (e) => {
       if (e.type === 'dequeued') waits.push(e.waitMs);

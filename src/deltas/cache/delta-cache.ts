@@ -49,16 +49,11 @@ import {
   DS_ERR_CACHE_NO_ROOM,
   DS_ERR_CACHE_PIN_NO_ROOM,
 } from '../../core/errors.js';
-import type { Delta } from '../types.js';
+import { integerOption } from '../../core/options.js';
+import type { Delta, DeltaLocation } from '../types.js';
 import type { DeltaSource, FetchStatus } from '../source/delta-source.js';
 import { redactUri } from '../source/uri.js';
 import { deltaByteSize } from './delta-size.js';
-
-/** Where a task's delta lives and what its bytes must hash to. */
-export interface DeltaLocation {
-  readonly uri: string;
-  readonly sha256: string;
-}
 
 /** Milliseconds spent in each step of one load (for traces). */
 export interface DeltaLoadTimings {
@@ -175,8 +170,8 @@ export class DeltaCache {
   private counters = { hits: 0, misses: 0, inflightDedups: 0, loads: 0, loadFailures: 0, readoptions: 0, evictions: 0 };
 
   constructor(options: DeltaCacheOptions) {
-    this.maxBytes = positiveInteger('maxBytes', options.maxBytes);
-    this.maxPinnedBytes = positiveInteger('maxPinnedBytes', options.maxPinnedBytes ?? options.maxBytes);
+    this.maxBytes = integerOption(DS_ERR_CACHE_BAD_OPTION, 'maxBytes', options.maxBytes, 1);
+    this.maxPinnedBytes = integerOption(DS_ERR_CACHE_BAD_OPTION, 'maxPinnedBytes', options.maxPinnedBytes ?? options.maxBytes, 1);
     if (this.maxPinnedBytes > this.maxBytes) {
       throw new DS_ERR_CACHE_BAD_OPTION('maxPinnedBytes', `${this.maxPinnedBytes} is more than maxBytes (${this.maxBytes})`);
     }
@@ -519,13 +514,6 @@ export class DeltaCache {
       process.emitWarning(`delta cache onEvent listener threw on a ${event.type} event: ${String(error)}`);
     }
   }
-}
-
-function positiveInteger(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    throw new DS_ERR_CACHE_BAD_OPTION(name, `expected a positive integer, got ${String(value)}`);
-  }
-  return value;
 }
 
 /** `promise`, or the signal's reason as soon as it aborts; the promise itself keeps running. */
