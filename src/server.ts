@@ -27,7 +27,7 @@ import { repositoryRoutes } from './http/routes/repository-routes.js';
 import { loadManifest, type ZooManifest } from './registry/manifest.js';
 import { TaskAdmin } from './registry/task-admin.js';
 import { TaskRegistry } from './registry/task-registry.js';
-import { TaskStates } from './registry/task-states.js';
+import { TaskStates } from './http/task-states.js';
 import { TenantDirectory } from './tenant/tenant-directory.js';
 import { buildTelemetry, type Telemetry } from './telemetry/index.js';
 
@@ -42,7 +42,6 @@ export interface ServerDeps {
   readonly engine: InferenceEngine;
   readonly registry: TaskRegistry;
   readonly telemetry: Telemetry | null;
-  readonly taskStates?: TaskStates;
   /** Class names of the base model's logits (manifest or `model.labels`). */
   readonly baseLabels?: readonly string[] | null;
   /** Pino logger; default: one built from `config.logLevel`. */
@@ -51,9 +50,19 @@ export interface ServerDeps {
   readonly routingSeed?: number;
 }
 
+/** A route as fastify registered it (`onRoute`), HEAD twins included. */
+export interface RegisteredRoute {
+  readonly method: string;
+  readonly url: string;
+  /** Left out of the OpenAPI document on purpose (`schema.hide`). */
+  readonly hidden: boolean;
+}
+
 export interface BuiltServer {
   readonly app: FastifyInstance;
   readonly context: GatewayContext;
+  /** Every route the app serves, in registration order. */
+  readonly routes: readonly RegisteredRoute[];
 }
 
 export function createLogger(config: Pick<GatewayConfig, 'logLevel'>, destination?: NodeJS.WritableStream): Logger {
@@ -71,7 +80,8 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
     labels: deps.baseLabels ?? config.model.labels,
     io,
   };
-  const taskStates = deps.taskStates ?? new TaskStates();
+  const taskStates = new TaskStates();
+  const unsubscribe = deps.engine.subscribe((event) => taskStates.onEngineEvent(event));
   const context: GatewayContext = {
     engine: deps.engine,
     registry: deps.registry,
@@ -110,6 +120,11 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
   installErrorHandling(app);
   installRequestTelemetry(app, deps.telemetry);
   installConnectionDraining(app, context.lifecycle);
+  app.addHook('onClose', async () => unsubscribe());
+  const routes: RegisteredRoute[] = [];
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url, hidden: route.schema?.hide === true });
+  });
 
   await app.register(swagger, {
     openapi: {
@@ -124,10 +139,10 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
   await app.register(modelRoutes(context));
   await app.register(repositoryRoutes(context));
   await app.register(classifyRoutes(context));
-  await app.register(adminRoutes(context, new TaskAdmin(deps.registry, deps.engine, taskStates)));
+  await app.register(adminRoutes(context, new TaskAdmin(deps.registry, deps.engine)));
   await app.register(metricsRoutes(context));
   await app.ready();
-  return { app, context };
+  return { app, context, routes };
 }
 
 /** The engine's options from the configuration. */
@@ -190,15 +205,11 @@ export async function bootGateway(config: GatewayConfig, options: BootOptions = 
   const manifest = config.model.manifest === null ? null : await loadManifest(config.model.manifest);
   const registry = await TaskRegistry.open({ declared: [...(manifest?.tasks ?? []), ...config.registry.tasks], stateFile: config.registry.stateFile });
   const telemetry = buildTelemetry({ serviceName: config.telemetry.serviceName, otlpEndpoint: config.telemetry.otlpEndpoint });
-  const taskStates = new TaskStates();
   const modelPath = manifest?.base.modelPath ?? config.model.path!;
   let engine: Engine;
   try {
     engine = await Engine.start(
-      engineOptionsFor(config, modelPath, (event) => {
-        telemetry.recordEngineEvent(event);
-        taskStates.onEngineEvent(event);
-      }),
+      engineOptionsFor(config, modelPath, (event) => telemetry.recordEngineEvent(event)),
     );
   } catch (error) {
     await telemetry.shutdown();
@@ -222,7 +233,6 @@ export async function bootGateway(config: GatewayConfig, options: BootOptions = 
       engine,
       registry,
       telemetry,
-      taskStates,
       baseLabels: config.model.labels ?? manifest?.base.labels ?? null,
       ...(options.logger && { logger: options.logger }),
       ...(options.routingSeed !== undefined && { routingSeed: options.routingSeed }),

@@ -1,7 +1,7 @@
 /**
  * One inference for a tenant, shared by the infer and classify routes: model resolution (404
  * identical for "not yours" and "not there"), the tenant's concurrency slot, the deadline, the
- * engine call (cancelled if the client goes away), task state and trace spans.
+ * engine call (cancelled if the client goes away) and trace spans.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { RESERVED_BASE_NAME } from '../core/config-tasks.js';
@@ -58,20 +58,14 @@ export async function runInference(
   };
   reply.raw.once('close', onClose);
   const startedAt = Date.now();
-  const key = model.task?.key ?? null;
   try {
     const result = await ctx.engine.infer(model.task ? taskRefOf(model.task) : null, inputs, {
       deadline: startedAt + timeoutMs,
       priority: tenant.priority,
       signal: abort.signal,
     });
-    if (key !== null) ctx.taskStates.ready(key);
     recordSpans(ctx, request, model, result, startedAt);
     return result;
-  } catch (error) {
-    const e = error as Error & { code?: string };
-    if (key !== null && e.code === 'DS_ERR_TASK_UNAVAILABLE') ctx.taskStates.failed(key, e.message);
-    throw error;
   } finally {
     reply.raw.off('close', onClose);
     release();
