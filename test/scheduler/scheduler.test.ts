@@ -2,6 +2,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { Scheduler, type SchedulerEvent, type SchedulerOptions } from '../../src/scheduler/scheduler.js';
 import { SeededRng } from '../../src/core/rng.js';
+import { hasCode } from '../helpers/errors.js';
 
 interface Call {
   task: string;
@@ -47,14 +48,6 @@ function mockClock(t: TestContext, now = 1_000_000): void {
   t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now });
 }
 
-function hasCode(code: string, status?: number) {
-  return (error: unknown): boolean => {
-    const e = error as Error & { code?: string; statusCode?: number };
-    assert.equal(e.code, code, `expected ${code}, got ${e.code}: ${e.message}`);
-    if (status !== undefined) assert.equal(e.statusCode, status);
-    return true;
-  };
-}
 
 test('batches up to maxBatchSize requests of one task, in order', async () => {
   const engine = new FakeEngine();
