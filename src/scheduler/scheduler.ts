@@ -2,7 +2,7 @@
  * Per-task queues, dynamic batching and task choice in front of the engine.
  *
  * One batch at a time. The engine has one ORT session and one applied delta (the base weights
- * patched in place, BRIEF §3.4), so batches of different tasks cannot overlap: switching task
+ * patched in place, docs/onnxruntime-facts.md §4), so batches of different tasks cannot overlap: switching task
  * means restoring one delta and applying another (an "activation"). The scheduler therefore
  * runs one `runBatch` at a time and tries to keep activations rare without letting any request
  * wait without bound.
