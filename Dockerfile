@@ -10,7 +10,7 @@ WORKDIR /app
 ARG ORT_INSTALL=skip
 COPY package.json package-lock.json .npmrc ./
 # npm 10 in this image runs install scripts; onnxruntime-node's script honours this setting.
-RUN npm ci --no-audit --no-fund --onnxruntime-node-install=${ORT_INSTALL}
+RUN ONNXRUNTIME_NODE_INSTALL=${ORT_INSTALL} npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev

@@ -54,7 +54,7 @@ const scheduler = {
   maxQueueDelayMs: 2,
   maxQueuedPerTask: 1000,
   maxQueuedTotal: 1000,
-  maxWaitBeforeForcedSwitchMs: Number(values['switch-ms']),
+  forcedSwitchWaitMs: Number(values['switch-ms']),
 };
 const log = (line: string) => process.stderr.write(`[${config} p=${dropRate}] ${line}\n`);
 

@@ -18,9 +18,11 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
+// A test that hangs fails after this long instead of stalling CI (the slowest file takes ~1 min on 2 cores).
+const TEST_TIMEOUT_MS = 300_000;
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files],
+  ['--import', 'tsx', '--test', '--test-concurrency=1', `--test-timeout=${TEST_TIMEOUT_MS}`, '--test-reporter=spec', ...files],
   { stdio: 'inherit' },
 );
 process.exit(result.status ?? 1);

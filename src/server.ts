@@ -17,7 +17,7 @@ import type { BaseModelInfo, GatewayContext } from './http/gateway-context.js';
 import { installConnectionDraining, shutdownGracefully } from './http/graceful-shutdown.js';
 import { PngDecoder } from './http/png/png-decoder.js';
 import type { InferenceEngine } from './http/inference-engine.js';
-import { decorateRequests, echoRequestIds } from './http/request-state.js';
+import { decorateRequests, echoRequestIds, REQUEST_ID_HEADER } from './http/request-state.js';
 import { installRequestTelemetry } from './http/request-telemetry.js';
 import { adminRoutes } from './http/routes/admin-routes.js';
 import { classifyRoutes } from './http/routes/classify-routes.js';
@@ -28,7 +28,7 @@ import { repositoryRoutes } from './http/routes/repository-routes.js';
 import { loadManifest, type ZooManifest } from './registry/manifest.js';
 import { TaskAdmin } from './registry/task-admin.js';
 import { TaskRegistry } from './registry/task-registry.js';
-import { TaskStates } from './registry/task-states.js';
+import { TaskStates } from './http/task-states.js';
 import { TenantDirectory } from './tenant/tenant-directory.js';
 import { buildTelemetry, type Telemetry } from './telemetry/index.js';
 
@@ -43,7 +43,6 @@ export interface ServerDeps {
   readonly engine: InferenceEngine;
   readonly registry: TaskRegistry;
   readonly telemetry: Telemetry | null;
-  readonly taskStates?: TaskStates;
   /** Class names of the base model's logits (manifest or `model.labels`). */
   readonly baseLabels?: readonly string[] | null;
   /** Pino logger; default: one built from `config.logLevel`. */
@@ -52,9 +51,19 @@ export interface ServerDeps {
   readonly routingSeed?: number;
 }
 
+/** A route as fastify registered it (`onRoute`), HEAD twins included. */
+export interface RegisteredRoute {
+  readonly method: string;
+  readonly url: string;
+  /** Left out of the OpenAPI document on purpose (`schema.hide`). */
+  readonly hidden: boolean;
+}
+
 export interface BuiltServer {
   readonly app: FastifyInstance;
   readonly context: GatewayContext;
+  /** Every route the app serves, in registration order. */
+  readonly routes: readonly RegisteredRoute[];
 }
 
 export function createLogger(config: Pick<GatewayConfig, 'logLevel'>, destination?: NodeJS.WritableStream): Logger {
@@ -72,7 +81,8 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
     labels: deps.baseLabels ?? config.model.labels,
     io,
   };
-  const taskStates = deps.taskStates ?? new TaskStates();
+  const taskStates = new TaskStates();
+  const unsubscribe = deps.engine.subscribe((event) => taskStates.onEngineEvent(event));
   const context: GatewayContext = {
     engine: deps.engine,
     registry: deps.registry,
@@ -105,7 +115,7 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
     // pino's Logger and fastify's logger type differ only in generics; the instance is the same.
     loggerInstance: (deps.logger ?? createLogger(config)) as unknown as FastifyBaseLogger,
     bodyLimit: config.http.bodyLimitBytes,
-    requestIdHeader: 'x-request-id',
+    requestIdHeader: REQUEST_ID_HEADER,
     schemaErrorFormatter: formatSchemaError,
     return503OnClosing: false, // see installConnectionDraining
     forceCloseConnections: 'idle',
@@ -121,6 +131,11 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
   installRequestTelemetry(app, deps.telemetry);
   installConnectionDraining(app, context.lifecycle);
   app.addHook('onClose', () => context.pngDecoder.close());
+  app.addHook('onClose', async () => unsubscribe());
+  const routes: RegisteredRoute[] = [];
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url, hidden: route.schema?.hide === true });
+  });
 
   await app.register(swagger, {
     openapi: {
@@ -135,10 +150,10 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
   await app.register(modelRoutes(context));
   await app.register(repositoryRoutes(context));
   await app.register(classifyRoutes(context));
-  await app.register(adminRoutes(context, new TaskAdmin(deps.registry, deps.engine, taskStates)));
+  await app.register(adminRoutes(context, new TaskAdmin(deps.registry, deps.engine)));
   await app.register(metricsRoutes(context));
   await app.ready();
-  return { app, context };
+  return { app, context, routes };
 }
 
 /** The engine's options from the configuration. */
@@ -175,7 +190,7 @@ export function engineOptionsFor(config: GatewayConfig, modelPath: string, onEve
       maxQueueDelayMs: config.batching.maxQueueDelayMs,
       maxQueuedPerTask: config.batching.maxQueuedPerTask,
       maxQueuedTotal: config.batching.maxQueuedTotal,
-      maxWaitBeforeForcedSwitchMs: config.batching.forcedSwitchWaitMs,
+      forcedSwitchWaitMs: config.batching.forcedSwitchWaitMs,
     },
     restartDelayMs: config.engine.restartDelayMs,
     maxRestartDelayMs: config.engine.maxRestartDelayMs,
@@ -204,15 +219,11 @@ export async function bootGateway(config: GatewayConfig, options: BootOptions = 
   const manifest = config.model.manifest === null ? null : await loadManifest(config.model.manifest);
   const registry = await TaskRegistry.open({ declared: [...(manifest?.tasks ?? []), ...config.registry.tasks], stateFile: config.registry.stateFile });
   const telemetry = buildTelemetry({ serviceName: config.telemetry.serviceName, otlpEndpoint: config.telemetry.otlpEndpoint });
-  const taskStates = new TaskStates();
   const modelPath = manifest?.base.modelPath ?? config.model.path!;
   let engine: Engine;
   try {
     engine = await Engine.start(
-      engineOptionsFor(config, modelPath, (event) => {
-        telemetry.recordEngineEvent(event);
-        taskStates.onEngineEvent(event);
-      }),
+      engineOptionsFor(config, modelPath, (event) => telemetry.recordEngineEvent(event)),
     );
   } catch (error) {
     await telemetry.shutdown();
@@ -236,7 +247,6 @@ export async function bootGateway(config: GatewayConfig, options: BootOptions = 
       engine,
       registry,
       telemetry,
-      taskStates,
       baseLabels: config.model.labels ?? manifest?.base.labels ?? null,
       ...(options.logger && { logger: options.logger }),
       ...(options.routingSeed !== undefined && { routingSeed: options.routingSeed }),

@@ -3,14 +3,10 @@
  * printed in the README, so they protect nothing: the validator refuses their hashes unless
  * `devMode: true`, and the gateway warns loudly at start when it runs with them.
  */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from './sha256.js';
 
 export const DEV_TENANT_KEY = 'dev-key';
 export const DEV_ADMIN_KEY = 'dev-admin-key';
-
-export function sha256Hex(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
-}
 
 export const DEV_KEY_HASHES: ReadonlyMap<string, string> = new Map([
   [sha256Hex(DEV_TENANT_KEY), DEV_TENANT_KEY],

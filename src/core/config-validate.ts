@@ -66,7 +66,7 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
   const engine = {
     executionProvider,
     deviceId: r.integer(engineObj, 'deviceId', 'engine', 0, 64, 0),
-    // BRIEF §3.7: the CPU patches weights in place; CUDA keeps them resident and merges in-graph.
+    // docs/onnxruntime-facts.md §7: the CPU patches weights in place; CUDA keeps them resident and merges in-graph.
     mode: r.oneOf<ActivationMode>(engineObj, 'mode', 'engine', ['patch', 'graph'], executionProvider === 'cuda' ? 'graph' : 'patch'),
     intraOpThreads: r.integer(engineObj, 'intraOpThreads', 'engine', 0, 1024, 0),
     cacheBytes: r.integer(engineObj, 'cacheBytes', 'engine', 1, 1024 * GIB, 256 * 1024 ** 2),

@@ -45,6 +45,8 @@ export const DS_ERR_ENGINE_CRASHED = createError('DS_ERR_ENGINE_CRASHED', 'Engin
 export const DS_ERR_ENGINE_START_FAILED = createError('DS_ERR_ENGINE_START_FAILED', 'Engine could not start: %s', 500);
 export const DS_ERR_TASK_UNKNOWN_TO_WORKER = createError('DS_ERR_TASK_UNKNOWN_TO_WORKER', 'Task %s was never described to the engine worker', 500);
 export const DS_ERR_TASK_UNAVAILABLE = createError('DS_ERR_TASK_UNAVAILABLE', 'Task %s is unavailable: %s', 503);
+/** The worker refused a batch whose delta was not cached; the engine loads it and queues the batch's requests again. */
+export const DS_ERR_DELTA_NOT_RESIDENT = createError('DS_ERR_DELTA_NOT_RESIDENT', 'Delta %s was not in the cache when its batch reached the engine worker', 503);
 
 // --- delta sources and cache (src/deltas/source, src/deltas/cache) -----------------------------
 // Fetch failures are 503: the client cannot fix them, an operator (or time) can. URIs in the

@@ -60,3 +60,15 @@ export interface Delta {
 
 /** Name → shape of every weight the base model exposes for patching. */
 export type BaseWeightShapes = ReadonlyMap<string, readonly number[]>;
+
+/** Where a task's delta lives and what its bytes must hash to. */
+export interface DeltaLocation {
+  readonly uri: string;
+  readonly sha256: string;
+}
+
+/** A task version the engine may be asked to load: its cache key plus where its delta lives. */
+export interface TaskRef extends DeltaLocation {
+  /** `name@version`: the cache and activation key. */
+  readonly key: string;
+}

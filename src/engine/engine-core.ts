@@ -1,11 +1,12 @@
 /**
- * Everything the engine does with a prepared base, independent of threads: take the task's
- * delta from the cache, activate it, run the batch, split the results. The worker wraps this
- * in a message loop; tests drive it directly.
+ * Everything the engine does with a prepared base, independent of threads: activate the
+ * batch's delta, run the batch, split the results. The worker wraps this in a message loop;
+ * tests drive it directly.
  *
- * Concurrency: `run` calls must not overlap (the worker serialises them); cache loads may run
- * between runs. A batch holds a lease on its delta for the whole run, so eviction can never
- * pull a delta out from under a running batch (the vLLM #14497 failure).
+ * Concurrency: `run` calls must not overlap (the worker serialises them). The delta arrives
+ * already in memory: the worker leases it from the cache before it accepts the batch and
+ * releases the lease after the run, so eviction can never pull a delta out from under a
+ * running batch (the vLLM #14497 failure) and no run ever waits for a fetch.
  */
 import * as ort from 'onnxruntime-node';
 import { DS_ERR_INFER_BAD_INPUT } from '../core/errors.js';
@@ -16,20 +17,15 @@ import { runSession } from './ort-session.js';
 import type { PreparedBase } from './prepare-base.js';
 import { elementCount, elementTypeOf, type NamedTensors } from './tensors.js';
 
-export interface DeltaLease {
+/** The delta a batch runs with, keyed as the activator tracks it (`name@version`). */
+export interface BatchDelta {
+  readonly key: string;
   readonly delta: Delta;
-  release(): void;
-}
-
-/** What the core needs from the delta cache. */
-export interface LeasingDeltaCache {
-  acquire(key: string): Promise<{ lease: DeltaLease; hit: boolean }>;
 }
 
 export interface BatchResult {
   readonly outputs: NamedTensors[];
   readonly activation: ActivationStats;
-  readonly cacheHit: boolean;
   readonly inferMs: number;
 }
 
@@ -38,10 +34,7 @@ export class EngineCore {
   private running = false;
   private graphFeeds: Record<string, ort.Tensor> | null = null;
 
-  constructor(
-    readonly base: PreparedBase,
-    private readonly cache: LeasingDeltaCache,
-  ) {
+  constructor(readonly base: PreparedBase) {
     this.weightTensors = {};
     for (const [name, weight] of base.weightFeeds) {
       // Wraps the buffer without copying: in-place patches are seen by the next run.
@@ -54,25 +47,17 @@ export class EngineCore {
   }
 
   /** Runs requests for one task (`null` = the base model) as few ORT runs as their shapes allow. */
-  async run(taskKey: string | null, requests: readonly NamedTensors[]): Promise<BatchResult> {
+  async run(task: BatchDelta | null, requests: readonly NamedTensors[]): Promise<BatchResult> {
     if (this.running) throw new Error('EngineCore.run called while a run is in progress');
     this.running = true;
-    let lease: DeltaLease | null = null;
     try {
       for (const request of requests) this.checkInputs(request);
-      let cacheHit = true;
-      if (taskKey !== null) {
-        const acquired = await this.cache.acquire(taskKey);
-        lease = acquired.lease;
-        cacheHit = acquired.hit;
-      }
-      const activation = lease ? this.base.activator.activate(taskKey!, lease.delta) : this.base.activator.deactivate();
+      const activation = task ? this.base.activator.activate(task.key, task.delta) : this.base.activator.deactivate();
       if (activation.switched) this.graphFeeds = null;
       const started = performance.now();
       const outputs = await this.runGrouped(requests);
-      return { outputs, activation, cacheHit, inferMs: performance.now() - started };
+      return { outputs, activation, inferMs: performance.now() - started };
     } finally {
-      lease?.release();
       this.running = false;
     }
   }

@@ -2,9 +2,12 @@
  * The engine as the HTTP layer sees it: `infer(task, inputs)` and the cache verbs, with the
  * worker thread, its restarts, the scheduler and delta residency hidden behind them.
  *
- * Data path for one request: resolve → (cold: the worker fetches, verifies, decodes and caches
- * the delta; this task's requests wait, other tasks keep running) → the task's queue →
- * a batch of that task → the worker activates the delta and runs it → results.
+ * Data path for one request: the task's queue → a batch of that task → the worker leases the
+ * batch's delta from its cache and runs it → results. Residency is the worker's to know: this
+ * side keeps no copy of it. A batch whose delta is not cached is refused when it reaches the
+ * worker (DS_ERR_DELTA_NOT_RESIDENT); its requests then wait for the load outside the queue
+ * (the worker fetches, verifies, decodes and caches the delta between runs, so other tasks
+ * keep running) and are queued again.
  *
  * Worker lifecycle: if the worker dies, every call in flight fails at once with
  * DS_ERR_ENGINE_CRASHED, requests arriving meanwhile fail with DS_ERR_ENGINE_NOT_READY, and a
@@ -12,10 +15,11 @@
  * reset after a worker has served for a minute). Pins are re-applied to the new worker. The
  * cache lives in the worker, so a restart empties it.
  */
-import { DS_ERR_DEADLINE_EXCEEDED, DS_ERR_ENGINE_NOT_READY, DS_ERR_TASK_UNAVAILABLE } from '../core/errors.js';
+import { DS_ERR_DEADLINE_EXCEEDED, DS_ERR_DELTA_NOT_RESIDENT, DS_ERR_ENGINE_NOT_READY, DS_ERR_TASK_UNAVAILABLE } from '../core/errors.js';
+import type { TaskRef } from '../deltas/types.js';
 import { Scheduler, type SchedulerEvent, type SchedulerOptions, type SchedulerStats } from '../scheduler/scheduler.js';
 import type { ModelIO } from '../onnx/io-signature.js';
-import type { EngineEvent, ReadyInfo, RunReply, TaskRef, WorkerStats } from './protocol.js';
+import type { EngineEvent, LoadReply, ReadyInfo, RunReply, WorkerStats } from './protocol.js';
 import { transferablesOf, type NamedTensors } from './tensors.js';
 import { WorkerClient } from './worker-client.js';
 import type { WorkerOptions } from './worker-options.js';
@@ -25,14 +29,20 @@ export interface EngineOptions {
   readonly scheduler: Omit<SchedulerOptions<Job, JobResult>, 'runBatch' | 'onEvent'>;
   readonly restartDelayMs?: number;
   readonly maxRestartDelayMs?: number;
-  readonly onEvent?: (event: EngineEvent | EngineLifecycleEvent) => void;
+  readonly onEvent?: EngineListener;
 }
 
 export type EngineLifecycleEvent =
   | { readonly type: 'worker-started'; readonly ms: number }
   | { readonly type: 'worker-exited'; readonly reason: string }
-  | { readonly type: 'batch'; readonly key: string | null; readonly size: number; readonly inferMs: number; readonly cacheHit: boolean }
+  | { readonly type: 'batch'; readonly key: string | null; readonly size: number; readonly inferMs: number }
+  /** A task's delta was dropped on request (`evict`: unload, retire), cached or not. */
+  | { readonly type: 'dropped'; readonly key: string }
   | { readonly type: 'scheduler'; readonly event: SchedulerEvent };
+
+/** Everything the engine reports: the worker's cache and activation events and its own. */
+export type AnyEngineEvent = EngineEvent | EngineLifecycleEvent;
+export type EngineListener = (event: AnyEngineEvent) => void;
 
 export interface InferOptions {
   /** Epoch milliseconds after which the request is failed with DS_ERR_DEADLINE_EXCEEDED. */
@@ -41,7 +51,10 @@ export interface InferOptions {
   readonly signal?: AbortSignal;
 }
 
-/** Time this request spent waiting for its task's delta to load (absent when it was resident). */
+/**
+ * Time this request spent waiting for its task's delta to load (absent when it was resident),
+ * with the load's phases when this request's load did the work (or joined it).
+ */
 export interface LoadTimings {
   readonly ms: number;
   readonly fetchMs?: number;
@@ -56,27 +69,36 @@ export interface InferResult {
   readonly load?: LoadTimings;
   readonly cacheHit: boolean;
   readonly activationMs: number;
-  readonly switched: boolean;
   readonly batchSize: number;
   readonly inferMs: number;
 }
 
 interface Job {
   readonly task: TaskRef | null;
-  readonly inputs: NamedTensors;
+  /** Transferred to the worker with each try; a refused batch's inputs come back here. */
+  inputs: NamedTensors;
 }
-type JobResult = Omit<InferResult, 'queueMs' | 'load'>;
+type JobResult = Omit<InferResult, 'queueMs' | 'load' | 'cacheHit'>;
+
+export interface EngineStats {
+  readonly worker: WorkerStats | null;
+  readonly queued: number;
+  readonly restarts: number;
+  readonly ready: boolean;
+}
 
 const BASE_QUEUE = '@base';
+
+/** Loads a request may wait for before giving up, when a tiny cache keeps evicting its delta before its batch runs. */
+const MAX_RESIDENCY_TRIES = 3;
 
 export class Engine {
   private client: WorkerClient | null = null;
   private info: ReadyInfo | null = null;
   private readonly scheduler: Scheduler<Job, JobResult>;
   private readonly pinned = new Map<string, TaskRef>();
-  private readonly resident = new Set<string>();
-  private readonly loading = new Map<string, Promise<void>>();
-  private readonly lastLoadPhases = new Map<string, Omit<LoadTimings, 'ms'>>();
+  private readonly loading = new Map<string, Promise<LoadReply>>();
+  private readonly listeners = new Set<EngineListener>();
   private restartDelay: number;
   private restartTimer: NodeJS.Timeout | null = null;
   private restarts = 0;
@@ -87,7 +109,7 @@ export class Engine {
     this.scheduler = new Scheduler<Job, JobResult>({
       ...options.scheduler,
       runBatch: (_queue, jobs) => this.runBatch(jobs),
-      onEvent: (event) => options.onEvent?.({ type: 'scheduler', event }),
+      onEvent: (event) => this.emit({ type: 'scheduler', event }),
     });
   }
 
@@ -119,39 +141,38 @@ export class Engine {
     return this.restarts;
   }
 
-  async infer(task: TaskRef | null, inputs: NamedTensors, options: InferOptions = {}): Promise<InferResult> {
-    this.assertReady();
-    let load: LoadTimings | undefined;
-    if (task && !this.resident.has(task.key)) {
-      const started = performance.now();
-      await withDeadline(this.load(task), options, task.key);
-      load = { ...this.lastLoadPhases.get(task.key), ms: performance.now() - started };
-    }
-    const queued = performance.now();
-    const result = await this.scheduler.submit(task?.key ?? BASE_QUEUE, { task, inputs }, options);
-    const queueMs = Math.max(0, performance.now() - queued - result.inferMs - result.activationMs);
-    // A request that waited for its delta's load missed the cache, even though its batch then found it there.
-    return { ...result, cacheHit: result.cacheHit && !load, queueMs, ...(load && { load }) };
+  /** Adds a listener for every engine event (besides `options.onEvent`); returns its removal. */
+  subscribe(listener: EngineListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
-  /** Loads a task's delta into the cache (no-op when resident). Fails with DS_ERR_TASK_UNAVAILABLE. */
-  load(task: TaskRef): Promise<void> {
+  async infer(task: TaskRef | null, inputs: NamedTensors, options: InferOptions = {}): Promise<InferResult> {
     this.assertReady();
-    if (this.resident.has(task.key)) return Promise.resolve();
-    let loading = this.loading.get(task.key);
-    if (!loading) {
-      loading = this.client!
-        .call<void>({ op: 'load', task })
-        .then(() => {
-          this.resident.add(task.key);
-        })
-        .catch((error: Error & { code?: string }) => {
-          throw error.code === 'DS_ERR_ENGINE_CRASHED' ? error : asUnavailable(task.key, error);
-        })
-        .finally(() => this.loading.delete(task.key));
-      this.loading.set(task.key, loading);
+    const started = performance.now();
+    const job: Job = { task, inputs };
+    let load: LoadTimings | undefined;
+    for (let tries = 1; ; tries++) {
+      try {
+        const result = await this.scheduler.submit(task?.key ?? BASE_QUEUE, job, options);
+        const queueMs = Math.max(0, performance.now() - started - (load?.ms ?? 0) - result.inferMs - result.activationMs);
+        return { ...result, cacheHit: !load, queueMs, ...(load && { load }) };
+      } catch (error) {
+        if (task === null || (error as { code?: string }).code !== 'DS_ERR_DELTA_NOT_RESIDENT') throw error;
+        if (tries > MAX_RESIDENCY_TRIES) throw asUnavailable(task.key, error as Error);
+        // Waited for outside the queue: the worker loads between runs, other tasks keep running.
+        const waitStarted = performance.now();
+        const reply = await withDeadline(this.loadDelta(task), options, task.key);
+        const ms = (load?.ms ?? 0) + performance.now() - waitStarted;
+        const phases = reply.hit ? load : { fetchMs: reply.phases.fetch, verifyMs: reply.phases.verify, decodeMs: reply.phases.decode };
+        load = { ...phases, ms };
+      }
     }
-    return loading;
+  }
+
+  /** Loads a task's delta into the cache (a cache hit when it is there). Fails with DS_ERR_TASK_UNAVAILABLE. */
+  async load(task: TaskRef): Promise<void> {
+    await this.loadDelta(task);
   }
 
   async pin(task: TaskRef): Promise<void> {
@@ -162,7 +183,6 @@ export class Engine {
       throw asUnavailable(task.key, error as Error);
     }
     this.pinned.set(task.key, task);
-    this.resident.add(task.key);
   }
 
   async unpin(key: string): Promise<void> {
@@ -173,11 +193,11 @@ export class Engine {
   /** Unpins and drops a task's delta from the cache; running batches keep their lease. */
   async evict(key: string): Promise<void> {
     this.pinned.delete(key);
-    this.resident.delete(key);
     if (this.ready) await this.client!.call<void>({ op: 'evict', key });
+    this.emit({ type: 'dropped', key });
   }
 
-  async stats(): Promise<{ worker: WorkerStats | null; queued: number; restarts: number; ready: boolean }> {
+  async stats(): Promise<EngineStats> {
     const worker = this.ready ? await this.client!.call<WorkerStats>({ op: 'stats' }) : null;
     return { worker, queued: this.scheduler.stats().queued, restarts: this.restarts, ready: this.ready };
   }
@@ -202,6 +222,33 @@ export class Engine {
     await this.client?.stop();
   }
 
+  /** One load per key at a time: requests refused for the same delta share it. */
+  private loadDelta(task: TaskRef): Promise<LoadReply> {
+    this.assertReady();
+    let loading = this.loading.get(task.key);
+    if (!loading) {
+      loading = this.client!
+        .call<LoadReply>({ op: 'load', task })
+        .catch((error: Error & { code?: string }) => {
+          throw error.code === 'DS_ERR_ENGINE_CRASHED' ? error : asUnavailable(task.key, error);
+        })
+        .finally(() => this.loading.delete(task.key));
+      this.loading.set(task.key, loading);
+    }
+    return loading;
+  }
+
+  private emit(event: AnyEngineEvent): void {
+    this.options.onEvent?.(event);
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        process.emitWarning(`engine event listener threw on a ${event.type} event: ${String(error)}`);
+      }
+    }
+  }
+
   private assertReady(): void {
     if (this.closed) throw new DS_ERR_ENGINE_NOT_READY('the engine is shutting down');
     if (!this.ready) throw new DS_ERR_ENGINE_NOT_READY('the engine worker is restarting');
@@ -209,27 +256,22 @@ export class Engine {
 
   private async spawn(): Promise<void> {
     const started = performance.now();
-    const client = new WorkerClient(this.options.worker, (event) => this.onWorkerEvent(event));
+    const client = new WorkerClient(this.options.worker, (event) => this.emit(event));
     this.client = client;
     this.info = null;
-    this.resident.clear();
     const info = await client.ready;
     this.info = info;
-    this.options.onEvent?.({ type: 'worker-started', ms: performance.now() - started });
+    this.emit({ type: 'worker-started', ms: performance.now() - started });
     const servingSince = Date.now();
     void client.exit.then((error) => this.onWorkerExit(error, servingSince));
     for (const task of this.pinned.values()) {
-      client.call<void>({ op: 'pin', task }).then(
-        () => this.resident.add(task.key),
-        () => undefined, // reported again on the task's next request
-      );
+      client.call<void>({ op: 'pin', task }).catch(() => undefined); // reported again on the task's next request
     }
   }
 
   private onWorkerExit(error: Error, servingSince: number): void {
     this.info = null;
-    this.resident.clear();
-    this.options.onEvent?.({ type: 'worker-exited', reason: error.message });
+    this.emit({ type: 'worker-exited', reason: error.message });
     if (this.closed) return;
     this.restarts++;
     if (Date.now() - servingSince > 60_000) this.restartDelay = this.options.restartDelayMs ?? 200;
@@ -241,30 +283,20 @@ export class Engine {
     }, delay);
   }
 
-  private onWorkerEvent(event: EngineEvent): void {
-    if (event.type === 'cache' && event.kind === 'evict') {
-      this.resident.delete(event.key);
-      this.lastLoadPhases.delete(event.key);
-    }
-    if (event.type === 'cache' && event.kind === 'load') {
-      this.resident.add(event.key);
-      const phases = event.phases ?? {};
-      this.lastLoadPhases.set(event.key, { fetchMs: phases.fetch ?? 0, verifyMs: phases.verify ?? 0, decodeMs: phases.decode ?? 0 });
-    }
-    this.options.onEvent?.(event);
-  }
 
   private async runBatch(jobs: Job[]): Promise<JobResult[]> {
     if (!this.ready) throw new DS_ERR_ENGINE_NOT_READY('the engine worker is restarting');
     const requests = jobs.map((job) => job.inputs);
     const task = jobs[0]!.task;
     const reply = await this.client!.call<RunReply>({ op: 'run', task, requests }, transferablesOf(requests));
-    this.options.onEvent?.({ type: 'batch', key: task?.key ?? null, size: jobs.length, inferMs: reply.inferMs, cacheHit: reply.cacheHit });
+    if (reply.kind === 'not-resident') {
+      reply.requests.forEach((inputs, i) => (jobs[i]!.inputs = inputs));
+      throw new DS_ERR_DELTA_NOT_RESIDENT(task?.key ?? BASE_QUEUE);
+    }
+    this.emit({ type: 'batch', key: task?.key ?? null, size: jobs.length, inferMs: reply.inferMs });
     return reply.outputs.map((outputs) => ({
       outputs,
-      cacheHit: reply.cacheHit,
       activationMs: reply.activation.ms,
-      switched: reply.activation.switched,
       batchSize: jobs.length,
       inferMs: reply.inferMs,
     }));

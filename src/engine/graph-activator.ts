@@ -2,7 +2,7 @@
  * `graph` activation (for CUDA/TensorRT, selectable on the CPU): the base weights stay
  * initializers and the active task's sparse delta is fed as two inputs per weight, merged
  * in-graph (see base-rewrite.ts). Activating only swaps which arrays are fed, so it costs
- * nothing here; the merge is paid on every run (cheap on a GPU, slow on a CPU — BRIEF §3.5–3.6).
+ * nothing here; the merge is paid on every run (cheap on a GPU, slow on a CPU — docs/onnxruntime-facts.md §5–6).
  *
  * Dense parts of a delta (a classifier head) are fed as a scatter over every position.
  */

@@ -1,7 +1,7 @@
 /**
  * The one place that talks to onnxruntime-node: creating a session for the prepared base and
  * converting between our tensors and `ort.Tensor`. Runs only inside the engine's worker
- * thread, because session creation and `run()` block the thread that calls them (BRIEF §3.1).
+ * thread, because session creation and `run()` block the thread that calls them (docs/onnxruntime-facts.md §1).
  */
 import * as ort from 'onnxruntime-node';
 import type { ElementType, EngineTensor, NamedTensors, TensorData } from './tensors.js';
@@ -10,7 +10,7 @@ export type ExecutionProvider = 'cpu' | 'cuda';
 
 export interface OrtSessionOptions {
   readonly executionProvider: ExecutionProvider;
-  /** CUDA device ordinal; the only CUDA option the node binding takes (BRIEF §3.8). */
+  /** CUDA device ordinal; the only CUDA option the node binding takes (docs/onnxruntime-facts.md §8). */
   readonly deviceId?: number;
   /** Threads ORT uses inside one operator; 0 lets ORT choose. */
   readonly intraOpThreads: number;

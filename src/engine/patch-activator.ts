@@ -1,9 +1,9 @@
 /**
  * `patch` activation (the CPU default). The weights a delta may touch are graph inputs fed from
- * buffers this class owns; ORT wraps CPU input buffers without copying (BRIEF §3.2), so writing
+ * buffers this class owns; ORT wraps CPU input buffers without copying (docs/onnxruntime-facts.md §2), so writing
  * a task's values into them changes the next run. Activating saves exactly the values it
  * overwrites; deactivating writes them back. Restoring saved values is exact where subtracting
- * the delta again would drift (BRIEF §3.4), so the base after any number of swaps is
+ * the delta again would drift (docs/onnxruntime-facts.md §4), so the base after any number of swaps is
  * bit-identical to the base at start-up.
  *
  * The saved values go into one scratch buffer per weight, reused across activations and grown

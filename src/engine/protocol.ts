@@ -3,17 +3,10 @@
  * gets exactly one `reply`; errors cross as plain objects and are rebuilt with their code and
  * HTTP status on the main thread.
  */
+import type { TaskRef } from '../deltas/types.js';
 import type { ActivationStats } from './activator.js';
 import type { NamedTensors } from './tensors.js';
 import type { ModelIO } from '../onnx/io-signature.js';
-
-/** A task version the worker may be asked to load: cache key plus where its delta lives. */
-export interface TaskRef {
-  /** `name@version`: the cache and activation key. */
-  readonly key: string;
-  readonly uri: string;
-  readonly sha256: string;
-}
 
 export type WorkerRequest =
   | { readonly id: number; readonly op: 'run'; readonly task: TaskRef | null; readonly requests: NamedTensors[] }
@@ -35,11 +28,18 @@ export interface SerializedError {
   readonly retryAfterSeconds?: number;
 }
 
-export interface RunReply {
-  readonly outputs: NamedTensors[];
-  readonly activation: ActivationStats;
-  readonly cacheHit: boolean;
-  readonly inferMs: number;
+/**
+ * The answer to `run`: the batch ran, or it was refused because its delta was not in the cache
+ * when the batch arrived (its inputs come back, for the engine to queue again after the load).
+ */
+export type RunReply =
+  | { readonly kind: 'ran'; readonly outputs: NamedTensors[]; readonly activation: ActivationStats; readonly inferMs: number }
+  | { readonly kind: 'not-resident'; readonly requests: NamedTensors[] };
+
+/** The answer to `load`: whether the delta was already cached, and how its load went. */
+export interface LoadReply {
+  readonly hit: boolean;
+  readonly phases: LoadPhases;
 }
 
 export interface CacheStatsSnapshot {
@@ -70,10 +70,26 @@ export interface ReadyInfo {
   readonly startMs: number;
 }
 
-/** Observability events the worker forwards (cache and activation), for metrics and traces. */
-export type EngineEvent =
-  | { readonly type: 'cache'; readonly kind: string; readonly key: string; readonly bytes?: number; readonly ms?: number; readonly phases?: Readonly<Record<string, number>> }
-  | { readonly type: 'activation'; readonly key: string | null; readonly nonzeros: number; readonly ms: number };
+/** Milliseconds of each step of one delta load, as the worker measured them. */
+export interface LoadPhases {
+  readonly fetch: number;
+  readonly verify: number;
+  readonly decode: number;
+}
+
+/**
+ * The delta cache's events as the worker forwards them (`kind`: the cache's event type;
+ * `miss-inflight` is a miss that joined a load already running).
+ */
+export type CacheEvent =
+  | { readonly type: 'cache'; readonly kind: 'hit'; readonly key: string; readonly bytes: number }
+  | { readonly type: 'cache'; readonly kind: 'miss' | 'miss-inflight'; readonly key: string }
+  | { readonly type: 'cache'; readonly kind: 'load'; readonly key: string; readonly bytes: number; readonly ms: number; readonly phases: LoadPhases }
+  | { readonly type: 'cache'; readonly kind: 'load-failed'; readonly key: string; readonly ms: number; readonly error: SerializedError }
+  | { readonly type: 'cache'; readonly kind: 'evict'; readonly key: string; readonly bytes: number };
+
+/** Observability events the worker forwards (cache and activation), for metrics, traces and task state. */
+export type EngineEvent = CacheEvent | { readonly type: 'activation'; readonly key: string | null; readonly nonzeros: number; readonly ms: number };
 
 export type WorkerMessage =
   | { readonly kind: 'ready'; readonly info: ReadyInfo }

@@ -1,20 +1,27 @@
 /**
  * The engine worker thread: owns the ORT session, the resident base, the activation state and
  * the delta cache. Runs are serialised (one session, one active delta); loads, pins and stats
- * are answered between runs. Anything thrown while handling a message is sent back as that
- * message's error; only a failure to start, or a crash, ends the thread.
+ * are answered between runs. A batch is accepted only with its delta resident: the worker
+ * leases it from the cache when the `run` message arrives and refuses the batch (answering
+ * `not-resident`, with its inputs) when it is not there, so a fetch never runs inside the
+ * serialised runs and never holds up other tasks. Anything thrown while handling a message is
+ * sent back as that message's error; only a failure to start, or a crash, ends the thread.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { DeltaCache, type DeltaCacheEvent } from '../deltas/cache/index.js';
+import { DeltaCache, type DeltaCacheEvent, type DeltaLease, type DeltaLoadTimings } from '../deltas/cache/index.js';
 import { buildDeltaSource } from '../deltas/source/index.js';
 import { decodeDelta } from '../deltas/format/delta-file.js';
 import { DS_ERR_TASK_UNKNOWN_TO_WORKER } from '../core/errors.js';
+import type { TaskRef } from '../deltas/types.js';
 import { EngineCore } from './engine-core.js';
 import { prepareBase } from './prepare-base.js';
 import {
   serializeError,
+  type CacheEvent,
   type EngineEvent,
-  type TaskRef,
+  type LoadPhases,
+  type LoadReply,
+  type RunReply,
   type WorkerMessage,
   type WorkerRequest,
   type WorkerStats,
@@ -44,13 +51,7 @@ async function start(): Promise<void> {
     decode: (bytes) => decodeDelta(bytes, { baseShapes: base.patchableShapes, expectedBaseFingerprint: base.fingerprint, copy: true }),
     onEvent: (event) => emit(cacheEvent(event)),
   });
-  const core = new EngineCore(base, {
-    acquire: async (key) => {
-      const hit = cache.has(key);
-      const lease = await cache.acquire(key);
-      return { lease, hit };
-    },
-  });
+  const core = new EngineCore(base);
 
   /** A task's location is fixed per key (name@version); a changed one replaces the cached copy. */
   const remember = (task: TaskRef): void => {
@@ -71,21 +72,38 @@ async function start(): Promise<void> {
           });
           return new Promise<never>(() => undefined);
         }
-        if (request.task) remember(request.task);
         const task = request.task;
-        // Runs never overlap: each waits for the previous one, whether it succeeded or not.
-        const run = runs.catch(() => undefined).then(() => core.run(task?.key ?? null, request.requests));
-        runs = run;
-        const typed = await run;
-        if (typed.activation.switched) {
-          emit({ type: 'activation', key: task?.key ?? null, nonzeros: typed.activation.nonzeros, ms: typed.activation.ms });
+        // Leased now, before any await: from here the delta stays in memory until the run ends.
+        let lease: DeltaLease | null = null;
+        if (task) {
+          remember(task);
+          lease = cache.tryAcquire(task.key);
+          if (lease === null) {
+            // The inputs were transferred here; hand them back for the engine to queue again.
+            const refused: RunReply = { kind: 'not-resident', requests: request.requests };
+            return { value: refused, transfer: transferablesOf(request.requests) };
+          }
         }
-        return { value: typed, transfer: transferablesOf(typed.outputs) };
+        const delta = task && lease && { key: task.key, delta: lease.delta };
+        // Runs never overlap: each waits for the previous one, whether it succeeded or not.
+        const run = runs
+          .catch(() => undefined)
+          .then(() => core.run(delta, request.requests))
+          .finally(() => lease?.release());
+        runs = run;
+        const { outputs, activation, inferMs } = await run;
+        if (activation.switched) {
+          emit({ type: 'activation', key: task?.key ?? null, nonzeros: activation.nonzeros, ms: activation.ms });
+        }
+        const ran: RunReply = { kind: 'ran', outputs, activation, inferMs };
+        return { value: ran, transfer: transferablesOf(outputs) };
       }
-      case 'load':
+      case 'load': {
         remember(request.task);
-        await cache.prefetch(request.task.key);
-        return { value: undefined };
+        const { entry, hit } = await cache.prefetch(request.task.key);
+        const reply: LoadReply = { hit, phases: phasesOf(entry.timings) };
+        return { value: reply };
+      }
       case 'pin':
         remember(request.task);
         await cache.pin(request.task.key);
@@ -147,21 +165,18 @@ async function start(): Promise<void> {
   });
 }
 
-function cacheEvent(event: DeltaCacheEvent): EngineEvent {
+function phasesOf(timings: DeltaLoadTimings): LoadPhases {
+  return { fetch: timings.fetchMs, verify: timings.verifyMs, decode: timings.decodeMs };
+}
+
+function cacheEvent(event: DeltaCacheEvent): CacheEvent {
   switch (event.type) {
     case 'load':
-      return {
-        type: 'cache',
-        kind: 'load',
-        key: event.key,
-        bytes: event.bytes,
-        ms: event.ms,
-        phases: { fetch: event.timings.fetchMs, verify: event.timings.verifyMs, decode: event.timings.decodeMs },
-      };
+      return { type: 'cache', kind: 'load', key: event.key, bytes: event.bytes, ms: event.ms, phases: phasesOf(event.timings) };
     case 'evict':
       return { type: 'cache', kind: 'evict', key: event.key, bytes: event.bytes };
     case 'load-failed':
-      return { type: 'cache', kind: 'load-failed', key: event.key, ms: event.ms };
+      return { type: 'cache', kind: 'load-failed', key: event.key, ms: event.ms, error: serializeError(event.error) };
     case 'hit':
       return { type: 'cache', kind: 'hit', key: event.key, bytes: event.bytes };
     case 'miss':

@@ -5,7 +5,7 @@
  * so what the tools measure is what the gateway serves.
  */
 import type { Delta } from '../deltas/types.js';
-import { EngineCore } from '../engine/engine-core.js';
+import { EngineCore, type BatchDelta } from '../engine/engine-core.js';
 import { prepareBase, type PreparedBase } from '../engine/prepare-base.js';
 import type { NamedTensors } from '../engine/tensors.js';
 import type { ActivationMode } from '../engine/activator.js';
@@ -13,17 +13,10 @@ import type { ActivationMode } from '../engine/activator.js';
 export class LocalRunner {
   private readonly core: EngineCore;
   private readonly keys = new WeakMap<Delta, string>();
-  private readonly deltas = new Map<string, Delta>();
   private nextKey = 0;
 
   private constructor(base: PreparedBase) {
-    this.core = new EngineCore(base, {
-      acquire: async (key) => {
-        const delta = this.deltas.get(key);
-        if (!delta) throw new Error(`no delta registered under ${key}`);
-        return { lease: { delta, release: () => undefined }, hit: true };
-      },
-    });
+    this.core = new EngineCore(base);
   }
 
   static async open(modelPath: string, options: { mode?: ActivationMode; intraOpThreads?: number } = {}): Promise<LocalRunner> {
@@ -42,15 +35,13 @@ export class LocalRunner {
 
   /** Outputs for `inputs` (one batch, any size) with `delta` active, or the plain base for null. */
   async run(inputs: NamedTensors, delta: Delta | null): Promise<NamedTensors> {
-    let key: string | null = null;
+    let task: BatchDelta | null = null;
     if (delta) {
-      key = this.keys.get(delta) ?? `local-${this.nextKey++}`;
+      const key = this.keys.get(delta) ?? `local-${this.nextKey++}`;
       this.keys.set(delta, key);
-      this.deltas.set(key, delta);
+      task = { key, delta };
     }
-    const result = await this.core.run(key, [inputs]);
-    // Only the active delta stays referenced; older ones may be collected.
-    for (const other of this.deltas.keys()) if (other !== key) this.deltas.delete(other);
+    const result = await this.core.run(task, [inputs]);
     return result.outputs[0]!;
   }
 

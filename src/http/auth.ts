@@ -8,6 +8,7 @@
  */
 import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import { DS_ERR_ADMIN_REQUIRED, DS_ERR_RATE_LIMITED, DS_ERR_UNAUTHENTICATED } from '../core/errors.js';
+import { withRetryAfter } from '../core/retry-after.js';
 import type { GatewayContext } from './gateway-context.js';
 
 export function requireTenant(ctx: GatewayContext): onRequestHookHandler {
@@ -19,7 +20,7 @@ export function requireTenant(ctx: GatewayContext): onRequestHookHandler {
       if (!token.ok) {
         const limit = tenant.config.rateLimit!;
         const error = new DS_ERR_RATE_LIMITED(tenant.name, `${limit.requestsPerSecond} requests/s, burst ${limit.burst}`, token.retryAfterSeconds);
-        done(Object.assign(error, { retryAfterSeconds: token.retryAfterSeconds }));
+        done(withRetryAfter(error, token.retryAfterSeconds));
         return;
       }
       done();

@@ -1,7 +1,7 @@
 /** What the routes share: the engine, the registry, the tenants and the limits, built once. */
 import type { Telemetry } from '../telemetry/index.js';
 import type { TaskRegistry } from '../registry/task-registry.js';
-import type { TaskStates } from '../registry/task-states.js';
+import type { TaskStates } from './task-states.js';
 import type { TenantDirectory } from '../tenant/tenant-directory.js';
 import type { ResolveContext } from '../tenant/tenant-policy.js';
 import type { ModelIO } from '../onnx/io-signature.js';

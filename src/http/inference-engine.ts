@@ -2,19 +2,13 @@
  * The engine as the HTTP layer uses it: `Engine` (src/engine/engine.ts) satisfies this
  * interface, and so can a small fake in route tests. Nothing here knows about worker threads.
  */
-import type { InferOptions, InferResult } from '../engine/engine.js';
-import type { ReadyInfo, TaskRef, WorkerStats } from '../engine/protocol.js';
+import type { EngineListener, EngineStats, InferOptions, InferResult } from '../engine/engine.js';
+import type { TaskRef } from '../deltas/types.js';
+import type { ReadyInfo } from '../engine/protocol.js';
 import type { NamedTensors } from '../engine/tensors.js';
 import type { ModelIO } from '../onnx/io-signature.js';
 
-export type { InferOptions, InferResult };
-
-export interface EngineStats {
-  readonly worker: WorkerStats | null;
-  readonly queued: number;
-  readonly restarts: number;
-  readonly ready: boolean;
-}
+export type { EngineStats, InferOptions, InferResult };
 
 export interface InferenceEngine {
   /** True while the base model is loaded and the worker is up. */
@@ -23,6 +17,8 @@ export interface InferenceEngine {
   readonly modelIO: ModelIO;
   readonly readyInfo: ReadyInfo | null;
   readonly restartCount: number;
+  /** Calls `listener` with every engine event (cache, activation, lifecycle); returns its removal. */
+  subscribe(listener: EngineListener): () => void;
   infer(task: TaskRef | null, inputs: NamedTensors, options?: InferOptions): Promise<InferResult>;
   /** Fetches, verifies and decodes a task's delta into the cache (DS_ERR_TASK_UNAVAILABLE on failure). */
   load(task: TaskRef): Promise<void>;

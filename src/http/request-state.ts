@@ -23,9 +23,12 @@ export function decorateRequests(app: FastifyInstance): void {
   app.decorateRequest('startedAt', 0);
 }
 
-/** Every response names its request id (`x-request-id`, the client's own when it sent one), to match logs. */
+/** The header that carries a request's id, in and out (fastify's `requestIdHeader`). */
+export const REQUEST_ID_HEADER = 'x-request-id';
+
+/** Every response names its request id (the client's own when it sent one), to match logs. */
 export function echoRequestIds(app: FastifyInstance): void {
   app.addHook('onSend', async (request, reply) => {
-    void reply.header('x-request-id', request.id);
+    void reply.header(REQUEST_ID_HEADER, request.id);
   });
 }

@@ -1,22 +1,22 @@
 /**
  * One inference for a tenant, shared by the infer and classify routes: model resolution (404
  * identical for "not yours" and "not there"), the tenant's concurrency slot, the deadline, the
- * engine call (cancelled if the client goes away), task state and trace spans.
+ * engine call (cancelled if the client goes away) and trace spans.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { RESERVED_BASE_NAME } from '../core/config-tasks.js';
 import { DS_ERR_CONCURRENCY_LIMITED, DS_ERR_MODEL_NOT_FOUND } from '../core/errors.js';
+import { withRetryAfter } from '../core/retry-after.js';
 import type { NamedTensors } from '../engine/tensors.js';
 import { taskRefOf } from '../registry/task-registry.js';
 import type { ResolvedModel, TenantPolicy } from '../tenant/tenant-policy.js';
 import { resolveContext, type GatewayContext } from './gateway-context.js';
 import type { InferResult } from './inference-engine.js';
 import { taskUnavailableForTenant } from './task-unavailable.js';
+import { REQUEST_ID_HEADER } from './request-state.js';
 
 /** Seconds a client over its concurrency limit is told to wait: in-flight requests are short. */
 const CONCURRENCY_RETRY_AFTER_SECONDS = 1;
-
-const REQUEST_ID_HEADER = 'x-request-id';
 
 /** The tenant's model for a visible name (and version), or DS_ERR_MODEL_NOT_FOUND. */
 export function resolveModel(
@@ -62,7 +62,7 @@ export async function runInference(
   const release = tenant.acquireSlot();
   if (release === null) {
     const error = new DS_ERR_CONCURRENCY_LIMITED(tenant.name, tenant.config.maxConcurrent, CONCURRENCY_RETRY_AFTER_SECONDS);
-    throw Object.assign(error, { retryAfterSeconds: CONCURRENCY_RETRY_AFTER_SECONDS });
+    throw withRetryAfter(error, CONCURRENCY_RETRY_AFTER_SECONDS);
   }
   // A client that disconnects takes its request out of the queue (no effect once running).
   const abort = new AbortController();
@@ -71,20 +71,18 @@ export async function runInference(
   };
   reply.raw.once('close', onClose);
   const startedAt = Date.now();
-  const key = model.task?.key ?? null;
   try {
     const result = await ctx.engine.infer(model.task ? taskRefOf(model.task) : null, inputs, {
       deadline: startedAt + timeoutMs,
       priority: tenant.priority,
       signal: abort.signal,
     });
-    if (key !== null) ctx.taskStates.ready(key);
     recordSpans(ctx, request, model, result, startedAt);
     return result;
   } catch (error) {
     const e = error as Error & { code?: string; reason?: string };
+    const key = model.task?.key ?? null;
     if (key !== null && e.code === 'DS_ERR_TASK_UNAVAILABLE') {
-      ctx.taskStates.failed(key, e.message);
       request.log.warn({ task: key, reason: e.reason }, e.message);
       throw taskUnavailableForTenant(key, e.reason);
     }

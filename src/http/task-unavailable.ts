@@ -5,6 +5,7 @@
  * and a Retry-After: a delta store that recovers needs no restart, the next request loads again.
  */
 import { DS_ERR_TASK_UNAVAILABLE } from '../core/errors.js';
+import { withRetryAfter } from '../core/retry-after.js';
 
 /** Seconds a tenant is told to wait before asking for an unavailable task again. */
 export const TASK_UNAVAILABLE_RETRY_AFTER_S = 5;
@@ -16,5 +17,5 @@ export const TENANT_UNAVAILABLE_REASON = 'its last delta load failed (the detail
 export function taskUnavailableForTenant(key: string, failureCode?: string): Error {
   const why = failureCode ? `its delta could not be loaded (${failureCode})` : 'its last delta load failed';
   const error = new DS_ERR_TASK_UNAVAILABLE(key, `${why}; retry after ${TASK_UNAVAILABLE_RETRY_AFTER_S} s`);
-  return Object.assign(error, { retryAfterSeconds: TASK_UNAVAILABLE_RETRY_AFTER_S });
+  return withRetryAfter(error, TASK_UNAVAILABLE_RETRY_AFTER_S);
 }

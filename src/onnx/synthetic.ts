@@ -108,7 +108,7 @@ export function buildSyntheticEncoder(options: SyntheticEncoderOptions): onnx.Mo
 export interface SyntheticFinetuneOptions {
   /**
    * Standard deviation of the N(0, scale) noise added to every float weight, hence of the delta
-   * (fine-tuned − base). Default 0.002, the size of a typical SFT delta (BRIEF §4: ±0.002–0.005).
+   * (fine-tuned − base). Default 0.002, the size of a typical SFT delta (the DARE paper: ±0.002–0.005).
    * Unlike a real fine-tune's delta the noise is i.i.d. and carries no task signal: good for
    * sizes, speeds and DARE's reconstruction error, not for accuracy studies.
    */

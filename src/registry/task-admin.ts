@@ -7,9 +7,8 @@
 import { DS_ERR_TASK_REJECTED } from '../core/errors.js';
 import { raceAbort } from '../core/race-abort.js';
 import type { TaskSpec } from '../core/config-types.js';
-import type { TaskRef } from '../engine/protocol.js';
+import type { TaskRef } from '../deltas/types.js';
 import { taskRefOf, type RegisterResult, type TaskRegistry, type TaskVersion } from './task-registry.js';
-import type { TaskStates } from './task-states.js';
 
 /** The engine verbs registration needs. */
 export interface DeltaLoader {
@@ -30,7 +29,6 @@ export class TaskAdmin {
   constructor(
     private readonly registry: TaskRegistry,
     private readonly engine: DeltaLoader,
-    private readonly states: TaskStates,
   ) {}
 
   async register(request: RegisterRequest): Promise<RegisterResult> {
@@ -62,14 +60,12 @@ export class TaskAdmin {
       loadedKey = task.key;
     };
     try {
-      const result = await this.registry.register(request.spec, {
+      return await this.registry.register(request.spec, {
         mustBeNew: request.mustBeNew,
         makeDefault: request.makeDefault,
         validate,
         ...(signal && { signal }),
       });
-      this.states.ready(result.task.key);
-      return result;
     } catch (error) {
       // Validated but not committed (e.g. the state file could not be written): drop the delta
       // it loaded, so a failed registration leaves nothing behind.
@@ -81,7 +77,6 @@ export class TaskAdmin {
   async retire(name: string, version?: string): Promise<string[]> {
     const keys = await this.registry.retire(name, version);
     for (const key of keys) {
-      this.states.forget(key);
       // Already unregistered: a failed eviction only leaves memory to the LRU, never a route.
       await this.engine.evict(key).catch(() => undefined);
     }

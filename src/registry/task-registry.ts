@@ -24,7 +24,7 @@ import {
   DS_ERR_TASK_VERSION_CONFLICT,
 } from '../core/errors.js';
 import type { TaskSpec } from '../core/config-types.js';
-import type { TaskRef } from '../engine/protocol.js';
+import type { TaskRef } from '../deltas/types.js';
 import { EMPTY_STATE, readRegistryState, writeRegistryState, type RegisteredTask, type RegistryState } from './registry-state.js';
 
 export type TaskOrigin = 'declared' | 'admin';

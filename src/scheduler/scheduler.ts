@@ -2,7 +2,7 @@
  * Per-task queues, dynamic batching and task choice in front of the engine.
  *
  * One batch at a time. The engine has one ORT session and one applied delta (the base weights
- * patched in place, BRIEF §3.4), so batches of different tasks cannot overlap: switching task
+ * patched in place, docs/onnxruntime-facts.md §4), so batches of different tasks cannot overlap: switching task
  * means restoring one delta and applying another (an "activation"). The scheduler therefore
  * runs one `runBatch` at a time and tries to keep activations rare without letting any request
  * wait without bound.
@@ -15,13 +15,13 @@
  * submits forms one batch even with `maxQueueDelayMs = 0`.
  *
  * Task choice (task-choice.ts). Keep the active task while it has work; switch as soon as any
- * other queue's oldest request has waited `maxWaitBeforeForcedSwitchMs` (aging), then serve the
+ * other queue's oldest request has waited `forcedSwitchWaitMs` (aging), then serve the
  * overdue queue with the oldest request; when the active task has no work, choose by (priority,
  * queue length, oldest wait). The active task is the one `isActive(task)` reports, or else the task of the
  * last batch run.
  *
  * Worst-case wait. Let R be the longest runBatch time, B = maxBatchSize, W =
- * maxWaitBeforeForcedSwitchMs, D = maxQueueDelayMs, N the number of tasks with queued work and
+ * forcedSwitchWaitMs, D = maxQueueDelayMs, N the number of tasks with queued work and
  * K the number of requests (any task) queued before request r and still queued when r becomes
  * overdue (K < maxQueuedTotal). Then r starts running within
  *
@@ -54,6 +54,8 @@ import {
   DS_ERR_SCHEDULER_BAD_OPTION,
   DS_ERR_SHUTTING_DOWN,
 } from '../core/errors.js';
+import { withRetryAfter, type RetryableError } from '../core/retry-after.js';
+import { integerOption, numberOption } from '../core/options.js';
 import { chooseTask, type ChoiceReason, type TaskChoice } from './task-choice.js';
 import { TaskQueue, type QueuedRequest } from './task-queue.js';
 
@@ -67,7 +69,7 @@ export interface SchedulerOptions<Req, Res> {
   /** Requests queued in all before any submit is rejected. Integer ≥ 1. */
   maxQueuedTotal: number;
   /** Age of another task's oldest request that forces a switch away from the active task, ms. ≥ 0. */
-  maxWaitBeforeForcedSwitchMs: number;
+  forcedSwitchWaitMs: number;
   /** Runs one batch of one task; resolves to one result per request, in order. */
   runBatch: (task: string, requests: Req[]) => Promise<Res[]>;
   /** Whether `task`'s delta is the one applied in the engine (must not throw). Default: the task of the last batch. */
@@ -123,7 +125,7 @@ export interface SchedulerStats {
 }
 
 /** DS_ERR_OVERLOADED as thrown here: with the delay a client should wait before retrying. */
-export type OverloadedError = InstanceType<typeof DS_ERR_OVERLOADED> & { retryAfterSeconds: number };
+export type OverloadedError = RetryableError<InstanceType<typeof DS_ERR_OVERLOADED>>;
 
 interface Pending<Req, Res> extends QueuedRequest<Req> {
   readonly resolve: (result: Res) => void;
@@ -143,7 +145,7 @@ export class Scheduler<Req, Res> {
   private readonly maxQueueDelayMs: number;
   private readonly maxQueuedPerTask: number;
   private readonly maxQueuedTotal: number;
-  private readonly forcedSwitchMs: number;
+  private readonly forcedSwitchWaitMs: number;
   private readonly runBatch: SchedulerOptions<Req, Res>['runBatch'];
   private readonly isActiveOption: ((task: string) => boolean) | undefined;
   private readonly onEvent: SchedulerOptions<Req, Res>['onEvent'];
@@ -173,11 +175,12 @@ export class Scheduler<Req, Res> {
   };
 
   constructor(options: SchedulerOptions<Req, Res>) {
-    this.maxBatchSize = integerAtLeast('maxBatchSize', options.maxBatchSize, 1);
-    this.maxQueueDelayMs = numberAtLeast('maxQueueDelayMs', options.maxQueueDelayMs, 0);
-    this.maxQueuedPerTask = integerAtLeast('maxQueuedPerTask', options.maxQueuedPerTask, 1);
-    this.maxQueuedTotal = integerAtLeast('maxQueuedTotal', options.maxQueuedTotal, 1);
-    this.forcedSwitchMs = numberAtLeast('maxWaitBeforeForcedSwitchMs', options.maxWaitBeforeForcedSwitchMs, 0);
+    const bad = DS_ERR_SCHEDULER_BAD_OPTION;
+    this.maxBatchSize = integerOption(bad, 'maxBatchSize', options.maxBatchSize, 1);
+    this.maxQueueDelayMs = numberOption(bad, 'maxQueueDelayMs', options.maxQueueDelayMs, 0);
+    this.maxQueuedPerTask = integerOption(bad, 'maxQueuedPerTask', options.maxQueuedPerTask, 1);
+    this.maxQueuedTotal = integerOption(bad, 'maxQueuedTotal', options.maxQueuedTotal, 1);
+    this.forcedSwitchWaitMs = numberOption(bad, 'forcedSwitchWaitMs', options.forcedSwitchWaitMs, 0);
     if (typeof options.runBatch !== 'function') throw new DS_ERR_SCHEDULER_BAD_OPTION('runBatch', 'expected a function');
     if (options.isActive !== undefined && typeof options.isActive !== 'function') {
       throw new DS_ERR_SCHEDULER_BAD_OPTION('isActive', 'expected a function');
@@ -302,7 +305,7 @@ export class Scheduler<Req, Res> {
     this.emit({ type: 'rejected', task, reason: 'overloaded' });
     const estimateMs = this.msPerRequest === null ? 0 : (depth + (this.running?.size ?? 0)) * this.msPerRequest;
     const retryAfterSeconds = Math.min(MAX_RETRY_AFTER_S, Math.max(1, Math.ceil(estimateMs / 1000)));
-    return Object.assign(new DS_ERR_OVERLOADED(reason, retryAfterSeconds), { retryAfterSeconds });
+    return withRetryAfter(new DS_ERR_OVERLOADED(reason, retryAfterSeconds), retryAfterSeconds);
   }
 
   /** Node timers overflow past 2^31 − 1 ms (they would fire at once), so far deadlines re-arm. */
@@ -372,7 +375,7 @@ export class Scheduler<Req, Res> {
       oldestEnqueuedAt: q.oldestEnqueuedAt() ?? now,
       topPriority: q.topPriority(),
     }));
-    const choice = chooseTask(views, (task) => this.isActive(task), now, this.forcedSwitchMs);
+    const choice = chooseTask(views, (task) => this.isActive(task), now, this.forcedSwitchWaitMs);
     if (choice === undefined) {
       this.settleDrainWaiters();
       return;
@@ -388,7 +391,7 @@ export class Scheduler<Req, Res> {
       }, fillBy - now);
       return;
     }
-    const batch = queue.takeBatch(this.maxBatchSize, now, this.forcedSwitchMs);
+    const batch = queue.takeBatch(this.maxBatchSize, now, this.forcedSwitchWaitMs);
     if (queue.size === 0) this.queues.delete(choice.task);
     this.queued -= batch.length;
     void this.run(choice, batch, now);
@@ -449,16 +452,3 @@ export class Scheduler<Req, Res> {
   }
 }
 
-function integerAtLeast(name: string, value: unknown, min: number): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new DS_ERR_SCHEDULER_BAD_OPTION(name, `expected an integer ≥ ${min}, got ${String(value)}`);
-  }
-  return value;
-}
-
-function numberAtLeast(name: string, value: unknown, min: number): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
-    throw new DS_ERR_SCHEDULER_BAD_OPTION(name, `expected a number ≥ ${min}, got ${String(value)}`);
-  }
-  return value;
-}

@@ -1,7 +1,7 @@
 /**
  * Which task's queue runs next. Pure, so the policy can be tested on its own:
  *   1. Aging: if any queue other than the active task's has an oldest request that waited at
- *      least `forcedSwitchMs`, choose among the overdue queues (the active one included, if it
+ *      least `forcedSwitchWaitMs`, choose among the overdue queues (the active one included, if it
  *      is overdue too) the one whose oldest request is oldest. Priority does not apply here:
  *      otherwise a stream of high-priority work could starve a queue forever.
  *   2. Otherwise, if the active task has queued work, keep it (no activation: the engine keeps
@@ -31,11 +31,11 @@ export function chooseTask(
   queues: readonly QueueView[],
   isActive: (task: string) => boolean,
   now: number,
-  forcedSwitchMs: number,
+  forcedSwitchWaitMs: number,
 ): TaskChoice | undefined {
   const waiting = queues.filter((q) => q.size > 0);
   if (waiting.length === 0) return undefined;
-  const overdue = waiting.filter((q) => now - q.oldestEnqueuedAt >= forcedSwitchMs);
+  const overdue = waiting.filter((q) => now - q.oldestEnqueuedAt >= forcedSwitchWaitMs);
   if (overdue.some((q) => !isActive(q.task))) {
     const pick = best(overdue, (a, b) => a.oldestEnqueuedAt - b.oldestEnqueuedAt || b.topPriority - a.topPriority);
     return { task: pick.task, reason: isActive(pick.task) ? 'active' : 'forced' };

@@ -1,6 +1,6 @@
 /**
  * One task's waiting requests, in arrival order, and the rule that picks a batch from them:
- * requests that have waited past the aging threshold first (oldest first), then the rest by
+ * requests that have waited past forcedSwitchWaitMs first (oldest first), then the rest by
  * priority (higher first) and arrival. Aging beats priority so that no request can be passed
  * over forever, which is what the scheduler's wait bound rests on.
  */
@@ -55,8 +55,8 @@ export class TaskQueue<Item extends QueuedRequest<unknown>> {
   }
 
   /** Removes and returns up to `max` requests, overdue ones first (see the module doc). */
-  takeBatch(max: number, now: number, agingMs: number): Item[] {
-    const overdue = (item: Item): boolean => now - item.enqueuedAt >= agingMs;
+  takeBatch(max: number, now: number, forcedSwitchWaitMs: number): Item[] {
+    const overdue = (item: Item): boolean => now - item.enqueuedAt >= forcedSwitchWaitMs;
     const ordered = [...this.items].sort((a, b) => {
       const ao = overdue(a);
       const bo = overdue(b);

@@ -4,22 +4,18 @@
  * engine forwards wrapped in `{ type: 'scheduler' }`. Durations arrive already measured; this
  * module only maps each event to its instruments and labels.
  *
- * Cache events carry the delta cache's event type in `kind`: `hit`, `miss`, `miss-inflight`
- * (joined a load already running: counted as a miss, it waited for the load), `load` (with
- * `ms` and per-phase `phases` in milliseconds, keys with or without an `Ms` suffix),
- * `load-failed`, and `evict`/`delete` for removals. Unknown kinds and phases are ignored, so a
- * newer worker cannot add label values the dashboards do not expect.
+ * Cache events carry the delta cache's event type in `kind` (see `CacheEvent` in
+ * engine/protocol.ts): `miss-inflight` joined a load already running and counts as a miss (it
+ * waited for the load); a `load` records its fetch, verify and decode phases and its total.
  */
 import type { Attributes, Histogram } from '@opentelemetry/api';
-import type { EngineLifecycleEvent } from '../engine/engine.js';
-import type { EngineEvent } from '../engine/protocol.js';
+import type { AnyEngineEvent, EngineLifecycleEvent } from '../engine/engine.js';
+import type { CacheEvent } from '../engine/protocol.js';
 import type { Instruments } from './instruments.js';
 import { taskNameOfKey, type BoundedLabels } from './labels.js';
-import { LOAD_PHASES, type LoadPhase, type QueueDropReason } from './metric-names.js';
+import type { QueueDropReason } from './metric-names.js';
 
-export type AnyEngineEvent = EngineEvent | EngineLifecycleEvent;
-
-type CacheEvent = Extract<EngineEvent, { type: 'cache' }>;
+export type { AnyEngineEvent };
 type SchedulerEvent = Extract<EngineLifecycleEvent, { type: 'scheduler' }>['event'];
 
 /** A deadline that passed before submit and one that passed in the queue are one reason to an operator. */
@@ -63,8 +59,9 @@ export class EngineEventRecorder {
         this.workersStarted++;
         recordMs(this.instruments.engineStartDuration, event.ms, {});
         break;
-      case 'worker-exited':
-        break; // covered by the restart that follows and by deltaserve_engine_ready
+      case 'worker-exited': // covered by the restart that follows and by deltaserve_engine_ready
+      case 'dropped': // the worker's evict event, if it was cached, is counted
+        break;
     }
   }
 
@@ -78,16 +75,17 @@ export class EngineEventRecorder {
       case 'miss-inflight': // joined a load already in flight: still waited for it
         this.instruments.cacheMisses.add(1, { task });
         break;
-      case 'load':
-        for (const [phase, ms] of loadPhases(event)) {
+      case 'load': {
+        const { fetch, verify, decode } = event.phases;
+        for (const [phase, ms] of [['fetch', fetch], ['verify', verify], ['decode', decode], ['total', event.ms]] as const) {
           recordMs(this.instruments.deltaLoadDuration, ms, { task, phase });
         }
         break;
+      }
       case 'load-failed':
         this.instruments.deltaLoadFailures.add(1, { task });
         break;
       case 'evict':
-      case 'delete':
         this.instruments.cacheEvictions.add(1, { task });
         break;
     }
@@ -117,21 +115,6 @@ export class EngineEventRecorder {
   private taskOf(key: string | null): string {
     return this.tasks.label(taskNameOfKey(key));
   }
-}
-
-/** The load's phases in milliseconds, `total` falling back to the event's own `ms`. */
-function loadPhases(event: CacheEvent): Map<LoadPhase, number> {
-  const phases = new Map<LoadPhase, number>();
-  for (const [name, ms] of Object.entries(event.phases ?? {})) {
-    const phase = name.endsWith('Ms') ? name.slice(0, -2) : name;
-    if (isLoadPhase(phase)) phases.set(phase, ms);
-  }
-  if (!phases.has('total') && event.ms !== undefined) phases.set('total', event.ms);
-  return phases;
-}
-
-function isLoadPhase(name: string): name is LoadPhase {
-  return (LOAD_PHASES as readonly string[]).includes(name);
 }
 
 /**

@@ -30,7 +30,7 @@ export interface MetricSpec {
 
 /** From a 1 ms cache hit to a 30 s cold load on a slow link. */
 const LATENCY_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] as const;
-/** Activation patches or feeds up to a few million values: ~0.1 ms to ~1 s (BRIEF §3.4). */
+/** Activation patches or feeds up to a few million values: ~0.1 ms to ~1 s (docs/onnxruntime-facts.md §4). */
 const ACTIVATION_BUCKETS_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1] as const;
 /** A delta load: local file in milliseconds, remote multi-hundred-MB fetch in a minute. */
 const LOAD_BUCKETS_SECONDS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] as const;
@@ -199,7 +199,7 @@ export const METRICS = {
     description: 'Engine worker threads started to replace one that exited.',
     labels: [],
   },
-  /** Base model load time on each worker start (BRIEF §3.9: 150 ms to 2.6 s). */
+  /** Base model load time on each worker start (docs/onnxruntime-facts.md §9: 150 ms to 2.6 s). */
   engineStartDuration: {
     name: 'deltaserve_engine_start_duration_seconds',
     kind: 'histogram',

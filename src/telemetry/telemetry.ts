@@ -31,6 +31,7 @@ import { DS_ERR_TELEMETRY_BAD_OPTION } from '../core/errors.js';
 import { EngineEventRecorder, type AnyEngineEvent } from './engine-events.js';
 import { reportingMetricExporter, reportingSpanExporter, type ExportErrorListener } from './export-failures.js';
 import { createInstruments, type Instruments } from './instruments.js';
+import { integerOption } from '../core/options.js';
 import { BoundedLabels, taskNameOfKey } from './labels.js';
 import {
   endRequestSpan,
@@ -340,12 +341,10 @@ function validate(options: TelemetryOptions): ValidOptions {
       throw new DS_ERR_TELEMETRY_BAD_OPTION('otlpEndpoint', `expected an http(s) URL such as http://otel-collector:4318, got ${JSON.stringify(otlpEndpoint)}`);
     }
   }
-  const otlpMetricIntervalMs = positiveMs('otlpMetricIntervalMs', options.otlpMetricIntervalMs ?? DEFAULT_OTLP_METRIC_INTERVAL_MS);
-  const otlpExportTimeoutMs = positiveMs('otlpExportTimeoutMs', options.otlpExportTimeoutMs ?? DEFAULT_OTLP_EXPORT_TIMEOUT_MS);
-  const maxLabelValues = options.maxLabelValues ?? DEFAULT_MAX_LABEL_VALUES;
-  if (!Number.isInteger(maxLabelValues) || maxLabelValues < 1) {
-    throw new DS_ERR_TELEMETRY_BAD_OPTION('maxLabelValues', `expected a positive integer, got ${maxLabelValues}`);
-  }
+  const bad = DS_ERR_TELEMETRY_BAD_OPTION;
+  const otlpMetricIntervalMs = integerOption(bad, 'otlpMetricIntervalMs', options.otlpMetricIntervalMs ?? DEFAULT_OTLP_METRIC_INTERVAL_MS, 1);
+  const otlpExportTimeoutMs = integerOption(bad, 'otlpExportTimeoutMs', options.otlpExportTimeoutMs ?? DEFAULT_OTLP_EXPORT_TIMEOUT_MS, 1);
+  const maxLabelValues = integerOption(bad, 'maxLabelValues', options.maxLabelValues ?? DEFAULT_MAX_LABEL_VALUES, 1);
   const traces = options.traces ?? true;
   return {
     serviceName: options.serviceName,
@@ -359,9 +358,3 @@ function validate(options: TelemetryOptions): ValidOptions {
   };
 }
 
-function positiveMs(name: string, value: number): number {
-  if (!Number.isInteger(value) || value <= 0) {
-    throw new DS_ERR_TELEMETRY_BAD_OPTION(name, `expected a positive integer of milliseconds, got ${value}`);
-  }
-  return value;
-}

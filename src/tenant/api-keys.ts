@@ -4,11 +4,8 @@
  * by `crypto.timingSafeEqual` (no early exit), so the time taken does not depend on which
  * digest, if any, matched or on how many leading bytes agreed.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
-
-export function hashApiKey(key: string): Buffer {
-  return createHash('sha256').update(key, 'utf8').digest();
-}
+import { timingSafeEqual } from 'node:crypto';
+import { sha256 } from '../core/sha256.js';
 
 export class KeyRing<T> {
   private readonly entries: readonly { readonly digest: Buffer; readonly owner: T }[];
@@ -17,12 +14,8 @@ export class KeyRing<T> {
     this.entries = [...entries].map(([hex, owner]) => ({ digest: Buffer.from(hex, 'hex'), owner }));
   }
 
-  get size(): number {
-    return this.entries.length;
-  }
-
   lookup(key: string): T | null {
-    const digest = hashApiKey(key);
+    const digest = sha256(key);
     let found: T | null = null;
     for (const entry of this.entries) {
       if (timingSafeEqual(entry.digest, digest) && found === null) found = entry.owner;

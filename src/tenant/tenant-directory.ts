@@ -17,28 +17,18 @@ export interface TenantDirectoryOptions {
 }
 
 export class TenantDirectory {
-  private readonly tenants: ReadonlyMap<string, TenantPolicy>;
   private readonly tenantKeys: KeyRing<TenantPolicy>;
   private readonly adminKeys: KeyRing<true>;
 
   constructor(options: TenantDirectoryOptions) {
     const rng = new SeededRng(options.seed >>> 0);
-    const tenants = new Map(options.tenants.map((config) => [config.name, new TenantPolicy(config, rng)]));
-    this.tenants = tenants;
-    this.tenantKeys = new KeyRing(options.tenants.flatMap((config) => config.keySha256.map((hash) => [hash, tenants.get(config.name)!] as const)));
+    this.tenantKeys = new KeyRing(
+      options.tenants.flatMap((config) => {
+        const policy = new TenantPolicy(config, rng);
+        return config.keySha256.map((hash) => [hash, policy] as const);
+      }),
+    );
     this.adminKeys = new KeyRing(options.adminKeySha256.map((hash) => [hash, true] as const));
-  }
-
-  get(name: string): TenantPolicy | undefined {
-    return this.tenants.get(name);
-  }
-
-  list(): TenantPolicy[] {
-    return [...this.tenants.values()];
-  }
-
-  get hasAdminKey(): boolean {
-    return this.adminKeys.size > 0;
   }
 
   /** The tenant of an `Authorization` header; throws DS_ERR_UNAUTHENTICATED (401). */

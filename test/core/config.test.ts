@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { DEFAULT_CONFIG_PATH, ENV_OVERRIDES, configPathFrom, loadConfig, parseConfig } from '../../src/core/config.js';
-import { DEV_KEY_HASHES, sha256Hex } from '../../src/core/config-dev-keys.js';
+import { DEV_KEY_HASHES } from '../../src/core/config-dev-keys.js';
+import { sha256Hex } from '../../src/core/sha256.js';
 
 const KEY = sha256Hex('a-secret-key');
 const ADMIN = sha256Hex('an-admin-key');

@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { EngineCore, type LeasingDeltaCache } from '../../src/engine/engine-core.js';
+import { EngineCore, type BatchDelta } from '../../src/engine/engine-core.js';
 import { prepareBase } from '../../src/engine/prepare-base.js';
 import type { ActivationMode } from '../../src/engine/activator.js';
 import type { Delta } from '../../src/deltas/types.js';
@@ -14,19 +14,14 @@ before(async () => {
 });
 after(async () => zoo.cleanup());
 
-function mapCache(deltas: readonly Delta[]): LeasingDeltaCache {
-  return {
-    acquire: async (key) => {
-      const delta = deltas[Number(key.slice(5))];
-      if (!delta) throw new Error(`unknown ${key}`);
-      return { lease: { delta, release: () => undefined }, hit: true };
-    },
-  };
+/** Task `t` of the zoo as a batch's delta, keyed `task-t`. */
+function task(t: number): BatchDelta {
+  return { key: `task-${t}`, delta: zoo.deltas[t]! };
 }
 
 async function openCore(mode: ActivationMode): Promise<EngineCore> {
   const base = await prepareBase({ modelPath: zoo.basePath, mode, patchable: [], session: { executionProvider: 'cpu', intraOpThreads: 1 } });
-  return new EngineCore(base, mapCache(zoo.deltas));
+  return new EngineCore(base);
 }
 
 const logitsOf = (outputs: Awaited<ReturnType<EngineCore['run']>>['outputs'], i = 0) => outputs[i]!.logits!.data as Float32Array;
@@ -38,7 +33,7 @@ for (const mode of ['patch', 'graph'] as const) {
       const inputs = tokenBatch(3, 7, 42);
       for (const t of [0, 5, 13]) {
         const expected = await runPlain(mergeIndependently(zoo.base, zoo.deltas[t]!), inputs);
-        const { outputs, activation } = await core.run(`task-${t}`, [inputs]);
+        const { outputs, activation } = await core.run(task(t), [inputs]);
         assert.ok(activation.switched);
         const diff = maxAbsDiff(logitsOf(outputs), expected);
         assert.ok(diff <= 1e-5, `task ${t}: max abs diff ${diff}`);
@@ -47,7 +42,7 @@ for (const mode of ['patch', 'graph'] as const) {
       const { outputs } = await core.run(null, [inputs]);
       assert.ok(maxAbsDiff(logitsOf(outputs), baseExpected) <= 1e-5);
       // The deltas really change the outputs, so the comparison above can fail.
-      const { outputs: task0 } = await core.run('task-0', [inputs]);
+      const { outputs: task0 } = await core.run(task(0), [inputs]);
       assert.ok(maxAbsDiff(logitsOf(task0), baseExpected) > 1e-4);
     } finally {
       await core.release();
@@ -60,10 +55,10 @@ for (const mode of ['patch', 'graph'] as const) {
       const a = tokenBatch(2, 5, 1);
       const b = tokenBatch(1, 9, 2);
       const c = tokenBatch(3, 5, 3);
-      const { outputs } = await core.run('task-1', [a, b, c]);
+      const { outputs } = await core.run(task(1), [a, b, c]);
       assert.deepEqual(outputs.map((o) => o.logits!.dims), [[2, 3], [1, 3], [3, 3]]);
       for (const [i, inputs] of [a, b, c].entries()) {
-        const alone = await core.run('task-1', [inputs]);
+        const alone = await core.run(task(1), [inputs]);
         assert.ok(maxAbsDiff(logitsOf(outputs, i), logitsOf(alone.outputs)) <= 1e-6);
       }
     } finally {
@@ -79,7 +74,7 @@ for (const mode of ['patch', 'graph'] as const) {
   const expected: Float32Array[] = [];
   try {
     expected.push(logitsOf((await fresh.run(null, [inputs])).outputs));
-    for (let t = 0; t < 20; t++) expected.push(logitsOf((await fresh.run(`task-${t}`, [inputs])).outputs));
+    for (let t = 0; t < 20; t++) expected.push(logitsOf((await fresh.run(task(t), [inputs])).outputs));
   } finally {
     await fresh.release();
   }
@@ -92,11 +87,11 @@ for (const mode of ['patch', 'graph'] as const) {
       const t = rng.nextInt(21);
       if (t === 20) activator.deactivate();
       else activator.activate(`task-${t}`, zoo.deltas[t]!);
-      if (i % 1000 === 999) await core.run(`task-${rng.nextInt(20)}`, [inputs]);
+      if (i % 1000 === 999) await core.run(task(rng.nextInt(20)), [inputs]);
     }
     assert.deepEqual(logitsOf((await core.run(null, [inputs])).outputs), expected[0]);
     for (let t = 0; t < 20; t++) {
-      assert.deepEqual(logitsOf((await core.run(`task-${t}`, [inputs])).outputs), expected[t + 1], `task ${t}`);
+      assert.deepEqual(logitsOf((await core.run(task(t), [inputs])).outputs), expected[t + 1], `task ${t}`);
     }
   } finally {
     await core.release();
@@ -141,13 +136,11 @@ test('inputs that do not match the model signature are refused with DS_ERR_INFER
 for (const mode of ['patch', 'graph'] as const) {
   test(`${mode}: a key whose delta was replaced serves the new delta, not the still-active old one`, async () => {
     const base = await prepareBase({ modelPath: zoo.basePath, mode, patchable: [], session: { executionProvider: 'cpu', intraOpThreads: 1 } });
-    let current = zoo.deltas[0]!;
-    const core = new EngineCore(base, { acquire: async () => ({ lease: { delta: current, release: () => undefined }, hit: true }) });
+    const core = new EngineCore(base);
     try {
       const inputs = tokenBatch(2, 5, 3);
-      await core.run('task@1', [inputs]);
-      current = zoo.deltas[1]!;
-      const { outputs } = await core.run('task@1', [inputs]);
+      await core.run({ key: 'task@1', delta: zoo.deltas[0]! }, [inputs]);
+      const { outputs } = await core.run({ key: 'task@1', delta: zoo.deltas[1]! }, [inputs]);
       const expected = await runPlain(mergeIndependently(zoo.base, zoo.deltas[1]!), inputs);
       assert.ok(maxAbsDiff(logitsOf(outputs), expected) <= 1e-5);
     } finally {

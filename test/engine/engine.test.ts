@@ -2,12 +2,15 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Engine, type EngineOptions } from '../../src/engine/engine.js';
-import type { TaskRef } from '../../src/engine/protocol.js';
+import type { TaskRef } from '../../src/deltas/types.js';
 import { encodeDelta } from '../../src/deltas/format/delta-file.js';
 import { saveOnnxModel } from '../../src/onnx/model-file.js';
 import { buildSyntheticEncoder } from '../../src/onnx/synthetic.js';
+import { until } from '../helpers/until.js';
 import { buildTinyZoo, maxAbsDiff, mergeIndependently, runPlain, tokenBatch, type TinyZoo } from '../helpers/tiny-models.js';
 
 let zoo: TinyZoo;
@@ -32,7 +35,7 @@ function engineOptions(modelPath = zoo.basePath, overrides: Partial<EngineOption
       cacheMaxBytes: 64 * 1024 * 1024,
       source: { fileRoot: zoo.dir, allowedSchemes: ['file'] },
     },
-    scheduler: { maxBatchSize: 8, maxQueueDelayMs: 2, maxQueuedPerTask: 100, maxQueuedTotal: 400, maxWaitBeforeForcedSwitchMs: 50 },
+    scheduler: { maxBatchSize: 8, maxQueueDelayMs: 2, maxQueuedPerTask: 100, maxQueuedTotal: 400, forcedSwitchWaitMs: 50 },
     restartDelayMs: 50,
     ...overrides,
   };
@@ -136,7 +139,7 @@ test('the worker dies mid-batch: its requests fail at once, the engine restarts,
     assert.ok(performance.now() - killed < 5000, 'failed without waiting for a timeout');
     assert.equal(engine.ready, false);
     await assert.rejects(engine.infer(null, tokenBatch(1, 4, 1)), (e: { code?: string }) => e.code === 'DS_ERR_ENGINE_NOT_READY');
-    while (!engine.ready) await new Promise((r) => setTimeout(r, 10));
+    await until(() => engine.ready, 'the restarted worker');
     assert.equal(engine.restartCount, 1);
     const after = await engine.infer(null, tokenBatch(1, 4, 1));
     assert.equal(after.outputs.logits!.dims[0], 1);
@@ -180,12 +183,69 @@ test('restartWorker replaces the worker after the run in progress, without faili
   const engine = await Engine.start(engineOptions(path));
   try {
     const running = engine.infer(null, tokenBatch(16, 128, 3));
-    while (engine.schedulerStats().running === 0) await new Promise((r) => setTimeout(r, 1));
+    await until(() => engine.schedulerStats().running > 0, 'the batch to start', 10_000, 1);
     await engine.restartWorker();
     assert.equal((await running).outputs.logits!.dims[0], 16);
-    while (!engine.ready) await new Promise((r) => setTimeout(r, 10));
+    await until(() => engine.ready, 'the replacement worker');
     assert.equal((await engine.infer(null, tokenBatch(1, 4, 1))).outputs.logits!.dims[0], 1);
   } finally {
     await engine.close();
+  }
+});
+
+test('a delta evicted while its request is queued is loaded outside the run: other tasks keep running', async () => {
+  // Task 0's delta is served over HTTP: the first fetch is answered at once, later ones wait
+  // until the test lets them go, so a reload of it stays in flight as long as the test wants.
+  const bytes = encodeDelta(zoo.deltas[0]!);
+  let fetches = 0;
+  let letGo!: () => void;
+  const stalled = new Promise<void>((resolve) => (letGo = resolve));
+  const server = createServer((request, response) => {
+    fetches++;
+    const answer = () => response.end(bytes);
+    if (fetches === 1) answer();
+    else void stalled.then(answer);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const remote: TaskRef = { ...refs[0]!, uri: `http://127.0.0.1:${(server.address() as AddressInfo).port}/task-0.safetensors` };
+  const options = engineOptions();
+  const engine = await Engine.start({
+    ...options,
+    worker: { ...options.worker, source: { fileRoot: zoo.dir, allowedSchemes: ['file', 'http'], allowedHosts: ['127.0.0.1'] } },
+    // A lone request waits this long for its batch to fill: the window in which the test evicts.
+    scheduler: { ...options.scheduler, maxQueueDelayMs: 500 },
+  });
+  try {
+    await engine.load(remote);
+    await engine.load(refs[1]!);
+    const inputs = () => tokenBatch(2, 5, 9);
+    const queued = engine.infer(remote, inputs());
+    let settled = false;
+    void queued.finally(() => (settled = true)).catch(() => undefined);
+    assert.equal(engine.schedulerStats().queued, 1, 'the request waits in its queue');
+    await engine.evict(remote.key);
+    assert.equal(engine.schedulerStats().queued, 1, 'evicted while still queued');
+
+    // Task 1 arrives: task 0's batch goes first, finds its delta gone, and its reload stalls.
+    const other = await Promise.race([
+      engine.infer(refs[1]!, inputs()),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('task 1 waited for task 0\'s fetch')), 15_000).unref()),
+    ]);
+    const expectedOther = await runPlain(mergeIndependently(zoo.base, zoo.deltas[1]!), inputs());
+    assert.ok(maxAbsDiff(logits(other), expectedOther) <= 1e-5);
+    assert.equal(fetches, 2, 'task 0 is being fetched again');
+    assert.equal(settled, false, 'task 0 still waits for its fetch');
+
+    letGo();
+    const result = await queued;
+    assert.equal(result.cacheHit, false);
+    assert.ok(result.load !== undefined && result.load.fetchMs! >= 0 && result.load.ms > 0);
+    const expected = await runPlain(mergeIndependently(zoo.base, zoo.deltas[0]!), inputs());
+    assert.ok(maxAbsDiff(logits(result), expected) <= 1e-5);
+  } finally {
+    letGo();
+    await engine.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
   }
 });

@@ -8,9 +8,10 @@ import assert from 'node:assert/strict';
 import type { FastifyInstance } from 'fastify';
 import { request } from 'undici';
 import { TaskRegistry } from '../../src/registry/task-registry.js';
-import type { TaskRef } from '../../src/engine/protocol.js';
+import type { TaskRef } from '../../src/deltas/types.js';
 import { buildServer } from '../../src/server.js';
 import { ADMIN_KEY, FakeEngine, bearer, listen, makeConfig, twoTenantRaw } from './fixtures.js';
+import { until } from '../helpers/until.js';
 
 const SHA = 'a'.repeat(64);
 const declared = (name: string) => ({ name, version: '1', uri: `${name}.safetensors`, sha256: SHA, description: '', labels: null, numClasses: null });
@@ -42,7 +43,7 @@ const register = (name: string, uri: string, signal?: AbortSignal) =>
 
 test('a slow registration blocks no other change, times out with 504, and is never applied later', async () => {
   const slow = register('slowpoke', 'slow.safetensors');
-  await until(() => slowLoads.has('slowpoke@1'));
+  await until(() => slowLoads.has('slowpoke@1'), 'the slow load to start');
   // Other tasks change at once while the slow delta is still "downloading".
   const retired = await request(`${url}/admin/tasks/beta`, { method: 'DELETE', headers: bearer(ADMIN_KEY) });
   assert.equal(retired.statusCode, 200);
@@ -56,7 +57,7 @@ test('a slow registration blocks no other change, times out with 504, and is nev
   assert.equal(body.code, 'DS_ERR_ADMIN_CHANGE_TIMEOUT');
   assert.match(body.error, /slowpoke did not finish within 300 ms; nothing was changed/);
   slowLoads.get('slowpoke@1')!(); // the delta arrives after the client was told it failed
-  await until(() => engine.evicted.includes('slowpoke@1'));
+  await until(() => engine.evicted.includes('slowpoke@1'), 'the late delta to be evicted');
   assert.equal(registry.has('slowpoke'), false, 'an abandoned change is not applied');
   assert.deepEqual(registry.names(), ['alpha', 'quick']);
 });
@@ -64,19 +65,11 @@ test('a slow registration blocks no other change, times out with 504, and is nev
 test('a client that disconnects mid-registration does not get its change applied behind its back', async () => {
   const controller = new AbortController();
   const gone = register('vanishing', 'slow-2.safetensors', controller.signal).catch((e: Error) => e);
-  await until(() => slowLoads.has('vanishing@1'));
+  await until(() => slowLoads.has('vanishing@1'), 'the slow load to start');
   controller.abort();
   assert.ok((await gone) instanceof Error);
   await new Promise((resolve) => setTimeout(resolve, 50));
   slowLoads.get('vanishing@1')!();
-  await until(() => engine.evicted.includes('vanishing@1'));
+  await until(() => engine.evicted.includes('vanishing@1'), 'the late delta to be evicted');
   assert.equal(registry.has('vanishing'), false);
 });
-
-async function until(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const started = Date.now();
-  while (!condition()) {
-    if (Date.now() - started > timeoutMs) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}

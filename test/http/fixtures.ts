@@ -9,14 +9,14 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { sha256Hex } from '../../src/core/config-dev-keys.js';
+import { sha256Hex } from '../../src/core/sha256.js';
 import type { GatewayConfig } from '../../src/core/config.js';
 import { validateConfig } from '../../src/core/config-validate.js';
-import { DS_ERR_CONFIG_INVALID } from '../../src/core/errors.js';
+import { DS_ERR_CONFIG_INVALID, DS_ERR_TASK_UNAVAILABLE } from '../../src/core/errors.js';
 import { encodeDelta } from '../../src/deltas/format/delta-file.js';
-import type { Delta } from '../../src/deltas/types.js';
-import type { InferOptions, InferResult } from '../../src/engine/engine.js';
-import type { ReadyInfo, TaskRef } from '../../src/engine/protocol.js';
+import type { Delta, TaskRef } from '../../src/deltas/types.js';
+import type { AnyEngineEvent, EngineListener, InferOptions, InferResult } from '../../src/engine/engine.js';
+import { serializeError, type ReadyInfo } from '../../src/engine/protocol.js';
 import type { NamedTensors } from '../../src/engine/tensors.js';
 import type { EngineStats, InferenceEngine } from '../../src/http/inference-engine.js';
 import type { ModelIO } from '../../src/onnx/io-signature.js';
@@ -157,7 +157,9 @@ export interface FakeCall {
 
 /**
  * Answers every request with logits where class `winnerOf(task)` wins; `behaviour` can make a
- * call fail or wait (e.g. on a gate the test opens).
+ * call fail or wait (e.g. on a gate the test opens). Loads report what the real engine's worker
+ * reports (a miss, then the load or its failure), so task states follow engine events here too;
+ * `loadBehaviour` throws what the worker's load would fail with.
  */
 export class FakeEngine implements InferenceEngine {
   ready = true;
@@ -168,6 +170,7 @@ export class FakeEngine implements InferenceEngine {
   readonly evicted: string[] = [];
   behaviour: (call: FakeCall) => Promise<void> | void = () => undefined;
   loadBehaviour: (task: TaskRef) => Promise<void> | void = () => undefined;
+  private readonly listeners = new Set<EngineListener>();
   readonly readyInfo: ReadyInfo = {
     io: FAKE_IO,
     fingerprint: 'ab'.repeat(32),
@@ -189,11 +192,27 @@ export class FakeEngine implements InferenceEngine {
     const data = new Float32Array(batch * 10);
     const winner = task === null ? 0 : (Number(task.key.split('@')[1]) || 1) % 10;
     for (let b = 0; b < batch; b++) data[b * 10 + winner] = 5;
-    return { outputs: { logits: { type: 'float32', dims: [batch, 10], data } }, queueMs: 0, cacheHit: true, activationMs: 0, switched: false, batchSize: 1, inferMs: 0.1 };
+    return { outputs: { logits: { type: 'float32', dims: [batch, 10], data } }, queueMs: 0, cacheHit: true, activationMs: 0, batchSize: 1, inferMs: 0.1 };
+  }
+
+  subscribe(listener: EngineListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  emit(event: AnyEngineEvent): void {
+    for (const listener of this.listeners) listener(event);
   }
 
   async load(task: TaskRef): Promise<void> {
-    await this.loadBehaviour(task);
+    this.emit({ type: 'cache', kind: 'miss', key: task.key });
+    try {
+      await this.loadBehaviour(task);
+    } catch (error) {
+      this.emit({ type: 'cache', kind: 'load-failed', key: task.key, ms: 1, error: serializeError(error) });
+      throw new DS_ERR_TASK_UNAVAILABLE(task.key, (error as Error).message);
+    }
+    this.emit({ type: 'cache', kind: 'load', key: task.key, bytes: 1, ms: 1, phases: { fetch: 1, verify: 0, decode: 0 } });
     this.loaded.push(task.key);
   }
 
@@ -209,6 +228,7 @@ export class FakeEngine implements InferenceEngine {
   async evict(key: string): Promise<void> {
     this.pinned.delete(key);
     this.evicted.push(key);
+    this.emit({ type: 'dropped', key });
   }
 
   async stats(): Promise<EngineStats> {

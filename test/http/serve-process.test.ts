@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { stringify } from 'yaml';
-import { DEV_ADMIN_KEY, DEV_TENANT_KEY, sha256Hex } from '../../src/core/config-dev-keys.js';
+import { DEV_ADMIN_KEY, DEV_TENANT_KEY } from '../../src/core/config-dev-keys.js';
+import { sha256Hex } from '../../src/core/sha256.js';
 import { IMAGE_LABELS, biasDelta, writeDelta, writeImageModel } from './fixtures.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));

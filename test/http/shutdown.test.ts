@@ -10,6 +10,7 @@ import { TaskRegistry } from '../../src/registry/task-registry.js';
 import { shutdownGracefully } from '../../src/http/graceful-shutdown.js';
 import { buildServer } from '../../src/server.js';
 import { FakeEngine, TENANT_A_KEY, bearer, listen, makeConfig, pixelsBody, twoTenantRaw } from './fixtures.js';
+import { until } from '../helpers/until.js';
 
 async function gatedServer() {
   const engine = new FakeEngine();
@@ -30,18 +31,14 @@ function infer(url: string) {
   });
 }
 
-async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
-}
-
 test('requests in flight complete; new connections are refused; the engine closes after them', async () => {
   const { engine, app, context, url, open } = await gatedServer();
   const inFlight = [infer(url), infer(url), infer(url)];
-  await until(() => engine.calls.length === 3);
+  await until(() => engine.calls.length === 3, 'three requests in the engine');
 
   const shutdown = shutdownGracefully({ app, engine, telemetry: null, lifecycle: context.lifecycle, graceMs: 10_000 });
   assert.equal(context.lifecycle.shuttingDown, true, 'readiness turns false at once');
-  await until(() => !app.server.listening);
+  await until(() => !app.server.listening, 'the listener to close');
   const fresh = new Client(url);
   await assert.rejects(fresh.request({ method: 'GET', path: '/v2/health/live' }), (error: Error & { code?: string }) => error.code === 'ECONNREFUSED');
   await fresh.close();
@@ -61,7 +58,7 @@ test('past the grace period the remaining connections are cut and shutdown still
     (response) => response.statusCode,
     (error: Error) => error,
   );
-  await until(() => engine.calls.length === 1);
+  await until(() => engine.calls.length === 1, 'the request in the engine');
   const result = await shutdownGracefully({ app, engine, telemetry: null, lifecycle: context.lifecycle, graceMs: 100 });
   assert.deepEqual(result, { forced: true });
   assert.ok((await stuck) instanceof Error, 'the stuck request lost its connection');

@@ -2,6 +2,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { Scheduler, type SchedulerEvent, type SchedulerOptions } from '../../src/scheduler/scheduler.js';
 import { SeededRng } from '../../src/core/rng.js';
+import { hasCode } from '../helpers/errors.js';
 
 interface Call {
   task: string;
@@ -36,7 +37,7 @@ function scheduler(engine: FakeEngine, options: Partial<SchedulerOptions<string,
     maxQueueDelayMs: 0,
     maxQueuedPerTask: 100,
     maxQueuedTotal: 1000,
-    maxWaitBeforeForcedSwitchMs: 1000,
+    forcedSwitchWaitMs: 1000,
     runBatch: engine.runBatch,
     ...(events ? { onEvent: (e) => events.push(e) } : {}),
     ...options,
@@ -47,14 +48,6 @@ function mockClock(t: TestContext, now = 1_000_000): void {
   t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now });
 }
 
-function hasCode(code: string, status?: number) {
-  return (error: unknown): boolean => {
-    const e = error as Error & { code?: string; statusCode?: number };
-    assert.equal(e.code, code, `expected ${code}, got ${e.code}: ${e.message}`);
-    if (status !== undefined) assert.equal(e.statusCode, status);
-    return true;
-  };
-}
 
 test('batches up to maxBatchSize requests of one task, in order', async () => {
   const engine = new FakeEngine();
@@ -114,7 +107,7 @@ test('a hot task cannot starve a cold one: aging forces a switch', async (t) => 
   mockClock(t);
   const engine = new FakeEngine();
   const events: SchedulerEvent[] = [];
-  const s = scheduler(engine, { maxBatchSize: 2, maxWaitBeforeForcedSwitchMs: 100 }, events);
+  const s = scheduler(engine, { maxBatchSize: 2, forcedSwitchWaitMs: 100 }, events);
   let n = 0;
   const hot = (): void => void s.submit('hot', `h${n++}`);
   hot();
@@ -143,7 +136,7 @@ test('a hot task cannot starve a cold one: aging forces a switch', async (t) => 
 test('without aging the active task keeps the engine (control for the test above)', async (t) => {
   mockClock(t);
   const engine = new FakeEngine();
-  const s = scheduler(engine, { maxBatchSize: 2, maxWaitBeforeForcedSwitchMs: 10_000 });
+  const s = scheduler(engine, { maxBatchSize: 2, forcedSwitchWaitMs: 10_000 });
   let n = 0;
   void s.submit('hot', `h${n++}`);
   await flush();
@@ -370,7 +363,7 @@ test('every request starts within the documented worst-case wait (simulated time
     maxQueueDelayMs: D,
     maxQueuedPerTask: maxQueuedTotal,
     maxQueuedTotal,
-    maxWaitBeforeForcedSwitchMs: W,
+    forcedSwitchWaitMs: W,
     runBatch: (_task, requests) => new Promise((resolve) => setTimeout(() => resolve(requests), R)),
     onEvent: (e) => {
       if (e.type === 'dequeued') waits.push(e.waitMs);
@@ -412,7 +405,7 @@ test('Retry-After: 1 s before anything was measured, then the time the queue ahe
     maxQueueDelayMs: 0,
     maxQueuedPerTask: 64,
     maxQueuedTotal: 64,
-    maxWaitBeforeForcedSwitchMs: 1000,
+    forcedSwitchWaitMs: 1000,
     now: () => clock,
     runBatch: async (_task, requests) => {
       await flush();

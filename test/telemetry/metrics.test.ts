@@ -81,21 +81,16 @@ test('cache events: hits, misses (in-flight joins included), evictions, failures
       ms: 120,
       phases: { fetch: 80, verify: 10, decode: 25 },
     });
-    // A second load of another version of the same task, phases named as in DeltaLoadTimings.
-    telemetry.recordEngineEvent({
-      type: 'cache',
-      kind: 'load',
-      key: 'sentiment@4',
-      ms: 60,
-      phases: { fetchMs: 40, verifyMs: 5, decodeMs: 10, totalMs: 58, resolveMs: 2 },
-    });
+    // A second load, of another version of the same task.
+    telemetry.recordEngineEvent({ type: 'cache', kind: 'load', key: 'sentiment@4', bytes: 2048, ms: 58, phases: { fetch: 40, verify: 5, decode: 10 } });
     telemetry.recordEngineEvent({ type: 'cache', kind: 'hit', key: 'sentiment@3', bytes: 4096 });
     telemetry.recordEngineEvent({ type: 'cache', kind: 'hit', key: 'sentiment@3', bytes: 4096 });
     telemetry.recordEngineEvent({ type: 'cache', kind: 'hit', key: 'ner@1', bytes: 100 });
     telemetry.recordEngineEvent({ type: 'cache', kind: 'evict', key: 'ner@1', bytes: 100 });
-    telemetry.recordEngineEvent({ type: 'cache', kind: 'delete', key: 'ner@1' });
-    telemetry.recordEngineEvent({ type: 'cache', kind: 'load-failed', key: 'broken@1', ms: 5 });
-    telemetry.recordEngineEvent({ type: 'cache', kind: 'some-future-kind', key: 'ner@1' });
+    telemetry.recordEngineEvent({ type: 'cache', kind: 'evict', key: 'ner@1', bytes: 100 });
+    telemetry.recordEngineEvent({ type: 'cache', kind: 'load-failed', key: 'broken@1', ms: 5, error: { name: 'Error', message: 'not found' } });
+    // An explicit drop is not an eviction of its own: the worker's evict event was counted.
+    telemetry.recordEngineEvent({ type: 'dropped', key: 'ner@1' });
 
     const samples = await scrape(telemetry);
     assert.equal(valueOf(samples, METRICS.cacheHits.name, { task: 'sentiment' }), 2);
@@ -110,11 +105,11 @@ test('cache events: hits, misses (in-flight joins included), evictions, failures
     assert.equal(valueOf(samples, `${load}_sum`, phase('fetch')), 0.12);
     assert.equal(valueOf(samples, `${load}_sum`, phase('verify')), 0.015);
     assert.equal(valueOf(samples, `${load}_sum`, phase('decode')), 0.035);
-    // `total` is the phases' own total when given (58 ms), else the event's ms (120 ms).
+    // `total` is each load's own ms (120 and 58).
     assert.equal(valueOf(samples, `${load}_count`, phase('total')), 2);
     assert.equal(valueOf(samples, `${load}_sum`, phase('total')), 0.178);
     const phases = new Set(labelSetsOf(samples, `${load}_count`).map((l) => l.phase));
-    assert.deepEqual(phases, new Set(['fetch', 'verify', 'decode', 'total']), 'resolve is not a phase label');
+    assert.deepEqual(phases, new Set(['fetch', 'verify', 'decode', 'total']));
   }));
 
 test('activation, batch and scheduler events: counters and histograms by task, base model as task="base"', () =>
@@ -122,9 +117,9 @@ test('activation, batch and scheduler events: counters and histograms by task, b
     telemetry.recordEngineEvent({ type: 'activation', key: 'sentiment@3', nonzeros: 1000, ms: 2 });
     telemetry.recordEngineEvent({ type: 'activation', key: 'sentiment@3', nonzeros: 1000, ms: 4 });
     telemetry.recordEngineEvent({ type: 'activation', key: null, nonzeros: 1000, ms: 1 });
-    telemetry.recordEngineEvent({ type: 'batch', key: 'sentiment@3', size: 8, inferMs: 50, cacheHit: true });
-    telemetry.recordEngineEvent({ type: 'batch', key: 'sentiment@3', size: 3, inferMs: 20, cacheHit: true });
-    telemetry.recordEngineEvent({ type: 'batch', key: null, size: 1, inferMs: 5, cacheHit: true });
+    telemetry.recordEngineEvent({ type: 'batch', key: 'sentiment@3', size: 8, inferMs: 50 });
+    telemetry.recordEngineEvent({ type: 'batch', key: 'sentiment@3', size: 3, inferMs: 20 });
+    telemetry.recordEngineEvent({ type: 'batch', key: null, size: 1, inferMs: 5 });
     const scheduler = (event: Parameters<Telemetry['recordEngineEvent']>[0]) => telemetry.recordEngineEvent(event);
     scheduler({ type: 'scheduler', event: { type: 'enqueued', task: 'sentiment@3', depth: 1, queued: 1 } });
     scheduler({ type: 'scheduler', event: { type: 'dequeued', task: 'sentiment@3', waitMs: 7, priority: 0 } });
@@ -230,14 +225,14 @@ test('every metric in METRICS is exported under its name and Prometheus type, wi
       { type: 'worker-started', ms: 1 },
       { type: 'worker-started', ms: 1 },
       { type: 'activation', key: 'x@1', nonzeros: 1, ms: 1 },
-      { type: 'batch', key: 'x@1', size: 1, inferMs: 1, cacheHit: false },
+      { type: 'batch', key: 'x@1', size: 1, inferMs: 1 },
       { type: 'scheduler', event: { type: 'dequeued', task: 'x@1', waitMs: 1, priority: 0 } },
       { type: 'scheduler', event: { type: 'rejected', task: 'x@1', reason: 'overloaded' } },
-      { type: 'cache', kind: 'hit', key: 'x@1' },
+      { type: 'cache', kind: 'hit', key: 'x@1', bytes: 1 },
       { type: 'cache', kind: 'miss', key: 'x@1' },
-      { type: 'cache', kind: 'evict', key: 'x@1' },
-      { type: 'cache', kind: 'load', key: 'x@1', ms: 1 },
-      { type: 'cache', kind: 'load-failed', key: 'x@1', ms: 1 },
+      { type: 'cache', kind: 'evict', key: 'x@1', bytes: 1 },
+      { type: 'cache', kind: 'load', key: 'x@1', bytes: 1, ms: 1, phases: { fetch: 1, verify: 0, decode: 0 } },
+      { type: 'cache', kind: 'load-failed', key: 'x@1', ms: 1, error: { name: 'Error', message: 'no' } },
     ] as const) {
       telemetry.recordEngineEvent(event);
     }

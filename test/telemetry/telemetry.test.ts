@@ -17,7 +17,7 @@ test('shutdown can be called twice (and concurrently) without throwing; scraping
   assert.equal(await telemetry.renderPrometheus(), '# telemetry is shut down\n');
   // Recording after shutdown is a no-op, not an error.
   telemetry.recordRequest({ task: 'x', tenant: 't', status: 200, seconds: 0.01 });
-  telemetry.recordEngineEvent({ type: 'cache', kind: 'hit', key: 'x@1' });
+  telemetry.recordEngineEvent({ type: 'cache', kind: 'hit', key: 'x@1', bytes: 1 });
   const span = telemetry.startRequestSpan({ method: 'GET', route: '/x' });
   telemetry.endRequestSpan(span, { statusCode: 200 });
   assert.equal(exporter.getFinishedSpans().length, 0, 'spans after shutdown are not exported');

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { sha256Hex } from '../../src/core/config-dev-keys.js';
+import { sha256Hex } from '../../src/core/sha256.js';
 import { KeyRing, bearerToken } from '../../src/tenant/api-keys.js';
 import { TenantDirectory } from '../../src/tenant/tenant-directory.js';
 import { TokenBucket } from '../../src/tenant/token-bucket.js';

@@ -34,7 +34,9 @@
  * pressure skips it (evicting it would free no memory) and an explicit evict moves it to the held
  * set instead of dropping it. A miss on a held key re-adopts the held entry instead of loading a
  * second copy. `get()` returns the entry without a lease: use it for a quick look, and
- * `acquire()` for anything that keeps the delta across an await (the engine's running batch).
+ * `acquire()` for anything that keeps the delta across an await. `tryAcquire()` leases only
+ * what is cached now and never loads: the engine's worker uses it to accept a batch, so no
+ * run waits for a fetch. `acquire()` and `prefetch()` say themselves whether they hit.
  *
  * Concurrency: JavaScript runs this class on one thread; every bookkeeping step is synchronous,
  * so the invariants hold between any two awaits. In-flight loads are never cancelled by
@@ -50,16 +52,11 @@ import {
   DS_ERR_CACHE_NO_ROOM,
   DS_ERR_CACHE_PIN_NO_ROOM,
 } from '../../core/errors.js';
-import type { Delta } from '../types.js';
+import { integerOption } from '../../core/options.js';
+import type { Delta, DeltaLocation } from '../types.js';
 import type { DeltaSource, FetchStatus } from '../source/delta-source.js';
 import { redactUri } from '../source/uri.js';
 import { deltaByteSize } from './delta-size.js';
-
-/** Where a task's delta lives and what its bytes must hash to. */
-export interface DeltaLocation {
-  readonly uri: string;
-  readonly sha256: string;
-}
 
 /** Milliseconds spent in each step of one load (for traces). */
 export interface DeltaLoadTimings {
@@ -89,7 +86,15 @@ export interface CachedDelta {
 export interface DeltaLease {
   readonly delta: Delta;
   readonly entry: CachedDelta;
+  /** True when the delta was in the cache; false when this acquire waited for its load. */
+  readonly hit: boolean;
   release(): void;
+}
+
+/** What a lookup found: the entry, and whether it was already cached (false: it waited for a load). */
+export interface CacheLookup {
+  readonly entry: CachedDelta;
+  readonly hit: boolean;
 }
 
 export type DeltaCacheEvent =
@@ -176,8 +181,8 @@ export class DeltaCache {
   private counters = { hits: 0, misses: 0, inflightDedups: 0, loads: 0, loadFailures: 0, readoptions: 0, evictions: 0 };
 
   constructor(options: DeltaCacheOptions) {
-    this.maxBytes = positiveInteger('maxBytes', options.maxBytes);
-    this.maxPinnedBytes = positiveInteger('maxPinnedBytes', options.maxPinnedBytes ?? options.maxBytes);
+    this.maxBytes = integerOption(DS_ERR_CACHE_BAD_OPTION, 'maxBytes', options.maxBytes, 1);
+    this.maxPinnedBytes = integerOption(DS_ERR_CACHE_BAD_OPTION, 'maxPinnedBytes', options.maxPinnedBytes ?? options.maxBytes, 1);
     if (this.maxPinnedBytes > this.maxBytes) {
       throw new DS_ERR_CACHE_BAD_OPTION('maxPinnedBytes', `${this.maxPinnedBytes} is more than maxBytes (${this.maxBytes})`);
     }
@@ -203,35 +208,35 @@ export class DeltaCache {
 
   /** The delta for `key`, loading it on a miss. No lease: see {@link acquire}. */
   async get(key: string, signal?: AbortSignal): Promise<CachedDelta> {
-    return this.lookup(key, signal);
+    return (await this.lookup(key, signal)).entry;
   }
 
   /** The delta for `key`, kept in memory (even if evicted) until the lease is released. */
   async acquire(key: string, signal?: AbortSignal): Promise<DeltaLease> {
     for (let attempt = 1; ; attempt++) {
-      const entry = await this.lookup(key, signal);
+      const { entry, hit } = await this.lookup(key, signal);
       // The entry may have been evicted between its insertion and this continuation (a tiny
       // cache under pressure); a lease on it would hold bytes nobody accounts for.
-      if (entry.place === 'lru' || entry.place === 'pinned' || entry.place === 'held') {
-        entry.refs++;
-        let open = true;
-        return {
-          delta: entry.delta,
-          entry,
-          release: () => {
-            if (!open) return;
-            open = false;
-            this.release(entry);
-          },
-        };
-      }
+      if (entry.place === 'lru' || entry.place === 'pinned' || entry.place === 'held') return this.lease(entry, hit && attempt === 1);
       if (attempt >= MAX_LOOKUPS) throw new DS_ERR_CACHE_LOAD_CANCELLED(key, `evicted before it could be acquired, ${attempt} times`);
     }
   }
 
+  /**
+   * A lease on `key` if it is in the cache now (a hit), else null; never loads and never waits.
+   * For callers that must not block on a fetch: load first ({@link prefetch}), then try again.
+   */
+  tryAcquire(key: string): DeltaLease | null {
+    const entry = this.pinned.get(key) ?? this.lru.get(key);
+    if (entry === undefined) return null;
+    this.counters.hits++;
+    this.emit({ type: 'hit', key, bytes: entry.bytes });
+    return this.lease(entry, true);
+  }
+
   /** Loads `key` into the cache if it is not there. Rejects like {@link get}. */
-  async prefetch(key: string, signal?: AbortSignal): Promise<void> {
-    await this.lookup(key, signal);
+  async prefetch(key: string, signal?: AbortSignal): Promise<CacheLookup> {
+    return this.lookup(key, signal);
   }
 
   /** The cached entry, without loading it and without touching its recency. */
@@ -331,19 +336,35 @@ export class DeltaCache {
     return this.lru.calculatedSize + this.pinnedBytes + this.heldBytes + this.loadingBytes;
   }
 
-  private async lookup(key: string, signal?: AbortSignal): Promise<Entry> {
+  private lease(entry: Entry, hit: boolean): DeltaLease {
+    entry.refs++;
+    let open = true;
+    return {
+      delta: entry.delta,
+      entry,
+      hit,
+      release: () => {
+        if (!open) return;
+        open = false;
+        this.release(entry);
+      },
+    };
+  }
+
+  private async lookup(key: string, signal?: AbortSignal): Promise<{ entry: Entry; hit: boolean }> {
     signal?.throwIfAborted();
     const pinned = this.pinned.get(key);
     if (pinned !== undefined) {
       this.counters.hits++;
       this.emit({ type: 'hit', key, bytes: pinned.bytes });
-      return pinned;
+      return { entry: pinned, hit: true };
     }
     const status: LRUCache.Status<string, Entry> = {};
     const pending = this.lru.fetch(key, { status });
     // lru-cache sets status.fetch synchronously: 'hit', 'miss' (this call started the load) or
     // 'inflight' (it joined one).
-    if (status.fetch === 'hit') {
+    const hit = status.fetch === 'hit';
+    if (hit) {
       this.counters.hits++;
       this.emit({ type: 'hit', key, bytes: this.lru.peek(key)?.bytes ?? 0 });
     } else {
@@ -354,7 +375,7 @@ export class DeltaCache {
     }
     const entry = await (signal === undefined ? pending : raceAbort(pending, signal));
     if (entry === undefined) throw new DS_ERR_CACHE_LOAD_CANCELLED(key, 'lru-cache dropped the load');
-    return entry;
+    return { entry, hit };
   }
 
   /** lru-cache's fetchMethod: the whole miss pipeline. */
@@ -522,9 +543,3 @@ export class DeltaCache {
   }
 }
 
-function positiveInteger(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    throw new DS_ERR_CACHE_BAD_OPTION(name, `expected a positive integer, got ${String(value)}`);
-  }
-  return value;
-}

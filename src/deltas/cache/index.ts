@@ -6,6 +6,5 @@ export {
   type DeltaCacheStats,
   type DeltaLease,
   type DeltaLoadTimings,
-  type DeltaLocation,
 } from './delta-cache.js';
 export { deltaByteSize } from './delta-size.js';

@@ -3,8 +3,8 @@
  * `encodeDelta` would write, computed from the layout without encoding anything.
  */
 import type { Delta, TensorDelta } from '../types.js';
-import { encodeDeltaMetadata, sortedTensors, tensorEntrySpecs, VALUE_DTYPE_SIZE } from './delta-schema.js';
-import { layoutSafetensors, shapeNumel } from './safetensors.js';
+import { encodeDeltaMetadata, sortedTensors, tensorEntrySpecs } from './delta-schema.js';
+import { layoutSafetensors, SAFETENSORS_DTYPE_SIZE, shapeNumel } from './safetensors.js';
 
 export interface TensorStats {
   readonly name: string;
@@ -51,7 +51,7 @@ function ratio(numerator: number, denominator: number): number {
 
 /** Statistics of every tensor (sorted by name, like the file) and of the whole delta. */
 export function inspectDelta(delta: Delta): DeltaStats {
-  const valueSize = VALUE_DTYPE_SIZE[delta.metadata.valueDtype];
+  const valueSize = SAFETENSORS_DTYPE_SIZE[delta.metadata.valueDtype];
   let totalNumel = 0;
   let totalNnz = 0;
   let totalData = 0;

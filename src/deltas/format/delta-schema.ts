@@ -8,16 +8,13 @@
  */
 import { DS_ERR_DELTA_BAD_METADATA } from '../../core/errors.js';
 import type { Delta, DeltaMetadata, DeltaMethod, DeltaValueDtype, TensorDelta } from '../types.js';
-import type { SafetensorsTensorSpec } from './safetensors.js';
+import { SAFETENSORS_DTYPE_SIZE, type SafetensorsTensorSpec } from './safetensors.js';
 
 export const DELTA_FORMAT = 'deltaserve.delta';
 export const DELTA_FORMAT_VERSION = '1';
 
 export const DELTA_METHODS: readonly DeltaMethod[] = ['dare', 'darex-q', 'magnitude', 'full'];
 export const DELTA_VALUE_DTYPES: readonly DeltaValueDtype[] = ['F32', 'F16'];
-
-/** Bytes per stored value. */
-export const VALUE_DTYPE_SIZE: Readonly<Record<DeltaValueDtype, number>> = { F32: 4, F16: 2 };
 
 export const INDICES_SUFFIX = '::indices';
 export const VALUES_SUFFIX = '::values';
@@ -217,7 +214,7 @@ export function decodeDeltaMetadata(raw: Readonly<Record<string, string>>): {
 
 /** The safetensors entries one tensor occupies, with their sizes: what the layout needs. */
 export function tensorEntrySpecs(tensor: TensorDelta, valueDtype: DeltaValueDtype): SafetensorsTensorSpec[] {
-  const valueSize = VALUE_DTYPE_SIZE[valueDtype];
+  const valueSize = SAFETENSORS_DTYPE_SIZE[valueDtype];
   if (tensor.kind === 'dense') {
     return [{ name: tensor.name + DENSE_SUFFIX, dtype: valueDtype, shape: tensor.shape, byteLength: tensor.values.length * valueSize }];
   }

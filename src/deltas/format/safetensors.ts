@@ -22,26 +22,37 @@ if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
   throw new Error('deltaserve safetensors support requires a little-endian host');
 }
 
-/** Element size in bytes of every dtype this module reads and writes (safetensors' own names). */
-export const SAFETENSORS_DTYPE_SIZE = {
-  F64: 8,
-  I64: 8,
-  U64: 8,
-  F32: 4,
-  I32: 4,
-  U32: 4,
-  F16: 2,
-  BF16: 2,
-  I16: 2,
-  U16: 2,
-  U8: 1,
-  I8: 1,
-  BOOL: 1,
-  F8_E4M3: 1,
-  F8_E5M2: 1,
+/**
+ * Every dtype this module reads and writes (safetensors' own names) and the typed array
+ * `tensorView` returns for it (F16/BF16/F8 as raw bit patterns); element sizes follow from it.
+ */
+const DTYPE_ARRAYS = {
+  F64: Float64Array,
+  I64: BigInt64Array,
+  U64: BigUint64Array,
+  F32: Float32Array,
+  I32: Int32Array,
+  U32: Uint32Array,
+  F16: Uint16Array,
+  BF16: Uint16Array,
+  I16: Int16Array,
+  U16: Uint16Array,
+  U8: Uint8Array,
+  I8: Int8Array,
+  BOOL: Uint8Array,
+  F8_E4M3: Uint8Array,
+  F8_E5M2: Uint8Array,
 } as const;
 
-export type SafetensorsDtype = keyof typeof SAFETENSORS_DTYPE_SIZE;
+export type SafetensorsDtype = keyof typeof DTYPE_ARRAYS;
+
+/** The typed array `tensorView` returns for each dtype. */
+export type SafetensorsArrayOf = { [D in SafetensorsDtype]: InstanceType<(typeof DTYPE_ARRAYS)[D]> };
+
+/** Element size in bytes of each dtype. */
+export const SAFETENSORS_DTYPE_SIZE = Object.fromEntries(
+  Object.entries(DTYPE_ARRAYS).map(([dtype, array]) => [dtype, array.BYTES_PER_ELEMENT]),
+) as Readonly<Record<SafetensorsDtype, number>>;
 
 /** Header bytes beyond this are refused before decoding (same limit as the Rust reader). */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -323,43 +334,6 @@ type TypedArrayConstructor = {
   new (buffer: ArrayBufferLike): SafetensorsTypedArray;
 };
 
-const VIEW_CONSTRUCTOR: Record<SafetensorsDtype, TypedArrayConstructor> = {
-  F64: Float64Array,
-  I64: BigInt64Array,
-  U64: BigUint64Array,
-  F32: Float32Array,
-  I32: Int32Array,
-  U32: Uint32Array,
-  F16: Uint16Array,
-  BF16: Uint16Array,
-  I16: Int16Array,
-  U16: Uint16Array,
-  U8: Uint8Array,
-  I8: Int8Array,
-  BOOL: Uint8Array,
-  F8_E4M3: Uint8Array,
-  F8_E5M2: Uint8Array,
-};
-
-/** The typed array `tensorView` returns for each dtype (F16/BF16 as raw Uint16 bit patterns). */
-export interface SafetensorsArrayOf {
-  F64: Float64Array;
-  I64: BigInt64Array;
-  U64: BigUint64Array;
-  F32: Float32Array;
-  I32: Int32Array;
-  U32: Uint32Array;
-  F16: Uint16Array;
-  BF16: Uint16Array;
-  I16: Int16Array;
-  U16: Uint16Array;
-  U8: Uint8Array;
-  I8: Int8Array;
-  BOOL: Uint8Array;
-  F8_E4M3: Uint8Array;
-  F8_E5M2: Uint8Array;
-}
-
 /**
  * A typed array over one tensor's data, flat. A zero-copy view of `bytes.buffer` when the data
  * is aligned to the element size there (always, for files from `writeSafetensors` held in an
@@ -378,7 +352,7 @@ export function entryView<D extends SafetensorsDtype>(
   dataOffset: number,
   entry: SafetensorsEntry & { readonly dtype: D },
 ): SafetensorsArrayOf[D] {
-  const Ctor = VIEW_CONSTRUCTOR[entry.dtype];
+  const Ctor: TypedArrayConstructor = DTYPE_ARRAYS[entry.dtype];
   const size = SAFETENSORS_DTYPE_SIZE[entry.dtype];
   const start = bytes.byteOffset + dataOffset + entry.begin;
   const length = (entry.end - entry.begin) / size;

@@ -21,7 +21,8 @@ import type { DeltaSource, FetchStatus } from './delta-source.js';
 import { StreamingSha256, normalizeSha256 } from './checksum.js';
 import { errorCode, errorMessage, withUri } from './source-error.js';
 import { schemeOf } from './uri.js';
-import { DEFAULT_MAX_DELTA_BYTES, checkInteger } from './source-options.js';
+import { DEFAULT_MAX_DELTA_BYTES } from './source-options.js';
+import { integerOption } from '../../core/options.js';
 
 /** Bytes per read call: big enough to be cheap, small enough for an abort to act quickly. */
 const READ_SLICE_BYTES = 8 * 1024 * 1024;
@@ -43,7 +44,7 @@ export class FileDeltaSource implements DeltaSource {
       throw new DS_ERR_SOURCE_BAD_OPTION('fileRoot', `expected a folder path, got ${JSON.stringify(options.root)}`);
     }
     this.root = resolve(options.root);
-    this.maxBytes = checkInteger('maxBytes', options.maxBytes ?? DEFAULT_MAX_DELTA_BYTES, 1);
+    this.maxBytes = integerOption(DS_ERR_SOURCE_BAD_OPTION, 'maxBytes', options.maxBytes ?? DEFAULT_MAX_DELTA_BYTES, 1);
   }
 
   async fetch(uri: string, expectedSha256: string, signal?: AbortSignal, status?: FetchStatus): Promise<Uint8Array> {

@@ -3,16 +3,14 @@
  * habit): a bad option fails at startup with its name, not on the first cold request.
  */
 import { DS_ERR_SOURCE_BAD_OPTION } from '../../core/errors.js';
+import { integerOption } from '../../core/options.js';
 import type { HttpDeltaSourceOptions } from './http-source.js';
 import { hostPatternProblem } from './uri.js';
 
 export const DEFAULT_MAX_DELTA_BYTES = 1024 ** 3;
 
-export function checkInteger(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new DS_ERR_SOURCE_BAD_OPTION(name, `expected an integer in [${min}, ${max}], got ${String(value)}`);
-  }
-  return value;
+function checkInteger(name: string, value: unknown, min: number, max?: number): number {
+  return integerOption(DS_ERR_SOURCE_BAD_OPTION, name, value, min, max);
 }
 
 export type CheckedHttpOptions = Required<Omit<HttpDeltaSourceOptions, 'lookup' | 'headers'>> &

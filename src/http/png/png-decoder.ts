@@ -14,6 +14,7 @@
  */
 import { Piscina } from 'piscina';
 import { DS_ERR_IMAGE_INVALID, DS_ERR_OVERLOADED } from '../../core/errors.js';
+import { withRetryAfter } from '../../core/retry-after.js';
 import type { PngDecodeJob, PngDecodeResult } from './png-decode-job.js';
 
 export interface PngDecoderOptions {
@@ -80,6 +81,6 @@ export class PngDecoder {
     const waitMs = ((this.pool.queueSize + this.options.concurrency) * this.meanDecodeMs) / this.options.concurrency;
     const retryAfterSeconds = Math.min(MAX_RETRY_AFTER_S, Math.max(1, Math.ceil(waitMs / 1000)));
     const error = new DS_ERR_OVERLOADED(`${this.pool.queueSize} PNG decodes are already waiting for the ${this.options.concurrency} decoders`, retryAfterSeconds);
-    return Object.assign(error, { retryAfterSeconds });
+    return withRetryAfter(error, retryAfterSeconds);
   }
 }

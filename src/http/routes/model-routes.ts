@@ -8,6 +8,7 @@ import type { TensorSignature } from '../../onnx/io-signature.js';
 import { requireTenant } from '../auth.js';
 import { timeoutMsOf, TIMEOUT_HEADER } from '../deadline.js';
 import { resolveContext, type GatewayContext } from '../gateway-context.js';
+import { REQUEST_ID_HEADER } from '../request-state.js';
 import { requireVisibleModel, resolveModel, runInference } from '../run-inference.js';
 import { taskUnavailableForTenant } from '../task-unavailable.js';
 import {
@@ -33,7 +34,6 @@ interface InferBody {
 }
 
 export const PLATFORM = 'onnxruntime_onnx';
-const REQUEST_ID_HEADER = 'x-request-id';
 
 export function modelRoutes(ctx: GatewayContext) {
   return async function register(app: FastifyInstance): Promise<void> {

@@ -83,14 +83,7 @@ export function repositoryRoutes(ctx: GatewayContext) {
         const name = request.params.model_name;
         if (name === RESERVED_BASE_NAME) return { name, version: ctx.base.version, state: 'READY', cached: true, pinned: true };
         const task = taskOf(ctx, request);
-        ctx.taskStates.loading(task.key);
-        try {
-          await ctx.engine.pin(taskRefOf(task));
-        } catch (error) {
-          ctx.taskStates.failed(task.key, (error as Error).message);
-          throw error;
-        }
-        ctx.taskStates.ready(task.key);
+        await ctx.engine.pin(taskRefOf(task));
         return { name, version: task.version, state: 'READY', cached: true, pinned: true };
       },
     );
@@ -103,7 +96,6 @@ export function repositoryRoutes(ctx: GatewayContext) {
         if (name === RESERVED_BASE_NAME) throw new DS_ERR_BASE_RESERVED('the base model is always loaded and cannot be unloaded');
         const task = taskOf(ctx, request);
         await ctx.engine.evict(task.key);
-        ctx.taskStates.forget(task.key);
         return { name, version: task.version, state: 'READY', cached: false, pinned: false };
       },
     );

@@ -10,6 +10,7 @@ import {
   type SafetensorsTensorInput,
 } from '../../../src/deltas/format/safetensors.js';
 import type { Delta, DeltaValueDtype, SparseTensorDelta } from '../../../src/deltas/types.js';
+import { hasCode } from '../../helpers/errors.js';
 
 export const FINGERPRINT = 'a'.repeat(64);
 
@@ -109,10 +110,5 @@ export function rebuild(
 
 /** Asserts that `fn` throws an error with this `code` (and, optionally, a message matching). */
 export function assertCode(fn: () => unknown, code: string, message?: RegExp): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof Error, `expected an Error, got ${String(err)}`);
-    assert.equal((err as Error & { code?: unknown }).code, code, `wrong code; message: ${err.message}`);
-    if (message !== undefined) assert.match(err.message, message);
-    return true;
-  });
+  assert.throws(fn, hasCode(code, message));
 }

@@ -7,20 +7,19 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FileDeltaSource } from '../../../src/deltas/source/file-source.js';
 import type { FetchStatus } from '../../../src/deltas/source/delta-source.js';
+import { hasCode } from '../../helpers/errors.js';
 
 const bytes = new Uint8Array(10_000).map((_, i) => (i * 7) % 256);
 const sha = createHash('sha256').update(bytes).digest('hex');
 let dir: string;
 let root: string;
 
-function hasCode(code: string, pattern?: RegExp) {
-  return (error: unknown): boolean => {
-    const e = error as Error & { code: string; uri?: string };
-    assert.equal(e.code, code, `expected ${code}, got ${e.code}: ${e.message}`);
+/** Every file-source error names the URI it was about. */
+function withUri(code: string, pattern?: RegExp) {
+  return hasCode(code, (e) => {
     if (pattern) assert.match(e.message, pattern);
     assert.equal(typeof e.uri, 'string');
-    return true;
-  };
+  });
 }
 
 before(async () => {
@@ -50,34 +49,34 @@ test('reads a file:// URI inside the root', async () => {
 });
 
 test('a missing file is DS_ERR_SOURCE_FILE_MISSING', async () => {
-  await assert.rejects(new FileDeltaSource({ root }).fetch('tasks/nope.safetensors', sha), hasCode('DS_ERR_SOURCE_FILE_MISSING', /nope\.safetensors/));
+  await assert.rejects(new FileDeltaSource({ root }).fetch('tasks/nope.safetensors', sha), withUri('DS_ERR_SOURCE_FILE_MISSING', /nope\.safetensors/));
 });
 
 test('paths escaping the root are refused, even when the target exists', async () => {
   const source = new FileDeltaSource({ root });
-  await assert.rejects(source.fetch('../outside.safetensors', sha), hasCode('DS_ERR_SOURCE_OUTSIDE_ROOT'));
-  await assert.rejects(source.fetch('tasks/../../outside.safetensors', sha), hasCode('DS_ERR_SOURCE_OUTSIDE_ROOT'));
-  await assert.rejects(source.fetch('../../../../etc/passwd', sha), hasCode('DS_ERR_SOURCE_OUTSIDE_ROOT'));
-  await assert.rejects(source.fetch(pathToFileURL(join(dir, 'outside.safetensors')).toString(), sha), hasCode('DS_ERR_SOURCE_OUTSIDE_ROOT'));
-  await assert.rejects(source.fetch('/etc/passwd', sha), hasCode('DS_ERR_SOURCE_OUTSIDE_ROOT'));
+  await assert.rejects(source.fetch('../outside.safetensors', sha), withUri('DS_ERR_SOURCE_OUTSIDE_ROOT'));
+  await assert.rejects(source.fetch('tasks/../../outside.safetensors', sha), withUri('DS_ERR_SOURCE_OUTSIDE_ROOT'));
+  await assert.rejects(source.fetch('../../../../etc/passwd', sha), withUri('DS_ERR_SOURCE_OUTSIDE_ROOT'));
+  await assert.rejects(source.fetch(pathToFileURL(join(dir, 'outside.safetensors')).toString(), sha), withUri('DS_ERR_SOURCE_OUTSIDE_ROOT'));
+  await assert.rejects(source.fetch('/etc/passwd', sha), withUri('DS_ERR_SOURCE_OUTSIDE_ROOT'));
 });
 
 test('a symlink inside the root pointing outside it is refused', async () => {
-  await assert.rejects(new FileDeltaSource({ root }).fetch('escape.safetensors', sha), hasCode('DS_ERR_SOURCE_OUTSIDE_ROOT'));
+  await assert.rejects(new FileDeltaSource({ root }).fetch('escape.safetensors', sha), withUri('DS_ERR_SOURCE_OUTSIDE_ROOT'));
 });
 
 test('a checksum mismatch is refused', async () => {
   const wrong = '0'.repeat(64);
   await assert.rejects(
     new FileDeltaSource({ root }).fetch('tasks/a.safetensors', wrong),
-    hasCode('DS_ERR_SOURCE_CHECKSUM_MISMATCH', new RegExp(`${sha} but ${wrong}`)),
+    withUri('DS_ERR_SOURCE_CHECKSUM_MISMATCH', new RegExp(`${sha} but ${wrong}`)),
   );
 });
 
 test('a file larger than maxBytes is refused', async () => {
-  await assert.rejects(new FileDeltaSource({ root, maxBytes: 100 }).fetch('tasks/a.safetensors', sha), hasCode('DS_ERR_SOURCE_TOO_LARGE', /10000 bytes/));
+  await assert.rejects(new FileDeltaSource({ root, maxBytes: 100 }).fetch('tasks/a.safetensors', sha), withUri('DS_ERR_SOURCE_TOO_LARGE', /10000 bytes/));
 });
 
 test('a folder is not a delta file', async () => {
-  await assert.rejects(new FileDeltaSource({ root }).fetch('tasks', sha), hasCode('DS_ERR_SOURCE_FILE_UNREADABLE', /not a regular file/));
+  await assert.rejects(new FileDeltaSource({ root }).fetch('tasks', sha), withUri('DS_ERR_SOURCE_FILE_UNREADABLE', /not a regular file/));
 });

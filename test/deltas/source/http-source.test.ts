@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import type { AddressInfo, LookupFunction } from 'node:net';
 import { HttpDeltaSource, type HttpDeltaSourceOptions } from '../../../src/deltas/source/http-source.js';
 import type { FetchStatus } from '../../../src/deltas/source/delta-source.js';
+import { hasCode } from '../../helpers/errors.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, count: number) => void;
 
@@ -49,15 +50,6 @@ function source(options: HttpDeltaSourceOptions = {}): HttpDeltaSource {
 function serve(res: ServerResponse, bytes: Uint8Array): void {
   res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes.byteLength });
   res.end(bytes);
-}
-
-function hasCode(code: string, extra?: (error: Error & { code: string; cause?: unknown; uri?: string }) => void) {
-  return (error: unknown): boolean => {
-    const e = error as Error & { code: string; cause?: unknown; uri?: string };
-    assert.equal(e.code, code, `expected ${code}, got ${e.code}: ${e.message}`);
-    extra?.(e);
-    return true;
-  };
 }
 
 function causeCode(error: { cause?: unknown }): string | undefined {
