@@ -20,6 +20,7 @@ import {
   type WorkerStats,
 } from './protocol.js';
 import { transferablesOf } from './tensors.js';
+import { warmUpInputs } from './warm-up.js';
 import type { WorkerOptions } from './worker-options.js';
 
 const port = parentPort!;
@@ -51,6 +52,9 @@ async function start(): Promise<void> {
       return { lease, hit };
     },
   });
+  const warmUp = base.executionProvider === 'cpu' ? null : warmUpInputs(base.io);
+  // Best effort: a model that cannot run on zero inputs reports that on real requests instead.
+  if (warmUp) await core.run(null, [warmUp]).catch(() => undefined);
 
   /** A task's location is fixed per key (name@version); a changed one replaces the cached copy. */
   const remember = (task: TaskRef): void => {
@@ -143,6 +147,8 @@ async function start(): Promise<void> {
       patchableWeights: base.patchableShapes.size,
       residentWeightBytes: base.residentWeightBytes,
       startMs: performance.now() - started,
+      executionProvider: base.executionProvider,
+      fallbackReason: base.fallbackReason,
     },
   });
 }
