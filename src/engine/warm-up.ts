@@ -1,7 +1,7 @@
 /**
  * A first run before the worker reports ready, on GPU providers. The first run of a WebGPU
- * session compiles its shaders (8.5 s for the demo zoo's model on lavapipe; later runs of other
- * batch sizes reuse nearly all of them), and that cost belongs to start-up, which readiness
+ * session compiles its shaders (8–32 s for the demo zoo's model on lavapipe on a shared 2-core
+ * machine; later runs of other batch sizes reuse nearly all of them), and that cost belongs to start-up, which readiness
  * waits for, not to the first request, whose deadline it would eat.
  */
 import type { ModelIO } from '../onnx/io-signature.js';
