@@ -20,7 +20,8 @@ type Env = Readonly<Record<string, string | undefined>>;
 export function providerStartFailure(provider: ExecutionProvider, error: unknown, env: Env = process.env): string | null {
   const message = error instanceof Error ? error.message : String(error);
   if (provider === 'webgpu' && /WebGPU (adapter|device)/i.test(message)) {
-    return `no WebGPU adapter: ${describeVulkanProblem(probeVulkan(env))}`;
+    // Only Linux runs WebGPU on Vulkan; elsewhere (Metal, D3D12) there is nothing of ours to probe.
+    return process.platform === 'linux' ? `no WebGPU adapter: ${describeVulkanProblem(probeVulkan(env))}` : `no WebGPU adapter: ${firstLine(message)}`;
   }
   if (provider === 'cuda' && /Failed to load shared library|providers_(cuda|shared)/i.test(message)) {
     return 'the CUDA provider libraries are not installed (npm ci --onnxruntime-node-install=cuda12, with CUDA 12.x and cuDNN 9.x)';
@@ -51,7 +52,6 @@ export function describeVulkanProblem(probe: VulkanProbe): string {
 }
 
 export function probeVulkan(env: Env = process.env): VulkanProbe {
-  if (process.platform !== 'linux') return { loaderFound: true, driverFiles: [], searched: ['(not Linux: not probed)'] };
   const { files, searched } = vulkanDriverFiles(env);
   return { loaderFound: vulkanLoaderFound(env), driverFiles: files, searched };
 }
