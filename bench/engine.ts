@@ -57,6 +57,8 @@ export interface EngineBenchOptions {
   switchMs?: number;
   executionProvider?: Provider;
   dropRates?: number[];
+  /** How this run was started, for the doc (default: the `npm run bench` section). */
+  command?: string;
 }
 
 export async function runEngineBench(options: EngineBenchOptions = {}): Promise<string> {
@@ -70,7 +72,7 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
   const layout = LAYOUT[provider];
   const sections: string[] = [];
   const settings = ['--provider', provider, '--seconds', String(seconds), '--warmup', String(warmup), '--concurrency', String(concurrency), '--cache-bytes', String(cacheBytes), '--max-batch', String(maxBatch), '--switch-ms', String(switchMs)];
-  const command = `npm run bench -- ${provider === 'cpu' ? 'engine' : 'engine-webgpu'}   (each configuration: node --import tsx bench/engine-run.ts --config X --p P ${settings.join(' ')})`;
+  const command = `${options.command ?? `npm run bench -- ${provider === 'cpu' ? 'engine' : 'engine-webgpu'}`}   (each configuration: node --import tsx bench/engine-run.ts --config X --p P ${settings.join(' ')})`;
   const run = (config: string, p: number) => {
     const child = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./engine-run.ts', import.meta.url)), '--config', config, '--p', String(p), ...settings], {
       encoding: 'utf8',
@@ -151,6 +153,7 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
   const provider = (values.provider ?? 'cpu') as Provider;
   if (!(provider in LAYOUT)) throw new Error(`--provider must be cpu or webgpu, got ${provider}`);
   const text = await runEngineBench({
+    command: `node --import tsx bench/engine.ts ${process.argv.slice(2).join(' ')}`,
     executionProvider: provider,
     ...(values.p && { dropRates: values.p.map(Number) }),
     ...(values.seconds && { seconds: Number(values.seconds) }),
