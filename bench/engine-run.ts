@@ -6,9 +6,11 @@
  *
  *   a  upper bound: plain session, pre-packed initializers (the merged model of task 0), one task
  *   b  baseline: one merged-model session per task in an LRU with the same memory budget
- *   c  this engine, patch mode      d  this engine, graph mode (CPU)
+ *   c  this engine, patch mode      d  this engine, graph mode
  *   e  diagnostic: this engine, patch mode, every request for task 0 (what weights-as-inputs
  *      and delta serving cost without task switching and batch fragmentation)
+ *   f  diagnostic: this engine, graph mode, every request for task 0 (e's counterpart on a GPU)
+ * `--provider webgpu` runs a, b, d and f on the WebGPU provider (patch mode is CPU-only).
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -20,7 +22,7 @@ import { SeededRng } from '../src/core/rng.js';
 import { decodeDelta } from '../src/deltas/format/delta-file.js';
 import { Engine } from '../src/engine/engine.js';
 import { batchSizeOf, concatBatch, splitBatch } from '../src/engine/batching.js';
-import { createOrtSession, runSession } from '../src/engine/ort-session.js';
+import { createOrtSession, runSession, type ExecutionProvider } from '../src/engine/ort-session.js';
 import type { NamedTensors } from '../src/engine/tensors.js';
 import { encodeOnnxModel, loadOnnxModel, saveOnnxModel } from '../src/onnx/model-file.js';
 import { readFloatWeights, withFloatWeights } from '../src/onnx/weights.js';
@@ -39,9 +41,12 @@ const { values } = parseArgs({
     'switch-ms': { type: 'string', default: '1000' },
     'cache-bytes': { type: 'string', default: String(1024 ** 3) },
     threads: { type: 'string', default: '2' },
+    provider: { type: 'string', default: 'cpu' },
   },
 });
-const config = values.config as 'a' | 'b' | 'c' | 'd' | 'e' | 'prepare';
+const config = values.config as 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'prepare';
+const provider = values.provider as ExecutionProvider;
+if (!['cpu', 'webgpu'].includes(provider)) throw new Error(`--provider must be cpu or webgpu, got ${provider}`);
 const dropRate = Number(values.p);
 const seconds = Number(values.seconds);
 const warmupSeconds = Number(values.warmup);
@@ -95,7 +100,7 @@ async function engineRunner(mode: 'patch' | 'graph', modelPath: string, tasks: r
   const activations = { count: 0, ms: 0, nonzeros: 0 };
   const engine = await Engine.start({
     worker: {
-      base: { modelPath, mode, patchable: tasks ? [] : ['no weight is patchable'], session: { executionProvider: 'cpu', intraOpThreads: threads } },
+      base: { modelPath, mode, patchable: tasks ? [] : ['no weight is patchable'], session: { executionProvider: provider, intraOpThreads: threads } },
       cacheMaxBytes: cacheBytes,
       source: { fileRoot: WORK_DIR, allowedSchemes: ['file'] },
     },
@@ -155,7 +160,7 @@ async function mergedSessionRunner(basePath: string, tasks: readonly TaskFixture
       sessions.delete(oldest);
       await session.release();
     }
-    const session = await createOrtSession(await mergedModelBytes(basePath, task), { executionProvider: 'cpu', intraOpThreads: threads });
+    const session = await createOrtSession(await mergedModelBytes(basePath, task), { executionProvider: provider, intraOpThreads: threads });
     sessions.set(task.key, session);
     activations.count++;
     activations.ms += performance.now() - started;
@@ -204,9 +209,10 @@ async function main(): Promise<void> {
   let runner: Runner;
   if (config === 'a') {
     if (!existsSync(mergedPathFor(dropRate))) throw new Error('run --config prepare first');
-    runner = await engineRunner('patch', mergedPathFor(dropRate), null);
+    // No weight is patchable, so either mode is the plain model; patch mode is CPU-only.
+    runner = await engineRunner(provider === 'cpu' ? 'patch' : 'graph', mergedPathFor(dropRate), null);
   } else if (config === 'b') runner = await mergedSessionRunner(basePath, tasks);
-  else runner = await engineRunner(config === 'd' ? 'graph' : 'patch', basePath, tasks);
+  else runner = await engineRunner(config === 'd' || config === 'f' ? 'graph' : 'patch', basePath, tasks);
 
   const zipf = zipfSampler(tasks.length, 99);
   const latencies: number[] = [];
@@ -225,7 +231,7 @@ async function main(): Promise<void> {
   let measuring = false;
   const client = async () => {
     while (performance.now() < stopAt) {
-      const task = config === 'a' || config === 'e' ? 0 : zipf();
+      const task = config === 'a' || config === 'e' || config === 'f' ? 0 : zipf();
       const t0 = performance.now();
       if (!measuring && t0 >= measureFrom) {
         measuring = true;

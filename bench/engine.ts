@@ -1,12 +1,15 @@
 /**
- * The engine benchmark (issue: engine). For p = 0.9 and 0.99 runs the four configurations of
+ * The engine benchmark (issue: engine). For p = 0.9 and 0.99 runs the configurations of
  * bench/engine-run.ts, each in its own process, one after another on the same machine, and
- * reports them side by side with the ratios the goals are stated in.
- * Run: node --import tsx bench/engine.ts [--seconds S] [--concurrency C]
+ * reports them side by side with the ratios the goals are stated in. On the CPU: a, b, c, d, e;
+ * on WebGPU (`npm run bench -- engine-webgpu`): a, b, d, f, the same table.
+ * Run: node --import tsx bench/engine.ts [--provider webgpu] [--p 0.99] [--seconds S] [--concurrency C] [--write]
+ * (--write puts the section into docs/benchmarks.md, as `npm run bench` does).
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { replaceDocSection } from './doc-sections.js';
 import { machineLine } from './machine.js';
 
 interface RunResult {
@@ -32,20 +35,44 @@ const NAMES: Record<string, string> = {
   a: '(a) plain session, pre-packed, one task',
   b: '(b) merged session per task, LRU',
   c: '(c) engine, patch',
-  d: '(d) engine, graph (CPU)',
+  d: '(d) engine, graph',
   e: 'diagnostic: engine, patch, task 0 only',
+  f: 'diagnostic: engine, graph, task 0 only',
 };
 
-export async function runEngineBench(options: { seconds?: number; warmup?: number; concurrency?: number; cacheBytes?: number; maxBatch?: number; switchMs?: number } = {}): Promise<string> {
+type Provider = 'cpu' | 'webgpu';
+
+/** Per provider: which configurations run, which is "the engine" the goals are about, and its one-task diagnostic. */
+const LAYOUT: Record<Provider, { configs: string[]; engine: string; diagnostic: string }> = {
+  cpu: { configs: ['a', 'b', 'c', 'd', 'e'], engine: 'c', diagnostic: 'e' },
+  webgpu: { configs: ['a', 'b', 'd', 'f'], engine: 'd', diagnostic: 'f' },
+};
+
+export interface EngineBenchOptions {
+  seconds?: number;
+  warmup?: number;
+  concurrency?: number;
+  cacheBytes?: number;
+  maxBatch?: number;
+  switchMs?: number;
+  executionProvider?: Provider;
+  dropRates?: number[];
+  /** How this run was started, for the doc (default: the `npm run bench` section). */
+  command?: string;
+}
+
+export async function runEngineBench(options: EngineBenchOptions = {}): Promise<string> {
   const seconds = options.seconds ?? 40;
   const warmup = options.warmup ?? 10;
   const concurrency = options.concurrency ?? 64;
   const cacheBytes = options.cacheBytes ?? 1024 ** 3;
   const maxBatch = options.maxBatch ?? 16;
   const switchMs = options.switchMs ?? 1000;
+  const provider = options.executionProvider ?? 'cpu';
+  const layout = LAYOUT[provider];
   const sections: string[] = [];
-  const settings = ['--seconds', String(seconds), '--warmup', String(warmup), '--concurrency', String(concurrency), '--cache-bytes', String(cacheBytes), '--max-batch', String(maxBatch), '--switch-ms', String(switchMs)];
-  const command = `npm run bench -- engine   (each configuration: node --import tsx bench/engine-run.ts --config X --p P ${settings.join(' ')})`;
+  const settings = ['--provider', provider, '--seconds', String(seconds), '--warmup', String(warmup), '--concurrency', String(concurrency), '--cache-bytes', String(cacheBytes), '--max-batch', String(maxBatch), '--switch-ms', String(switchMs)];
+  const command = `${options.command ?? `npm run bench -- ${provider === 'cpu' ? 'engine' : 'engine-webgpu'}`}   (each configuration: node --import tsx bench/engine-run.ts --config X --p P ${settings.join(' ')})`;
   const run = (config: string, p: number) => {
     const child = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./engine-run.ts', import.meta.url)), '--config', config, '--p', String(p), ...settings], {
       encoding: 'utf8',
@@ -55,28 +82,29 @@ export async function runEngineBench(options: { seconds?: number; warmup?: numbe
     if (child.status !== 0) throw new Error(`bench config ${config} p=${p} failed with exit ${child.status}`);
     return child.stdout;
   };
-  for (const p of [0.9, 0.99]) {
+  for (const p of options.dropRates ?? [0.9, 0.99]) {
     run('prepare', p);
     const results: RunResult[] = [];
-    for (const config of ['a', 'b', 'c', 'd', 'e']) results.push(JSON.parse(run(config, p).trim().split('\n').pop()!) as RunResult);
-    sections.push(renderTable(p, results, cacheBytes));
+    for (const config of layout.configs) results.push(JSON.parse(run(config, p).trim().split('\n').pop()!) as RunResult);
+    sections.push(renderTable(p, results, layout));
   }
   return [
-    '### Engine: one resident base, 100 tasks, Zipf(1.0)',
+    provider === 'cpu' ? '### Engine: one resident base, 100 tasks, Zipf(1.0)' : '### Engine on WebGPU: one resident base, 100 tasks, Zipf(1.0)',
     '',
     machineLine(command),
     '',
-    `BERT-base-shaped synthetic encoder (12 × 768, FFN 3072, 86 M params, 344 MB fp32). 100 synthetic tasks whose deltas touch every weight (DARE mask at p, values N(0, 0.002)/(1 − p), fp16 files). Requests 1 × 128 tokens, task drawn from Zipf(1.0), closed loop with ${concurrency} clients, ${warmup} s warm-up then ${seconds} s measured, intra-op threads 2, max batch ${maxBatch}, queue delay 2 ms, forced switch after ${switchMs} ms (the same scheduler settings for every configuration). Delta cache budget ${(cacheBytes / 2 ** 20).toFixed(0)} MiB for (c)/(d) and the same memory budget for (b)'s merged sessions. RSS is the whole process (main + worker thread); "above (a)" subtracts the plain single-model process's median RSS.`,
+    `BERT-base-shaped synthetic encoder (12 × 768, FFN 3072, 86 M params, 344 MB fp32). 100 synthetic tasks whose deltas touch every weight (DARE mask at p, values N(0, 0.002)/(1 − p), fp16 files). Requests 1 × 128 tokens, task drawn from Zipf(1.0), closed loop with ${concurrency} clients, ${warmup} s warm-up then ${seconds} s measured, intra-op threads 2, max batch ${maxBatch}, queue delay 2 ms, forced switch after ${switchMs} ms (the same scheduler settings for every configuration). Delta cache budget ${(cacheBytes / 2 ** 20).toFixed(0)} MiB for the engine and the same memory budget for (b)'s merged sessions. Execution provider: ${provider}${provider === 'cpu' ? '' : ' for every configuration (sessions, merged models and the engine; patch mode is CPU-only, so (c) and (e) do not run)'}. RSS is the whole process (main + worker thread); "above (a)" subtracts the plain single-model process's median RSS.`,
     '',
     ...sections,
   ].join('\n');
 }
 
-function renderTable(p: number, results: RunResult[], cacheBytes: number): string {
+function renderTable(p: number, results: RunResult[], layout: (typeof LAYOUT)[Provider]): string {
   const a = results.find((r) => r.config === 'a')!;
   const b = results.find((r) => r.config === 'b')!;
-  const c = results.find((r) => r.config === 'c')!;
-  const e = results.find((r) => r.config === 'e')!;
+  const c = results.find((r) => r.config === layout.engine)!;
+  const e = results.find((r) => r.config === layout.diagnostic)!;
+  const name = `(${layout.engine})`;
   const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
   const rows = results.map((r) =>
     [
@@ -97,11 +125,11 @@ function renderTable(p: number, results: RunResult[], cacheBytes: number): strin
     ].join(' | '),
   );
   const goals = [
-    `- (c) / (a) throughput: **${(c.throughput / a.throughput).toFixed(2)}** (goal ≥ ${p >= 0.99 ? '0.8' : '0.6'})`,
-    `- (c) / (b) throughput: **${(c.throughput / b.throughput).toFixed(1)}×** (goal ≥ 5×)`,
-    `- (c) RSS above (a): ${mib(c.rssMedianBytes - a.rssMedianBytes)} MiB vs. goal ≤ 1.15 × cached delta bytes + 50 MB = ${mib(1.15 * c.cachedDeltaBytes + 50e6)} MiB`,
-    `- (c) event-loop delay p99: ${c.eventLoopDelayP99Ms.toFixed(1)} ms (goal ≤ 10 ms)`,
-    `- Where (c) loses against (a): weights fed as inputs and one delta applied, all requests on one task, reach ${(e.throughput / a.throughput).toFixed(2)} × (a) (diagnostic row); spreading requests over 100 Zipf tasks cuts the mean batch from ${e.meanBatchSize.toFixed(1)} to ${c.meanBatchSize.toFixed(1)} and adds ${c.activationsPerSecond.toFixed(2)} activations/s of ${c.activationMsMean.toFixed(0)} ms each (${((c.activationsPerSecond * c.activationMsMean) / 10).toFixed(1)} % of the time).`,
+    `- ${name} / (a) throughput: **${(c.throughput / a.throughput).toFixed(2)}** (goal ≥ ${p >= 0.99 ? '0.8' : '0.6'})`,
+    `- ${name} / (b) throughput: **${(c.throughput / b.throughput).toFixed(1)}×** (goal ≥ 5×)`,
+    `- ${name} RSS above (a): ${mib(c.rssMedianBytes - a.rssMedianBytes)} MiB vs. goal ≤ 1.15 × cached delta bytes + 50 MB = ${mib(1.15 * c.cachedDeltaBytes + 50e6)} MiB`,
+    `- ${name} event-loop delay p99: ${c.eventLoopDelayP99Ms.toFixed(1)} ms (goal ≤ 10 ms)`,
+    `- Where ${name} loses against (a): ${layout.engine === 'c' ? 'weights fed as inputs and one delta applied' : 'the in-graph merge of one delta'}, all requests on one task, reach ${(e.throughput / a.throughput).toFixed(2)} × (a) (diagnostic row); spreading requests over 100 Zipf tasks cuts the mean batch from ${e.meanBatchSize.toFixed(1)} to ${c.meanBatchSize.toFixed(1)} and adds ${c.activationsPerSecond.toFixed(2)} activations/s of ${c.activationMsMean.toFixed(0)} ms each (${((c.activationsPerSecond * c.activationMsMean) / 10).toFixed(1)} % of the time).`,
   ];
   return [
     `#### p = ${p}`,
@@ -117,15 +145,23 @@ function renderTable(p: number, results: RunResult[], cacheBytes: number): strin
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
   const { values } = parseArgs({
-    options: { seconds: { type: 'string' }, warmup: { type: 'string' }, concurrency: { type: 'string' }, 'max-batch': { type: 'string' }, 'switch-ms': { type: 'string' } },
+    options: {
+      seconds: { type: 'string' }, warmup: { type: 'string' }, concurrency: { type: 'string' }, 'max-batch': { type: 'string' }, 'switch-ms': { type: 'string' },
+      provider: { type: 'string' }, p: { type: 'string', multiple: true }, write: { type: 'boolean' },
+    },
   });
-  console.log(
-    await runEngineBench({
-      ...(values.seconds && { seconds: Number(values.seconds) }),
-      ...(values.warmup && { warmup: Number(values.warmup) }),
-      ...(values.concurrency && { concurrency: Number(values.concurrency) }),
-      ...(values['max-batch'] && { maxBatch: Number(values['max-batch']) }),
-      ...(values['switch-ms'] && { switchMs: Number(values['switch-ms']) }),
-    }),
-  );
+  const provider = (values.provider ?? 'cpu') as Provider;
+  if (!(provider in LAYOUT)) throw new Error(`--provider must be cpu or webgpu, got ${provider}`);
+  const text = await runEngineBench({
+    command: `node --import tsx bench/engine.ts ${process.argv.slice(2).join(' ')}`,
+    executionProvider: provider,
+    ...(values.p && { dropRates: values.p.map(Number) }),
+    ...(values.seconds && { seconds: Number(values.seconds) }),
+    ...(values.warmup && { warmup: Number(values.warmup) }),
+    ...(values.concurrency && { concurrency: Number(values.concurrency) }),
+    ...(values['max-batch'] && { maxBatch: Number(values['max-batch']) }),
+    ...(values['switch-ms'] && { switchMs: Number(values['switch-ms']) }),
+  });
+  console.log(text);
+  if (values.write) await replaceDocSection(provider === 'cpu' ? 'engine' : 'engine-webgpu', text);
 }

@@ -1,9 +1,10 @@
 /**
  * `npm run bench [-- section...]`: runs benchmark sections and rewrites their parts of
  * docs/benchmarks.md (each between `<!-- bench:NAME -->` markers), leaving other sections as
- * they were, so one slow section can be re-measured alone. Sections: decode, compress, engine, http.
+ * they were, so one slow section can be re-measured alone. Sections: decode, compress, engine, http,
+ * and engine-webgpu (the engine configurations on a WebGPU device; only when asked for by name).
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { replaceDocSection } from './doc-sections.js';
 
 type Section = () => Promise<string>;
 
@@ -12,33 +13,22 @@ const SECTIONS: Record<string, () => Promise<Section>> = {
   compress: async () => (await import('./compress.js')).runCompressBench,
   engine: async () => (await import('./engine.js')).runEngineBench,
   http: async () => (await import('./http.js')).runHttpBench,
+  'engine-webgpu': async () => async () => (await import('./engine.js')).runEngineBench({ executionProvider: 'webgpu' }),
 };
-
-const DOC = new URL('../docs/benchmarks.md', import.meta.url);
+/** Sections a plain `npm run bench` runs: the WebGPU one needs a Vulkan device. */
+const DEFAULT_SECTIONS = ['decode', 'compress', 'engine', 'http'];
 
 async function main(): Promise<void> {
   const requested = process.argv.slice(2);
-  const names = requested.length > 0 ? requested : Object.keys(SECTIONS);
+  const names = requested.length > 0 ? requested : DEFAULT_SECTIONS;
   const unknown = names.filter((n) => !(n in SECTIONS));
   if (unknown.length > 0) throw new Error(`unknown bench section(s) ${unknown.join(', ')}; known: ${Object.keys(SECTIONS).join(', ')}`);
-  let doc = await readFile(DOC, 'utf8').catch(() => '# Benchmarks\n');
   for (const name of names) {
     process.stderr.write(`bench: ${name}...\n`);
     const text = await (await SECTIONS[name]!())();
     console.log(`${text}\n`);
-    doc = replaceSection(doc, name, text);
-    await writeFile(DOC, doc);
+    await replaceDocSection(name, text);
   }
-}
-
-function replaceSection(doc: string, name: string, text: string): string {
-  const open = `<!-- bench:${name} -->`;
-  const close = `<!-- /bench:${name} -->`;
-  const block = `${open}\n${text}\n${close}`;
-  const start = doc.indexOf(open);
-  const end = doc.indexOf(close);
-  if (start >= 0 && end > start) return doc.slice(0, start) + block + doc.slice(end + close.length);
-  return `${doc.trimEnd()}\n\n${block}\n`;
 }
 
 await main();

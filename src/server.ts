@@ -166,6 +166,7 @@ export function engineOptionsFor(config: GatewayConfig, modelPath: string, onEve
         patchable: [...config.model.patchable],
         session: {
           executionProvider: config.engine.executionProvider,
+          ...(config.engine.fallbackExecutionProvider !== null && { fallbackExecutionProvider: config.engine.fallbackExecutionProvider }),
           deviceId: config.engine.deviceId,
           intraOpThreads: config.engine.intraOpThreads,
         },

@@ -25,6 +25,7 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
   { env: 'DELTASERVE_MODEL_MANIFEST', field: 'model.manifest', kind: 'path' },
   { env: 'DELTASERVE_MODEL_PATH', field: 'model.path', kind: 'path' },
   { env: 'DELTASERVE_EXECUTION_PROVIDER', field: 'engine.executionProvider', kind: 'string' },
+  { env: 'DELTASERVE_FALLBACK_EXECUTION_PROVIDER', field: 'engine.fallbackExecutionProvider', kind: 'string' },
   { env: 'DELTASERVE_DEVICE_ID', field: 'engine.deviceId', kind: 'integer' },
   { env: 'DELTASERVE_MODE', field: 'engine.mode', kind: 'string' },
   { env: 'DELTASERVE_INTRA_OP_THREADS', field: 'engine.intraOpThreads', kind: 'integer' },

@@ -4,7 +4,7 @@
  * (`config-validate.ts`) is the single source of defaults and bounds.
  */
 
-export type ExecutionProvider = 'cpu' | 'cuda';
+export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
 export type ActivationMode = 'patch' | 'graph';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type DeltaScheme = 'file' | 'http' | 'https';
@@ -65,6 +65,8 @@ export interface GatewayConfig {
   };
   readonly engine: {
     readonly executionProvider: ExecutionProvider;
+    /** Used when `executionProvider` cannot start (no driver, no adapter); null = fail start-up. */
+    readonly fallbackExecutionProvider: ExecutionProvider | null;
     readonly deviceId: number;
     readonly mode: ActivationMode;
     readonly intraOpThreads: number;

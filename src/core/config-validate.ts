@@ -26,6 +26,7 @@ const TOP_KEYS = [
   'tenants', 'admin', 'telemetry', 'logLevel', 'shutdownGraceMs',
 ] as const;
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const PROVIDERS: readonly ExecutionProvider[] = ['cpu', 'cuda', 'webgpu'];
 const MAX_MS = 24 * 3600 * 1000;
 const GIB = 1024 ** 3;
 
@@ -60,14 +61,28 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
   };
 
   const engineObj = r.object(root.engine, 'engine', [
-    'executionProvider', 'deviceId', 'mode', 'intraOpThreads', 'cacheBytes', 'restartDelayMs', 'maxRestartDelayMs',
+    'executionProvider', 'fallbackExecutionProvider', 'deviceId', 'mode', 'intraOpThreads', 'cacheBytes', 'restartDelayMs', 'maxRestartDelayMs',
   ]);
-  const executionProvider = r.oneOf<ExecutionProvider>(engineObj, 'executionProvider', 'engine', ['cpu', 'cuda'], 'cpu');
+  const executionProvider = r.oneOf<ExecutionProvider>(engineObj, 'executionProvider', 'engine', PROVIDERS, 'cpu');
+  // docs/onnxruntime-facts.md §7: the CPU patches weights in place; a GPU keeps them resident and merges in-graph.
+  const mode = r.oneOf<ActivationMode>(engineObj, 'mode', 'engine', ['patch', 'graph'], executionProvider === 'cpu' ? 'patch' : 'graph');
+  if (mode === 'patch' && executionProvider !== 'cpu') {
+    r.fail('engine.mode', `patch runs only on the cpu execution provider (it rewrites weights in host memory); use graph with ${executionProvider}`);
+  }
+  const fallbackExecutionProvider = engineObj.fallbackExecutionProvider === undefined || engineObj.fallbackExecutionProvider === null
+    ? null
+    : r.oneOf<ExecutionProvider>(engineObj, 'fallbackExecutionProvider', 'engine', PROVIDERS, 'cpu');
+  if (fallbackExecutionProvider !== null && executionProvider === 'cpu') {
+    r.fail('engine.fallbackExecutionProvider', 'is for a GPU executionProvider that cannot start; cpu always starts');
+  }
+  if (fallbackExecutionProvider !== null && fallbackExecutionProvider === executionProvider) {
+    r.fail('engine.fallbackExecutionProvider', `must differ from engine.executionProvider (${executionProvider})`);
+  }
   const engine = {
     executionProvider,
+    fallbackExecutionProvider,
     deviceId: r.integer(engineObj, 'deviceId', 'engine', 0, 64, 0),
-    // docs/onnxruntime-facts.md §7: the CPU patches weights in place; CUDA keeps them resident and merges in-graph.
-    mode: r.oneOf<ActivationMode>(engineObj, 'mode', 'engine', ['patch', 'graph'], executionProvider === 'cuda' ? 'graph' : 'patch'),
+    mode,
     intraOpThreads: r.integer(engineObj, 'intraOpThreads', 'engine', 0, 1024, 0),
     cacheBytes: r.integer(engineObj, 'cacheBytes', 'engine', 1, 1024 * GIB, 256 * 1024 ** 2),
     restartDelayMs: r.integer(engineObj, 'restartDelayMs', 'engine', 1, MAX_MS, 200),

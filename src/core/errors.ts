@@ -43,6 +43,7 @@ export const DS_ERR_INFER_OUTPUT_NOT_FINITE = createError('DS_ERR_INFER_OUTPUT_N
 export const DS_ERR_ENGINE_NOT_READY = createError('DS_ERR_ENGINE_NOT_READY', 'Engine is not ready: %s', 503);
 export const DS_ERR_ENGINE_CRASHED = createError('DS_ERR_ENGINE_CRASHED', 'Engine worker stopped while handling the request: %s', 503);
 export const DS_ERR_ENGINE_START_FAILED = createError('DS_ERR_ENGINE_START_FAILED', 'Engine could not start: %s', 500);
+export const DS_ERR_PROVIDER_UNAVAILABLE = createError('DS_ERR_PROVIDER_UNAVAILABLE', 'Execution provider %s cannot start: %s', 500);
 export const DS_ERR_TASK_UNKNOWN_TO_WORKER = createError('DS_ERR_TASK_UNKNOWN_TO_WORKER', 'Task %s was never described to the engine worker', 500);
 export const DS_ERR_TASK_UNAVAILABLE = createError('DS_ERR_TASK_UNAVAILABLE', 'Task %s is unavailable: %s', 503);
 /** The worker refused a batch whose delta was not cached; the engine loads it and queues the batch's requests again. */

@@ -4,28 +4,71 @@
  * thread, because session creation and `run()` block the thread that calls them (docs/onnxruntime-facts.md §1).
  */
 import * as ort from 'onnxruntime-node';
+import { DS_ERR_PROVIDER_UNAVAILABLE } from '../core/errors.js';
+import { providerStartFailure } from './provider-diagnosis.js';
 import type { ElementType, EngineTensor, NamedTensors, TensorData } from './tensors.js';
 
-export type ExecutionProvider = 'cpu' | 'cuda';
+export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
 
 export interface OrtSessionOptions {
   readonly executionProvider: ExecutionProvider;
+  /** Tried when `executionProvider` cannot start (no driver, no device); absent = that fails start-up. */
+  readonly fallbackExecutionProvider?: ExecutionProvider;
   /** CUDA device ordinal; the only CUDA option the node binding takes (docs/onnxruntime-facts.md §8). */
   readonly deviceId?: number;
   /** Threads ORT uses inside one operator; 0 lets ORT choose. */
   readonly intraOpThreads: number;
 }
 
+export interface StartedSession {
+  readonly session: ort.InferenceSession;
+  /** The provider the session runs on: the configured one, or the fallback. */
+  readonly executionProvider: ExecutionProvider;
+  /** Why the configured provider did not start, when the fallback runs instead; else null. */
+  readonly fallbackReason: string | null;
+}
+
+/** A session on the configured provider, else on the fallback when the configuration names one. */
+export async function startOrtSession(model: Uint8Array, options: OrtSessionOptions): Promise<StartedSession> {
+  try {
+    return { session: await createOrtSession(model, options), executionProvider: options.executionProvider, fallbackReason: null };
+  } catch (error) {
+    const fallback = options.fallbackExecutionProvider;
+    if (fallback === undefined || (error as { code?: string }).code !== 'DS_ERR_PROVIDER_UNAVAILABLE') throw error;
+    const session = await createOrtSession(model, { ...options, executionProvider: fallback });
+    return { session, executionProvider: fallback, fallbackReason: (error as Error).message };
+  }
+}
+
+/** A session on exactly `options.executionProvider`; a provider that cannot start throws one line naming what is missing. */
 export async function createOrtSession(model: Uint8Array, options: OrtSessionOptions): Promise<ort.InferenceSession> {
-  const executionProviders: ort.InferenceSession.ExecutionProviderConfig[] =
-    options.executionProvider === 'cuda' ? [{ name: 'cuda', deviceId: options.deviceId ?? 0 }, 'cpu'] : ['cpu'];
-  return ort.InferenceSession.create(model, {
-    executionProviders,
-    intraOpNumThreads: options.intraOpThreads,
-    interOpNumThreads: 1,
-    graphOptimizationLevel: 'all',
-    executionMode: 'sequential',
-  });
+  try {
+    return await ort.InferenceSession.create(model, {
+      executionProviders: providerList(options),
+      intraOpNumThreads: options.intraOpThreads,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+      executionMode: 'sequential',
+      // ORT warns on every GPU session that shape ops run on the CPU, which is by design.
+      logSeverityLevel: options.executionProvider === 'cpu' ? 2 : 3,
+    });
+  } catch (error) {
+    const missing = providerStartFailure(options.executionProvider, error);
+    if (missing === null) throw error;
+    throw new DS_ERR_PROVIDER_UNAVAILABLE(options.executionProvider, missing);
+  }
+}
+
+/** Nodes a GPU provider does not implement run on the CPU provider listed after it. */
+function providerList(options: OrtSessionOptions): ort.InferenceSession.ExecutionProviderConfig[] {
+  switch (options.executionProvider) {
+    case 'cpu':
+      return ['cpu'];
+    case 'cuda':
+      return [{ name: 'cuda', deviceId: options.deviceId ?? 0 }, 'cpu'];
+    case 'webgpu':
+      return [{ name: 'webgpu' }, 'cpu'];
+  }
 }
 
 export function toOrtTensor(tensor: EngineTensor): ort.Tensor {

@@ -15,7 +15,7 @@ import type { ActivationMode, Activator } from './activator.js';
 import { addSparseDeltaInputs, exposeWeightsAsInputs } from './base-rewrite.js';
 import { PatchActivator } from './patch-activator.js';
 import { GraphActivator } from './graph-activator.js';
-import { createOrtSession, type OrtSessionOptions } from './ort-session.js';
+import { startOrtSession, type ExecutionProvider, type OrtSessionOptions } from './ort-session.js';
 
 export interface BaseOptions {
   readonly modelPath: string;
@@ -37,6 +37,9 @@ export interface PreparedBase {
   readonly weightFeeds: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>;
   /** Bytes held by the base in this process outside ORT (patch mode weight buffers). */
   readonly residentWeightBytes: number;
+  /** The provider the session runs on, and why the configured one did not start (null = it did). */
+  readonly executionProvider: ExecutionProvider;
+  readonly fallbackReason: string | null;
 }
 
 export async function prepareBase(options: BaseOptions): Promise<PreparedBase> {
@@ -51,10 +54,11 @@ export async function prepareBase(options: BaseOptions): Promise<PreparedBase> {
   const patchableShapes = new Map([...patchable].map(([name, w]) => [name, w.shape as readonly number[]]));
 
   if (options.mode === 'patch') {
-    const session = await createOrtSession(encodeOnnxModel(exposeWeightsAsInputs(model, patchableShapes)), options.session);
+    const { session, ...provider } = await startOrtSession(encodeOnnxModel(exposeWeightsAsInputs(model, patchableShapes)), options.session);
     const residentWeightBytes = [...patchable.values()].reduce((n, w) => n + w.data.byteLength, 0);
     return {
       session,
+      ...provider,
       activator: new PatchActivator(patchable),
       fingerprint,
       io,
@@ -63,9 +67,10 @@ export async function prepareBase(options: BaseOptions): Promise<PreparedBase> {
       residentWeightBytes,
     };
   }
-  const session = await createOrtSession(encodeOnnxModel(addSparseDeltaInputs(model, patchableShapes)), options.session);
+  const { session, ...provider } = await startOrtSession(encodeOnnxModel(addSparseDeltaInputs(model, patchableShapes)), options.session);
   return {
     session,
+    ...provider,
     activator: new GraphActivator(patchableShapes),
     fingerprint,
     io,

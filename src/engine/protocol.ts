@@ -5,6 +5,7 @@
  */
 import type { TaskRef } from '../deltas/types.js';
 import type { ActivationStats } from './activator.js';
+import type { ExecutionProvider } from './ort-session.js';
 import type { NamedTensors } from './tensors.js';
 import type { ModelIO } from '../onnx/io-signature.js';
 
@@ -68,6 +69,9 @@ export interface ReadyInfo {
   readonly patchableWeights: number;
   readonly residentWeightBytes: number;
   readonly startMs: number;
+  /** The provider the session runs on, and why the configured one did not start (null = it did). */
+  readonly executionProvider: ExecutionProvider;
+  readonly fallbackReason: string | null;
 }
 
 /** Milliseconds of each step of one delta load, as the worker measured them. */

@@ -27,6 +27,7 @@ import {
   type WorkerStats,
 } from './protocol.js';
 import { transferablesOf } from './tensors.js';
+import { warmUpInputs } from './warm-up.js';
 import type { WorkerOptions } from './worker-options.js';
 
 const port = parentPort!;
@@ -52,6 +53,9 @@ async function start(): Promise<void> {
     onEvent: (event) => emit(cacheEvent(event)),
   });
   const core = new EngineCore(base);
+  const warmUp = base.executionProvider === 'cpu' ? null : warmUpInputs(base.io);
+  // Best effort: a model that cannot run on zero inputs reports that on real requests instead.
+  if (warmUp) await core.run(null, [warmUp]).catch(() => undefined);
 
   /** A task's location is fixed per key (name@version); a changed one replaces the cached copy. */
   const remember = (task: TaskRef): void => {
@@ -161,6 +165,8 @@ async function start(): Promise<void> {
       patchableWeights: base.patchableShapes.size,
       residentWeightBytes: base.residentWeightBytes,
       startMs: performance.now() - started,
+      executionProvider: base.executionProvider,
+      fallbackReason: base.fallbackReason,
     },
   });
 }

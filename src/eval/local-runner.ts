@@ -9,6 +9,7 @@ import { EngineCore, type BatchDelta } from '../engine/engine-core.js';
 import { prepareBase, type PreparedBase } from '../engine/prepare-base.js';
 import type { NamedTensors } from '../engine/tensors.js';
 import type { ActivationMode } from '../engine/activator.js';
+import type { ExecutionProvider } from '../engine/ort-session.js';
 
 export class LocalRunner {
   private readonly core: EngineCore;
@@ -19,12 +20,15 @@ export class LocalRunner {
     this.core = new EngineCore(base);
   }
 
-  static async open(modelPath: string, options: { mode?: ActivationMode; intraOpThreads?: number } = {}): Promise<LocalRunner> {
+  static async open(
+    modelPath: string,
+    options: { mode?: ActivationMode; intraOpThreads?: number; executionProvider?: ExecutionProvider } = {},
+  ): Promise<LocalRunner> {
     const base = await prepareBase({
       modelPath,
       mode: options.mode ?? 'patch',
       patchable: [],
-      session: { executionProvider: 'cpu', intraOpThreads: options.intraOpThreads ?? 0 },
+      session: { executionProvider: options.executionProvider ?? 'cpu', intraOpThreads: options.intraOpThreads ?? 0 },
     });
     return new LocalRunner(base);
   }

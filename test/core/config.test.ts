@@ -47,9 +47,18 @@ test('defaults are filled in and relative paths resolve against the config folde
   assert.equal(config.tenants[0]!.rateLimit, null);
 });
 
-test('the activation mode defaults to graph on cuda and can be forced', () => {
+test('the activation mode defaults to patch on cpu and graph on the GPU providers; graph can be forced on cpu', () => {
+  assert.equal(parse(yaml()).engine.mode, 'patch');
   assert.equal(parse(yaml({ engine: { executionProvider: 'cuda' } })).engine.mode, 'graph');
-  assert.equal(parse(yaml({ engine: { executionProvider: 'cuda', mode: 'patch' } })).engine.mode, 'patch');
+  assert.equal(parse(yaml({ engine: { executionProvider: 'webgpu' } })).engine.mode, 'graph');
+  assert.equal(parse(yaml({ engine: { mode: 'graph' } })).engine.mode, 'graph');
+});
+
+test('a fallback execution provider is optional and read from the file or the environment', () => {
+  assert.equal(parse(yaml({ engine: { executionProvider: 'webgpu' } })).engine.fallbackExecutionProvider, null);
+  assert.equal(parse(yaml({ engine: { executionProvider: 'webgpu', fallbackExecutionProvider: 'cpu' } })).engine.fallbackExecutionProvider, 'cpu');
+  const fromEnv = parse(yaml(), { DELTASERVE_EXECUTION_PROVIDER: 'webgpu', DELTASERVE_FALLBACK_EXECUTION_PROVIDER: 'cpu' }).engine;
+  assert.deepEqual([fromEnv.executionProvider, fromEnv.fallbackExecutionProvider, fromEnv.mode], ['webgpu', 'cpu', 'graph']);
 });
 
 test('the manifest folder is the default delta root', () => {
@@ -64,7 +73,12 @@ const BAD_CONFIGS: readonly { readonly name: string; readonly patch: Record<stri
   { name: 'typo with a hint', patch: { batching: { maxBatchsize: 4 } }, field: 'batching.maxBatchsize', reason: /did you mean "maxBatchSize"/ },
   { name: 'no model', patch: { model: {} }, field: 'model', reason: /model\.manifest .* or model\.path/ },
   { name: 'both model sources', patch: { model: { path: 'a.onnx', manifest: 'zoo.yaml' } }, field: 'model', reason: /only one/ },
-  { name: 'execution provider', patch: { engine: { executionProvider: 'tpu' } }, field: 'engine.executionProvider', reason: /cpu, cuda/ },
+  { name: 'execution provider', patch: { engine: { executionProvider: 'tpu' } }, field: 'engine.executionProvider', reason: /cpu, cuda, webgpu/ },
+  { name: 'patch mode on webgpu', patch: { engine: { executionProvider: 'webgpu', mode: 'patch' } }, field: 'engine.mode', reason: /patch runs only on the cpu execution provider.*use graph with webgpu/ },
+  { name: 'patch mode on cuda', patch: { engine: { executionProvider: 'cuda', mode: 'patch' } }, field: 'engine.mode', reason: /only on the cpu/ },
+  { name: 'fallback for cpu', patch: { engine: { fallbackExecutionProvider: 'webgpu' } }, field: 'engine.fallbackExecutionProvider', reason: /cpu always starts/ },
+  { name: 'fallback to itself', patch: { engine: { executionProvider: 'webgpu', fallbackExecutionProvider: 'webgpu' } }, field: 'engine.fallbackExecutionProvider', reason: /must differ/ },
+  { name: 'fallback unknown', patch: { engine: { executionProvider: 'webgpu', fallbackExecutionProvider: 'gpu' } }, field: 'engine.fallbackExecutionProvider', reason: /cpu, cuda, webgpu/ },
   { name: 'activation mode', patch: { engine: { mode: 'merge' } }, field: 'engine.mode', reason: /patch, graph/ },
   { name: 'cache bytes zero', patch: { engine: { cacheBytes: 0 } }, field: 'engine.cacheBytes', reason: /integer/ },
   { name: 'batch size fraction', patch: { batching: { maxBatchSize: 2.5 } }, field: 'batching.maxBatchSize', reason: /integer/ },

@@ -178,6 +178,8 @@ export class FakeEngine implements InferenceEngine {
     patchableWeights: 2,
     residentWeightBytes: 0,
     startMs: 1,
+    executionProvider: 'cpu',
+    fallbackReason: null,
   };
 
   get modelIO(): ModelIO {

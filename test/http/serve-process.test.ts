@@ -1,7 +1,7 @@
 /**
  * `deltaserve serve` as a real process: the quick start (dev keys printed, zoo served, curl-able
- * as documented), SIGTERM → graceful exit 0, and an invalid configuration → one error line,
- * exit 1.
+ * as documented), SIGTERM → graceful exit 0, an invalid configuration or a GPU provider that
+ * cannot start → one error line, exit 1 (or, with a fallback provider, a warning and service).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -128,6 +128,37 @@ test('a port already in use stops start-up promptly: exit 1, one line naming the
     assert.match(errors[0]!, new RegExp(`\\[DS_ERR_LISTEN_FAILED\\]: Cannot listen on 127\\.0\\.0\\.1:${port}: port ${port} is already in use`));
   } finally {
     blocker.close();
+  }
+});
+
+// VK_DRIVER_FILES naming no file hides every Vulkan driver, so these run the same on any machine.
+const NO_VULKAN = { DELTASERVE_PORT: '0', DELTASERVE_EXECUTION_PROVIDER: 'webgpu', VK_DRIVER_FILES: '/nonexistent/icd.json' };
+
+test('a GPU provider that cannot start stops start-up with one error line naming what is missing', async () => {
+  const served = serve(['--config', join(dir, 'gateway.yaml')], NO_VULKAN);
+  assert.equal(await served.exit, 1);
+  // Dawn and the Vulkan loader print their own warnings natively; ours is the one error line.
+  const errors = served.stderr().split('\n').filter((line) => line.startsWith('error'));
+  assert.equal(errors.length, 1, served.stderr());
+  assert.match(errors[0]!, /\[DS_ERR_ENGINE_START_FAILED\].*webgpu cannot start: no WebGPU adapter: (the Vulkan loader libvulkan\.so\.1 is not installed|no Vulkan driver is installed \(no ICD manifest in \/nonexistent\/icd\.json\))/);
+});
+
+test('with a fallback provider configured, start-up logs why the GPU provider did not start and serves on the fallback', async () => {
+  const served = serve(['--config', join(dir, 'gateway.yaml')], { ...NO_VULKAN, DELTASERVE_FALLBACK_EXECUTION_PROVIDER: 'cpu' });
+  try {
+    const url = await listeningUrl(served);
+    const warning = served.stdout().split('\n').find((line) => line.includes('serving on the fallback'));
+    assert.ok(warning, served.stdout());
+    const logged = JSON.parse(warning) as { level: number; configured: string; executionProvider: string; reason: string };
+    assert.deepEqual([logged.level, logged.configured, logged.executionProvider], [40, 'webgpu', 'cpu']);
+    assert.match(logged.reason, /no WebGPU adapter/);
+    const ready = await request(`${url}/v2/health/ready`);
+    assert.equal(ready.statusCode, 200);
+    await ready.body.dump();
+    served.child.kill('SIGTERM');
+    assert.equal(await served.exit, 0);
+  } finally {
+    served.child.kill('SIGKILL');
   }
 });
 

@@ -21,6 +21,13 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const logger = createLogger(config);
   logger.info({ config: configPathFrom({ ...(typeof values.config === 'string' && { path: values.config }) }) }, 'configuration loaded');
   const gateway = await bootGateway(config, { logger });
+  const running = gateway.engine.readyInfo;
+  if (running?.fallbackReason) {
+    logger.warn(
+      { configured: config.engine.executionProvider, executionProvider: running.executionProvider, reason: running.fallbackReason },
+      `execution provider ${config.engine.executionProvider} cannot start; serving on the fallback ${running.executionProvider} (engine.fallbackExecutionProvider)`,
+    );
+  }
   let url: string;
   try {
     url = await gateway.listen();
@@ -30,7 +37,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     throw listenFailure(config, error);
   }
   if (config.devMode) warnDevMode(config, url);
-  logger.info({ url, tasks: gateway.registry.names().length, mode: config.engine.mode, executionProvider: config.engine.executionProvider }, 'deltaserve is listening');
+  logger.info({ url, tasks: gateway.registry.names().length, mode: config.engine.mode, executionProvider: running?.executionProvider }, 'deltaserve is listening');
   process.stdout.write(`deltaserve listening on ${url}\n`);
 
   let stopping = false;

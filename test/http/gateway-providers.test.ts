@@ -1,0 +1,96 @@
+/**
+ * The demo zoo served through the whole gateway (`bootGateway` as `deltaserve serve` does:
+ * manifest, worker thread, scheduler, delta cache, real HTTP) on every execution provider the
+ * tests cover (test/helpers/providers.ts: cpu, and webgpu on a Vulkan device — lavapipe in CI),
+ * in graph mode, with concurrent requests across every task and the base. Each answer must
+ * equal the base + that task's delta merged independently and run on the plain CPU provider.
+ */
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { parse } from 'yaml';
+import { DEV_TENANT_KEY } from '../../src/core/config-dev-keys.js';
+import { sha256Hex } from '../../src/core/sha256.js';
+import { decodeDelta } from '../../src/deltas/format/delta-file.js';
+import { loadSampleSet, sliceSamples } from '../../src/eval/dataset.js';
+import { describeModelIO } from '../../src/onnx/io-signature.js';
+import { loadOnnxModel } from '../../src/onnx/model-file.js';
+import { readFloatWeights } from '../../src/onnx/weights.js';
+import { bootGateway } from '../../src/server.js';
+import { mergeIndependently, maxAbsDiff, runPlain } from '../helpers/tiny-models.js';
+import { TEST_PROVIDERS } from '../helpers/providers.js';
+import { makeConfig } from './fixtures.js';
+
+const MODELS = new URL('../../models/', import.meta.url).pathname;
+const SAMPLES = 8;
+const PER_REQUEST = 2;
+
+interface Case {
+  readonly model: string;
+  /** `SAMPLES` images, flat, and the reference logits for them. */
+  readonly pixels: Float32Array;
+  readonly expected: Float32Array;
+}
+
+const cases: Case[] = [];
+
+before(async () => {
+  const manifest = parse(await readFile(join(MODELS, 'zoo.yaml'), 'utf8')) as { base: { model: string }; tasks: { name: string; delta: string; eval: string }[] };
+  const base = await loadOnnxModel(join(MODELS, manifest.base.model));
+  const io = describeModelIO(base);
+  const baseShapes = new Map([...readFloatWeights(base)].map(([name, w]) => [name, w.shape as readonly number[]]));
+  for (const task of manifest.tasks) {
+    const inputs = sliceSamples((await loadSampleSet(join(MODELS, task.eval), io)).inputs, 0, SAMPLES);
+    const delta = decodeDelta(await readFile(join(MODELS, task.delta)), { baseShapes });
+    const expected = await runPlain(mergeIndependently(base, delta), inputs);
+    assert.ok(maxAbsDiff(expected, await runPlain(base, inputs)) > 1e-2, `${task.name}: its delta changes the logits, so a gateway ignoring it fails`);
+    cases.push({ model: task.name, pixels: inputs.pixels!.data as Float32Array, expected });
+    if (cases.length === 1) cases.push({ model: 'base', pixels: inputs.pixels!.data as Float32Array, expected: await runPlain(base, inputs) });
+  }
+});
+
+for (const { provider, tolerance, skip } of TEST_PROVIDERS) {
+  test(`${provider}: the gateway serves every demo zoo task and the base over HTTP, equal to independently merged models within ${tolerance}`, { skip }, async () => {
+    const config = makeConfig({
+      listen: { host: '127.0.0.1', port: 0 },
+      model: { manifest: join(MODELS, 'zoo.yaml') },
+      engine: { executionProvider: provider, mode: 'graph', intraOpThreads: 1 },
+      tenants: [{ name: 'client', keySha256: [sha256Hex('client-key')], tasks: ['*'] }],
+      logLevel: 'silent',
+      shutdownGraceMs: 2000,
+    });
+    const gateway = await bootGateway(config);
+    try {
+      assert.equal(gateway.engine.readyInfo?.executionProvider, provider, 'runs on the configured provider, no fallback');
+      const url = await gateway.listen();
+      // Every request at once: the scheduler batches and switches tasks under load.
+      const jobs = cases.flatMap((c) => Array.from({ length: SAMPLES / PER_REQUEST }, (_, k) => ({ c, k })));
+      const answers = await Promise.all(jobs.map(({ c, k }) => infer(url, c, k)));
+      jobs.forEach(({ c, k }, i) => {
+        const rows = c.expected.length / SAMPLES;
+        const want = c.expected.subarray(k * PER_REQUEST * rows, (k + 1) * PER_REQUEST * rows);
+        const diff = maxAbsDiff(answers[i]!, want);
+        assert.ok(diff <= tolerance, `${c.model} request ${k}: max abs diff ${diff}`);
+      });
+    } finally {
+      await gateway.shutdown();
+    }
+  });
+}
+
+async function infer(url: string, c: Case, k: number): Promise<Float32Array> {
+  const size = c.pixels.length / SAMPLES;
+  const data = Array.from(c.pixels.subarray(k * PER_REQUEST * size, (k + 1) * PER_REQUEST * size));
+  const response = await request(`${url}/v2/models/${c.model}/infer`, {
+    method: 'POST',
+    headers: { authorization: `Bearer client-key`, 'content-type': 'application/json' },
+    body: JSON.stringify({ inputs: [{ name: 'pixels', shape: [PER_REQUEST, 1, 28, 28], datatype: 'FP32', data }] }),
+  });
+  const body = (await response.body.json()) as { outputs?: { name: string; shape: number[]; data: number[] }[] };
+  assert.equal(response.statusCode, 200, `${c.model}: ${JSON.stringify(body)}`);
+  const logits = body.outputs!.find((o) => o.name === 'logits')!;
+  assert.deepEqual(logits.shape, [PER_REQUEST, 10]);
+  return Float32Array.from(logits.data);
+}
