@@ -7,19 +7,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { parseAllDocuments, parse as parseYaml } from 'yaml';
-import { fetchTool } from '../../scripts/fetch-tool.js';
+import { parse as parseYaml } from 'yaml';
 import { parseConfig } from '../../src/core/config.js';
 import { DEV_ADMIN_KEY, DEV_TENANT_KEY, sha256Hex } from '../../src/core/config-dev-keys.js';
-import { validateObject, type K8sObject } from './k8s-validate.js';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CHART = 'helm/deltaserve';
-const HELM = fetchTool('helm');
+import { validateObject } from './k8s-validate.js';
+import { CHART, ROOT, envOf, gatewayYaml, helm, only, render, valueArgs } from './helm.js';
 
 /** Value sets CI renders: files under helm/deltaserve/ci/, in order. */
 const VALUE_SETS: Record<string, string[]> = {
@@ -30,39 +24,6 @@ const VALUE_SETS: Record<string, string[]> = {
   'existing secret': ['production-values.yaml', 'existing-secret-values.yaml'],
   'dev mode': ['dev-values.yaml'],
 };
-
-function helm(args: string[]): { code: number; stdout: string; stderr: string } {
-  const result = spawnSync(HELM, args, { cwd: ROOT, encoding: 'utf8' });
-  return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
-}
-
-function valueArgs(files: readonly string[], sets: readonly string[] = []): string[] {
-  return [...files.flatMap((f) => ['-f', `${CHART}/ci/${f}`]), ...sets.flatMap((s) => ['--set', s])];
-}
-
-function render(files: readonly string[], sets: readonly string[] = []): K8sObject[] {
-  const { code, stdout, stderr } = helm(['template', 'ds', CHART, '--namespace', 'inference', ...valueArgs(files, sets)]);
-  assert.equal(code, 0, stderr);
-  return parseAllDocuments(stdout).map((doc) => doc.toJS() as K8sObject | null).filter((o): o is K8sObject => o !== null);
-}
-
-function only(objects: readonly K8sObject[], kind: string): K8sObject & { spec: any; data?: Record<string, string> } {
-  const found = objects.filter((o) => o.kind === kind);
-  assert.equal(found.length, 1, `expected one ${kind}, got ${found.length}`);
-  return found[0] as K8sObject & { spec: any };
-}
-
-function gatewayYaml(objects: readonly K8sObject[]): string {
-  return Buffer.from(only(objects, 'Secret').data!['gateway.yaml']!, 'base64').toString('utf8');
-}
-
-function container(objects: readonly K8sObject[]): any {
-  return only(objects, 'Deployment').spec.template.spec.containers[0];
-}
-
-function envOf(objects: readonly K8sObject[]): Record<string, string> {
-  return Object.fromEntries((container(objects).env as { name: string; value: string }[]).map((e) => [e.name, e.value]));
-}
 
 for (const [name, files] of Object.entries(VALUE_SETS)) {
   test(`chart, ${name}: helm lint --strict passes and every rendered object is valid`, () => {
