@@ -66,7 +66,7 @@ build_args=(--build-arg "VERSION=$(node -p 'require("./package.json").version')"
 ca=${NODE_EXTRA_CA_CERTS:-}
 if [ -n "$ca" ] && [ -s "$ca" ]; then build_args+=(--secret "id=npm_ca,src=$ca"); fi
 build_started=$SECONDS
-podman build --pull=never --format docker "${build_args[@]}" -t "$IMAGE" . >"$work/build.log" 2>&1 \
+podman build --pull=never --format docker --layers=false "${build_args[@]}" -t "$IMAGE" . >"$work/build.log" 2>&1 \
   || { tail -40 "$work/build.log"; echo "image: BUILD FAILED" >&2; exit 1; }
 echo "image: built $IMAGE in $((SECONDS - build_started)) s, $(podman image inspect "$IMAGE" --format '{{.Size}}') bytes"
 

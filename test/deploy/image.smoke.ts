@@ -1,17 +1,22 @@
 /**
  * Smoke test of the built container image, run by .ci/image.sh after it builds the image (not a
  * `.test.ts`, so `npm test` does not collect it: it needs root, podman and the image). The
- * container runs as the chart runs it: read-only root filesystem with only /tmp and the registry
- * state folder writable, all capabilities dropped, no privilege escalation.
+ * container runs as the helm chart runs it: the production configuration the chart renders from
+ * helm/deltaserve/ci/production-values.yaml (keys "ci-tenant-key", "ci-admin-key"), its command
+ * and environment, a read-only root filesystem with only /tmp and the registry state folder
+ * writable, all capabilities dropped, no privilege escalation.
  *
  *   DELTASERVE_IMAGE=localhost/deltaserve:ci node --import tsx --test test/deploy/image.smoke.ts
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { DEV_ADMIN_KEY, DEV_TENANT_KEY } from '../../src/core/config-dev-keys.js';
+import { DEV_TENANT_KEY } from '../../src/core/config-dev-keys.js';
+import { container as chartContainer, envOf, gatewayYaml, render } from './helm.js';
 
 const IMAGE = process.env.DELTASERVE_IMAGE ?? 'localhost/deltaserve:ci';
 const LABEL = 'deltaserve-smoke';
@@ -43,32 +48,49 @@ const HARDENED = [
   '--security-opt', 'no-new-privileges',
 ];
 
+const TENANT_KEY = 'ci-tenant-key';
+const ADMIN_KEY = 'ci-admin-key';
+
 let container = '';
 let base = '';
+let configDir = '';
+
+/** Starts a hardened container publishing 8080 on a free loopback port; returns its id and URL. */
+async function start(args: readonly string[]): Promise<{ id: string; url: string }> {
+  const id = await podman('run', '-d', ...HARDENED, '-p', '127.0.0.1::8080', ...args);
+  const port = (await podman('port', id, '8080/tcp')).split(':').pop();
+  return { id, url: `http://127.0.0.1:${port}` };
+}
 
 before(async () => {
-  container = await podman('run', '-d', ...HARDENED, '-e', 'DELTASERVE_DEV_MODE=true', '-p', '127.0.0.1::8080', IMAGE);
-  const port = (await podman('port', container, '8080/tcp')).split(':').pop();
-  base = `http://127.0.0.1:${port}`;
+  const objects = render(['production-values.yaml']);
+  configDir = mkdtempSync(join(tmpdir(), 'deltaserve-smoke-'));
+  chmodSync(configDir, 0o755); // the container's uid 1000 reads it
+  writeFileSync(join(configDir, 'gateway.yaml'), gatewayYaml(objects), { mode: 0o644 });
+  const env = Object.entries(envOf(objects)).flatMap(([name, value]) => ['-e', `${name}=${value}`]);
+  const started = await start([...env, '-v', `${configDir}:/etc/deltaserve:ro`, IMAGE, ...(chartContainer(objects).args as string[])]);
+  container = started.id;
+  base = started.url;
 });
 
 after(async () => {
   if (container !== '') await podmanStatus('rm', '-f', container);
+  if (configDir !== '') rmSync(configDir, { recursive: true, force: true });
 });
 
-async function call(path: string, init: RequestInit & { key?: string } = {}): Promise<Response> {
+async function call(path: string, init: RequestInit & { key?: string; url?: string } = {}): Promise<Response> {
   const headers = new Headers(init.headers);
   if (init.key !== undefined) headers.set('authorization', `Bearer ${init.key}`);
   if (init.body !== undefined) headers.set('content-type', 'application/json');
-  return fetch(base + path, { ...init, headers });
+  return fetch((init.url ?? base) + path, { ...init, headers });
 }
 
-test('the gateway in the image becomes ready', async () => {
+async function waitReady(url: string, id: string): Promise<void> {
   const deadline = Date.now() + 90_000;
   let last = 'no answer';
   while (Date.now() < deadline) {
     try {
-      const res = await call('/v2/health/ready');
+      const res = await call('/v2/health/ready', { url });
       if (res.ok) return;
       last = `HTTP ${res.status}`;
     } catch (error) {
@@ -76,7 +98,15 @@ test('the gateway in the image becomes ready', async () => {
     }
     await new Promise((r) => setTimeout(r, 500));
   }
-  assert.fail(`not ready after 90 s (${last}); logs:\n${(await podmanStatus('logs', container)).output}`);
+  assert.fail(`not ready after 90 s (${last}); logs:\n${(await podmanStatus('logs', id)).output}`);
+}
+
+const SQUARE = Array.from({ length: 28 }, (_, y) => Array.from({ length: 28 }, (_, x) => (x > 8 && x < 20 && y > 8 && y < 20 ? 255 : 0)));
+
+test('the image becomes ready with the configuration the chart renders', async () => {
+  await waitReady(base, container);
+  const logs = (await podmanStatus('logs', container)).output;
+  assert.doesNotMatch(logs, /development mode/i);
 });
 
 test('the image healthcheck passes', async () => {
@@ -85,8 +115,7 @@ test('the image healthcheck passes', async () => {
 });
 
 test('one inference through each API', async () => {
-  const square = Array.from({ length: 28 }, (_, y) => Array.from({ length: 28 }, (_, x) => (x > 8 && x < 20 && y > 8 && y < 20 ? 255 : 0)));
-  const classify = await call('/v1/tasks/coarse4/classify', { method: 'POST', key: DEV_TENANT_KEY, body: JSON.stringify({ image: square, top: 2 }) });
+  const classify = await call('/v1/tasks/coarse4/classify', { method: 'POST', key: TENANT_KEY, body: JSON.stringify({ image: SQUARE, top: 2 }) });
   assert.equal(classify.status, 200, await classify.clone().text());
   const labels = ((await classify.json()) as { labels: { label: string }[] }).labels.map((l) => l.label);
   assert.equal(labels.length, 2);
@@ -94,7 +123,7 @@ test('one inference through each API', async () => {
 
   const infer = await call('/v2/models/footwear/infer', {
     method: 'POST',
-    key: DEV_TENANT_KEY,
+    key: TENANT_KEY,
     body: JSON.stringify({ inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0) }] }),
   });
   assert.equal(infer.status, 200, await infer.clone().text());
@@ -120,7 +149,7 @@ test('the root filesystem is read-only and the registry state is written where i
     "process.stdout.write(require('crypto').createHash('sha256').update(require('fs').readFileSync('models/tasks/rotated/delta.safetensors')).digest('hex'))"));
   const registered = await call('/admin/tasks', {
     method: 'POST',
-    key: DEV_ADMIN_KEY,
+    key: ADMIN_KEY,
     body: JSON.stringify({ name: 'sideways', version: '1', uri: 'tasks/rotated/delta.safetensors', sha256 }),
   });
   assert.equal(registered.status, 201, await registered.clone().text());
@@ -146,6 +175,17 @@ test('SIGTERM: the gateway drains and exits 0 within the grace period', async ()
   const elapsed = Date.now() - started;
   assert.equal(code, 0, (await podmanStatus('logs', container)).output);
   assert.ok(elapsed < GRACE_PERIOD_MS, `took ${elapsed} ms`);
+});
+
+test('the documented demo: DELTASERVE_DEV_MODE=true serves the zoo with the public dev key', async () => {
+  const demo = await start(['-e', 'DELTASERVE_DEV_MODE=true', IMAGE]);
+  try {
+    await waitReady(demo.url, demo.id);
+    const res = await call('/v1/tasks/coarse4/classify', { url: demo.url, method: 'POST', key: DEV_TENANT_KEY, body: JSON.stringify({ image: SQUARE }) });
+    assert.equal(res.status, 200, await res.text());
+  } finally {
+    await podmanStatus('rm', '-f', demo.id);
+  }
 });
 
 test('production by default: without DELTASERVE_DEV_MODE=true the demo keys are refused', async () => {
