@@ -33,6 +33,8 @@ COPY package.json package-lock.json ./
 # --ignore-scripts: the same result whether or not this npm runs install scripts by default; the
 # one script a variant needs (onnxruntime-node's CUDA download) runs explicitly. A build host
 # behind a TLS-intercepting proxy passes its CA bundle as the secret npm_ca; it is never stored.
+# A native addon built at install (node-gyp) needs `npm rebuild <name>` after `npm ci` and its
+# compiler (python3, make, g++) installed in this stage only; the runtime stage gets the result.
 RUN --mount=type=secret,id=npm_ca,required=false \
     if [ -s /run/secrets/npm_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm_ca; fi; \
     npm ci --no-audit --no-fund --ignore-scripts \
