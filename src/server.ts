@@ -176,6 +176,7 @@ export function engineOptionsFor(config: GatewayConfig, modelPath: string, onEve
         fileRoot: config.deltas.fileRoot,
         allowedSchemes: [...config.deltas.allowedSchemes],
         allowedHosts: [...config.deltas.allowedHosts],
+        allowPrivateAddresses: config.deltas.allowPrivateAddresses,
         maxBytes: config.deltas.maxBytes,
         connectTimeoutMs: config.deltas.connectTimeoutMs,
         headersTimeoutMs: config.deltas.headersTimeoutMs,

@@ -39,6 +39,7 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
   { env: 'DELTASERVE_BODY_LIMIT_BYTES', field: 'http.bodyLimitBytes', kind: 'integer' },
   { env: 'DELTASERVE_DELTA_ROOT', field: 'deltas.fileRoot', kind: 'path' },
   { env: 'DELTASERVE_DELTA_ALLOWED_HOSTS', field: 'deltas.allowedHosts', kind: 'list' },
+  { env: 'DELTASERVE_DELTA_ALLOW_PRIVATE_ADDRESSES', field: 'deltas.allowPrivateAddresses', kind: 'boolean' },
   { env: 'DELTASERVE_DELTA_MAX_BYTES', field: 'deltas.maxBytes', kind: 'integer' },
   { env: 'DELTASERVE_REGISTRY_STATE_FILE', field: 'registry.stateFile', kind: 'path' },
   { env: 'DELTASERVE_ADMIN_KEY_SHA256', field: 'admin.keySha256', kind: 'list' },

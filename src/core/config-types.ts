@@ -107,6 +107,8 @@ export interface GatewayConfig {
     readonly fileRoot: string;
     readonly allowedSchemes: readonly DeltaScheme[];
     readonly allowedHosts: readonly string[];
+    /** Connect to loopback, link-local, private, multicast… addresses too (SSRF opt-out). */
+    readonly allowPrivateAddresses: boolean;
     readonly maxBytes: number;
     readonly connectTimeoutMs: number;
     readonly headersTimeoutMs: number;

@@ -131,7 +131,7 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
 
   const deltasObj = r.object(root.deltas, 'deltas', [
     'fileRoot', 'allowedSchemes', 'allowedHosts', 'maxBytes', 'connectTimeoutMs', 'headersTimeoutMs', 'bodyTimeoutMs', 'fetchTimeoutMs',
-    'minBytesPerSecond', 'rateGraceMs', 'retries',
+    'minBytesPerSecond', 'rateGraceMs', 'retries', 'allowPrivateAddresses',
   ]);
   const allowedSchemes = r.strings(deltasObj, 'allowedSchemes', 'deltas', ['file', 'https']);
   allowedSchemes.forEach((scheme, i) => {
@@ -148,6 +148,7 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
     fileRoot: fileRootWritten !== null ? path(fileRootWritten) : model.manifest !== null ? resolve(model.manifest, '..') : options.baseDir,
     allowedSchemes: allowedSchemes as DeltaScheme[],
     allowedHosts,
+    allowPrivateAddresses: r.boolean(deltasObj, 'allowPrivateAddresses', 'deltas', false),
     maxBytes: r.integer(deltasObj, 'maxBytes', 'deltas', 1, 64 * GIB, GIB),
     connectTimeoutMs: r.integer(deltasObj, 'connectTimeoutMs', 'deltas', 1, MAX_MS, 10_000),
     headersTimeoutMs: r.integer(deltasObj, 'headersTimeoutMs', 'deltas', 1, MAX_MS, 10_000),

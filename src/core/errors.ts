@@ -56,6 +56,7 @@ export const DS_ERR_SOURCE_BAD_OPTION = createError('DS_ERR_SOURCE_BAD_OPTION', 
 export const DS_ERR_SOURCE_BAD_URI = createError('DS_ERR_SOURCE_BAD_URI', 'Delta URI %s is invalid: %s', 503);
 export const DS_ERR_SOURCE_SCHEME_NOT_ALLOWED = createError('DS_ERR_SOURCE_SCHEME_NOT_ALLOWED', 'Delta URI %s uses scheme %s, which is not allowed (allowed: %s)', 503);
 export const DS_ERR_SOURCE_HOST_NOT_ALLOWED = createError('DS_ERR_SOURCE_HOST_NOT_ALLOWED', 'Delta URI %s names host %s, which is not in the allowed hosts (%s)', 503);
+export const DS_ERR_SOURCE_ADDRESS_NOT_ALLOWED = createError('DS_ERR_SOURCE_ADDRESS_NOT_ALLOWED', 'Delta URI %s connects to %s, a %s address, which is not allowed (set deltas.allowPrivateAddresses, or list the address in deltas.allowedHosts)', 503);
 export const DS_ERR_SOURCE_BAD_SHA256 = createError('DS_ERR_SOURCE_BAD_SHA256', 'Expected sha256 of delta %s must be 64 hex digits, got %s', 503);
 export const DS_ERR_SOURCE_OUTSIDE_ROOT = createError('DS_ERR_SOURCE_OUTSIDE_ROOT', 'Delta path %s resolves outside the delta root %s', 503);
 export const DS_ERR_SOURCE_FILE_MISSING = createError('DS_ERR_SOURCE_FILE_MISSING', 'Delta file %s does not exist: %s', 503);

@@ -12,6 +12,7 @@
 import { DS_ERR_IMAGE_INVALID, DS_ERR_NOT_IMAGE_MODEL } from '../core/errors.js';
 import type { EngineTensor } from '../engine/tensors.js';
 import type { ModelIO } from '../onnx/io-signature.js';
+import { describeValue } from './describe-value.js';
 
 export interface ImageInput {
   readonly name: string;
@@ -53,7 +54,7 @@ export function jsonToGrey(image: unknown, width: number, height: number): Float
   let max = 0;
   flat.forEach((value, i) => {
     if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 255) {
-      throw new DS_ERR_IMAGE_INVALID(`"image" value ${i} is ${JSON.stringify(value)}, expected a number in [0, 255] (or [0, 1])`);
+      throw new DS_ERR_IMAGE_INVALID(`"image" value ${i} is ${describeValue(value)}, expected a number in [0, 255] (or [0, 1])`);
     }
     grey[i] = value;
     max = Math.max(max, value);

@@ -10,6 +10,7 @@
 import { DS_ERR_INFER_BAD_INPUT, DS_ERR_INFER_OUTPUT_NOT_FINITE } from '../core/errors.js';
 import { allocate, elementTypeOf, type ElementType, type EngineTensor, type NamedTensors, type TensorData } from '../engine/tensors.js';
 import type { ModelIO, TensorSignature } from '../onnx/io-signature.js';
+import { describeValue } from './describe-value.js';
 
 export interface RequestTensor {
   readonly name: string;
@@ -103,32 +104,26 @@ function write(target: TensorData, type: ElementType, i: number, value: unknown,
     case 'float32':
       // JSON numbers beyond ±3.4e38 (or 1e400, which JSON.parse reads as Infinity) would become
       // ±Infinity in float32 and answer 200 with nulls: refuse them here.
-      if (typeof value !== 'number' || !Number.isFinite(Math.fround(value))) bad(`${at} is ${describe(value)}, expected a finite number within the FP32 range (±3.4028235e38)`);
+      if (typeof value !== 'number' || !Number.isFinite(Math.fround(value))) bad(`${at} is ${describeValue(value)}, expected a finite number within the FP32 range (±3.4028235e38)`);
       (target as Float32Array)[i] = value as number;
       return;
     case 'int64':
-      if (typeof value !== 'number' || !Number.isSafeInteger(value)) bad(`${at} is ${describe(value)}, expected an integer`);
+      if (typeof value !== 'number' || !Number.isSafeInteger(value)) bad(`${at} is ${describeValue(value)}, expected an integer`);
       (target as BigInt64Array)[i] = BigInt(value as number);
       return;
     case 'int32':
-      if (typeof value !== 'number' || !Number.isInteger(value) || value < -2147483648 || value > 2147483647) bad(`${at} is ${describe(value)}, expected a 32-bit integer`);
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < -2147483648 || value > 2147483647) bad(`${at} is ${describeValue(value)}, expected a 32-bit integer`);
       (target as Int32Array)[i] = value as number;
       return;
     case 'uint8':
-      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 255) bad(`${at} is ${describe(value)}, expected an integer in [0, 255]`);
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 255) bad(`${at} is ${describeValue(value)}, expected an integer in [0, 255]`);
       (target as Uint8Array)[i] = value as number;
       return;
     case 'bool':
-      if (typeof value !== 'boolean') bad(`${at} is ${describe(value)}, expected true or false`);
+      if (typeof value !== 'boolean') bad(`${at} is ${describeValue(value)}, expected true or false`);
       (target as Uint8Array)[i] = value ? 1 : 0;
       return;
   }
-}
-
-/** A value for a message: short (a 5,000-digit number is not echoed whole). */
-function describe(value: unknown): string {
-  const text = typeof value === 'number' && !Number.isFinite(value) ? String(value) : JSON.stringify(value) ?? String(value);
-  return text.length > 40 ? `${text.slice(0, 40)}… (${text.length} characters)` : text;
 }
 
 /** Engine outputs → response tensors (flat data), optionally only the requested names. */

@@ -150,6 +150,7 @@ test('environment variables override single fields and are validated like the fi
     DELTASERVE_REGISTRY_STATE_FILE: 'relative/state.json',
     DELTASERVE_SHUTDOWN_GRACE_MS: '2500',
     DELTASERVE_MAX_QUEUE_DELAY_MS: '0.5',
+    DELTASERVE_DELTA_ALLOW_PRIVATE_ADDRESSES: 'true',
   });
   assert.deepEqual(config.listen, { host: '0.0.0.0', port: 9090 });
   assert.equal(config.engine.cacheBytes, 1048576);
@@ -161,6 +162,8 @@ test('environment variables override single fields and are validated like the fi
   assert.equal(config.registry.stateFile, join(process.cwd(), 'relative/state.json'), 'env paths resolve against the working directory');
   assert.equal(config.shutdownGraceMs, 2500);
   assert.equal(config.batching.maxQueueDelayMs, 0.5);
+  assert.equal(config.deltas.allowPrivateAddresses, true);
+  assert.equal(parse(yaml(), {}).deltas.allowPrivateAddresses, false, 'private delta addresses are refused by default');
 });
 
 test('an invalid environment value names the variable and the field', () => {

@@ -29,3 +29,13 @@ test('the image input of a model; tensors are pixel/255 in the model layout', ()
   const text: ModelIO = { inputs: [{ name: 'input_ids', datatype: 'INT64', shape: [-1, -1], dimNames: null }], outputs: [] };
   assert.throws(() => imageInputOf(text, 'encoder'), (e: Error & { code?: string }) => e.code === 'DS_ERR_NOT_IMAGE_MODEL' && /INT64/.test(e.message));
 });
+
+test('a value nested far too deep is a 400 naming it, not a stack overflow (found by test/reliability/fuzz-http)', () => {
+  let deep: unknown = 1;
+  for (let i = 0; i < 100_000; i++) deep = [deep];
+  assert.throws(
+    () => jsonToGrey([0, deep, 2, 3], 2, 2),
+    (e: Error & { code?: string }) => e.code === 'DS_ERR_IMAGE_INVALID' && /value 1 is an array nested too deeply to show/.test(e.message),
+  );
+  assert.throws(() => jsonToGrey([0, 'x'.repeat(5_000), 2, 3], 2, 2), (e: Error) => e.message.length < 200 && /5002 characters/.test(e.message));
+});

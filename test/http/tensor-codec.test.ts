@@ -87,3 +87,12 @@ test('top labels: softmax over the first numClasses logits, sorted, cut at top',
   assert.ok(Math.abs(all[0]!.probability - Math.exp(3) / (Math.exp(1) + Math.exp(3) + Math.exp(2))) < 1e-12);
   assert.deepEqual(topLabels(Float32Array.of(1000, 0), null, null, 1).map((r) => r.label), ['0'], 'no overflow, index labels without names');
 });
+
+test('an element that is an object nested far too deep is a 400 naming it, not a stack overflow (found by test/reliability/fuzz-http)', () => {
+  let deep: unknown = 1;
+  for (let i = 0; i < 100_000; i++) deep = { a: deep };
+  assert.throws(
+    () => decodeInputs([ids([1, deep, 3, 4]), mask()], IO),
+    (e: Error & { code?: string }) => e.code === 'DS_ERR_INFER_BAD_INPUT' && /an object nested too deeply to show/.test(e.message),
+  );
+});

@@ -15,8 +15,13 @@
  *
  * Trust: the host of every URI, and of every redirect target, is checked against `allowedHosts`
  * before any connection is made (the registry is configuration, but a delta URI must never turn
- * the gateway into a proxy to internal services). Configured `headers` (e.g. a bearer token) are
- * only sent to the origin of the URI itself, never to a redirect target on another origin.
+ * the gateway into a proxy to internal services). The addresses it connects to are checked too
+ * (./address-policy.ts): an IP-literal host before the request, every DNS answer inside the
+ * connection's lookup, so loopback, link-local, private, unspecified and multicast addresses are
+ * refused (DS_ERR_SOURCE_ADDRESS_NOT_ALLOWED, never retried) unless `allowPrivateAddresses` is set
+ * or the address is listed as an IP literal in `allowedHosts`. Configured `headers` (e.g. a
+ * bearer token) are only sent to the origin of the URI itself, never to a redirect target on
+ * another origin.
  *
  * Retries: connection errors, timeouts, truncated bodies and 5xx answers are transient and are
  * retried `retries` times with jittered exponential backoff; 4xx answers, checksum mismatches
@@ -29,6 +34,7 @@ import { Agent, request } from 'undici';
 import type { LookupFunction } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import {
+  DS_ERR_SOURCE_ADDRESS_NOT_ALLOWED,
   DS_ERR_SOURCE_BAD_URI,
   DS_ERR_SOURCE_CONNECTION,
   DS_ERR_SOURCE_HOST_NOT_ALLOWED,
@@ -48,6 +54,7 @@ import { concat } from './concat-bytes.js';
 import { abortableSleep, backoffDelayMs } from './retry.js';
 import { errorCode, errorMessage, withUri } from './source-error.js';
 import { HostAllowList, redactUri } from './uri.js';
+import { AddressPolicy, type AddressRefusal } from './address-policy.js';
 import { checkHttpOptions, type CheckedHttpOptions } from './source-options.js';
 
 export interface HttpDeltaSourceOptions {
@@ -79,7 +86,12 @@ export interface HttpDeltaSourceOptions {
   maxRedirects?: number;
   /** Extra request headers, sent to the URI's own origin only (e.g. `authorization`). */
   headers?: Readonly<Record<string, string>>;
-  /** DNS lookup used for connections (e.g. to pin or filter resolved addresses). */
+  /**
+   * Connect to loopback, link-local, private, unspecified, multicast and reserved addresses too.
+   * Default false: such addresses are refused unless listed as IP literals in `allowedHosts`.
+   */
+  allowPrivateAddresses?: boolean;
+  /** DNS lookup used for connections (its answers are still checked against the address policy). */
   lookup?: LookupFunction;
   /** Seed of the backoff jitter. Default 0. */
   seed?: number;
@@ -91,17 +103,20 @@ const TRANSIENT_CODES = new Set(['DS_ERR_SOURCE_TIMEOUT', 'DS_ERR_SOURCE_CONNECT
 export class HttpDeltaSource implements DeltaSource {
   private readonly options: CheckedHttpOptions;
   private readonly hosts: HostAllowList;
+  private readonly addresses: AddressPolicy;
   private readonly agent: Agent;
   private readonly rng: SeededRng;
 
   constructor(options: HttpDeltaSourceOptions = {}) {
     this.options = checkHttpOptions(options);
     this.hosts = new HostAllowList(this.options.allowedHosts);
+    this.addresses = new AddressPolicy({ allowPrivateAddresses: this.options.allowPrivateAddresses, allowedAddresses: this.options.allowedHosts });
     this.rng = new SeededRng(this.options.seed);
     this.agent = new Agent({
       connect: {
         timeout: this.options.connectTimeoutMs,
-        ...(this.options.lookup === undefined ? {} : { lookup: this.options.lookup }),
+        // The refusal is re-worded with the URI in transportError (a lookup only knows the host).
+        lookup: this.addresses.guardLookup(this.options.lookup, (hostname, refusal) => addressError(hostname, hostname, refusal)),
       },
       headersTimeout: this.options.headersTimeoutMs,
       bodyTimeout: this.options.bodyTimeoutMs,
@@ -175,6 +190,9 @@ export class HttpDeltaSource implements DeltaSource {
     if (!this.hosts.allows(url.hostname)) {
       throw withUri(new DS_ERR_SOURCE_HOST_NOT_ALLOWED(redactUri(url.toString()), url.hostname, this.hosts.describe()), uri);
     }
+    // An IP-literal host is connected to without a DNS lookup, so the lookup guard never sees it.
+    const refusal = this.addresses.refusal(url.hostname);
+    if (refusal !== null) throw withUri(addressError(redactUri(uri), url.hostname, refusal), uri);
     return url;
   }
 
@@ -310,6 +328,11 @@ export class HttpDeltaSource implements DeltaSource {
   /** Maps an undici / socket error to a typed, transient source error (or the abort reason). */
   private transportError(uri: string, error: unknown, signal?: AbortSignal): unknown {
     if (signal?.aborted) return signal.reason;
+    // The address guard's refusal comes back through the connection: it is ours, final, not transient.
+    if (errorCode(error) === 'DS_ERR_SOURCE_ADDRESS_NOT_ALLOWED') {
+      const { host, refusal } = error as { host: string; refusal: AddressRefusal };
+      return withUri(addressError(redactUri(uri), host, refusal), uri);
+    }
     const shown = redactUri(uri);
     const cause = { cause: error };
     switch (errorCode(error)) {
@@ -342,6 +365,11 @@ function truncatedError(uri: string, received: number, declared: number, cause: 
   const error = withUri(new DS_ERR_SOURCE_TRUNCATED(redactUri(uri), received, declared), uri);
   if (cause !== undefined) error.cause = cause;
   return error;
+}
+
+function addressError(shownUri: string, host: string, refusal: AddressRefusal): Error {
+  const where = host.replace(/^\[|\]$/g, '') === refusal.address ? host : `${host} (${refusal.address})`;
+  return Object.assign(new DS_ERR_SOURCE_ADDRESS_NOT_ALLOWED(shownUri, where, refusal.kind), { host, refusal });
 }
 
 function ignore(): void {}

@@ -34,8 +34,12 @@ export function checkHttpOptions(options: HttpDeltaSourceOptions): CheckedHttpOp
   if (options.lookup !== undefined && typeof options.lookup !== 'function') {
     throw new DS_ERR_SOURCE_BAD_OPTION('lookup', 'expected a function like dns.lookup');
   }
+  if (options.allowPrivateAddresses !== undefined && typeof options.allowPrivateAddresses !== 'boolean') {
+    throw new DS_ERR_SOURCE_BAD_OPTION('allowPrivateAddresses', `expected true or false, got ${String(options.allowPrivateAddresses)}`);
+  }
   const checked: CheckedHttpOptions = {
     allowedHosts,
+    allowPrivateAddresses: options.allowPrivateAddresses ?? false,
     allowedSchemes,
     maxBytes: checkInteger('maxBytes', options.maxBytes ?? DEFAULT_MAX_DELTA_BYTES, 1),
     connectTimeoutMs: checkInteger('connectTimeoutMs', options.connectTimeoutMs ?? 10_000, 1),

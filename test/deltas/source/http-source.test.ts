@@ -31,6 +31,11 @@ function hitCount(name: string): number {
   return hits.get(`/${name}`) ?? 0;
 }
 
+/**
+ * The test server is on loopback, which the SSRF policy refuses by default; listing the literal
+ * `127.0.0.1` in allowedHosts is the explicit allowance of that one address (names that resolve
+ * to it, and other loopback addresses, stay refused: test/reliability/security.test.ts).
+ */
 function source(options: HttpDeltaSourceOptions = {}): HttpDeltaSource {
   const s = new HttpDeltaSource({
     allowedHosts: ['127.0.0.1'],
@@ -381,8 +386,16 @@ test('credentials in the URI never reach error messages', async () => {
   );
 });
 
+test('without the literal in allowedHosts, the same loopback fetch is refused before any request', async () => {
+  const url = route('unlisted', (_req, res) => serve(res, payload));
+  await assert.rejects(source({ allowedHosts: ['*'] }).fetch(url, payloadSha), hasCode('DS_ERR_SOURCE_ADDRESS_NOT_ALLOWED', (e) => assert.match(e.message, /loopback/)));
+  assert.equal(hitCount('unlisted'), 0);
+  assert.deepEqual(await source({ allowedHosts: ['*'], allowPrivateAddresses: true }).fetch(url, payloadSha), payload);
+});
+
 test('bad options are refused when the source is built', () => {
   assert.throws(() => new HttpDeltaSource({ connectTimeoutMs: 0 }), hasCode('DS_ERR_SOURCE_BAD_OPTION', (e) => assert.match(e.message, /connectTimeoutMs/)));
   assert.throws(() => new HttpDeltaSource({ allowedHosts: ['a/b'] }), hasCode('DS_ERR_SOURCE_BAD_OPTION'));
   assert.throws(() => new HttpDeltaSource({ retries: -1 }), hasCode('DS_ERR_SOURCE_BAD_OPTION'));
+  assert.throws(() => new HttpDeltaSource({ allowPrivateAddresses: 'yes' as unknown as boolean }), hasCode('DS_ERR_SOURCE_BAD_OPTION', (e) => assert.match(e.message, /allowPrivateAddresses/)));
 });
