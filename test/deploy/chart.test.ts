@@ -11,7 +11,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { parseConfig } from '../../src/core/config.js';
-import { DEV_ADMIN_KEY, DEV_TENANT_KEY, sha256Hex } from '../../src/core/config-dev-keys.js';
+import { DEV_ADMIN_KEY, DEV_TENANT_KEY } from '../../src/core/config-dev-keys.js';
+import { sha256Hex } from '../../src/core/sha256.js';
 import { validateObject } from './k8s-validate.js';
 import { CHART, ROOT, envOf, gatewayYaml, helm, only, render, valueArgs } from './helm.js';
 
