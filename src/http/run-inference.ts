@@ -16,6 +16,9 @@ import type { InferResult } from './inference-engine.js';
 const CONCURRENCY_RETRY_AFTER_SECONDS = 1;
 
 const REQUEST_ID_HEADER = 'x-request-id';
+/** Per-response facts a load generator can read without parsing the body (loadtest/ reads them). */
+export const CACHE_HEADER = 'x-deltaserve-cache';
+export const QUEUE_MS_HEADER = 'x-deltaserve-queue-ms';
 
 /** The tenant's model for a visible name (and version), or DS_ERR_MODEL_NOT_FOUND. */
 export function resolveModel(
@@ -66,6 +69,8 @@ export async function runInference(
       signal: abort.signal,
     });
     if (key !== null) ctx.taskStates.ready(key);
+    reply.header(CACHE_HEADER, result.cacheHit ? 'hit' : 'miss');
+    reply.header(QUEUE_MS_HEADER, result.queueMs.toFixed(1));
     recordSpans(ctx, request, model, result, startedAt);
     return result;
   } catch (error) {
