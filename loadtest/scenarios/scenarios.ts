@@ -78,7 +78,8 @@ export const SCENARIOS: readonly ScenarioDef[] = [
     description: 'every task, Zipf(1.0) popularity, constant arrival rate',
     arrivals: { kind: 'constant', rate: 20, durationS: 30 },
     traffic: [{ tenant: 'dev', weight: 1, pick: ZIPF }],
-    slo: { p95Ms: 150, p99Ms: 400, maxErrorRate: 0.001 },
+    // Task switches (activations, small batches) cost more than one hot task.
+    slo: { p95Ms: 250, p99Ms: 500, maxErrorRate: 0.001 },
     maxInFlight: 64,
   },
   {
@@ -90,7 +91,7 @@ export const SCENARIOS: readonly ScenarioDef[] = [
       { tenant: 'acme', weight: 3, pick: { kind: 'list', models: ['shoes', 'footwear'] } },
       { tenant: 'noisy', weight: 2, pick: { kind: 'first' }, expectRateLimited: true },
     ],
-    slo: { p95Ms: 150, p99Ms: 400, maxErrorRate: 0.001 },
+    slo: { p95Ms: 250, p99Ms: 500, maxErrorRate: 0.001 },
     maxInFlight: 96,
   },
   {
@@ -98,7 +99,8 @@ export const SCENARIOS: readonly ScenarioDef[] = [
     description: 'every task unloaded through the repository API, then a burst over all of them',
     arrivals: { kind: 'constant', rate: 40, durationS: 5 },
     traffic: [{ tenant: 'dev', weight: 1, pick: { kind: 'uniform' } }],
-    slo: { p95Ms: 500, p99Ms: 1000, maxErrorRate: 0.001 },
+    // Every request of the first moments waits for a fetch + verify + decode: a looser SLO.
+    slo: { p95Ms: 1500, p99Ms: 3000, maxErrorRate: 0.001 },
     coldStart: true,
     maxInFlight: 256,
   },
@@ -123,7 +125,7 @@ export const SCENARIOS: readonly ScenarioDef[] = [
     description: 'a modest constant rate for 30 minutes (memory, leaks, drift)',
     arrivals: { kind: 'constant', rate: 10, durationS: 1800 },
     traffic: [{ tenant: 'dev', weight: 1, pick: ZIPF }],
-    slo: { p95Ms: 150, p99Ms: 400, maxErrorRate: 0.001 },
+    slo: { p95Ms: 250, p99Ms: 500, maxErrorRate: 0.001 },
     maxInFlight: 64,
   },
 ];
