@@ -8,12 +8,14 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { SCENARIOS } from '../scenarios/scenarios.js';
+import { SeededRng } from '../../src/core/rng.js';
+import { SCENARIOS, thresholdsOf } from '../scenarios/scenarios.js';
+import { arrivalOffsetsMs } from './arrivals.js';
 import { summaryText, thresholdVerdicts } from '../scenarios/summary.js';
 import { readLoadData } from './data-file.js';
 import type { Progress } from './drive.js';
 import { plotSvg } from './plot.js';
-import { runLoad } from './run.js';
+import { resolveScenarios, runLoad, type RunOptions } from './run.js';
 import { TargetRefusedError, checkTarget } from './target.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -33,7 +35,8 @@ export const USAGE = `usage: npm run load -- [options]
   --seed N              seed of arrival gaps and task/tenant draws (default 1)
   --out DIR             where summary.json and latency.svg go (default load-results)
   --allow-remote        allow a target that is not a loopback address
-  --quiet               no progress lines`;
+  --quiet               no progress lines
+  --dry-run             check everything, print the plan, send nothing`;
 
 function positive(raw: string | undefined, name: string, integer = false): number | undefined {
   if (raw === undefined) return undefined;
@@ -47,6 +50,20 @@ class UsageError extends Error {}
 function progressLine(p: Progress): string {
   const p99 = p.recentP99Ms === null ? '–' : `${p.recentP99Ms.toFixed(0)} ms`;
   return `[${p.scenario}] ${p.elapsedS.toFixed(0)}/${p.durationS.toFixed(0)} s  sent ${p.sent}  ok ${p.ok}  429 ${p.rateLimited}  failed ${p.failed}  dropped ${p.dropped}  in flight ${p.inFlight}  p99(1 s) ${p99}`;
+}
+
+/** What a run would do: per scenario, its arrivals, how many requests and its thresholds. */
+function planText(options: RunOptions): string {
+  const lines = [`target ${options.baseUrl}, ${options.data.tasks.length} tasks, tenants ${options.data.tenants.map((t) => t.name).join(', ')}`];
+  for (const [i, def] of resolveScenarios(options.scenarios, options).entries()) {
+    const rng = new SeededRng((options.seed ?? 1) + i); // as runLoad seeds each scenario
+    const a = def.arrivals;
+    const shape = a.kind === 'ramping' ? `ramping from ${a.startRate} req/s through ${a.stages.map((s) => `${s.target} (${s.durationS} s)`).join(', ')}` : `${a.kind} ${a.rate} req/s for ${a.durationS} s`;
+    const count = arrivalOffsetsMs(a, () => rng.nextFloat(), options.maxRequests ?? 100_000).length;
+    const thresholds = Object.entries(thresholdsOf(def)).map(([metric, exprs]) => `${metric} ${exprs.join(' ')}`);
+    lines.push(`${def.name}: ${shape}, ${count} requests${def.coldStart === true ? ', after unloading every task' : ''}; ${thresholds.join('; ')}`);
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -69,6 +86,7 @@ export async function main(argv: string[]): Promise<number> {
         out: { type: 'string', default: 'load-results' },
         'allow-remote': { type: 'boolean', default: false },
         quiet: { type: 'boolean', default: false },
+        'dry-run': { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
       },
       strict: true,
@@ -82,7 +100,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  let options;
+  let options: RunOptions;
   try {
     const arrivals = values.arrivals;
     if (arrivals !== undefined && arrivals !== 'constant' && arrivals !== 'poisson') throw new UsageError(`--arrivals must be constant or poisson, got "${arrivals}"`);
@@ -119,6 +137,10 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
 
+  if (values['dry-run']) {
+    process.stdout.write(planText(options));
+    return 0;
+  }
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
   log(`loading ${options.baseUrl}: ${options.scenarios.join(', ')}`);
   const result = await runLoad({ ...options, log, ...(!values.quiet && { onProgress: (p: Progress) => log(progressLine(p)) }) });
