@@ -12,7 +12,8 @@ import { buildSummary, type DroppedArrival, type Sample } from './samples.js';
 export interface RunOptions {
   readonly baseUrl: string;
   readonly data: LoadData;
-  readonly scenarios: readonly string[];
+  /** Scenario names (loadtest/scenarios) or definitions of the caller's own (the benchmarks). */
+  readonly scenarios: readonly (string | ScenarioDef)[];
   readonly overrides?: ScenarioOverrides;
   /** Replace constant arrivals with Poisson ones of the same mean rate (or the reverse). */
   readonly arrivals?: 'constant' | 'poisson';
@@ -32,9 +33,9 @@ export interface RunResult {
   readonly defs: readonly ScenarioDef[];
 }
 
-export function resolveScenarios(names: readonly string[], options: Pick<RunOptions, 'overrides' | 'arrivals' | 'maxInFlight'>): ScenarioDef[] {
+export function resolveScenarios(names: readonly (string | ScenarioDef)[], options: Pick<RunOptions, 'overrides' | 'arrivals' | 'maxInFlight'>): ScenarioDef[] {
   const defs = names.map((name) => {
-    let def = applyOverrides(scenarioNamed(name), options.overrides ?? {});
+    let def = applyOverrides(typeof name === 'string' ? scenarioNamed(name) : name, options.overrides ?? {});
     const a = def.arrivals;
     if (options.arrivals !== undefined && a.kind !== 'ramping') def = { ...def, arrivals: { ...a, kind: options.arrivals } as Arrivals };
     if (options.maxInFlight !== undefined) def = { ...def, maxInFlight: options.maxInFlight };
