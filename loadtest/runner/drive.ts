@@ -163,8 +163,8 @@ export async function driveScenario(options: DriveOptions): Promise<DriveResult>
     for (const offset of offsets) {
       if (aborted !== null) break;
       const due = startedMs + offset;
-      const wait = due - performance.now();
-      if (wait > 0) await sleep(wait);
+      // Timers may fire a fraction of a millisecond early: sleep again until the time is due.
+      for (let wait = due - performance.now(); wait > 0; wait = due - performance.now()) await sleep(wait);
       if (inFlight >= def.maxInFlight) dropped.push({ scenario: def.name, scheduledMs: due });
       else fire(due);
     }
