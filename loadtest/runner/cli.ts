@@ -28,6 +28,7 @@ export const USAGE = `usage: npm run load -- [options]
   --rate-scale X        multiply every arrival rate by X
   --duration S          seconds per scenario (ramps are stretched to it)
   --p99-ms MS           replace every scenario's p99 SLO
+  --slo-scale X         multiply every scenario's p95 and p99 SLO by X (a slower machine)
   --arrivals KIND       constant | poisson: override the arrival process of non-ramping scenarios
   --max-requests N      at most N arrivals per scenario (default 100000)
   --max-in-flight N     requests outstanding at most; further arrivals are dropped (default: per scenario)
@@ -78,6 +79,7 @@ export async function main(argv: string[]): Promise<number> {
         'rate-scale': { type: 'string' },
         duration: { type: 'string' },
         'p99-ms': { type: 'string' },
+        'slo-scale': { type: 'string' },
         arrivals: { type: 'string' },
         'max-requests': { type: 'string' },
         'max-in-flight': { type: 'string' },
@@ -114,6 +116,7 @@ export async function main(argv: string[]): Promise<number> {
     const rateScale = positive(values['rate-scale'], 'rate-scale');
     const durationS = positive(values.duration, 'duration');
     const p99Ms = positive(values['p99-ms'], 'p99-ms');
+    const sloScale = positive(values['slo-scale'], 'slo-scale');
     const maxRequests = positive(values['max-requests'], 'max-requests', true);
     const maxInFlight = positive(values['max-in-flight'], 'max-in-flight', true);
     const requestTimeoutMs = positive(values['timeout-ms'], 'timeout-ms', true);
@@ -121,7 +124,7 @@ export async function main(argv: string[]): Promise<number> {
       baseUrl: url.origin,
       data: await readLoadData(values.data),
       scenarios,
-      overrides: { ...(rateScale !== undefined && { rateScale }), ...(durationS !== undefined && { durationS }), ...(p99Ms !== undefined && { p99Ms }) },
+      overrides: { ...(rateScale !== undefined && { rateScale }), ...(durationS !== undefined && { durationS }), ...(p99Ms !== undefined && { p99Ms }), ...(sloScale !== undefined && { sloScale }) },
       seed,
       ...(arrivals !== undefined && { arrivals: arrivals as 'constant' | 'poisson' }),
       ...(maxRequests !== undefined && { maxRequests }),

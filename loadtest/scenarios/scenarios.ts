@@ -138,6 +138,8 @@ export interface ScenarioOverrides {
   readonly durationS?: number;
   /** Replaces the p99 SLO (ms) of every scenario (the goodput search uses it). */
   readonly p99Ms?: number;
+  /** Multiplies every p95/p99 SLO (a slower or shared machine; applied before p99Ms). */
+  readonly sloScale?: number;
 }
 
 export function scenarioNamed(name: string): ScenarioDef {
@@ -158,7 +160,10 @@ export function applyOverrides(def: ScenarioDef, o: ScenarioOverrides): Scenario
   } else {
     arrivals = { kind: a.kind, rate: a.rate * scale, durationS: o.durationS ?? a.durationS };
   }
-  const slo = o.p99Ms === undefined ? def.slo : { ...def.slo, p99Ms: o.p99Ms, p95Ms: Math.min(def.slo.p95Ms, o.p99Ms) };
+  const sloScale = o.sloScale ?? 1;
+  if (!(sloScale > 0)) throw new Error(`SLO scale must be positive, got ${sloScale}`);
+  const scaled = { ...def.slo, p95Ms: def.slo.p95Ms * sloScale, p99Ms: def.slo.p99Ms * sloScale };
+  const slo = o.p99Ms === undefined ? scaled : { ...scaled, p99Ms: o.p99Ms, p95Ms: Math.min(scaled.p95Ms, o.p99Ms) };
   return { ...def, arrivals, slo };
 }
 

@@ -37,5 +37,5 @@ test('every k6 variable the README sets is one the script reads, with known scen
     if (name === 'SCENARIOS') for (const s of value!.split(',')) assert.ok(known.has(s), `unknown scenario ${s}`);
   }
   for (const name of ['BASE_URL', 'SCENARIOS', 'DATA', 'ADMIN_KEY', 'SUMMARY']) assert.match(K6_ENV, new RegExp(`__ENV\\.${name}\\b`));
-  for (const name of ['RATE_SCALE', 'DURATION_S', 'P99_MS']) assert.match(K6_ENV, new RegExp(`numberEnv\\('${name}'\\)`));
+  for (const name of ['RATE_SCALE', 'DURATION_S', 'P99_MS', 'SLO_SCALE']) assert.match(K6_ENV, new RegExp(`numberEnv\\('${name}'\\)`));
 });

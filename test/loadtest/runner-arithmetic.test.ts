@@ -62,6 +62,8 @@ test('overrides scale rates, set durations (stretching ramps) and replace the p9
   assert.equal(steady.slo.p99Ms, 50);
   assert.ok(steady.slo.p95Ms <= 50);
   assert.deepEqual(thresholdsOf(steady)['http_req_duration{scenario:steady,slo:yes}'], ['p(95)<50', 'p(99)<50']);
+  const slower = applyOverrides(scenarioNamed('steady'), { sloScale: 10 });
+  assert.deepEqual([slower.slo.p95Ms, slower.slo.p99Ms], [1000, 2500]);
   assert.throws(() => scenarioNamed('nope'), /unknown scenario "nope"/);
 });
 

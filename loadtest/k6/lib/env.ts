@@ -42,7 +42,7 @@ const KEYS = new Map(LOAD_DATA.tenants.map((t) => [t.name, t.key]));
 /** The scenarios to run, in order (cold-start first: it needs a cache nothing else warmed). */
 export function selectedScenarios(): ScenarioDef[] {
   const names = (__ENV.SCENARIOS ?? DEFAULT_SCENARIOS).split(',').map((n) => n.trim()).filter((n) => n !== '');
-  const overrides = { rateScale: numberEnv('RATE_SCALE'), durationS: numberEnv('DURATION_S'), p99Ms: numberEnv('P99_MS') };
+  const overrides = { rateScale: numberEnv('RATE_SCALE'), durationS: numberEnv('DURATION_S'), p99Ms: numberEnv('P99_MS'), sloScale: numberEnv('SLO_SCALE') };
   const defs = names.map((n) => applyOverrides(scenarioNamed(n), overrides));
   return [...defs.filter((d) => d.coldStart === true), ...defs.filter((d) => d.coldStart !== true)];
 }
