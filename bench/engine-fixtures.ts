@@ -58,7 +58,7 @@ export async function ensureFixtures(dropRate: number, log: (line: string) => vo
   return { basePath, tasks };
 }
 
-function syntheticDelta(
+export function syntheticDelta(
   weights: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>,
   fingerprint: string,
   dropRate: number,

@@ -18,6 +18,10 @@ import { REQUEST_ID_HEADER } from './request-state.js';
 /** Seconds a client over its concurrency limit is told to wait: in-flight requests are short. */
 const CONCURRENCY_RETRY_AFTER_SECONDS = 1;
 
+/** Per-response facts a load generator can read without parsing the body (loadtest/ reads them). */
+export const CACHE_HEADER = 'x-deltaserve-cache';
+export const QUEUE_MS_HEADER = 'x-deltaserve-queue-ms';
+
 /** The tenant's model for a visible name (and version), or DS_ERR_MODEL_NOT_FOUND. */
 export function resolveModel(
   ctx: GatewayContext,
@@ -77,6 +81,8 @@ export async function runInference(
       priority: tenant.priority,
       signal: abort.signal,
     });
+    reply.header(CACHE_HEADER, result.cacheHit ? 'hit' : 'miss');
+    reply.header(QUEUE_MS_HEADER, result.queueMs.toFixed(1));
     recordSpans(ctx, request, model, result, startedAt);
     return result;
   } catch (error) {
