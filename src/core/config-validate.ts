@@ -126,7 +126,7 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
     imageMaxPixels: r.integer(httpObj, 'imageMaxPixels', 'http', 1, 64 * 1024 ** 2, 1024 * 1024),
     imageDecodeConcurrency: r.integer(httpObj, 'imageDecodeConcurrency', 'http', 1, 64, 2),
     imageDecodeQueue: r.integer(httpObj, 'imageDecodeQueue', 'http', 0, 100_000, 32),
-    imageDecodeTimeoutMs: r.integer(httpObj, 'imageDecodeTimeoutMs', 'http', 1, MAX_MS, 2_000),
+    imageDecodeTimeoutMs: r.integer(httpObj, 'imageDecodeTimeoutMs', 'http', 1, MAX_MS, 5_000),
   };
 
   const deltasObj = r.object(root.deltas, 'deltas', [

@@ -60,6 +60,7 @@ test("the pool's 'error' events (a worker dying between jobs) are handled, not f
   const decoder = new PngDecoder({ maxPixels: 1024, concurrency: 1, maxQueued: 1, timeoutMs: 10_000 });
   t.after(() => decoder.close());
   const warned = new Promise<Error>((resolve) => process.once('warning', resolve));
+  await decoder.decode(png(1, 1, () => [9, 9, 9, 255]), 2, 2); // starts the pool
   (decoder as unknown as { pool: NodeJS.EventEmitter }).pool.emit('error', new Error('worker died'));
   assert.match((await warned).message, /worker died/);
   assert.equal((await decoder.decode(png(1, 1, () => [9, 9, 9, 255]), 2, 2)).length, 4);
