@@ -202,7 +202,11 @@ export interface BootOptions {
 /** Manifest → registry → telemetry → engine → server, failing early with one clear error. */
 export async function bootGateway(config: GatewayConfig, options: BootOptions = {}): Promise<Gateway> {
   const manifest = config.model.manifest === null ? null : await loadManifest(config.model.manifest);
-  const registry = await TaskRegistry.open({ declared: [...(manifest?.tasks ?? []), ...config.registry.tasks], stateFile: config.registry.stateFile });
+  const registry = await TaskRegistry.open({
+    declared: [...(manifest?.tasks ?? []), ...config.registry.tasks],
+    stateFile: config.registry.stateFile,
+    sharing: { pollIntervalMs: config.registry.pollIntervalMs, watch: config.registry.watch, lockStaleMs: config.registry.lockStaleMs },
+  });
   const telemetry = buildTelemetry({ serviceName: config.telemetry.serviceName, otlpEndpoint: config.telemetry.otlpEndpoint });
   const taskStates = new TaskStates();
   const modelPath = manifest?.base.modelPath ?? config.model.path!;
@@ -215,15 +219,37 @@ export async function bootGateway(config: GatewayConfig, options: BootOptions = 
       }),
     );
   } catch (error) {
+    registry.close();
     await telemetry.shutdown();
     throw error;
   }
+  // A version another replica retired: drop its delta and state here too (as TaskAdmin.retire does).
+  registry.onRemoved((keys) => {
+    for (const key of keys) {
+      taskStates.forget(key);
+      engine.evict(key).catch(() => undefined);
+    }
+  });
   try {
     const fingerprint = engine.readyInfo?.fingerprint;
     if (manifest?.base.fingerprint && fingerprint && manifest.base.fingerprint !== fingerprint) {
       throw new DS_ERR_MANIFEST_INVALID(manifest.path, 'base.fingerprint', `is ${manifest.base.fingerprint} but the weights of ${modelPath} have fingerprint ${fingerprint}`);
     }
     telemetry.observeEngineReady(() => engine.ready);
+    telemetry.observeRegistrySync(() => registry.syncStatus());
+    telemetry.observeRouting(async () => {
+      const stats = await engine.stats();
+      const scheduler = engine.schedulerStats();
+      const cache = stats.worker?.cache;
+      return {
+        residentKeys: cache?.keys ?? [],
+        residentBytes: cache?.bytes ?? 0,
+        capacityBytes: config.engine.cacheBytes,
+        queued: scheduler.queued,
+        running: scheduler.running,
+        registeredTasks: registry.all().length,
+      };
+    });
     telemetry.observeQueueDepth(() => {
       const stats = engine.schedulerStats();
       return { total: stats.queued, byTask: stats.queuedByTask };
@@ -248,9 +274,13 @@ export async function bootGateway(config: GatewayConfig, options: BootOptions = 
       telemetry,
       manifest,
       listen: () => built.app.listen({ host: config.listen.host, port: config.listen.port }),
-      shutdown: () => shutdownGracefully({ app: built.app, engine, telemetry, lifecycle: built.context.lifecycle, graceMs: config.shutdownGraceMs }),
+      shutdown: () => {
+        registry.close();
+        return shutdownGracefully({ app: built.app, engine, telemetry, lifecycle: built.context.lifecycle, graceMs: config.shutdownGraceMs });
+      },
     };
   } catch (error) {
+    registry.close();
     await engine.close(0);
     await telemetry.shutdown();
     throw error;
