@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- section...]`: runs benchmark sections and rewrites their parts of
  * docs/benchmarks.md (each between `<!-- bench:NAME -->` markers), leaving other sections as
- * they were, so one slow section can be re-measured alone. Sections: decode, compress, engine, http.
+ * they were, so one slow section can be re-measured alone. Sections: decode, compress, engine, http, scaleout.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 
@@ -12,6 +12,7 @@ const SECTIONS: Record<string, () => Promise<Section>> = {
   compress: async () => (await import('./compress.js')).runCompressBench,
   engine: async () => (await import('./engine.js')).runEngineBench,
   http: async () => (await import('./http.js')).runHttpBench,
+  scaleout: async () => (await import('./scaleout.js')).runScaleoutBench,
 };
 
 const DOC = new URL('../docs/benchmarks.md', import.meta.url);
