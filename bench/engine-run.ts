@@ -29,6 +29,7 @@ import { readFloatWeights, withFloatWeights } from '../src/onnx/weights.js';
 import { Scheduler } from '../src/scheduler/scheduler.js';
 import { percentile } from './machine.js';
 import { WORK_DIR, ensureFixtures, type TaskFixture } from './engine-fixtures.js';
+import { zipfSampler } from './zipf.js';
 
 const { values } = parseArgs({
   options: {
@@ -62,26 +63,6 @@ const scheduler = {
   forcedSwitchWaitMs: Number(values['switch-ms']),
 };
 const log = (line: string) => process.stderr.write(`[${config} p=${dropRate}] ${line}\n`);
-
-function zipfSampler(n: number, seed: number): () => number {
-  const weights = Array.from({ length: n }, (_, k) => 1 / (k + 1));
-  const total = weights.reduce((a, b) => a + b, 0);
-  const cdf: number[] = [];
-  let acc = 0;
-  for (const w of weights) cdf.push((acc += w / total));
-  const rng = new SeededRng(seed);
-  return () => {
-    const u = rng.nextFloat();
-    let lo = 0;
-    let hi = n - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (cdf[mid]! < u) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  };
-}
 
 function request(rng: SeededRng): NamedTensors {
   const data = BigInt64Array.from({ length: SEQ }, () => BigInt(rng.nextInt(1024)));

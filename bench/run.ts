@@ -2,7 +2,7 @@
  * `npm run bench [-- section...]`: runs benchmark sections and rewrites their parts of
  * docs/benchmarks.md (each between `<!-- bench:NAME -->` markers), leaving other sections as
  * they were, so one slow section can be re-measured alone. Sections: decode, compress, engine, http,
- * loadtest, and engine-webgpu (the engine configurations on a WebGPU device; only when asked for by name).
+ * loadtest, scaleout, and engine-webgpu (the engine configurations on a WebGPU device; only when asked for by name).
  */
 import { replaceDocSection } from './doc-sections.js';
 
@@ -15,6 +15,7 @@ const SECTIONS: Record<string, () => Promise<Section>> = {
   http: async () => (await import('./http.js')).runHttpBench,
   'engine-webgpu': async () => async () => (await import('./engine.js')).runEngineBench({ executionProvider: 'webgpu' }),
   loadtest: async () => (await import('./loadtest.js')).runLoadtestBench,
+  scaleout: async () => (await import('./scaleout.js')).runScaleoutBench,
 };
 /** Sections a plain `npm run bench` runs: the WebGPU one needs a Vulkan device (and soak runs 30 min). */
 const DEFAULT_SECTIONS = ['decode', 'compress', 'engine', 'http', 'loadtest'];

@@ -219,7 +219,11 @@ export interface BootOptions {
 /** Manifest → registry → telemetry → engine → server, failing early with one clear error. */
 export async function bootGateway(config: GatewayConfig, options: BootOptions = {}): Promise<Gateway> {
   const manifest = config.model.manifest === null ? null : await loadManifest(config.model.manifest);
-  const registry = await TaskRegistry.open({ declared: [...(manifest?.tasks ?? []), ...config.registry.tasks], stateFile: config.registry.stateFile });
+  const registry = await TaskRegistry.open({
+    declared: [...(manifest?.tasks ?? []), ...config.registry.tasks],
+    stateFile: config.registry.stateFile,
+    sharing: { pollIntervalMs: config.registry.pollIntervalMs, watch: config.registry.watch, lockStaleMs: config.registry.lockStaleMs },
+  });
   const telemetry = buildTelemetry({ serviceName: config.telemetry.serviceName, otlpEndpoint: config.telemetry.otlpEndpoint });
   const modelPath = manifest?.base.modelPath ?? config.model.path!;
   let engine: Engine;
@@ -228,15 +232,35 @@ export async function bootGateway(config: GatewayConfig, options: BootOptions = 
       engineOptionsFor(config, modelPath, (event) => telemetry.recordEngineEvent(event)),
     );
   } catch (error) {
+    registry.close();
     await telemetry.shutdown();
     throw error;
   }
+  // A version another replica retired: drop its delta here too, as TaskAdmin.retire does (the
+  // engine's 'dropped' event resets its task state).
+  registry.onRemoved((keys) => {
+    for (const key of keys) engine.evict(key).catch(() => undefined);
+  });
   try {
     const fingerprint = engine.readyInfo?.fingerprint;
     if (manifest?.base.fingerprint && fingerprint && manifest.base.fingerprint !== fingerprint) {
       throw new DS_ERR_MANIFEST_INVALID(manifest.path, 'base.fingerprint', `is ${manifest.base.fingerprint} but the weights of ${modelPath} have fingerprint ${fingerprint}`);
     }
     telemetry.observeEngineReady(() => engine.ready);
+    telemetry.observeRegistrySync(() => registry.syncStatus());
+    telemetry.observeRouting(async () => {
+      const stats = await engine.stats();
+      const scheduler = engine.schedulerStats();
+      const cache = stats.worker?.cache;
+      return {
+        residentKeys: cache?.keys ?? [],
+        residentBytes: cache?.bytes ?? 0,
+        capacityBytes: config.engine.cacheBytes,
+        queued: scheduler.queued,
+        running: scheduler.running,
+        registeredTasks: registry.all().length,
+      };
+    });
     telemetry.observeQueueDepth(() => {
       const stats = engine.schedulerStats();
       return { total: stats.queued, byTask: stats.queuedByTask };
@@ -260,9 +284,13 @@ export async function bootGateway(config: GatewayConfig, options: BootOptions = 
       telemetry,
       manifest,
       listen: () => built.app.listen({ host: config.listen.host, port: config.listen.port }),
-      shutdown: () => shutdownGracefully({ app: built.app, engine, telemetry, lifecycle: built.context.lifecycle, graceMs: config.shutdownGraceMs }),
+      shutdown: () => {
+        registry.close();
+        return shutdownGracefully({ app: built.app, engine, telemetry, lifecycle: built.context.lifecycle, graceMs: config.shutdownGraceMs });
+      },
     };
   } catch (error) {
+    registry.close();
     await engine.close(0);
     await telemetry.shutdown();
     throw error;

@@ -42,6 +42,7 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
   { env: 'DELTASERVE_DELTA_ALLOW_PRIVATE_ADDRESSES', field: 'deltas.allowPrivateAddresses', kind: 'boolean' },
   { env: 'DELTASERVE_DELTA_MAX_BYTES', field: 'deltas.maxBytes', kind: 'integer' },
   { env: 'DELTASERVE_REGISTRY_STATE_FILE', field: 'registry.stateFile', kind: 'path' },
+  { env: 'DELTASERVE_REGISTRY_POLL_INTERVAL_MS', field: 'registry.pollIntervalMs', kind: 'integer' },
   { env: 'DELTASERVE_ADMIN_KEY_SHA256', field: 'admin.keySha256', kind: 'list' },
   { env: 'DELTASERVE_OTLP_ENDPOINT', field: 'telemetry.otlpEndpoint', kind: 'string' },
   { env: 'DELTASERVE_LOG_LEVEL', field: 'logLevel', kind: 'string' },

@@ -122,6 +122,12 @@ export interface GatewayConfig {
     /** Runtime registrations are persisted here; null = not persisted (tests, throwaway runs). */
     readonly stateFile: string | null;
     readonly tasks: readonly TaskSpec[];
+    /** Replicas sharing `stateFile` re-check it this often: the bound on how stale a replica's registry gets. */
+    readonly pollIntervalMs: number;
+    /** Also `fs.watch` the state file's folder (faster on local disks; network volumes need the poll). */
+    readonly watch: boolean;
+    /** A change lock on the state file older than this is taken over (its holder died). */
+    readonly lockStaleMs: number;
   };
   readonly tenants: readonly TenantConfig[];
   readonly admin: { readonly keySha256: readonly string[] };

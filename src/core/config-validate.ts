@@ -159,7 +159,7 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
     retries: r.integer(deltasObj, 'retries', 'deltas', 0, 20, 2),
   };
 
-  const registryObj = r.object(root.registry, 'registry', ['stateFile', 'tasks']);
+  const registryObj = r.object(root.registry, 'registry', ['stateFile', 'tasks', 'pollIntervalMs', 'watch', 'lockStaleMs']);
   const stateFile = r.optionalString(registryObj, 'stateFile', 'registry');
   const tasks = r.array(registryObj.tasks, 'registry.tasks').map((value, i) =>
     readTaskSpec(r, value, `registry.tasks[${i}]`, 'uri', (written) => written),
@@ -170,7 +170,13 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
     if (seenTasks.has(key)) r.fail(`registry.tasks[${i}]`, `${key} is declared twice`);
     seenTasks.add(key);
   });
-  const registry = { stateFile: stateFile === null ? null : path(stateFile), tasks };
+  const registry = {
+    stateFile: stateFile === null ? null : path(stateFile),
+    tasks,
+    pollIntervalMs: r.integer(registryObj, 'pollIntervalMs', 'registry', 50, MAX_MS, 1000),
+    watch: r.boolean(registryObj, 'watch', 'registry', true),
+    lockStaleMs: r.integer(registryObj, 'lockStaleMs', 'registry', 5000, MAX_MS, 10_000),
+  };
 
   const adminObj = r.object(root.admin, 'admin', ['keySha256']);
   const admin = { keySha256: r.strings(adminObj, 'keySha256', 'admin', []).map((h, i) => r.sha256(h, `admin.keySha256[${i}]`)) };

@@ -95,6 +95,7 @@ export const DS_ERR_CONFIG_INVALID = createError('DS_ERR_CONFIG_INVALID', 'Inval
 export const DS_ERR_MANIFEST_INVALID = createError('DS_ERR_MANIFEST_INVALID', 'Model manifest %s is invalid: %s: %s', 500);
 export const DS_ERR_REGISTRY_STATE_INVALID = createError('DS_ERR_REGISTRY_STATE_INVALID', 'Registry state file %s is invalid: %s', 500);
 export const DS_ERR_REGISTRY_PERSIST_FAILED = createError('DS_ERR_REGISTRY_PERSIST_FAILED', 'Registry change was not saved to %s (nothing changed): %s', 500);
+export const DS_ERR_REGISTRY_LOCKED = createError('DS_ERR_REGISTRY_LOCKED', 'Registry change was not saved (nothing changed): the state file lock %s stayed held by another replica for %s ms; retry', 503);
 export const DS_ERR_TASK_NOT_REGISTERED = createError('DS_ERR_TASK_NOT_REGISTERED', 'Task %s is not registered', 404);
 export const DS_ERR_TASK_EXISTS = createError('DS_ERR_TASK_EXISTS', 'Task %s is already registered (use PUT /admin/tasks/%s to add a version)', 409);
 export const DS_ERR_TASK_VERSION_CONFLICT = createError('DS_ERR_TASK_VERSION_CONFLICT', 'Task %s version %s is already registered with a different delta; versions are immutable, register a new version', 409);

@@ -65,7 +65,21 @@ export const readyResponse = {
 } as const;
 
 export const liveResponse = { type: 'object', properties: { live: { type: 'boolean' } } } as const;
-export const serverReadyResponse = { type: 'object', properties: { ready: { type: 'boolean' } } } as const;
+export const serverReadyResponse = {
+  type: 'object',
+  properties: {
+    ready: { type: 'boolean' },
+    registry: {
+      type: 'object',
+      description: 'Present with a registry state file: whether this replica matches it. Not synced does not make the replica unready: it serves its last good state.',
+      properties: {
+        synced: { type: 'boolean' },
+        error: { type: ['string', 'null'] },
+        lastSyncAt: { type: ['string', 'null'], description: 'ISO time of the last successful check of the state file' },
+      },
+    },
+  },
+} as const;
 
 export const inferBody = {
   type: 'object',

@@ -30,13 +30,17 @@ export interface RegistryState {
 
 export const EMPTY_STATE: RegistryState = { registered: [], retired: [], defaults: {} };
 
-/** Reads the state file; a missing file is an empty state, a malformed one stops start-up. */
-export async function readRegistryState(path: string): Promise<RegistryState> {
+/**
+ * Reads and validates the state file. A missing file is an empty state (first start) unless
+ * `missingIsError` (a replica that has already seen the file must not read its disappearance as
+ * "every registration retired"); a malformed one throws DS_ERR_REGISTRY_STATE_INVALID.
+ */
+export async function readRegistryState(path: string, options: { readonly missingIsError?: boolean } = {}): Promise<RegistryState> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return EMPTY_STATE;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' && !options.missingIsError) return EMPTY_STATE;
     throw new DS_ERR_REGISTRY_STATE_INVALID(path, (error as Error).message);
   }
   const fail = (field: string, reason: string): never => {

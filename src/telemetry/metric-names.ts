@@ -208,6 +208,69 @@ export const METRICS = {
     labels: [],
     buckets: LOAD_BUCKETS_SECONDS,
   },
+  /**
+   * Router-facing (see `router-metrics.ts` and docs/http-api.md "Metrics for routers"): which
+   * tasks' deltas are warm here. A task's series is 1 while any version of it is resident, 0
+   * after it left, so a router scoring replicas by affinity reads `deltaserve_delta_resident{task=...} == 1`.
+   */
+  deltaResident: {
+    name: 'deltaserve_delta_resident',
+    kind: 'gauge',
+    unit: '1',
+    description: '1 while a delta of the task is resident in the cache (a request for it needs no load), 0 otherwise.',
+    labels: ['task'],
+  },
+  /** Router-facing: task versions whose requests wait for their delta to load. vLLM: `waiting_lora_adapters`. */
+  tasksWaiting: {
+    name: 'deltaserve_tasks_waiting',
+    kind: 'gauge',
+    unit: '{task}',
+    description: 'Task versions whose delta is being loaded for waiting requests.',
+    labels: [],
+  },
+  /** Router-facing: the cache budget. vLLM's `max_lora` is the same budget counted in deltas (`deltaserve_delta_cache_capacity_deltas`). */
+  cacheCapacityBytes: {
+    name: 'deltaserve_delta_cache_capacity_bytes',
+    kind: 'gauge',
+    unit: 'By',
+    description: 'Bytes the delta cache may hold (engine.cacheBytes).',
+    labels: [],
+  },
+  /** Router-facing: the budget in deltas, estimated from the mean size of the deltas loaded so far. */
+  cacheCapacityDeltas: {
+    name: 'deltaserve_delta_cache_capacity_deltas',
+    kind: 'gauge',
+    unit: '{delta}',
+    description: 'Deltas the cache can hold at the mean size of the deltas loaded so far (the registered task count before any load).',
+    labels: [],
+  },
+  /** Router-facing: requests in the batch running now. vLLM: `vllm:num_requests_running`. */
+  requestsRunning: {
+    name: 'deltaserve_requests_running',
+    kind: 'gauge',
+    unit: '{request}',
+    description: 'Requests in the batch the engine is running now.',
+    labels: [],
+  },
+  /**
+   * 1 while this replica's registry matches the state file it shares with other replicas; 0 while
+   * the file cannot be read or fails validation (the replica serves its last good state).
+   */
+  registrySynced: {
+    name: 'deltaserve_registry_synced',
+    kind: 'gauge',
+    unit: '1',
+    description: '1 when the last check of the registry state file succeeded, 0 while the replica serves its last good state.',
+    labels: [],
+  },
+  /** Time since the state file was last read (or found unchanged) successfully: how stale this replica's registry may be. */
+  registryStaleness: {
+    name: 'deltaserve_registry_staleness_seconds',
+    kind: 'gauge',
+    unit: 's',
+    description: 'Seconds since the registry state file was last checked successfully.',
+    labels: [],
+  },
   engineReady: {
     name: 'deltaserve_engine_ready',
     kind: 'gauge',

@@ -33,6 +33,7 @@ import { reportingMetricExporter, reportingSpanExporter, type ExportErrorListene
 import { createInstruments, type Instruments } from './instruments.js';
 import { integerOption } from '../core/options.js';
 import { BoundedLabels, taskNameOfKey } from './labels.js';
+import { RouterState, renderVllmCompat, type RouterView, type RoutingSnapshot } from './router-metrics.js';
 import {
   endRequestSpan,
   recordInferenceSpans,
@@ -101,6 +102,13 @@ export interface CacheUsage {
   readonly entries: number;
 }
 
+/** The registry's agreement with the state file replicas share (see TaskRegistry.syncStatus). */
+export interface RegistrySync {
+  readonly synced: boolean;
+  /** Epoch ms of the last successful check; null when there is no state file. */
+  readonly lastSyncAt: number | null;
+}
+
 /** A value read at scrape time; may be async (e.g. a stats call to the worker). */
 export type Observe<T> = () => T | Promise<T>;
 
@@ -119,6 +127,9 @@ export interface Telemetry {
   observeQueueDepth(source: Observe<QueueDepth>): void;
   observeCache(source: Observe<CacheUsage>): void;
   observeEngineReady(source: Observe<boolean>): void;
+  /** Router-facing gauges (resident and waiting tasks, capacity, queue) and their vLLM-named twins. */
+  observeRouting(source: Observe<RoutingSnapshot>): void;
+  observeRegistrySync(source: Observe<RegistrySync>): void;
 
   /** Starts the SERVER span of one HTTP request (joins the caller's trace via `traceparent`). */
   startRequestSpan(request: RequestSpanStart): Span;
@@ -157,6 +168,13 @@ class GatewayTelemetry implements Telemetry {
   private readonly queuedTasks = new Set<string>();
   private cacheUsage: Observe<CacheUsage> | null = null;
   private engineReady: Observe<boolean> | null = null;
+  private routing: Observe<RoutingSnapshot> | null = null;
+  private readonly routerState = new RouterState();
+  /** The view the last collection read, rendered again under vLLM's names. */
+  private lastRouterView: RouterView | null = null;
+  /** Tasks that ever had a `deltaserve_delta_resident` series. */
+  private readonly residentTasks = new Set<string>();
+  private registrySync: Observe<RegistrySync> | null = null;
   private shuttingDown: Promise<void> | null = null;
 
   constructor(options: ValidOptions) {
@@ -203,7 +221,10 @@ class GatewayTelemetry implements Telemetry {
     if (this.shuttingDown) return '# telemetry is shut down\n';
     const { resourceMetrics, errors } = await this.prometheus.collect();
     for (const error of errors) diag.warn('deltaserve telemetry: metric collection error', error);
-    return withoutUnitLines(this.serializer.serialize(resourceMetrics));
+    const text = withoutUnitLines(this.serializer.serialize(resourceMetrics));
+    const view = this.lastRouterView;
+    this.lastRouterView = null; // a source that fails next time must not repeat a stale view
+    return view ? `${text.replace(/\n*$/, '\n')}${renderVllmCompat(view, Date.now() / 1000)}` : text;
   }
 
   recordRequest(request: RequestRecord): void {
@@ -217,6 +238,7 @@ class GatewayTelemetry implements Telemetry {
 
   recordEngineEvent(event: AnyEngineEvent): void {
     this.engineEvents.record(event);
+    this.routerState.onEngineEvent(event);
   }
 
   observeQueueDepth(source: Observe<QueueDepth>): void {
@@ -229,6 +251,14 @@ class GatewayTelemetry implements Telemetry {
 
   observeEngineReady(source: Observe<boolean>): void {
     this.engineReady = source;
+  }
+
+  observeRouting(source: Observe<RoutingSnapshot>): void {
+    this.routing = source;
+  }
+
+  observeRegistrySync(source: Observe<RegistrySync>): void {
+    this.registrySync = source;
   }
 
   startRequestSpan(request: RequestSpanStart): Span {
@@ -287,6 +317,30 @@ class GatewayTelemetry implements Telemetry {
       const ready = await readSource(this.engineReady);
       if (ready !== null) observer.observe(ready ? 1 : 0);
     });
+    const { deltaResident, tasksWaiting, cacheCapacityBytes, cacheCapacityDeltas, requestsRunning } = this.instruments;
+    meter.addBatchObservableCallback(async (observer) => {
+      const snapshot = await readSource(this.routing);
+      if (!snapshot) return;
+      const view = this.routerState.view(snapshot);
+      this.lastRouterView = view;
+      observer.observe(tasksWaiting, view.waitingKeys);
+      observer.observe(cacheCapacityBytes, view.capacityBytes);
+      observer.observe(cacheCapacityDeltas, view.capacityDeltas);
+      observer.observe(requestsRunning, view.running);
+      const resident = new Set(view.residentTasks.map((task) => this.tasks.label(task)));
+      // As for queue depth: a task that left the cache reads 0, not its last value.
+      for (const task of new Set([...this.residentTasks, ...resident])) {
+        observer.observe(deltaResident, resident.has(task) ? 1 : 0, { task });
+        this.residentTasks.add(task);
+      }
+    }, [deltaResident, tasksWaiting, cacheCapacityBytes, cacheCapacityDeltas, requestsRunning]);
+    const { registrySynced, registryStaleness } = this.instruments;
+    meter.addBatchObservableCallback(async (observer) => {
+      const sync = await readSource(this.registrySync);
+      if (!sync || sync.lastSyncAt === null) return; // no state file: nothing to agree on
+      observer.observe(registrySynced, sync.synced ? 1 : 0);
+      observer.observe(registryStaleness, Math.max(0, (Date.now() - sync.lastSyncAt) / 1000));
+    }, [registrySynced, registryStaleness]);
   }
 }
 

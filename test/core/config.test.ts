@@ -39,6 +39,7 @@ test('defaults are filled in and relative paths resolve against the config folde
   assert.deepEqual(config.listen, { host: '127.0.0.1', port: 8080 });
   assert.equal(config.model.path, '/srv/deltaserve/model.onnx');
   assert.equal(config.registry.stateFile, '/srv/deltaserve/var/state.json');
+  assert.deepEqual([config.registry.pollIntervalMs, config.registry.watch, config.registry.lockStaleMs], [1000, true, 10_000]);
   assert.equal(config.deltas.fileRoot, '/srv/deltaserve');
   assert.equal(config.timeouts.inferTimeoutMs, 30_000);
   assert.equal(config.batching.maxBatchSize, 8);
@@ -151,7 +152,9 @@ test('environment variables override single fields and are validated like the fi
     DELTASERVE_SHUTDOWN_GRACE_MS: '2500',
     DELTASERVE_MAX_QUEUE_DELAY_MS: '0.5',
     DELTASERVE_DELTA_ALLOW_PRIVATE_ADDRESSES: 'true',
+    DELTASERVE_REGISTRY_POLL_INTERVAL_MS: '250',
   });
+  assert.equal(config.registry.pollIntervalMs, 250);
   assert.deepEqual(config.listen, { host: '0.0.0.0', port: 9090 });
   assert.equal(config.engine.cacheBytes, 1048576);
   assert.equal(config.engine.mode, 'graph');

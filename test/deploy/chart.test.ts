@@ -24,6 +24,7 @@ const VALUE_SETS: Record<string, string[]> = {
   autoscaling: ['production-values.yaml', 'autoscaling-values.yaml'],
   'existing secret': ['production-values.yaml', 'existing-secret-values.yaml'],
   'dev mode': ['dev-values.yaml'],
+  routing: ['production-values.yaml', 'routing-values.yaml'],
 };
 
 for (const [name, files] of Object.entries(VALUE_SETS)) {
@@ -181,4 +182,17 @@ test('every values.yaml key is described by the schema (the schema rejects unkno
   const schema = JSON.parse(readFileSync(`${ROOT}/${CHART}/values.schema.json`, 'utf8')) as { properties?: Record<string, unknown>; additionalProperties?: boolean };
   assert.equal(schema.additionalProperties, false);
   assert.deepEqual(Object.keys(values).sort(), Object.keys(schema.properties ?? {}).sort());
+});
+
+test('routing: an HTTPRoute to the Service and an Envoy Gateway policy hashing on the task path', () => {
+  const objects = render(VALUE_SETS.routing!);
+  const route = only(objects, 'HTTPRoute') as unknown as { spec: { parentRefs: { name: string }[]; rules: { backendRefs: { name: string }[] }[] } };
+  const service = only(objects, 'Service') as unknown as { metadata: { name: string } };
+  assert.deepEqual(route.spec.parentRefs.map((p) => p.name), ['eg']);
+  assert.equal(route.spec.rules[0]!.backendRefs[0]!.name, service.metadata.name);
+  const policy = only(objects, 'BackendTrafficPolicy') as unknown as { spec: { loadBalancer: { type: string; consistentHash: { header: { name: string }; tableSize: number } } } };
+  assert.deepEqual(policy.spec.loadBalancer.type, 'ConsistentHash');
+  assert.equal(policy.spec.loadBalancer.consistentHash.header.name, ':path');
+  assert.equal(policy.spec.loadBalancer.consistentHash.tableSize, 65537);
+  assert.ok(!render(VALUE_SETS['defaults with keys']!).some((o) => o.kind === 'HTTPRoute' || o.kind === 'BackendTrafficPolicy'), 'off by default');
 });

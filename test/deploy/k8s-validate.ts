@@ -35,6 +35,14 @@ interface KindCheck {
   readonly knownPaths?: readonly string[];
 }
 
+/** Custom resources without a schema package here: required fields checked by hand, the rest by knownPaths. */
+function requireFields(object: K8sObject, paths: readonly string[]): void {
+  for (const path of paths) {
+    const value = path.split('.').reduce<unknown>((at, key) => (at as Record<string, unknown> | undefined)?.[key], object);
+    if (value === undefined || value === null || (Array.isArray(value) && value.length === 0)) throw new Error(`${path} is required`);
+  }
+}
+
 const KINDS: Record<string, KindCheck> = {
   'apps/v1/Deployment': { schema: (o) => new Deployment(o as never).validate(), model: 'V1Deployment' },
   'autoscaling/v2/HorizontalPodAutoscaler': { schema: (o) => new HorizontalPodAutoscaler(o as never).validate(), model: 'V2HorizontalPodAutoscaler' },
@@ -43,6 +51,25 @@ const KINDS: Record<string, KindCheck> = {
   'v1/Secret': { schema: (o) => new Secret(o as never).validate(), model: 'V1Secret' },
   'v1/Service': { schema: (o) => new Service(o as never).validate(), model: 'V1Service' },
   'v1/ServiceAccount': { schema: (o) => new ServiceAccount(o as never).validate(), model: 'V1ServiceAccount' },
+  'gateway.networking.k8s.io/v1/HTTPRoute': {
+    schema: (o) => requireFields(o, ['metadata.name', 'spec.parentRefs', 'spec.rules']),
+    knownPaths: [
+      'apiVersion', 'kind', 'metadata.name', 'metadata.labels', 'metadata.annotations',
+      'spec.parentRefs[].name', 'spec.parentRefs[].namespace', 'spec.parentRefs[].sectionName', 'spec.parentRefs[].group',
+      'spec.parentRefs[].kind', 'spec.parentRefs[].port', 'spec.hostnames[]',
+      'spec.rules[].matches[].path.type', 'spec.rules[].matches[].path.value',
+      'spec.rules[].backendRefs[].name', 'spec.rules[].backendRefs[].port',
+    ],
+  },
+  'gateway.envoyproxy.io/v1alpha1/BackendTrafficPolicy': {
+    schema: (o) => requireFields(o, ['metadata.name', 'spec.targetRefs', 'spec.loadBalancer.type']),
+    knownPaths: [
+      'apiVersion', 'kind', 'metadata.name', 'metadata.labels', 'metadata.annotations',
+      'spec.targetRefs[].group', 'spec.targetRefs[].kind', 'spec.targetRefs[].name',
+      'spec.loadBalancer.type', 'spec.loadBalancer.consistentHash.type', 'spec.loadBalancer.consistentHash.header.name',
+      'spec.loadBalancer.consistentHash.tableSize',
+    ],
+  },
   'monitoring.coreos.com/v1/ServiceMonitor': {
     schema: (o) => new ServiceMonitor(o as never).validate(),
     knownPaths: [

@@ -109,7 +109,9 @@ const logitsOf = (json: Record<string, unknown>) => Float32Array.from((json.outp
 
 test('health, readiness and server metadata over HTTP', async () => {
   assert.deepEqual((await http('GET', '/v2/health/live')).json, { live: true });
-  assert.deepEqual((await http('GET', '/v2/health/ready')).json, { ready: true });
+  const ready = (await http('GET', '/v2/health/ready')).json as unknown as { ready: boolean; registry: { synced: boolean; error: string | null; lastSyncAt: string } };
+  assert.equal(ready.ready, true);
+  assert.deepEqual({ ...ready.registry, lastSyncAt: typeof ready.registry.lastSyncAt }, { synced: true, error: null, lastSyncAt: 'string' }, 'with a state file, readiness says whether it is in sync');
   assert.equal((await http('GET', '/v2')).json.name, 'deltaserve');
 });
 

@@ -5,18 +5,16 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { stringify } from 'yaml';
 import { DEV_ADMIN_KEY, DEV_TENANT_KEY } from '../../src/core/config-dev-keys.js';
 import { sha256Hex } from '../../src/core/sha256.js';
 import { IMAGE_LABELS, biasDelta, writeDelta, writeImageModel } from './fixtures.js';
+import { ROOT, listeningUrl, serve } from '../helpers/gateway-process.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 let dir: string;
 
 before(async () => {
@@ -47,36 +45,6 @@ before(async () => {
   );
 });
 after(async () => rm(dir, { recursive: true, force: true }));
-
-interface Served {
-  readonly child: ChildProcess;
-  readonly stdout: () => string;
-  readonly stderr: () => string;
-  readonly exit: Promise<number | null>;
-}
-
-function serve(args: string[], env: Record<string, string>, entry = ['--import', 'tsx', join(ROOT, 'src/cli/bin.ts')]): Served {
-  const child = spawn(process.execPath, [...entry, 'serve', ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, stdout: () => stdout, stderr: () => stderr, exit };
-}
-
-async function listeningUrl(served: Served): Promise<string> {
-  for (;;) {
-    const match = /listening on (http:\/\/\S+)/.exec(served.stdout());
-    if (match) return match[1]!;
-    const exited = await Promise.race([served.exit.then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), 20))]);
-    if (exited) throw new Error(`serve exited early: ${served.stderr()}`);
-  }
-}
 
 test('the quick start: dev keys printed, the zoo served as documented, SIGTERM exits 0', async () => {
   const served = serve(['--config', join(dir, 'gateway.yaml')], { DELTASERVE_PORT: '0' });

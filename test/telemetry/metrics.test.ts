@@ -239,6 +239,8 @@ test('every metric in METRICS is exported under its name and Prometheus type, wi
     telemetry.observeQueueDepth(() => ({ total: 0, byTask: { 'x@1': 0 } }));
     telemetry.observeCache(() => ({ bytes: 0, entries: 0 }));
     telemetry.observeEngineReady(() => true);
+    telemetry.observeRouting(() => ({ residentKeys: ['x@1'], residentBytes: 10, capacityBytes: 100, queued: 0, running: 0, registeredTasks: 1 }));
+    telemetry.observeRegistrySync(() => ({ synced: true, lastSyncAt: Date.now() }));
 
     const text = await telemetry.renderPrometheus();
     for (const spec of Object.values(METRICS)) {

@@ -18,14 +18,18 @@ export function healthRoutes(ctx: GatewayContext, serverVersion: string) {
       {
         schema: {
           tags: ['health'],
-          summary: 'Ready to serve: the base model is loaded and the engine is up (503 otherwise)',
+          summary: 'Ready to serve: the base model is loaded and the engine is up (503 otherwise); with a shared registry, whether it matches the state file',
           response: { 200: serverReadyResponse, ...errorResponses },
         },
       },
       async () => {
         if (ctx.lifecycle.shuttingDown) throw new DS_ERR_ENGINE_NOT_READY('the server is shutting down');
         if (!ctx.engine.ready) throw new DS_ERR_ENGINE_NOT_READY('the engine worker is starting or restarting');
-        return { ready: true };
+        const sync = ctx.registry.syncStatus();
+        if (sync.lastSyncAt === null) return { ready: true };
+        // Taking every replica out of rotation because the shared volume hiccuped would turn a
+        // stale registry into an outage: the replica stays ready and says what it serves.
+        return { ready: true, registry: { synced: sync.synced, error: sync.error, lastSyncAt: new Date(sync.lastSyncAt).toISOString() } };
       },
     );
 
