@@ -7,10 +7,10 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Pool } from 'undici';
-import { sha256Hex } from '../../src/core/config-dev-keys.js';
 import { FaultStore, type FaultMode } from './fault-store.js';
 import { INFER_BODY, TENANT_HEADERS, ZOO, median, startGateway, type GatewayProcess } from './gateway-process.js';
 
@@ -49,7 +49,7 @@ before(async () => {
     name,
     version: '1',
     uri: name === taskOf('down') ? store.downUri(name) : store.uri(name),
-    sha256: sha256Hex(bytes),
+    sha256: createHash('sha256').update(bytes).digest('hex'),
     labels,
     numClasses: 4,
   }));
