@@ -12,6 +12,7 @@
  * propagator): each `buildTelemetry()` is self-contained, so tests can build many, and
  * parents are passed explicitly (`recordInferenceSpans(parent, ...)`).
  */
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { diag, type Context, type Meter, type Span, type Tracer } from '@opentelemetry/api';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
@@ -32,6 +33,7 @@ import { EngineEventRecorder, type AnyEngineEvent } from './engine-events.js';
 import { reportingMetricExporter, reportingSpanExporter, type ExportErrorListener } from './export-failures.js';
 import { createInstruments, type Instruments } from './instruments.js';
 import { BoundedLabels, taskNameOfKey } from './labels.js';
+import { EVENT_LOOP_QUANTILES } from './metric-names.js';
 import {
   endRequestSpan,
   recordInferenceSpans,
@@ -157,6 +159,8 @@ class GatewayTelemetry implements Telemetry {
   private cacheUsage: Observe<CacheUsage> | null = null;
   private engineReady: Observe<boolean> | null = null;
   private shuttingDown: Promise<void> | null = null;
+  /** The thread that builds the telemetry (the HTTP thread) is the one watched. */
+  private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
 
   constructor(options: ValidOptions) {
     const resource = resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName });
@@ -195,6 +199,7 @@ class GatewayTelemetry implements Telemetry {
     this.tasks = new BoundedLabels(options.maxLabelValues);
     this.tenants = new BoundedLabels(options.maxLabelValues);
     this.engineEvents = new EngineEventRecorder(this.instruments, this.tasks);
+    this.loopDelay.enable();
     this.registerGaugeCallbacks(meter);
   }
 
@@ -245,6 +250,7 @@ class GatewayTelemetry implements Telemetry {
   shutdown(): Promise<void> {
     // A failed final flush was already reported by the exporter wrappers; the providers'
     // rejections repeat it with less detail, so they are only logged for OTel diagnostics.
+    this.loopDelay.disable();
     this.shuttingDown ??= Promise.allSettled([this.meterProvider.shutdown(), this.tracerProvider.shutdown()]).then((results) => {
       for (const result of results) {
         if (result.status === 'rejected') diag.debug('deltaserve telemetry: shutdown', result.reason);
@@ -258,7 +264,7 @@ class GatewayTelemetry implements Telemetry {
    * a late or repeated call never stacks callbacks.
    */
   private registerGaugeCallbacks(meter: Meter): void {
-    const { queueDepth, queueDepthAll, cacheBytes, cacheEntries, engineReady } = this.instruments;
+    const { queueDepth, queueDepthAll, cacheBytes, cacheEntries, engineReady, eventLoopDelay } = this.instruments;
     meter.addBatchObservableCallback(async (observer) => {
       const depth = await readSource(this.queueDepth);
       if (!depth) return;
@@ -285,6 +291,13 @@ class GatewayTelemetry implements Telemetry {
     engineReady.addCallback(async (observer) => {
       const ready = await readSource(this.engineReady);
       if (ready !== null) observer.observe(ready ? 1 : 0);
+    });
+    eventLoopDelay.addCallback((observer) => {
+      const h = this.loopDelay;
+      // A window shorter than one sampling interval has no sample: nothing was seen late.
+      const nanos = h.count === 0 ? { '0.5': 0, '0.99': 0, '1': 0 } : { '0.5': h.percentile(50), '0.99': h.percentile(99), '1': h.max };
+      for (const quantile of EVENT_LOOP_QUANTILES) observer.observe(nanos[quantile] / 1e9, { quantile });
+      h.reset();
     });
   }
 }
