@@ -15,7 +15,7 @@
 import { DS_ERR_DEADLINE_EXCEEDED, DS_ERR_ENGINE_NOT_READY, DS_ERR_TASK_UNAVAILABLE } from '../core/errors.js';
 import { Scheduler, type SchedulerEvent, type SchedulerOptions, type SchedulerStats } from '../scheduler/scheduler.js';
 import type { ModelIO } from '../onnx/io-signature.js';
-import type { EngineEvent, ReadyInfo, RunReply, TaskRef, WorkerStats } from './protocol.js';
+import type { EngineEvent, ReadyInfo, RunReply, TaskRef, WorkerCrash, WorkerStats } from './protocol.js';
 import { transferablesOf, type NamedTensors } from './tensors.js';
 import { WorkerClient } from './worker-client.js';
 import type { WorkerOptions } from './worker-options.js';
@@ -188,9 +188,9 @@ export class Engine {
   }
 
   /** Fault injection for tests and drills: the worker dies while handling its next batch. */
-  async crashWorkerOnNextBatch(): Promise<void> {
+  async crashWorkerOnNextBatch(how: WorkerCrash = 'throw'): Promise<void> {
     this.assertReady();
-    await this.client!.call<void>({ op: 'crash-on-next-run' });
+    await this.client!.call<void>({ op: 'crash-on-next-run', how });
   }
 
   /** Stops taking work, lets queued and running batches finish (up to `drainMs`), stops the worker. */
