@@ -25,6 +25,7 @@ import {
 } from '../core/errors.js';
 import type { TaskSpec } from '../core/config-types.js';
 import type { TaskRef } from '../engine/protocol.js';
+import { removeStaleTempFiles } from './atomic-write.js';
 import { EMPTY_STATE, readRegistryState, writeRegistryState, type RegisteredTask, type RegistryState } from './registry-state.js';
 
 export type TaskOrigin = 'declared' | 'admin';
@@ -74,6 +75,7 @@ export class TaskRegistry {
 
   /** Declared tasks plus the state file (when there is one). */
   static async open(options: { declared: readonly TaskSpec[]; stateFile: string | null }): Promise<TaskRegistry> {
+    if (options.stateFile !== null) await removeStaleTempFiles(options.stateFile); // one owner: see the class doc
     const state = options.stateFile === null ? EMPTY_STATE : await readRegistryState(options.stateFile);
     return new TaskRegistry(options.declared, options.stateFile, state);
   }

@@ -183,3 +183,13 @@ test('writeFileAtomic replaces the whole file and leaves no temp file', async ()
   assert.equal(await readFile(path, 'utf8'), 'second');
   assert.deepEqual(await readdir(join(dir, 'x')), ['file.json']);
 });
+
+test('temp files a killed writer left behind are removed when the registry opens; other files stay', async () => {
+  await mkdir(join(dir, 'state'), { recursive: true });
+  await writeFileAtomic(stateFile, JSON.stringify({ format: 'deltaserve.registry-state', formatVersion: 1, registered: [], retired: [], defaults: {} }));
+  // What kill -9 between the temp write and the rename leaves (see test/reliability/registry-crash).
+  await writeFile(join(dir, 'state', '.registry.json.4242.0a1b2c3d.tmp'), '{"half": ');
+  await writeFile(join(dir, 'state', 'notes.tmp'), 'not ours');
+  await open();
+  assert.deepEqual((await readdir(join(dir, 'state'))).sort(), ['notes.tmp', 'registry.json']);
+});
