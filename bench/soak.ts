@@ -3,8 +3,8 @@
  * mixed traffic for `--minutes` (default 30): closed-loop inference over every zoo task, a task
  * registered and retired through the admin API every few seconds, explicit unloads, and a cache
  * budget small enough that deltas are evicted and reloaded all the time. Reported: the gateway's
- * RSS slope (least squares over the samples after the first 10 %), open file descriptors at
- * start and end, counts of every answer, and whether a fixed probe request answers bit-identically
+ * RSS slope (least squares over the samples after the first 10 %), open file descriptors over
+ * the run, counts of every answer, and whether a fixed probe request answers bit-identically
  * at the start and at the end.
  * Run: npm run bench -- soak [--minutes N]
  */
@@ -47,7 +47,7 @@ async function soak(gateway: GatewayProcess, pool: Pool, minutes: number): Promi
   };
   const firstProbe = await probe();
   const fds = () => readdir(`/proc/${gateway.pid}/fd`).then((f) => f.length);
-  const samples: { t: number; rss: number }[] = [];
+  const samples: { t: number; rss: number; fds: number }[] = [];
   const fdStart = await fds();
   const statuses: Record<string, number> = {};
   const count = (what: string) => (statuses[what] = (statuses[what] ?? 0) + 1);
@@ -100,7 +100,7 @@ async function soak(gateway: GatewayProcess, pool: Pool, minutes: number): Promi
   })();
   const sampler = (async () => {
     while (running()) {
-      samples.push({ t: (performance.now() - started) / 1000, rss: gateway.rssBytes() });
+      samples.push({ t: (performance.now() - started) / 1000, rss: gateway.rssBytes(), fds: await fds() });
       await sleep(SAMPLE_EVERY_MS);
     }
   })();
@@ -132,7 +132,7 @@ async function soak(gateway: GatewayProcess, pool: Pool, minutes: number): Promi
     `| cache evictions (/metrics) | ${evictions} |`,
     `| RSS start / end / max | ${(rss[0]! / MB).toFixed(0)} / ${(rss.at(-1)! / MB).toFixed(0)} / ${(Math.max(...rss) / MB).toFixed(0)} MiB |`,
     `| RSS slope after the first 10 % (${steady.length} samples, every ${SAMPLE_EVERY_MS / 1000} s) | ${(slope / MB).toFixed(1)} MiB/hour |`,
-    `| open file descriptors start / end | ${fdStart} / ${fdEnd} |`,
+    `| open file descriptors before the clients connected / after the first 10 % / end / max | ${fdStart} / ${steady[0]?.fds} / ${fdEnd} / ${Math.max(...samples.map((x) => x.fds))} |`,
     `| probe (digits, seeded input) bit-identical at start and end | ${firstProbe === lastProbe ? 'yes' : 'NO'} |`,
   ].join('\n');
 }
