@@ -1,35 +1,44 @@
 /**
- * `npm run bench [-- section...]`: runs benchmark sections and rewrites their parts of
- * docs/benchmarks.md (each between `<!-- bench:NAME -->` markers), leaving other sections as
- * they were, so one slow section can be re-measured alone. Sections: decode, compress, engine, http,
- * loadtest, scaleout, and engine-webgpu (the engine configurations on a WebGPU device; only when asked for by name).
+ * `npm run bench [-- section...] [--minutes N]`: runs benchmark sections and rewrites their parts
+ * of docs/benchmarks.md (each between `<!-- bench:NAME -->` markers), leaving other sections as
+ * they were, so one slow section can be re-measured alone. Sections: decode, compress, engine,
+ * http, loadtest; on demand only: scaleout (installs nginx), engine-webgpu (needs a Vulkan device)
+ * and soak (30 minutes, or `--minutes N`; written to docs/reliability.md).
  */
+import { parseArgs } from 'node:util';
 import { replaceDocSection } from './doc-sections.js';
 
-type Section = () => Promise<string>;
+interface BenchOptions {
+  readonly minutes?: number;
+}
+type Section = (options: BenchOptions) => Promise<string>;
 
-const SECTIONS: Record<string, () => Promise<Section>> = {
-  decode: async () => (await import('./decode.js')).runDecodeBench,
-  compress: async () => (await import('./compress.js')).runCompressBench,
-  engine: async () => (await import('./engine.js')).runEngineBench,
-  http: async () => (await import('./http.js')).runHttpBench,
-  'engine-webgpu': async () => async () => (await import('./engine.js')).runEngineBench({ executionProvider: 'webgpu' }),
-  loadtest: async () => (await import('./loadtest.js')).runLoadtestBench,
-  scaleout: async () => (await import('./scaleout.js')).runScaleoutBench,
+const SECTIONS: Record<string, Section> = {
+  decode: async () => (await import('./decode.js')).runDecodeBench(),
+  compress: async () => (await import('./compress.js')).runCompressBench(),
+  engine: async () => (await import('./engine.js')).runEngineBench(),
+  http: async () => (await import('./http.js')).runHttpBench(),
+  loadtest: async () => (await import('./loadtest.js')).runLoadtestBench(),
+  scaleout: async () => (await import('./scaleout.js')).runScaleoutBench(),
+  'engine-webgpu': async () => (await import('./engine.js')).runEngineBench({ executionProvider: 'webgpu' }),
+  soak: async (options) => (await import('./soak.js')).runSoakBench(options),
 };
-/** Sections a plain `npm run bench` runs: the WebGPU one needs a Vulkan device (and soak runs 30 min). */
-const DEFAULT_SECTIONS = ['decode', 'compress', 'engine', 'http', 'loadtest'];
+/** Sections a bare `npm run bench` skips. */
+const ON_DEMAND = new Set(['scaleout', 'engine-webgpu', 'soak']);
+const DOCS: Record<string, URL> = { soak: new URL('../docs/reliability.md', import.meta.url) };
 
 async function main(): Promise<void> {
-  const requested = process.argv.slice(2);
-  const names = requested.length > 0 ? requested : DEFAULT_SECTIONS;
+  const { values, positionals: requested } = parseArgs({ allowPositionals: true, options: { minutes: { type: 'string' } } });
+  const minutes = values.minutes === undefined ? undefined : Number(values.minutes);
+  if (minutes !== undefined && !(minutes > 0)) throw new Error(`--minutes expects a positive number, got ${values.minutes}`);
+  const names = requested.length > 0 ? requested : Object.keys(SECTIONS).filter((n) => !ON_DEMAND.has(n));
   const unknown = names.filter((n) => !(n in SECTIONS));
   if (unknown.length > 0) throw new Error(`unknown bench section(s) ${unknown.join(', ')}; known: ${Object.keys(SECTIONS).join(', ')}`);
   for (const name of names) {
     process.stderr.write(`bench: ${name}...\n`);
-    const text = await (await SECTIONS[name]!())();
+    const text = await SECTIONS[name]!({ ...(minutes !== undefined && { minutes }) });
     console.log(`${text}\n`);
-    await replaceDocSection(name, text);
+    await replaceDocSection(name, text, DOCS[name]);
   }
 }
 

@@ -19,7 +19,7 @@ import { DS_ERR_DEADLINE_EXCEEDED, DS_ERR_DELTA_NOT_RESIDENT, DS_ERR_ENGINE_NOT_
 import type { TaskRef } from '../deltas/types.js';
 import { Scheduler, type SchedulerEvent, type SchedulerOptions, type SchedulerStats } from '../scheduler/scheduler.js';
 import type { ModelIO } from '../onnx/io-signature.js';
-import type { EngineEvent, LoadReply, ReadyInfo, RunReply, WorkerStats } from './protocol.js';
+import type { EngineEvent, LoadReply, ReadyInfo, RunReply, WorkerCrash, WorkerStats } from './protocol.js';
 import { transferablesOf, type NamedTensors } from './tensors.js';
 import { WorkerClient } from './worker-client.js';
 import type { WorkerOptions } from './worker-options.js';
@@ -208,9 +208,9 @@ export class Engine {
   }
 
   /** Fault injection for tests and drills: the worker dies while handling its next batch. */
-  async crashWorkerOnNextBatch(): Promise<void> {
+  async crashWorkerOnNextBatch(how: WorkerCrash = 'throw'): Promise<void> {
     this.assertReady();
-    await this.client!.call<void>({ op: 'crash-on-next-run' });
+    await this.client!.call<void>({ op: 'crash-on-next-run', how });
   }
 
   /** Stops taking work, lets queued and running batches finish (up to `drainMs`), stops the worker. */

@@ -18,8 +18,15 @@ export type WorkerRequest =
   | { readonly id: number; readonly op: 'stats' }
   /** Finish the run in progress (if any), then end the thread. */
   | { readonly id: number; readonly op: 'exit' }
-  /** Fault injection: the next `run` kills the worker instead of answering. */
-  | { readonly id: number; readonly op: 'crash-on-next-run' };
+  /** Fault injection (tests, drills): the next `run` kills the worker instead of answering. */
+  | { readonly id: number; readonly op: 'crash-on-next-run'; readonly how: WorkerCrash };
+
+/**
+ * How an injected fault kills the worker: `throw` an uncaught error; `exit` as a killed process
+ * would (exit code 137); `oom` by allocating until V8's heap limit ends the thread (only with
+ * `WorkerOptions.resourceLimits`: without a limit a heap exhausted in any thread ends the process).
+ */
+export type WorkerCrash = 'throw' | 'exit' | 'oom';
 
 export interface SerializedError {
   readonly name: string;

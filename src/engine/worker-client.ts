@@ -30,7 +30,7 @@ export class WorkerClient {
   readonly exit: Promise<Error>;
 
   constructor(options: WorkerOptions, onEvent: (event: EngineEvent) => void) {
-    this.worker = new Worker(WORKER_URL, { workerData: options });
+    this.worker = new Worker(WORKER_URL, { workerData: options, ...(options.resourceLimits && { resourceLimits: options.resourceLimits }) });
     let markReady!: (info: ReadyInfo) => void;
     let failStart!: (error: Error) => void;
     this.ready = new Promise<ReadyInfo>((resolve, reject) => {

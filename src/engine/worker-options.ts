@@ -1,4 +1,5 @@
 /** What the worker needs to start: plain data, because it crosses the thread boundary. */
+import type { ResourceLimits } from 'node:worker_threads';
 import type { DeltaSourceOptions } from '../deltas/source/index.js';
 import type { BaseOptions } from './prepare-base.js';
 
@@ -8,4 +9,10 @@ export interface WorkerOptions {
   readonly cacheMaxBytes: number;
   /** How deltas are fetched: file root, http(s) allow-lists, timeouts, size limit, retries. */
   readonly source: Omit<DeltaSourceOptions, 'lookup'>;
+  /**
+   * V8 heap limits of the worker thread (node:worker_threads `resourceLimits`). A worker that
+   * reaches them ends alone (ERR_WORKER_OUT_OF_MEMORY) and is restarted like any crash. Onnxruntime's
+   * native memory is not counted. Default: none (the process's limits).
+   */
+  readonly resourceLimits?: ResourceLimits;
 }

@@ -24,6 +24,7 @@ import {
   type RunReply,
   type WorkerMessage,
   type WorkerRequest,
+  type WorkerCrash,
   type WorkerStats,
 } from './protocol.js';
 import { transferablesOf } from './tensors.js';
@@ -65,15 +66,14 @@ async function start(): Promise<void> {
   };
 
   let runs: Promise<unknown> = Promise.resolve();
-  let crashOnNextRun = false;
+  let crashOnNextRun: WorkerCrash | null = null;
   const handle = async (request: WorkerRequest): Promise<{ value: unknown; transfer?: ArrayBuffer[] }> => {
     switch (request.op) {
       case 'run': {
-        if (crashOnNextRun) {
-          // An uncaught error ends the thread the way a real fault would, with this batch in flight.
-          setImmediate(() => {
-            throw new Error('injected worker crash');
-          });
+        if (crashOnNextRun !== null) {
+          // Ends the thread the way a real fault would, with this batch in flight.
+          const how = crashOnNextRun;
+          setImmediate(() => crash(how));
           return new Promise<never>(() => undefined);
         }
         const task = request.task;
@@ -119,7 +119,10 @@ async function start(): Promise<void> {
         cache.evict(request.key);
         return { value: undefined };
       case 'crash-on-next-run':
-        crashOnNextRun = true;
+        if (request.how === 'oom' && options.resourceLimits?.maxOldGenerationSizeMb === undefined) {
+          throw new Error('an injected out-of-memory crash needs WorkerOptions.resourceLimits (else it would end the whole process)');
+        }
+        crashOnNextRun = request.how;
         return { value: undefined };
       case 'exit':
         // Queued behind the runs already accepted, so no native run is interrupted.
@@ -173,6 +176,20 @@ async function start(): Promise<void> {
 
 function phasesOf(timings: DeltaLoadTimings): LoadPhases {
   return { fetch: timings.fetchMs, verify: timings.verifyMs, decode: timings.decodeMs };
+}
+
+/** Test-only fault injection (`crash-on-next-run`). */
+function crash(how: WorkerCrash): void {
+  switch (how) {
+    case 'throw':
+      throw new Error('injected worker crash');
+    case 'exit':
+      process.exit(137); // in a worker thread this ends the thread, as SIGKILL would end a process
+    case 'oom': {
+      const retained: number[][] = [];
+      for (;;) retained.push(new Array<number>(1 << 20).fill(1.5));
+    }
+  }
 }
 
 function cacheEvent(event: DeltaCacheEvent): CacheEvent {

@@ -32,6 +32,7 @@ import {
 import type { TaskSpec } from '../core/config-types.js';
 import type { TaskRef } from '../deltas/types.js';
 import { stat } from 'node:fs/promises';
+import { removeStaleTempFiles } from './atomic-write.js';
 import { EMPTY_STATE, readRegistryState, writeRegistryState, type RegisteredTask, type RegistryState } from './registry-state.js';
 import { MIN_LOCK_STALE_MS, withStateFileLock, type HeldLock } from './state-file-lock.js';
 import { StateFileWatcher, fileIdentity } from './state-file-watcher.js';
@@ -128,6 +129,8 @@ export class TaskRegistry {
     const given = { ...DEFAULT_SHARING, ...options.sharing };
     if (!(given.pollIntervalMs > 0)) throw new RangeError(`pollIntervalMs must be positive, got ${given.pollIntervalMs}`);
     const sharing: StateFileSharing = { ...given, lockStaleMs: Math.max(MIN_LOCK_STALE_MS, given.lockStaleMs) };
+    // A temp file older than the lock's staleness bound belongs to a writer that died before its rename.
+    if (options.stateFile !== null) await removeStaleTempFiles(options.stateFile, sharing.lockStaleMs);
     const identity = options.stateFile === null ? null : await identityOf(options.stateFile);
     const state = options.stateFile === null ? EMPTY_STATE : await readRegistryState(options.stateFile);
     const registry = new TaskRegistry(options.declared, options.stateFile, sharing, state);

@@ -278,7 +278,23 @@ export const METRICS = {
     description: '1 when the engine worker is up and the base model is loaded, 0 otherwise.',
     labels: [],
   },
+  /**
+   * How late the HTTP thread's timers fire (node:perf_hooks `monitorEventLoopDelay`, 10 ms
+   * sampling), over the window since the previous collection: `quantile` is 0.5, 0.99 or 1 (the
+   * maximum). Inference runs in the worker, so this stays near 0 unless something blocks the
+   * thread that parses requests and answers health checks.
+   */
+  eventLoopDelay: {
+    name: 'deltaserve_event_loop_delay_seconds',
+    kind: 'gauge',
+    unit: 's',
+    description: 'Event-loop delay of the HTTP thread since the previous collection, by quantile (0.5, 0.99, 1 = max).',
+    labels: ['quantile'],
+  },
 } as const satisfies Record<string, MetricSpec>;
+
+/** The quantiles `deltaserve_event_loop_delay_seconds` reports (1 = the maximum). */
+export const EVENT_LOOP_QUANTILES = ['0.5', '0.99', '1'] as const;
 
 export type MetricId = keyof typeof METRICS;
 

@@ -12,6 +12,7 @@
  * propagator): each `buildTelemetry()` is self-contained, so tests can build many, and
  * parents are passed explicitly (`recordInferenceSpans(parent, ...)`).
  */
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { diag, type Context, type Meter, type Span, type Tracer } from '@opentelemetry/api';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
@@ -34,6 +35,7 @@ import { createInstruments, type Instruments } from './instruments.js';
 import { integerOption } from '../core/options.js';
 import { BoundedLabels, taskNameOfKey } from './labels.js';
 import { RouterState, renderVllmCompat, type RouterView, type RoutingSnapshot } from './router-metrics.js';
+import { EVENT_LOOP_QUANTILES } from './metric-names.js';
 import {
   endRequestSpan,
   recordInferenceSpans,
@@ -176,6 +178,8 @@ class GatewayTelemetry implements Telemetry {
   private readonly residentTasks = new Set<string>();
   private registrySync: Observe<RegistrySync> | null = null;
   private shuttingDown: Promise<void> | null = null;
+  /** The thread that builds the telemetry (the HTTP thread) is the one watched. */
+  private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
 
   constructor(options: ValidOptions) {
     const resource = resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName });
@@ -214,6 +218,7 @@ class GatewayTelemetry implements Telemetry {
     this.tasks = new BoundedLabels(options.maxLabelValues);
     this.tenants = new BoundedLabels(options.maxLabelValues);
     this.engineEvents = new EngineEventRecorder(this.instruments, this.tasks);
+    this.loopDelay.enable();
     this.registerGaugeCallbacks(meter);
   }
 
@@ -276,6 +281,7 @@ class GatewayTelemetry implements Telemetry {
   shutdown(): Promise<void> {
     // A failed final flush was already reported by the exporter wrappers; the providers'
     // rejections repeat it with less detail, so they are only logged for OTel diagnostics.
+    this.loopDelay.disable();
     this.shuttingDown ??= Promise.allSettled([this.meterProvider.shutdown(), this.tracerProvider.shutdown()]).then((results) => {
       for (const result of results) {
         if (result.status === 'rejected') diag.debug('deltaserve telemetry: shutdown', result.reason);
@@ -289,7 +295,7 @@ class GatewayTelemetry implements Telemetry {
    * a late or repeated call never stacks callbacks.
    */
   private registerGaugeCallbacks(meter: Meter): void {
-    const { queueDepth, queueDepthAll, cacheBytes, cacheEntries, engineReady } = this.instruments;
+    const { queueDepth, queueDepthAll, cacheBytes, cacheEntries, engineReady, eventLoopDelay } = this.instruments;
     meter.addBatchObservableCallback(async (observer) => {
       const depth = await readSource(this.queueDepth);
       if (!depth) return;
@@ -341,6 +347,13 @@ class GatewayTelemetry implements Telemetry {
       observer.observe(registrySynced, sync.synced ? 1 : 0);
       observer.observe(registryStaleness, Math.max(0, (Date.now() - sync.lastSyncAt) / 1000));
     }, [registrySynced, registryStaleness]);
+    eventLoopDelay.addCallback((observer) => {
+      const h = this.loopDelay;
+      // A window shorter than one sampling interval has no sample: nothing was seen late.
+      const nanos = h.count === 0 ? { '0.5': 0, '0.99': 0, '1': 0 } : { '0.5': h.percentile(50), '0.99': h.percentile(99), '1': h.max };
+      for (const quantile of EVENT_LOOP_QUANTILES) observer.observe(nanos[quantile] / 1e9, { quantile });
+      h.reset();
+    });
   }
 }
 

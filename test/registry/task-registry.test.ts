@@ -1,6 +1,6 @@
 import { test, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TaskSpec } from '../../src/core/config-types.js';
@@ -182,4 +182,19 @@ test('writeFileAtomic replaces the whole file and leaves no temp file', async ()
   await writeFileAtomic(path, 'second');
   assert.equal(await readFile(path, 'utf8'), 'second');
   assert.deepEqual(await readdir(join(dir, 'x')), ['file.json']);
+});
+
+test('temp files a killed writer left behind are removed when the registry opens; other files stay', async () => {
+  await mkdir(join(dir, 'state'), { recursive: true });
+  await writeFileAtomic(stateFile, JSON.stringify({ format: 'deltaserve.registry-state', formatVersion: 1, registered: [], retired: [], defaults: {} }));
+  // What kill -9 between the temp write and the rename leaves (see test/reliability/registry-crash).
+  const dead = join(dir, 'state', '.registry.json.4242.0a1b2c3d.tmp');
+  await writeFile(dead, '{"half": ');
+  const old = new Date(Date.now() - 60_000); // older than the lock's staleness bound
+  await utimes(dead, old, old);
+  // A young one may be a live replica's write in progress (it holds the lock): it stays.
+  await writeFile(join(dir, 'state', '.registry.json.4343.0a1b2c3e.tmp'), '{"in progress": ');
+  await writeFile(join(dir, 'state', 'notes.tmp'), 'not ours');
+  (await open()).close();
+  assert.deepEqual((await readdir(join(dir, 'state'))).sort(), ['.registry.json.4343.0a1b2c3e.tmp', 'notes.tmp', 'registry.json']);
 });

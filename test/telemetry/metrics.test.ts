@@ -254,3 +254,19 @@ test('every metric in METRICS is exported under its name and Prometheus type, wi
     assert.match(text, /^target_info\{service_name="deltaserve-test"\} 1$/m);
     assert.doesNotMatch(text, /otel_scope_name/);
   }));
+
+test('event-loop delay: a blocked HTTP thread shows in the max and p99 of the window since the previous scrape', () =>
+  withTelemetry(async (telemetry) => {
+    await scrape(telemetry); // starts a fresh window
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const blockedUntil = performance.now() + 80;
+    while (performance.now() < blockedUntil) {
+      // busy: the sampling timer cannot fire
+    }
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const samples = await scrape(telemetry);
+    const max = valueOf(samples, METRICS.eventLoopDelay.name, { quantile: '1' })!;
+    assert.ok(max >= 0.05, `max ${max} s after an 80 ms block`);
+    assert.ok(valueOf(samples, METRICS.eventLoopDelay.name, { quantile: '0.99' })! > 0);
+    assert.ok(valueOf(samples, METRICS.eventLoopDelay.name, { quantile: '0.5' })! <= max);
+  }));

@@ -1,0 +1,140 @@
+/**
+ * A real `deltaserve serve` process on loopback for the reliability suite: written config,
+ * spawned from sources, its URL read from stdout, its RSS read from /proc. Every wait is
+ * bounded, and `stop()` (or the process exit hook) never leaves the child running.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+export { median, percentile } from '../../bench/machine.js';
+import { DEV_ADMIN_KEY, DEV_TENANT_KEY } from '../../src/core/config-dev-keys.js';
+import { sha256Hex } from '../../src/core/sha256.js';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const ZOO = join(ROOT, 'models');
+export const TENANT_HEADERS = { authorization: `Bearer ${DEV_TENANT_KEY}`, 'content-type': 'application/json' };
+export const ADMIN_HEADERS = { authorization: `Bearer ${DEV_ADMIN_KEY}`, 'content-type': 'application/json' };
+
+/** One all-zero 28×28 image as a V2 infer body (the zoo's input). */
+export const INFER_BODY = JSON.stringify({ inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0) }] });
+
+export interface GatewayProcess {
+  readonly url: string;
+  readonly pid: number;
+  readonly child: ChildProcess;
+  readonly dir: string;
+  stderr(): string;
+  /** Resident set size of the gateway process, bytes (VmRSS). */
+  rssBytes(): number;
+  /** The exit code (or signal) once the process has ended; null while it runs. */
+  exited(): string | null;
+  /** SIGTERM, then SIGKILL after `graceMs`; removes the scratch folder. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+/**
+ * Starts a gateway on a free loopback port with the demo zoo's manifest, the development keys and
+ * `overrides` merged over the top-level sections (one level deep).
+ */
+export async function startGateway(overrides: Record<string, unknown> = {}, startTimeoutMs = 60_000): Promise<GatewayProcess> {
+  const dir = await mkdtemp(join(tmpdir(), 'deltaserve-rel-'));
+  const base: Record<string, Record<string, unknown> | unknown> = {
+    devMode: true,
+    listen: { host: '127.0.0.1', port: 0 },
+    model: { manifest: join(ZOO, 'zoo.yaml') },
+    engine: { intraOpThreads: 1 },
+    registry: { stateFile: join(dir, 'registry.json') },
+    tenants: [{ name: 'dev', keySha256: [sha256Hex(DEV_TENANT_KEY)], tasks: ['*'] }],
+    admin: { keySha256: [sha256Hex(DEV_ADMIN_KEY)] },
+    logLevel: 'warn',
+    shutdownGraceMs: 2000,
+  };
+  for (const [key, value] of Object.entries(overrides)) {
+    const current = base[key];
+    base[key] = isPlainObject(current) && isPlainObject(value) ? { ...current, ...value } : value;
+  }
+  const configPath = join(dir, 'gateway.yaml');
+  await writeFile(configPath, stringify(base));
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/bin.ts'), 'serve', '--config', configPath], {
+    cwd: ROOT,
+    env: { ...process.env, DELTASERVE_CONFIG: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  let stdout = '';
+  let stderr = '';
+  let exit: string | null = null;
+  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const ended = new Promise<void>((resolve) =>
+    child.once('exit', (code, signal) => {
+      exit = signal ?? String(code);
+      running.delete(child);
+      resolve();
+    }),
+  );
+  const started = Date.now();
+  let url: string | null = null;
+  while (url === null) {
+    url = /listening on (http:\/\/\S+)/.exec(stdout)?.[1] ?? null;
+    if (url !== null) break;
+    if (exit !== null || Date.now() - started > startTimeoutMs) {
+      child.kill('SIGKILL');
+      await rm(dir, { recursive: true, force: true });
+      throw new Error(`the gateway did not start (exit ${exit}): ${stderr}`);
+    }
+    await sleep(25);
+  }
+  const pid = child.pid!;
+  return {
+    url,
+    pid,
+    child,
+    dir,
+    stderr: () => stderr,
+    rssBytes: () => rssOf(pid),
+    exited: () => exit,
+    async stop(graceMs = 5000) {
+      if (exit === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+        await ended;
+        clearTimeout(timer);
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** VmRSS of a process from /proc, in bytes. */
+export function rssOf(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!match) throw new Error(`no VmRSS for process ${pid}`);
+  return Number(match[1]) * 1024;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `check` every 20 ms until it holds; fails after `timeoutMs`. */
+export async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const started = Date.now();
+  while (!(await check())) {
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
