@@ -167,9 +167,14 @@ test('a delta that cannot be fetched gives 503 naming the task, and the index sa
   const index = await http('POST', '/v2/repository/index', OPS_KEY, {});
   const broken = (index.json as unknown as { name: string; state: string; reason: string }[]).find((e) => e.name === 'broken')!;
   assert.equal(broken.state, 'UNAVAILABLE');
-  // The reason is the load's own error, from the engine's event, as the client's 503 gave it.
-  assert.match(broken.reason, /missing\.safetensors/);
-  assert.ok(String(response.json.error).endsWith(`: ${broken.reason}`), `${response.json.error} vs ${broken.reason}`);
+  // Tenants get the failure's code, never the delta's location; admins get the load's own error
+  // (from the engine's event).
+  assert.match(String(response.json.error), /its delta could not be loaded \(DS_ERR_SOURCE_FILE_MISSING\)/);
+  assert.equal(response.headers['retry-after'], '5');
+  for (const text of [String(response.json.error), broken.reason]) assert.ok(!text.includes('missing.safetensors'), text);
+  const admin = await http('GET', '/admin/tasks', ADMIN_KEY);
+  const row = (admin.json.tasks as { name: string; reason: string }[]).find((t) => t.name === 'broken')!;
+  assert.match(row.reason, /missing\.safetensors/);
 });
 
 test('repository load pins a delta in the real cache, unload evicts it', async () => {
