@@ -137,6 +137,10 @@ export class Engine {
     return this.scheduler.stats();
   }
 
+  admissionError(): Error | null {
+    return this.scheduler.admissionError();
+  }
+
   get restartCount(): number {
     return this.restarts;
   }

@@ -20,6 +20,8 @@ export interface InferenceEngine {
   /** Calls `listener` with every engine event (cache, activation, lifecycle); returns its removal. */
   subscribe(listener: EngineListener): () => void;
   infer(task: TaskRef | null, inputs: NamedTensors, options?: InferOptions): Promise<InferResult>;
+  /** The overload error a new inference would get right now (queues full), or null. */
+  admissionError(): Error | null;
   /** Fetches, verifies and decodes a task's delta into the cache (DS_ERR_TASK_UNAVAILABLE on failure). */
   load(task: TaskRef): Promise<void>;
   pin(task: TaskRef): Promise<void>;

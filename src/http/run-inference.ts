@@ -43,6 +43,18 @@ export function resolveModel(
 }
 
 /**
+ * onRequest hook of routes that run a model, after authentication: with the queues full the
+ * request is shed before its body is read or parsed (503 DS_ERR_OVERLOADED with Retry-After), so
+ * that overload is cheap to refuse instead of costing the HTTP thread a parse per refusal.
+ */
+export function admitWhenQueuesHaveRoom(ctx: GatewayContext) {
+  return async (): Promise<void> => {
+    const overloaded = ctx.engine.admissionError();
+    if (overloaded) throw overloaded;
+  };
+}
+
+/**
  * preValidation hook of routes that run a model: an unknown (or not the tenant's) model is a
  * 404 before the body is validated, so "no such model" is never hidden behind a 400 about a body
  * that could not have been served anyway. The handler resolves again with the body's routing id.

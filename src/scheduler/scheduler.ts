@@ -192,6 +192,16 @@ export class Scheduler<Req, Res> {
     this.batchSizes = new Array<number>(this.maxBatchSize + 1).fill(0);
   }
 
+  /**
+   * DS_ERR_OVERLOADED (with Retry-After) when the queues are full now, else null: lets the HTTP
+   * layer shed a request before it reads and parses the body, so overload costs little.
+   * `submit` still checks every bound itself.
+   */
+  admissionError(): OverloadedError | null {
+    if (this.queued < this.maxQueuedTotal) return null;
+    return this.overloaded('*', `${this.queued} requests are queued (maxQueuedTotal ${this.maxQueuedTotal})`, this.queued);
+  }
+
   submit(task: string, request: Req, options: SubmitOptions = {}): Promise<Res> {
     const { deadline, signal } = options;
     const priority = options.priority ?? 0;

@@ -170,6 +170,8 @@ export class FakeEngine implements InferenceEngine {
   readonly evicted: string[] = [];
   behaviour: (call: FakeCall) => Promise<void> | void = () => undefined;
   loadBehaviour: (task: TaskRef) => Promise<void> | void = () => undefined;
+  /** What admissionError() answers: set it to make the queues look full. */
+  overloadedNow: Error | null = null;
   private readonly listeners = new Set<EngineListener>();
   readonly readyInfo: ReadyInfo = {
     io: FAKE_IO,
@@ -204,6 +206,10 @@ export class FakeEngine implements InferenceEngine {
 
   emit(event: AnyEngineEvent): void {
     for (const listener of this.listeners) listener(event);
+  }
+
+  admissionError(): Error | null {
+    return this.overloadedNow;
   }
 
   async load(task: TaskRef): Promise<void> {

@@ -6,12 +6,15 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { FastifyInstance } from 'fastify';
 import { request } from 'undici';
+import { DS_ERR_OVERLOADED } from '../../src/core/errors.js';
+import { withRetryAfter } from '../../src/core/retry-after.js';
 import { TaskRegistry } from '../../src/registry/task-registry.js';
 import { buildServer, type BuiltServer } from '../../src/server.js';
 import { ADMIN_KEY, FakeEngine, TENANT_A_KEY, bearer, capturingLogger, listen, makeConfig, pixelsBody, twoTenantRaw } from './fixtures.js';
 
 const SHA = 'a'.repeat(64);
 let app: FastifyInstance;
+let engine: FakeEngine;
 let context: BuiltServer['context'];
 let url: string;
 let logLines: string[];
@@ -20,7 +23,8 @@ before(async () => {
   const registry = await TaskRegistry.open({ declared: [{ name: 'alpha', version: '1', uri: 'alpha.safetensors', sha256: SHA, description: '', labels: null, numClasses: null }], stateFile: null });
   const { logger, lines } = capturingLogger('info');
   logLines = lines;
-  ({ app, context } = await buildServer(makeConfig(twoTenantRaw()), { engine: new FakeEngine(), registry, telemetry: null, logger }));
+  engine = new FakeEngine();
+  ({ app, context } = await buildServer(makeConfig(twoTenantRaw()), { engine, registry, telemetry: null, logger }));
   url = await listen(app);
 });
 after(async () => app.close());
@@ -90,4 +94,28 @@ test('requests refused during shutdown are logged at info without a stack', asyn
   assert.equal(entries.length, 1);
   assert.equal(entries[0]!.level, 30, 'info');
   assert.equal(entries[0]!.err, undefined, 'no error object, no stack');
+});
+
+test('with the queues full, inference is shed before its body is read: 503 with Retry-After, not a parse', async () => {
+  engine.overloadedNow = withRetryAfter(new DS_ERR_OVERLOADED('1024 requests are queued (maxQueuedTotal 1024)', 2), 2);
+  try {
+    // A body that would be a 400 (bad JSON) or a 413 (over the limit) if it were read at all.
+    for (const [path, body] of [
+      ['/v2/models/alpha/infer', '{"inputs": ['],
+      ['/v2/models/alpha/infer', 'x'.repeat(6 * 1024 * 1024)],
+      ['/v1/tasks/alpha/classify', '{"image": '],
+    ] as const) {
+      const shed = await call('POST', path, TENANT_A_KEY, body);
+      assert.equal(shed.status, 503, `${path}: ${shed.text.slice(0, 200)}`);
+      assert.equal(shed.json.code, 'DS_ERR_OVERLOADED');
+    }
+    const response = await request(`${url}/v2/models/alpha/infer`, { method: 'POST', headers: { ...bearer(TENANT_A_KEY), 'content-type': 'application/json' }, body: '{}' });
+    assert.equal(response.headers['retry-after'], '2');
+    await response.body.dump();
+    assert.equal((await call('GET', '/v2/models/alpha', TENANT_A_KEY)).status, 200, 'metadata is not inference: still served');
+    assert.equal((await call('POST', '/v2/models/alpha/infer', 'no-such-key', '{}')).status, 401, 'authentication still comes first');
+  } finally {
+    engine.overloadedNow = null;
+  }
+  assert.equal((await call('POST', '/v2/models/alpha/infer', TENANT_A_KEY, pixelsBody())).status, 200);
 });

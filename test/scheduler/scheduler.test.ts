@@ -431,3 +431,24 @@ test('Retry-After: 1 s before anything was measured, then the time the queue ahe
   // A client that waits Retry-After finds room.
   assert.equal(await s.submit('a', 'after-retry'), 'after-retry');
 });
+
+test('admissionError: null while the total queue has room, DS_ERR_OVERLOADED with Retry-After once it is full', async () => {
+  const engine = new FakeEngine();
+  const s = scheduler(engine, { maxQueuedPerTask: 3, maxQueuedTotal: 3 });
+  void s.submit('z', 'running');
+  await flush();
+  assert.equal(s.admissionError(), null);
+  const queued = [s.submit('a', 'a1'), s.submit('b', 'b1'), s.submit('c', 'c1')];
+  const error = s.admissionError();
+  assert.ok(error, 'full');
+  hasCode('DS_ERR_OVERLOADED', 503)(error);
+  assert.ok(error.retryAfterSeconds >= 1);
+  engine.finish(0);
+  await flush();
+  assert.equal(s.admissionError(), null, 'room again once a batch is taken');
+  for (let i = 1; i < 4; i++) {
+    await flush();
+    engine.finish(i);
+  }
+  await Promise.all(queued);
+});

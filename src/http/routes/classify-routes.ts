@@ -14,7 +14,7 @@ import { topLabels } from '../classify.js';
 import { timeoutMsOf, TIMEOUT_HEADER } from '../deadline.js';
 import type { GatewayContext } from '../gateway-context.js';
 import { greyToTensor, imageInputOf, jsonToGrey } from '../image.js';
-import { requireVisibleModel, resolveModel, runInference } from '../run-inference.js';
+import { admitWhenQueuesHaveRoom, requireVisibleModel, resolveModel, runInference } from '../run-inference.js';
 import { classifyJsonBody, classifyParams, classifyQuery, classifyResponse, errorResponses } from '../schemas.js';
 
 const DEFAULT_TOP = 5;
@@ -31,7 +31,7 @@ export function classifyRoutes(ctx: GatewayContext) {
     app.post(
       '/v1/tasks/:task/classify',
       {
-        onRequest: requireTenant(ctx),
+        onRequest: [requireTenant(ctx), admitWhenQueuesHaveRoom(ctx)],
         preValidation: requireVisibleModel(ctx, (request) => ({ name: (request.params as { task: string }).task })),
         schema: {
           tags: ['classify'],

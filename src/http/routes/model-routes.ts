@@ -9,7 +9,7 @@ import { requireTenant } from '../auth.js';
 import { timeoutMsOf, TIMEOUT_HEADER } from '../deadline.js';
 import { resolveContext, type GatewayContext } from '../gateway-context.js';
 import { REQUEST_ID_HEADER } from '../request-state.js';
-import { requireVisibleModel, resolveModel, runInference } from '../run-inference.js';
+import { admitWhenQueuesHaveRoom, requireVisibleModel, resolveModel, runInference } from '../run-inference.js';
 import { taskUnavailableForTenant } from '../task-unavailable.js';
 import {
   errorResponses,
@@ -73,7 +73,7 @@ export function modelRoutes(ctx: GatewayContext) {
       app.post<{ Params: ModelParams; Body: InferBody }>(
         url,
         {
-          onRequest,
+          onRequest: [onRequest, admitWhenQueuesHaveRoom(ctx)],
           preValidation: requireVisibleModel(ctx, (request) => {
             const params = request.params as ModelParams;
             return { name: params.model_name, version: params.model_version };
