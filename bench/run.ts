@@ -10,6 +10,7 @@ type Section = () => Promise<string>;
 const SECTIONS: Record<string, () => Promise<Section>> = {
   decode: async () => (await import('./decode.js')).runDecodeBench,
   compress: async () => (await import('./compress.js')).runCompressBench,
+  calibrate: async () => (await import('./calibrate.js')).runCalibrateBench,
   engine: async () => (await import('./engine.js')).runEngineBench,
   http: async () => (await import('./http.js')).runHttpBench,
 };

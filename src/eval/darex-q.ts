@@ -66,7 +66,8 @@ export async function calibrate(
   const loss = async (delta: Delta) => {
     const value = await calibrationLoss(base, calibration, target, delta);
     best = Math.min(best, Number.isFinite(value) ? value : Number.POSITIVE_INFINITY);
-    options.onProgress?.(++pass, passes, best);
+    pass++;
+    options.onProgress?.(pass, passes, best);
     return value;
   };
 
