@@ -3,9 +3,10 @@
  * (12 × 768 / 3072, ~86 M parameters): input-norm collection, the importance mask, one global
  * α (the q search, 20 passes) and per-tensor scales, each pass a full forward of the
  * calibration batch through the engine's CPU path (LocalRunner, patch mode). Calibration is
- * 16 random token sequences of 32 tokens: at the zoo's 256 full-length inputs one pass costs
- * about 128× more. The per-tensor search runs one sweep here (its passes scale linearly with
- * sweeps); the default is three. Run: node --import tsx bench/calibrate.ts
+ * 4 random token sequences of 16 tokens, to keep the run to minutes on a shared 2-core machine;
+ * a pass costs roughly in proportion to the tokens in it (256 × 128 tokens: ~500× more). The
+ * per-tensor search runs one sweep here (its passes scale linearly with sweeps; the default is
+ * two). Run: node --import tsx bench/calibrate.ts
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -25,8 +26,8 @@ import { fingerprintWeights } from '../src/onnx/fingerprint.js';
 import { machineLine } from './machine.js';
 
 const WORK = fileURLToPath(new URL('./.work/calibrate/', import.meta.url));
-const SAMPLES = 16;
-const TOKENS = 32;
+const SAMPLES = 4;
+const TOKENS = 16;
 const DROP_RATE = 0.99;
 
 export async function runCalibrateBench(): Promise<string> {
@@ -64,7 +65,7 @@ export async function runCalibrateBench(): Promise<string> {
   const tunedRunner = await LocalRunner.open(tunedPath);
   const [target, targetSeconds] = await timed(() => predictAll(tunedRunner, calibration, null));
   await tunedRunner.close();
-  const [norms, normSeconds] = await timed(() => inputFeatureNorms(tunedPath, calibration, 8));
+  const [norms, normSeconds] = await timed(() => inputFeatureNorms(tunedPath, calibration, SAMPLES));
   const [uniform, uniformSeconds] = await timed(() => buildDelta(baseWeights, tunedWeights, common));
   const [importance, importanceSeconds] = await timed(() => buildDelta(baseWeights, tunedWeights, { ...common, mask: 'importance', inputNorms: norms }));
   const passSeconds: number[] = [];
@@ -75,7 +76,7 @@ export async function runCalibrateBench(): Promise<string> {
 
   const sparse = importance.tensors.filter((t) => t.kind === 'sparse' && t.values.length > 0).length;
   const pass = Math.min(...passSeconds);
-  const fullSweeps = 21 + 2 * sparse * 3;
+  const fullSweeps = 21 + 2 * sparse * 2;
   const row = (what: string, passes: number | string, seconds: number, loss: number | null) =>
     `| ${what} | ${passes} | ${seconds.toFixed(1)} | ${loss === null ? '–' : loss.toExponential(3)} |`;
   return [
@@ -87,11 +88,11 @@ export async function runCalibrateBench(): Promise<string> {
     '',
     '| step | forward passes | seconds | calibration objective |',
     '|---|---:|---:|---:|',
-    row('input-feature norms (tapped model, batches of 8)', 2, normSeconds, null),
+    row('input-feature norms (tapped model)', 1, normSeconds, null),
     row('importance mask (build)', 0, importanceSeconds, global.maskLoss),
     row('importance mask + one global α', global.passes, globalSeconds, global.loss),
     row('importance mask + per-tensor scales, one sweep', tensor.passes, tensorSeconds, tensor.loss),
-    row('per-tensor scales, three sweeps (the default), extrapolated', fullSweeps, globalSeconds + ((tensorSeconds - globalSeconds) * (fullSweeps - 20)) / Math.max(1, tensor.passes - 20), null),
+    row('per-tensor scales, two sweeps (the default), extrapolated', fullSweeps, globalSeconds + ((tensorSeconds - globalSeconds) * (fullSweeps - 20)) / Math.max(1, tensor.passes - 20), null),
     '',
   ].join('\n');
 }

@@ -72,7 +72,8 @@ export async function calibrate(
   };
 
   const search = await searchQ(async (q) => loss(withRescale(masked, 'darex-q', 1 / q)), { dropRate: options.dropRate });
-  const maskLoss = search.steps.find((s) => s.q === 1 - options.dropRate)?.loss ?? Number.NaN;
+  // The coarse grid starts at q = 1 − p (up to rounding in the log spacing): the mask as given.
+  const maskLoss = search.steps[0]!.loss;
   const globalDelta = withRescale(masked, 'darex-q', 1 / search.q, {
     q_scope: 'global',
     q_search: 'label-free: min mean squared logit change vs the fine-tuned model',

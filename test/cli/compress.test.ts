@@ -134,6 +134,7 @@ test('--method auto writes the candidate with the lowest calibration objective a
   const delta = decodeDelta(await readFile(join(zoo.dir, 'auto.safetensors')));
   const candidates = JSON.parse(delta.metadata.extra.auto_candidates!) as [string, number][];
   assert.equal(candidates.length, 4);
+  assert.ok(candidates.every(([, loss]) => Number.isFinite(loss)), JSON.stringify(candidates));
   const lowest = candidates.reduce((a, b) => (b[1] < a[1] ? b : a));
   assert.equal(delta.metadata.extra.auto_choice, lowest[0]);
   assert.equal(summary.calibrationLoss, lowest[1]);
