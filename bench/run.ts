@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- section...]`: runs benchmark sections and rewrites their parts of
  * docs/benchmarks.md (each between `<!-- bench:NAME -->` markers), leaving other sections as
- * they were, so one slow section can be re-measured alone. Sections: decode, compress, engine, http.
+ * they were, so one slow section can be re-measured alone. Sections: decode, compress, calibrate, engine, http.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 
