@@ -10,6 +10,7 @@ import { SeededRng } from '../core/rng.js';
 import { DS_ERR_ONNX_INCOMPATIBLE } from '../core/errors.js';
 import type { Delta, DeltaMethod, DeltaValueDtype, TensorDelta } from '../deltas/types.js';
 import { assertDropRate, dareKeptIndices, gatherScaledDelta } from './dare.js';
+import { importanceKept, type InputFeatureNorms } from './importance-mask.js';
 import { largestMagnitudeIndices } from './magnitude.js';
 import { buildTensorSelector, type TensorSelectionOptions } from './tensor-selection.js';
 
@@ -21,6 +22,10 @@ export type WeightMap = ReadonlyMap<string, WeightTensor>;
 
 export type PruneMethod = Exclude<DeltaMethod, 'full'>;
 
+/** Which random mask DARE and DAREx-q draw: uniform π = 1 − p, or importance-weighted π (see importance-mask.ts). */
+export type MaskKind = 'uniform' | 'importance';
+export const MASK_KINDS: readonly MaskKind[] = ['uniform', 'importance'];
+
 export interface BuildDeltaOptions {
   readonly method: PruneMethod;
   /** Fraction of delta entries dropped, in [0, 1). */
@@ -28,6 +33,10 @@ export interface BuildDeltaOptions {
   readonly seed: number;
   /** DAREx-q only: kept values are scaled by 1/q (DARE is q = 1 − p). */
   readonly q?: number;
+  /** Random methods only; 'uniform' (DARE's) unless given. */
+  readonly mask?: MaskKind;
+  /** Importance masks: input-feature norms per weight name; weights without an entry use |δ| alone. */
+  readonly inputNorms?: ReadonlyMap<string, InputFeatureNorms>;
   readonly valueDtype: DeltaValueDtype;
   readonly selection: TensorSelectionOptions;
   readonly baseFingerprint: string;
@@ -52,6 +61,8 @@ export function rescaleFor(method: PruneMethod, dropRate: number, q?: number): n
 export function buildDelta(base: WeightMap, finetuned: WeightMap, options: BuildDeltaOptions): Delta {
   assertDropRate(options.dropRate);
   const rescale = rescaleFor(options.method, options.dropRate, options.q);
+  const mask = options.mask ?? 'uniform';
+  if (mask === 'importance' && options.method === 'magnitude') throw new RangeError('an importance mask applies to dare and darex-q, not magnitude');
   const select = buildTensorSelector(options.selection);
   const rng = new SeededRng(options.seed);
   const tensors: TensorDelta[] = [];
@@ -69,6 +80,15 @@ export function buildDelta(base: WeightMap, finetuned: WeightMap, options: Build
     if (treatment === 'skip' || !differs(baseWeight.data, tunedWeight.data)) continue;
     if (treatment === 'dense') {
       tensors.push({ kind: 'dense', name, shape: [...baseWeight.shape], values: subtract(tunedWeight.data, baseWeight.data) });
+      continue;
+    }
+    if (mask === 'importance') {
+      // δ/π is the unbiased estimate; DARE's own factor 1/(1 − p) is the nominal rescale, so a
+      // DAREx-q q scales it by (1 − p)/q exactly as it scales DARE's uniform 1/(1 − p).
+      const sample = importanceKept(subtract(tunedWeight.data, baseWeight.data), options.inputNorms?.get(name), options.dropRate, rng);
+      const shrink = rescale * (1 - options.dropRate);
+      if (shrink !== 1) for (let k = 0; k < sample.values.length; k++) sample.values[k] = sample.values[k]! * shrink;
+      tensors.push({ kind: 'sparse', name, shape: [...baseWeight.shape], indices: sample.indices, values: sample.values, rescale });
       continue;
     }
     const indices = keptIndices(options, baseWeight.data, tunedWeight.data, rng);
@@ -96,7 +116,7 @@ export function buildDelta(base: WeightMap, finetuned: WeightMap, options: Build
       valueDtype: options.valueDtype,
       sourceBaseSha256: options.sourceBaseSha256 ?? null,
       sourceFinetunedSha256: options.sourceFinetunedSha256 ?? null,
-      extra: options.extra ?? {},
+      extra: { ...(options.method !== 'magnitude' && { mask }), ...options.extra },
     },
     tensors,
   };
@@ -110,6 +130,19 @@ export function withRescale(delta: Delta, method: PruneMethod, rescale: number, 
     return { ...tensor, values: tensor.values.map((v) => v * factor), rescale };
   });
   return { metadata: { ...delta.metadata, method, rescale, extra: { ...delta.metadata.extra, ...extra } }, tensors };
+}
+
+/**
+ * Same mask, one extra factor per named tensor (others unchanged): what the per-tensor scale
+ * search tries and finally keeps. Each tensor's `rescale` is multiplied by the same factor.
+ */
+export function withTensorScales(delta: Delta, factors: ReadonlyMap<string, number>, extra?: Record<string, string>): Delta {
+  const tensors = delta.tensors.map((tensor): TensorDelta => {
+    const factor = factors.get(tensor.name);
+    if (tensor.kind === 'dense' || factor === undefined || factor === 1) return tensor;
+    return { ...tensor, values: tensor.values.map((v) => v * factor), rescale: tensor.rescale * factor };
+  });
+  return { metadata: { ...delta.metadata, extra: { ...delta.metadata.extra, ...extra } }, tensors };
 }
 
 function keptIndices(options: BuildDeltaOptions, base: Float32Array, tuned: Float32Array, rng: SeededRng): Uint32Array {

@@ -19,7 +19,11 @@ export interface SparseTensorDelta {
   /** Flat (row-major) positions, strictly increasing, each < product(shape). */
   readonly indices: Uint32Array;
   readonly values: Float32Array;
-  /** The rescale this tensor's kept values were multiplied by (1/(1-p) for DARE, 1/q for DAREx-q, 1 for magnitude). */
+  /**
+   * This tensor's nominal rescale (1/(1-p) for DARE, 1/q for DAREx-q, times its own scale with
+   * per-tensor scales, 1 for magnitude). Exact for uniform masks; with an importance mask each
+   * kept value is δ/π · rescale · (1-p). Informational: applying a delta uses `values` only.
+   */
   readonly rescale: number;
 }
 

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { compressCommand } from '../../src/cli/commands/compress.js';
 import { evalCommand } from '../../src/cli/commands/eval.js';
 import { inspectCommand } from '../../src/cli/commands/inspect.js';
@@ -83,6 +84,62 @@ test('darex-q chooses q on unlabelled calibration samples and records it', async
   assert.ok(Math.abs(sparse.rescale - 1 / summary.q!) < 1e-9);
 });
 
+async function writeCalibration(name: string, samples: number, seed: number): Promise<string> {
+  const path = join(zoo.dir, name);
+  const tokens = tokenBatch(samples, 8, seed).input_ids!;
+  await writeFile(path, writeSafetensors([{ name: 'input_ids', dtype: 'I64', shape: [samples, 8], data: tokens.data }], {}));
+  return path;
+}
+
+test('per-tensor scales lower the calibration objective against DARE on the same seed and mask; an importance-mask delta records how it was made', async () => {
+  const calibration = await writeCalibration('calib-tensor.safetensors', 16, 12);
+  const common = ['--drop-rate', '0.95', '--seed', '3', '--calibration', calibration];
+  const dare = await compressCommand(args('cal-dare.safetensors', '--method', 'dare', ...common));
+  const scaled = await compressCommand(args('cal-scaled.safetensors', '--method', 'darex-q', '--q-scope', 'tensor', ...common));
+  assert.ok(dare.calibrationLoss !== null && scaled.calibrationLoss !== null);
+  assert.ok(scaled.calibrationLoss < dare.calibrationLoss, `per-tensor ${scaled.calibrationLoss} vs DARE ${dare.calibrationLoss}`);
+  assert.ok(scaled.calibrationPasses > 100, `${scaled.calibrationPasses} passes`);
+  // Same seed, same mask: only the scales differ.
+  const [dareDelta, scaledDelta] = await Promise.all(['cal-dare', 'cal-scaled'].map(async (n) => decodeDelta(await readFile(join(zoo.dir, `${n}.safetensors`)))));
+  dareDelta!.tensors.forEach((t, i) => t.kind === 'sparse' && assert.deepEqual((scaledDelta!.tensors[i] as SparseTensorDelta).indices, t.indices));
+
+  const tensor = await compressCommand(args('cal-tensor.safetensors', '--method', 'darex-q', '--mask', 'importance', '--q-scope', 'tensor', ...common));
+  assert.ok(tensor.calibrationLoss !== null && Number.isFinite(tensor.calibrationLoss));
+
+  // Metadata round-trips through the file: mask, scope, the calibration file's sha256, scales.
+  const bytes = await readFile(join(zoo.dir, 'cal-tensor.safetensors'));
+  const delta = decodeDelta(bytes);
+  const { extra } = delta.metadata;
+  assert.equal(delta.metadata.method, 'darex-q');
+  assert.equal(extra.mask, 'importance');
+  assert.equal(extra.q_scope, 'tensor');
+  assert.equal(extra.calibration_sha256, createHash('sha256').update(await readFile(calibration)).digest('hex'));
+  assert.equal(extra.calibration_samples, '16');
+  const scales = JSON.parse(extra.scales!) as Record<string, number>;
+  const sparse = delta.tensors.filter((t): t is SparseTensorDelta => t.kind === 'sparse');
+  assert.ok(sparse.length > 5);
+  for (const t of sparse) {
+    // The per-tensor rescale is the tensor's scale relative to DARE's 1/(1 − p).
+    assert.ok(Math.abs(scales[t.name]! / (1 - 0.95) - t.rescale) / t.rescale < 1e-3, `${t.name}: ${scales[t.name]} vs ${t.rescale}`);
+  }
+  assert.ok(new Set(Object.values(scales)).size > 1, 'tensors got different scales');
+  assert.equal(dare.mask, 'uniform');
+  assert.equal(tensor.mask, 'importance');
+  assert.equal(tensor.qScope, 'tensor');
+});
+
+test('--method auto writes the candidate with the lowest calibration objective and lists them all', async () => {
+  const calibration = await writeCalibration('calib-auto.safetensors', 16, 13);
+  const summary = await compressCommand(args('auto.safetensors', '--method', 'auto', '--drop-rate', '0.9', '--calibration', calibration));
+  const delta = decodeDelta(await readFile(join(zoo.dir, 'auto.safetensors')));
+  const candidates = JSON.parse(delta.metadata.extra.auto_candidates!) as [string, number][];
+  assert.equal(candidates.length, 4);
+  assert.ok(candidates.every(([, loss]) => Number.isFinite(loss)), JSON.stringify(candidates));
+  const lowest = candidates.reduce((a, b) => (b[1] < a[1] ? b : a));
+  assert.equal(delta.metadata.extra.auto_choice, lowest[0]);
+  assert.equal(summary.calibrationLoss, lowest[1]);
+});
+
 test('eval reports accuracy of base and base + delta on a labelled set', async () => {
   await compressCommand(args('p0b.safetensors', '--drop-rate', '0'));
   const data = join(zoo.dir, 'labelled.safetensors');
@@ -119,6 +176,25 @@ test('inspect prints JSON (like every command), or a table with --table', async 
   assert.match(text, /method: dare/);
   assert.match(text, /classifier\.weight\s+dense/);
   assert.match(text, /bits\/param/);
+});
+
+test('mask, scope and auto combinations that cannot work are usage errors naming the missing piece', async () => {
+  const cases: [string[], RegExp][] = [
+    [['--mask', 'importance'], /--mask importance needs --calibration/],
+    [['--mask', 'random'], /--mask must be one of uniform, importance/],
+    [['--method', 'darex-q', '--q', '0.2', '--q-scope', 'tensor'], /--q-scope tensor needs --calibration/],
+    [['--q-scope', 'tensor'], /--q-scope only applies to --method darex-q/],
+    [['--method', 'darex-q', '--q-scope', 'block'], /--q-scope must be one of global, tensor/],
+    [['--method', 'auto'], /--method auto needs --calibration/],
+    [['--method', 'magnitude', '--mask', 'importance'], /do not apply to --method magnitude/],
+  ];
+  for (const [extra, pattern] of cases) {
+    await assert.rejects(compressCommand(args('never.safetensors', ...extra)), (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'DS_ERR_CLI_USAGE', extra.join(' '));
+      assert.match(error.message, pattern);
+      return true;
+    });
+  }
 });
 
 test('bad arguments and bad files give one clear line and a non-zero exit', () => {

@@ -1,6 +1,6 @@
 import { rename, writeFile } from 'node:fs/promises';
 import { DS_ERR_CLI_USAGE } from '../../core/errors.js';
-import { buildDelta, type PruneMethod } from '../../compress/build-delta.js';
+import { buildDelta, MASK_KINDS, type MaskKind, type PruneMethod, type WeightMap } from '../../compress/build-delta.js';
 import { DEFAULT_DENSE_PATTERNS } from '../../compress/tensor-selection.js';
 import { encodeDelta } from '../../deltas/format/delta-file.js';
 import type { Delta } from '../../deltas/types.js';
@@ -10,15 +10,20 @@ import { fingerprintWeights, sha256File } from '../../onnx/fingerprint.js';
 import { LocalRunner } from '../../eval/local-runner.js';
 import { loadSampleSet, sliceSamples } from '../../eval/dataset.js';
 import { predictAll } from '../../eval/accuracy.js';
-import { chooseDarexQ } from '../../eval/darex-q.js';
+import { calibrate, calibrationLoss, calibrationPasses, Q_SCOPES, type QScope } from '../../eval/darex-q.js';
+import { inputFeatureNorms } from '../../eval/input-norms.js';
+import type { SampleSet } from '../../eval/dataset.js';
 import { listOption, numberOption, parseCommandArgs, progress, requireString } from '../args.js';
+import { progressBar } from '../progress-bar.js';
 
 export const COMPRESS_USAGE = `usage: deltaserve compress --base BASE.onnx --finetuned FT.onnx --out DELTA.safetensors
-         [--method dare|darex-q|magnitude] [--drop-rate P] [--seed N] [--dtype f32|f16]
+         [--method dare|darex-q|magnitude|auto] [--drop-rate P] [--seed N] [--dtype f32|f16]
+         [--mask uniform|importance] [--q-scope global|tensor]
          [--q Q | --calibration SAMPLES.safetensors [--calibration-size N]]
          [--include GLOB]... [--exclude GLOB]... [--dense GLOB]... [--no-dense]`;
 
-const METHODS: readonly PruneMethod[] = ['dare', 'darex-q', 'magnitude'];
+type MethodChoice = PruneMethod | 'auto';
+const METHODS: readonly MethodChoice[] = ['dare', 'darex-q', 'magnitude', 'auto'];
 
 export interface CompressSummary {
   readonly out: string;
@@ -26,6 +31,11 @@ export interface CompressSummary {
   readonly dropRate: number;
   readonly rescale: number;
   readonly q: number | null;
+  readonly mask: MaskKind | null;
+  readonly qScope: QScope | null;
+  /** Calibration objective of the written delta (mean squared logit change), when calibrated. */
+  readonly calibrationLoss: number | null;
+  readonly calibrationPasses: number;
   readonly bytes: number;
   readonly tensors: number;
   readonly nonzeros: number;
@@ -46,6 +56,8 @@ export async function compressCommand(argv: string[]): Promise<CompressSummary> 
       q: { type: 'string' },
       calibration: { type: 'string' },
       'calibration-size': { type: 'string' },
+      mask: { type: 'string' },
+      'q-scope': { type: 'string' },
       include: { type: 'string', multiple: true },
       exclude: { type: 'string', multiple: true },
       dense: { type: 'string', multiple: true },
@@ -56,19 +68,19 @@ export async function compressCommand(argv: string[]): Promise<CompressSummary> 
   const basePath = requireString(values.base, 'base', COMPRESS_USAGE);
   const finetunedPath = requireString(values.finetuned, 'finetuned', COMPRESS_USAGE);
   const out = requireString(values.out, 'out', COMPRESS_USAGE);
-  const method = values.method as PruneMethod;
+  const method = values.method as MethodChoice;
   if (!METHODS.includes(method)) throw new DS_ERR_CLI_USAGE(`--method must be one of ${METHODS.join(', ')}, got ${JSON.stringify(values.method)}`);
   const dropRate = numberOption(values['drop-rate'], 'drop-rate', 0.9, (n) => n >= 0 && n < 1, 'a number in [0, 1)');
   const seed = numberOption(values.seed, 'seed', 0, (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32, 'an integer in [0, 2^32)');
   const dtype = String(values.dtype).toUpperCase();
   if (dtype !== 'F32' && dtype !== 'F16') throw new DS_ERR_CLI_USAGE(`--dtype must be f32 or f16, got ${JSON.stringify(values.dtype)}`);
   const givenQ = values.q === undefined ? undefined : numberOption(values.q, 'q', 1, (n) => n > 0 && n <= 1, 'a number in (0, 1]');
-  if (method !== 'darex-q' && (givenQ !== undefined || values.calibration !== undefined)) {
-    throw new DS_ERR_CLI_USAGE('--q and --calibration only apply to --method darex-q');
-  }
-  if (method === 'darex-q' && givenQ === undefined && values.calibration === undefined) {
-    throw new DS_ERR_CLI_USAGE('--method darex-q needs --q or --calibration (unlabelled samples to choose q on)');
-  }
+  const mask = (values.mask ?? 'uniform') as MaskKind;
+  if (!MASK_KINDS.includes(mask)) throw new DS_ERR_CLI_USAGE(`--mask must be one of ${MASK_KINDS.join(', ')}, got ${JSON.stringify(values.mask)}`);
+  const qScope = (values['q-scope'] ?? 'global') as QScope;
+  if (!Q_SCOPES.includes(qScope)) throw new DS_ERR_CLI_USAGE(`--q-scope must be one of ${Q_SCOPES.join(', ')}, got ${JSON.stringify(values['q-scope'])}`);
+  const calibrationPath = values.calibration as string | undefined;
+  checkCombination(method, { givenQ, calibrationPath, mask: values.mask as string | undefined, qScope: values['q-scope'] as string | undefined });
   const calibrationSize = numberOption(values['calibration-size'], 'calibration-size', 256, (n) => Number.isInteger(n) && n > 0, 'a positive integer');
 
   progress(`reading ${basePath} and ${finetunedPath}`);
@@ -94,18 +106,18 @@ export async function compressCommand(argv: string[]): Promise<CompressSummary> 
     sourceFinetunedSha256,
     extra: { tool: 'deltaserve compress' },
   };
-  let delta: Delta;
-  let q: number | null = null;
-  if (method === 'darex-q' && givenQ === undefined) {
-    // One DARE mask, re-scaled per candidate q, so the search compares rescales only.
-    const dare = buildDelta(baseWeights, tunedWeights, { ...common, method: 'dare' });
-    const choice = await chooseQ(basePath, finetunedPath, values.calibration as string, calibrationSize, dare, dropRate);
-    q = choice.search.q;
-    delta = choice.delta;
+  let result: { delta: Delta; q: number | null; loss: number | null; passes: number };
+  if (calibrationPath === undefined) {
+    const delta = buildDelta(baseWeights, tunedWeights, { ...common, method: method as PruneMethod, ...(givenQ !== undefined && { q: givenQ }) });
+    result = { delta, q: method === 'darex-q' ? givenQ! : null, loss: null, passes: 0 };
   } else {
-    delta = buildDelta(baseWeights, tunedWeights, { ...common, method, ...(givenQ !== undefined && { q: givenQ }) });
-    q = method === 'darex-q' ? givenQ! : null;
+    const calibrationSha256 = await sha256File(calibrationPath);
+    const withCalibration = { ...common, extra: { ...common.extra, calibration_sha256: calibrationSha256 } };
+    result = await withCalibrationRunners(basePath, finetunedPath, calibrationPath, calibrationSize, (session) =>
+      calibratedDelta(session, baseWeights, tunedWeights, withCalibration, { method, mask, qScope, dropRate }),
+    );
   }
+  const { delta } = result;
   const compressSeconds = (performance.now() - started) / 1000;
   const bytes = encodeDelta(delta);
   const temporary = `${out}.tmp-${process.pid}`;
@@ -114,10 +126,14 @@ export async function compressCommand(argv: string[]): Promise<CompressSummary> 
   const nonzeros = delta.tensors.reduce((n, t) => n + t.values.length, 0);
   return {
     out,
-    method,
+    method: delta.metadata.method as PruneMethod,
     dropRate,
     rescale: delta.metadata.rescale,
-    q,
+    q: result.q,
+    mask: (delta.metadata.extra.mask as MaskKind | undefined) ?? null,
+    qScope: (delta.metadata.extra.q_scope as QScope | undefined) ?? null,
+    calibrationLoss: result.loss,
+    calibrationPasses: result.passes,
     bytes: bytes.length,
     tensors: delta.tensors.length,
     nonzeros,
@@ -125,18 +141,96 @@ export async function compressCommand(argv: string[]): Promise<CompressSummary> 
   };
 }
 
-async function chooseQ(basePath: string, finetunedPath: string, calibrationPath: string, size: number, dare: Delta, dropRate: number) {
+function checkCombination(method: MethodChoice, given: { givenQ: number | undefined; calibrationPath: string | undefined; mask: string | undefined; qScope: string | undefined }): void {
+  if (method === 'magnitude' && (given.givenQ !== undefined || given.calibrationPath !== undefined || given.mask !== undefined || given.qScope !== undefined)) {
+    throw new DS_ERR_CLI_USAGE('--q, --calibration, --mask and --q-scope do not apply to --method magnitude');
+  }
+  if (given.givenQ !== undefined && method !== 'darex-q') throw new DS_ERR_CLI_USAGE('--q only applies to --method darex-q');
+  if (given.givenQ !== undefined && given.calibrationPath !== undefined) throw new DS_ERR_CLI_USAGE('give --q or --calibration, not both');
+  if (given.qScope !== undefined && method !== 'darex-q') throw new DS_ERR_CLI_USAGE('--q-scope only applies to --method darex-q');
+  if (given.qScope === 'tensor' && given.calibrationPath === undefined) throw new DS_ERR_CLI_USAGE('--q-scope tensor needs --calibration (unlabelled samples to fit the scales on)');
+  if (method === 'darex-q' && given.givenQ === undefined && given.calibrationPath === undefined) {
+    throw new DS_ERR_CLI_USAGE('--method darex-q needs --q or --calibration (unlabelled samples to choose q on)');
+  }
+  if (given.mask === 'importance' && given.calibrationPath === undefined) throw new DS_ERR_CLI_USAGE('--mask importance needs --calibration (unlabelled samples for the input norms)');
+  if (method === 'auto' && given.calibrationPath === undefined) throw new DS_ERR_CLI_USAGE('--method auto needs --calibration (unlabelled samples to compare the candidates on)');
+  if (method === 'auto' && given.mask !== undefined) throw new DS_ERR_CLI_USAGE('--method auto tries both masks; drop --mask');
+}
+
+interface CalibrationSession {
+  readonly base: LocalRunner;
+  readonly calibration: SampleSet;
+  /** The fine-tuned model's logits on the calibration inputs. */
+  readonly target: Float32Array;
+  readonly finetunedPath: string;
+}
+
+async function withCalibrationRunners<T>(basePath: string, finetunedPath: string, calibrationPath: string, size: number, work: (session: CalibrationSession) => Promise<T>): Promise<T> {
   const base = await LocalRunner.open(basePath);
-  const tuned = await LocalRunner.open(finetunedPath);
   try {
     const loaded = await loadSampleSet(calibrationPath, base.base.io);
     const count = Math.min(size, loaded.size);
     const calibration = { ...loaded, size: count, inputs: sliceSamples(loaded.inputs, 0, count), labels: null };
-    const target = await predictAll(tuned, calibration, null);
-    return await chooseDarexQ(base, calibration, target, dare, dropRate, (s) =>
-      progress(`q search (${s.stage}): q=${s.q.toPrecision(4)} loss=${s.loss.toExponential(3)}`),
-    );
+    const tuned = await LocalRunner.open(finetunedPath);
+    let target: Float32Array;
+    try {
+      target = await predictAll(tuned, calibration, null);
+    } finally {
+      await tuned.close();
+    }
+    return await work({ base, calibration, target, finetunedPath });
   } finally {
-    await Promise.all([base.close(), tuned.close()]);
+    await base.close();
   }
+}
+
+type BuildCommon = Omit<Parameters<typeof buildDelta>[2], 'method' | 'q' | 'mask' | 'inputNorms'>;
+
+/** Builds the mask(s) the options ask for and rescales them on the calibration objective. */
+async function calibratedDelta(
+  session: CalibrationSession,
+  baseWeights: WeightMap,
+  tunedWeights: WeightMap,
+  common: BuildCommon,
+  choice: { method: MethodChoice; mask: MaskKind; qScope: QScope; dropRate: number },
+): Promise<{ delta: Delta; q: number | null; loss: number | null; passes: number }> {
+  const { base, calibration, target } = session;
+  const masks = choice.method === 'auto' ? MASK_KINDS : [choice.mask];
+  const norms = masks.includes('importance') ? await inputFeatureNorms(session.finetunedPath, calibration) : undefined;
+  const maskDelta = (mask: MaskKind) =>
+    buildDelta(baseWeights, tunedWeights, { ...common, method: 'dare', mask, ...(norms && { inputNorms: norms }), extra: { ...common.extra, calibration_samples: String(calibration.size) } });
+
+  if (choice.method === 'dare') {
+    const delta = maskDelta(choice.mask);
+    return { delta, q: null, loss: await calibrationLoss(base, calibration, target, delta), passes: 1 };
+  }
+  const sparseCount = (delta: Delta) => delta.tensors.filter((t) => t.kind === 'sparse' && t.values.length > 0).length;
+  // auto: DAREx-q with one q on DARE's mask, and per-tensor scales on the importance mask; the
+  // unscaled masks are scored on the way (q = 1 − p is on the q grid).
+  const plans: { mask: MaskKind; scope: QScope }[] =
+    choice.method === 'auto' ? [{ mask: 'uniform', scope: 'global' }, { mask: 'importance', scope: 'tensor' }] : [{ mask: choice.mask, scope: choice.qScope }];
+  const deltas = plans.map((plan) => ({ plan, delta: maskDelta(plan.mask) }));
+  const total = deltas.reduce((n, d) => n + calibrationPasses(d.plan.scope, sparseCount(d.delta)), 0);
+  const bar = progressBar('calibrating');
+  let done = 0;
+  const candidates: { name: string; delta: Delta; q: number | null; loss: number }[] = [];
+  for (const { plan, delta } of deltas) {
+    const offset = done;
+    const result = await calibrate(base, calibration, target, delta, {
+      scope: plan.scope,
+      dropRate: choice.dropRate,
+      onProgress: (pass, _passes, best) => {
+        done = offset + pass;
+        bar.update(done, total, `${plan.mask}/${plan.scope} best loss ${best.toExponential(3)}`);
+      },
+    });
+    candidates.push({ name: `dare+${plan.mask}`, delta, q: null, loss: result.maskLoss });
+    candidates.push({ name: `darex-q+${plan.mask}+${plan.scope}`, delta: result.delta, q: result.q, loss: result.loss });
+  }
+  bar.finish(`${done} passes`);
+  const pick = choice.method === 'auto' ? candidates.reduce((a, b) => (b.loss < a.loss ? b : a)) : candidates[candidates.length - 1]!;
+  const delta = choice.method === 'auto'
+    ? { ...pick.delta, metadata: { ...pick.delta.metadata, extra: { ...pick.delta.metadata.extra, auto_choice: pick.name, auto_candidates: JSON.stringify(candidates.map((c) => [c.name, c.loss])) } } }
+    : pick.delta;
+  return { delta, q: pick.q, loss: pick.loss, passes: done };
 }
