@@ -1,7 +1,7 @@
 /**
  * Magnitude pruning of a delta: keep exactly the `keep` entries of largest |δ| (ties broken by
  * lower index), with no rescale — rescaling magnitude-pruned deltas by 1/(1 − p) hurts
- * (DAREx paper, BRIEF §4). Selection is an O(n) quickselect on the magnitudes, not a sort.
+ * (DAREx paper, Deng et al., ICLR 2025). Selection is an O(n) quickselect on the magnitudes, not a sort.
  */
 
 /** Sorted flat positions of the `keep` largest-magnitude entries of `delta`. */

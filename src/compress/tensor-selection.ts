@@ -5,6 +5,8 @@
  * - dense: kept whole (by default the classifier head, as the DARE paper does for encoders);
  * - sparse: pruned by the chosen method.
  */
+import { globToRegExp } from '../core/glob.js';
+
 export interface TensorSelectionOptions {
   /** Only weights matching one of these are considered; empty means all. */
   readonly include: readonly string[];
@@ -31,7 +33,3 @@ export function buildTensorSelector(options: TensorSelectionOptions): (name: str
   };
 }
 
-export function globToRegExp(glob: string): RegExp {
-  const escaped = glob.replace(/[.+^${}()|[\]\\?]/g, '\\$&').replace(/\*/g, '.*');
-  return new RegExp(`^${escaped}$`);
-}

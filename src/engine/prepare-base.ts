@@ -10,7 +10,7 @@ import { loadOnnxModel, encodeOnnxModel } from '../onnx/model-file.js';
 import { readFloatWeights } from '../onnx/weights.js';
 import { fingerprintWeights } from '../onnx/fingerprint.js';
 import { describeModelIO, type ModelIO } from '../onnx/io-signature.js';
-import { globToRegExp } from '../compress/tensor-selection.js';
+import { globToRegExp } from '../core/glob.js';
 import type { ActivationMode, Activator } from './activator.js';
 import { addSparseDeltaInputs, exposeWeightsAsInputs } from './base-rewrite.js';
 import { PatchActivator } from './patch-activator.js';
