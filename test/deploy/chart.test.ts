@@ -20,6 +20,7 @@ import { CHART, ROOT, envOf, gatewayYaml, helm, only, render, valueArgs } from '
 const VALUE_SETS: Record<string, string[]> = {
   'defaults with keys': ['production-values.yaml'],
   gpu: ['production-values.yaml', 'gpu-values.yaml'],
+  'gpu (webgpu)': ['production-values.yaml', 'gpu-webgpu-values.yaml'],
   persistence: ['production-values.yaml', 'persistence-values.yaml'],
   autoscaling: ['production-values.yaml', 'autoscaling-values.yaml'],
   'existing secret': ['production-values.yaml', 'existing-secret-values.yaml'],
@@ -104,6 +105,18 @@ test('GPU: one nvidia.com/gpu, the CUDA execution provider, GPU node scheduling'
   assert.equal(pod.nodeSelector['nvidia.com/gpu.present'], 'true');
   const config = parseConfig(gatewayYaml(objects), { source: 'gpu', baseDir: '/', env: {} });
   assert.equal(config.engine.executionProvider, 'cuda');
+});
+
+test('GPU through WebGPU: the webgpu provider, graph mode, and the Vulkan driver capability for the container toolkit', () => {
+  const objects = render(VALUE_SETS['gpu (webgpu)']!);
+  const env = envOf(objects);
+  assert.equal(env.DELTASERVE_EXECUTION_PROVIDER, 'webgpu');
+  assert.equal(env.NVIDIA_DRIVER_CAPABILITIES, 'compute,utility,graphics');
+  assert.equal(env.XDG_RUNTIME_DIR, '/tmp');
+  assert.equal(only(objects, 'Deployment').spec.template.spec.containers[0].resources.limits['nvidia.com/gpu'], 1);
+  const config = parseConfig(gatewayYaml(objects), { source: 'gpu-webgpu', baseDir: '/', env: {} });
+  assert.deepEqual([config.engine.executionProvider, config.engine.mode], ['webgpu', 'graph']);
+  assert.equal(envOf(render(VALUE_SETS.gpu!)).NVIDIA_DRIVER_CAPABILITIES, undefined, 'CUDA needs no graphics capability');
 });
 
 test('persistence: a claim for the state folder, one replica, Recreate rollouts', () => {
