@@ -6,13 +6,12 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { ROOT, listeningUrl, serve } from '../helpers/gateway-process.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const DOCS = ['README.md', 'docs/http-api.md'];
 
 let dir: string;
@@ -23,26 +22,12 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'deltaserve-docs-'));
   await symlink(join(ROOT, 'docs'), join(dir, 'docs'));
   await symlink(join(ROOT, 'models'), join(dir, 'models'));
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/bin.ts'), 'serve'], {
-    cwd: ROOT,
-    env: { ...process.env, DELTASERVE_CONFIG: '', DELTASERVE_PORT: '0', DELTASERVE_REGISTRY_STATE_FILE: join(dir, 'state.json'), DELTASERVE_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const served = serve([], { DELTASERVE_CONFIG: '', DELTASERVE_PORT: '0', DELTASERVE_REGISTRY_STATE_FILE: join(dir, 'state.json'), DELTASERVE_LOG_LEVEL: 'warn' });
   stopGateway = async () => {
-    child.kill('SIGTERM');
-    await exited;
+    served.child.kill('SIGTERM');
+    await served.exit;
   };
-  const started = Date.now();
-  while (!/listening on http:\/\/127\.0\.0\.1:(\d+)/.test(stdout)) {
-    if (Date.now() - started > 60_000 || child.exitCode !== null) throw new Error(`the gateway did not start: ${stderr}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  port = Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(stdout)![1]);
+  port = Number(new URL(await listeningUrl(served)).port);
 });
 
 after(async () => {

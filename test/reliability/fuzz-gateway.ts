@@ -6,17 +6,16 @@
  * Counts: each fuzz file has a CI count; `DELTASERVE_FUZZ_SCALE=N` multiplies all of them for a
  * longer run on demand, `DELTASERVE_FUZZ_SEED=S` replaces every file's fixed seed.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { parse, stringify } from 'yaml';
+import { ROOT, listeningUrl, serve } from '../helpers/gateway-process.js';
 
-export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const DEV_TENANT_KEY = 'dev-key';
-export const DEV_ADMIN_KEY = 'dev-admin-key';
+export { ROOT } from '../helpers/gateway-process.js';
+export { DEV_ADMIN_KEY, DEV_TENANT_KEY } from '../../src/core/config-dev-keys.js';
 
 /** `base` × DELTASERVE_FUZZ_SCALE (default 1). */
 export function fuzzRuns(base: number): number {
@@ -76,48 +75,32 @@ export async function startZooGateway(options: ZooGatewayOptions = {}): Promise<
     await writeFile(join(dir, 'gateway.yaml'), stringify(options.config));
     env.DELTASERVE_CONFIG = join(dir, 'gateway.yaml');
   }
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/bin.ts'), 'serve'], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      DELTASERVE_CONFIG: '',
-      DELTASERVE_PORT: '0',
-      DELTASERVE_MODEL_MANIFEST: join(dir, 'zoo.yaml'),
-      DELTASERVE_REGISTRY_STATE_FILE: join(dir, 'state.json'),
-      DELTASERVE_LOG_LEVEL: 'warn',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const served = serve([], {
+    DELTASERVE_CONFIG: '',
+    DELTASERVE_PORT: '0',
+    DELTASERVE_MODEL_MANIFEST: join(dir, 'zoo.yaml'),
+    DELTASERVE_REGISTRY_STATE_FILE: join(dir, 'state.json'),
+    DELTASERVE_LOG_LEVEL: 'warn',
+    ...env,
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   let exited = false;
-  const exit = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => {
-      exited = true;
-      resolve(code);
-    }),
-  );
+  void served.exit.then(() => (exited = true));
   const stop = async (): Promise<number | null> => {
-    if (!exited) child.kill('SIGTERM');
-    const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    const code = await exit;
+    if (!exited) served.child.kill('SIGTERM');
+    const kill = setTimeout(() => served.child.kill('SIGKILL'), 10_000);
+    const code = await served.exit;
     clearTimeout(kill);
     await rm(dir, { recursive: true, force: true });
     return code;
   };
-  const started = Date.now();
-  const listening = /listening on (http:\/\/127\.0\.0\.1:\d+)/;
-  while (!listening.test(stdout)) {
-    if (Date.now() - started > 60_000 || exited) {
-      await stop();
-      throw new Error(`the gateway did not start: ${stderr}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
+  let url: string;
+  try {
+    url = await listeningUrl(served);
+  } catch (error) {
+    await stop();
+    throw error;
   }
-  return { url: listening.exec(stdout)![1]!, dir, child, stdout: () => stdout, stderr: () => stderr, alive: () => !exited, stop };
+  return { url, dir, child: served.child, stdout: served.stdout, stderr: served.stderr, alive: () => !exited, stop };
 }
 
 /** GET /v2/health/live within `timeoutMs`: the status, or the error. */

@@ -1,20 +1,20 @@
 /**
  * A real `deltaserve serve` process on loopback for the reliability suite: written config,
- * spawned from sources, its URL read from stdout, its RSS read from /proc. Every wait is
+ * spawned by test/helpers/gateway-process.ts, its RSS read from /proc. Every wait is
  * bounded, and `stop()` (or the process exit hook) never leaves the child running.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 export { median, percentile } from '../../bench/machine.js';
 import { DEV_ADMIN_KEY, DEV_TENANT_KEY } from '../../src/core/config-dev-keys.js';
 import { sha256Hex } from '../../src/core/sha256.js';
+import { ROOT, listeningUrl, serve } from '../helpers/gateway-process.js';
 
-export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export { ROOT };
 export const ZOO = join(ROOT, 'models');
 export const TENANT_HEADERS = { authorization: `Bearer ${DEV_TENANT_KEY}`, 'content-type': 'application/json' };
 export const ADMIN_HEADERS = { authorization: `Bearer ${DEV_ADMIN_KEY}`, 'content-type': 'application/json' };
@@ -64,17 +64,10 @@ export async function startGateway(overrides: Record<string, unknown> = {}, star
   }
   const configPath = join(dir, 'gateway.yaml');
   await writeFile(configPath, stringify(base));
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/bin.ts'), 'serve', '--config', configPath], {
-    cwd: ROOT,
-    env: { ...process.env, DELTASERVE_CONFIG: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const served = serve(['--config', configPath], { DELTASERVE_CONFIG: '' });
+  const child = served.child;
   running.add(child);
-  let stdout = '';
-  let stderr = '';
   let exit: string | null = null;
-  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const ended = new Promise<void>((resolve) =>
     child.once('exit', (code, signal) => {
       exit = signal ?? String(code);
@@ -82,17 +75,13 @@ export async function startGateway(overrides: Record<string, unknown> = {}, star
       resolve();
     }),
   );
-  const started = Date.now();
-  let url: string | null = null;
-  while (url === null) {
-    url = /listening on (http:\/\/\S+)/.exec(stdout)?.[1] ?? null;
-    if (url !== null) break;
-    if (exit !== null || Date.now() - started > startTimeoutMs) {
-      child.kill('SIGKILL');
-      await rm(dir, { recursive: true, force: true });
-      throw new Error(`the gateway did not start (exit ${exit}): ${stderr}`);
-    }
-    await sleep(25);
+  let url: string;
+  try {
+    url = await listeningUrl(served, startTimeoutMs);
+  } catch (error) {
+    child.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+    throw error;
   }
   const pid = child.pid!;
   return {
@@ -100,7 +89,7 @@ export async function startGateway(overrides: Record<string, unknown> = {}, star
     pid,
     child,
     dir,
-    stderr: () => stderr,
+    stderr: served.stderr,
     rssBytes: () => rssOf(pid),
     exited: () => exit,
     async stop(graceMs = 5000) {
@@ -124,15 +113,6 @@ export function rssOf(pid: number): number {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `check` every 20 ms until it holds; fails after `timeoutMs`. */
-export async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const started = Date.now();
-  while (!(await check())) {
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
