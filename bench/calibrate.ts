@@ -66,7 +66,7 @@ export async function runCalibrateBench(): Promise<string> {
   const [target, targetSeconds] = await timed(() => predictAll(tunedRunner, calibration, null));
   await tunedRunner.close();
   const [norms, normSeconds] = await timed(() => inputFeatureNorms(tunedPath, calibration, SAMPLES));
-  const [uniform, uniformSeconds] = await timed(() => buildDelta(baseWeights, tunedWeights, common));
+  const [, uniformSeconds] = await timed(() => buildDelta(baseWeights, tunedWeights, common));
   const [importance, importanceSeconds] = await timed(() => buildDelta(baseWeights, tunedWeights, { ...common, mask: 'importance', inputNorms: norms }));
   const passSeconds: number[] = [];
   for (let i = 0; i < 3; i++) passSeconds.push((await timed(() => calibrationLoss(runner, calibration, target, { ...importance })))[1]);

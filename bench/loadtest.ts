@@ -288,7 +288,6 @@ async function serveFiles(dir: string): Promise<{ server: Server; base: string }
 
 // ---------- the report ----------
 
-const f0 = (x: number) => x.toFixed(0);
 const f1 = (x: number) => x.toFixed(1);
 const f2 = (x: number) => x.toFixed(2);
 

@@ -25,7 +25,7 @@ import { DEFAULT_DENSE_PATTERNS } from '../src/compress/tensor-selection.js';
 import { decodeDelta, encodeDelta } from '../src/deltas/format/delta-file.js';
 import type { Delta } from '../src/deltas/types.js';
 import { LocalRunner } from '../src/eval/local-runner.js';
-import { loadSampleSet, type SampleSet } from '../src/eval/dataset.js';
+import { loadSampleSet } from '../src/eval/dataset.js';
 import { accuracyOf, predictAll } from '../src/eval/accuracy.js';
 import { loadOnnxModel } from '../src/onnx/model-file.js';
 import { readFloatWeights } from '../src/onnx/weights.js';

@@ -11,7 +11,6 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { parse } from 'yaml';
-import { DEV_TENANT_KEY } from '../../src/core/config-dev-keys.js';
 import { sha256Hex } from '../../src/core/sha256.js';
 import { decodeDelta } from '../../src/deltas/format/delta-file.js';
 import { loadSampleSet, sliceSamples } from '../../src/eval/dataset.js';
