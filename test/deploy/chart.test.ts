@@ -130,6 +130,15 @@ test('persistence: a claim for the state folder, one replica, Recreate rollouts'
   assert.equal(state.persistentVolumeClaim.claimName, claim.metadata.name);
 });
 
+test('persistence shared by replicas: a ReadWriteMany claim, several replicas, rolling updates', () => {
+  const objects = render(VALUE_SETS.persistence!, ['replicaCount=3', 'persistence.accessModes={ReadWriteMany}']);
+  assert.deepEqual(only(objects, 'PersistentVolumeClaim').spec.accessModes, ['ReadWriteMany']);
+  const deployment = only(objects, 'Deployment');
+  assert.equal(deployment.spec.replicas, 3);
+  assert.notEqual(deployment.spec.strategy?.type, 'Recreate');
+  for (const object of objects) validateObject(object);
+});
+
 test('autoscaling: HPA on CPU and queue depth, no fixed replicas, spread, ServiceMonitor', () => {
   const objects = render(VALUE_SETS.autoscaling!);
   const hpa = only(objects, 'HorizontalPodAutoscaler');
@@ -168,8 +177,8 @@ test('dev mode, asked for explicitly: the public development keys', () => {
 const PRODUCTION = VALUE_SETS['defaults with keys']!;
 const BAD_VALUES: { name: string; files: readonly string[]; sets: readonly string[]; error: RegExp }[] = [
   { name: 'the defaults (no keys, devMode off)', files: [], sets: [], error: /no tenant keys.*auth\.tenants.*devMode=true/ },
-  { name: 'persistence with two replicas', files: [...PRODUCTION, 'persistence-values.yaml'], sets: ['replicaCount=2'], error: /persistence\.enabled.*ONE gateway process/ },
-  { name: 'persistence with autoscaling', files: [...PRODUCTION, 'persistence-values.yaml', 'autoscaling-values.yaml'], sets: [], error: /persistence\.enabled.*autoscaling/ },
+  { name: 'persistence with two replicas', files: [...PRODUCTION, 'persistence-values.yaml'], sets: ['replicaCount=2'], error: /persistence\.enabled with replicaCount > 1.*ReadWriteMany/ },
+  { name: 'persistence with autoscaling', files: [...PRODUCTION, 'persistence-values.yaml', 'autoscaling-values.yaml'], sets: [], error: /persistence\.enabled with replicaCount > 1 or autoscaling\.enabled needs a volume every replica mounts/ },
   { name: 'a development key hash without devMode', files: [], sets: ['auth.tenants[0].name=x', `auth.tenants[0].keySha256[0]=${sha256Hex(DEV_TENANT_KEY)}`, 'auth.tenants[0].tasks[0]=*'], error: /public development key/ },
   { name: 'a drain longer than the grace period', files: PRODUCTION, sets: ['gateway.shutdownGraceMs=40000'], error: /shutdownGraceMs \(40000\) must be less than terminationGracePeriodSeconds \(30 s\)/ },
   { name: 'both PDB bounds', files: PRODUCTION, sets: ['podDisruptionBudget.minAvailable=1'], error: /exactly one of minAvailable and maxUnavailable/ },

@@ -94,8 +94,8 @@ applied.
 {{- end }}
 {{- end }}
 {{- end }}
-{{- if and $v.persistence.enabled (or (gt (int $v.replicaCount) 1) $v.autoscaling.enabled) }}
-{{- fail "deltaserve: persistence.enabled keeps the registry state of ONE gateway process, and replicaCount > 1 or autoscaling.enabled would have several processes write the same state file (whatever the access mode). Use one replica with persistence, or several without it (declare tasks in gateway.registry.tasks or the model manifest)." }}
+{{- if and $v.persistence.enabled (or (gt (int $v.replicaCount) 1) $v.autoscaling.enabled) (not (has "ReadWriteMany" $v.persistence.accessModes)) }}
+{{- fail "deltaserve: persistence.enabled with replicaCount > 1 or autoscaling.enabled needs a volume every replica mounts: set persistence.accessModes to [ReadWriteMany] (replicas share the registry state file under a lock; README: More than one replica). A ReadWriteOnce claim serves one replica." }}
 {{- end }}
 {{- if and $v.autoscaling.enabled (gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) }}
 {{- fail "deltaserve: autoscaling.minReplicas is greater than autoscaling.maxReplicas." }}
