@@ -5,7 +5,7 @@
  */
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
-export type ActivationMode = 'patch' | 'graph';
+export type ActivationMode = 'patch' | 'graph' | 'mixed';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type DeltaScheme = 'file' | 'http' | 'https';
 

@@ -65,9 +65,12 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
   ]);
   const executionProvider = r.oneOf<ExecutionProvider>(engineObj, 'executionProvider', 'engine', PROVIDERS, 'cpu');
   // docs/onnxruntime-facts.md §7: the CPU patches weights in place; a GPU keeps them resident and merges in-graph.
-  const mode = r.oneOf<ActivationMode>(engineObj, 'mode', 'engine', ['patch', 'graph'], executionProvider === 'cpu' ? 'patch' : 'graph');
+  const mode = r.oneOf<ActivationMode>(engineObj, 'mode', 'engine', ['patch', 'graph', 'mixed'], executionProvider === 'cpu' ? 'patch' : 'graph');
   if (mode === 'patch' && executionProvider !== 'cpu') {
     r.fail('engine.mode', `patch runs only on the cpu execution provider (it rewrites weights in host memory); use graph with ${executionProvider}`);
+  }
+  if (mode === 'mixed' && executionProvider !== 'cpu') {
+    r.fail('engine.mode', `mixed runs only on the cpu execution provider (its side-path kernel runs on the host between ORT runs); use graph with ${executionProvider}`);
   }
   const fallbackExecutionProvider = engineObj.fallbackExecutionProvider === undefined || engineObj.fallbackExecutionProvider === null
     ? null

@@ -5,7 +5,7 @@
 import { DS_ERR_DELTA_SHAPE_MISMATCH, DS_ERR_DELTA_UNKNOWN_TENSOR, DS_ERR_DELTA_INDEX_RANGE } from '../core/errors.js';
 import type { Delta } from '../deltas/types.js';
 
-export type ActivationMode = 'patch' | 'graph';
+export type ActivationMode = 'patch' | 'graph' | 'mixed';
 
 export interface ActivationStats {
   /** False when the task was already active (nothing done). */

@@ -9,13 +9,13 @@
  * running batch (the vLLM #14497 failure) and no run ever waits for a fetch.
  */
 import * as ort from 'onnxruntime-node';
-import { DS_ERR_INFER_BAD_INPUT } from '../core/errors.js';
 import type { Delta } from '../deltas/types.js';
 import type { ActivationStats } from './activator.js';
 import { batchSignature, batchSizeOf, concatBatch, splitBatch } from './batching.js';
+import { assertInputsFit } from './check-inputs.js';
 import { runSession } from './ort-session.js';
 import type { PreparedBase } from './prepare-base.js';
-import { elementCount, elementTypeOf, type NamedTensors } from './tensors.js';
+import type { NamedTensors } from './tensors.js';
 
 /** The delta a batch runs with, keyed as the activator tracks it (`name@version`). */
 export interface BatchDelta {
@@ -51,7 +51,7 @@ export class EngineCore {
     if (this.running) throw new Error('EngineCore.run called while a run is in progress');
     this.running = true;
     try {
-      for (const request of requests) this.checkInputs(request);
+      for (const request of requests) assertInputsFit(this.base.io, request);
       const activation = task ? this.base.activator.activate(task.key, task.delta) : this.base.activator.deactivate();
       if (activation.switched) this.graphFeeds = null;
       const started = performance.now();
@@ -96,28 +96,5 @@ export class EngineCore {
       }
     }
     return this.graphFeeds;
-  }
-
-  /** Inputs must match the model's signature exactly; the HTTP layer checks too, this is the backstop. */
-  private checkInputs(request: NamedTensors): void {
-    const expected = this.base.io.inputs;
-    for (const input of expected) {
-      const tensor = request[input.name];
-      if (!tensor) throw new DS_ERR_INFER_BAD_INPUT(`missing input ${input.name}`);
-      const type = elementTypeOf(input.datatype);
-      if (tensor.type !== type) {
-        throw new DS_ERR_INFER_BAD_INPUT(`input ${input.name} must be ${input.datatype}, got ${tensor.type}`);
-      }
-      const shape = input.shape;
-      if (shape && (tensor.dims.length !== shape.length || shape.some((d, i) => d >= 0 && d !== tensor.dims[i]))) {
-        throw new DS_ERR_INFER_BAD_INPUT(`input ${input.name} has shape [${tensor.dims}], the model takes [${shape}]`);
-      }
-      if (tensor.data.length !== elementCount(tensor.dims)) {
-        throw new DS_ERR_INFER_BAD_INPUT(`input ${input.name} has ${tensor.data.length} values for shape [${tensor.dims}]`);
-      }
-      if (tensor.dims[0] === 0) throw new DS_ERR_INFER_BAD_INPUT(`input ${input.name} has an empty batch`);
-    }
-    const unknown = Object.keys(request).find((name) => !expected.some((input) => input.name === name));
-    if (unknown) throw new DS_ERR_INFER_BAD_INPUT(`unknown input ${unknown}`);
   }
 }

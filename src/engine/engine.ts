@@ -19,7 +19,8 @@ import { DS_ERR_DEADLINE_EXCEEDED, DS_ERR_DELTA_NOT_RESIDENT, DS_ERR_ENGINE_NOT_
 import type { TaskRef } from '../deltas/types.js';
 import { Scheduler, type SchedulerEvent, type SchedulerOptions, type SchedulerStats } from '../scheduler/scheduler.js';
 import type { ModelIO } from '../onnx/io-signature.js';
-import type { EngineEvent, LoadReply, ReadyInfo, RunReply, WorkerCrash, WorkerStats } from './protocol.js';
+import type { EngineEvent, LoadReply, MixedRunReply, ReadyInfo, RunReply, WorkerCrash, WorkerStats } from './protocol.js';
+import type { MixedTimings } from './mixed/mixed-pipeline.js';
 import { transferablesOf, type NamedTensors } from './tensors.js';
 import { WorkerClient } from './worker-client.js';
 import type { WorkerOptions } from './worker-options.js';
@@ -35,7 +36,16 @@ export interface EngineOptions {
 export type EngineLifecycleEvent =
   | { readonly type: 'worker-started'; readonly ms: number }
   | { readonly type: 'worker-exited'; readonly reason: string }
-  | { readonly type: 'batch'; readonly key: string | null; readonly size: number; readonly inferMs: number }
+  | {
+      readonly type: 'batch';
+      /** The batch's task (null: the base), or MIXED_KEY for a mixed batch of several. */
+      readonly key: string | null;
+      readonly size: number;
+      readonly inferMs: number;
+      /** Mixed mode: distinct tasks in the batch, and where its time went. */
+      readonly tasks?: number;
+      readonly timings?: MixedTimings;
+    }
   /** A task's delta was dropped on request (`evict`: unload, retire), cached or not. */
   | { readonly type: 'dropped'; readonly key: string }
   | { readonly type: 'scheduler'; readonly event: SchedulerEvent };
@@ -78,7 +88,10 @@ interface Job {
   /** Transferred to the worker with each try; a refused batch's inputs come back here. */
   inputs: NamedTensors;
 }
-type JobResult = Omit<InferResult, 'queueMs' | 'load' | 'cacheHit'>;
+type JobResult = Omit<InferResult, 'queueMs' | 'load' | 'cacheHit'> | typeof NOT_RESIDENT;
+
+/** A mixed batch's answer for a request whose delta was not cached when the batch reached the worker. */
+const NOT_RESIDENT = Symbol('not resident');
 
 export interface EngineStats {
   readonly worker: WorkerStats | null;
@@ -88,6 +101,8 @@ export interface EngineStats {
 }
 
 const BASE_QUEUE = '@base';
+/** The `batch` event's key for a batch holding requests of several tasks. */
+export const MIXED_KEY = '@mixed';
 
 /** Loads a request may wait for before giving up, when a tiny cache keeps evicting its delta before its batch runs. */
 const MAX_RESIDENCY_TRIES = 3;
@@ -159,6 +174,7 @@ export class Engine {
     for (let tries = 1; ; tries++) {
       try {
         const result = await this.scheduler.submit(task?.key ?? BASE_QUEUE, job, options);
+        if (result === NOT_RESIDENT) throw new DS_ERR_DELTA_NOT_RESIDENT(task?.key ?? BASE_QUEUE);
         const queueMs = Math.max(0, performance.now() - started - (load?.ms ?? 0) - result.inferMs - result.activationMs);
         return { ...result, cacheHit: !load, queueMs, ...(load && { load }) };
       } catch (error) {
@@ -290,6 +306,7 @@ export class Engine {
 
   private async runBatch(jobs: Job[]): Promise<JobResult[]> {
     if (!this.ready) throw new DS_ERR_ENGINE_NOT_READY('the engine worker is restarting');
+    if (this.info?.mode === 'mixed') return this.runMixedBatch(jobs);
     const requests = jobs.map((job) => job.inputs);
     const task = jobs[0]!.task;
     const reply = await this.client!.call<RunReply>({ op: 'run', task, requests }, transferablesOf(requests));
@@ -304,6 +321,23 @@ export class Engine {
       batchSize: jobs.length,
       inferMs: reply.inferMs,
     }));
+  }
+
+  /** Mixed mode: the jobs may belong to many tasks; each request's task travels with it. */
+  private async runMixedBatch(jobs: Job[]): Promise<JobResult[]> {
+    const requests = jobs.map((job) => job.inputs);
+    const tasks = jobs.map((job) => job.task);
+    const reply = await this.client!.call<MixedRunReply>({ op: 'run-mixed', tasks, requests }, transferablesOf(requests));
+    const keys = new Set(tasks.map((t) => t?.key ?? null));
+    const ran = reply.outputs.filter((o) => o !== null).length;
+    if (ran > 0) this.emit({ type: 'batch', key: keys.size === 1 ? [...keys][0]! : MIXED_KEY, size: ran, inferMs: reply.inferMs, tasks: keys.size, timings: reply.timings });
+    return reply.outputs.map((outputs, i) => {
+      if (outputs === null) {
+        jobs[i]!.inputs = reply.refused[i]!;
+        return NOT_RESIDENT;
+      }
+      return { outputs, activationMs: reply.activation.ms, batchSize: ran, inferMs: reply.inferMs };
+    });
   }
 }
 

@@ -18,6 +18,8 @@ export interface OrtSessionOptions {
   readonly deviceId?: number;
   /** Threads ORT uses inside one operator; 0 lets ORT choose. */
   readonly intraOpThreads: number;
+  /** Whether idle intra-op threads spin waiting for work (ORT's default); off where many sessions run in turn. */
+  readonly allowSpinning?: boolean;
 }
 
 export interface StartedSession {
@@ -51,6 +53,7 @@ export async function createOrtSession(model: Uint8Array, options: OrtSessionOpt
       executionMode: 'sequential',
       // ORT warns on every GPU session that shape ops run on the CPU, which is by design.
       logSeverityLevel: options.executionProvider === 'cpu' ? 2 : 3,
+      ...(options.allowSpinning === false && { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }),
     });
   } catch (error) {
     const missing = providerStartFailure(options.executionProvider, error);

@@ -42,7 +42,16 @@ export interface PreparedBase {
   readonly fallbackReason: string | null;
 }
 
-export async function prepareBase(options: BaseOptions): Promise<PreparedBase> {
+/** The base model read from disk, with the weights deltas may touch. */
+export interface LoadedBase {
+  readonly model: Awaited<ReturnType<typeof loadOnnxModel>>;
+  readonly fingerprint: string;
+  readonly io: ModelIO;
+  readonly patchable: ReadonlyMap<string, { shape: number[]; data: Float32Array }>;
+  readonly patchableShapes: ReadonlyMap<string, readonly number[]>;
+}
+
+export async function loadBase(options: Pick<BaseOptions, 'modelPath' | 'patchable'>): Promise<LoadedBase> {
   const model = await loadOnnxModel(options.modelPath);
   const weights = readFloatWeights(model);
   const fingerprint = fingerprintWeights(weights);
@@ -52,6 +61,12 @@ export async function prepareBase(options: BaseOptions): Promise<PreparedBase> {
     [...weights].filter(([name]) => patterns.length === 0 || patterns.some((re) => re.test(name))),
   );
   const patchableShapes = new Map([...patchable].map(([name, w]) => [name, w.shape as readonly number[]]));
+  return { model, fingerprint, io, patchable, patchableShapes };
+}
+
+export async function prepareBase(options: BaseOptions): Promise<PreparedBase> {
+  if (options.mode === 'mixed') throw new Error('prepareBase serves the per-task modes; mixed mode starts with prepareMixedBase');
+  const { model, fingerprint, io, patchable, patchableShapes } = await loadBase(options);
 
   if (options.mode === 'patch') {
     const { session, ...provider } = await startOrtSession(encodeOnnxModel(exposeWeightsAsInputs(model, patchableShapes)), options.session);
@@ -59,11 +74,11 @@ export async function prepareBase(options: BaseOptions): Promise<PreparedBase> {
     return {
       session,
       ...provider,
-      activator: new PatchActivator(patchable),
+      activator: new PatchActivator(patchable as Map<string, { shape: number[]; data: Float32Array }>),
       fingerprint,
       io,
       patchableShapes,
-      weightFeeds: patchable,
+      weightFeeds: patchable as Map<string, { shape: number[]; data: Float32Array }>,
       residentWeightBytes,
     };
   }

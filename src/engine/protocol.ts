@@ -4,13 +4,16 @@
  * HTTP status on the main thread.
  */
 import type { TaskRef } from '../deltas/types.js';
-import type { ActivationStats } from './activator.js';
+import type { ActivationMode, ActivationStats } from './activator.js';
+import type { MixedTimings } from './mixed/mixed-pipeline.js';
 import type { ExecutionProvider } from './ort-session.js';
 import type { NamedTensors } from './tensors.js';
 import type { ModelIO } from '../onnx/io-signature.js';
 
 export type WorkerRequest =
   | { readonly id: number; readonly op: 'run'; readonly task: TaskRef | null; readonly requests: NamedTensors[] }
+  /** Mixed mode: one task (or null, the base) per request. */
+  | { readonly id: number; readonly op: 'run-mixed'; readonly tasks: readonly (TaskRef | null)[]; readonly requests: NamedTensors[] }
   | { readonly id: number; readonly op: 'load'; readonly task: TaskRef }
   | { readonly id: number; readonly op: 'pin'; readonly task: TaskRef }
   | { readonly id: number; readonly op: 'unpin'; readonly key: string }
@@ -44,6 +47,18 @@ export type RunReply =
   | { readonly kind: 'ran'; readonly outputs: NamedTensors[]; readonly activation: ActivationStats; readonly inferMs: number }
   | { readonly kind: 'not-resident'; readonly requests: NamedTensors[] };
 
+/**
+ * The answer to `run-mixed`: per request its outputs, or (null) its inputs handed back in
+ * `refused` because its task's delta was not in the cache when the batch arrived.
+ */
+export interface MixedRunReply {
+  readonly outputs: (NamedTensors | null)[];
+  readonly refused: (NamedTensors | null)[];
+  readonly inferMs: number;
+  readonly timings: MixedTimings;
+  readonly activation: ActivationStats;
+}
+
 /** The answer to `load`: whether the delta was already cached, and how its load went. */
 export interface LoadReply {
   readonly hit: boolean;
@@ -72,7 +87,9 @@ export interface WorkerStats {
 export interface ReadyInfo {
   readonly io: ModelIO;
   readonly fingerprint: string;
-  readonly mode: 'patch' | 'graph';
+  readonly mode: ActivationMode;
+  /** Mixed mode: the side-path kernel that runs, its threads, and why a faster one did not load (null = it did). */
+  readonly kernel: { readonly name: string; readonly threads: number; readonly fallbackReason: string | null } | null;
   readonly patchableWeights: number;
   readonly residentWeightBytes: number;
   readonly startMs: number;
@@ -100,7 +117,11 @@ export type CacheEvent =
   | { readonly type: 'cache'; readonly kind: 'evict'; readonly key: string; readonly bytes: number };
 
 /** Observability events the worker forwards (cache and activation), for metrics, traces and task state. */
-export type EngineEvent = CacheEvent | { readonly type: 'activation'; readonly key: string | null; readonly nonzeros: number; readonly ms: number };
+export type EngineEvent =
+  | CacheEvent
+  | { readonly type: 'activation'; readonly key: string | null; readonly nonzeros: number; readonly ms: number }
+  /** Mixed mode: a task's delta touches a weight mixed batches cannot apply per request; it runs in per-task batches (once per task and worker). */
+  | { readonly type: 'mixed-fallback'; readonly key: string; readonly tensor: string; readonly reason: string };
 
 export type WorkerMessage =
   | { readonly kind: 'ready'; readonly info: ReadyInfo }

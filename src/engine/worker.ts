@@ -14,20 +14,23 @@ import { decodeDelta } from '../deltas/format/delta-file.js';
 import { DS_ERR_TASK_UNKNOWN_TO_WORKER } from '../core/errors.js';
 import type { TaskRef } from '../deltas/types.js';
 import { EngineCore } from './engine-core.js';
-import { prepareBase } from './prepare-base.js';
+import { prepareBase, type PreparedBase } from './prepare-base.js';
+import { loadSideKernel } from './mixed/kernel/load-kernel.js';
+import { prepareMixedBase, type MixedCore, type MixedItem, type PreparedMixedBase } from './mixed/mixed-core.js';
 import {
   serializeError,
   type CacheEvent,
   type EngineEvent,
   type LoadPhases,
   type LoadReply,
+  type MixedRunReply,
   type RunReply,
   type WorkerMessage,
   type WorkerRequest,
   type WorkerCrash,
   type WorkerStats,
 } from './protocol.js';
-import { transferablesOf } from './tensors.js';
+import { transferablesOf, type NamedTensors } from './tensors.js';
 import { warmUpInputs } from './warm-up.js';
 import type { WorkerOptions } from './worker-options.js';
 
@@ -36,9 +39,25 @@ const options = workerData as WorkerOptions;
 const post = (message: WorkerMessage, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
 const emit = (event: EngineEvent) => post({ kind: 'event', event });
 
+/** What the worker runs batches on: one task per batch (patch, graph) or many (mixed). */
+type Runtime =
+  | { readonly mode: 'per-task'; readonly core: EngineCore; readonly base: PreparedBase }
+  | { readonly mode: 'mixed'; readonly core: MixedCore; readonly base: PreparedMixedBase; readonly kernelReason: string | null };
+
+async function startRuntime(): Promise<Runtime> {
+  if (options.base.mode === 'mixed') {
+    const { kernel, reason } = loadSideKernel();
+    const base = await prepareMixedBase(options.base, kernel);
+    return { mode: 'mixed', core: base.core, base, kernelReason: reason };
+  }
+  const base = await prepareBase(options.base);
+  return { mode: 'per-task', core: new EngineCore(base), base };
+}
+
 async function start(): Promise<void> {
   const started = performance.now();
-  const base = await prepareBase(options.base);
+  const runtime = await startRuntime();
+  const base = runtime.base;
   const refs = new Map<string, TaskRef>();
   const cache = new DeltaCache({
     maxBytes: options.cacheMaxBytes,
@@ -53,10 +72,11 @@ async function start(): Promise<void> {
     decode: (bytes) => decodeDelta(bytes, { baseShapes: base.patchableShapes, expectedBaseFingerprint: base.fingerprint, copy: true }),
     onEvent: (event) => emit(cacheEvent(event)),
   });
-  const core = new EngineCore(base);
-  const warmUp = base.executionProvider === 'cpu' ? null : warmUpInputs(base.io);
-  // Best effort: a model that cannot run on zero inputs reports that on real requests instead.
-  if (warmUp) await core.run(null, [warmUp]).catch(() => undefined);
+  if (runtime.mode === 'per-task' && runtime.base.executionProvider !== 'cpu') {
+    const warmUp = warmUpInputs(base.io);
+    // Best effort: a model that cannot run on zero inputs reports that on real requests instead.
+    if (warmUp) await runtime.core.run(null, [warmUp]).catch(() => undefined);
+  }
 
   /** A task's location is fixed per key (name@version); a changed one replaces the cached copy. */
   const remember = (task: TaskRef): void => {
@@ -70,12 +90,8 @@ async function start(): Promise<void> {
   const handle = async (request: WorkerRequest): Promise<{ value: unknown; transfer?: ArrayBuffer[] }> => {
     switch (request.op) {
       case 'run': {
-        if (crashOnNextRun !== null) {
-          // Ends the thread the way a real fault would, with this batch in flight.
-          const how = crashOnNextRun;
-          setImmediate(() => crash(how));
-          return new Promise<never>(() => undefined);
-        }
+        if (crashOnNextRun !== null) return crashWithBatchInFlight(crashOnNextRun);
+        if (runtime.mode !== 'per-task') throw new Error('this worker runs mixed batches (op run-mixed)');
         const task = request.task;
         // Leased now, before any await: from here the delta stays in memory until the run ends.
         let lease: DeltaLease | null = null;
@@ -92,7 +108,7 @@ async function start(): Promise<void> {
         // Runs never overlap: each waits for the previous one, whether it succeeded or not.
         const run = runs
           .catch(() => undefined)
-          .then(() => core.run(delta, request.requests))
+          .then(() => runtime.core.run(delta, request.requests))
           .finally(() => lease?.release());
         runs = run;
         const { outputs, activation, inferMs } = await run;
@@ -101,6 +117,49 @@ async function start(): Promise<void> {
         }
         const ran: RunReply = { kind: 'ran', outputs, activation, inferMs };
         return { value: ran, transfer: transferablesOf(outputs) };
+      }
+      case 'run-mixed': {
+        if (crashOnNextRun !== null) return crashWithBatchInFlight(crashOnNextRun);
+        if (runtime.mode !== 'mixed') throw new Error('this worker runs one task per batch (op run)');
+        // Leased now, before any await; a request whose delta is not cached is handed back.
+        const leases = new Map<string, DeltaLease | null>();
+        for (const task of request.tasks) {
+          if (!task || leases.has(task.key)) continue;
+          remember(task);
+          leases.set(task.key, cache.tryAcquire(task.key));
+        }
+        const items: MixedItem[] = [];
+        const ranIndex: number[] = [];
+        const refused: (NamedTensors | null)[] = request.requests.map(() => null);
+        request.tasks.forEach((task, i) => {
+          const lease = task ? leases.get(task.key) : null;
+          if (task && !lease) {
+            refused[i] = request.requests[i]!;
+            return;
+          }
+          items.push({ task: task && lease ? { key: task.key, delta: lease.delta } : null, inputs: request.requests[i]! });
+          ranIndex.push(i);
+        });
+        const release = () => leases.forEach((lease) => lease?.release());
+        const run = runs
+          .catch(() => undefined)
+          .then(() => (items.length > 0 ? runtime.core.run(items) : null))
+          .finally(release);
+        runs = run;
+        const result = await run;
+        for (const fallback of result?.newFallbacks ?? []) emit({ type: 'mixed-fallback', ...fallback });
+        if (result?.activation.switched) emit({ type: 'activation', key: null, nonzeros: result.activation.nonzeros, ms: result.activation.ms });
+        const outputs: (NamedTensors | null)[] = request.requests.map(() => null);
+        ranIndex.forEach((i, k) => (outputs[i] = result!.outputs[k]!));
+        const reply: MixedRunReply = {
+          outputs,
+          refused,
+          inferMs: result?.inferMs ?? 0,
+          timings: result?.timings ?? { ortMs: 0, kernelMs: 0, hostMs: 0, segmentRuns: 0 },
+          activation: result?.activation ?? { switched: false, nonzeros: 0, ms: 0 },
+        };
+        const present = (sets: (NamedTensors | null)[]) => sets.filter((t): t is NamedTensors => t !== null);
+        return { value: reply, transfer: transferablesOf([...present(outputs), ...present(refused)]) };
       }
       case 'load': {
         remember(request.task);
@@ -133,7 +192,7 @@ async function start(): Promise<void> {
         const s = cache.stats();
         const listing = cache.list();
         const stats: WorkerStats = {
-          activeKey: core.activeKey,
+          activeKey: runtime.mode === 'per-task' ? runtime.core.activeKey : null,
           cache: {
             entries: s.entries,
             bytes: s.totalBytes,
@@ -146,7 +205,7 @@ async function start(): Promise<void> {
             loadFailures: s.loadFailures,
           },
           rssBytes: process.memoryUsage().rss,
-          residentWeightBytes: base.residentWeightBytes,
+          residentWeightBytes: runtime.mode === 'per-task' ? runtime.base.residentWeightBytes : 0,
         };
         return { value: stats };
       }
@@ -164,18 +223,25 @@ async function start(): Promise<void> {
     info: {
       io: base.io,
       fingerprint: base.fingerprint,
-      mode: base.activator.mode,
+      mode: options.base.mode,
       patchableWeights: base.patchableShapes.size,
-      residentWeightBytes: base.residentWeightBytes,
+      residentWeightBytes: runtime.mode === 'per-task' ? runtime.base.residentWeightBytes : 0,
       startMs: performance.now() - started,
-      executionProvider: base.executionProvider,
-      fallbackReason: base.fallbackReason,
+      executionProvider: runtime.mode === 'per-task' ? runtime.base.executionProvider : 'cpu',
+      fallbackReason: runtime.mode === 'per-task' ? runtime.base.fallbackReason : null,
+      kernel: runtime.mode === 'mixed' ? { name: runtime.core.kernel.name, threads: runtime.core.kernel.threads, fallbackReason: runtime.kernelReason } : null,
     },
   });
 }
 
 function phasesOf(timings: DeltaLoadTimings): LoadPhases {
   return { fetch: timings.fetchMs, verify: timings.verifyMs, decode: timings.decodeMs };
+}
+
+/** Ends the thread the way a real fault would, with this batch in flight (it never answers). */
+function crashWithBatchInFlight(how: WorkerCrash): Promise<never> {
+  setImmediate(() => crash(how));
+  return new Promise<never>(() => undefined);
 }
 
 /** Test-only fault injection (`crash-on-next-run`). */

@@ -1,0 +1,131 @@
+/**
+ * The worker's engine in `mixed` mode: one batch holds requests of any tasks. Requests whose
+ * task delta the pipeline serves per request run together (grouped only by input shape); a task
+ * whose delta touches a weight the pipeline cannot apply per request (mixed-rewrite.ts) runs in
+ * per-task batches on a patch-mode session, created the first time such a task arrives (it holds
+ * a second copy of the base weights, so a deployment that never needs it never pays for it).
+ */
+import type { ActivationStats } from '../activator.js';
+import { batchSignature } from '../batching.js';
+import { EngineCore, type BatchDelta } from '../engine-core.js';
+import type { ModelIO } from '../../onnx/io-signature.js';
+import { assertDeltaFitsWeights } from '../activator.js';
+import { assertInputsFit } from '../check-inputs.js';
+import { loadBase, prepareBase, type BaseOptions } from '../prepare-base.js';
+import type { NamedTensors } from '../tensors.js';
+import type { SideKernel } from './kernel/side-kernel.js';
+import { MixedPipeline, type MixedTimings } from './mixed-pipeline.js';
+
+export interface MixedItem {
+  readonly task: BatchDelta | null;
+  readonly inputs: NamedTensors;
+}
+
+export interface MixedBatchResult {
+  readonly outputs: NamedTensors[];
+  readonly inferMs: number;
+  readonly timings: MixedTimings;
+  /** Tasks of this batch that ran on the per-task fallback, with the tensor that sent them there (first time only). */
+  readonly newFallbacks: readonly { key: string; tensor: string; reason: string }[];
+  /** Activation of the fallback session (none when no fallback task ran). */
+  readonly activation: ActivationStats;
+}
+
+export interface PreparedMixedBase {
+  readonly core: MixedCore;
+  readonly fingerprint: string;
+  readonly io: ModelIO;
+  readonly patchableShapes: ReadonlyMap<string, readonly number[]>;
+}
+
+export async function prepareMixedBase(options: BaseOptions, kernel: SideKernel): Promise<PreparedMixedBase> {
+  if (options.session.executionProvider !== 'cpu') throw new Error('mixed mode runs on the cpu execution provider only');
+  const { model, fingerprint, io, patchable, patchableShapes } = await loadBase(options);
+  const pipeline = await MixedPipeline.create(model, patchable, options.session, kernel);
+  const startFallback = () => prepareBase({ ...options, mode: 'patch' }).then((base) => new EngineCore(base));
+  return { core: new MixedCore(pipeline, io, patchableShapes, startFallback), fingerprint, io, patchableShapes };
+}
+
+const NO_ACTIVATION: ActivationStats = { switched: false, nonzeros: 0, ms: 0 };
+
+export class MixedCore {
+  private fallback: Promise<EngineCore> | null = null;
+  private readonly fallbackKeys = new Map<string, string>();
+  private readonly shapes: ReadonlyMap<string, { readonly shape: readonly number[] }>;
+  private running = false;
+
+  constructor(
+    readonly pipeline: MixedPipeline,
+    private readonly io: ModelIO,
+    shapes: ReadonlyMap<string, readonly number[]>,
+    private readonly startFallback: () => Promise<EngineCore>,
+  ) {
+    this.shapes = new Map([...shapes].map(([name, shape]) => [name, { shape }]));
+  }
+
+  get kernel(): SideKernel {
+    return this.pipeline.kernel;
+  }
+
+  /** Keys of tasks served by the per-task fallback so far. */
+  get fallbackTasks(): readonly string[] {
+    return [...this.fallbackKeys.keys()];
+  }
+
+  async run(items: readonly MixedItem[]): Promise<MixedBatchResult> {
+    if (this.running) throw new Error('MixedCore.run called while a run is in progress');
+    this.running = true;
+    try {
+      const started = performance.now();
+      const newFallbacks: { key: string; tensor: string; reason: string }[] = [];
+      const mixedGroups = new Map<string, number[]>();
+      const fallbackGroups = new Map<string, number[]>();
+      items.forEach((item, i) => {
+        assertInputsFit(this.io, item.inputs);
+        if (item.task) assertDeltaFitsWeights(item.task.delta, this.shapes);
+        const unsupported = item.task ? this.pipeline.unsupportedTensor(item.task.delta) : null;
+        if (item.task && unsupported) {
+          if (!this.fallbackKeys.has(item.task.key)) {
+            this.fallbackKeys.set(item.task.key, unsupported.name);
+            newFallbacks.push({ key: item.task.key, tensor: unsupported.name, reason: unsupported.reason });
+          }
+          push(fallbackGroups, `${item.task.key}\u0000${batchSignature(item.inputs)}`, i);
+        } else {
+          push(mixedGroups, batchSignature(item.inputs), i);
+        }
+      });
+      const outputs: NamedTensors[] = new Array(items.length);
+      let timings: MixedTimings = { ortMs: 0, kernelMs: 0, hostMs: 0, segmentRuns: 0 };
+      for (const members of mixedGroups.values()) {
+        const result = await this.pipeline.run(members.map((i) => ({ inputs: items[i]!.inputs, delta: items[i]!.task?.delta ?? null })));
+        members.forEach((i, k) => (outputs[i] = result.outputs[k]!));
+        timings = sumTimings(timings, result.timings);
+      }
+      let activation = NO_ACTIVATION;
+      for (const members of fallbackGroups.values()) {
+        const core = await (this.fallback ??= this.startFallback());
+        const result = await core.run(items[members[0]!]!.task, members.map((i) => items[i]!.inputs));
+        members.forEach((i, k) => (outputs[i] = result.outputs[k]!));
+        if (result.activation.switched) activation = result.activation;
+      }
+      return { outputs, inferMs: performance.now() - started, timings, newFallbacks, activation };
+    } finally {
+      this.running = false;
+    }
+  }
+
+  async release(): Promise<void> {
+    await this.pipeline.release();
+    if (this.fallback) await (await this.fallback).release();
+  }
+}
+
+function push(groups: Map<string, number[]>, key: string, index: number): void {
+  const group = groups.get(key);
+  if (group) group.push(index);
+  else groups.set(key, [index]);
+}
+
+function sumTimings(a: MixedTimings, b: MixedTimings): MixedTimings {
+  return { ortMs: a.ortMs + b.ortMs, kernelMs: a.kernelMs + b.kernelMs, hostMs: a.hostMs + b.hostMs, segmentRuns: a.segmentRuns + b.segmentRuns };
+}

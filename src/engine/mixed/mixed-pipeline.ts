@@ -1,0 +1,168 @@
+/**
+ * Runs mixed-task batches: the base graph cut into segments (segments.ts), each an ORT session
+ * with its weights as pre-packed initializers, and between segments the side-path kernel adding
+ * each request's `X·Δ` of its own task. One pipeline serves every task whose delta touches only
+ * weights it can apply per request (`unsupportedTensor` says which cannot).
+ */
+import * as ort from 'onnxruntime-node';
+import type onnxProto from 'onnx-proto';
+import { DS_ERR_INFER_BAD_INPUT } from '../../core/errors.js';
+import type { Delta } from '../../deltas/types.js';
+import { encodeOnnxModel } from '../../onnx/model-file.js';
+import { batchSizeOf, concatBatch, splitBatch } from '../batching.js';
+import { createOrtSession, fromOrtTensor, toOrtTensor, type OrtSessionOptions } from '../ort-session.js';
+import type { NamedTensors } from '../tensors.js';
+import type { SideJob, SideKernel, WeightDelta } from './kernel/side-kernel.js';
+import { rewriteForMixedBatches, type GatherInputPlan, type ParamInputPlan, type SideSitePlan } from './mixed-rewrite.js';
+import { buildGatherInput, buildParamInput, tensorsByWeight, type ItemSpan } from './request-feeds.js';
+import { cutIntoSegments, type Segment } from './segments.js';
+
+export interface MixedRequest {
+  readonly inputs: NamedTensors;
+  readonly delta: Delta | null;
+}
+
+/** Where one mixed batch's time went, ms. */
+export interface MixedTimings {
+  readonly ortMs: number;
+  readonly kernelMs: number;
+  /** Building per-request inputs and moving tensors between segments. */
+  readonly hostMs: number;
+  readonly segmentRuns: number;
+}
+
+interface RunnableSegment extends Segment {
+  readonly session: ort.InferenceSession;
+}
+
+export class MixedPipeline {
+  private readonly denseBias = new WeakMap<Delta, Map<string, Float32Array>>();
+
+  private constructor(
+    private readonly segments: readonly RunnableSegment[],
+    private readonly params: readonly ParamInputPlan[],
+    private readonly gathers: readonly GatherInputPlan[],
+    private readonly outputNames: readonly string[],
+    private readonly baseValues: ReadonlyMap<string, Float32Array>,
+    private readonly tableRows: ReadonlyMap<string, number>,
+    readonly unsupported: ReadonlyMap<string, string>,
+    readonly kernel: SideKernel,
+  ) {}
+
+  static async create(
+    model: onnxProto.onnx.IModelProto,
+    weights: ReadonlyMap<string, { readonly shape: readonly number[]; readonly data: Float32Array }>,
+    session: OrtSessionOptions,
+    kernel: SideKernel,
+  ): Promise<MixedPipeline> {
+    const shapes = new Map([...weights].map(([name, w]) => [name, w.shape]));
+    const mixed = rewriteForMixedBatches(model.graph!, shapes);
+    const segments = cutIntoSegments(model, mixed.graph, mixed.sites);
+    const runnable: RunnableSegment[] = [];
+    for (const segment of segments) {
+      // Spinning threads of ~50 idle sessions would steal the cores the running one needs.
+      runnable.push({ ...segment, session: await createOrtSession(encodeOnnxModel(segment.model), { ...session, allowSpinning: false }) });
+    }
+    const baseValues = new Map(mixed.params.filter((p) => p.feeds === 'value').map((p) => [p.weight, weights.get(p.weight)!.data]));
+    const tableRows = new Map(mixed.gathers.map((g) => [g.weight, weights.get(g.weight)!.shape[0]!]));
+    const outputNames = (model.graph!.output ?? []).map((o) => o.name ?? '');
+    return new MixedPipeline(runnable, mixed.params, mixed.gathers, outputNames, baseValues, tableRows, mixed.unsupported, kernel);
+  }
+
+  get segmentCount(): number {
+    return this.segments.length;
+  }
+
+  /** The first tensor of `delta` this pipeline cannot apply per request, with why; null when it serves the whole delta. */
+  unsupportedTensor(delta: Delta): { name: string; reason: string } | null {
+    for (const tensor of delta.tensors) {
+      const reason = this.unsupported.get(tensor.name);
+      if (reason !== undefined) return { name: tensor.name, reason };
+    }
+    return null;
+  }
+
+  async release(): Promise<void> {
+    for (const segment of this.segments) await segment.session.release();
+  }
+
+  /** Runs requests of any tasks (all with the same input signature) as one batch. */
+  async run(requests: readonly MixedRequest[]): Promise<{ outputs: NamedTensors[]; timings: MixedTimings }> {
+    let ortMs = 0;
+    let kernelMs = 0;
+    const started = performance.now();
+    const spans: ItemSpan[] = requests.map((r) => ({ items: batchSizeOf(r.inputs), delta: r.delta }));
+    const joined = concatBatch(requests.map((r) => r.inputs));
+    const live = new Map<string, ort.Tensor>();
+    for (const [name, tensor] of Object.entries(joined)) live.set(name, toOrtTensor(tensor));
+    for (const plan of this.params) {
+      const data = buildParamInput(plan, spans, this.baseValues.get(plan.weight));
+      live.set(plan.input, new ort.Tensor('float32', data, [data.length / plan.itemShape.reduce((a, b) => a * b, 1), ...plan.itemShape]));
+    }
+    for (const plan of this.gathers) {
+      const ids = joined[plan.ids]!;
+      const data = buildGatherInput(plan, ids.data as BigInt64Array | Int32Array, ids.dims, this.tableRows.get(plan.weight)!, spans);
+      live.set(plan.input, new ort.Tensor('float32', data, [...ids.dims, ...plan.rowShape]));
+    }
+    for (const segment of this.segments) {
+      const kernelStarted = performance.now();
+      for (const site of segment.sites) live.set(site.input, this.sideDelta(site, live.get(site.x)!, spans));
+      const runStarted = performance.now();
+      kernelMs += runStarted - kernelStarted;
+      const feeds: Record<string, ort.Tensor> = {};
+      for (const name of segment.inputs) feeds[name] = live.get(name)!;
+      const results = await segment.session.run(feeds);
+      ortMs += performance.now() - runStarted;
+      for (const [name, tensor] of Object.entries(results)) live.set(name, tensor);
+      for (const name of segment.lastUse) live.delete(name);
+    }
+    const outputs: Record<string, ReturnType<typeof fromOrtTensor>> = {};
+    for (const name of this.outputNames) outputs[name] = fromOrtTensor(live.get(name)!);
+    const pieces = splitBatch(outputs, spans.map((s) => s.items));
+    const hostMs = performance.now() - started - ortMs - kernelMs;
+    return { outputs: pieces, timings: { ortMs, kernelMs, hostMs, segmentRuns: this.segments.length } };
+  }
+
+  /** D for one site: each request's rows of X times its task's Δ (plus its Δ bias). */
+  private sideDelta(site: SideSitePlan, x: ort.Tensor, spans: readonly ItemSpan[]): ort.Tensor {
+    const dims = x.dims;
+    const items = dims[0] ?? 0;
+    const totalItems = spans.reduce((n, s) => n + s.items, 0);
+    if (dims[dims.length - 1] !== site.inDim || items !== totalItems || dims.length < 2) {
+      throw new DS_ERR_INFER_BAD_INPUT(`mixed batches need ${site.x} as [batch, ..., ${site.inDim}] with the batch first; it has shape [${dims}]`);
+    }
+    const xData = x.data as Float32Array;
+    const rowsPerItem = xData.length / site.inDim / items;
+    const out = new Float32Array(items * rowsPerItem * site.outDim);
+    const jobs: SideJob[] = [];
+    let item = 0;
+    for (const span of spans) {
+      const tensors = span.delta ? tensorsByWeight(span.delta) : null;
+      const weight = tensors?.get(site.weight);
+      const bias = span.delta && site.bias ? this.biasOf(span.delta, site.bias, site.outDim) : null;
+      if (weight || bias) {
+        const weightDelta: WeightDelta | null = !weight ? null : weight.kind === 'dense' ? { kind: 'dense', values: weight.values } : { kind: 'sparse', indices: weight.indices, values: weight.values };
+        jobs.push({ rowStart: item * rowsPerItem, rowCount: span.items * rowsPerItem, weight: weightDelta, bias });
+      }
+      item += span.items;
+    }
+    if (jobs.length > 0) this.kernel.sideProduct(xData, site.inDim, out, site.outDim, jobs);
+    return new ort.Tensor('float32', out, [...dims.slice(0, -1), site.outDim]);
+  }
+
+  /** A task's bias delta as `outDim` dense values (sparse ones expanded once per delta). */
+  private biasOf(delta: Delta, name: string, outDim: number): Float32Array | null {
+    const tensor = tensorsByWeight(delta).get(name);
+    if (!tensor) return null;
+    if (tensor.kind === 'dense') return tensor.values;
+    let cached = this.denseBias.get(delta);
+    if (!cached) this.denseBias.set(delta, (cached = new Map()));
+    let dense = cached.get(name);
+    if (!dense) {
+      dense = new Float32Array(outDim);
+      tensor.indices.forEach((index, k) => (dense![index] = tensor.values[k]!));
+      cached.set(name, dense);
+    }
+    return dense;
+  }
+}

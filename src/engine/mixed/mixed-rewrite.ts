@@ -1,0 +1,290 @@
+/**
+ * Rewrites the base graph for mixed-task batches (see weight-uses.ts for the cases). The base
+ * weights stay initializers; what varies per request enters as inputs whose leading dimension
+ * is the batch:
+ *   - `side` sites: the MatMul's output becomes `MatMul(X, W) + D`, D an input the engine fills
+ *     with the kernel's per-request `X·Δ (+ Δb)` between segments;
+ *   - additive/sliced/norm parameters: one input per weight, `[items, ...shape]`, reshaped
+ *     in-graph to broadcast against the tensor it is added to (whatever that tensor's rank);
+ *   - gathered tables: one input per Gather, shaped like its output, holding the Δ rows of the
+ *     request's ids.
+ * Each rewritten node keeps its original output name for its consumers, so the rest of the
+ * graph is untouched.
+ */
+import onnxProto from 'onnx-proto';
+import { classifyWeightUses, constantTensor, type WeightUse } from './weight-uses.js';
+
+const { onnx } = onnxProto;
+type NodeProto = onnxProto.onnx.INodeProto;
+type GraphProto = onnxProto.onnx.IGraphProto;
+type TensorProto = onnxProto.onnx.ITensorProto;
+
+export interface SideSitePlan {
+  /** The input D is fed through (`[...X dims without the last, outDim]`). */
+  readonly input: string;
+  /** The MatMul's own output, `X·W`, to which D is added. */
+  readonly base: string;
+  /** The tensor X the kernel reads, produced by an earlier segment. */
+  readonly x: string;
+  readonly weight: string;
+  readonly bias: string | null;
+  readonly inDim: number;
+  readonly outDim: number;
+}
+
+/** A per-request parameter input: `[items, ...itemShape]`, the request's Δ (`delta`) or the weight's full value (`value`). */
+export interface ParamInputPlan {
+  readonly input: string;
+  readonly weight: string;
+  readonly feeds: 'delta' | 'value';
+  readonly itemShape: readonly number[];
+}
+
+export interface GatherInputPlan {
+  /** Fed `[...ids dims, ...rowShape]` of Δ rows (zeros where a request's task leaves the table alone). */
+  readonly input: string;
+  readonly weight: string;
+  readonly ids: string;
+  readonly rowShape: readonly number[];
+}
+
+export interface MixedGraph {
+  readonly graph: GraphProto;
+  readonly sites: readonly SideSitePlan[];
+  readonly params: readonly ParamInputPlan[];
+  readonly gathers: readonly GatherInputPlan[];
+  /** Patchable weights a delta may touch in a mixed batch; the rest, with why, below. */
+  readonly served: ReadonlySet<string>;
+  readonly unsupported: ReadonlyMap<string, string>;
+}
+
+export function rewriteForMixedBatches(graph: GraphProto, weights: ReadonlyMap<string, readonly number[]>): MixedGraph {
+  const uses = classifyWeightUses(graph, weights);
+  // A bias folds only into a site whose weight is itself served as a side path.
+  for (const [name, use] of uses) {
+    if (use.kind === 'bias' && uses.get(use.site.input![1]!)?.kind !== 'side') uses.set(name, { kind: 'additive', consumers: [use.add] });
+  }
+  const builder = new RewriteBuilder(graph, weights, uses);
+  return builder.build();
+}
+
+class RewriteBuilder {
+  private readonly sites: SideSitePlan[] = [];
+  private readonly params: ParamInputPlan[] = [];
+  private readonly gathers: GatherInputPlan[] = [];
+  private readonly extraInitializers: TensorProto[] = [];
+  private readonly inputs: onnxProto.onnx.IValueInfoProto[] = [];
+  private readonly paramInputs = new Map<string, string>();
+  private counter = 0;
+
+  constructor(
+    private readonly graph: GraphProto,
+    private readonly weights: ReadonlyMap<string, readonly number[]>,
+    private readonly uses: ReadonlyMap<string, WeightUse>,
+  ) {}
+
+  build(): MixedGraph {
+    const biasBySite = new Map<NodeProto, string>();
+    for (const [name, use] of this.uses) if (use.kind === 'bias') biasBySite.set(use.site, name);
+    const nodes: NodeProto[] = [];
+    for (const original of this.graph.node ?? []) nodes.push(...this.rewriteNode(original, biasBySite.get(original) ?? null));
+    const served = new Set<string>();
+    const unsupported = new Map<string, string>();
+    for (const [name, use] of this.uses) {
+      if (use.kind === 'unsupported') unsupported.set(name, use.reason);
+      else served.add(name);
+    }
+    return {
+      graph: {
+        ...this.graph,
+        node: nodes,
+        initializer: [...(this.graph.initializer ?? []), ...this.extraInitializers],
+        input: [...(this.graph.input ?? []), ...this.inputs],
+      },
+      sites: this.sites,
+      params: this.params,
+      gathers: this.gathers,
+      served,
+      unsupported,
+    };
+  }
+
+  private useOf(name: string | undefined | null): WeightUse | undefined {
+    return name ? this.uses.get(name) : undefined;
+  }
+
+  private rewriteNode(original: NodeProto, foldedBias: string | null): NodeProto[] {
+    const node: NodeProto = { ...original, input: [...(original.input ?? [])], output: [...(original.output ?? [])] };
+    switch (node.opType) {
+      case 'MatMul': {
+        const weight = node.input![1]!;
+        if (this.useOf(weight)?.kind !== 'side') return [node];
+        const [inDim, outDim] = this.weights.get(weight)!;
+        const output = node.output![0]!;
+        const input = `${output}::side_delta`;
+        const base = `${output}::base`;
+        this.sites.push({ input, base, x: node.input![0]!, weight, bias: foldedBias, inDim: inDim!, outDim: outDim! });
+        this.addInput(input, onnx.TensorProto.DataType.FLOAT, [`${input}::dims`]);
+        node.output![0] = base;
+        return [node, { opType: 'Add', name: `${output}::add_side`, input: [base, input], output: [output] }];
+      }
+      case 'Add':
+      case 'Expand':
+      case 'Slice': {
+        const operandIndex = node.opType === 'Add' ? node.input!.findIndex((i) => this.useOf(i)?.kind === 'additive') : 0;
+        const weight = node.input![operandIndex];
+        const use = this.useOf(weight);
+        if (operandIndex < 0 || !weight || (use?.kind !== 'additive' && use?.kind !== 'sliced')) return [node];
+        const output = node.output![0]!;
+        const pre = `${output}::pre_delta`;
+        node.output![0] = pre;
+        if (use.kind === 'sliced') {
+          const perItem = this.paramInput(weight, 'delta', this.weights.get(weight)!);
+          const axes = `${output}::item_axes`;
+          this.extraInitializers.push(this.shiftedAxes(node.input![3]!, axes));
+          const sliced = `${output}::sliced_delta`;
+          const sliceInputs = [perItem, node.input![1]!, node.input![2]!, axes, ...(node.input![4] ? [node.input![4]] : [])];
+          return [node, { opType: 'Slice', name: sliced, input: sliceInputs, output: [sliced] }, { opType: 'Add', name: `${output}::add_delta`, input: [pre, sliced], output: [output] }];
+        }
+        const itemShape = stripLeadingOnes(this.weights.get(weight)!);
+        const perItem = this.paramInput(weight, 'delta', itemShape);
+        const { nodes, output: adapted } = this.broadcastPerItem(perItem, pre, itemShape.length);
+        return [node, ...nodes, { opType: 'Add', name: `${output}::add_delta`, input: [pre, adapted], output: [output] }];
+      }
+      case 'LayerNormalization': {
+        const scale = node.input![1]!;
+        const shift = node.input![2] ?? '';
+        const scaleServed = this.useOf(scale)?.kind === 'norm';
+        const shiftServed = this.useOf(shift)?.kind === 'norm';
+        if (!scaleServed && !shiftServed) return [node];
+        const output = node.output![0]!;
+        const normalized = `${output}::normalized`;
+        const scaleShape = this.weights.get(scale) ?? this.initializerDims(scale);
+        const ones = `${output}::unit_scale`;
+        this.extraInitializers.push(floatTensor(ones, scaleShape, 1));
+        node.input = [node.input![0]!, ones];
+        node.output = [normalized];
+        const out: NodeProto[] = [node];
+        const scaleOperand = scaleServed ? this.broadcastParam(scale, normalized, scaleShape, out) : scale;
+        const scaled = `${output}::scaled`;
+        out.push({ opType: 'Mul', name: scaled, input: [normalized, scaleOperand], output: [scaled] });
+        if (shift) {
+          const shiftOperand = shiftServed ? this.broadcastParam(shift, normalized, this.weights.get(shift)!, out) : shift;
+          out.push({ opType: 'Add', name: `${output}::shifted`, input: [scaled, shiftOperand], output: [output] });
+        } else {
+          out.push({ opType: 'Identity', name: `${output}::shifted`, input: [scaled], output: [output] });
+        }
+        return out;
+      }
+      case 'Gather': {
+        const table = node.input![0]!;
+        if (this.useOf(table)?.kind !== 'gather') return [node];
+        const output = node.output![0]!;
+        const input = `${output}::gathered_delta`;
+        const rowShape = this.weights.get(table)!.slice(1);
+        this.gathers.push({ input, weight: table, ids: node.input![1]!, rowShape });
+        this.addInput(input, onnx.TensorProto.DataType.FLOAT, [`${input}::dims`]);
+        const pre = `${output}::pre_delta`;
+        node.output![0] = pre;
+        return [node, { opType: 'Add', name: `${output}::add_delta`, input: [pre, input], output: [output] }];
+      }
+      default:
+        return [node];
+    }
+  }
+
+  private broadcastParam(weight: string, target: string, shape: readonly number[], out: NodeProto[]): string {
+    const perItem = this.paramInput(weight, 'value', shape);
+    const { nodes, output } = this.broadcastPerItem(perItem, target, shape.length);
+    out.push(...nodes);
+    return output;
+  }
+
+  /** One input per weight, shared by all its consumers. */
+  private paramInput(weight: string, feeds: 'delta' | 'value', itemShape: readonly number[]): string {
+    const key = `${weight}::${feeds}`;
+    let input = this.paramInputs.get(key);
+    if (!input) {
+      input = `${weight}::per_request_${feeds}`;
+      this.paramInputs.set(key, input);
+      this.params.push({ input, weight, feeds, itemShape });
+      this.addInput(input, onnx.TensorProto.DataType.FLOAT, ['items', ...itemShape]);
+    }
+    return input;
+  }
+
+  /**
+   * Reshapes `[items, ...itemShape]` to `[items, 1, …, 1, ...itemShape]` with as many ones as
+   * make its rank equal the target's, so it broadcasts item by item against the target.
+   */
+  private broadcastPerItem(perItem: string, target: string, itemRank: number): { nodes: NodeProto[]; output: string } {
+    const id = `${perItem}::to_${target}::${this.counter++}`;
+    const names = { shape: `${id}::target_shape`, rank: `${id}::target_rank`, pad: `${id}::pad`, ones: `${id}::ones`, own: `${id}::own_shape`, head: `${id}::items`, tail: `${id}::item_dims`, full: `${id}::shape`, out: `${id}::broadcast` };
+    const int64 = (name: string, values: number[]) => this.extraInitializers.push(int64Tensor(name, values));
+    const [c0, c1, cEnd, cPad] = [`${id}::c0`, `${id}::c1`, `${id}::cend`, `${id}::cpad`];
+    int64(c0, [0]);
+    int64(c1, [1]);
+    int64(cEnd, [Number.MAX_SAFE_INTEGER]);
+    int64(cPad, [itemRank + 1]);
+    const nodes: NodeProto[] = [
+      { opType: 'Shape', name: names.shape, input: [target], output: [names.shape] },
+      { opType: 'Shape', name: names.rank, input: [names.shape], output: [names.rank] },
+      { opType: 'Sub', name: names.pad, input: [names.rank, cPad], output: [names.pad] },
+      {
+        opType: 'ConstantOfShape',
+        name: names.ones,
+        input: [names.pad],
+        output: [names.ones],
+        attribute: [{ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: int64Tensor('one', [1]) }],
+      },
+      { opType: 'Shape', name: names.own, input: [perItem], output: [names.own] },
+      { opType: 'Slice', name: names.head, input: [names.own, c0, c1], output: [names.head] },
+      { opType: 'Slice', name: names.tail, input: [names.own, c1, cEnd], output: [names.tail] },
+      { opType: 'Concat', name: names.full, input: [names.head, names.ones, names.tail], output: [names.full], attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 0 }] },
+      { opType: 'Reshape', name: names.out, input: [perItem, names.full], output: [names.out] },
+    ];
+    return { nodes, output: names.out };
+  }
+
+  private shiftedAxes(axesName: string, name: string): TensorProto {
+    const values = readIntTensor(constantTensor(this.graph, axesName)!);
+    return int64Tensor(name, values.map((a) => (a < 0 ? a : a + 1)));
+  }
+
+  private initializerDims(name: string): number[] {
+    const tensor = (this.graph.initializer ?? []).find((t) => t.name === name);
+    return (tensor?.dims ?? []).map(Number);
+  }
+
+  private addInput(name: string, elemType: number, dims: readonly (string | number)[]): void {
+    this.inputs.push({
+      name,
+      type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
+    });
+  }
+}
+
+function stripLeadingOnes(shape: readonly number[]): number[] {
+  let start = 0;
+  while (start < shape.length - 1 && shape[start] === 1) start++;
+  return shape.slice(start);
+}
+
+function readIntTensor(tensor: TensorProto): number[] {
+  if (tensor.int64Data && tensor.int64Data.length > 0) return tensor.int64Data.map(Number);
+  if (tensor.int32Data && tensor.int32Data.length > 0) return [...tensor.int32Data];
+  const raw = tensor.rawData;
+  if (!raw) return [];
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  if (tensor.dataType === onnx.TensorProto.DataType.INT32) return Array.from({ length: raw.byteLength / 4 }, (_, i) => view.getInt32(i * 4, true));
+  return Array.from({ length: raw.byteLength / 8 }, (_, i) => Number(view.getBigInt64(i * 8, true)));
+}
+
+function int64Tensor(name: string, values: readonly number[]): TensorProto {
+  return { name, dataType: onnx.TensorProto.DataType.INT64, dims: [values.length], int64Data: values.map((v) => v) };
+}
+
+function floatTensor(name: string, dims: readonly number[], value: number): TensorProto {
+  const count = dims.reduce((a, b) => a * b, 1);
+  return { name, dataType: onnx.TensorProto.DataType.FLOAT, dims: [...dims], floatData: new Array<number>(count).fill(value) };
+}
