@@ -177,6 +177,7 @@ export class FakeEngine implements InferenceEngine {
     io: FAKE_IO,
     fingerprint: 'ab'.repeat(32),
     mode: 'patch',
+    kernel: null,
     patchableWeights: 2,
     residentWeightBytes: 0,
     startMs: 1,

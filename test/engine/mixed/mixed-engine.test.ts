@@ -22,10 +22,10 @@ const GAIN = 'extra.output_gain';
 
 /** The tiny encoder with its logits multiplied by a weight vector: a Mul operand mixed batches cannot serve per request. */
 function withOutputGain(model: onnxProto.onnx.ModelProto): onnxProto.onnx.ModelProto {
-  const graph = model.graph!;
-  const output = graph.output[0]!.name!;
+  const graph = model.graph as onnxProto.onnx.GraphProto;
+  const output = graph.output[0]!.name;
   const labels = Number(graph.output[0]!.type!.tensorType!.shape!.dim![1]!.dimValue);
-  const node = graph.node.map((n) => ({ ...n, output: n.output.map((o) => (o === output ? `${output}::pre_gain` : o)) }));
+  const node = graph.node.map((n) => ({ ...n, output: (n.output ?? []).map((o) => (o === output ? `${output}::pre_gain` : o)) }));
   node.push({ opType: 'Mul', name: 'output_gain', input: [`${output}::pre_gain`, GAIN], output: [output] } as onnxProto.onnx.NodeProto);
   const gain = { name: GAIN, dataType: onnx.TensorProto.DataType.FLOAT, dims: [labels], floatData: new Array<number>(labels).fill(1) };
   return onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, node, initializer: [...graph.initializer, gain] }) });
