@@ -6,10 +6,12 @@
  *
  *   a  upper bound: plain session, pre-packed initializers (the merged model of task 0), one task
  *   b  baseline: one merged-model session per task in an LRU with the same memory budget
- *   c  this engine, patch mode      d  this engine, graph mode
- *   e  diagnostic: this engine, patch mode, every request for task 0 (what weights-as-inputs
+ *   c  this engine, patch mode      d  this engine, graph mode      e  this engine, mixed mode
+ *   f  diagnostic: this engine, graph mode, every request for task 0 (g's counterpart on a GPU)
+ *   g  diagnostic: this engine, patch mode, every request for task 0 (what weights-as-inputs
  *      and delta serving cost without task switching and batch fragmentation)
- *   f  diagnostic: this engine, graph mode, every request for task 0 (e's counterpart on a GPU)
+ * `--arrival-rate R` replaces the closed loop by an open one: Poisson arrivals at R requests/s
+ * (the way serving papers measure goodput), for a, c and e.
  * `--provider webgpu` runs a, b, d and f on the WebGPU provider (patch mode is CPU-only).
  */
 import { existsSync } from 'node:fs';
@@ -43,9 +45,10 @@ const { values } = parseArgs({
     'cache-bytes': { type: 'string', default: String(1024 ** 3) },
     threads: { type: 'string', default: '2' },
     provider: { type: 'string', default: 'cpu' },
+    'arrival-rate': { type: 'string' },
   },
 });
-const config = values.config as 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'prepare';
+const config = values.config as 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'prepare';
 const provider = values.provider as ExecutionProvider;
 if (!['cpu', 'webgpu'].includes(provider)) throw new Error(`--provider must be cpu or webgpu, got ${provider}`);
 const dropRate = Number(values.p);
@@ -54,6 +57,7 @@ const warmupSeconds = Number(values.warmup);
 const concurrency = Number(values.concurrency);
 const cacheBytes = Number(values['cache-bytes']);
 const threads = Number(values.threads);
+const arrivalRate = values['arrival-rate'] === undefined ? null : Number(values['arrival-rate']);
 const SEQ = 128;
 const scheduler = {
   maxBatchSize: Number(values['max-batch']),
@@ -69,16 +73,28 @@ function request(rng: SeededRng): NamedTensors {
   return { input_ids: { type: 'int64', dims: [1, SEQ], data } };
 }
 
+/** Where mixed batches spent their time, summed over the measured window (ms). */
+interface TimeSplit {
+  ortMs: number;
+  kernelMs: number;
+  hostMs: number;
+  batches: number;
+  tasks: number;
+}
+
 interface Runner {
   infer(task: number): Promise<{ activationMs?: number }>;
+  timeSplit(): TimeSplit;
+  kernel: { name: string; threads: number } | null;
   batches(): { batches: number; completed: number };
   activations(): { count: number; ms: number; nonzeros: number };
   cachedBytes(): Promise<number>;
   close(): Promise<void>;
 }
 
-async function engineRunner(mode: 'patch' | 'graph', modelPath: string, tasks: readonly TaskFixture[] | null): Promise<Runner> {
+async function engineRunner(mode: 'patch' | 'graph' | 'mixed', modelPath: string, tasks: readonly TaskFixture[] | null): Promise<Runner> {
   const activations = { count: 0, ms: 0, nonzeros: 0 };
+  const split: TimeSplit = { ortMs: 0, kernelMs: 0, hostMs: 0, batches: 0, tasks: 0 };
   const engine = await Engine.start({
     worker: {
       base: { modelPath, mode, patchable: tasks ? [] : ['no weight is patchable'], session: { executionProvider: provider, intraOpThreads: threads } },
@@ -92,6 +108,13 @@ async function engineRunner(mode: 'patch' | 'graph', modelPath: string, tasks: r
         activations.ms += event.ms;
         activations.nonzeros += event.nonzeros;
       }
+      if (event.type === 'batch' && event.timings) {
+        split.ortMs += event.timings.ortMs;
+        split.kernelMs += event.timings.kernelMs;
+        split.hostMs += event.timings.hostMs;
+        split.batches++;
+        split.tasks += event.tasks ?? 1;
+      }
     },
   });
   const rng = new SeededRng(7);
@@ -102,6 +125,8 @@ async function engineRunner(mode: 'patch' | 'graph', modelPath: string, tasks: r
       return { batches: stats.batches, completed: stats.completed };
     },
     activations: () => activations,
+    timeSplit: () => ({ ...split }),
+    kernel: engine.readyInfo?.kernel ?? null,
     cachedBytes: async () => (await engine.stats()).worker?.cache.bytes ?? 0,
     close: () => engine.close(),
   };
@@ -165,6 +190,8 @@ async function mergedSessionRunner(basePath: string, tasks: readonly TaskFixture
       return { batches: stats.batches, completed: stats.completed };
     },
     activations: () => activations,
+    timeSplit: () => ({ ortMs: 0, kernelMs: 0, hostMs: 0, batches: 0, tasks: 0 }),
+    kernel: null,
     cachedBytes: async () => 0,
     close: async () => {
       queue.close();
@@ -193,7 +220,7 @@ async function main(): Promise<void> {
     // No weight is patchable, so either mode is the plain model; patch mode is CPU-only.
     runner = await engineRunner(provider === 'cpu' ? 'patch' : 'graph', mergedPathFor(dropRate), null);
   } else if (config === 'b') runner = await mergedSessionRunner(basePath, tasks);
-  else runner = await engineRunner(config === 'd' || config === 'f' ? 'graph' : 'patch', basePath, tasks);
+  else runner = await engineRunner(config === 'd' || config === 'f' ? 'graph' : config === 'e' ? 'mixed' : 'patch', basePath, tasks);
 
   const zipf = zipfSampler(tasks.length, 99);
   const latencies: number[] = [];
@@ -205,39 +232,57 @@ async function main(): Promise<void> {
   const measureFrom = started + warmupSeconds * 1000;
   const stopAt = measureFrom + seconds * 1000;
   let activationsAtStart = { count: 0, ms: 0, nonzeros: 0 };
+  let splitAtStart: TimeSplit = runner.timeSplit();
   let batchesAtStart = { batches: 0, completed: 0 };
   const sampler = setInterval(() => {
     if (performance.now() >= measureFrom) rss.push(process.memoryUsage().rss);
   }, 250);
   let measuring = false;
-  const client = async () => {
-    while (performance.now() < stopAt) {
-      const task = config === 'a' || config === 'e' || config === 'f' ? 0 : zipf();
-      const t0 = performance.now();
-      if (!measuring && t0 >= measureFrom) {
-        measuring = true;
-        activationsAtStart = { ...runner.activations() };
-        batchesAtStart = runner.batches();
-        loop.enable();
+  const oneRequest = async () => {
+    const task = config === 'a' || config === 'f' || config === 'g' ? 0 : zipf();
+    const t0 = performance.now();
+    if (!measuring && t0 >= measureFrom) {
+      measuring = true;
+      activationsAtStart = { ...runner.activations() };
+      batchesAtStart = runner.batches();
+      splitAtStart = runner.timeSplit();
+      loop.enable();
+    }
+    try {
+      await runner.infer(task);
+      if (t0 >= measureFrom) {
+        latencies.push(performance.now() - t0);
+        completed++;
       }
-      try {
-        await runner.infer(task);
-        if (t0 >= measureFrom) {
-          latencies.push(performance.now() - t0);
-          completed++;
-        }
-      } catch (error) {
-        failed++;
-        log(`request failed: ${(error as Error).message}`);
-      }
+    } catch (error) {
+      failed++;
+      log(`request failed: ${(error as Error).message}`);
     }
   };
-  await Promise.all(Array.from({ length: concurrency }, client));
+  if (arrivalRate === null) {
+    const client = async () => {
+      while (performance.now() < stopAt) await oneRequest();
+    };
+    await Promise.all(Array.from({ length: concurrency }, client));
+  } else {
+    // Open loop: arrivals never wait for answers; the run ends when the last one is answered.
+    const arrivals = new SeededRng(11);
+    const inFlight: Promise<void>[] = [];
+    let next = performance.now();
+    while (next < stopAt) {
+      const wait = next - performance.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      inFlight.push(oneRequest());
+      next += (-Math.log(1 - arrivals.nextFloat()) / arrivalRate) * 1000;
+    }
+    await Promise.all(inFlight);
+  }
   const elapsed = (performance.now() - Math.max(measureFrom, started)) / 1000;
   loop.disable();
   clearInterval(sampler);
   const end = runner.activations();
   const batchesAtEnd = runner.batches();
+  const splitAtEnd = runner.timeSplit();
   const activationCount = end.count - activationsAtStart.count;
   const activationMs = end.ms - activationsAtStart.ms;
   const result = {
@@ -257,6 +302,15 @@ async function main(): Promise<void> {
     rssMedianBytes: percentile(rss, 50),
     cachedDeltaBytes: await runner.cachedBytes(),
     eventLoopDelayP99Ms: loop.percentile(99) / 1e6,
+    arrivalRate,
+    kernel: runner.kernel,
+    split: {
+      ortMs: splitAtEnd.ortMs - splitAtStart.ortMs,
+      kernelMs: splitAtEnd.kernelMs - splitAtStart.kernelMs,
+      hostMs: splitAtEnd.hostMs - splitAtStart.hostMs,
+      batches: splitAtEnd.batches - splitAtStart.batches,
+      tasks: splitAtEnd.tasks - splitAtStart.tasks,
+    },
   };
   await runner.close();
   console.log(JSON.stringify(result));

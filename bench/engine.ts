@@ -1,9 +1,10 @@
 /**
  * The engine benchmark (issue: engine). For p = 0.9 and 0.99 runs the configurations of
  * bench/engine-run.ts, each in its own process, one after another on the same machine, and
- * reports them side by side with the ratios the goals are stated in. On the CPU: a, b, c, d, e;
- * on WebGPU (`npm run bench -- engine-webgpu`): a, b, d, f, the same table.
- * Run: node --import tsx bench/engine.ts [--provider webgpu] [--p 0.99] [--seconds S] [--concurrency C] [--write]
+ * reports them side by side with the ratios the goals are stated in. On the CPU: a, b, c, d, e, g;
+ * on WebGPU (`npm run bench -- engine-webgpu`): a, b, d, f, the same table. On the CPU an open-loop
+ * sweep (Poisson arrivals) of a, c and e follows, for goodput.
+ * Run: node --import tsx bench/engine.ts [--provider webgpu] [--p 0.99] [--seconds S] [--concurrency C] [--open-loop-seconds S] [--write]
  * (--write puts the section into docs/benchmarks.md, as `npm run bench` does).
  */
 import { spawnSync } from 'node:child_process';
@@ -29,6 +30,9 @@ interface RunResult {
   rssMedianBytes: number;
   cachedDeltaBytes: number;
   eventLoopDelayP99Ms: number;
+  arrivalRate: number | null;
+  kernel: { name: string; threads: number } | null;
+  split: { ortMs: number; kernelMs: number; hostMs: number; batches: number; tasks: number };
 }
 
 const NAMES: Record<string, string> = {
@@ -36,17 +40,21 @@ const NAMES: Record<string, string> = {
   b: '(b) merged session per task, LRU',
   c: '(c) engine, patch',
   d: '(d) engine, graph',
-  e: 'diagnostic: engine, patch, task 0 only',
+  e: '(e) engine, mixed',
   f: 'diagnostic: engine, graph, task 0 only',
+  g: 'diagnostic: engine, patch, task 0 only',
 };
 
 type Provider = 'cpu' | 'webgpu';
 
 /** Per provider: which configurations run, which is "the engine" the goals are about, and its one-task diagnostic. */
-const LAYOUT: Record<Provider, { configs: string[]; engine: string; diagnostic: string }> = {
-  cpu: { configs: ['a', 'b', 'c', 'd', 'e'], engine: 'c', diagnostic: 'e' },
-  webgpu: { configs: ['a', 'b', 'd', 'f'], engine: 'd', diagnostic: 'f' },
+const LAYOUT: Record<Provider, { configs: string[]; engine: string; diagnostic: string; mixed: string | null; openLoop: string[] }> = {
+  cpu: { configs: ['a', 'b', 'c', 'd', 'e', 'g'], engine: 'c', diagnostic: 'g', mixed: 'e', openLoop: ['a', 'c', 'e'] },
+  webgpu: { configs: ['a', 'b', 'd', 'f'], engine: 'd', diagnostic: 'f', mixed: null, openLoop: [] },
 };
+
+/** Offered loads of the open-loop sweep, as fractions of (a)'s closed-loop throughput. */
+const OPEN_LOOP_LOADS = [0.1, 0.4, 0.6, 0.8, 0.95, 1.1];
 
 export interface EngineBenchOptions {
   seconds?: number;
@@ -59,6 +67,8 @@ export interface EngineBenchOptions {
   dropRates?: number[];
   /** How this run was started, for the doc (default: the `npm run bench` section). */
   command?: string;
+  /** Seconds measured per open-loop point (0 skips the open-loop sweep). */
+  openLoopSeconds?: number;
 }
 
 export async function runEngineBench(options: EngineBenchOptions = {}): Promise<string> {
@@ -73,8 +83,9 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
   const sections: string[] = [];
   const settings = ['--provider', provider, '--seconds', String(seconds), '--warmup', String(warmup), '--concurrency', String(concurrency), '--cache-bytes', String(cacheBytes), '--max-batch', String(maxBatch), '--switch-ms', String(switchMs)];
   const command = `${options.command ?? `npm run bench -- ${provider === 'cpu' ? 'engine' : 'engine-webgpu'}`}   (each configuration: node --import tsx bench/engine-run.ts --config X --p P ${settings.join(' ')})`;
-  const run = (config: string, p: number) => {
-    const child = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./engine-run.ts', import.meta.url)), '--config', config, '--p', String(p), ...settings], {
+  const openLoopSeconds = options.openLoopSeconds ?? 20;
+  const run = (config: string, p: number, extra: string[] = []) => {
+    const child = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./engine-run.ts', import.meta.url)), '--config', config, '--p', String(p), ...settings, ...extra], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'inherit'],
       maxBuffer: 1 << 24,
@@ -85,8 +96,20 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
   for (const p of options.dropRates ?? [0.9, 0.99]) {
     run('prepare', p);
     const results: RunResult[] = [];
-    for (const config of layout.configs) results.push(JSON.parse(run(config, p).trim().split('\n').pop()!) as RunResult);
+    const parse = (out: string) => JSON.parse(out.trim().split('\n').pop()!) as RunResult;
+    for (const config of layout.configs) results.push(parse(run(config, p)));
     sections.push(renderTable(p, results, layout));
+    if (layout.openLoop.length > 0 && openLoopSeconds > 0) {
+      const a = results.find((r) => r.config === 'a')!;
+      const points: RunResult[] = [];
+      for (const config of layout.openLoop) {
+        for (const load of OPEN_LOOP_LOADS) {
+          const rate = load * a.throughput;
+          points.push(parse(run(config, p, ['--arrival-rate', rate.toFixed(3), '--seconds', String(openLoopSeconds), '--warmup', '5'])));
+        }
+      }
+      sections.push(renderOpenLoop(p, points, layout.openLoop, openLoopSeconds));
+    }
   }
   return [
     provider === 'cpu' ? '### Engine: one resident base, 100 tasks, Zipf(1.0)' : '### Engine on WebGPU: one resident base, 100 tasks, Zipf(1.0)',
@@ -96,6 +119,32 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
     `BERT-base-shaped synthetic encoder (12 × 768, FFN 3072, 86 M params, 344 MB fp32). 100 synthetic tasks whose deltas touch every weight (DARE mask at p, values N(0, 0.002)/(1 − p), fp16 files). Requests 1 × 128 tokens, task drawn from Zipf(1.0), closed loop with ${concurrency} clients, ${warmup} s warm-up then ${seconds} s measured, intra-op threads 2, max batch ${maxBatch}, queue delay 2 ms, forced switch after ${switchMs} ms (the same scheduler settings for every configuration). Delta cache budget ${(cacheBytes / 2 ** 20).toFixed(0)} MiB for the engine and the same memory budget for (b)'s merged sessions. Execution provider: ${provider}${provider === 'cpu' ? '' : ' for every configuration (sessions, merged models and the engine; patch mode is CPU-only, so (c) and (e) do not run)'}. RSS is the whole process (main + worker thread); "above (a)" subtracts the plain single-model process's median RSS.`,
     '',
     ...sections,
+  ].join('\n');
+}
+
+/** Goodput: the highest offered rate whose p99 stays under 2 × (a)'s p99 at the lowest load. */
+function renderOpenLoop(p: number, points: RunResult[], configs: string[], seconds: number): string {
+  const a = points.filter((r) => r.config === 'a');
+  const bound = 2 * a[0]!.p99;
+  const rows = points.map((r) =>
+    [NAMES[r.config], r.arrivalRate!.toFixed(2), r.throughput.toFixed(2), r.p50.toFixed(0), r.p99.toFixed(0), r.p99 <= bound ? 'yes' : 'no', String(r.failed)].join(' | '),
+  );
+  const goodput = configs.map((config) => {
+    const ok = points.filter((r) => r.config === config && r.p99 <= bound && r.failed === 0);
+    const best = ok.length > 0 ? Math.max(...ok.map((r) => r.arrivalRate!)) : 0;
+    return `${NAMES[config]}: **${best.toFixed(2)} req/s**`;
+  });
+  return [
+    `#### p = ${p}, open loop (Poisson arrivals, ${seconds} s per point after 5 s warm-up)`,
+    '',
+    `Offered rates are fractions ${OPEN_LOOP_LOADS.join(', ')} of (a)'s closed-loop throughput. Goodput = the highest offered rate whose p99 stays under 2 × (a)'s p99 at the lowest rate (${bound.toFixed(0)} ms).`,
+    '',
+    '| configuration | offered req/s | served req/s | p50 ms | p99 ms | p99 within bound | failed |',
+    '|---|---:|---:|---:|---:|---|---:|',
+    ...rows.map((r) => `| ${r} |`),
+    '',
+    `Goodput — ${goodput.join('; ')}.`,
+    '',
   ].join('\n');
 }
 
@@ -131,6 +180,17 @@ function renderTable(p: number, results: RunResult[], layout: (typeof LAYOUT)[Pr
     `- ${name} event-loop delay p99: ${c.eventLoopDelayP99Ms.toFixed(1)} ms (goal ≤ 10 ms)`,
     `- Where ${name} loses against (a): ${layout.engine === 'c' ? 'weights fed as inputs and one delta applied' : 'the in-graph merge of one delta'}, all requests on one task, reach ${(e.throughput / a.throughput).toFixed(2)} × (a) (diagnostic row); spreading requests over 100 Zipf tasks cuts the mean batch from ${e.meanBatchSize.toFixed(1)} to ${c.meanBatchSize.toFixed(1)} and adds ${c.activationsPerSecond.toFixed(2)} activations/s of ${c.activationMsMean.toFixed(0)} ms each (${((c.activationsPerSecond * c.activationMsMean) / 10).toFixed(1)} % of the time).`,
   ];
+  const m = layout.mixed ? results.find((r) => r.config === layout.mixed) : undefined;
+  if (m) {
+    const total = m.split.ortMs + m.split.kernelMs + m.split.hostMs;
+    const pct = (ms: number) => (total > 0 ? ((100 * ms) / total).toFixed(0) : '–');
+    goals.push(
+      `- (e) / (a) throughput: **${(m.throughput / a.throughput).toFixed(2)}** (goal ≥ ${p >= 0.99 ? '0.9' : '0.7'})`,
+      `- (e) RSS above (a): ${mib(m.rssMedianBytes - a.rssMedianBytes)} MiB vs. goal ≤ 1.15 × cached delta bytes + 50 MB = ${mib(1.15 * m.cachedDeltaBytes + 50e6)} MiB`,
+      `- (e) event-loop delay p99: ${m.eventLoopDelayP99Ms.toFixed(1)} ms (goal ≤ 10 ms)`,
+      `- (e) time split over ${m.split.batches} batches (${(m.split.tasks / Math.max(1, m.split.batches)).toFixed(1)} distinct tasks per batch): ORT segments ${pct(m.split.ortMs)} %, side-path kernel ${pct(m.split.kernelMs)} % (${m.kernel ? `${m.kernel.name}, ${m.kernel.threads} thread(s)` : '?'}), host (per-request inputs, cuts) ${pct(m.split.hostMs)} %; per batch ${(m.split.ortMs / Math.max(1, m.split.batches)).toFixed(0)} / ${(m.split.kernelMs / Math.max(1, m.split.batches)).toFixed(0)} / ${(m.split.hostMs / Math.max(1, m.split.batches)).toFixed(0)} ms.`,
+    );
+  }
   return [
     `#### p = ${p}`,
     '',
@@ -147,7 +207,7 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
   const { values } = parseArgs({
     options: {
       seconds: { type: 'string' }, warmup: { type: 'string' }, concurrency: { type: 'string' }, 'max-batch': { type: 'string' }, 'switch-ms': { type: 'string' },
-      provider: { type: 'string' }, p: { type: 'string', multiple: true }, write: { type: 'boolean' },
+      provider: { type: 'string' }, p: { type: 'string', multiple: true }, write: { type: 'boolean' }, 'open-loop-seconds': { type: 'string' },
     },
   });
   const provider = (values.provider ?? 'cpu') as Provider;
@@ -161,6 +221,7 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
     ...(values.concurrency && { concurrency: Number(values.concurrency) }),
     ...(values['max-batch'] && { maxBatch: Number(values['max-batch']) }),
     ...(values['switch-ms'] && { switchMs: Number(values['switch-ms']) }),
+    ...(values['open-loop-seconds'] && { openLoopSeconds: Number(values['open-loop-seconds']) }),
   });
   console.log(text);
   if (values.write) await replaceDocSection(provider === 'cpu' ? 'engine' : 'engine-webgpu', text);

@@ -132,6 +132,11 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
   installConnectionDraining(app, context.lifecycle);
   app.addHook('onClose', () => context.pngDecoder.close());
   app.addHook('onClose', async () => unsubscribe());
+  const unsubscribeLog = deps.engine.subscribe((event) => {
+    if (event.type !== 'mixed-fallback') return;
+    app.log.info({ task: event.key, tensor: event.tensor, reason: event.reason }, `task ${event.key} runs in per-task batches: its delta changes ${event.tensor}, which mixed batches cannot apply per request`);
+  });
+  app.addHook('onClose', async () => unsubscribeLog());
   const routes: RegisteredRoute[] = [];
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) routes.push({ method, url: route.url, hidden: route.schema?.hide === true });

@@ -54,6 +54,8 @@ export const modelMetadataResponse = {
         description: { type: 'string' },
         labels: { type: 'array', items: { type: 'string' } },
         num_classes: { type: 'integer' },
+        batching: { type: 'string', enum: ['mixed', 'per-task'] },
+        batching_reason: { type: 'string' },
       },
     },
   },

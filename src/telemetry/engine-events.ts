@@ -48,8 +48,12 @@ export class EngineEventRecorder {
         const labels = { task: this.taskOf(event.key) };
         this.instruments.batchSize.record(event.size, labels);
         recordMs(this.instruments.inferenceDuration, event.inferMs, labels);
+        if (event.tasks !== undefined) this.instruments.batchTasks.record(event.tasks, {});
         break;
       }
+      case 'mixed-fallback':
+        this.instruments.mixedFallbacks.add(1, { task: this.taskOf(event.key) });
+        break;
       case 'scheduler':
         this.recordScheduler(event.event);
         break;

@@ -109,6 +109,23 @@ export const METRICS = {
     labels: ['task'],
     buckets: LATENCY_BUCKETS_SECONDS,
   },
+  /** Mixed mode: how many tasks share one forward pass (1 in the per-task modes). */
+  batchTasks: {
+    name: 'deltaserve_batch_tasks',
+    kind: 'histogram',
+    unit: '{task}',
+    description: 'Distinct tasks (the base counts as one) in each batch the engine ran in mixed mode.',
+    labels: [],
+    buckets: BATCH_SIZE_BUCKETS,
+  },
+  /** Mixed mode: a task whose delta touches a weight mixed batches cannot apply per request runs in per-task batches. */
+  mixedFallbacks: {
+    name: 'deltaserve_mixed_fallback_tasks_total',
+    kind: 'counter',
+    unit: '{task}',
+    description: 'Tasks found to need per-task batches in mixed mode (their delta touches a weight mixed batches cannot apply per request), by task; once per task and engine worker.',
+    labels: ['task'],
+  },
   /** Task switches on the resident base: a delta was patched in (or fed) in place of the previous one. */
   activations: {
     name: 'deltaserve_activations_total',

@@ -101,6 +101,8 @@ async function metadata(ctx: GatewayContext, request: FastifyRequest<{ Params: M
   const labels = model.task ? model.task.labels : ctx.base.labels;
   const numClasses = model.task ? model.task.numClasses : (ctx.base.labels?.length ?? null);
   const defaultVersion = model.task ? (ctx.registry.defaultVersion(model.task.name) ?? model.version) : model.version;
+  const perTask = model.task ? ctx.taskStates.perTaskBatchingOf(model.task.key) : null;
+  const mixed = ctx.engine.readyInfo?.mode === 'mixed' && perTask === null;
   return {
     name,
     versions,
@@ -112,6 +114,8 @@ async function metadata(ctx: GatewayContext, request: FastifyRequest<{ Params: M
       description: model.task?.description ?? 'The base model without a delta',
       ...(labels !== null && { labels: [...labels] }),
       ...(numClasses !== null && { num_classes: numClasses }),
+      batching: mixed ? 'mixed' : 'per-task',
+      ...(perTask && { batching_reason: `its delta changes ${perTask.tensor}: ${perTask.reason}` }),
     },
   };
 }
