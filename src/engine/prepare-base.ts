@@ -47,6 +47,8 @@ export interface LoadedBase {
   readonly model: Awaited<ReturnType<typeof loadOnnxModel>>;
   readonly fingerprint: string;
   readonly io: ModelIO;
+  /** Every float weight of the model. */
+  readonly weights: ReadonlyMap<string, { shape: number[]; data: Float32Array }>;
   readonly patchable: ReadonlyMap<string, { shape: number[]; data: Float32Array }>;
   readonly patchableShapes: ReadonlyMap<string, readonly number[]>;
 }
@@ -61,7 +63,7 @@ export async function loadBase(options: Pick<BaseOptions, 'modelPath' | 'patchab
     [...weights].filter(([name]) => patterns.length === 0 || patterns.some((re) => re.test(name))),
   );
   const patchableShapes = new Map([...patchable].map(([name, w]) => [name, w.shape as readonly number[]]));
-  return { model, fingerprint, io, patchable, patchableShapes };
+  return { model, fingerprint, io, weights, patchable, patchableShapes };
 }
 
 export async function prepareBase(options: BaseOptions): Promise<PreparedBase> {

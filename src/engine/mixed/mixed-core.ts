@@ -40,8 +40,8 @@ export interface PreparedMixedBase {
 
 export async function prepareMixedBase(options: BaseOptions, kernel: SideKernel): Promise<PreparedMixedBase> {
   if (options.session.executionProvider !== 'cpu') throw new Error('mixed mode runs on the cpu execution provider only');
-  const { model, fingerprint, io, patchable, patchableShapes } = await loadBase(options);
-  const pipeline = await MixedPipeline.create(model, patchable, options.session, kernel);
+  const { model, fingerprint, io, weights, patchable, patchableShapes } = await loadBase(options);
+  const pipeline = await MixedPipeline.create(model, patchable, weights, options.session, kernel);
   const startFallback = () => prepareBase({ ...options, mode: 'patch' }).then((base) => new EngineCore(base));
   return { core: new MixedCore(pipeline, io, patchableShapes, startFallback), fingerprint, io, patchableShapes };
 }

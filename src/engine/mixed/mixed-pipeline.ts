@@ -36,7 +36,8 @@ interface RunnableSegment extends Segment {
 }
 
 export class MixedPipeline {
-  private readonly denseBias = new WeakMap<Delta, Map<string, Float32Array>>();
+  /** Per delta, per site (by D's input name): base bias + the task's bias delta. */
+  private readonly siteBiases = new WeakMap<Delta, Map<string, Float32Array>>();
 
   private constructor(
     private readonly segments: readonly RunnableSegment[],
@@ -52,6 +53,8 @@ export class MixedPipeline {
   static async create(
     model: onnxProto.onnx.IModelProto,
     weights: ReadonlyMap<string, { readonly shape: readonly number[]; readonly data: Float32Array }>,
+    /** The model's other float weights (only the folded base biases are read from here). */
+    others: ReadonlyMap<string, { readonly shape: readonly number[]; readonly data: Float32Array }>,
     session: OrtSessionOptions,
     kernel: SideKernel,
   ): Promise<MixedPipeline> {
@@ -63,7 +66,11 @@ export class MixedPipeline {
       // Spinning threads of ~50 idle sessions would steal the cores the running one needs.
       runnable.push({ ...segment, session: await createOrtSession(encodeOnnxModel(segment.model), { ...session, allowSpinning: false }) });
     }
-    const baseValues = new Map(mixed.params.filter((p) => p.feeds === 'value').map((p) => [p.weight, weights.get(p.weight)!.data]));
+    const valueOf = (name: string) => (weights.get(name) ?? others.get(name))!.data;
+    const baseValues = new Map([
+      ...mixed.params.filter((p) => p.feeds === 'value').map((p) => [p.weight, valueOf(p.weight)] as const),
+      ...mixed.sites.filter((s) => s.baseBias !== null).map((s) => [s.baseBias!, valueOf(s.baseBias!)] as const),
+    ]);
     const tableRows = new Map(mixed.gathers.map((g) => [g.weight, weights.get(g.weight)!.shape[0]!]));
     const outputNames = (model.graph!.output ?? []).map((o) => o.name ?? '');
     return new MixedPipeline(runnable, mixed.params, mixed.gathers, outputNames, baseValues, tableRows, mixed.unsupported, kernel);
@@ -137,9 +144,8 @@ export class MixedPipeline {
     const jobs: SideJob[] = [];
     let item = 0;
     for (const span of spans) {
-      const tensors = span.delta ? tensorsByWeight(span.delta) : null;
-      const weight = tensors?.get(site.weight);
-      const bias = span.delta && site.bias ? this.biasOf(span.delta, site.bias, site.outDim) : null;
+      const weight = span.delta ? tensorsByWeight(span.delta).get(site.weight) : undefined;
+      const bias = this.siteBias(site, span.delta);
       if (weight || bias) {
         const weightDelta: WeightDelta | null = !weight ? null : weight.kind === 'dense' ? { kind: 'dense', values: weight.values } : { kind: 'sparse', indices: weight.indices, values: weight.values };
         jobs.push({ rowStart: item * rowsPerItem, rowCount: span.items * rowsPerItem, weight: weightDelta, bias });
@@ -150,19 +156,23 @@ export class MixedPipeline {
     return new ort.Tensor('float32', out, [...dims.slice(0, -1), site.outDim]);
   }
 
-  /** A task's bias delta as `outDim` dense values (sparse ones expanded once per delta). */
-  private biasOf(delta: Delta, name: string, outDim: number): Float32Array | null {
-    const tensor = tensorsByWeight(delta).get(name);
-    if (!tensor) return null;
-    if (tensor.kind === 'dense') return tensor.values;
-    let cached = this.denseBias.get(delta);
-    if (!cached) this.denseBias.set(delta, (cached = new Map()));
-    let dense = cached.get(name);
-    if (!dense) {
-      dense = new Float32Array(outDim);
-      tensor.indices.forEach((index, k) => (dense![index] = tensor.values[k]!));
-      cached.set(name, dense);
+  /**
+   * What D adds to every row for a request: the folded base bias plus the task's bias delta
+   * (built once per delta and site), or just the task's bias delta when no bias was folded.
+   */
+  private siteBias(site: SideSitePlan, delta: Delta | null): Float32Array | null {
+    const base = site.baseBias ? this.baseValues.get(site.baseBias)! : null;
+    const tensor = delta && site.bias ? tensorsByWeight(delta).get(site.bias) : undefined;
+    if (!tensor) return base;
+    let cached = this.siteBiases.get(delta!);
+    if (!cached) this.siteBiases.set(delta!, (cached = new Map()));
+    let sum = cached.get(site.input);
+    if (!sum) {
+      sum = base ? base.slice() : new Float32Array(site.outDim);
+      if (tensor.kind === 'dense') tensor.values.forEach((v, j) => (sum![j] = sum![j]! + v));
+      else tensor.indices.forEach((j, k) => (sum![j] = sum![j]! + tensor.values[k]!));
+      cached.set(site.input, sum);
     }
-    return dense;
+    return sum;
   }
 }

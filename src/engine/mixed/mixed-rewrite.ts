@@ -12,7 +12,7 @@
  * graph is untouched.
  */
 import onnxProto from 'onnx-proto';
-import { classifyWeightUses, constantTensor, type WeightUse } from './weight-uses.js';
+import { classifyWeightUses, constantTensor, consumersByTensor, type WeightUse } from './weight-uses.js';
 
 const { onnx } = onnxProto;
 type NodeProto = onnxProto.onnx.INodeProto;
@@ -28,6 +28,12 @@ export interface SideSitePlan {
   readonly x: string;
   readonly weight: string;
   readonly bias: string | null;
+  /**
+   * The base bias added right after the MatMul, folded into D (`D = X·Δ + b + Δb`) so the
+   * site costs no more elementwise passes than the plain graph; its Add node is gone. Null when
+   * the MatMul's output is not just biased.
+   */
+  readonly baseBias: string | null;
   readonly inDim: number;
   readonly outDim: number;
 }
@@ -80,14 +86,20 @@ class RewriteBuilder {
   constructor(
     private readonly graph: GraphProto,
     private readonly weights: ReadonlyMap<string, readonly number[]>,
-    private readonly uses: ReadonlyMap<string, WeightUse>,
+    private readonly uses: Map<string, WeightUse>,
   ) {}
 
   build(): MixedGraph {
-    const biasBySite = new Map<NodeProto, string>();
-    for (const [name, use] of this.uses) if (use.kind === 'bias') biasBySite.set(use.site, name);
+    const folds = this.biasFolds();
+    const foldedAdds = new Set([...folds.values()].map((f) => f.add));
+    // A patchable bias that cannot fold (its MatMul's output is read elsewhere too) is an addend like any other.
+    for (const [name, use] of this.uses) {
+      if (use.kind === 'bias' && ![...folds.values()].some((f) => f.bias === name)) this.uses.set(name, { kind: 'additive', consumers: [use.add] });
+    }
     const nodes: NodeProto[] = [];
-    for (const original of this.graph.node ?? []) nodes.push(...this.rewriteNode(original, biasBySite.get(original) ?? null));
+    for (const original of this.graph.node ?? []) {
+      if (!foldedAdds.has(original)) nodes.push(...this.rewriteNode(original, folds.get(original) ?? null));
+    }
     const served = new Set<string>();
     const unsupported = new Map<string, string>();
     for (const [name, use] of this.uses) {
@@ -113,7 +125,32 @@ class RewriteBuilder {
     return name ? this.uses.get(name) : undefined;
   }
 
-  private rewriteNode(original: NodeProto, foldedBias: string | null): NodeProto[] {
+  /**
+   * Side-site MatMuls whose only consumer is `Add(Y, b)` with `b` a 1-D initializer of the
+   * output width, which is not patchable or is this site's own bias.
+   */
+  private biasFolds(): Map<NodeProto, { add: NodeProto; bias: string }> {
+    const consumers = consumersByTensor(this.graph);
+    const outputs = new Set((this.graph.output ?? []).map((o) => o.name ?? ''));
+    const folds = new Map<NodeProto, { add: NodeProto; bias: string }>();
+    for (const node of this.graph.node ?? []) {
+      if (node.opType !== 'MatMul' || this.useOf(node.input?.[1])?.kind !== 'side') continue;
+      const output = node.output![0]!;
+      const readers = consumers.get(output) ?? [];
+      if (readers.length !== 1 || outputs.has(output) || readers[0]!.node.opType !== 'Add') continue;
+      const add = readers[0]!.node;
+      const bias = add.input![1 - readers[0]!.index] ?? '';
+      const dims = this.initializerDims(bias);
+      const outDim = this.weights.get(node.input![1]!)![1];
+      if (dims.length !== 1 || dims[0] !== outDim || this.initializerType(bias) !== onnx.TensorProto.DataType.FLOAT) continue;
+      const use = this.useOf(bias);
+      if (use !== undefined && !(use.kind === 'bias' && use.site === node)) continue;
+      folds.set(node, { add, bias });
+    }
+    return folds;
+  }
+
+  private rewriteNode(original: NodeProto, fold: { add: NodeProto; bias: string } | null): NodeProto[] {
     const node: NodeProto = { ...original, input: [...(original.input ?? [])], output: [...(original.output ?? [])] };
     switch (node.opType) {
       case 'MatMul': {
@@ -123,10 +160,12 @@ class RewriteBuilder {
         const output = node.output![0]!;
         const input = `${output}::side_delta`;
         const base = `${output}::base`;
-        this.sites.push({ input, base, x: node.input![0]!, weight, bias: foldedBias, inDim: inDim!, outDim: outDim! });
+        const patchableBias = fold && this.useOf(fold.bias)?.kind === 'bias' ? fold.bias : null;
+        this.sites.push({ input, base, x: node.input![0]!, weight, bias: patchableBias, baseBias: fold?.bias ?? null, inDim: inDim!, outDim: outDim! });
         this.addInput(input, onnx.TensorProto.DataType.FLOAT, [`${input}::dims`]);
         node.output![0] = base;
-        return [node, { opType: 'Add', name: `${output}::add_side`, input: [base, input], output: [output] }];
+        // With a folded bias, the sum takes the bias Add's output name and that Add is dropped.
+        return [node, { opType: 'Add', name: `${output}::add_side`, input: [base, input], output: [fold ? fold.add.output![0]! : output] }];
       }
       case 'Add':
       case 'Expand':
@@ -249,6 +288,10 @@ class RewriteBuilder {
   private shiftedAxes(axesName: string, name: string): TensorProto {
     const values = readIntTensor(constantTensor(this.graph, axesName)!);
     return int64Tensor(name, values.map((a) => (a < 0 ? a : a + 1)));
+  }
+
+  private initializerType(name: string): number | undefined {
+    return (this.graph.initializer ?? []).find((t) => t.name === name)?.dataType ?? undefined;
   }
 
   private initializerDims(name: string): number[] {

@@ -8,7 +8,7 @@ import { referenceSideKernel } from '../../helpers/reference-side-kernel.js';
 test('a mixed batch of the tiny encoder equals each request run on its own merged model', async () => {
   const zoo = await buildTinyZoo({ tasks: 4, dropRate: 0.9 });
   try {
-    const pipeline = await MixedPipeline.create(zoo.base, readFloatWeights(zoo.base), { executionProvider: 'cpu', intraOpThreads: 1 }, referenceSideKernel);
+    const pipeline = await MixedPipeline.create(zoo.base, readFloatWeights(zoo.base), readFloatWeights(zoo.base), { executionProvider: 'cpu', intraOpThreads: 1 }, referenceSideKernel);
     assert.equal(pipeline.unsupported.size, 0, [...pipeline.unsupported].join('; '));
     const tasks = [0, 1, null, 2, 0, 3];
     const requests = tasks.map((t, i) => ({ inputs: tokenBatch(1, 8, 100 + i), delta: t === null ? null : zoo.deltas[t]! }));
@@ -29,7 +29,7 @@ test('the demo zoo (a ViT: patch projection, class token, position table, dense 
   const { decodeDelta } = await import('../../../src/deltas/format/delta-file.js');
   const { readFile, readdir } = await import('node:fs/promises');
   const base = await loadOnnxModel('models/base/model.onnx');
-  const pipeline = await MixedPipeline.create(base, readFloatWeights(base), { executionProvider: 'cpu', intraOpThreads: 1 }, referenceSideKernel);
+  const pipeline = await MixedPipeline.create(base, readFloatWeights(base), readFloatWeights(base), { executionProvider: 'cpu', intraOpThreads: 1 }, referenceSideKernel);
   try {
     assert.equal(pipeline.unsupported.size, 0, [...pipeline.unsupported].join('; '));
     const tasks = (await readdir('models/tasks')).sort();
