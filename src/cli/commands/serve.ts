@@ -28,6 +28,11 @@ export async function serveCommand(argv: string[]): Promise<void> {
       `execution provider ${config.engine.executionProvider} cannot start; serving on the fallback ${running.executionProvider} (engine.fallbackExecutionProvider)`,
     );
   }
+  if (running?.kernel) {
+    const { name, threads, fallbackReason } = running.kernel;
+    if (fallbackReason) logger.warn({ kernel: name, threads, reason: fallbackReason }, `mixed mode: the native side-path kernel is not available (${fallbackReason}); using ${name}`);
+    else logger.info({ kernel: name, threads }, `mixed mode: side-path kernel ${name} on ${threads} thread(s)`);
+  }
   let url: string;
   try {
     url = await gateway.listen();

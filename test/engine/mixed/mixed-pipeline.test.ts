@@ -52,3 +52,25 @@ test('the demo zoo (a ViT: patch projection, class token, position table, dense 
     await pipeline.release();
   }
 });
+
+test('with only 2-D weights patchable, unpatchable biases still fold into the side path and deltas on the rest apply exactly', async () => {
+  const zoo = await buildTinyZoo({ tasks: 3, dropRate: 0.5 });
+  try {
+    const all = readFloatWeights(zoo.base);
+    const patchable = new Map([...all].filter(([, w]) => w.shape.length === 2));
+    const pipeline = await MixedPipeline.create(zoo.base, patchable, all, { executionProvider: 'cpu', intraOpThreads: 1 }, referenceSideKernel);
+    try {
+      const deltas = zoo.deltas.map((d) => ({ ...d, tensors: d.tensors.filter((t) => patchable.has(t.name)) }));
+      const requests = [0, 1, 2, 1].map((t, i) => ({ inputs: tokenBatch(2, 7, 300 + i), delta: deltas[t]! }));
+      const { outputs } = await pipeline.run(requests);
+      for (const [i, request] of requests.entries()) {
+        const expected = await runPlain(mergeIndependently(zoo.base, request.delta), request.inputs);
+        assert.ok(maxAbsDiff(outputs[i]!.logits!.data as Float32Array, expected) < 1e-5, `request ${i}`);
+      }
+    } finally {
+      await pipeline.release();
+    }
+  } finally {
+    await zoo.cleanup();
+  }
+});
