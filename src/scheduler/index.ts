@@ -9,4 +9,4 @@ export {
 } from './scheduler.js';
 export { chooseTask, type ChoiceReason, type QueueView, type TaskChoice } from './task-choice.js';
 export { fillMixedBatch, type MixedBatchFill, type TokenBudget } from './mixed-batch.js';
-export { TaskQueue, batchOrder, type QueuedRequest } from './task-queue.js';
+export { TaskQueue, batchOrder, type BatchOrderKey, type QueuedRequest } from './task-queue.js';

@@ -64,13 +64,16 @@ export class TaskQueue<Item extends QueuedRequest<unknown>> {
   }
 }
 
+/** What the batch order looks at. */
+export type BatchOrderKey = Pick<QueuedRequest<unknown>, 'enqueuedAt' | 'priority' | 'seq'>;
+
 /**
  * The order in which requests join a batch, for one task's queue and for a mixed batch drawn
  * from many: overdue requests (waited ≥ forcedSwitchWaitMs) first in arrival order, which is
  * oldest first; then the rest by priority (higher first), then arrival.
  */
-export function batchOrder(now: number, forcedSwitchWaitMs: number): (a: QueuedRequest<unknown>, b: QueuedRequest<unknown>) => number {
-  const overdue = (item: QueuedRequest<unknown>): boolean => now - item.enqueuedAt >= forcedSwitchWaitMs;
+export function batchOrder(now: number, forcedSwitchWaitMs: number): (a: BatchOrderKey, b: BatchOrderKey) => number {
+  const overdue = (item: BatchOrderKey): boolean => now - item.enqueuedAt >= forcedSwitchWaitMs;
   return (a, b) => {
     const ao = overdue(a);
     const bo = overdue(b);
