@@ -1,4 +1,5 @@
 export {
+  MIXED_BATCH,
   Scheduler,
   type OverloadedError,
   type SchedulerEvent,
@@ -7,4 +8,5 @@ export {
   type SubmitOptions,
 } from './scheduler.js';
 export { chooseTask, type ChoiceReason, type QueueView, type TaskChoice } from './task-choice.js';
-export { TaskQueue, type QueuedRequest } from './task-queue.js';
+export { fillMixedBatch, type MixedBatchFill, type TokenBudget } from './mixed-batch.js';
+export { TaskQueue, batchOrder, type BatchOrderKey, type QueuedRequest } from './task-queue.js';

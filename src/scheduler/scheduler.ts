@@ -22,8 +22,8 @@
  *
  * Worst-case wait. Let R be the longest runBatch time, B = maxBatchSize, W =
  * forcedSwitchWaitMs, D = maxQueueDelayMs, N the number of tasks with queued work and
- * K the number of requests (any task) queued before request r and still queued when r becomes
- * overdue (K < maxQueuedTotal). Then r starts running within
+ * K the number of requests (any task) queued before request r (or at the same clock reading)
+ * and still queued when r becomes overdue (K < maxQueuedTotal). Then r starts running within
  *
  *     W + D + R · (⌈(K + 1) / B⌉ + N)
  *
@@ -36,6 +36,38 @@
  * With maxQueuedTotal = 1000, B = 8, N = 10, R = 60 ms, W = 500 ms, D = 5 ms, that is ≤ 8.6 s;
  * a deadline shorter than that turns into DS_ERR_DEADLINE_EXCEEDED, not an unbounded wait. R
  * itself must be bounded by the engine (its inference timeout).
+ *
+ * Mixed batches (option `mixable`). An engine that runs requests of many tasks in one forward
+ * (each request adding its own task's delta) says which tasks it can serve that way. The queues
+ * of those mixable tasks then count as ONE queue in task choice, the mixed queue: its size is
+ * their sum, its oldest request the oldest of theirs, its priority the highest of theirs. It is
+ * the active queue whenever the last batch was mixed (a mixed batch after a mixed batch is no
+ * activation; after a mixed batch no single task counts as active). When it is chosen, the
+ * batch takes up to B requests from all mixable queues in the order a per-task batch uses
+ * (overdue first, oldest first; then priority; then arrival) and, with `maxBatchTokens`, stops
+ * before the first request that would take it over the token budget (mixed-batch.ts); it runs
+ * as `runBatch(MIXED_BATCH, requests, tasks)`. Tasks that are not mixable keep per-task batches
+ * beside it, aging into forced switches as above. The fill wait is the same rule with the mixed
+ * queue as the queue: start at once when full (B requests or the token budget) or when a
+ * per-task queue waits, else when its oldest request has waited D.
+ *
+ * Worst-case wait with mixed batches. The bound and its sketch hold with the mixed queue as one
+ * queue: N becomes N_nm + 1, with N_nm the number of non-mixable tasks with queued work, and B
+ * becomes B_m, the fewest requests a mixed batch takes while more requests queued no later than
+ * r wait: B_m = min(B, max(1, ⌊T / τ⌋)), with T = maxBatchTokens and τ the most tokens of any
+ * queued mixable request (B_m = B without a token budget). Then r starts running within
+ *
+ *     W + D + R · (⌈(K + 1) / B_m⌉ + N_nm + 1)
+ *
+ * Sketch: a mixed batch is a prefix of its order, and once r is overdue, every request queued
+ * no later than r is overdue too and ahead of r in that order. So a mixed batch that runs after
+ * r is overdue takes B_m requests queued no later than r, or all the mixable ones (r among them
+ * if r is mixable): a stop at B takes B ≥ B_m, and a stop for the budget after k requests means
+ * (k + 1) · τ > T, so k ≥ ⌊T / τ⌋. Per-task batches take B ≥ B_m as before. The rest of the
+ * sketch is unchanged. It assumes a task's mixability does not change while r waits (a task
+ * changing sides counts as one more queue). With B = 8, T = 1024 tokens, τ = 512 (B_m = 2),
+ * K = 999, N_nm = 9, R = 60 ms, W = 500 ms, D = 5 ms: ≤ 31.1 s; without a budget (B_m = 8),
+ * ≤ 8.6 s, as for per-task batches.
  *
  * Backpressure. Over `maxQueuedPerTask` or `maxQueuedTotal` a submit is rejected at once with
  * DS_ERR_OVERLOADED carrying `retryAfterSeconds`: the time the requests ahead need to drain at
@@ -56,8 +88,16 @@ import {
 } from '../core/errors.js';
 import { withRetryAfter, type RetryableError } from '../core/retry-after.js';
 import { integerOption, numberOption } from '../core/options.js';
-import { chooseTask, type ChoiceReason, type TaskChoice } from './task-choice.js';
+import { chooseTask, type ChoiceReason, type QueueView, type TaskChoice } from './task-choice.js';
+import { fillMixedBatch, type TokenBudget } from './mixed-batch.js';
 import { TaskQueue, type QueuedRequest } from './task-queue.js';
+
+/**
+ * The task name `runBatch` gets, and batch events report, for a mixed batch (requests of many
+ * tasks in one run; each request's task is in the request and in runBatch's `tasks`). With the
+ * `mixable` option set, no real task may carry this name.
+ */
+export const MIXED_BATCH = '@mixed';
 
 export interface SchedulerOptions<Req, Res> {
   /** Largest batch handed to runBatch. Integer ≥ 1. */
@@ -70,10 +110,34 @@ export interface SchedulerOptions<Req, Res> {
   maxQueuedTotal: number;
   /** Age of another task's oldest request that forces a switch away from the active task, ms. ≥ 0. */
   forcedSwitchWaitMs: number;
-  /** Runs one batch of one task; resolves to one result per request, in order. */
-  runBatch: (task: string, requests: Req[]) => Promise<Res[]>;
+  /**
+   * Runs one batch; resolves to one result per request, in order. `task` is the batch's task, or
+   * MIXED_BATCH for a mixed batch; `tasks[i]` is the task of `requests[i]` (all equal to `task`
+   * in a per-task batch).
+   */
+  runBatch: (task: string, requests: Req[], tasks: string[]) => Promise<Res[]>;
   /** Whether `task`'s delta is the one applied in the engine (must not throw). Default: the task of the last batch. */
   isActive?: (task: string) => boolean;
+  /**
+   * Whether `task`'s requests may share a batch with other tasks' (must not throw; a throw counts
+   * as not mixable). When the next batch's task is mixable, the batch is filled from the queues
+   * of all mixable tasks and runs as MIXED_BATCH; the others keep per-task batches. Asked again
+   * at every batch, so a task may change sides (e.g. when its delta turns out not to be
+   * servable per request). Default: no task is mixable, every batch holds one task.
+   */
+  mixable?: (task: string) => boolean;
+  /**
+   * Token budget of a mixed batch: it stops taking requests when the next one would take it
+   * over this many tokens (it always takes one). Needs `tokensOf`. Per-task batches are bounded
+   * by `maxBatchSize` alone. Default: no budget. > 0.
+   */
+  maxBatchTokens?: number;
+  /**
+   * Tokens of one request, for `maxBatchTokens`: asked once, at submit. A throw rejects that
+   * submit with the thrown error; a result that is not a finite number ≥ 0 rejects it with
+   * DS_ERR_SCHEDULER_BAD_OPTION.
+   */
+  tokensOf?: (request: Req) => number;
   /** Called synchronously for each event; must not throw (a throw is turned into a process warning). */
   onEvent?: (event: SchedulerEvent) => void;
   /** Clock in epoch ms (deadlines are epoch ms). Default Date.now. */
@@ -98,11 +162,14 @@ export type SchedulerEvent =
   | { readonly type: 'dequeued'; readonly task: string; readonly waitMs: number; readonly priority: number }
   | {
       readonly type: 'batch';
+      /** The batch's task, or MIXED_BATCH. */
       readonly task: string;
       readonly size: number;
+      /** Mixed batches only: how many distinct tasks the batch held. */
+      readonly tasks?: number;
       readonly ms: number;
       readonly ok: boolean;
-      /** The engine had to switch to this task's delta. */
+      /** The engine had to switch to this task's delta (for a mixed batch: the batch before was not mixed). */
       readonly activation: boolean;
       readonly choice: ChoiceReason;
     };
@@ -113,6 +180,8 @@ export interface SchedulerStats {
   /** Size of the batch running now (0 when idle). */
   readonly running: number;
   readonly batches: number;
+  /** Of `batches`, how many were mixed. */
+  readonly mixedBatches: number;
   /** `batchSizes[n]`: batches of n requests. */
   readonly batchSizes: readonly number[];
   readonly activations: number;
@@ -131,6 +200,8 @@ interface Pending<Req, Res> extends QueuedRequest<Req> {
   readonly resolve: (result: Res) => void;
   readonly reject: (error: unknown) => void;
   readonly signal: AbortSignal | undefined;
+  /** `tokensOf(request)` when there is a token budget, else 0. */
+  readonly tokens: number;
   timer: ReturnType<typeof setTimeout> | undefined;
   onAbort: (() => void) | undefined;
 }
@@ -148,6 +219,9 @@ export class Scheduler<Req, Res> {
   private readonly forcedSwitchWaitMs: number;
   private readonly runBatch: SchedulerOptions<Req, Res>['runBatch'];
   private readonly isActiveOption: ((task: string) => boolean) | undefined;
+  private readonly mixableOption: ((task: string) => boolean) | undefined;
+  private readonly budget: TokenBudget<Pending<Req, Res>> | undefined;
+  private readonly tokensOf: ((request: Req) => number) | undefined;
   private readonly onEvent: SchedulerOptions<Req, Res>['onEvent'];
   private readonly now: () => number;
 
@@ -155,6 +229,7 @@ export class Scheduler<Req, Res> {
   private queued = 0;
   private running: { task: string; size: number } | undefined;
   private lastTask: string | undefined;
+  private lastBatchMixed = false;
   private closed = false;
   private seq = 0;
   private pumpQueued = false;
@@ -165,6 +240,7 @@ export class Scheduler<Req, Res> {
   private readonly batchSizes: number[];
   private counters = {
     batches: 0,
+    mixedBatches: 0,
     activations: 0,
     forcedSwitches: 0,
     failedBatches: 0,
@@ -182,11 +258,18 @@ export class Scheduler<Req, Res> {
     this.maxQueuedTotal = integerOption(bad, 'maxQueuedTotal', options.maxQueuedTotal, 1);
     this.forcedSwitchWaitMs = numberOption(bad, 'forcedSwitchWaitMs', options.forcedSwitchWaitMs, 0);
     if (typeof options.runBatch !== 'function') throw new DS_ERR_SCHEDULER_BAD_OPTION('runBatch', 'expected a function');
-    if (options.isActive !== undefined && typeof options.isActive !== 'function') {
-      throw new DS_ERR_SCHEDULER_BAD_OPTION('isActive', 'expected a function');
+    for (const name of ['isActive', 'mixable', 'tokensOf'] as const) {
+      if (options[name] !== undefined && typeof options[name] !== 'function') throw new DS_ERR_SCHEDULER_BAD_OPTION(name, 'expected a function');
+    }
+    if (options.maxBatchTokens !== undefined) {
+      const maxTokens = numberOption(bad, 'maxBatchTokens', options.maxBatchTokens, Number.MIN_VALUE);
+      if (options.tokensOf === undefined) throw new DS_ERR_SCHEDULER_BAD_OPTION('maxBatchTokens', 'needs tokensOf to count the tokens of a request');
+      this.budget = { maxTokens, tokensOf: (item) => item.tokens };
+      this.tokensOf = options.tokensOf;
     }
     this.runBatch = options.runBatch;
     this.isActiveOption = options.isActive;
+    this.mixableOption = options.mixable;
     this.onEvent = options.onEvent;
     this.now = options.now ?? Date.now;
     this.batchSizes = new Array<number>(this.maxBatchSize + 1).fill(0);
@@ -214,6 +297,20 @@ export class Scheduler<Req, Res> {
       return Promise.reject(new DS_ERR_SCHEDULER_BAD_OPTION('deadline', `expected epoch milliseconds, got ${deadline}`));
     }
     if (signal?.aborted) return Promise.reject(signal.reason);
+    if (task === MIXED_BATCH && this.mixableOption !== undefined) {
+      return Promise.reject(new DS_ERR_SCHEDULER_BAD_OPTION('task', `${MIXED_BATCH} names mixed batches and cannot be a task`));
+    }
+    let tokens = 0;
+    if (this.tokensOf !== undefined) {
+      try {
+        tokens = this.tokensOf(request);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      if (typeof tokens !== 'number' || !Number.isFinite(tokens) || tokens < 0) {
+        return Promise.reject(new DS_ERR_SCHEDULER_BAD_OPTION('tokensOf', `returned ${String(tokens)} for a request of task ${task}; expected a finite number ≥ 0`));
+      }
+    }
     const now = this.now();
     if (deadline !== undefined && deadline <= now) {
       this.emit({ type: 'rejected', task, reason: 'deadline' });
@@ -238,6 +335,7 @@ export class Scheduler<Req, Res> {
         resolve,
         reject,
         signal,
+        tokens,
         timer: undefined,
         onAbort: undefined,
       };
@@ -304,6 +402,28 @@ export class Scheduler<Req, Res> {
       process.emitWarning(`scheduler isActive(${task}) threw: ${String(error)}`);
       return false;
     }
+  }
+
+  private isMixable(task: string): boolean {
+    if (this.mixableOption === undefined) return false;
+    try {
+      return this.mixableOption(task) === true;
+    } catch (error) {
+      // Same reason as isActive; a task served per task is always served correctly.
+      process.emitWarning(`scheduler mixable(${task}) threw: ${String(error)}`);
+      return false;
+    }
+  }
+
+  /**
+   * Whether choosing `view` costs no activation. With mixing on, exactly one side is active:
+   * the mixable queues (as one view) after a mixed batch, else the task `isActive` reports.
+   * Two active views could starve each other, since aging only forces a switch to an inactive one.
+   */
+  private viewIsActive(view: string): boolean {
+    if (this.mixableOption === undefined) return this.isActive(view);
+    if (view === MIXED_BATCH) return this.lastBatchMixed;
+    return !this.lastBatchMixed && this.isActive(view);
   }
 
   private isIdle(): boolean {
@@ -379,50 +499,91 @@ export class Scheduler<Req, Res> {
     }
     if (this.running !== undefined) return;
     const now = this.now();
-    const views = [...this.queues.values()].map((q) => ({
-      task: q.task,
-      size: q.size,
-      oldestEnqueuedAt: q.oldestEnqueuedAt() ?? now,
-      topPriority: q.topPriority(),
-    }));
-    const choice = chooseTask(views, (task) => this.isActive(task), now, this.forcedSwitchWaitMs);
+    const { views, mixed } = this.queueViews(now);
+    const choice = chooseTask(views, (view) => this.viewIsActive(view), now, this.forcedSwitchWaitMs);
     if (choice === undefined) {
       this.settleDrainWaiters();
       return;
     }
-    // chooseTask picks from views built from this.queues in this same synchronous pass.
-    const queue = this.queues.get(choice.task)!;
     const othersWaiting = views.some((v) => v.task !== choice.task && v.size > 0);
-    const fillBy = (queue.oldestEnqueuedAt() ?? now) + this.maxQueueDelayMs;
-    if (queue.size < this.maxBatchSize && !othersWaiting && now < fillBy) {
-      this.fillTimer = setTimeout(() => {
-        this.fillTimer = undefined;
-        this.pump();
-      }, fillBy - now);
+    if (mixed !== undefined && choice.task === MIXED_BATCH) {
+      const candidates = mixed.queues.flatMap((q) => q.all());
+      const { batch, full } = fillMixedBatch(candidates, this.maxBatchSize, now, this.forcedSwitchWaitMs, this.budget);
+      if (this.waitToFill(full || othersWaiting, mixed.view.oldestEnqueuedAt, now)) return;
+      for (const item of batch) this.queues.get(item.task)!.remove(item);
+      for (const queue of mixed.queues) if (queue.size === 0) this.queues.delete(queue.task);
+      this.queued -= batch.length;
+      void this.run(choice, batch, now, true);
       return;
     }
+    // chooseTask picks from views built from this.queues in this same synchronous pass.
+    const queue = this.queues.get(choice.task)!;
+    if (this.waitToFill(queue.size >= this.maxBatchSize || othersWaiting, queue.oldestEnqueuedAt() ?? now, now)) return;
     const batch = queue.takeBatch(this.maxBatchSize, now, this.forcedSwitchWaitMs);
     if (queue.size === 0) this.queues.delete(choice.task);
     this.queued -= batch.length;
-    void this.run(choice, batch, now);
+    void this.run(choice, batch, now, false);
   }
 
-  private async run(choice: TaskChoice, batch: Pending<Req, Res>[], startedAt: number): Promise<void> {
+  /**
+   * One view per queue, except that the queues of mixable tasks make one view named
+   * MIXED_BATCH (size: their sum; oldest: the oldest of theirs; priority: the highest).
+   */
+  private queueViews(now: number): { views: QueueView[]; mixed: { view: QueueView; queues: TaskQueue<Pending<Req, Res>>[] } | undefined } {
+    const views: QueueView[] = [];
+    const mixedQueues: TaskQueue<Pending<Req, Res>>[] = [];
+    let mixedView: QueueView | undefined;
+    for (const q of this.queues.values()) {
+      const view = { task: q.task, size: q.size, oldestEnqueuedAt: q.oldestEnqueuedAt() ?? now, topPriority: q.topPriority() };
+      if (!this.isMixable(q.task)) {
+        views.push(view);
+        continue;
+      }
+      mixedQueues.push(q);
+      mixedView = {
+        task: MIXED_BATCH,
+        size: (mixedView?.size ?? 0) + view.size,
+        oldestEnqueuedAt: Math.min(mixedView?.oldestEnqueuedAt ?? Infinity, view.oldestEnqueuedAt),
+        topPriority: Math.max(mixedView?.topPriority ?? -Infinity, view.topPriority),
+      };
+    }
+    if (mixedView === undefined) return { views, mixed: undefined };
+    views.push(mixedView);
+    return { views, mixed: { view: mixedView, queues: mixedQueues } };
+  }
+
+  /**
+   * The batch-fill wait: unless it should start now (it is full, or other queues wait and
+   * waiting would only delay them), a batch waits until its oldest request has waited
+   * maxQueueDelayMs. True when it waits (a timer pumps again then).
+   */
+  private waitToFill(startNow: boolean, oldestEnqueuedAt: number, now: number): boolean {
+    const fillBy = oldestEnqueuedAt + this.maxQueueDelayMs;
+    if (startNow || now >= fillBy) return false;
+    this.fillTimer = setTimeout(() => {
+      this.fillTimer = undefined;
+      this.pump();
+    }, fillBy - now);
+    return true;
+  }
+
+  private async run(choice: TaskChoice, batch: Pending<Req, Res>[], startedAt: number, mixed: boolean): Promise<void> {
     const { task } = choice;
-    const activation = !this.isActive(task);
+    const tasks = batch.map((item) => item.task);
+    const activation = mixed ? !this.lastBatchMixed : !this.isActive(task);
     if (activation) this.counters.activations++;
     if (choice.reason === 'forced') this.counters.forcedSwitches++;
     this.running = { task, size: batch.length };
     for (const item of batch) {
       this.detach(item);
-      this.emit({ type: 'dequeued', task, waitMs: startedAt - item.enqueuedAt, priority: item.priority });
+      this.emit({ type: 'dequeued', task: item.task, waitMs: startedAt - item.enqueuedAt, priority: item.priority });
     }
 
     let results: Res[] | undefined;
     let failure: unknown;
     let failed = false;
     try {
-      results = await this.runBatch(task, batch.map((item) => item.request));
+      results = await this.runBatch(task, batch.map((item) => item.request), tasks);
       if (!Array.isArray(results) || results.length !== batch.length) {
         failed = true;
         failure = new DS_ERR_SCHEDULER_BAD_BATCH_RESULT(task, Array.isArray(results) ? results.length : typeof results, batch.length);
@@ -435,12 +596,15 @@ export class Scheduler<Req, Res> {
     const perRequest = ms / batch.length;
     this.msPerRequest = this.msPerRequest === null ? perRequest : this.msPerRequest + DRAIN_AVERAGE_WEIGHT * (perRequest - this.msPerRequest);
     this.lastTask = task;
+    this.lastBatchMixed = mixed;
     this.running = undefined;
     this.counters.batches++;
+    if (mixed) this.counters.mixedBatches++;
     this.batchSizes[batch.length] = (this.batchSizes[batch.length] ?? 0) + 1;
     if (failed) this.counters.failedBatches++;
     else this.counters.completed += batch.length;
-    this.emit({ type: 'batch', task, size: batch.length, ms, ok: !failed, activation, choice: choice.reason });
+    const mixedDetail = mixed ? { tasks: new Set(tasks).size } : {};
+    this.emit({ type: 'batch', task, size: batch.length, ...mixedDetail, ms, ok: !failed, activation, choice: choice.reason });
     batch.forEach((item, i) => (failed ? item.reject(failure) : item.resolve((results as Res[])[i] as Res)));
     this.pump();
   }

@@ -56,17 +56,29 @@ export class TaskQueue<Item extends QueuedRequest<unknown>> {
 
   /** Removes and returns up to `max` requests, overdue ones first (see the module doc). */
   takeBatch(max: number, now: number, forcedSwitchWaitMs: number): Item[] {
-    const overdue = (item: Item): boolean => now - item.enqueuedAt >= forcedSwitchWaitMs;
-    const ordered = [...this.items].sort((a, b) => {
-      const ao = overdue(a);
-      const bo = overdue(b);
-      if (ao !== bo) return ao ? -1 : 1;
-      if (!ao && a.priority !== b.priority) return b.priority - a.priority;
-      return a.seq - b.seq;
-    });
+    const ordered = [...this.items].sort(batchOrder(now, forcedSwitchWaitMs));
     const batch = ordered.slice(0, max);
     const taken = new Set(batch);
     this.items = this.items.filter((item) => !taken.has(item));
     return batch;
   }
+}
+
+/** What the batch order looks at. */
+export type BatchOrderKey = Pick<QueuedRequest<unknown>, 'enqueuedAt' | 'priority' | 'seq'>;
+
+/**
+ * The order in which requests join a batch, for one task's queue and for a mixed batch drawn
+ * from many: overdue requests (waited ≥ forcedSwitchWaitMs) first in arrival order, which is
+ * oldest first; then the rest by priority (higher first), then arrival.
+ */
+export function batchOrder(now: number, forcedSwitchWaitMs: number): (a: BatchOrderKey, b: BatchOrderKey) => number {
+  const overdue = (item: BatchOrderKey): boolean => now - item.enqueuedAt >= forcedSwitchWaitMs;
+  return (a, b) => {
+    const ao = overdue(a);
+    const bo = overdue(b);
+    if (ao !== bo) return ao ? -1 : 1;
+    if (!ao && a.priority !== b.priority) return b.priority - a.priority;
+    return a.seq - b.seq;
+  };
 }

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { Scheduler, type SchedulerEvent, type SchedulerOptions } from '../../src/scheduler/scheduler.js';
 import { SeededRng } from '../../src/core/rng.js';
 import { hasCode } from '../helpers/errors.js';
+import { TEST_LIMITS } from './fixtures.js';
 
 interface Call {
   task: string;
@@ -33,11 +34,7 @@ const flush = (): Promise<void> => new Promise((resolve) => setImmediate(resolve
 
 function scheduler(engine: FakeEngine, options: Partial<SchedulerOptions<string, string>> = {}, events?: SchedulerEvent[]) {
   return new Scheduler<string, string>({
-    maxBatchSize: 4,
-    maxQueueDelayMs: 0,
-    maxQueuedPerTask: 100,
-    maxQueuedTotal: 1000,
-    forcedSwitchWaitMs: 1000,
+    ...TEST_LIMITS,
     runBatch: engine.runBatch,
     ...(events ? { onEvent: (e) => events.push(e) } : {}),
     ...options,
