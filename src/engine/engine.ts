@@ -17,7 +17,7 @@
  */
 import { DS_ERR_DEADLINE_EXCEEDED, DS_ERR_DELTA_NOT_RESIDENT, DS_ERR_ENGINE_NOT_READY, DS_ERR_TASK_UNAVAILABLE } from '../core/errors.js';
 import type { TaskRef } from '../deltas/types.js';
-import { Scheduler, type SchedulerEvent, type SchedulerOptions, type SchedulerStats } from '../scheduler/scheduler.js';
+import { MIXED_BATCH, Scheduler, type SchedulerEvent, type SchedulerOptions, type SchedulerStats } from '../scheduler/scheduler.js';
 import type { ModelIO } from '../onnx/io-signature.js';
 import type { EngineEvent, LoadReply, MixedRunReply, ReadyInfo, RunReply, WorkerCrash, WorkerStats } from './protocol.js';
 import type { MixedTimings } from './mixed/mixed-pipeline.js';
@@ -102,7 +102,7 @@ export interface EngineStats {
 
 const BASE_QUEUE = '@base';
 /** The `batch` event's key for a batch holding requests of several tasks. */
-export const MIXED_KEY = '@mixed';
+export const MIXED_KEY = MIXED_BATCH;
 
 /** Loads a request may wait for before giving up, when a tiny cache keeps evicting its delta before its batch runs. */
 const MAX_RESIDENCY_TRIES = 3;
@@ -114,6 +114,8 @@ export class Engine {
   private readonly pinned = new Map<string, TaskRef>();
   private readonly loading = new Map<string, Promise<LoadReply>>();
   private readonly listeners = new Set<EngineListener>();
+  /** Mixed mode: tasks the worker reported it runs in per-task batches (their delta touches a weight mixed batches cannot serve). */
+  private readonly perTaskKeys = new Set<string>();
   private restartDelay: number;
   private restartTimer: NodeJS.Timeout | null = null;
   private restarts = 0;
@@ -125,6 +127,10 @@ export class Engine {
       ...options.scheduler,
       runBatch: (_queue, jobs) => this.runBatch(jobs),
       onEvent: (event) => this.emit({ type: 'scheduler', event }),
+      ...(options.worker.base.mode === 'mixed' && {
+        // Tasks found to need the per-task fallback get per-task batches; everything else mixes.
+        mixable: (queue: string) => !this.perTaskKeys.has(queue),
+      }),
     });
   }
 
@@ -259,6 +265,8 @@ export class Engine {
   }
 
   private emit(event: AnyEngineEvent): void {
+    if (event.type === 'mixed-fallback') this.perTaskKeys.add(event.key);
+    else if (event.type === 'dropped') this.perTaskKeys.delete(event.key);
     this.options.onEvent?.(event);
     for (const listener of this.listeners) {
       try {
