@@ -226,6 +226,8 @@ test('every metric in METRICS is exported under its name and Prometheus type, wi
       { type: 'worker-started', ms: 1 },
       { type: 'activation', key: 'x@1', nonzeros: 1, ms: 1 },
       { type: 'batch', key: 'x@1', size: 1, inferMs: 1 },
+      { type: 'batch', key: '@mixed', size: 3, inferMs: 1, tasks: 2 },
+      { type: 'mixed-fallback', key: 'x@1', tensor: 'conv.weight', reason: 'read by Conv' },
       { type: 'scheduler', event: { type: 'dequeued', task: 'x@1', waitMs: 1, priority: 0 } },
       { type: 'scheduler', event: { type: 'rejected', task: 'x@1', reason: 'overloaded' } },
       { type: 'cache', kind: 'hit', key: 'x@1', bytes: 1 },
