@@ -198,6 +198,7 @@ export function engineOptionsFor(config: GatewayConfig, modelPath: string, onEve
       maxQueuedPerTask: config.batching.maxQueuedPerTask,
       maxQueuedTotal: config.batching.maxQueuedTotal,
       forcedSwitchWaitMs: config.batching.forcedSwitchWaitMs,
+      ...(config.batching.maxBatchTokens !== null && { maxBatchTokens: config.batching.maxBatchTokens }),
     },
     restartDelayMs: config.engine.restartDelayMs,
     maxRestartDelayMs: config.engine.maxRestartDelayMs,

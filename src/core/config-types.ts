@@ -80,6 +80,11 @@ export interface GatewayConfig {
     readonly maxQueuedPerTask: number;
     readonly maxQueuedTotal: number;
     readonly forcedSwitchWaitMs: number;
+    /**
+     * Mixed mode: most input elements (tokens, for token-id inputs: the first model input's
+     * element count per request) in one mixed batch; null = only maxBatchSize bounds it.
+     */
+    readonly maxBatchTokens: number | null;
   };
   readonly timeouts: {
     /** Deadline of a request that names none. */

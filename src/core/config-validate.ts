@@ -96,7 +96,7 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
   }
 
   const batchingObj = r.object(root.batching, 'batching', [
-    'maxBatchSize', 'maxQueueDelayMs', 'maxQueuedPerTask', 'maxQueuedTotal', 'forcedSwitchWaitMs',
+    'maxBatchSize', 'maxQueueDelayMs', 'maxQueuedPerTask', 'maxQueuedTotal', 'forcedSwitchWaitMs', 'maxBatchTokens',
   ]);
   const batching = {
     maxBatchSize: r.integer(batchingObj, 'maxBatchSize', 'batching', 1, 4096, 8),
@@ -104,6 +104,7 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
     maxQueuedPerTask: r.integer(batchingObj, 'maxQueuedPerTask', 'batching', 1, 1_000_000, 256),
     maxQueuedTotal: r.integer(batchingObj, 'maxQueuedTotal', 'batching', 1, 10_000_000, 1024),
     forcedSwitchWaitMs: r.number(batchingObj, 'forcedSwitchWaitMs', 'batching', 0, 600_000, 50),
+    maxBatchTokens: r.optionalInteger(batchingObj, 'maxBatchTokens', 'batching', 1, 1_000_000_000),
   };
   if (batching.maxQueuedTotal < batching.maxQueuedPerTask) {
     r.fail('batching.maxQueuedTotal', `must be at least batching.maxQueuedPerTask (${batching.maxQueuedPerTask}), got ${batching.maxQueuedTotal}`);

@@ -27,7 +27,8 @@ import type { WorkerOptions } from './worker-options.js';
 
 export interface EngineOptions {
   readonly worker: WorkerOptions;
-  readonly scheduler: Omit<SchedulerOptions<Job, JobResult>, 'runBatch' | 'onEvent'>;
+  /** `maxBatchTokens` counts each request's first input's elements (its tokens, for token ids). */
+  readonly scheduler: Omit<SchedulerOptions<Job, JobResult>, 'runBatch' | 'onEvent' | 'mixable' | 'tokensOf'>;
   readonly restartDelayMs?: number;
   readonly maxRestartDelayMs?: number;
   readonly onEvent?: EngineListener;
@@ -127,6 +128,7 @@ export class Engine {
       ...options.scheduler,
       runBatch: (_queue, jobs) => this.runBatch(jobs),
       onEvent: (event) => this.emit({ type: 'scheduler', event }),
+      ...(options.scheduler.maxBatchTokens !== undefined && { tokensOf: (job: Job) => Object.values(job.inputs)[0]?.data.length ?? 0 }),
       ...(options.worker.base.mode === 'mixed' && {
         // Tasks found to need the per-task fallback get per-task batches; everything else mixes.
         mixable: (queue: string) => !this.perTaskKeys.has(queue),
