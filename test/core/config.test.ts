@@ -55,6 +55,15 @@ test('the activation mode defaults to patch on cpu and graph on the GPU provider
   assert.equal(parse(yaml({ engine: { mode: 'graph' } })).engine.mode, 'graph');
 });
 
+test('mixed mode runs on the cpu only; a token budget for mixed batches is optional and positive', () => {
+  assert.equal(parse(yaml({ engine: { mode: 'mixed' } })).engine.mode, 'mixed');
+  assert.throws(() => parse(yaml({ engine: { mode: 'mixed', executionProvider: 'webgpu' } })), /mixed runs only on the cpu/);
+  assert.equal(parse(yaml()).batching.maxBatchTokens, null);
+  assert.equal(parse(yaml({ batching: { maxBatchTokens: 4096 } })).batching.maxBatchTokens, 4096);
+  assert.throws(() => parse(yaml({ batching: { maxBatchTokens: 0 } })), /maxBatchTokens/);
+  assert.throws(() => parse(yaml({ engine: { mode: 'mixedup' } })), /engine\.mode/);
+});
+
 test('a fallback execution provider is optional and read from the file or the environment', () => {
   assert.equal(parse(yaml({ engine: { executionProvider: 'webgpu' } })).engine.fallbackExecutionProvider, null);
   assert.equal(parse(yaml({ engine: { executionProvider: 'webgpu', fallbackExecutionProvider: 'cpu' } })).engine.fallbackExecutionProvider, 'cpu');
