@@ -2,7 +2,7 @@
  * The demo zoo served through the whole gateway (`bootGateway` as `deltaserve serve` does:
  * manifest, worker thread, scheduler, delta cache, real HTTP) on every execution provider the
  * tests cover (test/helpers/providers.ts: cpu, and webgpu on a Vulkan device — lavapipe in CI),
- * in graph mode, with concurrent requests across every task and the base. Each answer must
+ * in graph mode, and on the CPU in mixed mode, with concurrent requests across every task and the base. Each answer must
  * equal the base + that task's delta merged independently and run on the plain CPU provider.
  */
 import { test, before } from 'node:test';
@@ -50,12 +50,19 @@ before(async () => {
   }
 });
 
-for (const { provider, tolerance, skip } of TEST_PROVIDERS) {
-  test(`${provider}: the gateway serves every demo zoo task and the base over HTTP, equal to independently merged models within ${tolerance}`, { skip }, async () => {
+const RUNS = [
+  ...TEST_PROVIDERS.map(({ provider, tolerance, skip }) => ({ provider, mode: 'graph' as const, tolerance, skip })),
+  // Mixed mode: the batches below hold requests of every task and the base at once.
+  { provider: 'cpu' as const, mode: 'mixed' as const, tolerance: 1e-5, skip: false },
+];
+
+for (const { provider, mode, tolerance, skip } of RUNS) {
+  test(`${provider}, ${mode} mode: the gateway serves every demo zoo task and the base over HTTP, equal to independently merged models within ${tolerance}`, { skip }, async () => {
     const config = makeConfig({
       listen: { host: '127.0.0.1', port: 0 },
       model: { manifest: join(MODELS, 'zoo.yaml') },
-      engine: { executionProvider: provider, mode: 'graph', intraOpThreads: 1 },
+      engine: { executionProvider: provider, mode, intraOpThreads: 1 },
+      batching: { maxBatchSize: 16 },
       tenants: [{ name: 'client', keySha256: [sha256Hex('client-key')], tasks: ['*'] }],
       logLevel: 'silent',
       shutdownGraceMs: 2000,
@@ -63,8 +70,9 @@ for (const { provider, tolerance, skip } of TEST_PROVIDERS) {
     const gateway = await bootGateway(config);
     try {
       assert.equal(gateway.engine.readyInfo?.executionProvider, provider, 'runs on the configured provider, no fallback');
+      assert.equal(gateway.engine.readyInfo?.mode, mode);
       const url = await gateway.listen();
-      // Every request at once: the scheduler batches and switches tasks under load.
+      // Every request at once: the scheduler batches and switches tasks (or mixes them) under load.
       const jobs = cases.flatMap((c) => Array.from({ length: SAMPLES / PER_REQUEST }, (_, k) => ({ c, k })));
       const answers = await Promise.all(jobs.map(({ c, k }) => infer(url, c, k)));
       jobs.forEach(({ c, k }, i) => {
@@ -73,6 +81,15 @@ for (const { provider, tolerance, skip } of TEST_PROVIDERS) {
         const diff = maxAbsDiff(answers[i]!, want);
         assert.ok(diff <= tolerance, `${c.model} request ${k}: max abs diff ${diff}`);
       });
+      const stats = gateway.engine.schedulerStats();
+      if (mode === 'mixed') {
+        assert.ok(stats.mixedBatches > 0, 'batches held several tasks');
+        const metadata = await request(`${url}/v2/models/${cases[0]!.model}`, { headers: { authorization: 'Bearer client-key' } });
+        const body = (await metadata.body.json()) as { parameters: { batching: string } };
+        assert.equal(body.parameters.batching, 'mixed');
+      } else {
+        assert.equal(stats.mixedBatches, 0);
+      }
     } finally {
       await gateway.shutdown();
     }
