@@ -129,17 +129,24 @@ SK_INLINE void Transpose4(const float* src, size_t ss, float* dst, size_t ds, co
   for (int q = 0; q < 4; ++q) std::memcpy(dst + q * ds, &o[q], sizeof(F4));
 }
 
-// dst[c * ds + r] = src[r * ss + c] (+ add[r]) for r < rows, c < cols.
+// dst[c * ds + r] = src[r * ss + c] (+ add[r]) for r < rows, c < cols. Blocks of 4 x 4 walk
+// along the side whose rows are far apart in memory, so each of its cache lines is finished
+// before the next (rows 12 KiB apart share an L1 set: leaving lines half-done thrashes it).
+template <bool kAlongSrcRows>
 void Transpose(const float* src, size_t ss, uint32_t rows, uint32_t cols, float* dst, size_t ds, const float* add) {
-  uint32_t r = 0;
-  for (; r + 4 <= rows; r += 4) {
-    uint32_t c = 0;
-    for (; c + 4 <= cols; c += 4) Transpose4(src + r * ss + c, ss, dst + c * ds + r, ds, add ? add + r : nullptr);
-    for (; c < cols; ++c)
-      for (uint32_t q = r; q < r + 4; ++q) dst[c * ds + q] = add ? src[q * ss + c] + add[q] : src[q * ss + c];
+  auto element = [&](uint32_t r, uint32_t c) { dst[c * ds + r] = add ? src[r * ss + c] + add[r] : src[r * ss + c]; };
+  const uint32_t rows4 = rows & ~3u, cols4 = cols & ~3u;
+  if (kAlongSrcRows) {
+    for (uint32_t r = 0; r < rows4; r += 4)
+      for (uint32_t c = 0; c < cols4; c += 4) Transpose4(src + r * ss + c, ss, dst + c * ds + r, ds, add ? add + r : nullptr);
+  } else {
+    for (uint32_t c = 0; c < cols4; c += 4)
+      for (uint32_t r = 0; r < rows4; r += 4) Transpose4(src + r * ss + c, ss, dst + c * ds + r, ds, add ? add + r : nullptr);
   }
-  for (; r < rows; ++r)
-    for (uint32_t c = 0; c < cols; ++c) dst[c * ds + r] = add ? src[r * ss + c] + add[r] : src[r * ss + c];
+  for (uint32_t r = 0; r < rows4; ++r)
+    for (uint32_t c = cols4; c < cols; ++c) element(r, c);
+  for (uint32_t r = rows4; r < rows; ++r)
+    for (uint32_t c = 0; c < cols; ++c) element(r, c);
 }
 
 // Groups a sparse delta's nonzeros by column into `uints` (starts, then rows) and `values`.
@@ -246,14 +253,14 @@ void RunTask(const Call& call, const Task& task, Scratch& scratch) {
     const uint32_t n = std::min(block, task.token_count - t0);
     const float* x = call.x + static_cast<size_t>(first_row + t0) * in_dim;
     for (uint32_t i0 = 0; i0 < in_dim; i0 += kColumnBlock) {
-      Transpose(x + i0, in_dim, n, std::min(kColumnBlock, in_dim - i0), xt + static_cast<size_t>(i0) * n, n, nullptr);
+      Transpose<true>(x + i0, in_dim, n, std::min(kColumnBlock, in_dim - i0), xt + static_cast<size_t>(i0) * n, n, nullptr);
     }
     float* rows = out + static_cast<size_t>(t0) * out_dim;
     // A few columns at a time: their sums stay in L1 until written, a cache line per row.
     for (uint32_t j0 = 0; j0 < out_dim; j0 += kColumnBlock) {
       const uint32_t j1 = std::min(out_dim, j0 + kColumnBlock);
       Accumulate(call.path, job, columns, in_dim, out_dim, j0, j1, xt, dt, n);
-      Transpose(dt, n, j1 - j0, n, rows + j0, out_dim, job.bias ? job.bias + j0 : nullptr);
+      Transpose<false>(dt, n, j1 - j0, n, rows + j0, out_dim, job.bias ? job.bias + j0 : nullptr);
     }
   }
 }
