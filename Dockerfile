@@ -29,15 +29,19 @@ FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 ARG ORT_INSTALL=skip
 ENV ONNXRUNTIME_NODE_INSTALL=${ORT_INSTALL}
-COPY package.json package-lock.json ./
+# The side-path kernel's compiler (node-gyp: python3, make, g++), in this stage only.
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
+COPY package.json package-lock.json binding.gyp ./
+COPY native ./native
+COPY scripts/build-native.mjs ./scripts/
 # --ignore-scripts: the same result whether or not this npm runs install scripts by default; the
-# one script a variant needs (onnxruntime-node's CUDA download) runs explicitly. A build host
-# behind a TLS-intercepting proxy passes its CA bundle as the secret npm_ca; it is never stored.
-# A native addon built at install (node-gyp) needs `npm rebuild <name>` after `npm ci` and its
-# compiler (python3, make, g++) installed in this stage only; the runtime stage gets the result.
+# scripts the image needs run explicitly: the native side kernel (it must build here, where its
+# compiler is), and onnxruntime-node's CUDA download for that variant. A build host behind a
+# TLS-intercepting proxy passes its CA bundle as the secret npm_ca; it is never stored.
 RUN --mount=type=secret,id=npm_ca,required=false \
     if [ -s /run/secrets/npm_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm_ca; fi; \
     npm ci --no-audit --no-fund --ignore-scripts \
+ && node scripts/build-native.mjs && test -f build/Release/deltaserve_side_kernel.node \
  && if [ "$ORT_INSTALL" != skip ]; then node node_modules/onnxruntime-node/script/install.js; fi
 COPY tsconfig.json ./
 COPY src ./src
@@ -76,6 +80,7 @@ ENV NODE_ENV=production \
     DELTASERVE_REGISTRY_STATE_FILE=/var/lib/deltaserve/registry-state.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/build/Release/deltaserve_side_kernel.node ./build/Release/
 COPY package.json ./
 COPY config ./config
 COPY models ./models

@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- section...] [--minutes N]`: runs benchmark sections and rewrites their parts
  * of docs/benchmarks.md (each between `<!-- bench:NAME -->` markers), leaving other sections as
- * they were, so one slow section can be re-measured alone. Sections: decode, compress, calibrate, engine,
+ * they were, so one slow section can be re-measured alone. Sections: decode, compress, calibrate, kernel, engine,
  * http, loadtest; on demand only: scaleout (installs nginx), engine-webgpu (needs a Vulkan device)
  * and soak (30 minutes, or `--minutes N`; written to docs/reliability.md).
  */
@@ -17,6 +17,7 @@ const SECTIONS: Record<string, Section> = {
   decode: async () => (await import('./decode.js')).runDecodeBench(),
   compress: async () => (await import('./compress.js')).runCompressBench(),
   calibrate: async () => (await import('./calibrate.js')).runCalibrateBench(),
+  kernel: async () => (await import('./kernel.js')).runKernelBench(),
   engine: async () => (await import('./engine.js')).runEngineBench(),
   http: async () => (await import('./http.js')).runHttpBench(),
   loadtest: async () => (await import('./loadtest.js')).runLoadtestBench(),

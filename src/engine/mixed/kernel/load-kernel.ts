@@ -1,33 +1,57 @@
-// TEMPORARY (replaced by the kernel branch): the portable loop only.
+/**
+ * Picks the side kernel at start-up: the native addon when it built, else the portable JS kernel
+ * with the reason (the caller logs it). `DELTASERVE_KERNEL=js` forces the fallback (CI runs the
+ * tests that way too); `DELTASERVE_KERNEL=native` makes a missing addon an error instead.
+ */
+import { availableParallelism } from 'node:os';
+import { createJsKernel } from './js-kernel.js';
+import { createNativeKernel, loadNativeAddon, type NativePath } from './native-kernel.js';
 import type { SideKernel } from './side-kernel.js';
 
-const js: SideKernel = {
-  name: 'js',
-  threads: 1,
-  sideProduct(x, inDim, out, outDim, jobs) {
-    out.fill(0);
-    for (const job of jobs) {
-      const n = job.rowCount;
-      const xt = new Float32Array(inDim * n);
-      const dt = new Float32Array(outDim * n);
-      for (let r = 0; r < n; r++) for (let i = 0; i < inDim; i++) xt[i * n + r] = x[(job.rowStart + r) * inDim + i]!;
-      const w = job.weight;
-      if (w && w.kind === 'sparse') {
-        for (let k = 0; k < w.indices.length; k++) {
-          const f = w.indices[k]!;
-          const i = Math.floor(f / outDim);
-          const j = f - i * outDim;
-          const v = w.values[k]!;
-          for (let t = 0; t < n; t++) dt[j * n + t] = dt[j * n + t]! + v * xt[i * n + t]!;
-        }
-      } else if (w) {
-        for (let i = 0; i < inDim; i++) for (let j = 0; j < outDim; j++) for (let t = 0; t < n; t++) dt[j * n + t] = dt[j * n + t]! + w.values[i * outDim + j]! * xt[i * n + t]!;
-      }
-      for (let r = 0; r < n; r++) for (let j = 0; j < outDim; j++) out[(job.rowStart + r) * outDim + j] = dt[j * n + r]! + (job.bias?.[j] ?? 0);
-    }
-  },
-};
+export interface LoadSideKernelOptions {
+  /** 'js' skips the addon. Default 'native' (falls back to JS when absent). */
+  readonly prefer?: 'native' | 'js';
+  /**
+   * Threads one native call uses, the calling thread included; default
+   * `os.availableParallelism()`. The JS kernel always runs on the calling thread alone.
+   */
+  readonly threads?: number;
+  /** Force a native instruction-set path (tests, benchmarks). */
+  readonly path?: NativePath;
+}
 
-export function loadSideKernel(_options: { prefer?: 'native' | 'js'; threads?: number } = {}): { kernel: SideKernel; reason: string | null } {
-  return { kernel: js, reason: 'temporary' };
+export interface LoadedSideKernel {
+  readonly kernel: SideKernel;
+  /** Why the preferred kernel is not the one running; null when it is. */
+  readonly reason: string | null;
+}
+
+/** Upper bound on threads, against a typo starting thousands of threads. */
+const MAX_THREADS = 1024;
+
+/** What `DELTASERVE_KERNEL` asks for: 'js', 'native' or nothing. */
+export function kernelFromEnv(env: NodeJS.ProcessEnv = process.env): 'native' | 'js' | undefined {
+  const value = env.DELTASERVE_KERNEL;
+  if (value === undefined || value === '') return undefined;
+  if (value === 'js' || value === 'native') return value;
+  throw new RangeError(`DELTASERVE_KERNEL must be 'js' or 'native', got '${value}'`);
+}
+
+export function loadSideKernel(options: LoadSideKernelOptions = {}): LoadedSideKernel {
+  const threads = options.threads ?? availableParallelism();
+  if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) {
+    throw new RangeError(`side kernel: threads must be an integer from 1 to ${MAX_THREADS}, got ${threads}`);
+  }
+  const fromEnv = kernelFromEnv();
+  if (fromEnv === 'js') return { kernel: createJsKernel(), reason: 'DELTASERVE_KERNEL=js forces the portable kernel' };
+  if (options.prefer === 'js') return { kernel: createJsKernel(), reason: null };
+  let addon;
+  try {
+    addon = loadNativeAddon();
+  } catch (error) {
+    const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    if (fromEnv === 'native') throw new Error(`DELTASERVE_KERNEL=native but the native side kernel did not load: ${message}`);
+    return { kernel: createJsKernel(), reason: `native side kernel not available (${message}); build it with \`node scripts/build-native.mjs\` (needs python3, make, g++)` };
+  }
+  return { kernel: createNativeKernel(addon, { threads, ...(options.path && { path: options.path }) }), reason: null };
 }

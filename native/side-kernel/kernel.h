@@ -1,0 +1,61 @@
+// The side-path kernel's compute, free of Node: see src/engine/mixed/kernel/side-kernel.ts for the
+// contract. Every path computes each output element (t, j) as ((0 + p_1) + p_2) + ... + bias with
+// p_k = v_k * x[t, i_k] in float32 over the nonzeros of column j in the delta's index order, never
+// fused (-ffp-contract=off, no FMA target), so all paths and the JS fallback give the same bits.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace side_kernel {
+
+enum class Path { kBaseline = 0, kAvx2 = 1, kAvx512 = 2 };
+
+/** Paths this CPU can run, best first. */
+std::vector<Path> SupportedPaths();
+const char* PathName(Path path);
+
+struct Job {
+  uint32_t row_start;
+  uint32_t row_count;
+  // Sparse: indices + values (nnz of each). Dense: indices == nullptr, values holds inDim*outDim.
+  const uint32_t* indices;
+  const float* values;
+  size_t nnz;
+  const float* bias;  // outDim values or nullptr
+};
+
+/** One job's rows [token_start, token_start + token_count) relative to its row_start. */
+struct Task {
+  const Job* job;
+  uint32_t token_start;
+  uint32_t token_count;
+  double cost;
+};
+
+struct Call {
+  const float* x;
+  uint32_t in_dim;
+  float* out;
+  uint32_t out_dim;
+  Path path;
+};
+
+/** One thread's working memory, sized by Reserve() before the threads start. */
+struct Scratch {
+  std::vector<float> floats;     // XT [inDim x block], DT [16 x block], values by column
+  std::vector<uint32_t> uints;   // column starts [outDim + 1], rows by column
+  /** Grows (may throw std::bad_alloc) to what RunTask needs for any of `tasks`. */
+  void Reserve(uint32_t in_dim, uint32_t out_dim, const std::vector<Task>& tasks);
+};
+
+/** Computes one task's rows of out. Never allocates. */
+void RunTask(const Call& call, const Task& task, Scratch& scratch);
+
+/**
+ * Splits jobs into tasks for `threads` threads: whole jobs when there are enough of them, else
+ * token ranges of the costliest jobs. Sorted costliest first.
+ */
+std::vector<Task> PlanTasks(const std::vector<Job>& jobs, uint32_t in_dim, uint32_t out_dim, uint32_t threads);
+
+}  // namespace side_kernel
