@@ -38,6 +38,8 @@ interface RunnableSegment extends Segment {
 export class MixedPipeline {
   /** Per delta, per site (by D's input name): base bias + the task's bias delta. */
   private readonly siteBiases = new WeakMap<Delta, Map<string, Float32Array>>();
+  private readonly scratchBuffers: Float32Array[] = [];
+  private zeroRow = new Float32Array(0);
 
   private constructor(
     private readonly segments: readonly RunnableSegment[],
@@ -113,7 +115,7 @@ export class MixedPipeline {
     }
     for (const segment of this.segments) {
       const kernelStarted = performance.now();
-      for (const site of segment.sites) live.set(site.input, this.sideDelta(site, live.get(site.x)!, spans));
+      segment.sites.forEach((site, slot) => live.set(site.input, this.sideDelta(site, live.get(site.x)!, spans, slot)));
       const runStarted = performance.now();
       kernelMs += runStarted - kernelStarted;
       const feeds: Record<string, ort.Tensor> = {};
@@ -130,30 +132,74 @@ export class MixedPipeline {
     return { outputs: pieces, timings: { ortMs, kernelMs, hostMs, segmentRuns: this.segments.length } };
   }
 
-  /** D for one site: each request's rows of X times its task's Δ (plus its Δ bias). */
-  private sideDelta(site: SideSitePlan, x: ort.Tensor, spans: readonly ItemSpan[]): ort.Tensor {
+  /**
+   * D for one site: each request's rows of X times its task's Δ plus its bias (the folded base
+   * bias + the task's Δb). D only has to broadcast against `X·W`, so it is as small as the batch
+   * allows: one bias row when no request changes this site (the plain graph's own bias add),
+   * one row per item when only biases differ, full rows only when some request's Δ touches W.
+   */
+  private sideDelta(site: SideSitePlan, x: ort.Tensor, spans: readonly ItemSpan[], slot: number): ort.Tensor {
     const dims = x.dims;
     const items = dims[0] ?? 0;
     const totalItems = spans.reduce((n, s) => n + s.items, 0);
     if (dims[dims.length - 1] !== site.inDim || items !== totalItems || dims.length < 2) {
       throw new DS_ERR_INFER_BAD_INPUT(`mixed batches need ${site.x} as [batch, ..., ${site.inDim}] with the batch first; it has shape [${dims}]`);
     }
+    const weights = spans.map((span) => (span.delta ? tensorsByWeight(span.delta).get(site.weight) : undefined));
+    const biases = spans.map((span) => this.siteBias(site, span.delta));
+    const baseBias = site.baseBias ? this.baseValues.get(site.baseBias)! : null;
+    const outDim = site.outDim;
+    if (weights.every((w) => w === undefined)) {
+      if (biases.every((b) => b === baseBias)) return new ort.Tensor('float32', baseBias ?? this.zeros(outDim), [outDim]);
+      const perItem = this.scratch(slot, items * outDim);
+      let item = 0;
+      spans.forEach((span, k) => {
+        for (let i = 0; i < span.items; i++, item++) perItem.set(biases[k] ?? this.zeros(outDim), item * outDim);
+      });
+      return new ort.Tensor('float32', perItem, [items, ...dims.slice(1, -1).map(() => 1), outDim]);
+    }
     const xData = x.data as Float32Array;
     const rowsPerItem = xData.length / site.inDim / items;
-    const out = new Float32Array(items * rowsPerItem * site.outDim);
-    const jobs: SideJob[] = [];
+    const out = this.scratch(slot, items * rowsPerItem * outDim);
+    const weighted: SideJob[] = [];
+    const biasOnly: { rowStart: number; rowCount: number; bias: Float32Array }[] = [];
     let item = 0;
-    for (const span of spans) {
-      const weight = span.delta ? tensorsByWeight(span.delta).get(site.weight) : undefined;
-      const bias = this.siteBias(site, span.delta);
-      if (weight || bias) {
-        const weightDelta: WeightDelta | null = !weight ? null : weight.kind === 'dense' ? { kind: 'dense', values: weight.values } : { kind: 'sparse', indices: weight.indices, values: weight.values };
-        jobs.push({ rowStart: item * rowsPerItem, rowCount: span.items * rowsPerItem, weight: weightDelta, bias });
+    spans.forEach((span, k) => {
+      const rowStart = item * rowsPerItem;
+      const rowCount = span.items * rowsPerItem;
+      const weight = weights[k];
+      const bias = biases[k] ?? null;
+      if (weight) {
+        const delta: WeightDelta = weight.kind === 'dense' ? { kind: 'dense', values: weight.values } : { kind: 'sparse', indices: weight.indices, values: weight.values };
+        weighted.push({ rowStart, rowCount, weight: delta, bias });
+      } else if (bias) {
+        biasOnly.push({ rowStart, rowCount, bias });
       }
       item += span.items;
+    });
+    // The kernel zeroes the rows it is not given, so the bias-only rows are written after it.
+    this.kernel.sideProduct(xData, site.inDim, out, outDim, weighted);
+    for (const { rowStart, rowCount, bias } of biasOnly) fillRows(out, bias, rowStart, rowCount);
+    return new ort.Tensor('float32', out, [...dims.slice(0, -1), outDim]);
+  }
+
+  private zeros(length: number): Float32Array {
+    if (this.zeroRow.length < length) this.zeroRow = new Float32Array(length);
+    return this.zeroRow.subarray(0, length);
+  }
+
+  /**
+   * D's buffer: one per site of a segment, reused by every segment and batch (D lives only
+   * during its segment's run, and runs never overlap). Fresh zeroed buffers cost a page fault
+   * per 4 KiB, tens of megabytes per batch.
+   */
+  private scratch(slot: number, length: number): Float32Array {
+    let buffer = this.scratchBuffers[slot];
+    if (!buffer || buffer.length < length) {
+      buffer = new Float32Array(length);
+      this.scratchBuffers[slot] = buffer;
     }
-    if (jobs.length > 0) this.kernel.sideProduct(xData, site.inDim, out, site.outDim, jobs);
-    return new ort.Tensor('float32', out, [...dims.slice(0, -1), site.outDim]);
+    return buffer.subarray(0, length);
   }
 
   /**
@@ -174,5 +220,18 @@ export class MixedPipeline {
       cached.set(site.input, sum);
     }
     return sum;
+  }
+}
+
+/** Writes `row` into rows [start, start + count) of a row-major buffer, doubling the copied block each step. */
+function fillRows(buffer: Float32Array, row: Float32Array, start: number, count: number): void {
+  if (count === 0) return;
+  const width = row.length;
+  const begin = start * width;
+  buffer.set(row, begin);
+  for (let filled = 1; filled < count; ) {
+    const step = Math.min(filled, count - filled);
+    buffer.copyWithin(begin + filled * width, begin, begin + step * width);
+    filled += step;
   }
 }

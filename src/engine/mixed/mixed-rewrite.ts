@@ -162,7 +162,7 @@ class RewriteBuilder {
         const base = `${output}::base`;
         const patchableBias = fold && this.useOf(fold.bias)?.kind === 'bias' ? fold.bias : null;
         this.sites.push({ input, base, x: node.input![0]!, weight, bias: patchableBias, baseBias: fold?.bias ?? null, inDim: inDim!, outDim: outDim! });
-        this.addInput(input, onnx.TensorProto.DataType.FLOAT, [`${input}::dims`]);
+        this.addInput(input, onnx.TensorProto.DataType.FLOAT, null); // any shape that broadcasts against X·W
         node.output![0] = base;
         // With a folded bias, the sum takes the bias Add's output name and that Add is dropped.
         return [node, { opType: 'Add', name: `${output}::add_side`, input: [base, input], output: [fold ? fold.add.output![0]! : output] }];
@@ -222,7 +222,7 @@ class RewriteBuilder {
         const input = `${output}::gathered_delta`;
         const rowShape = this.weights.get(table)!.slice(1);
         this.gathers.push({ input, weight: table, ids: node.input![1]!, rowShape });
-        this.addInput(input, onnx.TensorProto.DataType.FLOAT, [`${input}::dims`]);
+        this.addInput(input, onnx.TensorProto.DataType.FLOAT, null);
         const pre = `${output}::pre_delta`;
         node.output![0] = pre;
         return [node, { opType: 'Add', name: `${output}::add_delta`, input: [pre, input], output: [output] }];
@@ -299,11 +299,10 @@ class RewriteBuilder {
     return (tensor?.dims ?? []).map(Number);
   }
 
-  private addInput(name: string, elemType: number, dims: readonly (string | number)[]): void {
-    this.inputs.push({
-      name,
-      type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
-    });
+  /** `dims` null: any rank. */
+  private addInput(name: string, elemType: number, dims: readonly (string | number)[] | null): void {
+    const shape = dims && { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) };
+    this.inputs.push({ name, type: { tensorType: { elemType, ...(shape && { shape }) } } });
   }
 }
 
