@@ -20,6 +20,8 @@ export interface OrtSessionOptions {
   readonly intraOpThreads: number;
   /** Whether idle intra-op threads spin waiting for work (ORT's default); off where many sessions run in turn. */
   readonly allowSpinning?: boolean;
+  /** Whether the session keeps its own memory arena (ORT's default); off where many sessions would each grow one to the batch's peak. */
+  readonly memoryArena?: boolean;
 }
 
 export interface StartedSession {
@@ -53,6 +55,7 @@ export async function createOrtSession(model: Uint8Array, options: OrtSessionOpt
       executionMode: 'sequential',
       // ORT warns on every GPU session that shape ops run on the CPU, which is by design.
       logSeverityLevel: options.executionProvider === 'cpu' ? 2 : 3,
+      ...(options.memoryArena === false && { enableCpuMemArena: false }),
       ...(options.allowSpinning === false && { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }),
     });
   } catch (error) {

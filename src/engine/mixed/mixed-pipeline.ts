@@ -31,7 +31,7 @@ export interface MixedTimings {
   readonly segmentRuns: number;
 }
 
-interface RunnableSegment extends Segment {
+interface RunnableSegment extends Omit<Segment, 'model'> {
   readonly session: ort.InferenceSession;
 }
 
@@ -65,8 +65,11 @@ export class MixedPipeline {
     const segments = cutIntoSegments(model, mixed.graph, mixed.sites);
     const runnable: RunnableSegment[] = [];
     for (const segment of segments) {
-      // Spinning threads of ~50 idle sessions would steal the cores the running one needs.
-      runnable.push({ ...segment, session: await createOrtSession(encodeOnnxModel(segment.model), { ...session, allowSpinning: false }) });
+      // Spinning threads of ~50 idle sessions would steal the cores the running one needs, and
+      // ~50 arenas each grown to the batch's peak activations measured 2–3 GB of RSS.
+      const options = { ...session, allowSpinning: false, memoryArena: false };
+      const { model: _encoded, ...rest } = segment; // ORT holds its own copy of the weights
+      runnable.push({ ...rest, session: await createOrtSession(encodeOnnxModel(segment.model), options) });
     }
     const valueOf = (name: string) => (weights.get(name) ?? others.get(name))!.data;
     const baseValues = new Map([
