@@ -10,6 +10,8 @@
  *   f  diagnostic: this engine, graph mode, every request for task 0 (g's counterpart on a GPU)
  *   g  diagnostic: this engine, patch mode, every request for task 0 (what weights-as-inputs
  *      and delta serving cost without task switching and batch fragmentation)
+ *   h  diagnostic: this engine, mixed mode, every request for the base (what the graph cut
+ *      into segments costs, with no side-path work)
  * `--arrival-rate R` replaces the closed loop by an open one: Poisson arrivals at R requests/s
  * (the way serving papers measure goodput), for a, c and e.
  * `--provider webgpu` runs a, b, d and f on the WebGPU provider (patch mode is CPU-only).
@@ -48,7 +50,9 @@ const { values } = parseArgs({
     'arrival-rate': { type: 'string' },
   },
 });
-const config = values.config as 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'prepare';
+const config = values.config as 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'prepare';
+/** h: the mixed engine serving only the base — its segments and cuts without any kernel work. */
+const baseOnly = config === 'h';
 const provider = values.provider as ExecutionProvider;
 if (!['cpu', 'webgpu'].includes(provider)) throw new Error(`--provider must be cpu or webgpu, got ${provider}`);
 const dropRate = Number(values.p);
@@ -119,7 +123,7 @@ async function engineRunner(mode: 'patch' | 'graph' | 'mixed', modelPath: string
   });
   const rng = new SeededRng(7);
   return {
-    infer: (task) => engine.infer(tasks ? tasks[task]! : null, request(rng)),
+    infer: (task) => engine.infer(tasks && !baseOnly ? tasks[task]! : null, request(rng)),
     batches: () => {
       const stats = engine.schedulerStats();
       return { batches: stats.batches, completed: stats.completed };
@@ -220,7 +224,7 @@ async function main(): Promise<void> {
     // No weight is patchable, so either mode is the plain model; patch mode is CPU-only.
     runner = await engineRunner(provider === 'cpu' ? 'patch' : 'graph', mergedPathFor(dropRate), null);
   } else if (config === 'b') runner = await mergedSessionRunner(basePath, tasks);
-  else runner = await engineRunner(config === 'd' || config === 'f' ? 'graph' : config === 'e' ? 'mixed' : 'patch', basePath, tasks);
+  else runner = await engineRunner(config === 'd' || config === 'f' ? 'graph' : config === 'e' || config === 'h' ? 'mixed' : 'patch', basePath, tasks);
 
   const zipf = zipfSampler(tasks.length, 99);
   const latencies: number[] = [];

@@ -43,6 +43,7 @@ const NAMES: Record<string, string> = {
   e: '(e) engine, mixed',
   f: 'diagnostic: engine, graph, task 0 only',
   g: 'diagnostic: engine, patch, task 0 only',
+  h: 'diagnostic: engine, mixed, base only (segments, no kernel work)',
 };
 
 type Provider = 'cpu' | 'webgpu';
