@@ -17,6 +17,7 @@
  */
 import onnxProto from 'onnx-proto';
 import { DS_ERR_ONNX_INVALID } from '../core/errors.js';
+import { int64Tensor, valueInfo } from '../onnx/graph-parts.js';
 
 const { onnx } = onnxProto;
 type ModelProto = onnxProto.onnx.ModelProto;
@@ -118,20 +119,4 @@ function assertNoSubgraphUse(graph: onnxProto.onnx.IGraphProto, weights: Readonl
     }
   };
   visit(graph, false);
-}
-
-function valueInfo(name: string, elemType: number, shape: readonly (number | string)[]): onnxProto.onnx.IValueInfoProto {
-  return {
-    name,
-    type: {
-      tensorType: {
-        elemType: elemType,
-        shape: { dim: shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
-      },
-    },
-  };
-}
-
-function int64Tensor(name: string, values: readonly number[]): onnxProto.onnx.ITensorProto {
-  return { name, dataType: onnx.TensorProto.DataType.INT64, dims: [values.length], int64Data: values.map((v) => v) };
 }

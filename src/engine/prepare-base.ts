@@ -76,11 +76,11 @@ export async function prepareBase(options: BaseOptions): Promise<PreparedBase> {
     return {
       session,
       ...provider,
-      activator: new PatchActivator(patchable as Map<string, { shape: number[]; data: Float32Array }>),
+      activator: new PatchActivator(patchable),
       fingerprint,
       io,
       patchableShapes,
-      weightFeeds: patchable as Map<string, { shape: number[]; data: Float32Array }>,
+      weightFeeds: patchable,
       residentWeightBytes,
     };
   }

@@ -12,6 +12,7 @@
  * graph is untouched.
  */
 import onnxProto from 'onnx-proto';
+import { filledFloatTensor, int64Tensor, readIntTensor, valueInfo } from '../../onnx/graph-parts.js';
 import { classifyWeightUses, constantTensor, consumersByTensor, type WeightUse } from './weight-uses.js';
 
 const { onnx } = onnxProto;
@@ -200,7 +201,7 @@ class RewriteBuilder {
         const normalized = `${output}::normalized`;
         const scaleShape = this.weights.get(scale) ?? this.initializerDims(scale);
         const ones = `${output}::unit_scale`;
-        this.extraInitializers.push(floatTensor(ones, scaleShape, 1));
+        this.extraInitializers.push(filledFloatTensor(ones, scaleShape, 1));
         node.input = [node.input![0]!, ones];
         node.output = [normalized];
         const out: NodeProto[] = [node];
@@ -301,8 +302,7 @@ class RewriteBuilder {
 
   /** `dims` null: any rank. */
   private addInput(name: string, elemType: number, dims: readonly (string | number)[] | null): void {
-    const shape = dims && { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) };
-    this.inputs.push({ name, type: { tensorType: { elemType, ...(shape && { shape }) } } });
+    this.inputs.push(valueInfo(name, elemType, dims));
   }
 }
 
@@ -310,23 +310,4 @@ function stripLeadingOnes(shape: readonly number[]): number[] {
   let start = 0;
   while (start < shape.length - 1 && shape[start] === 1) start++;
   return shape.slice(start);
-}
-
-function readIntTensor(tensor: TensorProto): number[] {
-  if (tensor.int64Data && tensor.int64Data.length > 0) return tensor.int64Data.map(Number);
-  if (tensor.int32Data && tensor.int32Data.length > 0) return [...tensor.int32Data];
-  const raw = tensor.rawData;
-  if (!raw) return [];
-  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  if (tensor.dataType === onnx.TensorProto.DataType.INT32) return Array.from({ length: raw.byteLength / 4 }, (_, i) => view.getInt32(i * 4, true));
-  return Array.from({ length: raw.byteLength / 8 }, (_, i) => Number(view.getBigInt64(i * 8, true)));
-}
-
-function int64Tensor(name: string, values: readonly number[]): TensorProto {
-  return { name, dataType: onnx.TensorProto.DataType.INT64, dims: [values.length], int64Data: values.map((v) => v) };
-}
-
-function floatTensor(name: string, dims: readonly number[], value: number): TensorProto {
-  const count = dims.reduce((a, b) => a * b, 1);
-  return { name, dataType: onnx.TensorProto.DataType.FLOAT, dims: [...dims], floatData: new Array<number>(count).fill(value) };
 }
