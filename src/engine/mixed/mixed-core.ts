@@ -8,6 +8,7 @@
 import type { ActivationStats } from '../activator.js';
 import { batchSignature } from '../batching.js';
 import { EngineCore, type BatchDelta } from '../engine-core.js';
+import type { Delta } from '../../deltas/types.js';
 import type { ModelIO } from '../../onnx/io-signature.js';
 import { assertDeltaFitsWeights } from '../activator.js';
 import { assertInputsFit } from '../check-inputs.js';
@@ -53,6 +54,7 @@ export class MixedCore {
   private readonly fallbackKeys = new Map<string, string>();
   private readonly shapes: ReadonlyMap<string, { readonly shape: readonly number[] }>;
   private running = false;
+  private readonly verdicts = new WeakMap<Delta, { name: string; reason: string } | null>();
 
   constructor(
     readonly pipeline: MixedPipeline,
@@ -82,8 +84,7 @@ export class MixedCore {
       const fallbackGroups = new Map<string, number[]>();
       items.forEach((item, i) => {
         assertInputsFit(this.io, item.inputs);
-        if (item.task) assertDeltaFitsWeights(item.task.delta, this.shapes);
-        const unsupported = item.task ? this.pipeline.unsupportedTensor(item.task.delta) : null;
+        const unsupported = item.task ? this.checked(item.task.delta) : null;
         if (item.task && unsupported) {
           if (!this.fallbackKeys.has(item.task.key)) {
             this.fallbackKeys.set(item.task.key, unsupported.name);
@@ -112,6 +113,20 @@ export class MixedCore {
     } finally {
       this.running = false;
     }
+  }
+
+  /**
+   * Checks a delta against the base once per delta object (the cache hands out the same object
+   * for every batch) and remembers which tensor, if any, keeps it out of mixed batches.
+   */
+  private checked(delta: Delta): { name: string; reason: string } | null {
+    let verdict = this.verdicts.get(delta);
+    if (verdict === undefined) {
+      assertDeltaFitsWeights(delta, this.shapes);
+      verdict = this.pipeline.unsupportedTensor(delta);
+      this.verdicts.set(delta, verdict);
+    }
+    return verdict;
   }
 
   async release(): Promise<void> {
