@@ -338,7 +338,8 @@ export class Engine {
     const requests = jobs.map((job) => job.inputs);
     const tasks = jobs.map((job) => job.task);
     const reply = await this.client!.call<MixedRunReply>({ op: 'run-mixed', tasks, requests }, transferablesOf(requests));
-    const keys = new Set(tasks.map((t) => t?.key ?? null));
+    // Only the requests that ran count; those handed back (not cached) run in a later batch.
+    const keys = new Set(tasks.filter((_, i) => reply.outputs[i] !== null).map((t) => t?.key ?? null));
     const ran = reply.outputs.filter((o) => o !== null).length;
     if (ran > 0) this.emit({ type: 'batch', key: keys.size === 1 ? [...keys][0]! : MIXED_KEY, size: ran, inferMs: reply.inferMs, tasks: keys.size, timings: reply.timings });
     return reply.outputs.map((outputs, i) => {

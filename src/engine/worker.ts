@@ -176,6 +176,7 @@ async function start(): Promise<void> {
         return { value: undefined };
       case 'evict':
         cache.evict(request.key);
+        if (runtime.mode === 'mixed') runtime.core.forget(request.key);
         return { value: undefined };
       case 'crash-on-next-run':
         if (request.how === 'oom' && options.resourceLimits?.maxOldGenerationSizeMb === undefined) {

@@ -109,7 +109,7 @@ export const METRICS = {
     labels: ['task'],
     buckets: LATENCY_BUCKETS_SECONDS,
   },
-  /** Mixed mode: how many tasks share one forward pass (1 in the per-task modes). */
+  /** Mixed mode: how many tasks share one forward pass (recorded in mixed mode only). */
   batchTasks: {
     name: 'deltaserve_batch_tasks',
     kind: 'histogram',

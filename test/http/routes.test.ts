@@ -3,6 +3,7 @@
  * tenant isolation, the error classes and their statuses, limits, deadlines, OpenAPI.
  * End-to-end behaviour through the real engine is in gateway-e2e.test.ts.
  */
+import type { ReadyInfo } from '../../src/engine/protocol.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { FastifyInstance } from 'fastify';
@@ -390,5 +391,22 @@ test('during shutdown new requests get the gateway\'s own 503: code, Retry-After
     }
   } finally {
     context.lifecycle.shuttingDown = false;
+  }
+});
+
+test('model metadata says how a task is batched: per-task in patch mode; in mixed mode per-task, with why, once the engine reports a fallback', async () => {
+  const meta = async () =>
+    ((await call('GET', '/v2/models/alpha/versions/1', { key: TENANT_A_KEY })).json as { parameters: { batching?: string; batching_reason?: string } }).parameters;
+  assert.equal((await meta()).batching, 'per-task');
+  const patchInfo = engine.readyInfo;
+  (engine as { readyInfo: ReadyInfo }).readyInfo = { ...patchInfo, mode: 'mixed' };
+  try {
+    assert.deepEqual([(await meta()).batching, (await meta()).batching_reason], ['mixed', undefined]);
+    engine.emit({ type: 'mixed-fallback', key: 'alpha@1', tensor: 'conv.weight', reason: 'conv.weight is read by Conv' });
+    assert.deepEqual([(await meta()).batching, (await meta()).batching_reason], ['per-task', 'its delta changes conv.weight: conv.weight is read by Conv']);
+    engine.emit({ type: 'dropped', key: 'alpha@1' });
+    assert.equal((await meta()).batching, 'mixed', 'an unloaded task is judged again on its next run');
+  } finally {
+    (engine as { readyInfo: ReadyInfo }).readyInfo = patchInfo;
   }
 });

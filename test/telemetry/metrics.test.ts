@@ -245,6 +245,9 @@ test('every metric in METRICS is exported under its name and Prometheus type, wi
     telemetry.observeRegistrySync(() => ({ synced: true, lastSyncAt: Date.now() }));
 
     const text = await telemetry.renderPrometheus();
+    assert.match(text, /\ndeltaserve_mixed_fallback_tasks_total\{[^}]*task="x"[^}]*\} 1\n/, 'the fallback is counted for its task');
+    assert.match(text, /\ndeltaserve_batch_tasks_count(\{[^}]*\})? 1\n/, 'one mixed batch recorded (per-task batches are not)');
+    assert.match(text, /\ndeltaserve_batch_tasks_sum(\{[^}]*\})? 2\n/, 'with its two tasks');
     for (const spec of Object.values(METRICS)) {
       assert.ok(text.includes(`\n# TYPE ${spec.name} ${spec.kind}\n`), `${spec.name} exported as ${spec.kind}`);
       assert.ok(text.includes(`\n# HELP ${spec.name} ${spec.description}\n`), `${spec.name} has its description`);

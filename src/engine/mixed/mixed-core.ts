@@ -51,7 +51,8 @@ const NO_ACTIVATION: ActivationStats = { switched: false, nonzeros: 0, ms: 0 };
 
 export class MixedCore {
   private fallback: Promise<EngineCore> | null = null;
-  private readonly fallbackKeys = new Map<string, string>();
+  /** Tasks already reported as running on the per-task fallback. */
+  private readonly fallbackKeys = new Set<string>();
   private readonly shapes: ReadonlyMap<string, { readonly shape: readonly number[] }>;
   private running = false;
   private readonly verdicts = new WeakMap<Delta, { name: string; reason: string } | null>();
@@ -69,9 +70,9 @@ export class MixedCore {
     return this.pipeline.kernel;
   }
 
-  /** Keys of tasks served by the per-task fallback so far. */
-  get fallbackTasks(): readonly string[] {
-    return [...this.fallbackKeys.keys()];
+  /** Forgets a task's fallback report, so a re-registered task under the same key is reported again. */
+  forget(key: string): void {
+    this.fallbackKeys.delete(key);
   }
 
   async run(items: readonly MixedItem[]): Promise<MixedBatchResult> {
@@ -87,7 +88,7 @@ export class MixedCore {
         const unsupported = item.task ? this.checked(item.task.delta) : null;
         if (item.task && unsupported) {
           if (!this.fallbackKeys.has(item.task.key)) {
-            this.fallbackKeys.set(item.task.key, unsupported.name);
+            this.fallbackKeys.add(item.task.key);
             newFallbacks.push({ key: item.task.key, tensor: unsupported.name, reason: unsupported.reason });
           }
           push(fallbackGroups, `${item.task.key}\u0000${batchSignature(item.inputs)}`, i);

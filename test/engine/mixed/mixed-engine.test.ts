@@ -10,6 +10,7 @@ import { encodeDelta } from '../../../src/deltas/format/delta-file.js';
 import { saveOnnxModel } from '../../../src/onnx/model-file.js';
 import { fingerprintWeights } from '../../../src/onnx/fingerprint.js';
 import { readFloatWeights } from '../../../src/onnx/weights.js';
+import { NATIVE_EXPECTED } from './kernel-cases.js';
 import { buildTinyZoo, maxAbsDiff, mergeIndependently, runPlain, tokenBatch, type TinyZoo } from '../../helpers/tiny-models.js';
 
 const { onnx } = onnxProto;
@@ -68,7 +69,9 @@ test('mixed mode: concurrent requests of many tasks, the base and a fallback tas
   const engine = await Engine.start(options(events));
   try {
     assert.equal(engine.readyInfo?.mode, 'mixed');
-    assert.ok(engine.readyInfo?.kernel, 'the kernel in use is reported');
+    const kernel = engine.readyInfo?.kernel;
+    assert.ok(kernel && ['native-avx512', 'native-avx2', 'native-baseline', 'js'].includes(kernel.name) && kernel.threads >= 1, `the kernel in use is reported: ${JSON.stringify(kernel)}`);
+    if (NATIVE_EXPECTED) assert.notEqual(kernel.name, 'js', `the native kernel loads in the worker (${kernel.fallbackReason})`);
     const inputs = (i: number) => tokenBatch(1 + (i % 2), 6, 40 + i);
     const jobs = Array.from({ length: 48 }, (_, i) => (i * 7) % 6); // 5 = the base
     const results = await Promise.all(jobs.map((t, i) => engine.infer(t === 5 ? null : refs[t]!, inputs(i))));
@@ -82,6 +85,10 @@ test('mixed mode: concurrent requests of many tasks, the base and a fallback tas
     assert.deepEqual(fallbacks.map((e) => e.type === 'mixed-fallback' && [e.key, e.tensor]), [[refs[4]!.key, GAIN]], 'task 4 fell back once, naming the tensor');
     const batches = events.filter((e): e is Extract<AnyEngineEvent, { type: 'batch' }> => e.type === 'batch');
     assert.ok(batches.some((b) => b.key === MIXED_KEY && (b.tasks ?? 0) > 1), 'some batch held several tasks');
+    // Unloading forgets the verdict: the task is judged, and reported, again on its next run.
+    await engine.evict(refs[4]!.key);
+    await engine.infer(refs[4]!, inputs(0));
+    assert.equal(events.filter((e) => e.type === 'mixed-fallback').length, 2, 'reported again after an unload');
   } finally {
     await engine.close();
   }

@@ -38,6 +38,7 @@ test('segments: each side-path MatMul runs one segment after the one producing i
   assert.equal(mixed.sites.length, linears);
   assert.ok(mixed.sites.every((s) => s.baseBias !== null && s.bias === s.baseBias), 'every linear has its bias folded');
   const segments = cutIntoSegments(base, mixed.graph, mixed.sites);
+  assert.equal(segments.flatMap((s) => s.sites).length, mixed.sites.length, 'every site takes its D in some segment');
   // Per layer: Q/K/V share a cut, then O, FFN up, FFN down; then the classifier; plus the embeddings' segment.
   assert.equal(segments.length, TINY_ENCODER.layers * 4 + 2);
   const producedIn = new Map<string, number>();

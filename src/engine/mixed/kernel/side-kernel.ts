@@ -36,10 +36,10 @@ export interface SideJob {
   readonly bias: Float32Array | null;
 }
 
-export type SideKernelName = 'native-avx512' | 'native-avx2' | 'native-baseline' | 'wasm-simd' | 'js';
+export type SideKernelName = 'native-avx512' | 'native-avx2' | 'native-baseline' | 'js';
 
 export interface SideKernel {
-  /** Which implementation runs (logged at start-up, reported in /metrics and the benchmark). */
+  /** Which implementation runs (logged at start-up and reported by the benchmark). */
   readonly name: SideKernelName;
   /** Threads one call may use. */
   readonly threads: number;
