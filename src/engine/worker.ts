@@ -13,6 +13,7 @@ import { buildDeltaSource } from '../deltas/source/index.js';
 import { decodeDelta } from '../deltas/format/delta-file.js';
 import { DS_ERR_TASK_UNKNOWN_TO_WORKER } from '../core/errors.js';
 import type { TaskRef } from '../deltas/types.js';
+import type { ActivationStats } from './activator.js';
 import { EngineCore } from './engine-core.js';
 import { prepareBase, type PreparedBase } from './prepare-base.js';
 import { loadSideKernel } from './mixed/kernel/load-kernel.js';
@@ -46,7 +47,9 @@ type Runtime =
 
 async function startRuntime(): Promise<Runtime> {
   if (options.base.mode === 'mixed') {
-    const { kernel, reason } = loadSideKernel();
+    // The kernel runs between ORT runs, on as many threads as ORT was given (0: ORT's choice, all cores).
+    const threads = options.base.session.intraOpThreads;
+    const { kernel, reason } = loadSideKernel(threads > 0 ? { threads } : {});
     const base = await prepareMixedBase(options.base, kernel);
     return { mode: 'mixed', core: base.core, base, kernelReason: reason };
   }
@@ -148,7 +151,7 @@ async function start(): Promise<void> {
         runs = run;
         const result = await run;
         for (const fallback of result?.newFallbacks ?? []) emit({ type: 'mixed-fallback', ...fallback });
-        if (result?.activation.switched) emit({ type: 'activation', key: null, nonzeros: result.activation.nonzeros, ms: result.activation.ms });
+        for (const { key, stats } of result?.activations ?? []) emit({ type: 'activation', key, nonzeros: stats.nonzeros, ms: stats.ms });
         const outputs: (NamedTensors | null)[] = request.requests.map(() => null);
         ranIndex.forEach((i, k) => (outputs[i] = result!.outputs[k]!));
         const reply: MixedRunReply = {
@@ -156,7 +159,7 @@ async function start(): Promise<void> {
           refused,
           inferMs: result?.inferMs ?? 0,
           timings: result?.timings ?? { ortMs: 0, kernelMs: 0, hostMs: 0, segmentRuns: 0 },
-          activation: result?.activation ?? { switched: false, nonzeros: 0, ms: 0 },
+          activation: sumActivations(result?.activations ?? []),
         };
         const present = (sets: (NamedTensors | null)[]) => sets.filter((t): t is NamedTensors => t !== null);
         return { value: reply, transfer: transferablesOf([...present(outputs), ...present(refused)]) };
@@ -237,6 +240,14 @@ async function start(): Promise<void> {
 
 function phasesOf(timings: DeltaLoadTimings): LoadPhases {
   return { fetch: timings.fetchMs, verify: timings.verifyMs, decode: timings.decodeMs };
+}
+
+/** One batch's fallback activations as one figure (the reply carries one per batch). */
+function sumActivations(activations: readonly { stats: ActivationStats }[]): ActivationStats {
+  return activations.reduce(
+    (sum, { stats }) => ({ switched: true, nonzeros: sum.nonzeros + stats.nonzeros, ms: sum.ms + stats.ms }),
+    { switched: false, nonzeros: 0, ms: 0 } as ActivationStats,
+  );
 }
 
 /** Ends the thread the way a real fault would, with this batch in flight (it never answers). */

@@ -9,7 +9,9 @@ import type { ActivationStats } from '../activator.js';
 import { batchSignature } from '../batching.js';
 import { EngineCore, type BatchDelta } from '../engine-core.js';
 import type { Delta } from '../../deltas/types.js';
+import { DS_ERR_ONNX_INVALID } from '../../core/errors.js';
 import type { ModelIO } from '../../onnx/io-signature.js';
+import { warmUpInputs } from '../warm-up.js';
 import { assertDeltaFitsWeights } from '../activator.js';
 import { assertInputsFit } from '../check-inputs.js';
 import { loadBase, prepareBase, type BaseOptions } from '../prepare-base.js';
@@ -28,8 +30,8 @@ export interface MixedBatchResult {
   readonly timings: MixedTimings;
   /** Tasks of this batch that ran on the per-task fallback, with the tensor that sent them there (first time only). */
   readonly newFallbacks: readonly { key: string; tensor: string; reason: string }[];
-  /** Activation of the fallback session (none when no fallback task ran). */
-  readonly activation: ActivationStats;
+  /** Activations of the fallback session, one per fallback task that switched (empty when none). */
+  readonly activations: readonly { readonly key: string; readonly stats: ActivationStats }[];
 }
 
 export interface PreparedMixedBase {
@@ -43,11 +45,27 @@ export async function prepareMixedBase(options: BaseOptions, kernel: SideKernel)
   if (options.session.executionProvider !== 'cpu') throw new Error('mixed mode runs on the cpu execution provider only');
   const { model, fingerprint, io, weights, patchable, patchableShapes } = await loadBase(options);
   const pipeline = await MixedPipeline.create(model, patchable, weights, options.session, kernel);
-  const startFallback = () => prepareBase({ ...options, mode: 'patch' }).then((base) => new EngineCore(base));
+  // One run of the base at start-up: a graph the rewrite cannot serve fails here, with its reason,
+  // instead of failing every batch.
+  const probe = warmUpInputs(io);
+  if (probe) {
+    await pipeline.run([{ inputs: probe, delta: null }]).catch(async (error: Error) => {
+      await pipeline.release();
+      throw new DS_ERR_ONNX_INVALID('base', `mixed mode cannot run it (${error.message}); use engine.mode patch`);
+    });
+  }
+  // Started on the first task that needs it; it reads the file again rather than keep a second
+  // copy of the weights in memory meanwhile, so it checks the file is still the same base.
+  const startFallback = async () => {
+    const base = await prepareBase({ ...options, mode: 'patch' });
+    if (base.fingerprint !== fingerprint) {
+      await base.session.release();
+      throw new DS_ERR_ONNX_INVALID('base', `${options.modelPath} changed on disk since start-up; restart the gateway`);
+    }
+    return new EngineCore(base);
+  };
   return { core: new MixedCore(pipeline, io, patchableShapes, startFallback), fingerprint, io, patchableShapes };
 }
-
-const NO_ACTIVATION: ActivationStats = { switched: false, nonzeros: 0, ms: 0 };
 
 export class MixedCore {
   private fallback: Promise<EngineCore> | null = null;
@@ -103,14 +121,14 @@ export class MixedCore {
         members.forEach((i, k) => (outputs[i] = result.outputs[k]!));
         timings = sumTimings(timings, result.timings);
       }
-      let activation = NO_ACTIVATION;
+      const activations: { key: string; stats: ActivationStats }[] = [];
       for (const members of fallbackGroups.values()) {
         const core = await (this.fallback ??= this.startFallback());
         const result = await core.run(items[members[0]!]!.task, members.map((i) => items[i]!.inputs));
         members.forEach((i, k) => (outputs[i] = result.outputs[k]!));
-        if (result.activation.switched) activation = result.activation;
+        if (result.activation.switched) activations.push({ key: items[members[0]!]!.task!.key, stats: result.activation });
       }
-      return { outputs, inferMs: performance.now() - started, timings, newFallbacks, activation };
+      return { outputs, inferMs: performance.now() - started, timings, newFallbacks, activations };
     } finally {
       this.running = false;
     }

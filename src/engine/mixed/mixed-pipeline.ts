@@ -12,7 +12,7 @@ import { encodeOnnxModel } from '../../onnx/model-file.js';
 import { batchSizeOf, concatBatch, splitBatch } from '../batching.js';
 import { createOrtSession, fromOrtTensor, toOrtTensor, type OrtSessionOptions } from '../ort-session.js';
 import type { NamedTensors } from '../tensors.js';
-import type { SideJob, SideKernel, WeightDelta } from './kernel/side-kernel.js';
+import type { SideJob, SideKernel } from './kernel/side-kernel.js';
 import { rewriteForMixedBatches, type GatherInputPlan, type ParamInputPlan, type SideSitePlan } from './mixed-rewrite.js';
 import { buildGatherInput, buildParamInput, tensorsByWeight, type ItemSpan } from './request-feeds.js';
 import { cutIntoSegments, type Segment } from './segments.js';
@@ -79,10 +79,6 @@ export class MixedPipeline {
     const tableRows = new Map(mixed.gathers.map((g) => [g.weight, weights.get(g.weight)!.shape[0]!]));
     const outputNames = (model.graph!.output ?? []).map((o) => o.name ?? '');
     return new MixedPipeline(runnable, mixed.params, mixed.gathers, outputNames, baseValues, tableRows, mixed.unsupported, kernel);
-  }
-
-  get segmentCount(): number {
-    return this.segments.length;
   }
 
   /** The first tensor of `delta` this pipeline cannot apply per request, with why; null when it serves the whole delta. */
@@ -173,8 +169,7 @@ export class MixedPipeline {
       const weight = weights[k];
       const bias = biases[k] ?? null;
       if (weight) {
-        const delta: WeightDelta = weight.kind === 'dense' ? { kind: 'dense', values: weight.values } : { kind: 'sparse', indices: weight.indices, values: weight.values };
-        weighted.push({ rowStart, rowCount, weight: delta, bias });
+        weighted.push({ rowStart, rowCount, weight, bias }); // a TensorDelta is a WeightDelta
       } else if (bias) {
         biasOnly.push({ rowStart, rowCount, bias });
       }

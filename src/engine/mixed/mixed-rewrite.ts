@@ -67,10 +67,6 @@ export interface MixedGraph {
 
 export function rewriteForMixedBatches(graph: GraphProto, weights: ReadonlyMap<string, readonly number[]>): MixedGraph {
   const uses = classifyWeightUses(graph, weights);
-  // A bias folds only into a site whose weight is itself served as a side path.
-  for (const [name, use] of uses) {
-    if (use.kind === 'bias' && uses.get(use.site.input![1]!)?.kind !== 'side') uses.set(name, { kind: 'additive', consumers: [use.add] });
-  }
   const builder = new RewriteBuilder(graph, weights, uses);
   return builder.build();
 }

@@ -76,6 +76,9 @@ export function classifyWeightUses(graph: GraphProto, weights: ReadonlyMap<strin
             return { kind: 'bias', site, add: used[0]!.node };
           }
         }
+        // The addend is per batch item, so the other operand must carry the batch (not be a constant).
+        const constantOperand = used.find((c) => constantTensor(graph, c.node.input?.[1 - c.index] ?? '') !== null);
+        if (constantOperand) return { kind: 'unsupported', reason: `${name} is added to a constant, which has no batch dimension` };
         return { kind: 'additive', consumers: used.map((c) => c.node) };
       }
       case 'Expand':
@@ -83,8 +86,10 @@ export function classifyWeightUses(graph: GraphProto, weights: ReadonlyMap<strin
         return { kind: 'unsupported', reason: `${name} is an Expand shape` };
       case 'Slice': {
         const ok = used.every((c) => c.index === 0 && constantTensor(graph, c.node.input?.[3] ?? '') !== null);
-        if (ok) return { kind: 'sliced', consumers: used.map((c) => c.node) };
-        return { kind: 'unsupported', reason: `${name} is sliced along axes that are not a constant initializer` };
+        if (!ok) return { kind: 'unsupported', reason: `${name} is sliced along axes that are not a constant initializer` };
+        // Its per-item Δ keeps the table's full shape, so a leading 1 would add a dimension.
+        if (shape[0] === 1) return { kind: 'unsupported', reason: `${name} is sliced and has a leading dimension of 1` };
+        return { kind: 'sliced', consumers: used.map((c) => c.node) };
       }
       case 'LayerNormalization':
         if (used.every((c) => (c.index === 1 || c.index === 2) && (c.node.output ?? []).filter(Boolean).length === 1)) {

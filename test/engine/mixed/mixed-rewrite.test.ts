@@ -29,6 +29,24 @@ test('a weight read by an op the mode cannot apply per request is named with the
   assert.deepEqual(uses.get('gain'), { kind: 'unsupported', reason: 'gain is read by Mul, which mixed batches cannot apply per request' });
   assert.equal(uses.get('gain2')?.kind, 'unsupported');
   assert.equal(uses.get('w')?.kind, 'side');
+  const int64 = (name: string, values: number[]) => ({ name, dataType: 7, dims: [values.length], int64Data: values });
+  const more = classifyWeightUses(
+    {
+      node: [
+        { opType: 'Slice', input: ['table1', 'zero', 'end', 'axes'], output: ['sliced'] },
+        { opType: 'Add', input: ['sliced', 'x'], output: ['y'] },
+        { opType: 'Add', input: ['offset', 'constant'], output: ['z'] },
+        { opType: 'Add', input: ['x', 'bias'], output: ['w'] },
+      ],
+      initializer: [int64('zero', [0]), int64('end', [4]), int64('axes', [1]), { name: 'constant', dataType: 1, dims: [4], floatData: [0, 0, 0, 0] }],
+      input: [{ name: 'x' }],
+      output: [],
+    },
+    new Map([['table1', [1, 8, 4]], ['offset', [4]], ['bias', [4]]]),
+  );
+  assert.match((more.get('table1') as { reason: string }).reason, /leading dimension of 1/);
+  assert.match((more.get('offset') as { reason: string }).reason, /added to a constant/);
+  assert.equal(more.get('bias')?.kind, 'additive');
 });
 
 test('segments: each side-path MatMul runs one segment after the one producing its X, biases fold, nothing is left unserved', () => {
