@@ -25,7 +25,7 @@ import { readFloatWeights } from '../src/onnx/weights.js';
 import { fingerprintWeights } from '../src/onnx/fingerprint.js';
 import { machineLine } from './machine.js';
 
-const WORK = fileURLToPath(new URL('./.work/calibrate/', import.meta.url));
+const WORK = fileURLToPath(new URL('.work/calibrate', import.meta.url));
 const SAMPLES = 4;
 const TOKENS = 16;
 const DROP_RATE = 0.99;

@@ -18,7 +18,7 @@ import { fingerprintWeights } from '../src/onnx/fingerprint.js';
 import { readFloatWeights } from '../src/onnx/weights.js';
 import { BERT_BASE_SHAPE, buildSyntheticEncoder } from '../src/onnx/synthetic.js';
 
-export const WORK_DIR = new URL('./.work/', import.meta.url).pathname;
+export const WORK_DIR = new URL('.work', import.meta.url).pathname;
 export const TASKS = 100;
 export const DELTA_SCALE = 0.002;
 

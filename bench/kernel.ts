@@ -8,10 +8,10 @@
  */
 import { fileURLToPath } from 'node:url';
 import { SeededRng } from '../src/core/rng.js';
-import { createJsKernel } from '../src/engine/mixed/kernel/js-kernel.js';
-import { kernelFromEnv } from '../src/engine/mixed/kernel/load-kernel.js';
-import { createNativeKernel, loadNativeAddon } from '../src/engine/mixed/kernel/native-kernel.js';
-import type { SideJob, SideKernel } from '../src/engine/mixed/kernel/side-kernel.js';
+import { createJsKernel } from '../src/engine/runtime/mixed/kernel/js-kernel.js';
+import { kernelFromEnv } from '../src/engine/runtime/mixed/kernel/load-kernel.js';
+import { createNativeKernel, loadNativeAddon } from '../src/engine/runtime/mixed/kernel/native-kernel.js';
+import type { SideJob, SideKernel } from '../src/engine/runtime/mixed/kernel/side-kernel.js';
 import { machineLine, median } from './machine.js';
 
 const IN_DIM = 768;

@@ -1,7 +1,7 @@
 // `npm ci` runs this (package.json "install"): builds the side-path kernel addon
 // (binding.gyp → build/Release/deltaserve_side_kernel.node) with the node-gyp that npm bundles.
 // Never fails the install: without a compiler the gateway uses the portable kernel, which
-// src/engine/mixed/kernel/load-kernel.ts reports at start-up. Prints one line either way.
+// src/engine/runtime/mixed/kernel/load-kernel.ts reports at start-up. Prints one line either way.
 //
 // Headers: node-gyp downloads Node's headers from nodejs.org unless it finds them, and CI and
 // image builds reach only the npm registry. So: npm's `nodedir` when set, else this Node's own

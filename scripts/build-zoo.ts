@@ -31,8 +31,8 @@ import { loadOnnxModel } from '../src/onnx/model-file.js';
 import { readFloatWeights } from '../src/onnx/weights.js';
 import { fingerprintWeights, sha256File } from '../src/onnx/fingerprint.js';
 
-const MODELS = new URL('../models/', import.meta.url).pathname;
-const DOCS = new URL('../docs/', import.meta.url).pathname;
+const MODELS = new URL('../models', import.meta.url).pathname;
+const DOCS = new URL('../docs', import.meta.url).pathname;
 const DROP_RATES = [0.5, 0.9, 0.95, 0.99];
 const SEED = 0;
 const SERVE_TOLERANCE = 0.01;

@@ -45,7 +45,7 @@ export const TOOLS = {
 
 export type ToolName = keyof typeof TOOLS;
 
-const CACHE_DIR = fileURLToPath(new URL('../.cache/tools/', import.meta.url));
+const CACHE_DIR = fileURLToPath(new URL('../.cache/tools', import.meta.url));
 
 /** The path of a verified copy of the tool, fetching it on first use. */
 export function fetchTool(name: ToolName): string {

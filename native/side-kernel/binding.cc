@@ -1,4 +1,4 @@
-// N-API surface of the side-path kernel. The TypeScript wrapper (src/engine/mixed/kernel/
+// N-API surface of the side-path kernel. The TypeScript wrapper (src/engine/runtime/mixed/kernel/
 // native-kernel.ts) is the only caller and checks shapes first with readable messages; this file
 // checks again whatever guards memory (lengths, row ranges, every index), because a typed array
 // can change between the two, and scans the indices, which the wrapper leaves to native speed.

@@ -1,4 +1,4 @@
-// The side-path kernel's compute, free of Node: see src/engine/mixed/kernel/side-kernel.ts for the
+// The side-path kernel's compute, free of Node: see src/engine/runtime/mixed/kernel/side-kernel.ts for the
 // contract. Every path computes each output element (t, j) as ((0 + p_1) + p_2) + ... + bias with
 // p_k = v_k * x[t, i_k] in float32 over the nonzeros of column j in the delta's index order, never
 // fused (-ffp-contract=off, no FMA target), so all paths and the JS fallback give the same bits.

@@ -20,7 +20,7 @@ import type { TaskRef } from '../deltas/types.js';
 import { MIXED_BATCH, Scheduler, type SchedulerEvent, type SchedulerOptions, type SchedulerStats } from '../scheduler/scheduler.js';
 import type { ModelIO } from '../onnx/io-signature.js';
 import type { EngineEvent, LoadReply, MixedRunReply, ReadyInfo, RunReply, WorkerCrash, WorkerStats } from './protocol.js';
-import type { MixedTimings } from './mixed/mixed-pipeline.js';
+import type { MixedTimings } from './runtime/mixed/mixed-pipeline.js';
 import { transferablesOf, type NamedTensors } from './tensors.js';
 import { WorkerClient } from './worker-client.js';
 import type { WorkerOptions } from './worker-options.js';

@@ -4,9 +4,9 @@
  * HTTP status on the main thread.
  */
 import type { TaskRef } from '../deltas/types.js';
-import type { ActivationMode, ActivationStats } from './activator.js';
-import type { MixedTimings } from './mixed/mixed-pipeline.js';
-import type { ExecutionProvider } from './ort-session.js';
+import type { ActivationMode, ActivationStats } from './runtime/activator.js';
+import type { MixedTimings } from './runtime/mixed/mixed-pipeline.js';
+import type { ExecutionProvider } from './runtime/ort-session.js';
 import type { NamedTensors } from './tensors.js';
 import type { ModelIO } from '../onnx/io-signature.js';
 

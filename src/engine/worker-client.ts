@@ -18,7 +18,7 @@ type Pending = { resolve: (value: unknown) => void; reject: (error: Error) => vo
 type Call = WorkerRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
 const RUNNING_FROM_SOURCE = import.meta.url.endsWith('.ts');
-const WORKER_URL = new URL(RUNNING_FROM_SOURCE ? './worker-from-source.mjs' : './worker.js', import.meta.url);
+const WORKER_URL = new URL(RUNNING_FROM_SOURCE ? './runtime/worker-from-source.mjs' : './runtime/worker.js', import.meta.url);
 
 export class WorkerClient {
   private readonly worker: Worker;

@@ -1,7 +1,7 @@
 /** What the worker needs to start: plain data, because it crosses the thread boundary. */
 import type { ResourceLimits } from 'node:worker_threads';
 import type { DeltaSourceOptions } from '../deltas/source/index.js';
-import type { BaseOptions } from './prepare-base.js';
+import type { BaseOptions } from './runtime/prepare-base.js';
 
 export interface WorkerOptions {
   readonly base: BaseOptions;

@@ -5,11 +5,11 @@
  * so what the tools measure is what the gateway serves.
  */
 import type { Delta } from '../deltas/types.js';
-import { EngineCore, type BatchDelta } from '../engine/engine-core.js';
-import { prepareBase, type PreparedBase } from '../engine/prepare-base.js';
+import { EngineCore, type BatchDelta } from '../engine/runtime/engine-core.js';
+import { prepareBase, type PreparedBase } from '../engine/runtime/prepare-base.js';
 import type { NamedTensors } from '../engine/tensors.js';
-import type { ActivationMode } from '../engine/activator.js';
-import type { ExecutionProvider } from '../engine/ort-session.js';
+import type { ActivationMode } from '../engine/runtime/activator.js';
+import type { ExecutionProvider } from '../engine/runtime/ort-session.js';
 
 export class LocalRunner {
   private readonly core: EngineCore;

@@ -1,8 +1,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { EngineCore, type BatchDelta } from '../../src/engine/engine-core.js';
-import { prepareBase } from '../../src/engine/prepare-base.js';
-import type { ActivationMode } from '../../src/engine/activator.js';
+import { EngineCore, type BatchDelta } from '../../src/engine/runtime/engine-core.js';
+import { prepareBase } from '../../src/engine/runtime/prepare-base.js';
+import type { ActivationMode } from '../../src/engine/runtime/activator.js';
 import type { Delta } from '../../src/deltas/types.js';
 import { SeededRng } from '../../src/core/rng.js';
 import type { NamedTensors } from '../../src/engine/tensors.js';

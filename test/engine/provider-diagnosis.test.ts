@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describeVulkanProblem, providerStartFailure, vulkanDriverFiles } from '../../src/engine/provider-diagnosis.js';
+import { describeVulkanProblem, providerStartFailure, vulkanDriverFiles } from '../../src/engine/runtime/provider-diagnosis.js';
 
 // Messages as onnxruntime-node 1.30 throws them (measured on this project's machines).
 const NO_ADAPTER = new Error('/onnxruntime_src/onnxruntime/core/providers/webgpu/webgpu_context.cc:136 onnxruntime::webgpu::WebGpuContext::Initialize(...) adapter_result.status == wgpu::RequestAdapterStatus::Success was false. Failed to get a WebGPU adapter: No supported adapters');

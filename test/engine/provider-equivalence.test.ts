@@ -21,7 +21,7 @@ import { SeededRng } from '../../src/core/rng.js';
 import { buildTinyZoo, maxAbsDiff, mergeIndependently, runPlain, tokenBatch, type TinyZoo } from '../helpers/tiny-models.js';
 import { TEST_PROVIDERS } from '../helpers/providers.js';
 
-const MODELS = new URL('../../models/', import.meta.url).pathname;
+const MODELS = new URL('../../models', import.meta.url).pathname;
 /** A delta must move the logits by more than this, or comparing within the tolerance proves nothing. */
 const SMALLEST_EFFECT = 1e-2;
 

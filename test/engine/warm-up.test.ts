@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { warmUpInputs } from '../../src/engine/warm-up.js';
+import { warmUpInputs } from '../../src/engine/runtime/warm-up.js';
 
 test('warm-up inputs are zeros with every open dimension 1, or none when an input has no rank or an unsupported type', () => {
   const inputs = warmUpInputs({

@@ -13,7 +13,7 @@
  * in the tests), so a delta applied wrongly or not at all still fails. The CPU against the CPU
  * keeps the tighter 1e-5 of the other engine tests.
  */
-import type { ExecutionProvider } from '../../src/engine/ort-session.js';
+import type { ExecutionProvider } from '../../src/engine/runtime/ort-session.js';
 
 export const WEBGPU_SETTING = process.env.DELTASERVE_TEST_WEBGPU ?? 'required';
 if (WEBGPU_SETTING !== 'required' && WEBGPU_SETTING !== 'absent') {

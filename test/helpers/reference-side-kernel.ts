@@ -2,7 +2,7 @@
  * The side-path kernel's definition in plain float64 JavaScript: what every real kernel is
  * compared with, and what pipeline tests run when they test the graph rather than the kernel.
  */
-import type { SideJob, SideKernel } from '../../src/engine/mixed/kernel/side-kernel.js';
+import type { SideJob, SideKernel } from '../../src/engine/runtime/mixed/kernel/side-kernel.js';
 
 export const referenceSideKernel: SideKernel = {
   name: 'js',

@@ -22,7 +22,7 @@ import { mergeIndependently, maxAbsDiff, runPlain } from '../helpers/tiny-models
 import { TEST_PROVIDERS } from '../helpers/providers.js';
 import { makeConfig } from './fixtures.js';
 
-const MODELS = new URL('../../models/', import.meta.url).pathname;
+const MODELS = new URL('../../models', import.meta.url).pathname;
 const SAMPLES = 8;
 const PER_REQUEST = 2;
 

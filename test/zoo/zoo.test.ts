@@ -15,7 +15,7 @@ import { loadSampleSet, sliceSamples } from '../../src/eval/dataset.js';
 import { loadOnnxModel } from '../../src/onnx/model-file.js';
 import { readFloatWeights } from '../../src/onnx/weights.js';
 
-const MODELS = new URL('../../models/', import.meta.url).pathname;
+const MODELS = new URL('../../models', import.meta.url).pathname;
 
 interface ManifestTask {
   name: string;

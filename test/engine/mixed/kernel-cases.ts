@@ -1,12 +1,12 @@
 /**
  * Shared by the side-kernel tests: random batches, the kernels under test, and a float64
- * reference of the contract in src/engine/mixed/kernel/side-kernel.ts.
+ * reference of the contract in src/engine/runtime/mixed/kernel/side-kernel.ts.
  */
 import { SeededRng } from '../../../src/core/rng.js';
-import { createJsKernel } from '../../../src/engine/mixed/kernel/js-kernel.js';
-import { kernelFromEnv } from '../../../src/engine/mixed/kernel/load-kernel.js';
-import { createNativeKernel, loadNativeAddon } from '../../../src/engine/mixed/kernel/native-kernel.js';
-import type { SideJob, SideKernel, WeightDelta } from '../../../src/engine/mixed/kernel/side-kernel.js';
+import { createJsKernel } from '../../../src/engine/runtime/mixed/kernel/js-kernel.js';
+import { kernelFromEnv } from '../../../src/engine/runtime/mixed/kernel/load-kernel.js';
+import { createNativeKernel, loadNativeAddon } from '../../../src/engine/runtime/mixed/kernel/native-kernel.js';
+import type { SideJob, SideKernel, WeightDelta } from '../../../src/engine/runtime/mixed/kernel/side-kernel.js';
 
 /**
  * The native kernel must be there unless `DELTASERVE_KERNEL=js` says the fallback is forced:

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadNativeAddon } from '../../../src/engine/mixed/kernel/native-kernel.js';
-import type { SideJob } from '../../../src/engine/mixed/kernel/side-kernel.js';
+import { loadNativeAddon } from '../../../src/engine/runtime/mixed/kernel/native-kernel.js';
+import type { SideJob } from '../../../src/engine/runtime/mixed/kernel/side-kernel.js';
 import { kernelsUnderTest, NATIVE_SKIP } from './kernel-cases.js';
 
 const IN = 4;

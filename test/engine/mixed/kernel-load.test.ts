@@ -4,9 +4,9 @@ import { once } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { createJsKernel } from '../../../src/engine/mixed/kernel/js-kernel.js';
-import { kernelFromEnv, loadSideKernel } from '../../../src/engine/mixed/kernel/load-kernel.js';
-import { loadNativeAddon } from '../../../src/engine/mixed/kernel/native-kernel.js';
+import { createJsKernel } from '../../../src/engine/runtime/mixed/kernel/js-kernel.js';
+import { kernelFromEnv, loadSideKernel } from '../../../src/engine/runtime/mixed/kernel/load-kernel.js';
+import { loadNativeAddon } from '../../../src/engine/runtime/mixed/kernel/native-kernel.js';
 import { NATIVE_EXPECTED, NATIVE_SKIP } from './kernel-cases.js';
 
 test('loadSideKernel: the native kernel on its best path, threads = available parallelism by default', { skip: NATIVE_SKIP }, () => {

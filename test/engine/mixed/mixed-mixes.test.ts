@@ -5,8 +5,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { MixedPipeline, type MixedRequest } from '../../../src/engine/mixed/mixed-pipeline.js';
-import { loadSideKernel } from '../../../src/engine/mixed/kernel/load-kernel.js';
+import { MixedPipeline, type MixedRequest } from '../../../src/engine/runtime/mixed/mixed-pipeline.js';
+import { loadSideKernel } from '../../../src/engine/runtime/mixed/kernel/load-kernel.js';
 import { NATIVE_EXPECTED } from './kernel-cases.js';
 import { readFloatWeights } from '../../../src/onnx/weights.js';
 import { SeededRng } from '../../../src/core/rng.js';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MixedPipeline } from '../../../src/engine/mixed/mixed-pipeline.js';
+import { MixedPipeline } from '../../../src/engine/runtime/mixed/mixed-pipeline.js';
 import { readFloatWeights } from '../../../src/onnx/weights.js';
 import { buildTinyZoo, mergeIndependently, runPlain, tokenBatch, maxAbsDiff } from '../../helpers/tiny-models.js';
 import { referenceSideKernel } from '../../helpers/reference-side-kernel.js';

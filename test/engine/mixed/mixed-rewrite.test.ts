@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rewriteForMixedBatches } from '../../../src/engine/mixed/mixed-rewrite.js';
-import { classifyWeightUses } from '../../../src/engine/mixed/weight-uses.js';
-import { cutIntoSegments } from '../../../src/engine/mixed/segments.js';
+import { rewriteForMixedBatches } from '../../../src/engine/runtime/mixed/mixed-rewrite.js';
+import { classifyWeightUses } from '../../../src/engine/runtime/mixed/weight-uses.js';
+import { cutIntoSegments } from '../../../src/engine/runtime/mixed/segments.js';
 import { readFloatWeights } from '../../../src/onnx/weights.js';
 import { TINY_ENCODER, buildSyntheticEncoder } from '../../../src/onnx/synthetic.js';
 

@@ -6,12 +6,12 @@
  */
 import * as ort from 'onnxruntime-node';
 import type onnxProto from 'onnx-proto';
-import { DS_ERR_INFER_BAD_INPUT } from '../../core/errors.js';
-import type { Delta } from '../../deltas/types.js';
-import { encodeOnnxModel } from '../../onnx/model-file.js';
+import { DS_ERR_INFER_BAD_INPUT } from '../../../core/errors.js';
+import type { Delta } from '../../../deltas/types.js';
+import { encodeOnnxModel } from '../../../onnx/model-file.js';
 import { batchSizeOf, concatBatch, splitBatch } from '../batching.js';
 import { createOrtSession, fromOrtTensor, toOrtTensor, type OrtSessionOptions } from '../ort-session.js';
-import type { NamedTensors } from '../tensors.js';
+import type { NamedTensors } from '../../tensors.js';
 import type { SideJob, SideKernel } from './kernel/side-kernel.js';
 import { rewriteForMixedBatches, type GatherInputPlan, type ParamInputPlan, type SideSitePlan } from './mixed-rewrite.js';
 import { buildGatherInput, buildParamInput, tensorsByWeight, type ItemSpan } from './request-feeds.js';

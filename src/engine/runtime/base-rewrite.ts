@@ -16,8 +16,8 @@
  * rather than silently left unpatched.
  */
 import onnxProto from 'onnx-proto';
-import { DS_ERR_ONNX_INVALID } from '../core/errors.js';
-import { int64Tensor, valueInfo } from '../onnx/graph-parts.js';
+import { DS_ERR_ONNX_INVALID } from '../../core/errors.js';
+import { int64Tensor, valueInfo } from '../../onnx/graph-parts.js';
 
 const { onnx } = onnxProto;
 type ModelProto = onnxProto.onnx.ModelProto;

@@ -4,8 +4,8 @@
  * machine; later runs of other batch sizes reuse nearly all of them), and that cost belongs to start-up, which readiness
  * waits for, not to the first request, whose deadline it would eat.
  */
-import type { ModelIO } from '../onnx/io-signature.js';
-import { allocate, elementCount, elementTypeOf, type NamedTensors } from './tensors.js';
+import type { ModelIO } from '../../onnx/io-signature.js';
+import { allocate, elementCount, elementTypeOf, type NamedTensors } from '../tensors.js';
 
 /** Zero inputs with every open dimension 1; null when an input has no declared rank or a type the engine cannot carry. */
 export function warmUpInputs(io: ModelIO): NamedTensors | null {

@@ -29,7 +29,7 @@ interface SideKernelAddon {
 }
 
 /** The same depth below the repository root from src/ and from dist/. */
-const ADDON_PATH = '../../../../build/Release/deltaserve_side_kernel.node';
+const ADDON_PATH = '../../../../../build/Release/deltaserve_side_kernel.node';
 
 /** Loads the addon; throws (with the loader's message) when it was not built. */
 export function loadNativeAddon(): SideKernelAddon {

@@ -1,7 +1,7 @@
 /** The engine's backstop check of a request's tensors against the model's inputs (the HTTP layer checks first). */
-import { DS_ERR_INFER_BAD_INPUT } from '../core/errors.js';
-import type { ModelIO } from '../onnx/io-signature.js';
-import { elementCount, elementTypeOf, type NamedTensors } from './tensors.js';
+import { DS_ERR_INFER_BAD_INPUT } from '../../core/errors.js';
+import type { ModelIO } from '../../onnx/io-signature.js';
+import { elementCount, elementTypeOf, type NamedTensors } from '../tensors.js';
 
 /** Inputs must match the model's signature exactly. */
 export function assertInputsFit(io: ModelIO, request: NamedTensors): void {

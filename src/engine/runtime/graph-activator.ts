@@ -6,7 +6,7 @@
  *
  * Dense parts of a delta (a classifier head) are fed as a scatter over every position.
  */
-import type { Delta } from '../deltas/types.js';
+import type { Delta } from '../../deltas/types.js';
 import { assertDeltaFitsWeights, type ActivationStats, type Activator } from './activator.js';
 import { deltaIndicesInput, deltaValuesInput } from './base-rewrite.js';
 

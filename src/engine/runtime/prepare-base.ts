@@ -6,11 +6,11 @@
  * the weights the session reads.
  */
 import type * as ort from 'onnxruntime-node';
-import { loadOnnxModel, encodeOnnxModel } from '../onnx/model-file.js';
-import { readFloatWeights } from '../onnx/weights.js';
-import { fingerprintWeights } from '../onnx/fingerprint.js';
-import { describeModelIO, type ModelIO } from '../onnx/io-signature.js';
-import { globToRegExp } from '../core/glob.js';
+import { loadOnnxModel, encodeOnnxModel } from '../../onnx/model-file.js';
+import { readFloatWeights } from '../../onnx/weights.js';
+import { fingerprintWeights } from '../../onnx/fingerprint.js';
+import { describeModelIO, type ModelIO } from '../../onnx/io-signature.js';
+import { globToRegExp } from '../../core/glob.js';
 import type { ActivationMode, Activator } from './activator.js';
 import { addSparseDeltaInputs, exposeWeightsAsInputs } from './base-rewrite.js';
 import { PatchActivator } from './patch-activator.js';

@@ -4,7 +4,7 @@
  * for every parameter the graph takes per request, and the Δ rows of its ids for gathered
  * tables. Items of requests whose task leaves a weight alone get zeros (or the base value).
  */
-import type { Delta, TensorDelta } from '../../deltas/types.js';
+import type { Delta, TensorDelta } from '../../../deltas/types.js';
 import type { GatherInputPlan, ParamInputPlan } from './mixed-rewrite.js';
 
 const byWeight = new WeakMap<Delta, Map<string, TensorDelta>>();

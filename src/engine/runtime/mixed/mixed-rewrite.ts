@@ -12,7 +12,7 @@
  * graph is untouched.
  */
 import onnxProto from 'onnx-proto';
-import { filledFloatTensor, int64Tensor, readIntTensor, valueInfo } from '../../onnx/graph-parts.js';
+import { filledFloatTensor, int64Tensor, readIntTensor, valueInfo } from '../../../onnx/graph-parts.js';
 import { classifyWeightUses, constantTensor, consumersByTensor, type WeightUse } from './weight-uses.js';
 
 const { onnx } = onnxProto;

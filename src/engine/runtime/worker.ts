@@ -8,11 +8,11 @@
  * sent back as that message's error; only a failure to start, or a crash, ends the thread.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { DeltaCache, type DeltaCacheEvent, type DeltaLease, type DeltaLoadTimings } from '../deltas/cache/index.js';
-import { buildDeltaSource } from '../deltas/source/index.js';
-import { decodeDelta } from '../deltas/format/delta-file.js';
-import { DS_ERR_TASK_UNKNOWN_TO_WORKER } from '../core/errors.js';
-import type { TaskRef } from '../deltas/types.js';
+import { DeltaCache, type DeltaCacheEvent, type DeltaLease, type DeltaLoadTimings } from '../../deltas/cache/index.js';
+import { buildDeltaSource } from '../../deltas/source/index.js';
+import { decodeDelta } from '../../deltas/format/delta-file.js';
+import { DS_ERR_TASK_UNKNOWN_TO_WORKER } from '../../core/errors.js';
+import type { TaskRef } from '../../deltas/types.js';
 import type { ActivationStats } from './activator.js';
 import { EngineCore } from './engine-core.js';
 import { prepareBase, type PreparedBase } from './prepare-base.js';
@@ -30,10 +30,10 @@ import {
   type WorkerRequest,
   type WorkerCrash,
   type WorkerStats,
-} from './protocol.js';
-import { transferablesOf, type NamedTensors } from './tensors.js';
+} from '../protocol.js';
+import { transferablesOf, type NamedTensors } from '../tensors.js';
 import { warmUpInputs } from './warm-up.js';
-import type { WorkerOptions } from './worker-options.js';
+import type { WorkerOptions } from '../worker-options.js';
 
 const port = parentPort!;
 const options = workerData as WorkerOptions;

@@ -9,7 +9,7 @@
  * them, so ORT pre-packs them as in one session.
  */
 import onnxProto from 'onnx-proto';
-import { DS_ERR_ONNX_INVALID } from '../../core/errors.js';
+import { DS_ERR_ONNX_INVALID } from '../../../core/errors.js';
 import type { SideSitePlan } from './mixed-rewrite.js';
 
 const { onnx } = onnxProto;

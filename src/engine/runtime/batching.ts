@@ -3,7 +3,7 @@
  * the outputs back. Requests can share a run only when every input has the same dims after
  * the first; the engine groups them by that signature.
  */
-import { allocate, elementCount, type EngineTensor, type NamedTensors, type TensorData } from './tensors.js';
+import { allocate, elementCount, type EngineTensor, type NamedTensors, type TensorData } from '../tensors.js';
 
 /** Requests with equal signatures can be concatenated. */
 export function batchSignature(inputs: NamedTensors): string {

@@ -2,8 +2,8 @@
  * The interface both activation modes share: make one task's delta the one the next run
  * sees, or none (the base). Exactly one task is active at a time.
  */
-import { DS_ERR_DELTA_SHAPE_MISMATCH, DS_ERR_DELTA_UNKNOWN_TENSOR, DS_ERR_DELTA_INDEX_RANGE } from '../core/errors.js';
-import type { Delta } from '../deltas/types.js';
+import { DS_ERR_DELTA_SHAPE_MISMATCH, DS_ERR_DELTA_UNKNOWN_TENSOR, DS_ERR_DELTA_INDEX_RANGE } from '../../core/errors.js';
+import type { Delta } from '../../deltas/types.js';
 
 export type ActivationMode = 'patch' | 'graph' | 'mixed';
 

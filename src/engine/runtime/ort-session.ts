@@ -4,9 +4,9 @@
  * thread, because session creation and `run()` block the thread that calls them (docs/onnxruntime-facts.md §1).
  */
 import * as ort from 'onnxruntime-node';
-import { DS_ERR_PROVIDER_UNAVAILABLE } from '../core/errors.js';
+import { DS_ERR_PROVIDER_UNAVAILABLE } from '../../core/errors.js';
 import { providerStartFailure } from './provider-diagnosis.js';
-import type { ElementType, EngineTensor, NamedTensors, TensorData } from './tensors.js';
+import type { ElementType, EngineTensor, NamedTensors, TensorData } from '../tensors.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
 

@@ -8,14 +8,14 @@
 import type { ActivationStats } from '../activator.js';
 import { batchSignature } from '../batching.js';
 import { EngineCore, type BatchDelta } from '../engine-core.js';
-import type { Delta } from '../../deltas/types.js';
-import { DS_ERR_ONNX_INVALID } from '../../core/errors.js';
-import type { ModelIO } from '../../onnx/io-signature.js';
+import type { Delta } from '../../../deltas/types.js';
+import { DS_ERR_ONNX_INVALID } from '../../../core/errors.js';
+import type { ModelIO } from '../../../onnx/io-signature.js';
 import { warmUpInputs } from '../warm-up.js';
 import { assertDeltaFitsWeights } from '../activator.js';
 import { assertInputsFit } from '../check-inputs.js';
 import { loadBase, prepareBase, type BaseOptions } from '../prepare-base.js';
-import type { NamedTensors } from '../tensors.js';
+import type { NamedTensors } from '../../tensors.js';
 import type { SideKernel } from './kernel/side-kernel.js';
 import { MixedPipeline, type MixedTimings } from './mixed-pipeline.js';
 

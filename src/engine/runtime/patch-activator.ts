@@ -13,7 +13,7 @@
  * Not thread-safe by design: one worker thread owns the buffers and never runs a batch while
  * (de)activating.
  */
-import type { Delta } from '../deltas/types.js';
+import type { Delta } from '../../deltas/types.js';
 import { assertDeltaFitsWeights, type ActivationStats, type Activator } from './activator.js';
 
 interface SavedTensor {
