@@ -43,7 +43,13 @@ export async function runCalibrateBench(): Promise<string> {
   const rng = new SeededRng(3);
   const calibration: SampleSet = {
     size: SAMPLES,
-    inputs: { input_ids: { type: 'int64', dims: [SAMPLES, TOKENS], data: BigInt64Array.from({ length: SAMPLES * TOKENS }, () => BigInt(rng.nextInt(BERT_BASE_SHAPE.vocab))) } },
+    inputs: {
+      input_ids: {
+        type: 'int64',
+        dims: [SAMPLES, TOKENS],
+        data: BigInt64Array.from({ length: SAMPLES * TOKENS }, () => BigInt(rng.nextInt(BERT_BASE_SHAPE.vocab))),
+      },
+    },
     labels: null,
     metadata: {},
   };
@@ -67,11 +73,18 @@ export async function runCalibrateBench(): Promise<string> {
   await tunedRunner.close();
   const [norms, normSeconds] = await timed(() => inputFeatureNorms(tunedPath, calibration, SAMPLES));
   const [, uniformSeconds] = await timed(() => buildDelta(baseWeights, tunedWeights, common));
-  const [importance, importanceSeconds] = await timed(() => buildDelta(baseWeights, tunedWeights, { ...common, mask: 'importance', inputNorms: norms }));
+  const [importance, importanceSeconds] = await timed(() =>
+    buildDelta(baseWeights, tunedWeights, { ...common, mask: 'importance', inputNorms: norms }),
+  );
   const passSeconds: number[] = [];
-  for (let i = 0; i < 3; i++) passSeconds.push((await timed(() => calibrationLoss(runner, calibration, target, { ...importance })))[1]);
-  const [global, globalSeconds] = await timed(() => calibrate(runner, calibration, target, importance, { scope: 'global', dropRate: DROP_RATE }));
-  const [tensor, tensorSeconds] = await timed(() => calibrate(runner, calibration, target, importance, { scope: 'tensor', dropRate: DROP_RATE, steps: [0.5] }));
+  for (let i = 0; i < 3; i++)
+    passSeconds.push((await timed(() => calibrationLoss(runner, calibration, target, { ...importance })))[1]);
+  const [global, globalSeconds] = await timed(() =>
+    calibrate(runner, calibration, target, importance, { scope: 'global', dropRate: DROP_RATE }),
+  );
+  const [tensor, tensorSeconds] = await timed(() =>
+    calibrate(runner, calibration, target, importance, { scope: 'tensor', dropRate: DROP_RATE, steps: [0.5] }),
+  );
   await runner.close();
 
   const sparse = importance.tensors.filter((t) => t.kind === 'sparse' && t.values.length > 0).length;
@@ -92,7 +105,12 @@ export async function runCalibrateBench(): Promise<string> {
     row('importance mask (build)', 0, importanceSeconds, global.maskLoss),
     row('importance mask + one global α', global.passes, globalSeconds, global.loss),
     row('importance mask + per-tensor scales, one sweep', tensor.passes, tensorSeconds, tensor.loss),
-    row('per-tensor scales, two sweeps (the default), extrapolated', fullSweeps, globalSeconds + ((tensorSeconds - globalSeconds) * (fullSweeps - 20)) / Math.max(1, tensor.passes - 20), null),
+    row(
+      'per-tensor scales, two sweeps (the default), extrapolated',
+      fullSweeps,
+      globalSeconds + ((tensorSeconds - globalSeconds) * (fullSweeps - 20)) / Math.max(1, tensor.passes - 20),
+      null,
+    ),
     '',
   ].join('\n');
 }

@@ -42,7 +42,9 @@ export async function runCompressBench(): Promise<string> {
       nonzeros = delta.tensors.reduce((n, t) => n + t.values.length, 0);
     }
     const ms = median(times);
-    rows.push(`| ${method} | ${dropRate} | ${(params / 1e6).toFixed(1)} | ${(nonzeros / 1e6).toFixed(2)} | ${ms.toFixed(0)} | ${(params / 1e6 / (ms / 1000)).toFixed(0)} |`);
+    rows.push(
+      `| ${method} | ${dropRate} | ${(params / 1e6).toFixed(1)} | ${(nonzeros / 1e6).toFixed(2)} | ${ms.toFixed(0)} | ${(params / 1e6 / (ms / 1000)).toFixed(0)} |`,
+    );
   }
   return [
     '### Compression (`buildDelta`, one core)',

@@ -37,7 +37,7 @@ function sparseTensor(rng: SeededRng, name: string, shape: number[]): SparseTens
   const numel = shape.reduce((a, b) => a * b, 1);
   const logDrop = Math.log(DROP_RATE);
   const indices: number[] = [];
-  for (let position = Math.floor(Math.log(rng.nextOpenFloat()) / logDrop); position < numel; ) {
+  for (let position = Math.floor(Math.log(rng.nextOpenFloat()) / logDrop); position < numel;) {
     indices.push(position);
     position += 1 + Math.floor(Math.log(rng.nextOpenFloat()) / logDrop);
   }

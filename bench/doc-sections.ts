@@ -10,5 +10,10 @@ export async function replaceDocSection(name: string, text: string, doc: URL = B
   const block = `${open}\n${text}\n${close}`;
   const start = current.indexOf(open);
   const end = current.indexOf(close);
-  await writeFile(doc, start >= 0 && end > start ? current.slice(0, start) + block + current.slice(end + close.length) : `${current.trimEnd()}\n\n${block}\n`);
+  await writeFile(
+    doc,
+    start >= 0 && end > start
+      ? current.slice(0, start) + block + current.slice(end + close.length)
+      : `${current.trimEnd()}\n\n${block}\n`,
+  );
 }

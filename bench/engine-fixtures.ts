@@ -41,7 +41,8 @@ export async function ensureFixtures(dropRate: number, log: (line: string) => vo
     await saveOnnxModel(buildSyntheticEncoder({ ...BERT_BASE_SHAPE, seed: 1 }), basePath);
   }
   const manifestPath = join(WORK_DIR, `tasks-p${dropRate}.json`);
-  if (existsSync(manifestPath)) return { basePath, tasks: JSON.parse(await readFile(manifestPath, 'utf8')) as TaskFixture[] };
+  if (existsSync(manifestPath))
+    return { basePath, tasks: JSON.parse(await readFile(manifestPath, 'utf8')) as TaskFixture[] };
 
   const weights = readFloatWeights(await loadOnnxModel(basePath));
   const fingerprint = fingerprintWeights(weights);

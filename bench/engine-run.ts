@@ -96,12 +96,21 @@ interface Runner {
   close(): Promise<void>;
 }
 
-async function engineRunner(mode: 'patch' | 'graph' | 'mixed', modelPath: string, tasks: readonly TaskFixture[] | null): Promise<Runner> {
+async function engineRunner(
+  mode: 'patch' | 'graph' | 'mixed',
+  modelPath: string,
+  tasks: readonly TaskFixture[] | null,
+): Promise<Runner> {
   const activations = { count: 0, ms: 0, nonzeros: 0 };
   const split: TimeSplit = { ortMs: 0, kernelMs: 0, hostMs: 0, batches: 0, tasks: 0 };
   const engine = await Engine.start({
     worker: {
-      base: { modelPath, mode, patchable: tasks ? [] : ['no weight is patchable'], session: { executionProvider: provider, intraOpThreads: threads } },
+      base: {
+        modelPath,
+        mode,
+        patchable: tasks ? [] : ['no weight is patchable'],
+        session: { executionProvider: provider, intraOpThreads: threads },
+      },
       cacheMaxBytes: cacheBytes,
       source: { fileRoot: WORK_DIR, allowedSchemes: ['file'] },
     },
@@ -143,7 +152,9 @@ async function mergedModelBytes(basePath: string, task: TaskFixture): Promise<Ui
   const merged = new Map<string, Float32Array>();
   for (const tensor of delta.tensors) {
     const data = weights.get(tensor.name)!.data.slice();
-    if (tensor.kind === 'sparse') for (let k = 0; k < tensor.indices.length; k++) data[tensor.indices[k]!] = data[tensor.indices[k]!]! + tensor.values[k]!;
+    if (tensor.kind === 'sparse')
+      for (let k = 0; k < tensor.indices.length; k++)
+        data[tensor.indices[k]!] = data[tensor.indices[k]!]! + tensor.values[k]!;
     else for (let i = 0; i < data.length; i++) data[i] = data[i]! + tensor.values[i]!;
     merged.set(tensor.name, data);
   }
@@ -170,7 +181,10 @@ async function mergedSessionRunner(basePath: string, tasks: readonly TaskFixture
       sessions.delete(oldest);
       await session.release();
     }
-    const session = await createOrtSession(await mergedModelBytes(basePath, task), { executionProvider: provider, intraOpThreads: threads });
+    const session = await createOrtSession(await mergedModelBytes(basePath, task), {
+      executionProvider: provider,
+      intraOpThreads: threads,
+    });
     sessions.set(task.key, session);
     activations.count++;
     activations.ms += performance.now() - started;
@@ -211,7 +225,10 @@ async function prepare(): Promise<void> {
   const { basePath, tasks } = await ensureFixtures(dropRate, log);
   if (!existsSync(mergedPathFor(dropRate))) {
     const { decodeOnnxModel } = await import('../src/onnx/model-file.js');
-    await saveOnnxModel(decodeOnnxModel(await mergedModelBytes(basePath, tasks[0]!), 'merged'), mergedPathFor(dropRate));
+    await saveOnnxModel(
+      decodeOnnxModel(await mergedModelBytes(basePath, tasks[0]!), 'merged'),
+      mergedPathFor(dropRate),
+    );
   }
 }
 
@@ -224,7 +241,12 @@ async function main(): Promise<void> {
     // No weight is patchable, so either mode is the plain model; patch mode is CPU-only.
     runner = await engineRunner(provider === 'cpu' ? 'patch' : 'graph', mergedPathFor(dropRate), null);
   } else if (config === 'b') runner = await mergedSessionRunner(basePath, tasks);
-  else runner = await engineRunner(config === 'd' || config === 'f' ? 'graph' : config === 'e' || config === 'h' ? 'mixed' : 'patch', basePath, tasks);
+  else
+    runner = await engineRunner(
+      config === 'd' || config === 'f' ? 'graph' : config === 'e' || config === 'h' ? 'mixed' : 'patch',
+      basePath,
+      tasks,
+    );
 
   const zipf = zipfSampler(tasks.length, 99);
   const latencies: number[] = [];
@@ -299,9 +321,11 @@ async function main(): Promise<void> {
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     activationsPerSecond: activationCount / elapsed,
-    meanBatchSize: (batchesAtEnd.completed - batchesAtStart.completed) / Math.max(1, batchesAtEnd.batches - batchesAtStart.batches),
+    meanBatchSize:
+      (batchesAtEnd.completed - batchesAtStart.completed) / Math.max(1, batchesAtEnd.batches - batchesAtStart.batches),
     activationMsMean: activationCount > 0 ? activationMs / activationCount : 0,
-    activationNonzerosPerSecond: activationMs > 0 ? (end.nonzeros - activationsAtStart.nonzeros) / (activationMs / 1000) : 0,
+    activationNonzerosPerSecond:
+      activationMs > 0 ? (end.nonzeros - activationsAtStart.nonzeros) / (activationMs / 1000) : 0,
     rssMaxBytes: Math.max(...rss, 0),
     rssMedianBytes: percentile(rss, 50),
     cachedDeltaBytes: await runner.cachedBytes(),

@@ -49,7 +49,10 @@ const NAMES: Record<string, string> = {
 type Provider = 'cpu' | 'webgpu';
 
 /** Per provider: which configurations run, which is "the engine" the goals are about, and its one-task diagnostic. */
-const LAYOUT: Record<Provider, { configs: string[]; engine: string; diagnostic: string; mixed: string | null; openLoop: string[] }> = {
+const LAYOUT: Record<
+  Provider,
+  { configs: string[]; engine: string; diagnostic: string; mixed: string | null; openLoop: string[] }
+> = {
   cpu: { configs: ['a', 'b', 'c', 'd', 'e', 'g'], engine: 'c', diagnostic: 'g', mixed: 'e', openLoop: ['a', 'c', 'e'] },
   webgpu: { configs: ['a', 'b', 'd', 'f'], engine: 'd', diagnostic: 'f', mixed: null, openLoop: [] },
 };
@@ -82,15 +85,44 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
   const provider = options.executionProvider ?? 'cpu';
   const layout = LAYOUT[provider];
   const sections: string[] = [];
-  const settings = ['--provider', provider, '--seconds', String(seconds), '--warmup', String(warmup), '--concurrency', String(concurrency), '--cache-bytes', String(cacheBytes), '--max-batch', String(maxBatch), '--switch-ms', String(switchMs)];
+  const settings = [
+    '--provider',
+    provider,
+    '--seconds',
+    String(seconds),
+    '--warmup',
+    String(warmup),
+    '--concurrency',
+    String(concurrency),
+    '--cache-bytes',
+    String(cacheBytes),
+    '--max-batch',
+    String(maxBatch),
+    '--switch-ms',
+    String(switchMs),
+  ];
   const command = `${options.command ?? `npm run bench -- ${provider === 'cpu' ? 'engine' : 'engine-webgpu'}`}   (each configuration: node --import tsx bench/engine-run.ts --config X --p P ${settings.join(' ')})`;
   const openLoopSeconds = options.openLoopSeconds ?? 20;
   const run = (config: string, p: number, extra: string[] = []) => {
-    const child = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./engine-run.ts', import.meta.url)), '--config', config, '--p', String(p), ...settings, ...extra], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-      maxBuffer: 1 << 24,
-    });
+    const child = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        fileURLToPath(new URL('./engine-run.ts', import.meta.url)),
+        '--config',
+        config,
+        '--p',
+        String(p),
+        ...settings,
+        ...extra,
+      ],
+      {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+        maxBuffer: 1 << 24,
+      },
+    );
     if (child.status !== 0) throw new Error(`bench config ${config} p=${p} failed with exit ${child.status}`);
     return child.stdout;
   };
@@ -106,14 +138,27 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
       for (const config of layout.openLoop) {
         for (const load of OPEN_LOOP_LOADS) {
           const rate = load * a.throughput;
-          points.push(parse(run(config, p, ['--arrival-rate', rate.toFixed(3), '--seconds', String(openLoopSeconds), '--warmup', '5'])));
+          points.push(
+            parse(
+              run(config, p, [
+                '--arrival-rate',
+                rate.toFixed(3),
+                '--seconds',
+                String(openLoopSeconds),
+                '--warmup',
+                '5',
+              ]),
+            ),
+          );
         }
       }
       sections.push(renderOpenLoop(p, points, layout.openLoop, openLoopSeconds));
     }
   }
   return [
-    provider === 'cpu' ? '### Engine: one resident base, 100 tasks, Zipf(1.0)' : '### Engine on WebGPU: one resident base, 100 tasks, Zipf(1.0)',
+    provider === 'cpu'
+      ? '### Engine: one resident base, 100 tasks, Zipf(1.0)'
+      : '### Engine on WebGPU: one resident base, 100 tasks, Zipf(1.0)',
     '',
     machineLine(command),
     '',
@@ -128,7 +173,15 @@ function renderOpenLoop(p: number, points: RunResult[], configs: string[], secon
   const a = points.filter((r) => r.config === 'a');
   const bound = 2 * a[0]!.p99;
   const rows = points.map((r) =>
-    [NAMES[r.config], r.arrivalRate!.toFixed(2), r.throughput.toFixed(2), r.p50.toFixed(0), r.p99.toFixed(0), r.p99 <= bound ? 'yes' : 'no', String(r.failed)].join(' | '),
+    [
+      NAMES[r.config],
+      r.arrivalRate!.toFixed(2),
+      r.throughput.toFixed(2),
+      r.p50.toFixed(0),
+      r.p99.toFixed(0),
+      r.p99 <= bound ? 'yes' : 'no',
+      String(r.failed),
+    ].join(' | '),
   );
   const goodput = configs.map((config) => {
     const ok = points.filter((r) => r.config === config && r.p99 <= bound && r.failed === 0);
@@ -170,7 +223,9 @@ function renderTable(p: number, results: RunResult[], layout: (typeof LAYOUT)[Pr
       mib(r.rssMedianBytes),
       r.config === 'a' ? '–' : mib(r.rssMedianBytes - a.rssMedianBytes),
       r.cachedDeltaBytes > 0 ? mib(r.cachedDeltaBytes) : '–',
-      r.config === 'b' ? `${r.eventLoopDelayP99Ms.toFixed(0)} (inference on this thread)` : r.eventLoopDelayP99Ms.toFixed(1),
+      r.config === 'b'
+        ? `${r.eventLoopDelayP99Ms.toFixed(0)} (inference on this thread)`
+        : r.eventLoopDelayP99Ms.toFixed(1),
       String(r.failed),
     ].join(' | '),
   );
@@ -207,8 +262,15 @@ function renderTable(p: number, results: RunResult[], layout: (typeof LAYOUT)[Pr
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
   const { values } = parseArgs({
     options: {
-      seconds: { type: 'string' }, warmup: { type: 'string' }, concurrency: { type: 'string' }, 'max-batch': { type: 'string' }, 'switch-ms': { type: 'string' },
-      provider: { type: 'string' }, p: { type: 'string', multiple: true }, write: { type: 'boolean' }, 'open-loop-seconds': { type: 'string' },
+      seconds: { type: 'string' },
+      warmup: { type: 'string' },
+      concurrency: { type: 'string' },
+      'max-batch': { type: 'string' },
+      'switch-ms': { type: 'string' },
+      provider: { type: 'string' },
+      p: { type: 'string', multiple: true },
+      write: { type: 'boolean' },
+      'open-loop-seconds': { type: 'string' },
     },
   });
   const provider = (values.provider ?? 'cpu') as Provider;

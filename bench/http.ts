@@ -20,7 +20,14 @@ const HEALTH_SECONDS = 5;
 const HEALTH_CLIENTS = 16;
 
 export async function runHttpBench(): Promise<string> {
-  const config = await loadConfig({ env: { ...process.env, DELTASERVE_PORT: '0', DELTASERVE_LOG_LEVEL: 'warn', DELTASERVE_REGISTRY_STATE_FILE: '/tmp/deltaserve-bench-state.json' } });
+  const config = await loadConfig({
+    env: {
+      ...process.env,
+      DELTASERVE_PORT: '0',
+      DELTASERVE_LOG_LEVEL: 'warn',
+      DELTASERVE_REGISTRY_STATE_FILE: '/tmp/deltaserve-bench-state.json',
+    },
+  });
   const gateway = await bootGateway(config);
   const url = await gateway.listen();
   const pool = new Pool(url, { connections: HEALTH_CLIENTS });
@@ -34,7 +41,9 @@ export async function runHttpBench(): Promise<string> {
   const http: number[] = [];
   for (let i = 0; i < ROUNDS + WARMUP; i++) {
     const t0 = performance.now();
-    await gateway.engine.infer(task, { pixels: { type: 'float32', dims: [1, 1, 28, 28], data: Float32Array.from(pixels) } });
+    await gateway.engine.infer(task, {
+      pixels: { type: 'float32', dims: [1, 1, 28, 28], data: Float32Array.from(pixels) },
+    });
     const t1 = performance.now();
     const response = await pool.request({ path: '/v2/models/footwear/infer', method: 'POST', headers, body });
     const text = await response.body.text();
@@ -60,7 +69,8 @@ export async function runHttpBench(): Promise<string> {
   await pool.close();
   await gateway.shutdown();
 
-  const row = (name: string, xs: number[]) => `| ${name} | ${percentile(xs, 50).toFixed(3)} | ${percentile(xs, 90).toFixed(3)} | ${percentile(xs, 99).toFixed(3)} |`;
+  const row = (name: string, xs: number[]) =>
+    `| ${name} | ${percentile(xs, 50).toFixed(3)} | ${percentile(xs, 90).toFixed(3)} | ${percentile(xs, 99).toFixed(3)} |`;
   const overhead50 = percentile(http, 50) - percentile(direct, 50);
   const overhead99 = percentile(http, 99) - percentile(direct, 99);
   return [

@@ -26,7 +26,11 @@ const REPETITIONS = { native: 7, js: 3 };
 function dareJob(rng: SeededRng, job: number, dropRate: number): SideJob {
   const logDrop = Math.log(dropRate);
   const kept: number[] = [];
-  for (let p = Math.floor(Math.log(rng.nextOpenFloat()) / logDrop); p < IN_DIM * OUT_DIM; p += 1 + Math.floor(Math.log(rng.nextOpenFloat()) / logDrop)) {
+  for (
+    let p = Math.floor(Math.log(rng.nextOpenFloat()) / logDrop);
+    p < IN_DIM * OUT_DIM;
+    p += 1 + Math.floor(Math.log(rng.nextOpenFloat()) / logDrop)
+  ) {
     kept.push(p);
   }
   const values = Float32Array.from(kept, () => (rng.nextNormal() * 0.003) / (1 - dropRate));
@@ -47,7 +51,14 @@ interface Row {
   readonly gmacs: number;
 }
 
-function timeKernel(kernel: SideKernel, x: Float32Array, out: Float32Array, jobs: SideJob[], macs: number, dropRate: number): Row {
+function timeKernel(
+  kernel: SideKernel,
+  x: Float32Array,
+  out: Float32Array,
+  jobs: SideJob[],
+  macs: number,
+  dropRate: number,
+): Row {
   const repetitions = kernel.name === 'js' ? REPETITIONS.js : REPETITIONS.native;
   const samples: number[] = [];
   for (let rep = 0; rep <= repetitions; rep++) {
@@ -56,14 +67,22 @@ function timeKernel(kernel: SideKernel, x: Float32Array, out: Float32Array, jobs
     if (rep > 0) samples.push(Number(process.hrtime.bigint() - start) / 1e6); // first run: warm-up
   }
   const medianMs = median(samples);
-  return { kernel: kernel.name, threads: kernel.threads, dropRate, macs, medianMs, gmacs: macs / (medianMs / 1e3) / 1e9 };
+  return {
+    kernel: kernel.name,
+    threads: kernel.threads,
+    dropRate,
+    macs,
+    medianMs,
+    gmacs: macs / (medianMs / 1e3) / 1e9,
+  };
 }
 
 function kernels(): SideKernel[] {
   const list: SideKernel[] = [];
   if (kernelFromEnv() !== 'js') {
     const addon = loadNativeAddon();
-    for (const path of addon.paths()) for (const threads of THREADS) list.push(createNativeKernel(addon, { threads, path }));
+    for (const path of addon.paths())
+      for (const threads of THREADS) list.push(createNativeKernel(addon, { threads, path }));
   }
   list.push(createJsKernel());
   return list;

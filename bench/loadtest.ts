@@ -60,11 +60,29 @@ async function bertZoo(): Promise<BertZoo> {
   const basePath = join(WORK, 'base.onnx');
   if (!existsSync(basePath)) {
     log('deltaserve synth --preset bert-base (the base)');
-    const synth = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/bin.ts'), 'synth', '--out', WORK, '--preset', 'bert-base', '--finetunes', '0', '--seed', '1'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const synth = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(ROOT, 'src/cli/bin.ts'),
+        'synth',
+        '--out',
+        WORK,
+        '--preset',
+        'bert-base',
+        '--finetunes',
+        '0',
+        '--seed',
+        '1',
+      ],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    );
     if (synth.status !== 0) throw new Error('deltaserve synth failed');
   }
   const indexPath = join(WORK, `deltas-p${BERT_DROP_RATE}.json`);
-  if (existsSync(indexPath)) return { basePath, deltas: JSON.parse(await readFile(indexPath, 'utf8')) as BertZoo['deltas'] };
+  if (existsSync(indexPath))
+    return { basePath, deltas: JSON.parse(await readFile(indexPath, 'utf8')) as BertZoo['deltas'] };
   const weights = readFloatWeights(await loadOnnxModel(basePath));
   const fingerprint = fingerprintWeights(weights);
   const deltas: { file: string; sha256: string }[] = [];
@@ -88,8 +106,21 @@ interface RunningGateway {
 
 async function startGateway(name: string, config: Record<string, unknown>): Promise<RunningGateway> {
   const path = join(WORK, `${name}.yaml`);
-  await writeFile(path, stringify({ devMode: true, listen: { host: '127.0.0.1', port: 0 }, logLevel: 'warn', shutdownGraceMs: 2000, ...config }));
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/bin.ts'), 'serve', '--config', path], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  await writeFile(
+    path,
+    stringify({
+      devMode: true,
+      listen: { host: '127.0.0.1', port: 0 },
+      logLevel: 'warn',
+      shutdownGraceMs: 2000,
+      ...config,
+    }),
+  );
+  const child: ChildProcess = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(ROOT, 'src/cli/bin.ts'), 'serve', '--config', path],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -115,7 +146,12 @@ async function startGateway(name: string, config: Record<string, unknown>): Prom
 const devTenant = { name: 'dev', keySha256: [sha256Hex(DEV_TENANT_KEY)], tasks: ['*'] };
 const admin = { keySha256: [sha256Hex(DEV_ADMIN_KEY)] };
 
-async function post(url: string, path: string, key: string, body?: unknown): Promise<{ status: number; ms: number; text: string }> {
+async function post(
+  url: string,
+  path: string,
+  key: string,
+  body?: unknown,
+): Promise<{ status: number; ms: number; text: string }> {
   const pool = new Pool(url, { connections: 1 });
   try {
     const t0 = performance.now();
@@ -141,8 +177,21 @@ async function pinAll(url: string, tasks: readonly string[]): Promise<void> {
 
 // ---------- goodput ----------
 
-function scenario(name: string, rate: number, durationS: number, traffic: readonly TrafficShare[], p99Ms: number): ScenarioDef {
-  return { name, description: name, arrivals: { kind: 'constant', rate, durationS }, traffic, slo: { p95Ms: p99Ms, p99Ms, maxErrorRate: 0.001 }, maxInFlight: 512 };
+function scenario(
+  name: string,
+  rate: number,
+  durationS: number,
+  traffic: readonly TrafficShare[],
+  p99Ms: number,
+): ScenarioDef {
+  return {
+    name,
+    description: name,
+    arrivals: { kind: 'constant', rate, durationS },
+    traffic,
+    slo: { p95Ms: p99Ms, p99Ms, maxErrorRate: 0.001 },
+    maxInFlight: 512,
+  };
 }
 
 interface Step {
@@ -152,7 +201,14 @@ interface Step {
   readonly ok: boolean;
 }
 
-async function measureStep(url: string, data: LoadData, pick: ModelPick, rate: number, sloMs: number, stepS: number): Promise<Step> {
+async function measureStep(
+  url: string,
+  data: LoadData,
+  pick: ModelPick,
+  rate: number,
+  sloMs: number,
+  stepS: number,
+): Promise<Step> {
   const def = scenario('goodput', rate, stepS, [{ tenant: 'dev', weight: 1, pick }], sloMs);
   const result = await runLoad({ baseUrl: url, data, scenarios: [def], requestTimeoutMs: 30_000 });
   const m = result.summary.metrics;
@@ -162,7 +218,9 @@ async function measureStep(url: string, data: LoadData, pick: ModelPick, rate: n
   const p99Ms = m.http_req_duration!.values['p(99)']!;
   const badFraction = bad / Math.max(1, sent + dropped);
   const ok = p99Ms <= sloMs && badFraction < 0.001 && result.aborted.length === 0;
-  log(`  ${rate.toFixed(1)} req/s: p99 ${p99Ms.toFixed(0)} ms, bad ${(badFraction * 100).toFixed(2)} % → ${ok ? 'ok' : 'over'}`);
+  log(
+    `  ${rate.toFixed(1)} req/s: p99 ${p99Ms.toFixed(0)} ms, bad ${(badFraction * 100).toFixed(2)} % → ${ok ? 'ok' : 'over'}`,
+  );
   await new Promise((r) => setTimeout(r, 2000)); // let queues drain before the next step
   return { rate, p99Ms, badFraction, ok };
 }
@@ -186,9 +244,24 @@ class Turns {
  * From `start`: doubling while steps meet the SLO, or halving (down to start/16) while they
  * miss it, until the SLO is bracketed; then two bisection steps.
  */
-async function goodput(turns: Turns, label: string, url: string, data: LoadData, pick: ModelPick, sloMs: number, start: number, stepS: number): Promise<{ goodput: number; steps: Step[] }> {
+async function goodput(
+  turns: Turns,
+  label: string,
+  url: string,
+  data: LoadData,
+  pick: ModelPick,
+  sloMs: number,
+  start: number,
+  stepS: number,
+): Promise<{ goodput: number; steps: Step[] }> {
   const steps: Step[] = [];
-  await turns.take(() => runLoad({ baseUrl: url, data, scenarios: [scenario('warm-up', start, 5, [{ tenant: 'dev', weight: 1, pick }], sloMs)] }));
+  await turns.take(() =>
+    runLoad({
+      baseUrl: url,
+      data,
+      scenarios: [scenario('warm-up', start, 5, [{ tenant: 'dev', weight: 1, pick }], sloMs)],
+    }),
+  );
   const step = (rate: number): Promise<boolean> =>
     turns.take(async () => {
       log(label);
@@ -227,11 +300,20 @@ async function goodput(turns: Turns, label: string, url: string, data: LoadData,
 
 // ---------- cold start ----------
 
-async function timedInfer(url: string, model: string, body: unknown): Promise<{ ms: number; cache: string | undefined }> {
+async function timedInfer(
+  url: string,
+  model: string,
+  body: unknown,
+): Promise<{ ms: number; cache: string | undefined }> {
   const pool = new Pool(url, { connections: 1 });
   try {
     const t0 = performance.now();
-    const response = await pool.request({ path: `/v2/models/${model}/infer`, method: 'POST', headers: { authorization: `Bearer ${DEV_TENANT_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const response = await pool.request({
+      path: `/v2/models/${model}/infer`,
+      method: 'POST',
+      headers: { authorization: `Bearer ${DEV_TENANT_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     await response.body.text();
     if (response.statusCode !== 200) throw new Error(`infer ${model}: ${response.statusCode}`);
     const cache = response.headers['x-deltaserve-cache'];
@@ -294,12 +376,25 @@ const f2 = (x: number) => x.toFixed(2);
 export async function runLoadtestBench(): Promise<string> {
   const loadBefore = loadavg()[0]!;
   const zooData = JSON.parse(await readFile(join(ROOT, 'loadtest/data/demo-zoo.json'), 'utf8')) as LoadData;
-  const zoo = { ...zooData, tenants: [{ name: 'dev', key: DEV_TENANT_KEY }, { name: 'noisy', key: NOISY_KEY }], adminKey: DEV_ADMIN_KEY };
+  const zoo = {
+    ...zooData,
+    tenants: [
+      { name: 'dev', key: DEV_TENANT_KEY },
+      { name: 'noisy', key: NOISY_KEY },
+    ],
+    adminKey: DEV_ADMIN_KEY,
+  };
   const bert = await bertZoo();
   const bertNames = bert.deltas.map((_, i) => `task-${i}`);
   const tokens = Array.from({ length: BERT_SEQ }, (_, i) => (i * 37 + 11) % 1000);
   const bertPayload = { inputs: [{ name: 'input_ids', shape: [1, BERT_SEQ], datatype: 'INT64', data: tokens }] };
-  const bertData: LoadData = { description: 'BERT-base-shaped synthetic zoo', tasks: bertNames, tenants: [{ name: 'dev', key: DEV_TENANT_KEY }], adminKey: DEV_ADMIN_KEY, payload: bertPayload };
+  const bertData: LoadData = {
+    description: 'BERT-base-shaped synthetic zoo',
+    tasks: bertNames,
+    tenants: [{ name: 'dev', key: DEV_TENANT_KEY }],
+    adminKey: DEV_ADMIN_KEY,
+    payload: bertPayload,
+  };
   const baseData = (d: LoadData): LoadData => ({ ...d, tasks: ['base'] });
   const ZOO_SLO = 100;
   const BERT_SLO = 1000;
@@ -309,8 +404,18 @@ export async function runLoadtestBench(): Promise<string> {
   // Every gateway runs for the whole benchmark (idle ones cost little), so the goodput searches
   // can interleave their steps.
   const files = await serveFiles(WORK);
-  const httpTasks = bert.deltas.slice(20, 40).map((d, i) => ({ name: `http-${i}`, version: '1', uri: `${files.base}/${d.file}`, sha256: d.sha256, description: 'over http' }));
-  const plain = (path: string) => ({ model: { path, patchable: ['no-weight-has-this-name'] }, tenants: [devTenant], admin });
+  const httpTasks = bert.deltas.slice(20, 40).map((d, i) => ({
+    name: `http-${i}`,
+    version: '1',
+    uri: `${files.base}/${d.file}`,
+    sha256: d.sha256,
+    description: 'over http',
+  }));
+  const plain = (path: string) => ({
+    model: { path, patchable: ['no-weight-has-this-name'] },
+    tenants: [devTenant],
+    admin,
+  });
   const gateways: RunningGateway[] = [];
   const start = async (name: string, config: Record<string, unknown>) => {
     const g = await startGateway(name, config);
@@ -323,7 +428,15 @@ export async function runLoadtestBench(): Promise<string> {
   try {
     const zooGateway = await start('zoo', {
       model: { manifest: join(ROOT, 'models/zoo.yaml') },
-      tenants: [devTenant, { name: 'noisy', keySha256: [sha256Hex(NOISY_KEY)], tasks: ['footwear'], rateLimit: { requestsPerSecond: 10, burst: 10 } }],
+      tenants: [
+        devTenant,
+        {
+          name: 'noisy',
+          keySha256: [sha256Hex(NOISY_KEY)],
+          tasks: ['footwear'],
+          rateLimit: { requestsPerSecond: 10, burst: 10 },
+        },
+      ],
       admin,
     });
     const plainZoo = await start('zoo-plain', plain(join(ROOT, 'models/base/model.onnx')));
@@ -331,7 +444,18 @@ export async function runLoadtestBench(): Promise<string> {
       model: { path: bert.basePath },
       engine: { cacheBytes: 1024 ** 3 },
       deltas: { fileRoot: WORK, allowedSchemes: ['file', 'http'], allowedHosts: ['127.0.0.1'] },
-      registry: { tasks: [...bert.deltas.map((d, i) => ({ name: `task-${i}`, version: '1', uri: d.file, sha256: d.sha256, description: 'synthetic' })), ...httpTasks] },
+      registry: {
+        tasks: [
+          ...bert.deltas.map((d, i) => ({
+            name: `task-${i}`,
+            version: '1',
+            uri: d.file,
+            sha256: d.sha256,
+            description: 'synthetic',
+          })),
+          ...httpTasks,
+        ],
+      },
       tenants: [devTenant],
       admin,
     });
@@ -340,7 +464,12 @@ export async function runLoadtestBench(): Promise<string> {
     log('cold start (file, then http)');
     await timedInfer(bertGateway.url, 'task-99', bertPayload);
     coldFile = await coldVsWarm(bertGateway.url, bertNames.slice(0, 20), 'task-99', bertPayload);
-    coldHttp = await coldVsWarm(bertGateway.url, httpTasks.map((t) => t.name), 'task-99', bertPayload);
+    coldHttp = await coldVsWarm(
+      bertGateway.url,
+      httpTasks.map((t) => t.name),
+      'task-99',
+      bertPayload,
+    );
     await pinAll(bertGateway.url, bertNames);
     await pinAll(zooGateway.url, zoo.tasks);
 
@@ -350,14 +479,24 @@ export async function runLoadtestBench(): Promise<string> {
     const noisy: TrafficShare = { tenant: 'noisy', weight: 100, pick: { kind: 'first' }, expectRateLimited: true };
     isolation = { alone: [], loaded: [], noisySent: 0, noisyLimited: 0, noisyServed: 0 };
     for (let round = 0; round < ISOLATION_ROUNDS; round++) {
-      const alone = await runLoad({ baseUrl: zooGateway.url, data: zoo, scenarios: [scenario('alone', 20, ISOLATION_S, [victim], ZOO_SLO)] });
+      const alone = await runLoad({
+        baseUrl: zooGateway.url,
+        data: zoo,
+        scenarios: [scenario('alone', 20, ISOLATION_S, [victim], ZOO_SLO)],
+      });
       isolation.alone.push(alone.summary.metrics['http_req_duration{tenant:dev}']!.values['p(99)']!);
-      const loaded = await runLoad({ baseUrl: zooGateway.url, data: zoo, scenarios: [scenario('noisy', 120, ISOLATION_S, [victim, noisy], ZOO_SLO)] });
+      const loaded = await runLoad({
+        baseUrl: zooGateway.url,
+        data: zoo,
+        scenarios: [scenario('noisy', 120, ISOLATION_S, [victim, noisy], ZOO_SLO)],
+      });
       const m = loaded.summary.metrics;
       isolation.loaded.push(m['http_req_duration{tenant:dev}']!.values['p(99)']!);
       isolation.noisySent += m['http_reqs{tenant:noisy}']!.values.count!;
       isolation.noisyLimited += m['deltaserve_rate_limited{tenant:noisy}']!.values.count!;
-      log(`  round ${round}: dev p99 alone ${f1(isolation.alone[round]!)} ms, with noisy ${f1(isolation.loaded[round]!)} ms`);
+      log(
+        `  round ${round}: dev p99 alone ${f1(isolation.alone[round]!)} ms, with noisy ${f1(isolation.loaded[round]!)} ms`,
+      );
     }
     isolation.noisyServed = isolation.noisySent - isolation.noisyLimited;
 
@@ -365,16 +504,46 @@ export async function runLoadtestBench(): Promise<string> {
     const searches: [string, string, LoadData, ModelPick, number, number, number][] = [
       ['demo zoo, one task (footwear)', zooGateway.url, zoo, { kind: 'first' }, ZOO_SLO, 20, ZOO_STEP_S],
       ['demo zoo, 7 tasks, Zipf(1.0)', zooGateway.url, zoo, { kind: 'zipf' }, ZOO_SLO, 20, ZOO_STEP_S],
-      ['plain single-model server, demo zoo base', plainZoo.url, baseData(zoo), { kind: 'first' }, ZOO_SLO, 20, ZOO_STEP_S],
+      [
+        'plain single-model server, demo zoo base',
+        plainZoo.url,
+        baseData(zoo),
+        { kind: 'first' },
+        ZOO_SLO,
+        20,
+        ZOO_STEP_S,
+      ],
       ['BERT-shaped, one task', bertGateway.url, bertData, { kind: 'first' }, BERT_SLO, 1, BERT_STEP_S],
-      [`BERT-shaped, ${BERT_TASKS} tasks, Zipf(1.0)`, bertGateway.url, bertData, { kind: 'zipf' }, BERT_SLO, 1, BERT_STEP_S],
-      ['plain single-model server, BERT-shaped base', plainBert.url, baseData(bertData), { kind: 'first' }, BERT_SLO, 1, BERT_STEP_S],
+      [
+        `BERT-shaped, ${BERT_TASKS} tasks, Zipf(1.0)`,
+        bertGateway.url,
+        bertData,
+        { kind: 'zipf' },
+        BERT_SLO,
+        1,
+        BERT_STEP_S,
+      ],
+      [
+        'plain single-model server, BERT-shaped base',
+        plainBert.url,
+        baseData(bertData),
+        { kind: 'first' },
+        BERT_SLO,
+        1,
+        BERT_STEP_S,
+      ],
     ];
-    const results = await Promise.all(searches.map(([label, url, data, pick, slo, first, stepS]) => goodput(turns, label, url, data, pick, slo, first, stepS)));
+    const results = await Promise.all(
+      searches.map(([label, url, data, pick, slo, first, stepS]) =>
+        goodput(turns, label, url, data, pick, slo, first, stepS),
+      ),
+    );
     searches.forEach(([label, , , , slo], i) => {
       const g = results[i]!;
       goodputs[label] = g.goodput;
-      rows.push(`| ${label} | ${slo} | ${f1(g.goodput)} | ${g.steps.map((s) => `${f1(s.rate)}${s.ok ? '✓' : '✗'}`).join(' ')} |`);
+      rows.push(
+        `| ${label} | ${slo} | ${f1(g.goodput)} | ${g.steps.map((s) => `${f1(s.rate)}${s.ok ? '✓' : '✗'}`).join(' ')} |`,
+      );
     });
   } finally {
     await Promise.all(gateways.map((g) => g.stop()));
@@ -386,7 +555,13 @@ export async function runLoadtestBench(): Promise<string> {
     const ratios = cw.cold.map((c, i) => c / cw.warm[i]!);
     return `| ${label} | ${cw.cold.length} | ${f1(median(cw.cold))} | ${f1(percentile(cw.cold, 90))} | ${f1(median(cw.warm))} | ${f1(percentile(cw.warm, 90))} | **${f2(median(ratios))}** | ${f2(percentile(ratios, 90))} |`;
   };
-  const deltaMb = (await Promise.all(bert.deltas.map(async (d) => (await readFile(join(WORK, d.file))).byteLength))).reduce((a, b) => a + b, 0) / bert.deltas.length / 1e6;
+  const deltaMb =
+    (await Promise.all(bert.deltas.map(async (d) => (await readFile(join(WORK, d.file))).byteLength))).reduce(
+      (a, b) => a + b,
+      0,
+    ) /
+    bert.deltas.length /
+    1e6;
   const isoRatio = median(isolation.loaded) / median(isolation.alone);
   return [
     '### Load tests: goodput, cold start, isolation (Node open-loop runner)',
@@ -394,7 +569,7 @@ export async function runLoadtestBench(): Promise<string> {
     machineLine('npm run bench -- loadtest   (node --import tsx bench/loadtest.ts)'),
     '',
     `The machine was **shared with other agents' work while this ran** (2 cores; load average ${loadBefore.toFixed(1)} when the run started, ${loadavg()[0]!.toFixed(1)} when it ended), and the load generator ran on the same 2 cores as the gateways: absolute figures are low and noisy; compare the ratios, which come from the same run.`,
-    'Each gateway is `deltaserve serve` in its own process with the default batching (max batch 8, 2 ms queue delay) and ORT choosing its threads; the runner sends open-loop constant-rate traffic and measures latency from each request\'s **scheduled** start.',
+    "Each gateway is `deltaserve serve` in its own process with the default batching (max batch 8, 2 ms queue delay) and ORT choosing its threads; the runner sends open-loop constant-rate traffic and measures latency from each request's **scheduled** start.",
     '',
     '#### Goodput',
     '',

@@ -30,12 +30,17 @@ const ON_DEMAND = new Set(['scaleout', 'engine-webgpu', 'soak']);
 const DOCS: Record<string, URL> = { soak: new URL('../docs/reliability.md', import.meta.url) };
 
 async function main(): Promise<void> {
-  const { values, positionals: requested } = parseArgs({ allowPositionals: true, options: { minutes: { type: 'string' } } });
+  const { values, positionals: requested } = parseArgs({
+    allowPositionals: true,
+    options: { minutes: { type: 'string' } },
+  });
   const minutes = values.minutes === undefined ? undefined : Number(values.minutes);
-  if (minutes !== undefined && !(minutes > 0)) throw new Error(`--minutes expects a positive number, got ${values.minutes}`);
+  if (minutes !== undefined && !(minutes > 0))
+    throw new Error(`--minutes expects a positive number, got ${values.minutes}`);
   const names = requested.length > 0 ? requested : Object.keys(SECTIONS).filter((n) => !ON_DEMAND.has(n));
   const unknown = names.filter((n) => !(n in SECTIONS));
-  if (unknown.length > 0) throw new Error(`unknown bench section(s) ${unknown.join(', ')}; known: ${Object.keys(SECTIONS).join(', ')}`);
+  if (unknown.length > 0)
+    throw new Error(`unknown bench section(s) ${unknown.join(', ')}; known: ${Object.keys(SECTIONS).join(', ')}`);
   for (const name of names) {
     process.stderr.write(`bench: ${name}...\n`);
     const text = await SECTIONS[name]!({ ...(minutes !== undefined && { minutes }) });

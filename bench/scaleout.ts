@@ -98,7 +98,11 @@ export async function runScaleoutBench(): Promise<string> {
     children.push(nginxProcess);
 
     const results: RunResult[] = [];
-    for (const [name, port] of [['round-robin', ports.rr], ['consistent hash', ports.ch], ['consistent hash, replica 3 drained', ports.drained]] as const) {
+    for (const [name, port] of [
+      ['round-robin', ports.rr],
+      ['consistent hash', ports.ch],
+      ['consistent hash, replica 3 drained', ports.drained],
+    ] as const) {
       // A drain keeps the staying replicas' caches: only the moved tasks start cold.
       if (port !== ports.drained) await emptyCaches(replicas);
       results.push(await runLoad(name, `http://127.0.0.1:${port}`, replicas));
@@ -107,23 +111,38 @@ export async function runScaleoutBench(): Promise<string> {
     return report(results, replicas, cacheBytes, totalBytes);
   } finally {
     // nginx's master stops its workers on SIGTERM; SIGKILL would orphan them.
-    for (const child of children) child.kill(child === children.at(-1) && children.length > REPLICAS ? 'SIGTERM' : 'SIGKILL');
-    await Promise.all(children.map((child) => (child.exitCode !== null || child.signalCode !== null ? undefined : new Promise((r) => child.once('exit', r)))));
+    for (const child of children)
+      child.kill(child === children.at(-1) && children.length > REPLICAS ? 'SIGTERM' : 'SIGKILL');
+    await Promise.all(
+      children.map((child) =>
+        child.exitCode !== null || child.signalCode !== null ? undefined : new Promise((r) => child.once('exit', r)),
+      ),
+    );
     await rm(dir, { recursive: true, force: true });
   }
 }
 
 function ensureNginx(): string {
   for (const path of ['/usr/sbin/nginx', '/usr/bin/nginx']) if (existsSync(path)) return path;
-  if (process.getuid?.() !== 0) throw new Error('nginx is not installed: apt-get install -y nginx-light (as root), then run again');
+  if (process.getuid?.() !== 0)
+    throw new Error('nginx is not installed: apt-get install -y nginx-light (as root), then run again');
   log('installing nginx-light with apt-get');
-  const install = spawnSync('sh', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light'], { stdio: 'inherit' });
+  const install = spawnSync(
+    'sh',
+    [
+      '-c',
+      'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light',
+    ],
+    { stdio: 'inherit' },
+  );
   if (install.status !== 0 || !existsSync('/usr/sbin/nginx')) throw new Error('installing nginx-light failed');
   return '/usr/sbin/nginx';
 }
 
 /** 300 tasks over the zoo's deltas, a cache for 40 % of their decoded bytes, dev keys, no state file. */
-async function writeGatewayConfig(dir: string): Promise<{ configPath: string; cacheBytes: number; totalBytes: number }> {
+async function writeGatewayConfig(
+  dir: string,
+): Promise<{ configPath: string; cacheBytes: number; totalBytes: number }> {
   const manifestPath = join(ROOT, 'models', 'zoo.yaml');
   const manifest = await loadManifest(manifestPath);
   const zoo = await Promise.all(
@@ -134,7 +153,14 @@ async function writeGatewayConfig(dir: string): Promise<{ configPath: string; ca
   );
   const tasks = Array.from({ length: TASKS }, (_, i) => {
     const { task } = zoo[i % zoo.length]!;
-    return { name: taskName(i), version: '1', uri: task.uri, sha256: task.sha256, labels: task.labels, numClasses: task.numClasses };
+    return {
+      name: taskName(i),
+      version: '1',
+      uri: task.uri,
+      sha256: task.sha256,
+      labels: task.labels,
+      numClasses: task.numClasses,
+    };
   });
   const totalBytes = Array.from({ length: TASKS }, (_, i) => zoo[i % zoo.length]!.bytes).reduce((a, b) => a + b, 0);
   const cacheBytes = Math.round(totalBytes * CACHE_FRACTION);
@@ -167,7 +193,12 @@ async function freePort(): Promise<number> {
 }
 
 /** nginx as our own foreground process with its own prefix: three listeners, one per upstream. */
-async function startNginx(binary: string, dir: string, replicas: readonly Replica[], ports: { rr: number; ch: number; drained: number }): Promise<ChildProcess> {
+async function startNginx(
+  binary: string,
+  dir: string,
+  replicas: readonly Replica[],
+  ports: { rr: number; ch: number; drained: number },
+): Promise<ChildProcess> {
   const prefix = join(dir, 'nginx');
   await mkdir(join(prefix, 'logs'), { recursive: true });
   const servers = (list: readonly Replica[]) => list.map((r) => `    server 127.0.0.1:${r.port};`).join('\n');
@@ -223,11 +254,16 @@ ${servers(replicas.slice(0, -1))}
   await writeFile(confPath, conf);
   const check = spawnSync(binary, ['-t', '-p', prefix, '-c', confPath], { encoding: 'utf8' });
   if (check.status !== 0) throw new Error(`nginx -t failed: ${check.stderr}`);
-  const child = spawn(binary, ['-p', prefix, '-c', confPath, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(binary, ['-p', prefix, '-c', confPath, '-g', 'daemon off;'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   child.stderr!.on('data', (chunk: Buffer) => log(`nginx: ${chunk.toString().trim()}`));
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const up = await request(`http://127.0.0.1:${ports.rr}/v2/health/ready`).then(async (r) => (await r.body.dump(), r.statusCode === 200), () => false);
+    const up = await request(`http://127.0.0.1:${ports.rr}/v2/health/ready`).then(
+      async (r) => (await r.body.dump(), r.statusCode === 200),
+      () => false,
+    );
     if (up) return child;
     if (Date.now() > deadline || child.exitCode !== null) throw new Error('nginx did not start');
     await new Promise((r) => setTimeout(r, 100));
@@ -241,7 +277,9 @@ async function emptyCaches(replicas: readonly Replica[]): Promise<void> {
     try {
       await Promise.all(
         Array.from({ length: TASKS }, (_, i) =>
-          pool.request({ path: `/v2/repository/models/${taskName(i)}/unload`, method: 'POST', headers: admin }).then((r) => r.body.dump()),
+          pool
+            .request({ path: `/v2/repository/models/${taskName(i)}/unload`, method: 'POST', headers: admin })
+            .then((r) => r.body.dump()),
         ),
       );
     } finally {
@@ -257,7 +295,11 @@ async function countersOf(replica: Replica): Promise<Counters> {
       .split('\n')
       .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
       .reduce((total, line) => total + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
-  return { hits: sum('deltaserve_delta_cache_hits_total'), misses: sum('deltaserve_delta_cache_misses_total'), activations: sum('deltaserve_activations_total') };
+  return {
+    hits: sum('deltaserve_delta_cache_hits_total'),
+    misses: sum('deltaserve_delta_cache_misses_total'),
+    activations: sum('deltaserve_activations_total'),
+  };
 }
 
 /** Open loop: request i is sent at i / RATE seconds whatever the answers; the warm-up is not measured. */
@@ -267,7 +309,16 @@ async function runLoad(name: string, url: string, replicas: readonly Replica[]):
   // A fixed random popularity order, so the hot tasks are not all zoo delta #0.
   const order = shuffled(TASKS, 11);
   const rng = new SeededRng(13);
-  const body = JSON.stringify({ inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: Array.from({ length: 784 }, () => rng.nextFloat()) }] });
+  const body = JSON.stringify({
+    inputs: [
+      {
+        name: 'pixels',
+        shape: [1, 1, 28, 28],
+        datatype: 'FP32',
+        data: Array.from({ length: 784 }, () => rng.nextFloat()),
+      },
+    ],
+  });
   const headers = { authorization: `Bearer ${DEV_TENANT_KEY}`, 'content-type': 'application/json' };
   const byUpstream = new Map(replicas.map((r, i) => [`127.0.0.1:${r.port}`, i]));
   const perReplicaRequests = replicas.map(() => 0);
@@ -337,7 +388,9 @@ async function runLoad(name: string, url: string, replicas: readonly Replica[]):
   const seconds = (performance.now() - measureStart) / 1000;
   const after = await Promise.all(replicas.map(countersOf));
   await pool.close();
-  const placement = new Map([...placementVotes].map(([task, votes]) => [task, [...votes].sort((a, b) => b[1] - a[1])[0]![0]]));
+  const placement = new Map(
+    [...placementVotes].map(([task, votes]) => [task, [...votes].sort((a, b) => b[1] - a[1])[0]![0]]),
+  );
   return {
     name,
     sent,
@@ -368,12 +421,20 @@ function shuffled(n: number, seed: number): number[] {
   return a;
 }
 
-function report(results: readonly RunResult[], replicas: readonly Replica[], cacheBytes: number, totalBytes: number): string {
+function report(
+  results: readonly RunResult[],
+  replicas: readonly Replica[],
+  cacheBytes: number,
+  totalBytes: number,
+): string {
   const [rr, ch, drained] = results as [RunResult, RunResult, RunResult];
   const missRatio = (r: RunResult) => r.perReplica.reduce((s, p) => s + p.misses, 0) / Math.max(1, r.ok + r.failed);
   const row = (r: RunResult) => {
     const perReplica = r.perReplica
-      .map((p) => `${p.requests} req, hit ${p.requests === 0 ? '–' : (1 - p.misses / p.requests).toFixed(3)}, ${(p.activations / r.seconds).toFixed(1)} act/s`)
+      .map(
+        (p) =>
+          `${p.requests} req, hit ${p.requests === 0 ? '–' : (1 - p.misses / p.requests).toFixed(3)}, ${(p.activations / r.seconds).toFixed(1)} act/s`,
+      )
       .join(' · ');
     return `| ${r.name} | ${(r.ok / r.seconds).toFixed(1)} | ${(r.withinSlo / r.seconds).toFixed(1)} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${missRatio(r).toFixed(3)} | ${r.failed + r.dropped} | ${perReplica} |`;
   };
@@ -403,7 +464,7 @@ function report(results: readonly RunResult[], replicas: readonly Replica[], cac
       `each replica's cache ${(cacheBytes / 2 ** 20).toFixed(1)} MiB (${CACHE_FRACTION * 100} % of them). Open loop at ${RATE} req/s, tasks from Zipf(1.0) over the ${TASKS} tasks, ` +
       `V2 infer of one 28 × 28 image; caches emptied before the first two runs (the drained run keeps them, as a drain does), ${WARMUP_S} s warm-up, then ${MEASURE_S} s measured. ` +
       'Round-robin: nginx default; consistent hash: `hash $task consistent` with `$task` mapped from `/v2/models/{task}`. ' +
-      'Per replica: requests routed there, hit ratio (1 − cold loads / requests there), activations/s (each replica\'s /metrics, measured window only). ' +
+      "Per replica: requests routed there, hit ratio (1 − cold loads / requests there), activations/s (each replica's /metrics, measured window only). " +
       'Miss ratio = cold loads (cache misses) per request, all replicas. 2 shared cores for 3 gateways, nginx and the load generator: compare ratios within this run.',
     '',
     `| router | throughput (200/s) | goodput (200 within ${SLO_MS} ms, /s) | p50 ms | p99 ms | miss ratio | failed + dropped | per replica |`,

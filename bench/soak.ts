@@ -13,7 +13,14 @@ import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Pool } from 'undici';
 import { SeededRng } from '../src/core/rng.js';
-import { ADMIN_HEADERS, TENANT_HEADERS, ZOO, sleep, startGateway, type GatewayProcess } from '../test/reliability/gateway-process.js';
+import {
+  ADMIN_HEADERS,
+  TENANT_HEADERS,
+  ZOO,
+  sleep,
+  startGateway,
+  type GatewayProcess,
+} from '../test/reliability/gateway-process.js';
 import { machineLine } from './machine.js';
 
 const TASKS = ['coarse4', 'digits', 'flipped', 'footwear', 'inverted', 'noisy', 'rotated'];
@@ -38,9 +45,23 @@ export async function runSoakBench(options: { minutes?: number } = {}): Promise<
 
 async function soak(gateway: GatewayProcess, pool: Pool, minutes: number): Promise<string> {
   const rng = new SeededRng(11);
-  const probeBody = JSON.stringify({ inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: Array.from({ length: 784 }, () => rng.nextFloat()) }] });
+  const probeBody = JSON.stringify({
+    inputs: [
+      {
+        name: 'pixels',
+        shape: [1, 1, 28, 28],
+        datatype: 'FP32',
+        data: Array.from({ length: 784 }, () => rng.nextFloat()),
+      },
+    ],
+  });
   const probe = async (): Promise<string> => {
-    const response = await pool.request({ path: '/v2/models/digits/infer', method: 'POST', headers: TENANT_HEADERS, body: probeBody });
+    const response = await pool.request({
+      path: '/v2/models/digits/infer',
+      method: 'POST',
+      headers: TENANT_HEADERS,
+      body: probeBody,
+    });
     const body = (await response.body.json()) as { outputs?: unknown };
     if (response.statusCode !== 200) throw new Error(`probe answered ${response.statusCode}: ${JSON.stringify(body)}`);
     return JSON.stringify(body.outputs);
@@ -58,33 +79,53 @@ async function soak(gateway: GatewayProcess, pool: Pool, minutes: number): Promi
   const started = performance.now();
   const end = started + minutes * 60_000;
   const running = () => performance.now() < end;
-  const request = async (path: string, method: 'POST' | 'DELETE', headers: Record<string, string>, body?: string): Promise<number> => {
+  const request = async (
+    path: string,
+    method: 'POST' | 'DELETE',
+    headers: Record<string, string>,
+    body?: string,
+  ): Promise<number> => {
     const response = await pool.request({ path, method, headers, ...(body !== undefined && { body }) });
     await response.body.dump();
     return response.statusCode;
   };
-  const inputs = JSON.stringify({ inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0.5) }] });
+  const inputs = JSON.stringify({
+    inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0.5) }],
+  });
 
   const clients = Array.from({ length: CLIENTS }, async (_, c) => {
-    for (let i = c; running(); i++) count(`infer ${await request(`/v2/models/${TASKS[i % TASKS.length]}/infer`, 'POST', TENANT_HEADERS, inputs)}`);
+    for (let i = c; running(); i++)
+      count(`infer ${await request(`/v2/models/${TASKS[i % TASKS.length]}/infer`, 'POST', TENANT_HEADERS, inputs)}`);
   });
   const admin = (async () => {
     const deltas = await Promise.all(
       TASKS.map(async (task) => {
         const path = `tasks/${task}/delta.safetensors`;
-        return { path, sha256: createHash('sha256').update(await readFile(join(ZOO, path))).digest('hex') };
+        return {
+          path,
+          sha256: createHash('sha256')
+            .update(await readFile(join(ZOO, path)))
+            .digest('hex'),
+        };
       }),
     );
     for (let i = 0; running(); i++) {
       const delta = deltas[i % deltas.length]!;
       const name = `soak-${i}`;
-      const status = await request('/admin/tasks', 'POST', ADMIN_HEADERS, JSON.stringify({ name, version: '1', uri: delta.path, sha256: delta.sha256 }));
+      const status = await request(
+        '/admin/tasks',
+        'POST',
+        ADMIN_HEADERS,
+        JSON.stringify({ name, version: '1', uri: delta.path, sha256: delta.sha256 }),
+      );
       count(`register ${status}`);
       if (status === 201) registered++;
       count(`infer-new ${await request(`/v2/models/${name}/infer`, 'POST', TENANT_HEADERS, inputs)}`);
       // Keep a few registered at a time; retire the oldest.
       if (i >= 3) {
-        const gone = await request(`/admin/tasks/soak-${i - 3}`, 'DELETE', { authorization: ADMIN_HEADERS.authorization });
+        const gone = await request(`/admin/tasks/soak-${i - 3}`, 'DELETE', {
+          authorization: ADMIN_HEADERS.authorization,
+        });
         count(`retire ${gone}`);
         if (gone === 200) retired++;
       }
@@ -94,7 +135,9 @@ async function soak(gateway: GatewayProcess, pool: Pool, minutes: number): Promi
   const unloader = (async () => {
     for (let i = 0; running(); i++) {
       await sleep(UNLOAD_EVERY_MS);
-      count(`unload ${await request(`/v2/repository/models/${TASKS[i % TASKS.length]}/unload`, 'POST', ADMIN_HEADERS, '{}')}`);
+      count(
+        `unload ${await request(`/v2/repository/models/${TASKS[i % TASKS.length]}/unload`, 'POST', ADMIN_HEADERS, '{}')}`,
+      );
       unloads++;
     }
   })();
@@ -109,11 +152,16 @@ async function soak(gateway: GatewayProcess, pool: Pool, minutes: number): Promi
   const lastProbe = await probe();
   const fdEnd = await fds();
   const metrics = await (await pool.request({ path: '/metrics', method: 'GET' })).body.text();
-  const evictions = [...metrics.matchAll(/^deltaserve_delta_cache_evictions_total\{[^}]*\} (\S+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  const evictions = [...metrics.matchAll(/^deltaserve_delta_cache_evictions_total\{[^}]*\} (\S+)$/gm)].reduce(
+    (n, m) => n + Number(m[1]),
+    0,
+  );
   const steady = samples.slice(Math.floor(samples.length / 10));
   const slope = slopePerHour(steady);
   const rss = samples.map((s) => s.rss);
-  const served = Object.entries(statuses).filter(([k]) => k.startsWith('infer')).reduce((n, [, v]) => n + v, 0);
+  const served = Object.entries(statuses)
+    .filter(([k]) => k.startsWith('infer'))
+    .reduce((n, [, v]) => n + v, 0);
 
   return [
     '## Soak',
@@ -127,7 +175,10 @@ async function soak(gateway: GatewayProcess, pool: Pool, minutes: number): Promi
     '| what | value |',
     '|---|---|',
     `| inference requests | ${served} (${(served / (minutes * 60)).toFixed(0)}/s) |`,
-    `| answers | ${Object.entries(statuses).sort().map(([k, v]) => `${k}: ${v}`).join(', ')} |`,
+    `| answers | ${Object.entries(statuses)
+      .sort()
+      .map(([k, v]) => `${k}: ${v}`)
+      .join(', ')} |`,
     `| registrations / retirements / unloads | ${registered} / ${retired} / ${unloads} |`,
     `| cache evictions (/metrics) | ${evictions} |`,
     `| RSS start / end / max | ${(rss[0]! / MB).toFixed(0)} / ${(rss.at(-1)! / MB).toFixed(0)} / ${(Math.max(...rss) / MB).toFixed(0)} MiB |`,

@@ -88,8 +88,9 @@ function main() {
   // The first line that names the cause (a missing compiler or header, a compile error).
   const lines = `${result.error ?? ''}\n${result.stderr ?? ''}`.split('\n');
   const cause =
-    lines.find((line) => /(^|\s)(\w*Error|error):|not found|No such file/.test(line) && !line.startsWith('gyp ERR! stack')) ??
-    `node-gyp exited with ${result.status ?? result.signal}`;
+    lines.find(
+      (line) => /(^|\s)(\w*Error|error):|not found|No such file/.test(line) && !line.startsWith('gyp ERR! stack'),
+    ) ?? `node-gyp exited with ${result.status ?? result.signal}`;
   return `not built (${cause.trim().slice(0, 200)}); the portable kernel will run; log: build/native-build.log`;
 }
 

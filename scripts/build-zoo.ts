@@ -67,7 +67,13 @@ const RECIPES: readonly (Recipe & { label: string; minDropRate?: number })[] = [
   { method: 'magnitude', mask: null, scope: null, label: 'magnitude' },
   { method: 'darex-q', mask: 'importance', scope: 'global', label: 'importance mask + one global α' },
   { method: 'darex-q', mask: 'uniform', scope: 'tensor', label: 'DARE mask + per-tensor scales', minDropRate: 0.99 },
-  { method: 'darex-q', mask: 'importance', scope: 'tensor', label: 'importance mask + per-tensor scales', minDropRate: 0.9 },
+  {
+    method: 'darex-q',
+    mask: 'importance',
+    scope: 'tensor',
+    label: 'importance mask + per-tensor scales',
+    minDropRate: 0.9,
+  },
 ];
 /** AdamR fine-tunes: plain DARE (the paper's claim) and, at p = 0.99, the best recipe (do they add up?). */
 const ADAMR_RECIPES = [RECIPES[0]!, { ...RECIPES[5]!, minDropRate: 0.99 }];
@@ -97,7 +103,14 @@ interface TaskReport {
   deltaStats: { meanAbs: number; maxAbs: number };
   adamrDeltaStats: { meanAbs: number; maxAbs: number } | null;
   rows: Row[];
-  served: Recipe & { dropRate: number; q: number | null; accuracy: number; bytes: number; sha256: string; file: string };
+  served: Recipe & {
+    dropRate: number;
+    q: number | null;
+    accuracy: number;
+    bytes: number;
+    sha256: string;
+    file: string;
+  };
 }
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -125,7 +138,10 @@ async function main(): Promise<void> {
   const baseParams = [...baseWeights.values()].reduce((n, w) => n + w.data.length, 0);
   const baseInfo = JSON.parse(await readFile(join(MODELS, 'base/base.json'), 'utf8')) as Record<string, unknown>;
   const runner = await LocalRunner.open(basePath, { intraOpThreads: 2 });
-  const names = (await readdir(join(MODELS, 'tasks'), { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+  const names = (await readdir(join(MODELS, 'tasks'), { withFileTypes: true }))
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name)
+    .sort();
   const reports: TaskReport[] = [];
 
   for (const name of names) {
@@ -134,8 +150,14 @@ async function main(): Promise<void> {
     const evalSet = await loadSampleSet(join(dir, 'eval.safetensors'), runner.base.io);
     const calibration = await loadSampleSet(join(dir, 'calib.safetensors'), runner.base.io);
     const classes = info.numClasses;
-    const accuracyWith = async (delta: Delta | null) => accuracyOf(await predictAll(runner, evalSet, delta, { classes }), evalSet.labels!, classes);
-    const served = (delta: Delta) => decodeDelta(encodeDelta(delta), { baseShapes: runner.base.patchableShapes, expectedBaseFingerprint: fingerprint, copy: true });
+    const accuracyWith = async (delta: Delta | null) =>
+      accuracyOf(await predictAll(runner, evalSet, delta, { classes }), evalSet.labels!, classes);
+    const served = (delta: Delta) =>
+      decodeDelta(encodeDelta(delta), {
+        baseShapes: runner.base.patchableShapes,
+        expectedBaseFingerprint: fingerprint,
+        copy: true,
+      });
     const common = {
       seed: SEED,
       valueDtype: 'F16' as const,
@@ -175,7 +197,8 @@ async function main(): Promise<void> {
         const options = { ...common, dropRate, sourceFinetunedSha256 };
         const masks = new Map<MaskKind, Delta>();
         const maskOf = (mask: MaskKind) => {
-          if (!masks.has(mask)) masks.set(mask, buildDelta(baseWeights, tunedWeights, { ...options, method: 'dare', mask, inputNorms }));
+          if (!masks.has(mask))
+            masks.set(mask, buildDelta(baseWeights, tunedWeights, { ...options, method: 'dare', mask, inputNorms }));
           return masks.get(mask)!;
         };
         for (const { label, minDropRate, ...recipe } of variant === 'adamr' ? ADAMR_RECIPES : RECIPES) {
@@ -185,13 +208,17 @@ async function main(): Promise<void> {
           let q: number | null = null;
           let loss: number | null = null;
           let passes = 0;
-          if (recipe.method === 'magnitude') delta = buildDelta(baseWeights, tunedWeights, { ...options, method: 'magnitude' });
+          if (recipe.method === 'magnitude')
+            delta = buildDelta(baseWeights, tunedWeights, { ...options, method: 'magnitude' });
           else if (recipe.method === 'dare') {
             delta = maskOf(recipe.mask!);
             loss = await calibrationLoss(runner, calibration, target, delta);
             passes = 1;
           } else {
-            const result = await calibrate(runner, calibration, target, maskOf(recipe.mask!), { scope: recipe.scope!, dropRate });
+            const result = await calibrate(runner, calibration, target, maskOf(recipe.mask!), {
+              scope: recipe.scope!,
+              dropRate,
+            });
             ({ delta, q, loss, passes } = result);
           }
           const seconds = (performance.now() - started) / 1000;
@@ -212,12 +239,17 @@ async function main(): Promise<void> {
           };
           rows.push(row);
           if (variant === 'finetuned') candidates.set(`${recipeKey(recipe)}@${dropRate}`, { delta, row });
-          log(`${name} ${variant} ${label} p=${dropRate}${q === null ? '' : ` q=${q.toPrecision(3)}`}: ${(row.accuracy * 100).toFixed(2)} % (${bytes} bytes, ${passes} passes, ${seconds.toFixed(1)} s)`);
+          log(
+            `${name} ${variant} ${label} p=${dropRate}${q === null ? '' : ` q=${q.toPrecision(3)}`}: ${(row.accuracy * 100).toFixed(2)} % (${bytes} bytes, ${passes} passes, ${seconds.toFixed(1)} s)`,
+          );
         }
       }
     }
 
-    const choice = chooseServed([...candidates.values()].map((c) => c.row), finetunedAccuracy);
+    const choice = chooseServed(
+      [...candidates.values()].map((c) => c.row),
+      finetunedAccuracy,
+    );
     const chosen = candidates.get(`${recipeKey(choice)}@${choice.dropRate}`)!;
     const bytes = encodeDelta(chosen.delta);
     const file = `tasks/${name}/delta.safetensors`;
@@ -246,21 +278,42 @@ async function main(): Promise<void> {
     });
   }
   await runner.close();
-  await writeFile(join(MODELS, 'zoo-report.json'), `${JSON.stringify({ baseParameters: baseParams, fingerprint, tasks: reports }, null, 2)}\n`);
+  await writeFile(
+    join(MODELS, 'zoo-report.json'),
+    `${JSON.stringify({ baseParameters: baseParams, fingerprint, tasks: reports }, null, 2)}\n`,
+  );
   await publish(reports, baseParams, fingerprint, baseInfo);
 }
 
 /** `npm run zoo -- --render-only`: manifest, doc and plot again from models/zoo-report.json, no model runs. */
 async function renderOnly(): Promise<void> {
-  const report = JSON.parse(await readFile(join(MODELS, 'zoo-report.json'), 'utf8')) as { baseParameters: number; fingerprint: string; tasks: TaskReport[] };
+  const report = JSON.parse(await readFile(join(MODELS, 'zoo-report.json'), 'utf8')) as {
+    baseParameters: number;
+    fingerprint: string;
+    tasks: TaskReport[];
+  };
   const baseInfo = JSON.parse(await readFile(join(MODELS, 'base/base.json'), 'utf8')) as Record<string, unknown>;
   await publish(report.tasks, report.baseParameters, report.fingerprint, baseInfo);
 }
 
-async function publish(reports: TaskReport[], baseParams: number, fingerprint: string, baseInfo: Record<string, unknown>): Promise<void> {
-  const tasksInfo = await Promise.all(reports.map(async (r) => JSON.parse(await readFile(join(MODELS, 'tasks', r.name, 'task.json'), 'utf8')) as TaskInfo));
+async function publish(
+  reports: TaskReport[],
+  baseParams: number,
+  fingerprint: string,
+  baseInfo: Record<string, unknown>,
+): Promise<void> {
+  const tasksInfo = await Promise.all(
+    reports.map(
+      async (r) => JSON.parse(await readFile(join(MODELS, 'tasks', r.name, 'task.json'), 'utf8')) as TaskInfo,
+    ),
+  );
   const manifest = {
-    base: { model: 'base/model.onnx', fingerprint, parameters: baseParams, labels: (baseInfo.labels as string[] | undefined) ?? tasksInfo.find((t) => t.numClasses === 10)?.labels },
+    base: {
+      model: 'base/model.onnx',
+      fingerprint,
+      parameters: baseParams,
+      labels: (baseInfo.labels as string[] | undefined) ?? tasksInfo.find((t) => t.numClasses === 10)?.labels,
+    },
     tasks: reports.map((r, i) => ({
       name: r.name,
       version: '1',
@@ -275,7 +328,10 @@ async function publish(reports: TaskReport[], baseParams: number, fingerprint: s
       eval: `tasks/${r.name}/eval.safetensors`,
     })),
   };
-  await writeFile(join(MODELS, 'zoo.yaml'), `# Generated by \`npm run zoo\` (scripts/build-zoo.ts); do not edit by hand.\n${stringify(manifest)}`);
+  await writeFile(
+    join(MODELS, 'zoo.yaml'),
+    `# Generated by \`npm run zoo\` (scripts/build-zoo.ts); do not edit by hand.\n${stringify(manifest)}`,
+  );
   await writeFile(join(DOCS, 'compression-accuracy.svg'), await plot(reports));
   await writeFile(join(DOCS, 'compression.md'), renderDoc(reports, baseParams, baseInfo));
   log('wrote models/zoo.yaml, models/zoo-report.json, docs/compression.md, docs/compression-accuracy.svg');
@@ -283,7 +339,9 @@ async function publish(reports: TaskReport[], baseParams: number, fingerprint: s
 
 /** The smallest file within 1 point of the fine-tune, whatever the method (ties: the more accurate); else the most accurate row. */
 function chooseServed(rows: readonly Row[], finetuned: number): Row {
-  const ok = rows.filter((row) => row.accuracy >= finetuned - SERVE_TOLERANCE).sort((a, b) => a.bytes - b.bytes || b.accuracy - a.accuracy);
+  const ok = rows
+    .filter((row) => row.accuracy >= finetuned - SERVE_TOLERANCE)
+    .sort((a, b) => a.bytes - b.bytes || b.accuracy - a.accuracy);
   if (ok.length > 0) return ok[0]!;
   return [...rows].sort((a, b) => b.accuracy - a.accuracy)[0]!;
 }
@@ -293,8 +351,18 @@ const pct = (x: number | null) => (x === null ? '–' : (x * 100).toFixed(1));
 
 async function plot(reports: TaskReport[]): Promise<string> {
   const values = reports.flatMap((r) => [
-    ...r.rows.map((row) => ({ task: r.name, method: rowLabel(row), dropRate: row.dropRate, accuracy: row.accuracy * 100 })),
-    ...DROP_RATES.map((dropRate) => ({ task: r.name, method: 'fine-tune (no drop)', dropRate, accuracy: r.finetunedAccuracy * 100 })),
+    ...r.rows.map((row) => ({
+      task: r.name,
+      method: rowLabel(row),
+      dropRate: row.dropRate,
+      accuracy: row.accuracy * 100,
+    })),
+    ...DROP_RATES.map((dropRate) => ({
+      task: r.name,
+      method: 'fine-tune (no drop)',
+      dropRate,
+      accuracy: r.finetunedAccuracy * 100,
+    })),
   ]);
   const spec: TopLevelSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
@@ -320,7 +388,8 @@ async function plot(reports: TaskReport[]): Promise<string> {
 
 /** What the papers lead one to expect, and what these numbers say: computed, not written by hand. */
 function observations(reports: TaskReport[]): string[] {
-  const acc = (r: TaskReport, method: PruneMethod | Recipe, p: number, variant: Row['variant'] = 'finetuned') => accuracyOfRow(r, method, p, variant);
+  const acc = (r: TaskReport, method: PruneMethod | Recipe, p: number, variant: Row['variant'] = 'finetuned') =>
+    accuracyOfRow(r, method, p, variant);
   const points = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}`;
   const large = [...reports].sort((a, b) => b.deltaStats.meanAbs - a.deltaStats.meanAbs)[0]!;
   const small = reports.filter((r) => r !== large);
@@ -339,7 +408,9 @@ function observations(reports: TaskReport[]): string[] {
   ];
   const adamr = reports.filter((r) => r.adamrAccuracy !== null);
   if (adamr.length > 0) {
-    const better = adamr.filter((r) => acc(r, 'dare', 0.99, 'adamr') - r.adamrAccuracy! > acc(r, 'dare', 0.99) - r.finetunedAccuracy);
+    const better = adamr.filter(
+      (r) => acc(r, 'dare', 0.99, 'adamr') - r.adamrAccuracy! > acc(r, 'dare', 0.99) - r.finetunedAccuracy,
+    );
     lines.push(
       `- *AdamR fine-tunes survive higher drop rates*: loss of DARE relative to its own fine-tune at p = 0.95 / 0.99, plain vs AdamR: ${adamr.map((r) => `${r.name} ${points(acc(r, 'dare', 0.95) - r.finetunedAccuracy)} / ${points(acc(r, 'dare', 0.99) - r.finetunedAccuracy)} vs ${points(acc(r, 'dare', 0.95, 'adamr') - r.adamrAccuracy!)} / ${points(acc(r, 'dare', 0.99, 'adamr') - r.adamrAccuracy!)}`).join('; ')} — at p = 0.99 ${holds(better.length === adamr.length)}${better.length === adamr.length ? '' : ` (${better.length} of ${adamr.length})`}.`,
     );
@@ -357,10 +428,14 @@ function refinements(reports: TaskReport[], large: TaskReport, small: TaskReport
   const acc = accuracyOfRow;
   const points = (x: number) => (Number.isNaN(x) ? '–' : `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}`);
   const holds = (ok: boolean) => (ok ? '**holds**' : '**does not hold**');
-  const change = (rs: TaskReport[], recipe: Recipe, p: number) => mean(rs.map((r) => acc(r, recipe, p) - r.finetunedAccuracy));
+  const change = (rs: TaskReport[], recipe: Recipe, p: number) =>
+    mean(rs.map((r) => acc(r, recipe, p) - r.finetunedAccuracy));
   const withinOne = (recipe: Recipe, p: number) =>
-    reports.some((r) => Number.isNaN(acc(r, recipe, p))) ? '–' : String(reports.filter((r) => acc(r, recipe, p) >= r.finetunedAccuracy - SERVE_TOLERANCE).length);
-  const rowsOf = (recipe: Recipe) => reports.flatMap((r) => r.rows.filter((row) => row.variant === 'finetuned' && recipeKey(row) === recipeKey(recipe)));
+    reports.some((r) => Number.isNaN(acc(r, recipe, p)))
+      ? '–'
+      : String(reports.filter((r) => acc(r, recipe, p) >= r.finetunedAccuracy - SERVE_TOLERANCE).length);
+  const rowsOf = (recipe: Recipe) =>
+    reports.flatMap((r) => r.rows.filter((row) => row.variant === 'finetuned' && recipeKey(row) === recipeKey(recipe)));
   const [importanceGlobal, dareTensor, importanceTensor] = [RECIPES[3]!, RECIPES[4]!, RECIPES[5]!];
   const largeAt95 = RECIPES.map((r) => acc(large, r, 0.95)).filter((a) => !Number.isNaN(a));
   const lines = [
@@ -382,12 +457,19 @@ function refinements(reports: TaskReport[], large: TaskReport, small: TaskReport
     `- *The importance mask beats DARE's mask under the same rescaling*: importance minus uniform mask at p = 0.99 on the six, both with per-tensor scales ${points(change(small, importanceTensor, 0.99) - change(small, dareTensor, 0.99))} points, both with one global scale ${points(change(small, importanceGlobal, 0.99) - change(small, RECIPES[1]!, 0.99))} — ${holds(change(small, importanceTensor, 0.99) >= change(small, dareTensor, 0.99) && change(small, importanceGlobal, 0.99) >= change(small, RECIPES[1]!, 0.99))}.`,
     `- *${large.name} (the large-delta task) still fails at p ≥ 0.95 under every method*: best change at p = 0.95 ${points(Math.max(...largeAt95) - large.finetunedAccuracy)} points — ${holds(largeAt95.every((a) => a < large.finetunedAccuracy - SERVE_TOLERANCE))}.`,
   ];
-  const ranks = reports.flatMap((r) =>
-    DROP_RATES.map((p) => {
-      const rows = r.rows.filter((row) => row.variant === 'finetuned' && row.dropRate === p && row.calibrationLoss !== null);
-      return spearman(rows.map((row) => -row.calibrationLoss!), rows.map((row) => row.accuracy));
-    }),
-  ).filter((x) => Number.isFinite(x));
+  const ranks = reports
+    .flatMap((r) =>
+      DROP_RATES.map((p) => {
+        const rows = r.rows.filter(
+          (row) => row.variant === 'finetuned' && row.dropRate === p && row.calibrationLoss !== null,
+        );
+        return spearman(
+          rows.map((row) => -row.calibrationLoss!),
+          rows.map((row) => row.accuracy),
+        );
+      }),
+    )
+    .filter((x) => Number.isFinite(x));
   lines.push(
     `- *The calibration objective ranks methods without labels* (Spearman 0.89 there): Spearman correlation between −objective and eval accuracy across the calibrated methods, per task and p, mean ${mean(ranks).toFixed(2)} over ${ranks.length} groups — ${holds(mean(ranks) >= 0.7)} (taking "ranks well" as ≥ 0.7), which is what \`compress --method auto\` relies on.`,
   );
@@ -398,7 +480,9 @@ function refinements(reports: TaskReport[], large: TaskReport, small: TaskReport
       `- *AdamR fine-tunes add up with the better mask*: importance mask + per-tensor scales at p = 0.99, measured against the plain fine-tune, plain vs AdamR: ${adamr.map((r) => `${r.name} ${points(acc(r, importanceTensor, 0.99) - r.finetunedAccuracy)} vs ${points(acc(r, importanceTensor, 0.99, 'adamr') - r.finetunedAccuracy)}`).join('; ')} — ${holds(better.length === adamr.length)}${better.length === adamr.length ? '' : ` (${better.length} of ${adamr.length})`}.`,
     );
   }
-  const servedHigh = reports.filter((r) => r.served.dropRate >= 0.9 && r.served.accuracy >= r.finetunedAccuracy - SERVE_TOLERANCE);
+  const servedHigh = reports.filter(
+    (r) => r.served.dropRate >= 0.9 && r.served.accuracy >= r.finetunedAccuracy - SERVE_TOLERANCE,
+  );
   const total = reports.reduce((n, r) => n + r.served.bytes, 0);
   lines.push(
     `- *≥ 5 of ${reports.length} tasks served at p ≥ 0.9 within 1 point of their fine-tune* (2 before issue 15): ${servedHigh.length} (${servedHigh.map((r) => r.name).join(', ') || 'none'}) — ${holds(servedHigh.length >= 5)}.`,
@@ -435,9 +519,17 @@ function recipeFor(method: PruneMethod | Recipe): Recipe {
   return typeof method === 'string' ? RECIPES.find((r) => r.method === method)! : method;
 }
 
-function accuracyOfRow(r: TaskReport, method: PruneMethod | Recipe, p: number, variant: Row['variant'] = 'finetuned'): number {
+function accuracyOfRow(
+  r: TaskReport,
+  method: PruneMethod | Recipe,
+  p: number,
+  variant: Row['variant'] = 'finetuned',
+): number {
   const key = recipeKey(recipeFor(method));
-  return r.rows.find((row) => recipeKey(row) === key && row.dropRate === p && row.variant === variant)?.accuracy ?? Number.NaN;
+  return (
+    r.rows.find((row) => recipeKey(row) === key && row.dropRate === p && row.variant === variant)?.accuracy ??
+    Number.NaN
+  );
 }
 
 function mean(xs: number[]): number {
@@ -458,9 +550,9 @@ function renderDoc(reports: TaskReport[], baseParams: number, baseInfo: Record<s
     '',
     'Generated by `npm run zoo` (scripts/build-zoo.ts) from the committed zoo; do not edit by hand.',
     `Base: the tiny ViT in \`models/base\` (${baseParams} parameters; Fashion-MNIST test accuracy ${pct((baseInfo.accuracy as { fashionMnistTest: number }).fashionMnistTest)} % on all 10,000 test images, see \`models/base/base.json\`).`,
-    'Every accuracy is measured on the task\'s committed evaluation set (`models/tasks/<task>/eval.safetensors`) through the engine\'s own base preparation and patch activation, with the delta encoded as the fp16 file the gateway would serve and decoded again.',
-    'Tasks with k classes score the arg-max of the first k logits. Every random mask uses seed 0 (one seed per row: single-seed numbers carry the mask\'s luck, several points at p = 0.99 for DARE). DAREx-q applies the same mask as DARE and chooses q without labels, minimising the mean squared change of the logits against the fine-tuned model on 256 unlabelled inputs from the task\'s training distribution (`calib.safetensors`; coarse log grid between 1 − p and 1, then a finer linear grid). The *importance mask* keeps entry (i, j) with probability πᵢⱼ ∝ |δᵢⱼ|·‖xᵢ‖ (‖xᵢ‖: input-feature norm of the fine-tuned model over the same calibration inputs), capped at 1, with DARE\'s expected kept count per tensor, and stores δᵢⱼ/πᵢⱼ; *one global α* is the same q search on that mask; *per-tensor scales* start from the global q and refine one factor per tensor by coordinate descent on the same objective (two sweeps, steps ×(1 ± 0.5) then ×(1 ± 0.25), full forward passes; run at p ≥ 0.9 for the importance mask and at p = 0.99 for DARE\'s mask). No method sees a label. The classifier head (`head.weight`, `head.bias`, matched by the default dense patterns `head*`, `classifier*`, `*.head.*`, `lm_head*`) is kept dense in every method, as in the DARE paper\'s encoder experiments.',
-    'Size is the fp16 delta file in bytes; bits/param divides its bits by the base\'s parameter count.',
+    "Every accuracy is measured on the task's committed evaluation set (`models/tasks/<task>/eval.safetensors`) through the engine's own base preparation and patch activation, with the delta encoded as the fp16 file the gateway would serve and decoded again.",
+    "Tasks with k classes score the arg-max of the first k logits. Every random mask uses seed 0 (one seed per row: single-seed numbers carry the mask's luck, several points at p = 0.99 for DARE). DAREx-q applies the same mask as DARE and chooses q without labels, minimising the mean squared change of the logits against the fine-tuned model on 256 unlabelled inputs from the task's training distribution (`calib.safetensors`; coarse log grid between 1 − p and 1, then a finer linear grid). The *importance mask* keeps entry (i, j) with probability πᵢⱼ ∝ |δᵢⱼ|·‖xᵢ‖ (‖xᵢ‖: input-feature norm of the fine-tuned model over the same calibration inputs), capped at 1, with DARE's expected kept count per tensor, and stores δᵢⱼ/πᵢⱼ; *one global α* is the same q search on that mask; *per-tensor scales* start from the global q and refine one factor per tensor by coordinate descent on the same objective (two sweeps, steps ×(1 ± 0.5) then ×(1 ± 0.25), full forward passes; run at p ≥ 0.9 for the importance mask and at p = 0.99 for DARE's mask). No method sees a label. The classifier head (`head.weight`, `head.bias`, matched by the default dense patterns `head*`, `classifier*`, `*.head.*`, `lm_head*`) is kept dense in every method, as in the DARE paper's encoder experiments.",
+    "Size is the fp16 delta file in bytes; bits/param divides its bits by the base's parameter count.",
     '',
     '![accuracy against drop rate per method and task](compression-accuracy.svg)',
     '',
@@ -469,8 +561,9 @@ function renderDoc(reports: TaskReport[], baseParams: number, baseInfo: Record<s
     '',
     '| task | classes | base acc % | fine-tune acc % | mean abs delta | max abs delta | AdamR fine-tune acc % | AdamR mean abs delta | AdamR max abs delta |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
-    ...reports.map((r) =>
-      `| ${r.name} | ${r.numClasses} | ${pct(r.baseAccuracy)} | ${pct(r.finetunedAccuracy)} | ${r.deltaStats.meanAbs.toExponential(2)} | ${r.deltaStats.maxAbs.toExponential(2)} | ${pct(r.adamrAccuracy)} | ${r.adamrDeltaStats ? r.adamrDeltaStats.meanAbs.toExponential(2) : '–'} | ${r.adamrDeltaStats ? r.adamrDeltaStats.maxAbs.toExponential(2) : '–'} |`,
+    ...reports.map(
+      (r) =>
+        `| ${r.name} | ${r.numClasses} | ${pct(r.baseAccuracy)} | ${pct(r.finetunedAccuracy)} | ${r.deltaStats.meanAbs.toExponential(2)} | ${r.deltaStats.maxAbs.toExponential(2)} | ${pct(r.adamrAccuracy)} | ${r.adamrDeltaStats ? r.adamrDeltaStats.meanAbs.toExponential(2) : '–'} | ${r.adamrDeltaStats ? r.adamrDeltaStats.maxAbs.toExponential(2) : '–'} |`,
     ),
     '',
     '## Served deltas',
@@ -479,16 +572,29 @@ function renderDoc(reports: TaskReport[], baseParams: number, baseInfo: Record<s
     '',
     '| task | method | p | q | accuracy % | fine-tune % | bytes | sha256 |',
     '|---|---|---:|---:|---:|---:|---:|---|',
-    ...reports.map((r) => `| ${r.name} | ${labelOf(r.served)} | ${r.served.dropRate} | ${r.served.q === null ? '–' : r.served.q.toPrecision(3)} | ${pct(r.served.accuracy)} | ${pct(r.finetunedAccuracy)} | ${r.served.bytes} | \`${r.served.sha256.slice(0, 12)}…\` |`),
+    ...reports.map(
+      (r) =>
+        `| ${r.name} | ${labelOf(r.served)} | ${r.served.dropRate} | ${r.served.q === null ? '–' : r.served.q.toPrecision(3)} | ${pct(r.served.accuracy)} | ${pct(r.finetunedAccuracy)} | ${r.served.bytes} | \`${r.served.sha256.slice(0, 12)}…\` |`,
+    ),
     '',
   ];
   for (const r of reports) {
-    lines.push(`## ${r.name}`, '', `Base ${pct(r.baseAccuracy)} %, fine-tune ${pct(r.finetunedAccuracy)} %${r.adamrAccuracy === null ? '' : `, AdamR fine-tune ${pct(r.adamrAccuracy)} %`}.`, '');
-    lines.push('| method | p | q | accuracy % | Δ vs fine-tune (points) | calibration objective | passes | bytes | bits/param |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+    lines.push(
+      `## ${r.name}`,
+      '',
+      `Base ${pct(r.baseAccuracy)} %, fine-tune ${pct(r.finetunedAccuracy)} %${r.adamrAccuracy === null ? '' : `, AdamR fine-tune ${pct(r.adamrAccuracy)} %`}.`,
+      '',
+    );
+    lines.push(
+      '| method | p | q | accuracy % | Δ vs fine-tune (points) | calibration objective | passes | bytes | bits/param |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    );
     for (const row of r.rows) {
       const reference = row.variant === 'adamr' ? r.adamrAccuracy! : r.finetunedAccuracy;
       const label = rowLabel(row);
-      lines.push(`| ${label} | ${row.dropRate} | ${row.q === null ? '–' : row.q.toPrecision(3)} | ${pct(row.accuracy)} | ${((row.accuracy - reference) * 100).toFixed(1)} | ${row.calibrationLoss === null ? '–' : row.calibrationLoss.toExponential(2)} | ${row.passes} | ${row.bytes} | ${row.bitsPerParam.toFixed(2)} |`);
+      lines.push(
+        `| ${label} | ${row.dropRate} | ${row.q === null ? '–' : row.q.toPrecision(3)} | ${pct(row.accuracy)} | ${((row.accuracy - reference) * 100).toFixed(1)} | ${row.calibrationLoss === null ? '–' : row.calibrationLoss.toExponential(2)} | ${row.passes} | ${row.bytes} | ${row.bitsPerParam.toFixed(2)} |`,
+      );
     }
     lines.push('');
   }

@@ -17,7 +17,10 @@ const lines = [
   '',
 ];
 for (const block of source.split(/^\/\/ --- /m).slice(1)) {
-  const title = block.slice(0, block.indexOf('\n')).replace(/-+\s*$/, '').trim();
+  const title = block
+    .slice(0, block.indexOf('\n'))
+    .replace(/-+\s*$/, '')
+    .trim();
   const codes = [...block.matchAll(/export const (DS_ERR_[A-Z0-9_]+) = createError\(/g)].map((m) => m[1]!);
   if (codes.length === 0) continue;
   lines.push(`## ${title}`, '', '| code | status | message |', '|---|---:|---|');

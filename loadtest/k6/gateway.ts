@@ -25,7 +25,9 @@ const queueWait = new Trend(METRICS.queueWait, true);
 const rateLimited = new Counter(METRICS.rateLimited);
 const errors = new Counter(METRICS.errors);
 
-const pickers = new Map<string, (uTenant: number, uModel: number) => Pick>(SCENARIOS.map((def) => [def.name, trafficPicker(def, LOAD_DATA)]));
+const pickers = new Map<string, (uTenant: number, uModel: number) => Pick>(
+  SCENARIOS.map((def) => [def.name, trafficPicker(def, LOAD_DATA)]),
+);
 const ok200 = http.expectedStatuses(200);
 const ok200or429 = http.expectedStatuses(200, 429);
 
@@ -76,7 +78,10 @@ export function infer(): void {
   } else if (limited) {
     rateLimited.add(1, tags);
   } else {
-    errors.add(1, { ...tags, code: res.status === 0 ? `network_${res.error_code}` : errorCode(typeof res.body === 'string' ? res.body : null) });
+    errors.add(1, {
+      ...tags,
+      code: res.status === 0 ? `network_${res.error_code}` : errorCode(typeof res.body === 'string' ? res.body : null),
+    });
   }
 }
 

@@ -6,7 +6,11 @@
  */
 import type { Arrivals, RampStage } from '../scenarios/scenarios.js';
 
-export function arrivalOffsetsMs(arrivals: Arrivals, random: () => number, maxCount = Number.POSITIVE_INFINITY): number[] {
+export function arrivalOffsetsMs(
+  arrivals: Arrivals,
+  random: () => number,
+  maxCount = Number.POSITIVE_INFINITY,
+): number[] {
   switch (arrivals.kind) {
     case 'constant':
       return constantOffsets(arrivals.rate, arrivals.durationS, maxCount);
@@ -18,7 +22,8 @@ export function arrivalOffsetsMs(arrivals: Arrivals, random: () => number, maxCo
 }
 
 function checkRate(rate: number): void {
-  if (!(rate >= 0) || !Number.isFinite(rate)) throw new RangeError(`arrival rate must be a finite number ≥ 0, got ${rate}`);
+  if (!(rate >= 0) || !Number.isFinite(rate))
+    throw new RangeError(`arrival rate must be a finite number ≥ 0, got ${rate}`);
 }
 
 function constantOffsets(rate: number, durationS: number, maxCount: number): number[] {
@@ -58,7 +63,8 @@ function rampingOffsets(startRate: number, stages: readonly RampStage[], maxCoun
     let next = out.length; // index of the next arrival = the integer Λ must reach
     while (next < counted + stageTotal - 1e-9 && out.length < maxCount) {
       const m = next - counted;
-      const tau = Math.abs(slope) < 1e-12 ? m / rate0 : (-rate0 + Math.sqrt(Math.max(0, rate0 * rate0 + 2 * slope * m))) / slope;
+      const tau =
+        Math.abs(slope) < 1e-12 ? m / rate0 : (-rate0 + Math.sqrt(Math.max(0, rate0 * rate0 + 2 * slope * m))) / slope;
       out.push((stageStartS + tau) * 1000);
       next++;
     }

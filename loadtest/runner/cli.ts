@@ -42,7 +42,8 @@ export const USAGE = `usage: npm run load -- [options]
 function positive(raw: string | undefined, name: string, integer = false): number | undefined {
   if (raw === undefined) return undefined;
   const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) throw new UsageError(`--${name} must be a positive ${integer ? 'integer' : 'number'}, got "${raw}"`);
+  if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value)))
+    throw new UsageError(`--${name} must be a positive ${integer ? 'integer' : 'number'}, got "${raw}"`);
   return value;
 }
 
@@ -55,14 +56,21 @@ function progressLine(p: Progress): string {
 
 /** What a run would do: per scenario, its arrivals, how many requests and its thresholds. */
 function planText(options: RunOptions): string {
-  const lines = [`target ${options.baseUrl}, ${options.data.tasks.length} tasks, tenants ${options.data.tenants.map((t) => t.name).join(', ')}`];
+  const lines = [
+    `target ${options.baseUrl}, ${options.data.tasks.length} tasks, tenants ${options.data.tenants.map((t) => t.name).join(', ')}`,
+  ];
   for (const [i, def] of resolveScenarios(options.scenarios, options).entries()) {
     const rng = new SeededRng((options.seed ?? 1) + i); // as runLoad seeds each scenario
     const a = def.arrivals;
-    const shape = a.kind === 'ramping' ? `ramping from ${a.startRate} req/s through ${a.stages.map((s) => `${s.target} (${s.durationS} s)`).join(', ')}` : `${a.kind} ${a.rate} req/s for ${a.durationS} s`;
+    const shape =
+      a.kind === 'ramping'
+        ? `ramping from ${a.startRate} req/s through ${a.stages.map((s) => `${s.target} (${s.durationS} s)`).join(', ')}`
+        : `${a.kind} ${a.rate} req/s for ${a.durationS} s`;
     const count = arrivalOffsetsMs(a, () => rng.nextFloat(), options.maxRequests ?? 100_000).length;
     const thresholds = Object.entries(thresholdsOf(def)).map(([metric, exprs]) => `${metric} ${exprs.join(' ')}`);
-    lines.push(`${def.name}: ${shape}, ${count} requests${def.coldStart === true ? ', after unloading every task' : ''}; ${thresholds.join('; ')}`);
+    lines.push(
+      `${def.name}: ${shape}, ${count} requests${def.coldStart === true ? ', after unloading every task' : ''}; ${thresholds.join('; ')}`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }
@@ -105,13 +113,21 @@ export async function main(argv: string[]): Promise<number> {
   let options: RunOptions;
   try {
     const arrivals = values.arrivals;
-    if (arrivals !== undefined && arrivals !== 'constant' && arrivals !== 'poisson') throw new UsageError(`--arrivals must be constant or poisson, got "${arrivals}"`);
-    const scenarios = values.scenarios.split(',').map((s) => s.trim()).filter((s) => s !== '');
+    if (arrivals !== undefined && arrivals !== 'constant' && arrivals !== 'poisson')
+      throw new UsageError(`--arrivals must be constant or poisson, got "${arrivals}"`);
+    const scenarios = values.scenarios
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
     const known = new Set(SCENARIOS.map((s) => s.name));
     const unknown = scenarios.filter((s) => !known.has(s));
-    if (scenarios.length === 0 || unknown.length > 0) throw new UsageError(`--scenarios: unknown ${unknown.join(', ') || '(none given)'}; known: ${[...known].join(', ')}`);
+    if (scenarios.length === 0 || unknown.length > 0)
+      throw new UsageError(
+        `--scenarios: unknown ${unknown.join(', ') || '(none given)'}; known: ${[...known].join(', ')}`,
+      );
     const seed = values.seed === undefined ? 1 : Number(values.seed);
-    if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed must be a non-negative integer, got "${values.seed}"`);
+    if (!Number.isInteger(seed) || seed < 0)
+      throw new UsageError(`--seed must be a non-negative integer, got "${values.seed}"`);
     const url = await checkTarget(values['base-url'], values['allow-remote']);
     const rateScale = positive(values['rate-scale'], 'rate-scale');
     const durationS = positive(values.duration, 'duration');
@@ -124,7 +140,12 @@ export async function main(argv: string[]): Promise<number> {
       baseUrl: url.origin,
       data: await readLoadData(values.data),
       scenarios,
-      overrides: { ...(rateScale !== undefined && { rateScale }), ...(durationS !== undefined && { durationS }), ...(p99Ms !== undefined && { p99Ms }), ...(sloScale !== undefined && { sloScale }) },
+      overrides: {
+        ...(rateScale !== undefined && { rateScale }),
+        ...(durationS !== undefined && { durationS }),
+        ...(p99Ms !== undefined && { p99Ms }),
+        ...(sloScale !== undefined && { sloScale }),
+      },
       seed,
       ...(arrivals !== undefined && { arrivals: arrivals as 'constant' | 'poisson' }),
       ...(maxRequests !== undefined && { maxRequests }),
@@ -146,11 +167,18 @@ export async function main(argv: string[]): Promise<number> {
   }
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
   log(`loading ${options.baseUrl}: ${options.scenarios.join(', ')}`);
-  const result = await runLoad({ ...options, log, ...(!values.quiet && { onProgress: (p: Progress) => log(progressLine(p)) }) });
+  const result = await runLoad({
+    ...options,
+    log,
+    ...(!values.quiet && { onProgress: (p: Progress) => log(progressLine(p)) }),
+  });
   const out = resolve(values.out);
   await mkdir(out, { recursive: true });
   await writeFile(join(out, 'summary.json'), `${JSON.stringify(result.summary, null, 2)}\n`);
-  await writeFile(join(out, 'latency.svg'), await plotSvg(result.samples, result.startedMs, `deltaserve load: ${options.scenarios.join(', ')}`));
+  await writeFile(
+    join(out, 'latency.svg'),
+    await plotSvg(result.samples, result.startedMs, `deltaserve load: ${options.scenarios.join(', ')}`),
+  );
   process.stdout.write(summaryText(result.summary));
   log(`wrote ${join(out, 'summary.json')} and ${join(out, 'latency.svg')}`);
   for (const reason of result.aborted) log(`aborted: ${reason}`);

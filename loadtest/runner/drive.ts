@@ -139,7 +139,10 @@ export async function driveScenario(options: DriveOptions): Promise<DriveResult>
   const progressTimer = setInterval(() => {
     const now = performance.now();
     const elapsedMs = now - startedMs;
-    const recent = samples.filter((s) => s.endMs > now - 1000).map((s) => s.endMs - s.scheduledMs).sort((a, b) => a - b);
+    const recent = samples
+      .filter((s) => s.endMs > now - 1000)
+      .map((s) => s.endMs - s.scheduledMs)
+      .sort((a, b) => a - b);
     options.onProgress?.({
       scenario: def.name,
       elapsedS: elapsedMs / 1000,
@@ -150,7 +153,8 @@ export async function driveScenario(options: DriveOptions): Promise<DriveResult>
       failed,
       dropped: dropped.length,
       inFlight,
-      recentP99Ms: recent.length === 0 ? null : recent[Math.min(recent.length - 1, Math.ceil(0.99 * recent.length) - 1)]!,
+      recentP99Ms:
+        recent.length === 0 ? null : recent[Math.min(recent.length - 1, Math.ceil(0.99 * recent.length) - 1)]!,
     });
     const answered = ok + limited + failed;
     if (aborted === null && elapsedMs > ABORT_AFTER_MS && answered > 0 && failed / answered > ABORT_FAILED_RATE) {

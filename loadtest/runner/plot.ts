@@ -16,7 +16,10 @@ export interface SecondRow {
 
 /** Per second of the run (by scheduled time): p50/p90/p99 latency and ok / failed responses per second. */
 export function perSecond(samples: readonly Sample[], runStartMs: number): SecondRow[] {
-  const buckets = new Map<string, { scenario: string; second: number; latencies: number[]; ok: number; failed: number }>();
+  const buckets = new Map<
+    string,
+    { scenario: string; second: number; latencies: number[]; ok: number; failed: number }
+  >();
   for (const s of samples) {
     const second = Math.floor((s.scheduledMs - runStartMs) / 1000);
     const id = `${s.scenario}\u0000${second}`;
@@ -29,8 +32,12 @@ export function perSecond(samples: readonly Sample[], runStartMs: number): Secon
   const rows: SecondRow[] = [];
   for (const b of buckets.values()) {
     const sorted = b.latencies.sort((x, y) => x - y);
-    for (const p of [50, 90, 99]) rows.push({ second: b.second, scenario: b.scenario, series: `p${p} ms`, value: percentile(sorted, p) });
-    rows.push({ second: b.second, scenario: b.scenario, series: 'answered/s', value: b.ok }, { second: b.second, scenario: b.scenario, series: 'failed/s', value: b.failed });
+    for (const p of [50, 90, 99])
+      rows.push({ second: b.second, scenario: b.scenario, series: `p${p} ms`, value: percentile(sorted, p) });
+    rows.push(
+      { second: b.second, scenario: b.scenario, series: 'answered/s', value: b.ok },
+      { second: b.second, scenario: b.scenario, series: 'failed/s', value: b.failed },
+    );
   }
   return rows.sort((a, b) => a.second - b.second);
 }
@@ -44,7 +51,12 @@ export async function plotSvg(samples: readonly Sample[], runStartMs: number, ti
     mark: { type: 'line' as const, point: false },
     encoding: {
       x: { field: 'second', type: 'quantitative' as const, title: 'seconds since the start (scheduled time)' },
-      y: { field: 'value', type: 'quantitative' as const, title: yTitle, ...(log && { scale: { type: 'symlog' as const } }) },
+      y: {
+        field: 'value',
+        type: 'quantitative' as const,
+        title: yTitle,
+        ...(log && { scale: { type: 'symlog' as const } }),
+      },
       color: { field: 'scenario', type: 'nominal' as const },
       strokeDash: { field: 'series', type: 'nominal' as const, title: 'series' },
     },
@@ -53,7 +65,10 @@ export async function plotSvg(samples: readonly Sample[], runStartMs: number, ti
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title,
     data: { values: values as unknown as Record<string, unknown>[] },
-    vconcat: [panel(['p50 ms', 'p90 ms', 'p99 ms'], 'latency from scheduled start, ms', true), panel(['answered/s', 'failed/s'], 'responses per second', false)],
+    vconcat: [
+      panel(['p50 ms', 'p90 ms', 'p99 ms'], 'latency from scheduled start, ms', true),
+      panel(['answered/s', 'failed/s'], 'responses per second', false),
+    ],
     resolve: { scale: { color: 'shared', strokeDash: 'independent' } },
   };
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });

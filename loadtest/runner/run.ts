@@ -4,7 +4,15 @@
  * The CLI (cli.ts) and the benchmarks (bench/loadtest.ts) both call runLoad().
  */
 import { Pool } from 'undici';
-import { applyOverrides, scenarioNamed, thresholdsOf, type Arrivals, type LoadData, type ScenarioDef, type ScenarioOverrides } from '../scenarios/scenarios.js';
+import {
+  applyOverrides,
+  scenarioNamed,
+  thresholdsOf,
+  type Arrivals,
+  type LoadData,
+  type ScenarioDef,
+  type ScenarioOverrides,
+} from '../scenarios/scenarios.js';
 import type { SummaryData } from '../scenarios/summary.js';
 import { driveScenario, type Progress } from './drive.js';
 import { buildSummary, type DroppedArrival, type Sample } from './samples.js';
@@ -33,11 +41,15 @@ export interface RunResult {
   readonly defs: readonly ScenarioDef[];
 }
 
-export function resolveScenarios(names: readonly (string | ScenarioDef)[], options: Pick<RunOptions, 'overrides' | 'arrivals' | 'maxInFlight'>): ScenarioDef[] {
+export function resolveScenarios(
+  names: readonly (string | ScenarioDef)[],
+  options: Pick<RunOptions, 'overrides' | 'arrivals' | 'maxInFlight'>,
+): ScenarioDef[] {
   const defs = names.map((name) => {
     let def = applyOverrides(typeof name === 'string' ? scenarioNamed(name) : name, options.overrides ?? {});
     const a = def.arrivals;
-    if (options.arrivals !== undefined && a.kind !== 'ramping') def = { ...def, arrivals: { ...a, kind: options.arrivals } as Arrivals };
+    if (options.arrivals !== undefined && a.kind !== 'ramping')
+      def = { ...def, arrivals: { ...a, kind: options.arrivals } as Arrivals };
     if (options.maxInFlight !== undefined) def = { ...def, maxInFlight: options.maxInFlight };
     return def;
   });

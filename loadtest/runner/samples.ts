@@ -39,7 +39,14 @@ export const LATE_MS = 10;
 type Tags = Readonly<Record<string, string>>;
 
 function tagsOf(s: Sample): Record<string, string> {
-  return { scenario: s.scenario, tenant: s.tenant, task: s.task, slo: s.slo, status: String(s.status), ...(s.code !== null && { code: s.code }) };
+  return {
+    scenario: s.scenario,
+    tenant: s.tenant,
+    task: s.task,
+    slo: s.slo,
+    status: String(s.status),
+    ...(s.code !== null && { code: s.code }),
+  };
 }
 
 function matches(s: Sample, tags: Tags): boolean {
@@ -62,10 +69,18 @@ const RULES: Record<string, MetricRule> = {
   checks: { type: 'rate', contains: 'default', value: (s) => s.expected },
   [METRICS.cacheHit]: { type: 'rate', contains: 'default', value: (s) => s.cacheHit ?? undefined },
   [METRICS.queueWait]: { type: 'trend', contains: 'time', value: (s) => s.queueMs ?? undefined },
-  [METRICS.rateLimited]: { type: 'counter', contains: 'default', value: (s) => (s.status === 429 && s.expected ? 1 : undefined) },
+  [METRICS.rateLimited]: {
+    type: 'counter',
+    contains: 'default',
+    value: (s) => (s.status === 429 && s.expected ? 1 : undefined),
+  },
   [METRICS.errors]: { type: 'counter', contains: 'default', value: (s) => (s.expected ? undefined : 1) },
   deltaserve_start_lag: { type: 'trend', contains: 'time', value: (s) => s.sentMs - s.scheduledMs },
-  deltaserve_late_requests: { type: 'counter', contains: 'default', value: (s) => (s.sentMs - s.scheduledMs > LATE_MS ? 1 : undefined) },
+  deltaserve_late_requests: {
+    type: 'counter',
+    contains: 'default',
+    value: (s) => (s.sentMs - s.scheduledMs > LATE_MS ? 1 : undefined),
+  },
 };
 
 /** Submetrics reported without a threshold asking for them: metric → tag names. */
@@ -80,9 +95,17 @@ const BREAKDOWN: Record<string, readonly string[]> = {
   deltaserve_late_requests: ['scenario'],
 };
 
-function metricOf(name: string, samples: readonly Sample[], durationS: number, dropped: readonly DroppedArrival[], tags: Tags): SummaryMetric {
+function metricOf(
+  name: string,
+  samples: readonly Sample[],
+  durationS: number,
+  dropped: readonly DroppedArrival[],
+  tags: Tags,
+): SummaryMetric {
   if (name === 'dropped_iterations') {
-    const count = dropped.filter((d) => Object.entries(tags).every(([k, v]) => k === 'scenario' && d.scenario === v)).length;
+    const count = dropped.filter((d) =>
+      Object.entries(tags).every(([k, v]) => k === 'scenario' && d.scenario === v),
+    ).length;
     return { type: 'counter', contains: 'default', values: { count, rate: durationS > 0 ? count / durationS : 0 } };
   }
   const rule = RULES[name];
@@ -99,7 +122,11 @@ function metricOf(name: string, samples: readonly Sample[], durationS: number, d
   }
   if (rule.type === 'rate') {
     const passes = values.filter((v) => v === true).length;
-    return { type: 'rate', contains: rule.contains, values: { rate: values.length === 0 ? 0 : passes / values.length, passes, fails: values.length - passes } };
+    return {
+      type: 'rate',
+      contains: rule.contains,
+      values: { rate: values.length === 0 ? 0 : passes / values.length, passes, fails: values.length - passes },
+    };
   }
   return { type: 'trend', contains: rule.contains, values: trendValues(values as number[]) };
 }
@@ -124,7 +151,11 @@ export function buildSummary({ samples, dropped, durationMs, thresholds }: Summa
     metrics[name] = metricOf(name, samples, durationS, dropped, {});
     const tagNames = name === 'dropped_iterations' ? ['scenario'] : (BREAKDOWN[name] ?? []);
     for (const tag of tagNames) {
-      const seen = new Set(name === 'dropped_iterations' ? dropped.map((d) => d.scenario) : samples.map((s) => tagsOf(s)[tag]).filter((v): v is string => v !== undefined));
+      const seen = new Set(
+        name === 'dropped_iterations'
+          ? dropped.map((d) => d.scenario)
+          : samples.map((s) => tagsOf(s)[tag]).filter((v): v is string => v !== undefined),
+      );
       for (const value of [...seen].sort()) {
         const sub = metricOf(name, samples, durationS, dropped, { [tag]: value });
         metrics[key(name, { [tag]: value })] = sub;
@@ -137,8 +168,12 @@ export function buildSummary({ samples, dropped, durationMs, thresholds }: Summa
     const verdicts: Record<string, { ok: boolean }> = { ...own.thresholds };
     for (const expression of expressions) {
       const t = parseThreshold(expression);
-      const actual = own.type === 'trend' && !(t.stat in own.values) ? trendStat(sortedTrend(name, samples, tags), t.stat) : own.values[t.stat];
-      if (actual === undefined) throw new Error(`threshold "${expression}" on ${metricKey}: a ${own.type} has no "${t.stat}"`);
+      const actual =
+        own.type === 'trend' && !(t.stat in own.values)
+          ? trendStat(sortedTrend(name, samples, tags), t.stat)
+          : own.values[t.stat];
+      if (actual === undefined)
+        throw new Error(`threshold "${expression}" on ${metricKey}: a ${own.type} has no "${t.stat}"`);
       verdicts[expression] = { ok: meets(actual, t) };
     }
     metrics[metricKey] = { ...own, thresholds: verdicts };

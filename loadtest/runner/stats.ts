@@ -49,7 +49,9 @@ export interface ThresholdExpression {
 
 /** `p(99)<250`, `rate<0.001`, `count>=0` (k6's threshold syntax, one aggregation per expression). */
 export function parseThreshold(expression: string): ThresholdExpression {
-  const m = /^\s*([a-z]+(?:\(\d+(?:\.\d+)?\))?)\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?(?:e-?\d+)?)\s*$/.exec(expression);
+  const m = /^\s*([a-z]+(?:\(\d+(?:\.\d+)?\))?)\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?(?:e-?\d+)?)\s*$/.exec(
+    expression,
+  );
   if (!m) throw new Error(`cannot parse threshold "${expression}"`);
   return { stat: m[1]!, op: m[2] as ThresholdExpression['op'], value: Number(m[3]) };
 }
@@ -74,7 +76,10 @@ export function meets(actual: number, t: ThresholdExpression): boolean {
 }
 
 /** `name{a:1,b:2}` → name and tags (k6's submetric syntax). */
-export function parseMetricKey(key: string): { readonly name: string; readonly tags: Readonly<Record<string, string>> } {
+export function parseMetricKey(key: string): {
+  readonly name: string;
+  readonly tags: Readonly<Record<string, string>>;
+} {
   const m = /^([^{]+)(?:\{(.*)\})?$/.exec(key);
   if (!m) throw new Error(`cannot parse metric "${key}"`);
   const tags: Record<string, string> = {};

@@ -21,14 +21,17 @@ export async function checkTarget(baseUrl: string, allowRemote: boolean): Promis
   } catch {
     throw new TargetRefusedError(`--base-url is not a URL: ${JSON.stringify(baseUrl)}`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TargetRefusedError(`--base-url must be http(s), got ${url.protocol}`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new TargetRefusedError(`--base-url must be http(s), got ${url.protocol}`);
   if (allowRemote) return url;
   const host = url.hostname.replace(/^\[|\]$/g, '');
   const addresses = isIP(host) ? [host] : (await lookup(host, { all: true }).catch(() => [])).map((a) => a.address);
   if (addresses.length === 0) throw new TargetRefusedError(`cannot resolve ${host}`);
   const remote = addresses.filter((a) => !isLoopbackAddress(a));
   if (remote.length > 0) {
-    throw new TargetRefusedError(`refusing to load ${host} (${remote.join(', ')}): not a loopback address; pass --allow-remote if you mean it`);
+    throw new TargetRefusedError(
+      `refusing to load ${host} (${remote.join(', ')}): not a loopback address; pass --allow-remote if you mean it`,
+    );
   }
   return url;
 }

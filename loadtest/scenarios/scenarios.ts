@@ -156,7 +156,11 @@ export function applyOverrides(def: ScenarioDef, o: ScenarioOverrides): Scenario
   let arrivals: Arrivals;
   if (a.kind === 'ramping') {
     const stretch = o.durationS === undefined ? 1 : o.durationS / durationOf(a);
-    arrivals = { kind: 'ramping', startRate: a.startRate * scale, stages: a.stages.map((s) => ({ target: s.target * scale, durationS: s.durationS * stretch })) };
+    arrivals = {
+      kind: 'ramping',
+      startRate: a.startRate * scale,
+      stages: a.stages.map((s) => ({ target: s.target * scale, durationS: s.durationS * stretch })),
+    };
   } else {
     arrivals = { kind: a.kind, rate: a.rate * scale, durationS: o.durationS ?? a.durationS };
   }
@@ -262,7 +266,8 @@ export function trafficPicker(def: ScenarioDef, data: LoadData): (uTenant: numbe
   if (data.tasks.length === 0) throw new Error('the data file lists no tasks');
   const known = new Set(data.tenants.map((t) => t.name));
   for (const share of def.traffic) {
-    if (!known.has(share.tenant)) throw new Error(`scenario ${def.name}: tenant "${share.tenant}" is not in the data file`);
+    if (!known.has(share.tenant))
+      throw new Error(`scenario ${def.name}: tenant "${share.tenant}" is not in the data file`);
   }
   const totalWeight = def.traffic.reduce((sum, t) => sum + t.weight, 0);
   let running = 0;
@@ -271,7 +276,8 @@ export function trafficPicker(def: ScenarioDef, data: LoadData): (uTenant: numbe
   const pickers = def.traffic.map((share): ((u: number) => string) => {
     const p = share.pick;
     if (p.kind === 'zipf') return (u) => data.tasks[pickIndex(zipf, u)]!;
-    if (p.kind === 'uniform') return (u) => data.tasks[Math.min(data.tasks.length - 1, Math.floor(u * data.tasks.length))]!;
+    if (p.kind === 'uniform')
+      return (u) => data.tasks[Math.min(data.tasks.length - 1, Math.floor(u * data.tasks.length))]!;
     if (p.kind === 'first') return () => data.tasks[0]!;
     return (u) => p.models[Math.min(p.models.length - 1, Math.floor(u * p.models.length))]!;
   });

@@ -14,7 +14,11 @@ export interface SummaryMetric {
 
 export interface SummaryData {
   readonly metrics: Record<string, SummaryMetric>;
-  readonly state: { readonly testRunDurationMs: number; readonly isStdOutTTY?: boolean; readonly isStdErrTTY?: boolean };
+  readonly state: {
+    readonly testRunDurationMs: number;
+    readonly isStdOutTTY?: boolean;
+    readonly isStdErrTTY?: boolean;
+  };
   /** Which driver wrote it (the Node runner sets it; k6's own data has none). */
   readonly tool?: string;
 }
@@ -23,7 +27,8 @@ export interface SummaryData {
 export function thresholdVerdicts(data: SummaryData): { readonly name: string; readonly ok: boolean }[] {
   const out: { name: string; ok: boolean }[] = [];
   for (const [metric, m] of Object.entries(data.metrics)) {
-    for (const [expression, verdict] of Object.entries(m.thresholds ?? {})) out.push({ name: `${metric} ${expression}`, ok: verdict.ok });
+    for (const [expression, verdict] of Object.entries(m.thresholds ?? {}))
+      out.push({ name: `${metric} ${expression}`, ok: verdict.ok });
   }
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

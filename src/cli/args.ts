@@ -17,7 +17,13 @@ export function requireString(value: unknown, flag: string, usage: string): stri
   return value;
 }
 
-export function numberOption(value: unknown, flag: string, fallback: number, check: (n: number) => boolean, expectation: string): number {
+export function numberOption(
+  value: unknown,
+  flag: string,
+  fallback: number,
+  check: (n: number) => boolean,
+  expectation: string,
+): number {
   if (value === undefined) return fallback;
   const parsed = Number(value);
   if (typeof value !== 'string' || value.trim() === '' || !Number.isFinite(parsed) || !check(parsed)) {
@@ -29,7 +35,10 @@ export function numberOption(value: unknown, flag: string, fallback: number, che
 export function listOption(value: unknown): string[] {
   if (value === undefined) return [];
   const values = Array.isArray(value) ? value : [value];
-  return values.flatMap((v) => String(v).split(',')).map((v) => v.trim()).filter(Boolean);
+  return values
+    .flatMap((v) => String(v).split(','))
+    .map((v) => v.trim())
+    .filter(Boolean);
 }
 
 /** Progress on stderr, so stdout stays machine-readable. */

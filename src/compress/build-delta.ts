@@ -62,7 +62,8 @@ export function buildDelta(base: WeightMap, finetuned: WeightMap, options: Build
   assertDropRate(options.dropRate);
   const rescale = rescaleFor(options.method, options.dropRate, options.q);
   const mask = options.mask ?? 'uniform';
-  if (mask === 'importance' && options.method === 'magnitude') throw new RangeError('an importance mask applies to dare and darex-q, not magnitude');
+  if (mask === 'importance' && options.method === 'magnitude')
+    throw new RangeError('an importance mask applies to dare and darex-q, not magnitude');
   const select = buildTensorSelector(options.selection);
   const rng = new SeededRng(options.seed);
   const tensors: TensorDelta[] = [];
@@ -79,16 +80,33 @@ export function buildDelta(base: WeightMap, finetuned: WeightMap, options: Build
     const treatment = select(name);
     if (treatment === 'skip' || !differs(baseWeight.data, tunedWeight.data)) continue;
     if (treatment === 'dense') {
-      tensors.push({ kind: 'dense', name, shape: [...baseWeight.shape], values: subtract(tunedWeight.data, baseWeight.data) });
+      tensors.push({
+        kind: 'dense',
+        name,
+        shape: [...baseWeight.shape],
+        values: subtract(tunedWeight.data, baseWeight.data),
+      });
       continue;
     }
     if (mask === 'importance') {
       // δ/π is the unbiased estimate; DARE's own factor 1/(1 − p) is the nominal rescale, so a
       // DAREx-q q scales it by (1 − p)/q exactly as it scales DARE's uniform 1/(1 − p).
-      const sample = importanceKept(subtract(tunedWeight.data, baseWeight.data), options.inputNorms?.get(name), options.dropRate, rng);
+      const sample = importanceKept(
+        subtract(tunedWeight.data, baseWeight.data),
+        options.inputNorms?.get(name),
+        options.dropRate,
+        rng,
+      );
       const shrink = rescale * (1 - options.dropRate);
       if (shrink !== 1) for (let k = 0; k < sample.values.length; k++) sample.values[k] = sample.values[k]! * shrink;
-      tensors.push({ kind: 'sparse', name, shape: [...baseWeight.shape], indices: sample.indices, values: sample.values, rescale });
+      tensors.push({
+        kind: 'sparse',
+        name,
+        shape: [...baseWeight.shape],
+        indices: sample.indices,
+        values: sample.values,
+        rescale,
+      });
       continue;
     }
     const indices = keptIndices(options, baseWeight.data, tunedWeight.data, rng);
@@ -102,7 +120,8 @@ export function buildDelta(base: WeightMap, finetuned: WeightMap, options: Build
     });
   }
   for (const name of finetuned.keys()) {
-    if (!base.has(name)) throw new DS_ERR_ONNX_INCOMPATIBLE(`weight ${name} of the fine-tuned model is not in the base`);
+    if (!base.has(name))
+      throw new DS_ERR_ONNX_INCOMPATIBLE(`weight ${name} of the fine-tuned model is not in the base`);
   }
 
   return {
@@ -136,7 +155,11 @@ export function withRescale(delta: Delta, method: PruneMethod, rescale: number, 
  * Same mask, one extra factor per named tensor (others unchanged): what the per-tensor scale
  * search tries and finally keeps. Each tensor's `rescale` is multiplied by the same factor.
  */
-export function withTensorScales(delta: Delta, factors: ReadonlyMap<string, number>, extra?: Record<string, string>): Delta {
+export function withTensorScales(
+  delta: Delta,
+  factors: ReadonlyMap<string, number>,
+  extra?: Record<string, string>,
+): Delta {
   const tensors = delta.tensors.map((tensor): TensorDelta => {
     const factor = factors.get(tensor.name);
     if (tensor.kind === 'dense' || factor === undefined || factor === 1) return tensor;

@@ -13,7 +13,9 @@ export function dareKeptIndices(length: number, dropRate: number, rng: SeededRng
   if (dropRate === 0) return Uint32Array.from({ length }, (_, i) => i);
   const logDrop = Math.log(dropRate);
   // Expected count plus generous slack; grown if a rare draw needs more.
-  let kept: Uint32Array = new Uint32Array(Math.min(length, Math.ceil(length * (1 - dropRate) + 8 * Math.sqrt(length) + 16)));
+  let kept: Uint32Array = new Uint32Array(
+    Math.min(length, Math.ceil(length * (1 - dropRate) + 8 * Math.sqrt(length) + 16)),
+  );
   let count = 0;
   let position = Math.floor(Math.log(rng.nextOpenFloat()) / logDrop);
   while (position < length) {

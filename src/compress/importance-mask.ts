@@ -51,7 +51,8 @@ export function keepProbabilities(importance: Float32Array, expectedKept: number
       }
     }
     if (!grows) {
-      for (let k = 0; k < importance.length; k++) probabilities[k] = importance[k]! >= cap ? 1 : Math.min(1, importance[k]! * c);
+      for (let k = 0; k < importance.length; k++)
+        probabilities[k] = importance[k]! >= cap ? 1 : Math.min(1, importance[k]! * c);
       return probabilities;
     }
     cap = nextCap;
@@ -83,10 +84,17 @@ export interface ImportanceSample {
 }
 
 /** Draws one importance mask for `delta` at drop rate p: one uniform draw per entry with πₖ > 0. */
-export function importanceKept(delta: Float32Array, inputs: InputFeatureNorms | undefined, dropRate: number, rng: SeededRng): ImportanceSample {
+export function importanceKept(
+  delta: Float32Array,
+  inputs: InputFeatureNorms | undefined,
+  dropRate: number,
+  rng: SeededRng,
+): ImportanceSample {
   assertDropRate(dropRate);
   if (inputs && inputs.norms.length * inputs.rowLength !== delta.length) {
-    throw new RangeError(`input norms cover ${inputs.norms.length} × ${inputs.rowLength} entries, the weight has ${delta.length}`);
+    throw new RangeError(
+      `input norms cover ${inputs.norms.length} × ${inputs.rowLength} entries, the weight has ${delta.length}`,
+    );
   }
   const probabilities = keepProbabilities(importanceOf(delta, inputs), delta.length * (1 - dropRate));
   const indices: number[] = [];

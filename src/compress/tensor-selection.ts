@@ -32,4 +32,3 @@ export function buildTensorSelector(options: TensorSelectionOptions): (name: str
     return 'sparse';
   };
 }
-

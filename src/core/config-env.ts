@@ -89,7 +89,10 @@ function parse(override: EnvOverride, text: string, fail: Fail): unknown {
     case 'path':
       return resolve(text);
     case 'list':
-      return text.split(',').map((s) => s.trim()).filter(Boolean);
+      return text
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
     case 'boolean':
       if (/^(true|1|yes|on)$/i.test(text)) return true;
       if (/^(false|0|no|off)$/i.test(text)) return false;
@@ -98,7 +101,10 @@ function parse(override: EnvOverride, text: string, fail: Fail): unknown {
     case 'number': {
       const n = Number(text);
       if (!Number.isFinite(n) || (override.kind === 'integer' && !Number.isInteger(n))) {
-        return fail(where, `expected ${override.kind === 'integer' ? 'an integer' : 'a number'}, got ${JSON.stringify(text)}`);
+        return fail(
+          where,
+          `expected ${override.kind === 'integer' ? 'an integer' : 'a number'}, got ${JSON.stringify(text)}`,
+        );
       }
       return n;
     }

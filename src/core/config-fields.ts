@@ -37,7 +37,10 @@ export class FieldReader {
     for (const key of Object.keys(value)) {
       if (!allowed.includes(key)) {
         const hint = allowed.find((a) => a.toLowerCase() === key.toLowerCase());
-        this.fail(join(path, key), `unknown field${hint ? ` (did you mean "${hint}"?)` : ` (known: ${allowed.join(', ')})`}`);
+        this.fail(
+          join(path, key),
+          `unknown field${hint ? ` (did you mean "${hint}"?)` : ` (known: ${allowed.join(', ')})`}`,
+        );
       }
     }
     return value as Obj;
@@ -69,12 +72,23 @@ export class FieldReader {
     return obj[key] === undefined || obj[key] === null ? null : this.integer(obj, key, path, min, max, 0);
   }
 
-  number(obj: Obj, key: string, path: string, min: number, max: number, fallback: number, exclusiveMin = false): number {
+  number(
+    obj: Obj,
+    key: string,
+    path: string,
+    min: number,
+    max: number,
+    fallback: number,
+    exclusiveMin = false,
+  ): number {
     const value = obj[key];
     if (value === undefined || value === null) return fallback;
-    const low = exclusiveMin ? value as number > min : value as number >= min;
+    const low = exclusiveMin ? (value as number) > min : (value as number) >= min;
     if (typeof value !== 'number' || !Number.isFinite(value) || !low || value > max) {
-      this.fail(join(path, key), `expected a number in ${exclusiveMin ? '(' : '['}${min}, ${max}], got ${describe(value)}`);
+      this.fail(
+        join(path, key),
+        `expected a number in ${exclusiveMin ? '(' : '['}${min}, ${max}], got ${describe(value)}`,
+      );
     }
     return value;
   }
@@ -101,7 +115,8 @@ export class FieldReader {
   /** Strings and numbers (YAML reads `version: 1` as a number) become a non-empty string. */
   stringValue(value: unknown, path: string): string {
     if (typeof value === 'number' && Number.isFinite(value)) return String(value);
-    if (typeof value !== 'string' || value.trim() === '') this.fail(path, `expected a non-empty string, got ${describe(value)}`);
+    if (typeof value !== 'string' || value.trim() === '')
+      this.fail(path, `expected a non-empty string, got ${describe(value)}`);
     return value;
   }
 
@@ -131,13 +146,18 @@ export class FieldReader {
   /** Task, tenant and alias names: they appear in URLs and metric labels. */
   name(value: unknown, path: string): string {
     const text = this.stringValue(value, path);
-    if (!NAME.test(text)) this.fail(path, `expected a name of letters, digits, '.', '_' or '-' (at most 128, not starting with '.' or '-'), got ${describe(value)}`);
+    if (!NAME.test(text))
+      this.fail(
+        path,
+        `expected a name of letters, digits, '.', '_' or '-' (at most 128, not starting with '.' or '-'), got ${describe(value)}`,
+      );
     return text;
   }
 
   version(value: unknown, path: string): string {
     const text = this.stringValue(value, path);
-    if (!NAME.test(text)) this.fail(path, `expected a version of letters, digits, '.', '_' or '-', got ${describe(value)}`);
+    if (!NAME.test(text))
+      this.fail(path, `expected a version of letters, digits, '.', '_' or '-', got ${describe(value)}`);
     return text;
   }
 }

@@ -22,8 +22,20 @@ import type {
 } from './config-types.js';
 
 const TOP_KEYS = [
-  'devMode', 'listen', 'model', 'engine', 'batching', 'timeouts', 'http', 'deltas', 'registry',
-  'tenants', 'admin', 'telemetry', 'logLevel', 'shutdownGraceMs',
+  'devMode',
+  'listen',
+  'model',
+  'engine',
+  'batching',
+  'timeouts',
+  'http',
+  'deltas',
+  'registry',
+  'tenants',
+  'admin',
+  'telemetry',
+  'logLevel',
+  'shutdownGraceMs',
 ] as const;
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const PROVIDERS: readonly ExecutionProvider[] = ['cpu', 'cuda', 'webgpu'];
@@ -45,36 +57,65 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
   const devMode = r.boolean(root, 'devMode', '', false);
 
   const listenObj = r.object(root.listen, 'listen', ['host', 'port']);
-  const listen = { host: r.string(listenObj, 'host', 'listen', '127.0.0.1'), port: r.integer(listenObj, 'port', 'listen', 0, 65535, 8080) };
+  const listen = {
+    host: r.string(listenObj, 'host', 'listen', '127.0.0.1'),
+    port: r.integer(listenObj, 'port', 'listen', 0, 65535, 8080),
+  };
 
   const modelObj = r.object(root.model, 'model', ['manifest', 'path', 'labels', 'patchable']);
   const manifest = r.optionalString(modelObj, 'manifest', 'model');
   const modelPath = r.optionalString(modelObj, 'path', 'model');
   if ((manifest === null) === (modelPath === null)) {
-    r.fail('model', manifest === null ? 'set model.manifest (a zoo manifest) or model.path (an ONNX file)' : 'set only one of model.manifest and model.path');
+    r.fail(
+      'model',
+      manifest === null
+        ? 'set model.manifest (a zoo manifest) or model.path (an ONNX file)'
+        : 'set only one of model.manifest and model.path',
+    );
   }
   const model = {
     manifest: manifest === null ? null : path(manifest),
     path: modelPath === null ? null : path(modelPath),
-    labels: modelObj.labels === undefined || modelObj.labels === null ? null : r.strings(modelObj, 'labels', 'model', []),
+    labels:
+      modelObj.labels === undefined || modelObj.labels === null ? null : r.strings(modelObj, 'labels', 'model', []),
     patchable: r.strings(modelObj, 'patchable', 'model', []),
   };
 
   const engineObj = r.object(root.engine, 'engine', [
-    'executionProvider', 'fallbackExecutionProvider', 'deviceId', 'mode', 'intraOpThreads', 'cacheBytes', 'restartDelayMs', 'maxRestartDelayMs',
+    'executionProvider',
+    'fallbackExecutionProvider',
+    'deviceId',
+    'mode',
+    'intraOpThreads',
+    'cacheBytes',
+    'restartDelayMs',
+    'maxRestartDelayMs',
   ]);
   const executionProvider = r.oneOf<ExecutionProvider>(engineObj, 'executionProvider', 'engine', PROVIDERS, 'cpu');
   // docs/onnxruntime-facts.md §7: the CPU patches weights in place; a GPU keeps them resident and merges in-graph.
-  const mode = r.oneOf<ActivationMode>(engineObj, 'mode', 'engine', ['patch', 'graph', 'mixed'], executionProvider === 'cpu' ? 'patch' : 'graph');
+  const mode = r.oneOf<ActivationMode>(
+    engineObj,
+    'mode',
+    'engine',
+    ['patch', 'graph', 'mixed'],
+    executionProvider === 'cpu' ? 'patch' : 'graph',
+  );
   if (mode === 'patch' && executionProvider !== 'cpu') {
-    r.fail('engine.mode', `patch runs only on the cpu execution provider (it rewrites weights in host memory); use graph with ${executionProvider}`);
+    r.fail(
+      'engine.mode',
+      `patch runs only on the cpu execution provider (it rewrites weights in host memory); use graph with ${executionProvider}`,
+    );
   }
   if (mode === 'mixed' && executionProvider !== 'cpu') {
-    r.fail('engine.mode', `mixed runs only on the cpu execution provider (its side-path kernel runs on the host between ORT runs); use graph with ${executionProvider}`);
+    r.fail(
+      'engine.mode',
+      `mixed runs only on the cpu execution provider (its side-path kernel runs on the host between ORT runs); use graph with ${executionProvider}`,
+    );
   }
-  const fallbackExecutionProvider = engineObj.fallbackExecutionProvider === undefined || engineObj.fallbackExecutionProvider === null
-    ? null
-    : r.oneOf<ExecutionProvider>(engineObj, 'fallbackExecutionProvider', 'engine', PROVIDERS, 'cpu');
+  const fallbackExecutionProvider =
+    engineObj.fallbackExecutionProvider === undefined || engineObj.fallbackExecutionProvider === null
+      ? null
+      : r.oneOf<ExecutionProvider>(engineObj, 'fallbackExecutionProvider', 'engine', PROVIDERS, 'cpu');
   if (fallbackExecutionProvider !== null && executionProvider === 'cpu') {
     r.fail('engine.fallbackExecutionProvider', 'is for a GPU executionProvider that cannot start; cpu always starts');
   }
@@ -92,11 +133,19 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
     maxRestartDelayMs: r.integer(engineObj, 'maxRestartDelayMs', 'engine', 1, MAX_MS, 10_000),
   };
   if (engine.maxRestartDelayMs < engine.restartDelayMs) {
-    r.fail('engine.maxRestartDelayMs', `must be at least engine.restartDelayMs (${engine.restartDelayMs}), got ${engine.maxRestartDelayMs}`);
+    r.fail(
+      'engine.maxRestartDelayMs',
+      `must be at least engine.restartDelayMs (${engine.restartDelayMs}), got ${engine.maxRestartDelayMs}`,
+    );
   }
 
   const batchingObj = r.object(root.batching, 'batching', [
-    'maxBatchSize', 'maxQueueDelayMs', 'maxQueuedPerTask', 'maxQueuedTotal', 'forcedSwitchWaitMs', 'maxBatchTokens',
+    'maxBatchSize',
+    'maxQueueDelayMs',
+    'maxQueuedPerTask',
+    'maxQueuedTotal',
+    'forcedSwitchWaitMs',
+    'maxBatchTokens',
   ]);
   const batching = {
     maxBatchSize: r.integer(batchingObj, 'maxBatchSize', 'batching', 1, 4096, 8),
@@ -107,21 +156,36 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
     maxBatchTokens: r.optionalInteger(batchingObj, 'maxBatchTokens', 'batching', 1, 1_000_000_000),
   };
   if (batching.maxQueuedTotal < batching.maxQueuedPerTask) {
-    r.fail('batching.maxQueuedTotal', `must be at least batching.maxQueuedPerTask (${batching.maxQueuedPerTask}), got ${batching.maxQueuedTotal}`);
+    r.fail(
+      'batching.maxQueuedTotal',
+      `must be at least batching.maxQueuedPerTask (${batching.maxQueuedPerTask}), got ${batching.maxQueuedTotal}`,
+    );
   }
 
-  const timeoutsObj = r.object(root.timeouts, 'timeouts', ['inferTimeoutMs', 'maxInferTimeoutMs', 'adminChangeTimeoutMs']);
+  const timeoutsObj = r.object(root.timeouts, 'timeouts', [
+    'inferTimeoutMs',
+    'maxInferTimeoutMs',
+    'adminChangeTimeoutMs',
+  ]);
   const timeouts = {
     inferTimeoutMs: r.integer(timeoutsObj, 'inferTimeoutMs', 'timeouts', 1, MAX_MS, 30_000),
     maxInferTimeoutMs: r.integer(timeoutsObj, 'maxInferTimeoutMs', 'timeouts', 1, MAX_MS, 120_000),
     adminChangeTimeoutMs: r.integer(timeoutsObj, 'adminChangeTimeoutMs', 'timeouts', 1, MAX_MS, 90_000),
   };
   if (timeouts.maxInferTimeoutMs < timeouts.inferTimeoutMs) {
-    r.fail('timeouts.maxInferTimeoutMs', `must be at least timeouts.inferTimeoutMs (${timeouts.inferTimeoutMs}), got ${timeouts.maxInferTimeoutMs}`);
+    r.fail(
+      'timeouts.maxInferTimeoutMs',
+      `must be at least timeouts.inferTimeoutMs (${timeouts.inferTimeoutMs}), got ${timeouts.maxInferTimeoutMs}`,
+    );
   }
 
   const httpObj = r.object(root.http, 'http', [
-    'bodyLimitBytes', 'imageBodyLimitBytes', 'imageMaxPixels', 'imageDecodeConcurrency', 'imageDecodeQueue', 'imageDecodeTimeoutMs',
+    'bodyLimitBytes',
+    'imageBodyLimitBytes',
+    'imageMaxPixels',
+    'imageDecodeConcurrency',
+    'imageDecodeQueue',
+    'imageDecodeTimeoutMs',
   ]);
   const http = {
     bodyLimitBytes: r.integer(httpObj, 'bodyLimitBytes', 'http', 1024, GIB, 4 * 1024 ** 2),
@@ -134,22 +198,39 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
   };
 
   const deltasObj = r.object(root.deltas, 'deltas', [
-    'fileRoot', 'allowedSchemes', 'allowedHosts', 'maxBytes', 'connectTimeoutMs', 'headersTimeoutMs', 'bodyTimeoutMs', 'fetchTimeoutMs',
-    'minBytesPerSecond', 'rateGraceMs', 'retries', 'allowPrivateAddresses',
+    'fileRoot',
+    'allowedSchemes',
+    'allowedHosts',
+    'maxBytes',
+    'connectTimeoutMs',
+    'headersTimeoutMs',
+    'bodyTimeoutMs',
+    'fetchTimeoutMs',
+    'minBytesPerSecond',
+    'rateGraceMs',
+    'retries',
+    'allowPrivateAddresses',
   ]);
   const allowedSchemes = r.strings(deltasObj, 'allowedSchemes', 'deltas', ['file', 'https']);
   allowedSchemes.forEach((scheme, i) => {
-    if (scheme !== 'file' && scheme !== 'http' && scheme !== 'https') r.fail(`deltas.allowedSchemes[${i}]`, `expected file, http or https, got ${JSON.stringify(scheme)}`);
+    if (scheme !== 'file' && scheme !== 'http' && scheme !== 'https')
+      r.fail(`deltas.allowedSchemes[${i}]`, `expected file, http or https, got ${JSON.stringify(scheme)}`);
   });
   const allowedHosts = r.strings(deltasObj, 'allowedHosts', 'deltas', []);
   allowedHosts.forEach((host, i) => {
     const name = host.startsWith('*.') ? host.slice(2) : host;
-    if (host !== '*' && (name === '' || /[*/\s]/.test(name))) r.fail(`deltas.allowedHosts[${i}]`, `expected a host name, "*.suffix" or "*", got ${JSON.stringify(host)}`);
+    if (host !== '*' && (name === '' || /[*/\s]/.test(name)))
+      r.fail(`deltas.allowedHosts[${i}]`, `expected a host name, "*.suffix" or "*", got ${JSON.stringify(host)}`);
   });
   const fileRootWritten = r.optionalString(deltasObj, 'fileRoot', 'deltas');
   const deltas = {
     // Default: the manifest's folder (zoo deltas live beside it), else the config's folder.
-    fileRoot: fileRootWritten !== null ? path(fileRootWritten) : model.manifest !== null ? resolve(model.manifest, '..') : options.baseDir,
+    fileRoot:
+      fileRootWritten !== null
+        ? path(fileRootWritten)
+        : model.manifest !== null
+          ? resolve(model.manifest, '..')
+          : options.baseDir,
     allowedSchemes: allowedSchemes as DeltaScheme[],
     allowedHosts,
     allowPrivateAddresses: r.boolean(deltasObj, 'allowPrivateAddresses', 'deltas', false),
@@ -163,11 +244,17 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
     retries: r.integer(deltasObj, 'retries', 'deltas', 0, 20, 2),
   };
 
-  const registryObj = r.object(root.registry, 'registry', ['stateFile', 'tasks', 'pollIntervalMs', 'watch', 'lockStaleMs']);
+  const registryObj = r.object(root.registry, 'registry', [
+    'stateFile',
+    'tasks',
+    'pollIntervalMs',
+    'watch',
+    'lockStaleMs',
+  ]);
   const stateFile = r.optionalString(registryObj, 'stateFile', 'registry');
-  const tasks = r.array(registryObj.tasks, 'registry.tasks').map((value, i) =>
-    readTaskSpec(r, value, `registry.tasks[${i}]`, 'uri', (written) => written),
-  );
+  const tasks = r
+    .array(registryObj.tasks, 'registry.tasks')
+    .map((value, i) => readTaskSpec(r, value, `registry.tasks[${i}]`, 'uri', (written) => written));
   const seenTasks = new Set<string>();
   tasks.forEach((task, i) => {
     const key = taskKey(task.name, task.version);
@@ -183,7 +270,9 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
   };
 
   const adminObj = r.object(root.admin, 'admin', ['keySha256']);
-  const admin = { keySha256: r.strings(adminObj, 'keySha256', 'admin', []).map((h, i) => r.sha256(h, `admin.keySha256[${i}]`)) };
+  const admin = {
+    keySha256: r.strings(adminObj, 'keySha256', 'admin', []).map((h, i) => r.sha256(h, `admin.keySha256[${i}]`)),
+  };
 
   const tenants = r.array(root.tenants, 'tenants').map((value, i) => readTenant(r, value, `tenants[${i}]`));
   checkKeys(r, tenants, admin.keySha256, devMode);
@@ -224,10 +313,12 @@ function readTenant(r: FieldReader, value: unknown, path: string): TenantConfig 
   const obj = r.object(value, path, TENANT_KEYS, false);
   const name = r.name(obj.name, join(path, 'name'));
   const keySha256 = r.strings(obj, 'keySha256', path, []).map((h, i) => r.sha256(h, `${path}.keySha256[${i}]`));
-  if (keySha256.length === 0) r.fail(join(path, 'keySha256'), 'expected at least one key hash (sha256 hex of the API key)');
+  if (keySha256.length === 0)
+    r.fail(join(path, 'keySha256'), 'expected at least one key hash (sha256 hex of the API key)');
   const tasks = r.strings(obj, 'tasks', path, []);
   tasks.forEach((task, i) => {
-    if (task !== '*' && !NAME.test(task)) r.fail(`${path}.tasks[${i}]`, `expected a task name or "*", got ${JSON.stringify(task)}`);
+    if (task !== '*' && !NAME.test(task))
+      r.fail(`${path}.tasks[${i}]`, `expected a task name or "*", got ${JSON.stringify(task)}`);
   });
 
   const aliases: Record<string, string> = {};
@@ -237,7 +328,12 @@ function readTenant(r: FieldReader, value: unknown, path: string): TenantConfig 
     if (alias === RESERVED_BASE_NAME) r.fail(at, '"base" is reserved for the base model');
     const text = r.stringValue(target, at);
     const [taskName, version, extra] = text.split('@');
-    if (extra !== undefined || taskName === undefined || !NAME.test(taskName) || (version !== undefined && !NAME.test(version))) {
+    if (
+      extra !== undefined ||
+      taskName === undefined ||
+      !NAME.test(taskName) ||
+      (version !== undefined && !NAME.test(version))
+    ) {
       r.fail(at, `expected "task" or "task@version", got ${JSON.stringify(text)}`);
     }
     aliases[alias] = text;
@@ -266,7 +362,10 @@ function readTenant(r: FieldReader, value: unknown, path: string): TenantConfig 
     const limit = r.object(obj.rateLimit, at, ['requestsPerSecond', 'burst'], false);
     if (limit.requestsPerSecond === undefined) r.fail(`${at}.requestsPerSecond`, 'is required');
     const requestsPerSecond = r.number(limit, 'requestsPerSecond', at, 0, 1_000_000, 1, true);
-    rateLimit = { requestsPerSecond, burst: r.integer(limit, 'burst', at, 1, 10_000_000, Math.max(1, Math.ceil(requestsPerSecond))) };
+    rateLimit = {
+      requestsPerSecond,
+      burst: r.integer(limit, 'burst', at, 1, 10_000_000, Math.max(1, Math.ceil(requestsPerSecond))),
+    };
   }
 
   return {
@@ -282,7 +381,12 @@ function readTenant(r: FieldReader, value: unknown, path: string): TenantConfig 
 }
 
 /** Tenant names and key hashes are unique; the public dev keys only in dev mode. */
-function checkKeys(r: FieldReader, tenants: readonly TenantConfig[], adminHashes: readonly string[], devMode: boolean): void {
+function checkKeys(
+  r: FieldReader,
+  tenants: readonly TenantConfig[],
+  adminHashes: readonly string[],
+  devMode: boolean,
+): void {
   const owners = new Map<string, string>();
   const names = new Set<string>();
   const claim = (hash: string, owner: string, path: string): void => {
@@ -290,7 +394,10 @@ function checkKeys(r: FieldReader, tenants: readonly TenantConfig[], adminHashes
     if (previous !== undefined) r.fail(path, `is the same key hash as ${previous}; every key must identify one tenant`);
     owners.set(hash, owner);
     if (!devMode && DEV_KEY_HASHES.has(hash)) {
-      r.fail(path, `is the hash of the public development key "${DEV_KEY_HASHES.get(hash)}"; use a secret key, or set devMode: true for local use`);
+      r.fail(
+        path,
+        `is the hash of the public development key "${DEV_KEY_HASHES.get(hash)}"; use a secret key, or set devMode: true for local use`,
+      );
     }
   };
   adminHashes.forEach((hash, i) => claim(hash, 'admin.keySha256', `admin.keySha256[${i}]`));
@@ -300,4 +407,3 @@ function checkKeys(r: FieldReader, tenants: readonly TenantConfig[], adminHashes
     tenant.keySha256.forEach((hash, k) => claim(hash, `tenant ${tenant.name}`, `tenants[${t}].keySha256[${k}]`));
   });
 }
-

@@ -59,7 +59,9 @@ export function parseConfig(text: string, options: ParseConfigOptions): GatewayC
   }
   const fromEnv = new Map<string, string>();
   const fail = (field: string, reason: string): never => {
-    const variable = [...fromEnv].find(([f]) => field === f || field.startsWith(`${f}[`) || field.startsWith(`${f}.`))?.[1];
+    const variable = [...fromEnv].find(
+      ([f]) => field === f || field.startsWith(`${f}[`) || field.startsWith(`${f}.`),
+    )?.[1];
     throw new DS_ERR_CONFIG_INVALID(variable ? `${options.source} + ${variable}` : options.source, field, reason);
   };
   const overridden = applyEnvOverrides(raw ?? {}, options.env ?? {}, fail, fromEnv);

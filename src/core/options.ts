@@ -8,7 +8,13 @@
 export type BadOptionError = new (name: string, reason: string) => Error;
 
 /** `value` if it is a safe integer in [min, max]; else throws `bad`. */
-export function integerOption(bad: BadOptionError, name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+export function integerOption(
+  bad: BadOptionError,
+  name: string,
+  value: unknown,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
     throw new bad(name, `expected an integer ${rangeText(min, max)}, got ${String(value)}`);
   }

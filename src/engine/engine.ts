@@ -15,11 +15,30 @@
  * reset after a worker has served for a minute). Pins are re-applied to the new worker. The
  * cache lives in the worker, so a restart empties it.
  */
-import { DS_ERR_DEADLINE_EXCEEDED, DS_ERR_DELTA_NOT_RESIDENT, DS_ERR_ENGINE_NOT_READY, DS_ERR_TASK_UNAVAILABLE } from '../core/errors.js';
+import {
+  DS_ERR_DEADLINE_EXCEEDED,
+  DS_ERR_DELTA_NOT_RESIDENT,
+  DS_ERR_ENGINE_NOT_READY,
+  DS_ERR_TASK_UNAVAILABLE,
+} from '../core/errors.js';
 import type { TaskRef } from '../deltas/types.js';
-import { MIXED_BATCH, Scheduler, type SchedulerEvent, type SchedulerOptions, type SchedulerStats } from '../scheduler/scheduler.js';
+import {
+  MIXED_BATCH,
+  Scheduler,
+  type SchedulerEvent,
+  type SchedulerOptions,
+  type SchedulerStats,
+} from '../scheduler/scheduler.js';
 import type { ModelIO } from '../onnx/io-signature.js';
-import type { EngineEvent, LoadReply, MixedRunReply, ReadyInfo, RunReply, WorkerCrash, WorkerStats } from './protocol.js';
+import type {
+  EngineEvent,
+  LoadReply,
+  MixedRunReply,
+  ReadyInfo,
+  RunReply,
+  WorkerCrash,
+  WorkerStats,
+} from './protocol.js';
 import type { MixedTimings } from './runtime/mixed/mixed-pipeline.js';
 import { transferablesOf, type NamedTensors } from './tensors.js';
 import { WorkerClient } from './worker-client.js';
@@ -128,7 +147,9 @@ export class Engine {
       ...options.scheduler,
       runBatch: (_queue, jobs) => this.runBatch(jobs),
       onEvent: (event) => this.emit({ type: 'scheduler', event }),
-      ...(options.scheduler.maxBatchTokens !== undefined && { tokensOf: (job: Job) => Object.values(job.inputs)[0]?.data.length ?? 0 }),
+      ...(options.scheduler.maxBatchTokens !== undefined && {
+        tokensOf: (job: Job) => Object.values(job.inputs)[0]?.data.length ?? 0,
+      }),
       ...(options.worker.base.mode === 'mixed' && {
         // Tasks found to need the per-task fallback get per-task batches; everything else mixes.
         mixable: (queue: string) => !this.perTaskKeys.has(queue),
@@ -183,7 +204,10 @@ export class Engine {
       try {
         const result = await this.scheduler.submit(task?.key ?? BASE_QUEUE, job, options);
         if (result === NOT_RESIDENT) throw new DS_ERR_DELTA_NOT_RESIDENT(task?.key ?? BASE_QUEUE);
-        const queueMs = Math.max(0, performance.now() - started - (load?.ms ?? 0) - result.inferMs - result.activationMs);
+        const queueMs = Math.max(
+          0,
+          performance.now() - started - (load?.ms ?? 0) - result.inferMs - result.activationMs,
+        );
         return { ...result, cacheHit: !load, queueMs, ...(load && { load }) };
       } catch (error) {
         if (task === null || (error as { code?: string }).code !== 'DS_ERR_DELTA_NOT_RESIDENT') throw error;
@@ -192,7 +216,9 @@ export class Engine {
         const waitStarted = performance.now();
         const reply = await withDeadline(this.loadDelta(task), options, task.key);
         const ms = (load?.ms ?? 0) + performance.now() - waitStarted;
-        const phases = reply.hit ? load : { fetchMs: reply.phases.fetch, verifyMs: reply.phases.verify, decodeMs: reply.phases.decode };
+        const phases = reply.hit
+          ? load
+          : { fetchMs: reply.phases.fetch, verifyMs: reply.phases.verify, decodeMs: reply.phases.decode };
         load = { ...phases, ms };
       }
     }
@@ -255,8 +281,7 @@ export class Engine {
     this.assertReady();
     let loading = this.loading.get(task.key);
     if (!loading) {
-      loading = this.client!
-        .call<LoadReply>({ op: 'load', task })
+      loading = this.client!.call<LoadReply>({ op: 'load', task })
         .catch((error: Error & { code?: string }) => {
           throw error.code === 'DS_ERR_ENGINE_CRASHED' ? error : asUnavailable(task.key, error);
         })
@@ -313,7 +338,6 @@ export class Engine {
     }, delay);
   }
 
-
   private async runBatch(jobs: Job[]): Promise<JobResult[]> {
     if (!this.ready) throw new DS_ERR_ENGINE_NOT_READY('the engine worker is restarting');
     if (this.info?.mode === 'mixed') return this.runMixedBatch(jobs);
@@ -337,11 +361,22 @@ export class Engine {
   private async runMixedBatch(jobs: Job[]): Promise<JobResult[]> {
     const requests = jobs.map((job) => job.inputs);
     const tasks = jobs.map((job) => job.task);
-    const reply = await this.client!.call<MixedRunReply>({ op: 'run-mixed', tasks, requests }, transferablesOf(requests));
+    const reply = await this.client!.call<MixedRunReply>(
+      { op: 'run-mixed', tasks, requests },
+      transferablesOf(requests),
+    );
     // Only the requests that ran count; those handed back (not cached) run in a later batch.
     const keys = new Set(tasks.filter((_, i) => reply.outputs[i] !== null).map((t) => t?.key ?? null));
     const ran = reply.outputs.filter((o) => o !== null).length;
-    if (ran > 0) this.emit({ type: 'batch', key: keys.size === 1 ? [...keys][0]! : MIXED_KEY, size: ran, inferMs: reply.inferMs, tasks: keys.size, timings: reply.timings });
+    if (ran > 0)
+      this.emit({
+        type: 'batch',
+        key: keys.size === 1 ? [...keys][0]! : MIXED_KEY,
+        size: ran,
+        inferMs: reply.inferMs,
+        tasks: keys.size,
+        timings: reply.timings,
+      });
     return reply.outputs.map((outputs, i) => {
       if (outputs === null) {
         jobs[i]!.inputs = reply.refused[i]!;

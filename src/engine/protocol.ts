@@ -13,7 +13,12 @@ import type { ModelIO } from '../onnx/io-signature.js';
 export type WorkerRequest =
   | { readonly id: number; readonly op: 'run'; readonly task: TaskRef | null; readonly requests: NamedTensors[] }
   /** Mixed mode: one task (or null, the base) per request. */
-  | { readonly id: number; readonly op: 'run-mixed'; readonly tasks: readonly (TaskRef | null)[]; readonly requests: NamedTensors[] }
+  | {
+      readonly id: number;
+      readonly op: 'run-mixed';
+      readonly tasks: readonly (TaskRef | null)[];
+      readonly requests: NamedTensors[];
+    }
   | { readonly id: number; readonly op: 'load'; readonly task: TaskRef }
   | { readonly id: number; readonly op: 'pin'; readonly task: TaskRef }
   | { readonly id: number; readonly op: 'unpin'; readonly key: string }
@@ -44,7 +49,12 @@ export interface SerializedError {
  * when the batch arrived (its inputs come back, for the engine to queue again after the load).
  */
 export type RunReply =
-  | { readonly kind: 'ran'; readonly outputs: NamedTensors[]; readonly activation: ActivationStats; readonly inferMs: number }
+  | {
+      readonly kind: 'ran';
+      readonly outputs: NamedTensors[];
+      readonly activation: ActivationStats;
+      readonly inferMs: number;
+    }
   | { readonly kind: 'not-resident'; readonly requests: NamedTensors[] };
 
 /**
@@ -112,8 +122,21 @@ export interface LoadPhases {
 export type CacheEvent =
   | { readonly type: 'cache'; readonly kind: 'hit'; readonly key: string; readonly bytes: number }
   | { readonly type: 'cache'; readonly kind: 'miss' | 'miss-inflight'; readonly key: string }
-  | { readonly type: 'cache'; readonly kind: 'load'; readonly key: string; readonly bytes: number; readonly ms: number; readonly phases: LoadPhases }
-  | { readonly type: 'cache'; readonly kind: 'load-failed'; readonly key: string; readonly ms: number; readonly error: SerializedError }
+  | {
+      readonly type: 'cache';
+      readonly kind: 'load';
+      readonly key: string;
+      readonly bytes: number;
+      readonly ms: number;
+      readonly phases: LoadPhases;
+    }
+  | {
+      readonly type: 'cache';
+      readonly kind: 'load-failed';
+      readonly key: string;
+      readonly ms: number;
+      readonly error: SerializedError;
+    }
   | { readonly type: 'cache'; readonly kind: 'evict'; readonly key: string; readonly bytes: number };
 
 /** Observability events the worker forwards (cache and activation), for metrics, traces and task state. */
@@ -146,7 +169,11 @@ export function serializeError(error: unknown): SerializedError {
 
 /** Rebuilds an error on this side with the same code, status and message. */
 export function deserializeError(error: SerializedError): Error {
-  const rebuilt = new Error(error.message) as Error & { code?: string; statusCode?: number; retryAfterSeconds?: number };
+  const rebuilt = new Error(error.message) as Error & {
+    code?: string;
+    statusCode?: number;
+    retryAfterSeconds?: number;
+  };
   rebuilt.name = error.name;
   if (error.code !== undefined) rebuilt.code = error.code;
   if (error.statusCode !== undefined) rebuilt.statusCode = error.statusCode;

@@ -41,7 +41,11 @@ export function transferablesOf(sets: readonly NamedTensors[]): ArrayBuffer[] {
       const buffer = tensor.data.buffer;
       // Only transfer buffers the tensor covers completely: a view into a larger pooled buffer
       // (e.g. Node's Buffer pool) must be copied, or transferring would detach unrelated data.
-      if (buffer instanceof ArrayBuffer && tensor.data.byteOffset === 0 && tensor.data.byteLength === buffer.byteLength) {
+      if (
+        buffer instanceof ArrayBuffer &&
+        tensor.data.byteOffset === 0 &&
+        tensor.data.byteLength === buffer.byteLength
+      ) {
         buffers.add(buffer);
       }
     }

@@ -18,7 +18,10 @@ type Pending = { resolve: (value: unknown) => void; reject: (error: Error) => vo
 type Call = WorkerRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
 const RUNNING_FROM_SOURCE = import.meta.url.endsWith('.ts');
-const WORKER_URL = new URL(RUNNING_FROM_SOURCE ? './runtime/worker-from-source.mjs' : './runtime/worker.js', import.meta.url);
+const WORKER_URL = new URL(
+  RUNNING_FROM_SOURCE ? './runtime/worker-from-source.mjs' : './runtime/worker.js',
+  import.meta.url,
+);
 
 export class WorkerClient {
   private readonly worker: Worker;
@@ -30,7 +33,10 @@ export class WorkerClient {
   readonly exit: Promise<Error>;
 
   constructor(options: WorkerOptions, onEvent: (event: EngineEvent) => void) {
-    this.worker = new Worker(WORKER_URL, { workerData: options, ...(options.resourceLimits && { resourceLimits: options.resourceLimits }) });
+    this.worker = new Worker(WORKER_URL, {
+      workerData: options,
+      ...(options.resourceLimits && { resourceLimits: options.resourceLimits }),
+    });
     let markReady!: (info: ReadyInfo) => void;
     let failStart!: (error: Error) => void;
     this.ready = new Promise<ReadyInfo>((resolve, reject) => {

@@ -11,12 +11,20 @@ export interface AccuracyOptions {
   readonly outputName?: string;
 }
 
-export async function predictAll(runner: LocalRunner, set: SampleSet, delta: Delta | null, options: AccuracyOptions = {}): Promise<Float32Array> {
+export async function predictAll(
+  runner: LocalRunner,
+  set: SampleSet,
+  delta: Delta | null,
+  options: AccuracyOptions = {},
+): Promise<Float32Array> {
   const batch = options.batchSize ?? 256;
   const outputName = options.outputName ?? runner.base.io.outputs[0]!.name;
   const parts: Float32Array[] = [];
   for (let start = 0; start < set.size; start += batch) {
-    const outputs: NamedTensors = await runner.run(sliceSamples(set.inputs, start, Math.min(set.size, start + batch)), delta);
+    const outputs: NamedTensors = await runner.run(
+      sliceSamples(set.inputs, start, Math.min(set.size, start + batch)),
+      delta,
+    );
     parts.push(outputs[outputName]!.data as Float32Array);
   }
   const all = new Float32Array(parts.reduce((n, p) => n + p.length, 0));

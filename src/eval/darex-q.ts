@@ -47,7 +47,12 @@ export function calibrationPasses(scope: QScope, sparseTensors: number, steps?: 
 }
 
 /** The calibration objective: mean squared logit change against `target` with `delta` applied. */
-export async function calibrationLoss(base: LocalRunner, calibration: SampleSet, target: Float32Array, delta: Delta): Promise<number> {
+export async function calibrationLoss(
+  base: LocalRunner,
+  calibration: SampleSet,
+  target: Float32Array,
+  delta: Delta,
+): Promise<number> {
   return meanSquaredDifference(await predictAll(base, calibration, delta), target);
 }
 
@@ -71,7 +76,9 @@ export async function calibrate(
     return value;
   };
 
-  const search = await searchQ(async (q) => loss(withRescale(masked, 'darex-q', 1 / q)), { dropRate: options.dropRate });
+  const search = await searchQ(async (q) => loss(withRescale(masked, 'darex-q', 1 / q)), {
+    dropRate: options.dropRate,
+  });
   // The coarse grid starts at q = 1 − p (up to rounding in the log spacing): the mask as given.
   const maskLoss = search.steps[0]!.loss;
   const globalDelta = withRescale(masked, 'darex-q', 1 / search.q, {
@@ -85,13 +92,19 @@ export async function calibrate(
     return { delta: globalDelta, q: search.q, maskLoss, loss: search.loss, passes: pass, search, tensorSearch: null };
   }
 
-  const tensorSearch = await searchTensorScales(sparse, async (factors) => loss(withTensorScales(globalDelta, factors)), {
-    ...(options.steps && { steps: options.steps }),
-  });
+  const tensorSearch = await searchTensorScales(
+    sparse,
+    async (factors) => loss(withTensorScales(globalDelta, factors)),
+    {
+      ...(options.steps && { steps: options.steps }),
+    },
+  );
   const refined = withTensorScales(globalDelta, tensorSearch.factors);
   const nominal = 1 - options.dropRate;
   const scales = Object.fromEntries(
-    refined.tensors.filter((t) => t.kind === 'sparse').map((t) => [t.name, Number((t.rescale * nominal).toPrecision(4))]),
+    refined.tensors
+      .filter((t) => t.kind === 'sparse')
+      .map((t) => [t.name, Number((t.rescale * nominal).toPrecision(4))]),
   );
   const delta = withTensorScales(refined, new Map(), {
     q_scope: 'tensor',

@@ -27,7 +27,8 @@ export async function loadSampleSet(path: string, io: ModelIO): Promise<SampleSe
     throw new DS_ERR_DATASET_INVALID(path, (error as Error).message);
   }
   const labels = parsed.tensors.has('labels') ? (tensorView(bytes, parsed, 'labels') as Uint8Array) : null;
-  if (labels && parsed.tensors.get('labels')!.dtype !== 'U8') throw new DS_ERR_DATASET_INVALID(path, 'labels must be U8');
+  if (labels && parsed.tensors.get('labels')!.dtype !== 'U8')
+    throw new DS_ERR_DATASET_INVALID(path, 'labels must be U8');
 
   if (parsed.tensors.has('images')) {
     const entry = parsed.tensors.get('images')!;
@@ -40,7 +41,10 @@ export async function loadSampleSet(path: string, io: ModelIO): Promise<SampleSe
     const rowSize = pixelShape.reduce((a, b) => a * b, 1);
     const modelRow = input.shape.slice(1);
     if (modelRow.some((d) => d < 0) || modelRow.reduce((a, b) => a * b, 1) !== rowSize) {
-      throw new DS_ERR_DATASET_INVALID(path, `images of shape [${pixelShape}] do not fit input ${input.name} [${input.shape}]`);
+      throw new DS_ERR_DATASET_INVALID(
+        path,
+        `images of shape [${pixelShape}] do not fit input ${input.name} [${input.shape}]`,
+      );
     }
     const pixels = tensorView(bytes, parsed, 'images') as Uint8Array;
     const data = new Float32Array(pixels.length);
@@ -55,7 +59,11 @@ export async function loadSampleSet(path: string, io: ModelIO): Promise<SampleSe
     const entry = parsed.tensors.get(input.name);
     if (!entry) throw new DS_ERR_DATASET_INVALID(path, `no tensor named like model input ${input.name}`);
     const type = elementTypeOf(input.datatype);
-    if (!type) throw new DS_ERR_DATASET_INVALID(path, `model input ${input.name} has datatype ${input.datatype}, which the engine cannot feed`);
+    if (!type)
+      throw new DS_ERR_DATASET_INVALID(
+        path,
+        `model input ${input.name} has datatype ${input.datatype}, which the engine cannot feed`,
+      );
     const data = tensorView(bytes, parsed, input.name);
     inputs[input.name] = { type, dims: entry.shape, data: data as EngineTensor['data'] };
     if (count >= 0 && entry.shape[0] !== count) throw new DS_ERR_DATASET_INVALID(path, 'inputs differ in sample count');
@@ -71,7 +79,8 @@ function finish(
   labels: Uint8Array | null,
   metadata: Record<string, string>,
 ): SampleSet {
-  if (labels && labels.length !== size) throw new DS_ERR_DATASET_INVALID(path, `${labels.length} labels for ${size} samples`);
+  if (labels && labels.length !== size)
+    throw new DS_ERR_DATASET_INVALID(path, `${labels.length} labels for ${size} samples`);
   return { size, inputs, labels, metadata };
 }
 

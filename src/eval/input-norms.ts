@@ -39,13 +39,19 @@ export function withActivationOutputs(model: onnx.IModelProto, activations: Iter
   const existing = new Set(graph.output.map((o) => o.name));
   for (const name of new Set(activations)) {
     if (existing.has(name)) continue;
-    graph.output.push(onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT } } }));
+    graph.output.push(
+      onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT } } }),
+    );
   }
   return copy;
 }
 
 /** Input-feature norms of every MatMul weight of `modelPath` over `calibration`. */
-export async function inputFeatureNorms(modelPath: string, calibration: SampleSet, batchSize = 32): Promise<Map<string, InputFeatureNorms>> {
+export async function inputFeatureNorms(
+  modelPath: string,
+  calibration: SampleSet,
+  batchSize = 32,
+): Promise<Map<string, InputFeatureNorms>> {
   const model = await loadOnnxModel(modelPath);
   const taps = matMulActivations(model);
   const dir = await mkdtemp(join(tmpdir(), 'deltaserve-norms-'));
@@ -56,7 +62,10 @@ export async function inputFeatureNorms(modelPath: string, calibration: SampleSe
     const sums = new Map<string, Float64Array>();
     try {
       for (let start = 0; start < calibration.size; start += batchSize) {
-        const outputs = await runner.run(sliceSamples(calibration.inputs, start, Math.min(calibration.size, start + batchSize)), null);
+        const outputs = await runner.run(
+          sliceSamples(calibration.inputs, start, Math.min(calibration.size, start + batchSize)),
+          null,
+        );
         for (const activation of new Set(taps.values())) {
           const tensor = outputs[activation];
           if (!tensor) throw new Error(`activation ${activation} was not returned by the tapped model`);

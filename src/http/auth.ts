@@ -19,7 +19,11 @@ export function requireTenant(ctx: GatewayContext): onRequestHookHandler {
       const token = tenant.takeToken(Date.now());
       if (!token.ok) {
         const limit = tenant.config.rateLimit!;
-        const error = new DS_ERR_RATE_LIMITED(tenant.name, `${limit.requestsPerSecond} requests/s, burst ${limit.burst}`, token.retryAfterSeconds);
+        const error = new DS_ERR_RATE_LIMITED(
+          tenant.name,
+          `${limit.requestsPerSecond} requests/s, burst ${limit.burst}`,
+          token.retryAfterSeconds,
+        );
         done(withRetryAfter(error, token.retryAfterSeconds));
         return;
       }
@@ -35,7 +39,10 @@ export function requireAdmin(ctx: GatewayContext): onRequestHookHandler {
     const who = ctx.tenants.classify(request.headers.authorization);
     if (who === 'admin') return done();
     const route = `${request.method} ${request.routeOptions.url ?? request.url}`;
-    if (who === 'none') return done(new DS_ERR_UNAUTHENTICATED(`route ${route} requires the admin key ("Authorization: Bearer <admin key>")`));
+    if (who === 'none')
+      return done(
+        new DS_ERR_UNAUTHENTICATED(`route ${route} requires the admin key ("Authorization: Bearer <admin key>")`),
+      );
     return done(new DS_ERR_ADMIN_REQUIRED(route));
   };
 }

@@ -5,7 +5,12 @@ export interface LabelProbability {
   readonly probability: number;
 }
 
-export function topLabels(logits: ArrayLike<number>, labels: readonly string[] | null, numClasses: number | null, top: number): LabelProbability[] {
+export function topLabels(
+  logits: ArrayLike<number>,
+  labels: readonly string[] | null,
+  numClasses: number | null,
+  top: number,
+): LabelProbability[] {
   const k = Math.min(numClasses ?? logits.length, logits.length);
   let max = -Infinity;
   for (let i = 0; i < k; i++) max = Math.max(max, logits[i]!);

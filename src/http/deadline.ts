@@ -9,15 +9,21 @@ import type { GatewayLimits } from './gateway-context.js';
 
 export const TIMEOUT_HEADER = 'x-request-timeout-ms';
 
-export function timeoutMsOf(bodyValue: unknown, headerValue: string | string[] | undefined, limits: GatewayLimits): number {
+export function timeoutMsOf(
+  bodyValue: unknown,
+  headerValue: string | string[] | undefined,
+  limits: GatewayLimits,
+): number {
   let chosen: number | null = null;
   if (bodyValue !== undefined && bodyValue !== null) chosen = parseTimeout('parameters.timeout_ms', bodyValue);
-  else if (headerValue !== undefined) chosen = parseTimeout(TIMEOUT_HEADER, Array.isArray(headerValue) ? headerValue[0] : headerValue);
+  else if (headerValue !== undefined)
+    chosen = parseTimeout(TIMEOUT_HEADER, Array.isArray(headerValue) ? headerValue[0] : headerValue);
   return Math.min(chosen ?? limits.inferTimeoutMs, limits.maxInferTimeoutMs);
 }
 
 function parseTimeout(where: string, value: unknown): number {
   const n = typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n <= 0) throw new DS_ERR_BAD_TIMEOUT(where, JSON.stringify(value));
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n <= 0)
+    throw new DS_ERR_BAD_TIMEOUT(where, JSON.stringify(value));
   return n;
 }

@@ -13,12 +13,24 @@
  * - anything without a status is a bug: 500 DS_ERR_INTERNAL with a generic message, logged with
  *   its stack (the message may hold internals a client must not see).
  */
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifySchemaValidationError } from 'fastify';
+import type {
+  FastifyError,
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  FastifySchemaValidationError,
+} from 'fastify';
 import { DS_ERR_INTERNAL, DS_ERR_REQUEST_INVALID, DS_ERR_ROUTE_NOT_FOUND } from '../core/errors.js';
 
 const RETRY_SOON = new Set(['DS_ERR_ENGINE_NOT_READY', 'DS_ERR_ENGINE_CRASHED', 'DS_ERR_SHUTTING_DOWN']);
 /** 5xx a running gateway gives by design (load, shutdown, restarts): logged without a stack. */
-const EXPECTED_5XX = new Set(['DS_ERR_SHUTTING_DOWN', 'DS_ERR_OVERLOADED', 'DS_ERR_DEADLINE_EXCEEDED', 'DS_ERR_ENGINE_NOT_READY', 'DS_ERR_TASK_UNAVAILABLE']);
+const EXPECTED_5XX = new Set([
+  'DS_ERR_SHUTTING_DOWN',
+  'DS_ERR_OVERLOADED',
+  'DS_ERR_DEADLINE_EXCEEDED',
+  'DS_ERR_ENGINE_NOT_READY',
+  'DS_ERR_TASK_UNAVAILABLE',
+]);
 
 export interface ErrorBody {
   readonly error: string;
@@ -36,7 +48,10 @@ export function statusOf(error: AnyError): number {
 export function formatSchemaError(errors: FastifySchemaValidationError[], dataVar: string): Error {
   const first = errors[0];
   const field = first ? `${dataVar}${first.instancePath}` : dataVar;
-  const extra = first?.keyword === 'additionalProperties' ? ` (${String((first.params as { additionalProperty?: unknown }).additionalProperty)})` : '';
+  const extra =
+    first?.keyword === 'additionalProperties'
+      ? ` (${String((first.params as { additionalProperty?: unknown }).additionalProperty)})`
+      : '';
   return new DS_ERR_REQUEST_INVALID(`${field} ${first?.message ?? 'is invalid'}${extra}`);
 }
 
@@ -51,7 +66,10 @@ export function installErrorHandling(app: FastifyInstance): void {
     if (status === 401) void reply.header('www-authenticate', 'Bearer');
     const internal = new DS_ERR_INTERNAL();
     const body: ErrorBody = known
-      ? { error: error.message, code: typeof error.code === 'string' && error.code !== '' ? error.code : `HTTP_${status}` }
+      ? {
+          error: error.message,
+          code: typeof error.code === 'string' && error.code !== '' ? error.code : `HTTP_${status}`,
+        }
       : { error: internal.message, code: internal.code };
     return reply.status(status).send(body);
   });

@@ -51,7 +51,10 @@ export async function shutdownGracefully(parts: ShutdownParts): Promise<{ forced
   clearTimeout(timer);
   clearInterval(sweep);
   if (outcome === 'timeout') {
-    parts.app.log.warn({ graceMs: parts.graceMs }, 'requests still in flight after the grace period: closing their connections');
+    parts.app.log.warn(
+      { graceMs: parts.graceMs },
+      'requests still in flight after the grace period: closing their connections',
+    );
     parts.app.server.closeAllConnections();
     await closing;
   }

@@ -32,9 +32,19 @@ export function installRequestTelemetry(app: FastifyInstance, telemetry: Telemet
   app.addHook('onResponse', async (request, reply) => {
     if (!telemetry) return;
     const tenant = request.tenant?.name ?? null;
-    telemetry.recordRequest({ task: request.taskLabel, tenant, status: reply.statusCode, seconds: (performance.now() - request.startedAt) / 1000 });
+    telemetry.recordRequest({
+      task: request.taskLabel,
+      tenant,
+      status: reply.statusCode,
+      seconds: (performance.now() - request.startedAt) / 1000,
+    });
     if (request.span) {
-      telemetry.endRequestSpan(request.span, { statusCode: reply.statusCode, task: request.taskLabel, tenant, ...(request.failure && { error: request.failure }) });
+      telemetry.endRequestSpan(request.span, {
+        statusCode: reply.statusCode,
+        task: request.taskLabel,
+        tenant,
+        ...(request.failure && { error: request.failure }),
+      });
     }
   });
 }

@@ -59,7 +59,10 @@ export function admitWhenQueuesHaveRoom(ctx: GatewayContext) {
  * 404 before the body is validated, so "no such model" is never hidden behind a 400 about a body
  * that could not have been served anyway. The handler resolves again with the body's routing id.
  */
-export function requireVisibleModel(ctx: GatewayContext, params: (request: FastifyRequest) => { name: string; version?: string | undefined }) {
+export function requireVisibleModel(
+  ctx: GatewayContext,
+  params: (request: FastifyRequest) => { name: string; version?: string | undefined },
+) {
   return async (request: FastifyRequest): Promise<void> => {
     const { name, version } = params(request);
     resolveModel(ctx, request, name, version);
@@ -77,7 +80,11 @@ export async function runInference(
   const tenant: TenantPolicy = request.tenant!;
   const release = tenant.acquireSlot();
   if (release === null) {
-    const error = new DS_ERR_CONCURRENCY_LIMITED(tenant.name, tenant.config.maxConcurrent, CONCURRENCY_RETRY_AFTER_SECONDS);
+    const error = new DS_ERR_CONCURRENCY_LIMITED(
+      tenant.name,
+      tenant.config.maxConcurrent,
+      CONCURRENCY_RETRY_AFTER_SECONDS,
+    );
     throw withRetryAfter(error, CONCURRENCY_RETRY_AFTER_SECONDS);
   }
   // A client that disconnects takes its request out of the queue (no effect once running).
@@ -111,7 +118,13 @@ export async function runInference(
   }
 }
 
-function recordSpans(ctx: GatewayContext, request: FastifyRequest, model: ResolvedModel, result: InferResult, startedAt: number): void {
+function recordSpans(
+  ctx: GatewayContext,
+  request: FastifyRequest,
+  model: ResolvedModel,
+  result: InferResult,
+  startedAt: number,
+): void {
   if (!ctx.telemetry || !request.span) return;
   const load = result.load;
   ctx.telemetry.recordInferenceSpans(
@@ -125,6 +138,11 @@ function recordSpans(ctx: GatewayContext, request: FastifyRequest, model: Resolv
       activationMs: result.activationMs,
       inferMs: result.inferMs,
     },
-    { task: model.task?.name ?? RESERVED_BASE_NAME, tenant: request.tenant?.name ?? null, batchSize: result.batchSize, cacheHit: result.cacheHit },
+    {
+      task: model.task?.name ?? RESERVED_BASE_NAME,
+      tenant: request.tenant?.name ?? null,
+      batchSize: result.batchSize,
+      cacheHit: result.cacheHit,
+    },
   );
 }

@@ -36,7 +36,11 @@ const tensorMetadata = {
 
 export const serverMetadataResponse = {
   type: 'object',
-  properties: { name: { type: 'string' }, version: { type: 'string' }, extensions: { type: 'array', items: { type: 'string' } } },
+  properties: {
+    name: { type: 'string' },
+    version: { type: 'string' },
+    extensions: { type: 'array', items: { type: 'string' } },
+  },
 } as const;
 
 export const modelMetadataResponse = {
@@ -73,11 +77,15 @@ export const serverReadyResponse = {
     ready: { type: 'boolean' },
     registry: {
       type: 'object',
-      description: 'Present with a registry state file: whether this replica matches it. Not synced does not make the replica unready: it serves its last good state.',
+      description:
+        'Present with a registry state file: whether this replica matches it. Not synced does not make the replica unready: it serves its last good state.',
       properties: {
         synced: { type: 'boolean' },
         error: { type: ['string', 'null'] },
-        lastSyncAt: { type: ['string', 'null'], description: 'ISO time of the last successful check of the state file' },
+        lastSyncAt: {
+          type: ['string', 'null'],
+          description: 'ISO time of the last successful check of the state file',
+        },
       },
     },
   },
@@ -86,10 +94,16 @@ export const serverReadyResponse = {
 export const inferBody = {
   type: 'object',
   properties: {
-    id: { type: 'string', maxLength: 256, description: 'Echoed in the response; also the sticky routing key of version splits.' },
+    id: {
+      type: 'string',
+      maxLength: 256,
+      description: 'Echoed in the response; also the sticky routing key of version splits.',
+    },
     parameters: {
       type: 'object',
-      properties: { timeout_ms: { type: 'integer', minimum: 1, description: 'Deadline of this request (capped by the server).' } },
+      properties: {
+        timeout_ms: { type: 'integer', minimum: 1, description: 'Deadline of this request (capped by the server).' },
+      },
     },
     inputs: {
       type: 'array',
@@ -99,7 +113,25 @@ export const inferBody = {
         properties: {
           name: { type: 'string', minLength: 1 },
           shape: { type: 'array', items: { type: 'integer', minimum: 0 } },
-          datatype: { type: 'string', enum: ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BF16', 'BYTES'] },
+          datatype: {
+            type: 'string',
+            enum: [
+              'BOOL',
+              'UINT8',
+              'UINT16',
+              'UINT32',
+              'UINT64',
+              'INT8',
+              'INT16',
+              'INT32',
+              'INT64',
+              'FP16',
+              'FP32',
+              'FP64',
+              'BF16',
+              'BYTES',
+            ],
+          },
           data: { type: 'array', description: 'Row-major values, flat or nested.' },
           parameters: { type: 'object' },
         },
@@ -108,7 +140,11 @@ export const inferBody = {
     },
     outputs: {
       type: 'array',
-      items: { type: 'object', properties: { name: { type: 'string' }, parameters: { type: 'object' } }, required: ['name'] },
+      items: {
+        type: 'object',
+        properties: { name: { type: 'string' }, parameters: { type: 'object' } },
+        required: ['name'],
+      },
     },
   },
   required: ['inputs'],
@@ -133,7 +169,12 @@ export const inferResponse = {
       type: 'array',
       items: {
         type: 'object',
-        properties: { name: { type: 'string' }, datatype: { type: 'string' }, shape: { type: 'array', items: { type: 'integer' } }, data: { type: 'array' } },
+        properties: {
+          name: { type: 'string' },
+          datatype: { type: 'string' },
+          shape: { type: 'array', items: { type: 'integer' } },
+          data: { type: 'array' },
+        },
       },
     },
   },
@@ -163,18 +204,30 @@ export const repositoryIndexResponse = {
 
 export const repositoryActionBody = {
   anyOf: [
-    { type: 'object', properties: { parameters: { type: 'object', properties: { version: { type: 'string', minLength: 1 } } } } },
+    {
+      type: 'object',
+      properties: { parameters: { type: 'object', properties: { version: { type: 'string', minLength: 1 } } } },
+    },
     { type: 'null' },
   ],
 } as const;
 
 export const repositoryActionResponse = {
   type: 'object',
-  properties: { name: { type: 'string' }, version: { type: 'string' }, state: { type: 'string' }, cached: { type: 'boolean' }, pinned: { type: 'boolean' } },
+  properties: {
+    name: { type: 'string' },
+    version: { type: 'string' },
+    state: { type: 'string' },
+    cached: { type: 'boolean' },
+    pinned: { type: 'boolean' },
+  },
 } as const;
 
 export const classifyParams = { type: 'object', properties: { task: nameParam }, required: ['task'] } as const;
-export const classifyQuery = { type: 'object', properties: { top: { type: 'integer', minimum: 1, maximum: 1000 } } } as const;
+export const classifyQuery = {
+  type: 'object',
+  properties: { top: { type: 'integer', minimum: 1, maximum: 1000 } },
+} as const;
 
 export const classifyJsonBody = {
   type: 'object',
@@ -198,12 +251,29 @@ export const classifyResponse = {
 } as const;
 
 const taskFields = {
-  version: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'integer' }], description: 'Immutable once registered.' },
-  uri: { type: 'string', minLength: 1, description: 'Delta location: path under deltas.fileRoot, file:// or https:// URL.' },
+  version: {
+    anyOf: [{ type: 'string', minLength: 1 }, { type: 'integer' }],
+    description: 'Immutable once registered.',
+  },
+  uri: {
+    type: 'string',
+    minLength: 1,
+    description: 'Delta location: path under deltas.fileRoot, file:// or https:// URL.',
+  },
   sha256: { type: 'string', pattern: '^[0-9a-fA-F]{64}$' },
   description: { type: 'string', maxLength: 4096 },
-  labels: { type: 'array', items: { type: 'string', maxLength: 256 }, minItems: 1, maxItems: 4096, description: 'Class names of the leading logits; at most as many as the model has.' },
-  numClasses: { type: 'integer', minimum: 1, description: 'Leading logits that belong to the task; at most the model\'s logit count.' },
+  labels: {
+    type: 'array',
+    items: { type: 'string', maxLength: 256 },
+    minItems: 1,
+    maxItems: 4096,
+    description: 'Class names of the leading logits; at most as many as the model has.',
+  },
+  numClasses: {
+    type: 'integer',
+    minimum: 1,
+    description: "Leading logits that belong to the task; at most the model's logit count.",
+  },
   default: { type: 'boolean', description: 'Serve this version to requests naming none (default true).' },
 } as const;
 
@@ -238,10 +308,16 @@ const taskView = {
     origin: { type: 'string', enum: ['declared', 'admin'] },
     registeredAt: { type: ['string', 'null'] },
     state: { type: 'string' },
-    reason: { type: 'string', description: 'Why the last load failed (UNAVAILABLE), with the delta location; empty otherwise.' },
+    reason: {
+      type: 'string',
+      description: 'Why the last load failed (UNAVAILABLE), with the delta location; empty otherwise.',
+    },
   },
 } as const;
 
 export const taskListResponse = { type: 'object', properties: { tasks: { type: 'array', items: taskView } } } as const;
 export const taskResponse = { type: 'object', properties: { task: taskView, created: { type: 'boolean' } } } as const;
-export const retireResponse = { type: 'object', properties: { retired: { type: 'array', items: { type: 'string' } } } } as const;
+export const retireResponse = {
+  type: 'object',
+  properties: { retired: { type: 'array', items: { type: 'string' } } },
+} as const;

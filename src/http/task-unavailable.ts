@@ -11,7 +11,8 @@ import { withRetryAfter } from '../core/retry-after.js';
 export const TASK_UNAVAILABLE_RETRY_AFTER_S = 5;
 
 /** The reason a tenant sees in the repository index for an UNAVAILABLE task. */
-export const TENANT_UNAVAILABLE_REASON = 'its last delta load failed (the detail is in the gateway logs and GET /admin/tasks)';
+export const TENANT_UNAVAILABLE_REASON =
+  'its last delta load failed (the detail is in the gateway logs and GET /admin/tasks)';
 
 /** `failureCode`: the code of the load failure (e.g. DS_ERR_SOURCE_TIMEOUT), when known. */
 export function taskUnavailableForTenant(key: string, failureCode?: string): Error {

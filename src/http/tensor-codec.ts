@@ -8,7 +8,14 @@
  * protocol allows either), but the element count must equal the product of `shape`.
  */
 import { DS_ERR_INFER_BAD_INPUT, DS_ERR_INFER_OUTPUT_NOT_FINITE } from '../core/errors.js';
-import { allocate, elementTypeOf, type ElementType, type EngineTensor, type NamedTensors, type TensorData } from '../engine/tensors.js';
+import {
+  allocate,
+  elementTypeOf,
+  type ElementType,
+  type EngineTensor,
+  type NamedTensors,
+  type TensorData,
+} from '../engine/tensors.js';
 import type { ModelIO, TensorSignature } from '../onnx/io-signature.js';
 import { describeValue } from './describe-value.js';
 
@@ -26,7 +33,13 @@ export interface ResponseTensor {
   readonly data: (number | boolean)[];
 }
 
-const KSERVE_OF: Readonly<Record<ElementType, string>> = { float32: 'FP32', int64: 'INT64', int32: 'INT32', uint8: 'UINT8', bool: 'BOOL' };
+const KSERVE_OF: Readonly<Record<ElementType, string>> = {
+  float32: 'FP32',
+  int64: 'INT64',
+  int32: 'INT32',
+  uint8: 'UINT8',
+  bool: 'BOOL',
+};
 
 /** Largest tensor a JSON request may carry; far above what a body limit lets through anyway. */
 const MAX_ELEMENTS = 64 * 1024 * 1024;
@@ -39,7 +52,8 @@ export function decodeInputs(inputs: readonly RequestTensor[], io: ModelIO): Nam
   const tensors: Record<string, EngineTensor> = {};
   for (const input of inputs) {
     const signature = expected.get(input.name);
-    if (!signature) bad(`input "${input.name}" is not an input of the model (inputs: ${io.inputs.map((s) => s.name).join(', ')})`);
+    if (!signature)
+      bad(`input "${input.name}" is not an input of the model (inputs: ${io.inputs.map((s) => s.name).join(', ')})`);
     if (Object.hasOwn(tensors, input.name)) bad(`input "${input.name}" is given twice`);
     tensors[input.name] = decodeTensor(input, signature!, bad);
   }
@@ -51,7 +65,8 @@ export function decodeInputs(inputs: readonly RequestTensor[], io: ModelIO): Nam
 
 function decodeTensor(input: RequestTensor, signature: TensorSignature, bad: (message: string) => never): EngineTensor {
   const name = `input "${input.name}"`;
-  if (input.datatype !== signature.datatype) bad(`${name} has datatype ${input.datatype} but the model takes ${signature.datatype}`);
+  if (input.datatype !== signature.datatype)
+    bad(`${name} has datatype ${input.datatype} but the model takes ${signature.datatype}`);
   const type = elementTypeOf(signature.datatype);
   if (type === null) bad(`${name} has datatype ${signature.datatype}, which this server cannot carry`);
   checkShape(input.shape, signature, name, bad);
@@ -59,24 +74,41 @@ function decodeTensor(input: RequestTensor, signature: TensorSignature, bad: (me
   if (count > MAX_ELEMENTS) bad(`${name} has ${count} elements, more than ${MAX_ELEMENTS}`);
   const data = allocate(type!, count);
   const written = fill(data, type!, input.data, name, bad);
-  if (written !== count) bad(`${name} has ${written} elements in data but shape [${input.shape.join(', ')}] needs ${count}`);
+  if (written !== count)
+    bad(`${name} has ${written} elements in data but shape [${input.shape.join(', ')}] needs ${count}`);
   return { type: type!, dims: [...input.shape], data };
 }
 
-function checkShape(shape: readonly number[], signature: TensorSignature, name: string, bad: (message: string) => never): void {
+function checkShape(
+  shape: readonly number[],
+  signature: TensorSignature,
+  name: string,
+  bad: (message: string) => never,
+): void {
   shape.forEach((dim, i) => {
-    if (!Number.isSafeInteger(dim) || dim < 0) bad(`${name} has shape [${shape.join(', ')}]: dimension ${i} must be a non-negative integer`);
+    if (!Number.isSafeInteger(dim) || dim < 0)
+      bad(`${name} has shape [${shape.join(', ')}]: dimension ${i} must be a non-negative integer`);
   });
   if (signature.shape === null) return;
   const want = `[${signature.shape.map((d) => (d < 0 ? '-1' : String(d))).join(', ')}]`;
-  if (shape.length !== signature.shape.length) bad(`${name} has shape [${shape.join(', ')}] (rank ${shape.length}) but the model takes rank ${signature.shape.length}: ${want}`);
+  if (shape.length !== signature.shape.length)
+    bad(
+      `${name} has shape [${shape.join(', ')}] (rank ${shape.length}) but the model takes rank ${signature.shape.length}: ${want}`,
+    );
   signature.shape.forEach((dim, i) => {
-    if (dim >= 0 && shape[i] !== dim) bad(`${name} has shape [${shape.join(', ')}] but dimension ${i} must be ${dim} (model shape ${want}, -1 = any)`);
+    if (dim >= 0 && shape[i] !== dim)
+      bad(`${name} has shape [${shape.join(', ')}] but dimension ${i} must be ${dim} (model shape ${want}, -1 = any)`);
   });
 }
 
 /** Writes the (possibly nested) values into `target`, checking each; returns how many it saw. */
-function fill(target: TensorData, type: ElementType, data: readonly unknown[], name: string, bad: (message: string) => never): number {
+function fill(
+  target: TensorData,
+  type: ElementType,
+  data: readonly unknown[],
+  name: string,
+  bad: (message: string) => never,
+): number {
   let n = 0;
   const capacity = target.length;
   const stack: { list: readonly unknown[]; index: number }[] = [{ list: data, index: 0 }];
@@ -98,25 +130,36 @@ function fill(target: TensorData, type: ElementType, data: readonly unknown[], n
   return n;
 }
 
-function write(target: TensorData, type: ElementType, i: number, value: unknown, name: string, bad: (message: string) => never): void {
+function write(
+  target: TensorData,
+  type: ElementType,
+  i: number,
+  value: unknown,
+  name: string,
+  bad: (message: string) => never,
+): void {
   const at = `${name} element ${i}`;
   switch (type) {
     case 'float32':
       // JSON numbers beyond ±3.4e38 (or 1e400, which JSON.parse reads as Infinity) would become
       // ±Infinity in float32 and answer 200 with nulls: refuse them here.
-      if (typeof value !== 'number' || !Number.isFinite(Math.fround(value))) bad(`${at} is ${describeValue(value)}, expected a finite number within the FP32 range (±3.4028235e38)`);
+      if (typeof value !== 'number' || !Number.isFinite(Math.fround(value)))
+        bad(`${at} is ${describeValue(value)}, expected a finite number within the FP32 range (±3.4028235e38)`);
       (target as Float32Array)[i] = value as number;
       return;
     case 'int64':
-      if (typeof value !== 'number' || !Number.isSafeInteger(value)) bad(`${at} is ${describeValue(value)}, expected an integer`);
+      if (typeof value !== 'number' || !Number.isSafeInteger(value))
+        bad(`${at} is ${describeValue(value)}, expected an integer`);
       (target as BigInt64Array)[i] = BigInt(value as number);
       return;
     case 'int32':
-      if (typeof value !== 'number' || !Number.isInteger(value) || value < -2147483648 || value > 2147483647) bad(`${at} is ${describeValue(value)}, expected a 32-bit integer`);
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < -2147483648 || value > 2147483647)
+        bad(`${at} is ${describeValue(value)}, expected a 32-bit integer`);
       (target as Int32Array)[i] = value as number;
       return;
     case 'uint8':
-      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 255) bad(`${at} is ${describeValue(value)}, expected an integer in [0, 255]`);
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 255)
+        bad(`${at} is ${describeValue(value)}, expected an integer in [0, 255]`);
       (target as Uint8Array)[i] = value as number;
       return;
     case 'bool':
@@ -131,7 +174,10 @@ export function encodeOutputs(outputs: NamedTensors, io: ModelIO, requested?: re
   const names = requested ?? io.outputs.map((o) => o.name).filter((n) => Object.hasOwn(outputs, n));
   return names.map((name) => {
     const tensor = outputs[name];
-    if (!tensor) throw new DS_ERR_INFER_BAD_INPUT(`output "${name}" is not an output of the model (outputs: ${io.outputs.map((o) => o.name).join(', ')})`);
+    if (!tensor)
+      throw new DS_ERR_INFER_BAD_INPUT(
+        `output "${name}" is not an output of the model (outputs: ${io.outputs.map((o) => o.name).join(', ')})`,
+      );
     if (tensor.type === 'float32') {
       const at = (tensor.data as Float32Array).findIndex((v) => !Number.isFinite(v));
       // JSON has no NaN or Infinity: they would be sent as null. Say so instead.
@@ -145,7 +191,10 @@ export function encodeOutputs(outputs: NamedTensors, io: ModelIO, requested?: re
 export function checkRequestedOutputs(requested: readonly string[], io: ModelIO): void {
   const known = new Set(io.outputs.map((o) => o.name));
   for (const name of requested) {
-    if (!known.has(name)) throw new DS_ERR_INFER_BAD_INPUT(`output "${name}" is not an output of the model (outputs: ${[...known].join(', ')})`);
+    if (!known.has(name))
+      throw new DS_ERR_INFER_BAD_INPUT(
+        `output "${name}" is not an output of the model (outputs: ${[...known].join(', ')})`,
+      );
   }
 }
 

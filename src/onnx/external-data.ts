@@ -15,7 +15,11 @@ import { onnx } from './proto.js';
 import type { ExternalSlice } from './validate.js';
 
 /** Reads every slice into its tensor's raw_data (async; one open per file). */
-export async function resolveExternalData(slices: readonly ExternalSlice[], baseDir: string, label: string): Promise<void> {
+export async function resolveExternalData(
+  slices: readonly ExternalSlice[],
+  baseDir: string,
+  label: string,
+): Promise<void> {
   for (const [location, group] of groupByLocation(slices)) {
     const handle = await openExternal(location, baseDir, label);
     try {

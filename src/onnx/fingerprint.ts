@@ -26,7 +26,10 @@ export function fingerprintWeights(
     const { shape, data } = weights.get(name)!;
     const count = elementCount(shape);
     if (count !== data.length) {
-      throw new DS_ERR_ONNX_INVALID('weight set', `weight "${name}" has ${data.length} values but its shape ${formatShape(shape)} holds ${String(count)}`);
+      throw new DS_ERR_ONNX_INVALID(
+        'weight set',
+        `weight "${name}" has ${data.length} values but its shape ${formatShape(shape)} holds ${String(count)}`,
+      );
     }
     const nameBytes = Buffer.from(name, 'utf8');
     hash.update(u32(nameBytes.byteLength));

@@ -8,12 +8,36 @@ import { dataTypeName, int64ToNumber } from './tensor-layout.js';
 
 /** KServe V2 tensor datatypes (BF16 is Triton's addition). */
 export type KServeDatatype =
-  | 'BOOL' | 'UINT8' | 'UINT16' | 'UINT32' | 'UINT64' | 'INT8' | 'INT16' | 'INT32' | 'INT64'
-  | 'FP16' | 'FP32' | 'FP64' | 'BF16' | 'BYTES';
+  | 'BOOL'
+  | 'UINT8'
+  | 'UINT16'
+  | 'UINT32'
+  | 'UINT64'
+  | 'INT8'
+  | 'INT16'
+  | 'INT32'
+  | 'INT64'
+  | 'FP16'
+  | 'FP32'
+  | 'FP64'
+  | 'BF16'
+  | 'BYTES';
 
 const KSERVE_DATATYPES: Readonly<Record<number, KServeDatatype>> = {
-  1: 'FP32', 2: 'UINT8', 3: 'INT8', 4: 'UINT16', 5: 'INT16', 6: 'INT32', 7: 'INT64', 8: 'BYTES',
-  9: 'BOOL', 10: 'FP16', 11: 'FP64', 12: 'UINT32', 13: 'UINT64', 16: 'BF16',
+  1: 'FP32',
+  2: 'UINT8',
+  3: 'INT8',
+  4: 'UINT16',
+  5: 'INT16',
+  6: 'INT32',
+  7: 'INT64',
+  8: 'BYTES',
+  9: 'BOOL',
+  10: 'FP16',
+  11: 'FP64',
+  12: 'UINT32',
+  13: 'UINT64',
+  16: 'BF16',
 };
 
 export interface TensorSignature {
@@ -48,17 +72,25 @@ export function describeModelIO(model: onnx.IModelProto): ModelIO {
 function signature(value: onnx.IValueInfoProto, role: 'input' | 'output', label: string): TensorSignature {
   const name = value.name ?? '';
   const tensorType = value.type?.tensorType;
-  if (!tensorType) throw new DS_ERR_ONNX_INVALID(label, `${role} "${name}" is not a tensor (sequences, maps and optionals cannot be served)`);
+  if (!tensorType)
+    throw new DS_ERR_ONNX_INVALID(
+      label,
+      `${role} "${name}" is not a tensor (sequences, maps and optionals cannot be served)`,
+    );
   const datatype = KSERVE_DATATYPES[tensorType.elemType ?? 0];
   if (datatype === undefined) {
-    throw new DS_ERR_ONNX_INVALID(label, `${role} "${name}" has element type ${dataTypeName(tensorType.elemType)}, which has no KServe datatype`);
+    throw new DS_ERR_ONNX_INVALID(
+      label,
+      `${role} "${name}" has element type ${dataTypeName(tensorType.elemType)}, which has no KServe datatype`,
+    );
   }
   if (!tensorType.shape) return { name, datatype, shape: null, dimNames: null };
   const dims = tensorType.shape.dim ?? [];
   const shape = dims.map((dim) => {
     // Decoded messages inherit dimValue = 0 from the prototype when the dim is symbolic or
     // unknown, so only an own property means the model fixed the size.
-    const fixed = Object.hasOwn(dim, 'dimValue') && dim.dimValue != null && !dim.dimParam ? int64ToNumber(dim.dimValue) : null;
+    const fixed =
+      Object.hasOwn(dim, 'dimValue') && dim.dimValue != null && !dim.dimParam ? int64ToNumber(dim.dimValue) : null;
     return fixed !== null && fixed >= 0 ? fixed : -1;
   });
   const dimNames = dims.map((dim) => dim.dimParam || null);

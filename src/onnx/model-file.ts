@@ -87,7 +87,10 @@ export function encodeOnnxModel(model: onnx.IModelProto): Uint8Array {
 export async function saveOnnxModel(model: onnx.IModelProto, path: string, options: SaveOptions = {}): Promise<void> {
   for (const tensor of model.graph?.initializer ?? []) {
     if (tensor.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
-      throw new DS_ERR_ONNX_INVALID(path, `initializer "${tensor.name ?? ''}" still references external data; load the model with loadOnnxModel first`);
+      throw new DS_ERR_ONNX_INVALID(
+        path,
+        `initializer "${tensor.name ?? ''}" still references external data; load the model with loadOnnxModel first`,
+      );
     }
   }
   if (options.externalDataFile === undefined) {
@@ -99,7 +102,8 @@ export async function saveOnnxModel(model: onnx.IModelProto, path: string, optio
   if (problem !== null) throw new DS_ERR_ONNX_INVALID(path, `cannot save: ${problem}`);
 
   const dataPath = join(dirname(path), location);
-  if (resolve(dataPath) === resolve(path)) throw new DS_ERR_ONNX_INVALID(path, `cannot save: the external data file "${location}" is the model file itself`);
+  if (resolve(dataPath) === resolve(path))
+    throw new DS_ERR_ONNX_INVALID(path, `cannot save: the external data file "${location}" is the model file itself`);
 
   const { model: referencing, slices } = splitExternal(model, location);
   await mkdir(dirname(dataPath), { recursive: true });
@@ -150,7 +154,8 @@ function splitExternal(model: onnx.IModelProto, location: string): { model: onnx
   let end = 0;
   const initializer = (model.graph?.initializer ?? []).map((tensor) => {
     if (tensor.dataType !== onnx.TensorProto.DataType.FLOAT) return tensor;
-    const bytes = tensor.rawData && tensor.rawData.byteLength > 0 ? tensor.rawData : float32ToLittleEndian(tensor.floatData ?? []);
+    const bytes =
+      tensor.rawData && tensor.rawData.byteLength > 0 ? tensor.rawData : float32ToLittleEndian(tensor.floatData ?? []);
     if (bytes.byteLength <= EXTERNAL_THRESHOLD_BYTES) return tensor;
     const align = bytes.byteLength >= PAGE_ALIGN_FROM_BYTES ? PAGE_BYTES : SMALL_ALIGN_BYTES;
     const offset = Math.ceil(end / align) * align;

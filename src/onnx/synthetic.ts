@@ -35,10 +35,26 @@ export interface SyntheticEncoderOptions extends EncoderShape {
 }
 
 /** BERT-base widths (~85 M parameters in the linear layers) with a small vocabulary. */
-export const BERT_BASE_SHAPE: EncoderShape = { layers: 12, hidden: 768, ffn: 3072, heads: 12, vocab: 1024, maxSeq: 128, labels: 2 };
+export const BERT_BASE_SHAPE: EncoderShape = {
+  layers: 12,
+  hidden: 768,
+  ffn: 3072,
+  heads: 12,
+  vocab: 1024,
+  maxSeq: 128,
+  labels: 2,
+};
 
 /** Small enough for unit tests (~19 k parameters). */
-export const TINY_ENCODER: EncoderShape = { layers: 2, hidden: 32, ffn: 64, heads: 4, vocab: 50, maxSeq: 16, labels: 3 };
+export const TINY_ENCODER: EncoderShape = {
+  layers: 2,
+  hidden: 32,
+  ffn: 64,
+  heads: 4,
+  vocab: 50,
+  maxSeq: 16,
+  labels: 3,
+};
 
 const WEIGHT_STD = 0.02;
 const LAYER_NORM_EPSILON = 1e-12;
@@ -70,7 +86,11 @@ export function buildSyntheticEncoder(options: SyntheticEncoderOptions): onnx.Mo
   for (let l = 0; l < layers; l++) {
     const p = `layer.${l}`;
     const heads4d = (name: string, perm: number[]): string =>
-      g.op('Transpose', [g.op('Reshape', [g.linear(`${p}.attn.${name}`, x, hidden, hidden), splitHeads])], [intsAttribute('perm', perm)]);
+      g.op(
+        'Transpose',
+        [g.op('Reshape', [g.linear(`${p}.attn.${name}`, x, hidden, hidden), splitHeads])],
+        [intsAttribute('perm', perm)],
+      );
     const q = heads4d('q', [0, 2, 1, 3]); // [batch, heads, seq, headDim]
     const kT = heads4d('k', [0, 2, 3, 1]); // [batch, heads, headDim, seq]
     const v = heads4d('v', [0, 2, 1, 3]);
@@ -119,7 +139,8 @@ export interface SyntheticFinetuneOptions {
 /** A "fine-tune" of `model`: same graph, every float initializer plus N(0, scale) noise. */
 export function syntheticFinetune(model: onnx.IModelProto, options: SyntheticFinetuneOptions): onnx.ModelProto {
   const scale = options.scale ?? 0.002;
-  if (!(scale >= 0) || !Number.isFinite(scale)) throw new DS_ERR_CLI_USAGE(`syntheticFinetune: scale must be a finite number ≥ 0, got ${scale}`);
+  if (!(scale >= 0) || !Number.isFinite(scale))
+    throw new DS_ERR_CLI_USAGE(`syntheticFinetune: scale must be a finite number ≥ 0, got ${scale}`);
   const rng = new SeededRng(options.seed);
   const tuned = new Map<string, Float32Array>();
   for (const [name, { data }] of readFloatWeights(model)) {
@@ -138,7 +159,8 @@ function checkOptions(options: SyntheticEncoderOptions, opset: number): void {
     const least = key === 'layers' ? 0 : 1;
     if (!Number.isInteger(value) || value < least) fail(`${key} must be an integer ≥ ${least}, got ${value}`);
   }
-  if (options.hidden % options.heads !== 0) fail(`hidden (${options.hidden}) must be divisible by heads (${options.heads})`);
+  if (options.hidden % options.heads !== 0)
+    fail(`hidden (${options.hidden}) must be divisible by heads (${options.heads})`);
   if (IR_VERSION_FOR_OPSET[opset] === undefined) fail(`opset must be an integer from 17 to 23, got ${opset}`);
 }
 
@@ -194,10 +216,11 @@ class GraphBuilder {
   }
 
   layerNorm(prefix: string, x: string, width: number): string {
-    return this.op('LayerNormalization', [x, this.filled(`${prefix}.weight`, [width], 1), this.filled(`${prefix}.bias`, [width], 0)], [
-      intAttribute('axis', -1),
-      floatAttribute('epsilon', LAYER_NORM_EPSILON),
-    ]);
+    return this.op(
+      'LayerNormalization',
+      [x, this.filled(`${prefix}.weight`, [width], 1), this.filled(`${prefix}.bias`, [width], 0)],
+      [intAttribute('axis', -1), floatAttribute('epsilon', LAYER_NORM_EPSILON)],
+    );
   }
 
   normal(name: string, dims: number[]): string {
@@ -211,14 +234,22 @@ class GraphBuilder {
   }
 
   constFloat(name: string, value: number): string {
-    return this.constant(name, { dataType: onnx.TensorProto.DataType.FLOAT, dims: [], rawData: float32ToLittleEndian([value]) });
+    return this.constant(name, {
+      dataType: onnx.TensorProto.DataType.FLOAT,
+      dims: [],
+      rawData: float32ToLittleEndian([value]),
+    });
   }
 
   /** An int64 constant: a scalar for a number, a 1-D tensor for an array. */
   constInt64(name: string, value: number | number[]): string {
     const values = Array.isArray(value) ? value : [value];
     const dims = Array.isArray(value) ? [value.length] : [];
-    return this.constant(name, { dataType: onnx.TensorProto.DataType.INT64, dims, rawData: int64ToLittleEndian(values) });
+    return this.constant(name, {
+      dataType: onnx.TensorProto.DataType.INT64,
+      dims,
+      rawData: int64ToLittleEndian(values),
+    });
   }
 
   private constant(name: string, tensor: onnx.ITensorProto): string {
@@ -233,7 +264,9 @@ class GraphBuilder {
 
   private weight(name: string, dims: number[], data: Float32Array): string {
     // Little-endian hosts can hand the array's memory to protobuf as is: it is ours alone.
-    const rawData = HOST_IS_LITTLE_ENDIAN ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : float32ToLittleEndian(data);
+    const rawData = HOST_IS_LITTLE_ENDIAN
+      ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+      : float32ToLittleEndian(data);
     this.initializers.push({ name, dims, dataType: onnx.TensorProto.DataType.FLOAT, rawData });
     return name;
   }

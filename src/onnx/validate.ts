@@ -8,7 +8,13 @@ import { posix, win32, isAbsolute } from 'node:path';
 import { DS_ERR_ONNX_INVALID } from '../core/errors.js';
 import { onnx } from './proto.js';
 import {
-  dataTypeName, elementCount, formatShape, int64ToNumber, isKnownDataType, rawByteLength, tensorShape,
+  dataTypeName,
+  elementCount,
+  formatShape,
+  int64ToNumber,
+  isKnownDataType,
+  rawByteLength,
+  tensorShape,
 } from './tensor-layout.js';
 
 const DataType = onnx.TensorProto.DataType;
@@ -32,9 +38,11 @@ export function validateModel(model: onnx.IModelProto, label: string): ExternalS
   };
   const graph = model.graph;
   if (!graph) fail('the model has no graph (not an ONNX model, or the file is truncated)');
-  if ((model.opsetImport ?? []).length === 0) fail('the model imports no opset (not an ONNX model, or the file is truncated)');
+  if ((model.opsetImport ?? []).length === 0)
+    fail('the model imports no opset (not an ONNX model, or the file is truncated)');
   const irVersion = model.irVersion === null || model.irVersion === undefined ? 0 : int64ToNumber(model.irVersion);
-  if (irVersion === null || irVersion < 1) fail(`ir_version is ${String(model.irVersion)}, expected a positive integer`);
+  if (irVersion === null || irVersion < 1)
+    fail(`ir_version is ${String(model.irVersion)}, expected a positive integer`);
 
   const seen = new Set<string>();
   const external: ExternalSlice[] = [];
@@ -74,7 +82,8 @@ function checkInitializer(
   }
   if (rawBytes > 0) {
     if (expectedBytes === null) return fail(`${described} uses raw_data, which strings cannot`);
-    if (rawBytes !== expectedBytes) return fail(`${described} has ${rawBytes} bytes of raw_data, expected ${expectedBytes}`);
+    if (rawBytes !== expectedBytes)
+      return fail(`${described} has ${rawBytes} bytes of raw_data, expected ${expectedBytes}`);
     return null;
   }
   const [field, held, expected] = typedField(tensor, dataType, count);
@@ -130,7 +139,8 @@ function externalSlice(
   if (problem !== null) return fail(`${described}: ${problem}`);
   const offset = parseByteCount(entries.get('offset'), 0, `${described} external offset`, fail);
   const length = parseByteCount(entries.get('length'), expectedBytes, `${described} external length`, fail);
-  if (length !== expectedBytes) return fail(`${described} has external length ${length} bytes, expected ${expectedBytes}`);
+  if (length !== expectedBytes)
+    return fail(`${described} has external length ${length} bytes, expected ${expectedBytes}`);
   return { tensor, location, offset, length };
 }
 

@@ -5,7 +5,13 @@
  */
 import { DS_ERR_ONNX_INCOMPATIBLE, DS_ERR_ONNX_INVALID } from '../core/errors.js';
 import { onnx } from './proto.js';
-import { elementCount, float32FromLittleEndian, float32ToLittleEndian, formatShape, tensorShape } from './tensor-layout.js';
+import {
+  elementCount,
+  float32FromLittleEndian,
+  float32ToLittleEndian,
+  formatShape,
+  tensorShape,
+} from './tensor-layout.js';
 
 export interface FloatWeight {
   readonly shape: number[];
@@ -24,11 +30,13 @@ export function readFloatWeights(model: onnx.IModelProto): Map<string, FloatWeig
     const raw = tensor.rawData;
     let data: Float32Array;
     if (raw && raw.byteLength > 0) {
-      if (raw.byteLength !== count * 4) throw invalid(model, `initializer "${name}" has ${raw.byteLength} bytes of raw_data, expected ${count * 4}`);
+      if (raw.byteLength !== count * 4)
+        throw invalid(model, `initializer "${name}" has ${raw.byteLength} bytes of raw_data, expected ${count * 4}`);
       data = float32FromLittleEndian(raw);
     } else {
       const values = tensor.floatData ?? [];
-      if (values.length !== count) throw invalid(model, `initializer "${name}" has ${values.length} values in float_data, expected ${count}`);
+      if (values.length !== count)
+        throw invalid(model, `initializer "${name}" has ${values.length} values in float_data, expected ${count}`);
       data = Float32Array.from(values);
     }
     weights.set(name, { shape, data });
@@ -51,18 +59,24 @@ export function weightShapes(model: onnx.IModelProto): Map<string, number[]> {
  * raw_data). The input model is not modified; untouched sub-messages are shared with it, so
  * treat both as immutable.
  */
-export function withFloatWeights(model: onnx.IModelProto, replacements: ReadonlyMap<string, Float32Array>): onnx.ModelProto {
+export function withFloatWeights(
+  model: onnx.IModelProto,
+  replacements: ReadonlyMap<string, Float32Array>,
+): onnx.ModelProto {
   const shapes = weightShapes(model);
   for (const [name, values] of replacements) {
     const shape = shapes.get(name);
     if (shape === undefined) throw new DS_ERR_ONNX_INCOMPATIBLE(`"${name}" is not a float initializer of the model`);
     const count = elementCount(shape) ?? Number.NaN;
     if (values.length !== count) {
-      throw new DS_ERR_ONNX_INCOMPATIBLE(`replacement for "${name}" has ${values.length} values but its shape ${formatShape(shape)} holds ${count}`);
+      throw new DS_ERR_ONNX_INCOMPATIBLE(
+        `replacement for "${name}" has ${values.length} values but its shape ${formatShape(shape)} holds ${count}`,
+      );
     }
   }
   const initializer = (model.graph?.initializer ?? []).map((tensor) => {
-    const values = tensor.dataType === onnx.TensorProto.DataType.FLOAT ? replacements.get(tensor.name ?? '') : undefined;
+    const values =
+      tensor.dataType === onnx.TensorProto.DataType.FLOAT ? replacements.get(tensor.name ?? '') : undefined;
     if (values === undefined) return tensor;
     return onnx.TensorProto.create({
       name: tensor.name ?? '',
@@ -85,13 +99,17 @@ export function assertSameGraph(base: onnx.IModelProto, finetuned: onnx.IModelPr
   const tunedShapes = weightShapes(finetuned);
   for (const [name, shape] of baseShapes) {
     const other = tunedShapes.get(name);
-    if (other === undefined) throw new DS_ERR_ONNX_INCOMPATIBLE(`weight "${name}" of the base is missing from the fine-tuned model`);
+    if (other === undefined)
+      throw new DS_ERR_ONNX_INCOMPATIBLE(`weight "${name}" of the base is missing from the fine-tuned model`);
     if (formatShape(other) !== formatShape(shape)) {
-      throw new DS_ERR_ONNX_INCOMPATIBLE(`weight "${name}" has shape ${formatShape(shape)} in the base but ${formatShape(other)} in the fine-tuned model`);
+      throw new DS_ERR_ONNX_INCOMPATIBLE(
+        `weight "${name}" has shape ${formatShape(shape)} in the base but ${formatShape(other)} in the fine-tuned model`,
+      );
     }
   }
   for (const name of tunedShapes.keys()) {
-    if (!baseShapes.has(name)) throw new DS_ERR_ONNX_INCOMPATIBLE(`weight "${name}" of the fine-tuned model is not in the base`);
+    if (!baseShapes.has(name))
+      throw new DS_ERR_ONNX_INCOMPATIBLE(`weight "${name}" of the fine-tuned model is not in the base`);
   }
   const baseNodes = base.graph?.node ?? [];
   const tunedNodes = finetuned.graph?.node ?? [];
@@ -99,11 +117,14 @@ export function assertSameGraph(base: onnx.IModelProto, finetuned: onnx.IModelPr
     const a = baseNodes[i];
     const b = tunedNodes[i];
     if (a === undefined || b === undefined) {
-      throw new DS_ERR_ONNX_INCOMPATIBLE(`the base has ${baseNodes.length} nodes but the fine-tuned model has ${tunedNodes.length}`);
+      throw new DS_ERR_ONNX_INCOMPATIBLE(
+        `the base has ${baseNodes.length} nodes but the fine-tuned model has ${tunedNodes.length}`,
+      );
     }
     const left = nodeSignature(a);
     const right = nodeSignature(b);
-    if (left !== right) throw new DS_ERR_ONNX_INCOMPATIBLE(`node #${i} is ${left} in the base but ${right} in the fine-tuned model`);
+    if (left !== right)
+      throw new DS_ERR_ONNX_INCOMPATIBLE(`node #${i} is ${left} in the base but ${right} in the fine-tuned model`);
   }
 }
 
@@ -116,7 +137,10 @@ function floatInitializers(model: onnx.IModelProto): onnx.ITensorProto[] {
   return (model.graph?.initializer ?? []).filter((t) => t.dataType === onnx.TensorProto.DataType.FLOAT);
 }
 
-function describe(model: onnx.IModelProto, tensor: onnx.ITensorProto): { name: string; shape: number[]; count: number } {
+function describe(
+  model: onnx.IModelProto,
+  tensor: onnx.ITensorProto,
+): { name: string; shape: number[]; count: number } {
   const name = tensor.name ?? '';
   const shape = tensorShape(tensor);
   if (typeof shape === 'string') throw invalid(model, `initializer "${name}": ${shape}`);

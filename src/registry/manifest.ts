@@ -58,15 +58,25 @@ export function parseManifest(text: string, path: string): ZooManifest {
   const root = r.object(raw, '', ['base', 'tasks'], false, true);
   const baseObj = r.object(root.base, 'base', ['model', 'fingerprint', 'labels'], false, true);
   const fingerprint = r.optionalString(baseObj, 'fingerprint', 'base');
-  if (fingerprint !== null && !/^[0-9a-f]{64}$/i.test(fingerprint)) fail('base.fingerprint', `expected 64 hex digits, got ${JSON.stringify(fingerprint)}`);
+  if (fingerprint !== null && !/^[0-9a-f]{64}$/i.test(fingerprint))
+    fail('base.fingerprint', `expected 64 hex digits, got ${JSON.stringify(fingerprint)}`);
   const base = {
     modelPath: local(r.string(baseObj, 'model', 'base')),
     fingerprint: fingerprint?.toLowerCase() ?? null,
     labels: baseObj.labels === undefined || baseObj.labels === null ? null : r.strings(baseObj, 'labels', 'base', []),
   };
-  const tasks = r.array(root.tasks, 'tasks').map((value, i) =>
-    readTaskSpec(r, value, `tasks[${i}]`, 'delta', (written) => (/^[a-z][a-z0-9+.-]+:\/\//i.test(written) ? written : pathToFileURL(local(written)).href), true),
-  );
+  const tasks = r
+    .array(root.tasks, 'tasks')
+    .map((value, i) =>
+      readTaskSpec(
+        r,
+        value,
+        `tasks[${i}]`,
+        'delta',
+        (written) => (/^[a-z][a-z0-9+.-]+:\/\//i.test(written) ? written : pathToFileURL(local(written)).href),
+        true,
+      ),
+    );
   const seen = new Set<string>();
   tasks.forEach((task, i) => {
     const key = taskKey(task.name, task.version);

@@ -35,7 +35,10 @@ export const EMPTY_STATE: RegistryState = { registered: [], retired: [], default
  * `missingIsError` (a replica that has already seen the file must not read its disappearance as
  * "every registration retired"); a malformed one throws DS_ERR_REGISTRY_STATE_INVALID.
  */
-export async function readRegistryState(path: string, options: { readonly missingIsError?: boolean } = {}): Promise<RegistryState> {
+export async function readRegistryState(
+  path: string,
+  options: { readonly missingIsError?: boolean } = {},
+): Promise<RegistryState> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -54,17 +57,27 @@ export async function readRegistryState(path: string, options: { readonly missin
   }
   const r = new FieldReader(fail);
   const root = r.object(raw, '', ['format', 'formatVersion', 'updatedAt', 'registered', 'retired', 'defaults'], false);
-  if (root.format !== REGISTRY_STATE_FORMAT) fail('format', `expected ${JSON.stringify(REGISTRY_STATE_FORMAT)}, got ${JSON.stringify(root.format)}`);
+  if (root.format !== REGISTRY_STATE_FORMAT)
+    fail('format', `expected ${JSON.stringify(REGISTRY_STATE_FORMAT)}, got ${JSON.stringify(root.format)}`);
   if (root.formatVersion !== 1) fail('formatVersion', `expected 1, got ${JSON.stringify(root.formatVersion)}`);
   const registered = r.array(root.registered, 'registered').map((value, i) => {
     const path = `registered[${i}]`;
-    const obj = r.object(value, path, ['name', 'version', 'description', 'labels', 'numClasses', 'uri', 'sha256', 'registeredAt'], false);
+    const obj = r.object(
+      value,
+      path,
+      ['name', 'version', 'description', 'labels', 'numClasses', 'uri', 'sha256', 'registeredAt'],
+      false,
+    );
     const { registeredAt, ...spec } = obj;
-    return { ...readTaskSpec(r, spec, path, 'uri', (u) => u), registeredAt: r.string({ registeredAt }, 'registeredAt', path, '') };
+    return {
+      ...readTaskSpec(r, spec, path, 'uri', (u) => u),
+      registeredAt: r.string({ registeredAt }, 'registeredAt', path, ''),
+    };
   });
   const retired = r.strings(root, 'retired', '', []);
   const defaults: Record<string, string> = {};
-  for (const [name, version] of Object.entries(r.map(root.defaults, 'defaults'))) defaults[name] = r.version(version, `defaults.${name}`);
+  for (const [name, version] of Object.entries(r.map(root.defaults, 'defaults')))
+    defaults[name] = r.version(version, `defaults.${name}`);
   return { registered, retired, defaults };
 }
 

@@ -24,7 +24,11 @@ export interface HeldLock {
 }
 
 /** Runs `work` holding the lock; failing to take it throws DS_ERR_REGISTRY_LOCKED (busy) or DS_ERR_REGISTRY_PERSIST_FAILED. */
-export async function withStateFileLock<T>(path: string, staleMs: number, work: (lock: HeldLock) => Promise<T>): Promise<T> {
+export async function withStateFileLock<T>(
+  path: string,
+  staleMs: number,
+  work: (lock: HeldLock) => Promise<T>,
+): Promise<T> {
   let compromised: Error | null = null;
   let release: () => Promise<void>;
   try {
@@ -32,7 +36,12 @@ export async function withStateFileLock<T>(path: string, staleMs: number, work: 
     release = await lockfile.lock(path, {
       realpath: false, // the state file may not exist yet
       stale: staleMs,
-      retries: { retries: Math.ceil((2 * staleMs) / RETRY_EVERY_MS), factor: 1, minTimeout: RETRY_EVERY_MS, maxTimeout: RETRY_EVERY_MS },
+      retries: {
+        retries: Math.ceil((2 * staleMs) / RETRY_EVERY_MS),
+        factor: 1,
+        minTimeout: RETRY_EVERY_MS,
+        maxTimeout: RETRY_EVERY_MS,
+      },
       // The default throws from a timer, killing the process; a lost lock only fails this change.
       onCompromised: (error) => {
         compromised = error;

@@ -33,7 +33,13 @@ import type { TaskSpec } from '../core/config-types.js';
 import type { TaskRef } from '../deltas/types.js';
 import { stat } from 'node:fs/promises';
 import { removeStaleTempFiles } from './atomic-write.js';
-import { EMPTY_STATE, readRegistryState, writeRegistryState, type RegisteredTask, type RegistryState } from './registry-state.js';
+import {
+  EMPTY_STATE,
+  readRegistryState,
+  writeRegistryState,
+  type RegisteredTask,
+  type RegistryState,
+} from './registry-state.js';
 import { MIN_LOCK_STALE_MS, withStateFileLock, type HeldLock } from './state-file-lock.js';
 import { StateFileWatcher, fileIdentity } from './state-file-watcher.js';
 
@@ -116,7 +122,13 @@ export class TaskRegistry {
   ) {
     this.state = state;
     this.view = buildView(declared, state);
-    this.sync = { synced: true, error: null, lastSyncAt: stateFile === null ? null : Date.now(), reloads: 0, failures: 0 };
+    this.sync = {
+      synced: true,
+      error: null,
+      lastSyncAt: stateFile === null ? null : Date.now(),
+      reloads: 0,
+      failures: 0,
+    };
     this.watcher = stateFile === null ? null : new StateFileWatcher(stateFile, sharing, () => this.scheduleReload());
   }
 
@@ -125,9 +137,14 @@ export class TaskRegistry {
    * made by other replicas until `close()`. An unreadable or invalid file stops start-up here:
    * there is no last good state yet.
    */
-  static async open(options: { declared: readonly TaskSpec[]; stateFile: string | null; sharing?: Partial<StateFileSharing> }): Promise<TaskRegistry> {
+  static async open(options: {
+    declared: readonly TaskSpec[];
+    stateFile: string | null;
+    sharing?: Partial<StateFileSharing>;
+  }): Promise<TaskRegistry> {
     const given = { ...DEFAULT_SHARING, ...options.sharing };
-    if (!(given.pollIntervalMs > 0)) throw new RangeError(`pollIntervalMs must be positive, got ${given.pollIntervalMs}`);
+    if (!(given.pollIntervalMs > 0))
+      throw new RangeError(`pollIntervalMs must be positive, got ${given.pollIntervalMs}`);
     const sharing: StateFileSharing = { ...given, lockStaleMs: Math.max(MIN_LOCK_STALE_MS, given.lockStaleMs) };
     // A temp file older than the lock's staleness bound belongs to a writer that died before its rename.
     if (options.stateFile !== null) await removeStaleTempFiles(options.stateFile, sharing.lockStaleMs);
@@ -240,7 +257,8 @@ export class TaskRegistry {
   retire(name: string, version?: string): Promise<string[]> {
     return this.change(async (lock) => {
       const versions = this.versions(name).filter((v) => version === undefined || v.version === version);
-      if (versions.length === 0) throw new DS_ERR_TASK_NOT_REGISTERED(version === undefined ? name : taskKey(name, version));
+      if (versions.length === 0)
+        throw new DS_ERR_TASK_NOT_REGISTERED(version === undefined ? name : taskKey(name, version));
       const keys = versions.map((v) => v.key);
       const declaredKeys = new Set(this.declared.map((t) => taskKey(t.name, t.version)));
       const defaults = { ...this.state.defaults };
@@ -267,7 +285,10 @@ export class TaskRegistry {
           await this.readLatest();
         } catch (error) {
           // Writing over a file we cannot read would throw away every change it holds.
-          throw new DS_ERR_REGISTRY_PERSIST_FAILED(stateFile, `the state file cannot be read, so it is not overwritten (${(error as Error).message})`);
+          throw new DS_ERR_REGISTRY_PERSIST_FAILED(
+            stateFile,
+            `the state file cannot be read, so it is not overwritten (${(error as Error).message})`,
+          );
         }
         return work(lock);
       }),
@@ -278,7 +299,8 @@ export class TaskRegistry {
     const view = buildView(this.declared, next);
     if (this.stateFile !== null) {
       // Another replica took the lock over (ours looked stale): it may have written since we read.
-      if (lock && !lock.stillHeld()) throw new DS_ERR_REGISTRY_PERSIST_FAILED(this.stateFile, 'the state file lock was lost before writing; retry');
+      if (lock && !lock.stillHeld())
+        throw new DS_ERR_REGISTRY_PERSIST_FAILED(this.stateFile, 'the state file lock was lost before writing; retry');
       try {
         await writeRegistryState(this.stateFile, next);
       } catch (error) {
@@ -296,7 +318,10 @@ export class TaskRegistry {
     try {
       const identity = await identityOf(path);
       if (identity === null && this.identity === null) return this.markSynced(); // never written yet
-      if (identity === null) throw new Error('the file is gone (it existed before); delete nothing by accident: restore it, or write an empty state');
+      if (identity === null)
+        throw new Error(
+          'the file is gone (it existed before); delete nothing by accident: restore it, or write an empty state',
+        );
       if (identity !== this.identity) {
         const state = await readRegistryState(path, { missingIsError: true });
         this.adopt(state);

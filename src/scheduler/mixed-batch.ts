@@ -37,7 +37,8 @@ export function fillMixedBatch<Item extends QueuedRequest<unknown>>(
   for (const item of ordered) {
     if (batch.length === maxSize) return { batch, full: true };
     const itemTokens = budget === undefined ? 0 : budget.tokensOf(item);
-    if (budget !== undefined && batch.length > 0 && tokens + itemTokens > budget.maxTokens) return { batch, full: true };
+    if (budget !== undefined && batch.length > 0 && tokens + itemTokens > budget.maxTokens)
+      return { batch, full: true };
     batch.push(item);
     tokens += itemTokens;
   }

@@ -257,13 +257,16 @@ export class Scheduler<Req, Res> {
     this.maxQueuedPerTask = integerOption(bad, 'maxQueuedPerTask', options.maxQueuedPerTask, 1);
     this.maxQueuedTotal = integerOption(bad, 'maxQueuedTotal', options.maxQueuedTotal, 1);
     this.forcedSwitchWaitMs = numberOption(bad, 'forcedSwitchWaitMs', options.forcedSwitchWaitMs, 0);
-    if (typeof options.runBatch !== 'function') throw new DS_ERR_SCHEDULER_BAD_OPTION('runBatch', 'expected a function');
+    if (typeof options.runBatch !== 'function')
+      throw new DS_ERR_SCHEDULER_BAD_OPTION('runBatch', 'expected a function');
     for (const name of ['isActive', 'mixable', 'tokensOf'] as const) {
-      if (options[name] !== undefined && typeof options[name] !== 'function') throw new DS_ERR_SCHEDULER_BAD_OPTION(name, 'expected a function');
+      if (options[name] !== undefined && typeof options[name] !== 'function')
+        throw new DS_ERR_SCHEDULER_BAD_OPTION(name, 'expected a function');
     }
     if (options.maxBatchTokens !== undefined) {
       const maxTokens = numberOption(bad, 'maxBatchTokens', options.maxBatchTokens, Number.MIN_VALUE);
-      if (options.tokensOf === undefined) throw new DS_ERR_SCHEDULER_BAD_OPTION('maxBatchTokens', 'needs tokensOf to count the tokens of a request');
+      if (options.tokensOf === undefined)
+        throw new DS_ERR_SCHEDULER_BAD_OPTION('maxBatchTokens', 'needs tokensOf to count the tokens of a request');
       this.budget = { maxTokens, tokensOf: (item) => item.tokens };
       this.tokensOf = options.tokensOf;
     }
@@ -282,7 +285,11 @@ export class Scheduler<Req, Res> {
    */
   admissionError(): OverloadedError | null {
     if (this.queued < this.maxQueuedTotal) return null;
-    return this.overloaded('*', `${this.queued} requests are queued (maxQueuedTotal ${this.maxQueuedTotal})`, this.queued);
+    return this.overloaded(
+      '*',
+      `${this.queued} requests are queued (maxQueuedTotal ${this.maxQueuedTotal})`,
+      this.queued,
+    );
   }
 
   submit(task: string, request: Req, options: SubmitOptions = {}): Promise<Res> {
@@ -292,13 +299,18 @@ export class Scheduler<Req, Res> {
       this.emit({ type: 'rejected', task, reason: 'shutting-down' });
       return Promise.reject(new DS_ERR_SHUTTING_DOWN('new requests are no longer accepted'));
     }
-    if (!Number.isFinite(priority)) return Promise.reject(new DS_ERR_SCHEDULER_BAD_OPTION('priority', `expected a finite number, got ${priority}`));
+    if (!Number.isFinite(priority))
+      return Promise.reject(new DS_ERR_SCHEDULER_BAD_OPTION('priority', `expected a finite number, got ${priority}`));
     if (deadline !== undefined && !Number.isFinite(deadline)) {
-      return Promise.reject(new DS_ERR_SCHEDULER_BAD_OPTION('deadline', `expected epoch milliseconds, got ${deadline}`));
+      return Promise.reject(
+        new DS_ERR_SCHEDULER_BAD_OPTION('deadline', `expected epoch milliseconds, got ${deadline}`),
+      );
     }
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (task === MIXED_BATCH && this.mixableOption !== undefined) {
-      return Promise.reject(new DS_ERR_SCHEDULER_BAD_OPTION('task', `${MIXED_BATCH} names mixed batches and cannot be a task`));
+      return Promise.reject(
+        new DS_ERR_SCHEDULER_BAD_OPTION('task', `${MIXED_BATCH} names mixed batches and cannot be a task`),
+      );
     }
     let tokens = 0;
     if (this.tokensOf !== undefined) {
@@ -308,7 +320,12 @@ export class Scheduler<Req, Res> {
         return Promise.reject(error);
       }
       if (typeof tokens !== 'number' || !Number.isFinite(tokens) || tokens < 0) {
-        return Promise.reject(new DS_ERR_SCHEDULER_BAD_OPTION('tokensOf', `returned ${String(tokens)} for a request of task ${task}; expected a finite number ≥ 0`));
+        return Promise.reject(
+          new DS_ERR_SCHEDULER_BAD_OPTION(
+            'tokensOf',
+            `returned ${String(tokens)} for a request of task ${task}; expected a finite number ≥ 0`,
+          ),
+        );
       }
     }
     const now = this.now();
@@ -318,10 +335,22 @@ export class Scheduler<Req, Res> {
     }
     const depth = this.queues.get(task)?.size ?? 0;
     if (depth >= this.maxQueuedPerTask) {
-      return Promise.reject(this.overloaded(task, `task ${task} has ${depth} queued requests (maxQueuedPerTask ${this.maxQueuedPerTask})`, depth));
+      return Promise.reject(
+        this.overloaded(
+          task,
+          `task ${task} has ${depth} queued requests (maxQueuedPerTask ${this.maxQueuedPerTask})`,
+          depth,
+        ),
+      );
     }
     if (this.queued >= this.maxQueuedTotal) {
-      return Promise.reject(this.overloaded(task, `${this.queued} requests are queued (maxQueuedTotal ${this.maxQueuedTotal})`, this.queued));
+      return Promise.reject(
+        this.overloaded(
+          task,
+          `${this.queued} requests are queued (maxQueuedTotal ${this.maxQueuedTotal})`,
+          this.queued,
+        ),
+      );
     }
 
     return new Promise<Res>((resolve, reject) => {
@@ -529,12 +558,20 @@ export class Scheduler<Req, Res> {
    * One view per queue, except that the queues of mixable tasks make one view named
    * MIXED_BATCH (size: their sum; oldest: the oldest of theirs; priority: the highest).
    */
-  private queueViews(now: number): { views: QueueView[]; mixed: { view: QueueView; queues: TaskQueue<Pending<Req, Res>>[] } | undefined } {
+  private queueViews(now: number): {
+    views: QueueView[];
+    mixed: { view: QueueView; queues: TaskQueue<Pending<Req, Res>>[] } | undefined;
+  } {
     const views: QueueView[] = [];
     const mixedQueues: TaskQueue<Pending<Req, Res>>[] = [];
     let mixedView: QueueView | undefined;
     for (const q of this.queues.values()) {
-      const view = { task: q.task, size: q.size, oldestEnqueuedAt: q.oldestEnqueuedAt() ?? now, topPriority: q.topPriority() };
+      const view = {
+        task: q.task,
+        size: q.size,
+        oldestEnqueuedAt: q.oldestEnqueuedAt() ?? now,
+        topPriority: q.topPriority(),
+      };
       if (!this.isMixable(q.task)) {
         views.push(view);
         continue;
@@ -583,10 +620,18 @@ export class Scheduler<Req, Res> {
     let failure: unknown;
     let failed = false;
     try {
-      results = await this.runBatch(task, batch.map((item) => item.request), tasks);
+      results = await this.runBatch(
+        task,
+        batch.map((item) => item.request),
+        tasks,
+      );
       if (!Array.isArray(results) || results.length !== batch.length) {
         failed = true;
-        failure = new DS_ERR_SCHEDULER_BAD_BATCH_RESULT(task, Array.isArray(results) ? results.length : typeof results, batch.length);
+        failure = new DS_ERR_SCHEDULER_BAD_BATCH_RESULT(
+          task,
+          Array.isArray(results) ? results.length : typeof results,
+          batch.length,
+        );
       }
     } catch (error) {
       failed = true;
@@ -594,7 +639,10 @@ export class Scheduler<Req, Res> {
     }
     const ms = this.now() - startedAt;
     const perRequest = ms / batch.length;
-    this.msPerRequest = this.msPerRequest === null ? perRequest : this.msPerRequest + DRAIN_AVERAGE_WEIGHT * (perRequest - this.msPerRequest);
+    this.msPerRequest =
+      this.msPerRequest === null
+        ? perRequest
+        : this.msPerRequest + DRAIN_AVERAGE_WEIGHT * (perRequest - this.msPerRequest);
     this.lastTask = task;
     this.lastBatchMixed = mixed;
     this.running = undefined;
@@ -604,7 +652,16 @@ export class Scheduler<Req, Res> {
     if (failed) this.counters.failedBatches++;
     else this.counters.completed += batch.length;
     const mixedDetail = mixed ? { tasks: new Set(tasks).size } : {};
-    this.emit({ type: 'batch', task, size: batch.length, ...mixedDetail, ms, ok: !failed, activation, choice: choice.reason });
+    this.emit({
+      type: 'batch',
+      task,
+      size: batch.length,
+      ...mixedDetail,
+      ms,
+      ok: !failed,
+      activation,
+      choice: choice.reason,
+    });
     batch.forEach((item, i) => (failed ? item.reject(failure) : item.resolve((results as Res[])[i] as Res)));
     this.pump();
   }
@@ -625,4 +682,3 @@ export class Scheduler<Req, Res> {
     }
   }
 }
-

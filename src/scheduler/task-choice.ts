@@ -42,7 +42,10 @@ export function chooseTask(
   }
   const active = waiting.find((q) => isActive(q.task));
   if (active !== undefined) return { task: active.task, reason: 'active' };
-  const pick = best(waiting, (a, b) => b.topPriority - a.topPriority || b.size - a.size || a.oldestEnqueuedAt - b.oldestEnqueuedAt);
+  const pick = best(
+    waiting,
+    (a, b) => b.topPriority - a.topPriority || b.size - a.size || a.oldestEnqueuedAt - b.oldestEnqueuedAt,
+  );
   return { task: pick.task, reason: 'idle' };
 }
 

@@ -81,7 +81,12 @@ export class EngineEventRecorder {
         break;
       case 'load': {
         const { fetch, verify, decode } = event.phases;
-        for (const [phase, ms] of [['fetch', fetch], ['verify', verify], ['decode', decode], ['total', event.ms]] as const) {
+        for (const [phase, ms] of [
+          ['fetch', fetch],
+          ['verify', verify],
+          ['decode', decode],
+          ['total', event.ms],
+        ] as const) {
           recordMs(this.instruments.deltaLoadDuration, ms, { task, phase });
         }
         break;

@@ -25,7 +25,10 @@ export function reportingSpanExporter(exporter: SpanExporter, onError: ExportErr
   };
 }
 
-export function reportingMetricExporter(exporter: PushMetricExporter, onError: ExportErrorListener): PushMetricExporter {
+export function reportingMetricExporter(
+  exporter: PushMetricExporter,
+  onError: ExportErrorListener,
+): PushMetricExporter {
   return {
     export: (metrics, done) =>
       exporter.export(metrics, (result) => {
@@ -35,14 +38,18 @@ export function reportingMetricExporter(exporter: PushMetricExporter, onError: E
     forceFlush: () => exporter.forceFlush(),
     shutdown: () => exporter.shutdown(),
     // The OTLP exporter chooses temporality and aggregation; the reader asks the exporter it holds.
-    ...(exporter.selectAggregationTemporality && { selectAggregationTemporality: exporter.selectAggregationTemporality.bind(exporter) }),
+    ...(exporter.selectAggregationTemporality && {
+      selectAggregationTemporality: exporter.selectAggregationTemporality.bind(exporter),
+    }),
     ...(exporter.selectAggregation && { selectAggregation: exporter.selectAggregation.bind(exporter) }),
   };
 }
 
 function report(result: ExportResult, what: string, onError: ExportErrorListener): void {
   if (result.code === SUCCESS) return;
-  const error = new Error(`OTLP export of ${what} failed: ${result.error?.message ?? 'no reason given'}`, { cause: result.error });
+  const error = new Error(`OTLP export of ${what} failed: ${result.error?.message ?? 'no reason given'}`, {
+    cause: result.error,
+  });
   try {
     onError(error);
   } catch {

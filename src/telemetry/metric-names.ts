@@ -31,7 +31,9 @@ export interface MetricSpec {
 /** From a 1 ms cache hit to a 30 s cold load on a slow link. */
 const LATENCY_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] as const;
 /** Activation patches or feeds up to a few million values: ~0.1 ms to ~1 s (docs/onnxruntime-facts.md §4). */
-const ACTIVATION_BUCKETS_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1] as const;
+const ACTIVATION_BUCKETS_SECONDS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+] as const;
 /** A delta load: local file in milliseconds, remote multi-hundred-MB fetch in a minute. */
 const LOAD_BUCKETS_SECONDS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] as const;
 const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256] as const;
@@ -88,7 +90,8 @@ export const METRICS = {
     name: 'deltaserve_queue_dropped_total',
     kind: 'counter',
     unit: '{request}',
-    description: 'Requests that never ran: rejected at submit or removed from their queue, by task and reason (overloaded, shutting_down, deadline, aborted).',
+    description:
+      'Requests that never ran: rejected at submit or removed from their queue, by task and reason (overloaded, shutting_down, deadline, aborted).',
     labels: ['task', 'reason'],
   },
   /** Requests per executed batch. Together with `_count` it mirrors Triton's `nv_inference_exec_count` / `nv_inference_count`. */
@@ -123,7 +126,8 @@ export const METRICS = {
     name: 'deltaserve_mixed_fallback_tasks_total',
     kind: 'counter',
     unit: '{task}',
-    description: 'Tasks found to need per-task batches in mixed mode (their delta touches a weight mixed batches cannot apply per request), by task; once per task and engine worker.',
+    description:
+      'Tasks found to need per-task batches in mixed mode (their delta touches a weight mixed batches cannot apply per request), by task; once per task and engine worker.',
     labels: ['task'],
   },
   /** Task switches on the resident base: a delta was patched in (or fed) in place of the previous one. */
@@ -139,7 +143,8 @@ export const METRICS = {
     name: 'deltaserve_activation_duration_seconds',
     kind: 'histogram',
     unit: 's',
-    description: 'Time to activate a task delta on the resident base model (restore the previous one and apply this one), by task.',
+    description:
+      'Time to activate a task delta on the resident base model (restore the previous one and apply this one), by task.',
     labels: ['task'],
     buckets: ACTIVATION_BUCKETS_SECONDS,
   },
@@ -258,7 +263,8 @@ export const METRICS = {
     name: 'deltaserve_delta_cache_capacity_deltas',
     kind: 'gauge',
     unit: '{delta}',
-    description: 'Deltas the cache can hold at the mean size of the deltas loaded so far (the registered task count before any load).',
+    description:
+      'Deltas the cache can hold at the mean size of the deltas loaded so far (the registered task count before any load).',
     labels: [],
   },
   /** Router-facing: requests in the batch running now. vLLM: `vllm:num_requests_running`. */
@@ -277,7 +283,8 @@ export const METRICS = {
     name: 'deltaserve_registry_synced',
     kind: 'gauge',
     unit: '1',
-    description: '1 when the last check of the registry state file succeeded, 0 while the replica serves its last good state.',
+    description:
+      '1 when the last check of the registry state file succeeded, 0 while the replica serves its last good state.',
     labels: [],
   },
   /** Time since the state file was last read (or found unchanged) successfully: how stale this replica's registry may be. */

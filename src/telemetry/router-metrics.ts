@@ -54,14 +54,17 @@ export class RouterState {
     if (event.type === 'worker-exited') this.loading.clear();
     if (event.type !== 'cache') return;
     if (event.kind === 'miss') this.loading.add(event.key);
-    else if (event.kind === 'load' || event.kind === 'load-failed' || event.kind === 'hit') this.loading.delete(event.key);
+    else if (event.kind === 'load' || event.kind === 'load-failed' || event.kind === 'hit')
+      this.loading.delete(event.key);
   }
 
   view(snapshot: RoutingSnapshot): RouterView {
     const resident = snapshot.residentKeys.filter((key) => key !== '@base');
     if (resident.length > 0) this.meanDeltaBytes = snapshot.residentBytes / resident.length;
     const capacityDeltas =
-      this.meanDeltaBytes !== null && this.meanDeltaBytes > 0 ? Math.max(resident.length, Math.floor(snapshot.capacityBytes / this.meanDeltaBytes)) : snapshot.registeredTasks;
+      this.meanDeltaBytes !== null && this.meanDeltaBytes > 0
+        ? Math.max(resident.length, Math.floor(snapshot.capacityBytes / this.meanDeltaBytes))
+        : snapshot.registeredTasks;
     const residentKeys = new Set(resident);
     const waiting = [...this.loading].filter((key) => !residentKeys.has(key));
     return {

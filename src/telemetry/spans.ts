@@ -21,7 +21,11 @@ import {
   type Span,
   type Tracer,
 } from '@opentelemetry/api';
-import { ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE } from '@opentelemetry/semantic-conventions';
+import {
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_HTTP_ROUTE,
+} from '@opentelemetry/semantic-conventions';
 import { UNKNOWN_LABEL } from './labels.js';
 import { contextFromTraceparent } from './traceparent.js';
 
@@ -86,7 +90,9 @@ export function recordInferenceSpans(
   for (const [name, ms] of steps) {
     if (ms === undefined) continue;
     const end = boundary + (Number.isFinite(ms) ? Math.max(0, ms) : 0);
-    tracer.startSpan(name, { kind: SpanKind.INTERNAL, startTime: boundary, attributes: spanAttributes }, context).end(end);
+    tracer
+      .startSpan(name, { kind: SpanKind.INTERNAL, startTime: boundary, attributes: spanAttributes }, context)
+      .end(end);
     boundary = end;
   }
 }
@@ -103,7 +109,10 @@ export function startRequestSpan(tracer: Tracer, request: RequestSpanStart): Spa
   const parent = request.traceparent === undefined ? ROOT_CONTEXT : contextFromTraceparent(request.traceparent);
   return tracer.startSpan(
     `${request.method} ${request.route}`,
-    { kind: SpanKind.SERVER, attributes: { [ATTR_HTTP_REQUEST_METHOD]: request.method, [ATTR_HTTP_ROUTE]: request.route } },
+    {
+      kind: SpanKind.SERVER,
+      attributes: { [ATTR_HTTP_REQUEST_METHOD]: request.method, [ATTR_HTTP_ROUTE]: request.route },
+    },
     parent,
   );
 }

@@ -188,7 +188,10 @@ class GatewayTelemetry implements Telemetry {
     this.prometheus = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
     const readers: IMetricReader[] = [this.prometheus];
     if (otlp !== null) {
-      const exporter = new OTLPMetricExporter({ url: `${otlp}/v1/metrics`, timeoutMillis: options.otlpExportTimeoutMs });
+      const exporter = new OTLPMetricExporter({
+        url: `${otlp}/v1/metrics`,
+        timeoutMillis: options.otlpExportTimeoutMs,
+      });
       readers.push(
         new PeriodicExportingMetricReader({
           exporter: options.onError ? reportingMetricExporter(exporter, options.onError) : exporter,
@@ -201,8 +204,13 @@ class GatewayTelemetry implements Telemetry {
     const spanProcessors: SpanProcessor[] = [];
     if (options.traces) {
       if (otlp !== null) {
-        const exporter = new OTLPTraceExporter({ url: `${otlp}/v1/traces`, timeoutMillis: options.otlpExportTimeoutMs });
-        spanProcessors.push(new BatchSpanProcessor(options.onError ? reportingSpanExporter(exporter, options.onError) : exporter));
+        const exporter = new OTLPTraceExporter({
+          url: `${otlp}/v1/traces`,
+          timeoutMillis: options.otlpExportTimeoutMs,
+        });
+        spanProcessors.push(
+          new BatchSpanProcessor(options.onError ? reportingSpanExporter(exporter, options.onError) : exporter),
+        );
       }
       if (options.spanExporter) spanProcessors.push(new SimpleSpanProcessor(options.spanExporter));
     }
@@ -282,11 +290,13 @@ class GatewayTelemetry implements Telemetry {
     // A failed final flush was already reported by the exporter wrappers; the providers'
     // rejections repeat it with less detail, so they are only logged for OTel diagnostics.
     this.loopDelay.disable();
-    this.shuttingDown ??= Promise.allSettled([this.meterProvider.shutdown(), this.tracerProvider.shutdown()]).then((results) => {
-      for (const result of results) {
-        if (result.status === 'rejected') diag.debug('deltaserve telemetry: shutdown', result.reason);
-      }
-    });
+    this.shuttingDown ??= Promise.allSettled([this.meterProvider.shutdown(), this.tracerProvider.shutdown()]).then(
+      (results) => {
+        for (const result of results) {
+          if (result.status === 'rejected') diag.debug('deltaserve telemetry: shutdown', result.reason);
+        }
+      },
+    );
     return this.shuttingDown;
   }
 
@@ -296,61 +306,76 @@ class GatewayTelemetry implements Telemetry {
    */
   private registerGaugeCallbacks(meter: Meter): void {
     const { queueDepth, queueDepthAll, cacheBytes, cacheEntries, engineReady, eventLoopDelay } = this.instruments;
-    meter.addBatchObservableCallback(async (observer) => {
-      const depth = await readSource(this.queueDepth);
-      if (!depth) return;
-      observer.observe(queueDepthAll, depth.total);
-      const byTask = new Map<string, number>();
-      for (const [key, count] of Object.entries(depth.byTask)) {
-        const task = this.tasks.label(taskNameOfKey(key));
-        byTask.set(task, (byTask.get(task) ?? 0) + count);
-      }
-      // The SDK keeps repeating a series' last value once it stops being observed, so a task
-      // whose queue vanished from the source is reported as empty, not frozen at its last depth.
-      for (const task of this.queuedTasks) if (!byTask.has(task)) byTask.set(task, 0);
-      for (const [task, count] of byTask) {
-        observer.observe(queueDepth, count, { task });
-        this.queuedTasks.add(task);
-      }
-    }, [queueDepth, queueDepthAll]);
-    meter.addBatchObservableCallback(async (observer) => {
-      const usage = await readSource(this.cacheUsage);
-      if (!usage) return;
-      observer.observe(cacheBytes, usage.bytes);
-      observer.observe(cacheEntries, usage.entries);
-    }, [cacheBytes, cacheEntries]);
+    meter.addBatchObservableCallback(
+      async (observer) => {
+        const depth = await readSource(this.queueDepth);
+        if (!depth) return;
+        observer.observe(queueDepthAll, depth.total);
+        const byTask = new Map<string, number>();
+        for (const [key, count] of Object.entries(depth.byTask)) {
+          const task = this.tasks.label(taskNameOfKey(key));
+          byTask.set(task, (byTask.get(task) ?? 0) + count);
+        }
+        // The SDK keeps repeating a series' last value once it stops being observed, so a task
+        // whose queue vanished from the source is reported as empty, not frozen at its last depth.
+        for (const task of this.queuedTasks) if (!byTask.has(task)) byTask.set(task, 0);
+        for (const [task, count] of byTask) {
+          observer.observe(queueDepth, count, { task });
+          this.queuedTasks.add(task);
+        }
+      },
+      [queueDepth, queueDepthAll],
+    );
+    meter.addBatchObservableCallback(
+      async (observer) => {
+        const usage = await readSource(this.cacheUsage);
+        if (!usage) return;
+        observer.observe(cacheBytes, usage.bytes);
+        observer.observe(cacheEntries, usage.entries);
+      },
+      [cacheBytes, cacheEntries],
+    );
     engineReady.addCallback(async (observer) => {
       const ready = await readSource(this.engineReady);
       if (ready !== null) observer.observe(ready ? 1 : 0);
     });
     const { deltaResident, tasksWaiting, cacheCapacityBytes, cacheCapacityDeltas, requestsRunning } = this.instruments;
-    meter.addBatchObservableCallback(async (observer) => {
-      const snapshot = await readSource(this.routing);
-      if (!snapshot) return;
-      const view = this.routerState.view(snapshot);
-      this.lastRouterView = view;
-      observer.observe(tasksWaiting, view.waitingKeys);
-      observer.observe(cacheCapacityBytes, view.capacityBytes);
-      observer.observe(cacheCapacityDeltas, view.capacityDeltas);
-      observer.observe(requestsRunning, view.running);
-      const resident = new Set(view.residentTasks.map((task) => this.tasks.label(task)));
-      // As for queue depth: a task that left the cache reads 0, not its last value.
-      for (const task of new Set([...this.residentTasks, ...resident])) {
-        observer.observe(deltaResident, resident.has(task) ? 1 : 0, { task });
-        this.residentTasks.add(task);
-      }
-    }, [deltaResident, tasksWaiting, cacheCapacityBytes, cacheCapacityDeltas, requestsRunning]);
+    meter.addBatchObservableCallback(
+      async (observer) => {
+        const snapshot = await readSource(this.routing);
+        if (!snapshot) return;
+        const view = this.routerState.view(snapshot);
+        this.lastRouterView = view;
+        observer.observe(tasksWaiting, view.waitingKeys);
+        observer.observe(cacheCapacityBytes, view.capacityBytes);
+        observer.observe(cacheCapacityDeltas, view.capacityDeltas);
+        observer.observe(requestsRunning, view.running);
+        const resident = new Set(view.residentTasks.map((task) => this.tasks.label(task)));
+        // As for queue depth: a task that left the cache reads 0, not its last value.
+        for (const task of new Set([...this.residentTasks, ...resident])) {
+          observer.observe(deltaResident, resident.has(task) ? 1 : 0, { task });
+          this.residentTasks.add(task);
+        }
+      },
+      [deltaResident, tasksWaiting, cacheCapacityBytes, cacheCapacityDeltas, requestsRunning],
+    );
     const { registrySynced, registryStaleness } = this.instruments;
-    meter.addBatchObservableCallback(async (observer) => {
-      const sync = await readSource(this.registrySync);
-      if (!sync || sync.lastSyncAt === null) return; // no state file: nothing to agree on
-      observer.observe(registrySynced, sync.synced ? 1 : 0);
-      observer.observe(registryStaleness, Math.max(0, (Date.now() - sync.lastSyncAt) / 1000));
-    }, [registrySynced, registryStaleness]);
+    meter.addBatchObservableCallback(
+      async (observer) => {
+        const sync = await readSource(this.registrySync);
+        if (!sync || sync.lastSyncAt === null) return; // no state file: nothing to agree on
+        observer.observe(registrySynced, sync.synced ? 1 : 0);
+        observer.observe(registryStaleness, Math.max(0, (Date.now() - sync.lastSyncAt) / 1000));
+      },
+      [registrySynced, registryStaleness],
+    );
     eventLoopDelay.addCallback((observer) => {
       const h = this.loopDelay;
       // A window shorter than one sampling interval has no sample: nothing was seen late.
-      const nanos = h.count === 0 ? { '0.5': 0, '0.99': 0, '1': 0 } : { '0.5': h.percentile(50), '0.99': h.percentile(99), '1': h.max };
+      const nanos =
+        h.count === 0
+          ? { '0.5': 0, '0.99': 0, '1': 0 }
+          : { '0.5': h.percentile(50), '0.99': h.percentile(99), '1': h.max };
       for (const quantile of EVENT_LOOP_QUANTILES) observer.observe(nanos[quantile] / 1e9, { quantile });
       h.reset();
     });
@@ -394,7 +419,10 @@ interface ValidOptions {
 
 function validate(options: TelemetryOptions): ValidOptions {
   if (typeof options.serviceName !== 'string' || options.serviceName.trim() === '') {
-    throw new DS_ERR_TELEMETRY_BAD_OPTION('serviceName', `expected a non-empty string, got ${JSON.stringify(options.serviceName)}`);
+    throw new DS_ERR_TELEMETRY_BAD_OPTION(
+      'serviceName',
+      `expected a non-empty string, got ${JSON.stringify(options.serviceName)}`,
+    );
   }
   const otlpEndpoint = options.otlpEndpoint ?? null;
   if (otlpEndpoint !== null) {
@@ -405,12 +433,25 @@ function validate(options: TelemetryOptions): ValidOptions {
       // reported below
     }
     if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-      throw new DS_ERR_TELEMETRY_BAD_OPTION('otlpEndpoint', `expected an http(s) URL such as http://otel-collector:4318, got ${JSON.stringify(otlpEndpoint)}`);
+      throw new DS_ERR_TELEMETRY_BAD_OPTION(
+        'otlpEndpoint',
+        `expected an http(s) URL such as http://otel-collector:4318, got ${JSON.stringify(otlpEndpoint)}`,
+      );
     }
   }
   const bad = DS_ERR_TELEMETRY_BAD_OPTION;
-  const otlpMetricIntervalMs = integerOption(bad, 'otlpMetricIntervalMs', options.otlpMetricIntervalMs ?? DEFAULT_OTLP_METRIC_INTERVAL_MS, 1);
-  const otlpExportTimeoutMs = integerOption(bad, 'otlpExportTimeoutMs', options.otlpExportTimeoutMs ?? DEFAULT_OTLP_EXPORT_TIMEOUT_MS, 1);
+  const otlpMetricIntervalMs = integerOption(
+    bad,
+    'otlpMetricIntervalMs',
+    options.otlpMetricIntervalMs ?? DEFAULT_OTLP_METRIC_INTERVAL_MS,
+    1,
+  );
+  const otlpExportTimeoutMs = integerOption(
+    bad,
+    'otlpExportTimeoutMs',
+    options.otlpExportTimeoutMs ?? DEFAULT_OTLP_EXPORT_TIMEOUT_MS,
+    1,
+  );
   const maxLabelValues = integerOption(bad, 'maxLabelValues', options.maxLabelValues ?? DEFAULT_MAX_LABEL_VALUES, 1);
   const traces = options.traces ?? true;
   return {
@@ -424,4 +465,3 @@ function validate(options: TelemetryOptions): ValidOptions {
     onError: options.onError,
   };
 }
-

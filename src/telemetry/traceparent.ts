@@ -14,7 +14,12 @@ export function parseTraceparent(header: string): SpanContext | null {
   const [, version, traceId, spanId, flags, rest] = match;
   // Version ff is forbidden; version 00 has exactly four fields, later versions may add more.
   if (version === 'ff' || (version === '00' && rest !== undefined)) return null;
-  const context: SpanContext = { traceId: traceId!, spanId: spanId!, traceFlags: parseInt(flags!, 16) & 1, isRemote: true };
+  const context: SpanContext = {
+    traceId: traceId!,
+    spanId: spanId!,
+    traceFlags: parseInt(flags!, 16) & 1,
+    isRemote: true,
+  };
   return isSpanContextValid(context) ? context : null;
 }
 

@@ -35,7 +35,11 @@ export class TenantDirectory {
   authenticate(authorization: string | undefined): TenantPolicy {
     const key = bearerToken(authorization);
     if (key === null) {
-      throw new DS_ERR_UNAUTHENTICATED(authorization === undefined ? 'send "Authorization: Bearer <api key>"' : 'the Authorization header is not "Bearer <api key>"');
+      throw new DS_ERR_UNAUTHENTICATED(
+        authorization === undefined
+          ? 'send "Authorization: Bearer <api key>"'
+          : 'the Authorization header is not "Bearer <api key>"',
+      );
     }
     const tenant = this.tenantKeys.lookup(key);
     if (tenant === null) throw new DS_ERR_UNAUTHENTICATED('the API key is not valid');

@@ -68,9 +68,14 @@ export class TenantPolicy {
       }),
     );
     this.splits = new Map(
-      Object.entries(config.splits).map(([task, weights]) => [task, Object.entries(weights).map(([version, weight]) => ({ version, weight }))]),
+      Object.entries(config.splits).map(([task, weights]) => [
+        task,
+        Object.entries(weights).map(([version, weight]) => ({ version, weight })),
+      ]),
     );
-    this.bucket = config.rateLimit ? new TokenBucket(config.rateLimit.requestsPerSecond, config.rateLimit.burst, nowMs) : null;
+    this.bucket = config.rateLimit
+      ? new TokenBucket(config.rateLimit.requestsPerSecond, config.rateLimit.burst, nowMs)
+      : null;
     this.concurrency = config.maxConcurrent === null ? null : new ConcurrencyLimit(config.maxConcurrent);
   }
 
@@ -121,7 +126,12 @@ export class TenantPolicy {
     return context.registry.versions(task).map((v) => v.version);
   }
 
-  private resolveTask(context: ResolveContext, name: string, version?: string, routingId?: string): ResolvedModel | null {
+  private resolveTask(
+    context: ResolveContext,
+    name: string,
+    version?: string,
+    routingId?: string,
+  ): ResolvedModel | null {
     if (name === RESERVED_BASE_NAME) {
       if (version !== undefined && version !== context.baseVersion) return null;
       return { visibleName: name, task: null, version: context.baseVersion };

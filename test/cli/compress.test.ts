@@ -26,7 +26,15 @@ before(async () => {
 });
 after(async () => zoo.cleanup());
 
-const args = (out: string, ...rest: string[]) => ['--base', zoo.basePath, '--finetuned', tunedPath, '--out', join(zoo.dir, out), ...rest];
+const args = (out: string, ...rest: string[]) => [
+  '--base',
+  zoo.basePath,
+  '--finetuned',
+  tunedPath,
+  '--out',
+  join(zoo.dir, out),
+  ...rest,
+];
 
 test('a p = 0 delta applied to the base reproduces the fine-tuned outputs within 1e-6', async () => {
   await compressCommand(args('p0.safetensors', '--drop-rate', '0'));
@@ -73,8 +81,13 @@ test('fp16 files decode to values within fp16 rounding of the fp32 file', async 
 test('darex-q chooses q on unlabelled calibration samples and records it', async () => {
   const calibration = join(zoo.dir, 'calibration.safetensors');
   const tokens = tokenBatch(32, 8, 11).input_ids!;
-  await writeFile(calibration, writeSafetensors([{ name: 'input_ids', dtype: 'I64', shape: [32, 8], data: tokens.data }], {}));
-  const summary = await compressCommand(args('darex.safetensors', '--method', 'darex-q', '--drop-rate', '0.95', '--calibration', calibration));
+  await writeFile(
+    calibration,
+    writeSafetensors([{ name: 'input_ids', dtype: 'I64', shape: [32, 8], data: tokens.data }], {}),
+  );
+  const summary = await compressCommand(
+    args('darex.safetensors', '--method', 'darex-q', '--drop-rate', '0.95', '--calibration', calibration),
+  );
   assert.ok(summary.q !== null && summary.q >= 0.05 && summary.q <= 1, `q=${summary.q}`);
   const delta = decodeDelta(await readFile(join(zoo.dir, 'darex.safetensors')));
   assert.equal(delta.metadata.method, 'darex-q');
@@ -87,7 +100,10 @@ test('darex-q chooses q on unlabelled calibration samples and records it', async
 async function writeCalibration(name: string, samples: number, seed: number): Promise<string> {
   const path = join(zoo.dir, name);
   const tokens = tokenBatch(samples, 8, seed).input_ids!;
-  await writeFile(path, writeSafetensors([{ name: 'input_ids', dtype: 'I64', shape: [samples, 8], data: tokens.data }], {}));
+  await writeFile(
+    path,
+    writeSafetensors([{ name: 'input_ids', dtype: 'I64', shape: [samples, 8], data: tokens.data }], {}),
+  );
   return path;
 }
 
@@ -95,15 +111,27 @@ test('per-tensor scales lower the calibration objective against DARE on the same
   const calibration = await writeCalibration('calib-tensor.safetensors', 16, 12);
   const common = ['--drop-rate', '0.95', '--seed', '3', '--calibration', calibration];
   const dare = await compressCommand(args('cal-dare.safetensors', '--method', 'dare', ...common));
-  const scaled = await compressCommand(args('cal-scaled.safetensors', '--method', 'darex-q', '--q-scope', 'tensor', ...common));
+  const scaled = await compressCommand(
+    args('cal-scaled.safetensors', '--method', 'darex-q', '--q-scope', 'tensor', ...common),
+  );
   assert.ok(dare.calibrationLoss !== null && scaled.calibrationLoss !== null);
-  assert.ok(scaled.calibrationLoss < dare.calibrationLoss, `per-tensor ${scaled.calibrationLoss} vs DARE ${dare.calibrationLoss}`);
+  assert.ok(
+    scaled.calibrationLoss < dare.calibrationLoss,
+    `per-tensor ${scaled.calibrationLoss} vs DARE ${dare.calibrationLoss}`,
+  );
   assert.ok(scaled.calibrationPasses > 100, `${scaled.calibrationPasses} passes`);
   // Same seed, same mask: only the scales differ.
-  const [dareDelta, scaledDelta] = await Promise.all(['cal-dare', 'cal-scaled'].map(async (n) => decodeDelta(await readFile(join(zoo.dir, `${n}.safetensors`)))));
-  dareDelta!.tensors.forEach((t, i) => t.kind === 'sparse' && assert.deepEqual((scaledDelta!.tensors[i] as SparseTensorDelta).indices, t.indices));
+  const [dareDelta, scaledDelta] = await Promise.all(
+    ['cal-dare', 'cal-scaled'].map(async (n) => decodeDelta(await readFile(join(zoo.dir, `${n}.safetensors`)))),
+  );
+  dareDelta!.tensors.forEach(
+    (t, i) =>
+      t.kind === 'sparse' && assert.deepEqual((scaledDelta!.tensors[i] as SparseTensorDelta).indices, t.indices),
+  );
 
-  const tensor = await compressCommand(args('cal-tensor.safetensors', '--method', 'darex-q', '--mask', 'importance', '--q-scope', 'tensor', ...common));
+  const tensor = await compressCommand(
+    args('cal-tensor.safetensors', '--method', 'darex-q', '--mask', 'importance', '--q-scope', 'tensor', ...common),
+  );
   assert.ok(tensor.calibrationLoss !== null && Number.isFinite(tensor.calibrationLoss));
 
   // Metadata round-trips through the file: mask, scope, the calibration file's sha256, scales.
@@ -113,14 +141,22 @@ test('per-tensor scales lower the calibration objective against DARE on the same
   assert.equal(delta.metadata.method, 'darex-q');
   assert.equal(extra.mask, 'importance');
   assert.equal(extra.q_scope, 'tensor');
-  assert.equal(extra.calibration_sha256, createHash('sha256').update(await readFile(calibration)).digest('hex'));
+  assert.equal(
+    extra.calibration_sha256,
+    createHash('sha256')
+      .update(await readFile(calibration))
+      .digest('hex'),
+  );
   assert.equal(extra.calibration_samples, '16');
   const scales = JSON.parse(extra.scales!) as Record<string, number>;
   const sparse = delta.tensors.filter((t): t is SparseTensorDelta => t.kind === 'sparse');
   assert.ok(sparse.length > 5);
   for (const t of sparse) {
     // The per-tensor rescale is the tensor's scale relative to DARE's 1/(1 − p).
-    assert.ok(Math.abs(scales[t.name]! / (1 - 0.95) - t.rescale) / t.rescale < 1e-3, `${t.name}: ${scales[t.name]} vs ${t.rescale}`);
+    assert.ok(
+      Math.abs(scales[t.name]! / (1 - 0.95) - t.rescale) / t.rescale < 1e-3,
+      `${t.name}: ${scales[t.name]} vs ${t.rescale}`,
+    );
   }
   assert.ok(new Set(Object.values(scales)).size > 1, 'tensors got different scales');
   assert.equal(dare.mask, 'uniform');
@@ -130,11 +166,16 @@ test('per-tensor scales lower the calibration objective against DARE on the same
 
 test('--method auto writes the candidate with the lowest calibration objective and lists them all', async () => {
   const calibration = await writeCalibration('calib-auto.safetensors', 16, 13);
-  const summary = await compressCommand(args('auto.safetensors', '--method', 'auto', '--drop-rate', '0.9', '--calibration', calibration));
+  const summary = await compressCommand(
+    args('auto.safetensors', '--method', 'auto', '--drop-rate', '0.9', '--calibration', calibration),
+  );
   const delta = decodeDelta(await readFile(join(zoo.dir, 'auto.safetensors')));
   const candidates = JSON.parse(delta.metadata.extra.auto_candidates!) as [string, number][];
   assert.equal(candidates.length, 4);
-  assert.ok(candidates.every(([, loss]) => Number.isFinite(loss)), JSON.stringify(candidates));
+  assert.ok(
+    candidates.every(([, loss]) => Number.isFinite(loss)),
+    JSON.stringify(candidates),
+  );
   const lowest = candidates.reduce((a, b) => (b[1] < a[1] ? b : a));
   assert.equal(delta.metadata.extra.auto_choice, lowest[0]);
   assert.equal(summary.calibrationLoss, lowest[1]);
@@ -160,7 +201,14 @@ test('eval reports accuracy of base and base + delta on a labelled set', async (
       {},
     ),
   );
-  const withDelta = await evalCommand(['--base', zoo.basePath, '--delta', join(zoo.dir, 'p0b.safetensors'), '--data', data]);
+  const withDelta = await evalCommand([
+    '--base',
+    zoo.basePath,
+    '--delta',
+    join(zoo.dir, 'p0b.safetensors'),
+    '--data',
+    data,
+  ]);
   assert.equal(withDelta.accuracy, 1);
   assert.equal(withDelta.samples, 64);
   const baseOnly = await evalCommand(['--base', zoo.basePath, '--data', data]);
@@ -171,7 +219,9 @@ test('inspect prints JSON (like every command), or a table with --table', async 
   await compressCommand(args('i.safetensors'));
   const json = JSON.parse(await inspectCommand(['--delta', join(zoo.dir, 'i.safetensors')]));
   assert.equal(json.metadata.method, 'dare');
-  assert.ok(json.tensors.some((t: { name: string; kind: string }) => t.name === 'classifier.weight' && t.kind === 'dense'));
+  assert.ok(
+    json.tensors.some((t: { name: string; kind: string }) => t.name === 'classifier.weight' && t.kind === 'dense'),
+  );
   const text = await inspectCommand(['--delta', join(zoo.dir, 'i.safetensors'), '--table']);
   assert.match(text, /method: dare/);
   assert.match(text, /classifier\.weight\s+dense/);
@@ -207,8 +257,16 @@ test('bad arguments and bad files give one clear line and a non-zero exit', () =
     [['compress', ...args('x.safetensors', '--method', 'darex-q')], 2, /needs --q or --calibration/],
     [['compress', '--bogus'], 2, /Unknown option/],
     [['inspect', '--delta', zoo.basePath], 1, /DS_ERR_ST_/],
-    [['inspect', '--delta', join(zoo.dir, 'missing.safetensors')], 1, /^error \[DS_ERR_FILE_READ\]: Cannot read delta file .*missing\.safetensors: no such file$/m],
-    [['eval', '--base', zoo.basePath, '--data', join(zoo.dir, 'missing.safetensors')], 1, /^error \[DS_ERR_FILE_READ\]: Cannot read sample set .*: no such file$/m],
+    [
+      ['inspect', '--delta', join(zoo.dir, 'missing.safetensors')],
+      1,
+      /^error \[DS_ERR_FILE_READ\]: Cannot read delta file .*missing\.safetensors: no such file$/m,
+    ],
+    [
+      ['eval', '--base', zoo.basePath, '--data', join(zoo.dir, 'missing.safetensors')],
+      1,
+      /^error \[DS_ERR_FILE_READ\]: Cannot read sample set .*: no such file$/m,
+    ],
     [['nope'], 2, /unknown command/],
   ];
   for (const [argv, code, pattern] of cases) {

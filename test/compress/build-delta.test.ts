@@ -7,7 +7,11 @@ import { largestMagnitudeIndices } from '../../src/compress/magnitude.js';
 import { DEFAULT_DENSE_PATTERNS } from '../../src/compress/tensor-selection.js';
 import type { SparseTensorDelta } from '../../src/deltas/types.js';
 
-function randomWeights(seed: number, shapes: Record<string, number[]>, scale = 1): Map<string, { shape: number[]; data: Float32Array }> {
+function randomWeights(
+  seed: number,
+  shapes: Record<string, number[]>,
+  scale = 1,
+): Map<string, { shape: number[]; data: Float32Array }> {
   const rng = new SeededRng(seed);
   const out = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [name, shape] of Object.entries(shapes)) {
@@ -181,7 +185,10 @@ test('weights whose delta is exactly zero are left out; excluded weights too', (
 test('mismatched models are refused naming the weight', () => {
   const wrong = new Map(tuned);
   wrong.set('layer.0.w', { shape: [300, 200], data: tuned.get('layer.0.w')!.data });
-  assert.throws(() => buildDelta(base, wrong, options({})), (e: Error & { code?: string }) => e.code === 'DS_ERR_ONNX_INCOMPATIBLE' && /layer\.0\.w/.test(e.message));
+  assert.throws(
+    () => buildDelta(base, wrong, options({})),
+    (e: Error & { code?: string }) => e.code === 'DS_ERR_ONNX_INCOMPATIBLE' && /layer\.0\.w/.test(e.message),
+  );
   const extra = new Map(tuned);
   extra.set('new.w', { shape: [1], data: new Float32Array(1) });
   assert.throws(() => buildDelta(base, extra, options({})), /new\.w/);

@@ -21,7 +21,9 @@ test('keep probabilities sum to the expected count, are capped at 1 and proporti
   assert.ok(pi.every((p) => p >= 0 && p <= 1));
   const capped = [...pi].filter((p) => p === 1).length;
   assert.ok(capped > 0, 'the heavy tail reaches the cap');
-  const ratios = [...pi].map((p, k) => (p < 1 && importance[k]! > 0 ? p / importance[k]! : Number.NaN)).filter(Number.isFinite);
+  const ratios = [...pi]
+    .map((p, k) => (p < 1 && importance[k]! > 0 ? p / importance[k]! : Number.NaN))
+    .filter(Number.isFinite);
   assert.ok(Math.max(...ratios) / Math.min(...ratios) < 1 + 1e-4, 'π/w is one constant below the cap');
 });
 

@@ -3,7 +3,11 @@ import assert from 'node:assert/strict';
 import { scaleSearchPasses, searchTensorScales } from '../../src/compress/scale-search.js';
 
 test('coordinate descent moves each factor toward its own optimum and never ends above where it started', async () => {
-  const optimum = new Map([['a', 0.3], ['b', 1], ['c', 1.6]]);
+  const optimum = new Map([
+    ['a', 0.3],
+    ['b', 1],
+    ['c', 1.6],
+  ]);
   let calls = 0;
   const loss = async (factors: ReadonlyMap<string, number>) => {
     calls++;
@@ -22,7 +26,12 @@ test('coordinate descent moves each factor toward its own optimum and never ends
 });
 
 test('non-finite losses count as worst; bad steps are refused', async () => {
-  const result = await searchTensorScales(['a'], async (f) => (f.get('a')! < 1 ? Number.NaN : f.get('a')!), { steps: [0.5] });
+  const result = await searchTensorScales(['a'], async (f) => (f.get('a')! < 1 ? Number.NaN : f.get('a')!), {
+    steps: [0.5],
+  });
   assert.equal(result.factors.get('a'), 1);
-  await assert.rejects(searchTensorScales(['a'], async () => 0, { steps: [1.5] }), /steps/);
+  await assert.rejects(
+    searchTensorScales(['a'], async () => 0, { steps: [1.5] }),
+    /steps/,
+  );
 });

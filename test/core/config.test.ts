@@ -22,7 +22,8 @@ function yaml(patch: Record<string, unknown> = {}): string {
   });
 }
 
-const parse = (text: string, env: Record<string, string> = {}) => parseConfig(text, { source: 'test.yaml', baseDir: '/srv/deltaserve', env });
+const parse = (text: string, env: Record<string, string> = {}) =>
+  parseConfig(text, { source: 'test.yaml', baseDir: '/srv/deltaserve', env });
 
 test('the shipped config/default.yaml is valid and serves the zoo on the CPU in dev mode', async () => {
   const config = await loadConfig({ path: DEFAULT_CONFIG_PATH, env: {} });
@@ -39,7 +40,10 @@ test('defaults are filled in and relative paths resolve against the config folde
   assert.deepEqual(config.listen, { host: '127.0.0.1', port: 8080 });
   assert.equal(config.model.path, '/srv/deltaserve/model.onnx');
   assert.equal(config.registry.stateFile, '/srv/deltaserve/var/state.json');
-  assert.deepEqual([config.registry.pollIntervalMs, config.registry.watch, config.registry.lockStaleMs], [1000, true, 10_000]);
+  assert.deepEqual(
+    [config.registry.pollIntervalMs, config.registry.watch, config.registry.lockStaleMs],
+    [1000, true, 10_000],
+  );
   assert.equal(config.deltas.fileRoot, '/srv/deltaserve');
   assert.equal(config.timeouts.inferTimeoutMs, 30_000);
   assert.equal(config.batching.maxBatchSize, 8);
@@ -57,7 +61,10 @@ test('the activation mode defaults to patch on cpu and graph on the GPU provider
 
 test('mixed mode runs on the cpu only; a token budget for mixed batches is optional and positive', () => {
   assert.equal(parse(yaml({ engine: { mode: 'mixed' } })).engine.mode, 'mixed');
-  assert.throws(() => parse(yaml({ engine: { mode: 'mixed', executionProvider: 'webgpu' } })), /mixed runs only on the cpu/);
+  assert.throws(
+    () => parse(yaml({ engine: { mode: 'mixed', executionProvider: 'webgpu' } })),
+    /mixed runs only on the cpu/,
+  );
   assert.equal(parse(yaml()).batching.maxBatchTokens, null);
   assert.equal(parse(yaml({ batching: { maxBatchTokens: 4096 } })).batching.maxBatchTokens, 4096);
   assert.throws(() => parse(yaml({ batching: { maxBatchTokens: 0 } })), /maxBatchTokens/);
@@ -66,9 +73,19 @@ test('mixed mode runs on the cpu only; a token budget for mixed batches is optio
 
 test('a fallback execution provider is optional and read from the file or the environment', () => {
   assert.equal(parse(yaml({ engine: { executionProvider: 'webgpu' } })).engine.fallbackExecutionProvider, null);
-  assert.equal(parse(yaml({ engine: { executionProvider: 'webgpu', fallbackExecutionProvider: 'cpu' } })).engine.fallbackExecutionProvider, 'cpu');
-  const fromEnv = parse(yaml(), { DELTASERVE_EXECUTION_PROVIDER: 'webgpu', DELTASERVE_FALLBACK_EXECUTION_PROVIDER: 'cpu' }).engine;
-  assert.deepEqual([fromEnv.executionProvider, fromEnv.fallbackExecutionProvider, fromEnv.mode], ['webgpu', 'cpu', 'graph']);
+  assert.equal(
+    parse(yaml({ engine: { executionProvider: 'webgpu', fallbackExecutionProvider: 'cpu' } })).engine
+      .fallbackExecutionProvider,
+    'cpu',
+  );
+  const fromEnv = parse(yaml(), {
+    DELTASERVE_EXECUTION_PROVIDER: 'webgpu',
+    DELTASERVE_FALLBACK_EXECUTION_PROVIDER: 'cpu',
+  }).engine;
+  assert.deepEqual(
+    [fromEnv.executionProvider, fromEnv.fallbackExecutionProvider, fromEnv.mode],
+    ['webgpu', 'cpu', 'graph'],
+  );
 });
 
 test('the manifest folder is the default delta root', () => {
@@ -76,47 +93,246 @@ test('the manifest folder is the default delta root', () => {
   assert.equal(config.deltas.fileRoot, '/srv/models');
 });
 
-const BAD_CONFIGS: readonly { readonly name: string; readonly patch: Record<string, unknown>; readonly field: string; readonly reason: RegExp }[] = [
-  { name: 'port out of range', patch: { listen: { port: 70000 } }, field: 'listen.port', reason: /integer in \[0, 65535\]/ },
+const BAD_CONFIGS: readonly {
+  readonly name: string;
+  readonly patch: Record<string, unknown>;
+  readonly field: string;
+  readonly reason: RegExp;
+}[] = [
+  {
+    name: 'port out of range',
+    patch: { listen: { port: 70000 } },
+    field: 'listen.port',
+    reason: /integer in \[0, 65535\]/,
+  },
   { name: 'port as text', patch: { listen: { port: 'eighty' } }, field: 'listen.port', reason: /"eighty"/ },
   { name: 'unknown top-level field', patch: { lisen: {} }, field: 'lisen', reason: /unknown field/ },
-  { name: 'typo with a hint', patch: { batching: { maxBatchsize: 4 } }, field: 'batching.maxBatchsize', reason: /did you mean "maxBatchSize"/ },
+  {
+    name: 'typo with a hint',
+    patch: { batching: { maxBatchsize: 4 } },
+    field: 'batching.maxBatchsize',
+    reason: /did you mean "maxBatchSize"/,
+  },
   { name: 'no model', patch: { model: {} }, field: 'model', reason: /model\.manifest .* or model\.path/ },
-  { name: 'both model sources', patch: { model: { path: 'a.onnx', manifest: 'zoo.yaml' } }, field: 'model', reason: /only one/ },
-  { name: 'execution provider', patch: { engine: { executionProvider: 'tpu' } }, field: 'engine.executionProvider', reason: /cpu, cuda, webgpu/ },
-  { name: 'patch mode on webgpu', patch: { engine: { executionProvider: 'webgpu', mode: 'patch' } }, field: 'engine.mode', reason: /patch runs only on the cpu execution provider.*use graph with webgpu/ },
-  { name: 'patch mode on cuda', patch: { engine: { executionProvider: 'cuda', mode: 'patch' } }, field: 'engine.mode', reason: /only on the cpu/ },
-  { name: 'fallback for cpu', patch: { engine: { fallbackExecutionProvider: 'webgpu' } }, field: 'engine.fallbackExecutionProvider', reason: /cpu always starts/ },
-  { name: 'fallback to itself', patch: { engine: { executionProvider: 'webgpu', fallbackExecutionProvider: 'webgpu' } }, field: 'engine.fallbackExecutionProvider', reason: /must differ/ },
-  { name: 'fallback unknown', patch: { engine: { executionProvider: 'webgpu', fallbackExecutionProvider: 'gpu' } }, field: 'engine.fallbackExecutionProvider', reason: /cpu, cuda, webgpu/ },
+  {
+    name: 'both model sources',
+    patch: { model: { path: 'a.onnx', manifest: 'zoo.yaml' } },
+    field: 'model',
+    reason: /only one/,
+  },
+  {
+    name: 'execution provider',
+    patch: { engine: { executionProvider: 'tpu' } },
+    field: 'engine.executionProvider',
+    reason: /cpu, cuda, webgpu/,
+  },
+  {
+    name: 'patch mode on webgpu',
+    patch: { engine: { executionProvider: 'webgpu', mode: 'patch' } },
+    field: 'engine.mode',
+    reason: /patch runs only on the cpu execution provider.*use graph with webgpu/,
+  },
+  {
+    name: 'patch mode on cuda',
+    patch: { engine: { executionProvider: 'cuda', mode: 'patch' } },
+    field: 'engine.mode',
+    reason: /only on the cpu/,
+  },
+  {
+    name: 'fallback for cpu',
+    patch: { engine: { fallbackExecutionProvider: 'webgpu' } },
+    field: 'engine.fallbackExecutionProvider',
+    reason: /cpu always starts/,
+  },
+  {
+    name: 'fallback to itself',
+    patch: { engine: { executionProvider: 'webgpu', fallbackExecutionProvider: 'webgpu' } },
+    field: 'engine.fallbackExecutionProvider',
+    reason: /must differ/,
+  },
+  {
+    name: 'fallback unknown',
+    patch: { engine: { executionProvider: 'webgpu', fallbackExecutionProvider: 'gpu' } },
+    field: 'engine.fallbackExecutionProvider',
+    reason: /cpu, cuda, webgpu/,
+  },
   { name: 'activation mode', patch: { engine: { mode: 'merge' } }, field: 'engine.mode', reason: /patch, graph/ },
   { name: 'cache bytes zero', patch: { engine: { cacheBytes: 0 } }, field: 'engine.cacheBytes', reason: /integer/ },
-  { name: 'batch size fraction', patch: { batching: { maxBatchSize: 2.5 } }, field: 'batching.maxBatchSize', reason: /integer/ },
-  { name: 'total queue below per-task', patch: { batching: { maxQueuedPerTask: 100, maxQueuedTotal: 10 } }, field: 'batching.maxQueuedTotal', reason: /at least/ },
-  { name: 'max timeout below default', patch: { timeouts: { inferTimeoutMs: 5000, maxInferTimeoutMs: 1000 } }, field: 'timeouts.maxInferTimeoutMs', reason: /at least/ },
-  { name: 'body limit tiny', patch: { http: { bodyLimitBytes: 10 } }, field: 'http.bodyLimitBytes', reason: /integer in/ },
-  { name: 'delta scheme', patch: { deltas: { allowedSchemes: ['ftp'] } }, field: 'deltas.allowedSchemes[0]', reason: /file, http or https/ },
-  { name: 'delta host pattern', patch: { deltas: { allowedHosts: ['https://x.com/path'] } }, field: 'deltas.allowedHosts[0]', reason: /host name/ },
-  { name: 'task without sha256', patch: { registry: { tasks: [{ name: 't', version: '1', uri: 't.st' }] } }, field: 'registry.tasks[0].sha256', reason: /required/ },
-  { name: 'task with short sha256', patch: { registry: { tasks: [{ name: 't', version: '1', uri: 't.st', sha256: 'abc' }] } }, field: 'registry.tasks[0].sha256', reason: /64 hex/ },
-  { name: 'task named base', patch: { registry: { tasks: [{ name: 'base', version: '1', uri: 't.st', sha256: KEY }] } }, field: 'registry.tasks[0].name', reason: /reserved/ },
-  { name: 'task declared twice', patch: { registry: { tasks: [{ name: 't', version: '1', uri: 'a', sha256: KEY }, { name: 't', version: 1, uri: 'b', sha256: KEY }] } }, field: 'registry.tasks[1]', reason: /twice/ },
-  { name: 'labels vs numClasses', patch: { registry: { tasks: [{ name: 't', version: '1', uri: 'a', sha256: KEY, labels: ['x', 'y'], numClasses: 3 }] } }, field: 'registry.tasks[0].labels', reason: /2 labels but numClasses is 3/ },
-  { name: 'tenant without keys', patch: { tenants: [{ name: 'acme', tasks: ['*'] }] }, field: 'tenants[0].keySha256', reason: /at least one/ },
-  { name: 'tenant key not a hash', patch: { tenants: [{ name: 'acme', keySha256: ['plain-text-key'], tasks: [] }] }, field: 'tenants[0].keySha256[0]', reason: /sha256/ },
-  { name: 'tenant name with a space', patch: { tenants: [{ name: 'a cme', keySha256: [KEY] }] }, field: 'tenants[0].name', reason: /letters, digits/ },
-  { name: 'duplicate tenant', patch: { tenants: [{ name: 'a', keySha256: [KEY] }, { name: 'a', keySha256: [sha256Hex('other')] }] }, field: 'tenants[1].name', reason: /twice/ },
-  { name: 'key shared by two tenants', patch: { tenants: [{ name: 'a', keySha256: [KEY] }, { name: 'b', keySha256: [KEY] }] }, field: 'tenants[1].keySha256[0]', reason: /same key hash as tenant a/ },
-  { name: 'tenant key equals admin key', patch: { tenants: [{ name: 'a', keySha256: [ADMIN] }] }, field: 'tenants[0].keySha256[0]', reason: /admin/ },
-  { name: 'alias target malformed', patch: { tenants: [{ name: 'a', keySha256: [KEY], aliases: { shoes: 'footwear@1@2' } }] }, field: 'tenants[0].aliases.shoes', reason: /task@version/ },
-  { name: 'alias named base', patch: { tenants: [{ name: 'a', keySha256: [KEY], aliases: { base: 'footwear' } }] }, field: 'tenants[0].aliases.base', reason: /reserved/ },
-  { name: 'split weight negative', patch: { tenants: [{ name: 'a', keySha256: [KEY], splits: { t: { '1': 90, '2': -10 } } }] }, field: 'tenants[0].splits.t.2', reason: /positive weight/ },
-  { name: 'split without versions', patch: { tenants: [{ name: 'a', keySha256: [KEY], splits: { t: {} } }] }, field: 'tenants[0].splits.t', reason: /at least one/ },
-  { name: 'rate limit zero', patch: { tenants: [{ name: 'a', keySha256: [KEY], rateLimit: { requestsPerSecond: 0 } }] }, field: 'tenants[0].rateLimit.requestsPerSecond', reason: /\(0, / },
-  { name: 'concurrency zero', patch: { tenants: [{ name: 'a', keySha256: [KEY], maxConcurrent: 0 }] }, field: 'tenants[0].maxConcurrent', reason: /integer in \[1/ },
-  { name: 'dev tenant key outside dev mode', patch: { tenants: [{ name: 'a', keySha256: [DEV_HASH] }] }, field: 'tenants[0].keySha256[0]', reason: /public development key/ },
-  { name: 'dev admin key outside dev mode', patch: { admin: { keySha256: [sha256Hex('dev-admin-key')] } }, field: 'admin.keySha256[0]', reason: /public development key "dev-admin-key"/ },
-  { name: 'otlp endpoint not a URL', patch: { telemetry: { otlpEndpoint: 'collector:4318' } }, field: 'telemetry.otlpEndpoint', reason: /http\(s\) URL/ },
+  {
+    name: 'batch size fraction',
+    patch: { batching: { maxBatchSize: 2.5 } },
+    field: 'batching.maxBatchSize',
+    reason: /integer/,
+  },
+  {
+    name: 'total queue below per-task',
+    patch: { batching: { maxQueuedPerTask: 100, maxQueuedTotal: 10 } },
+    field: 'batching.maxQueuedTotal',
+    reason: /at least/,
+  },
+  {
+    name: 'max timeout below default',
+    patch: { timeouts: { inferTimeoutMs: 5000, maxInferTimeoutMs: 1000 } },
+    field: 'timeouts.maxInferTimeoutMs',
+    reason: /at least/,
+  },
+  {
+    name: 'body limit tiny',
+    patch: { http: { bodyLimitBytes: 10 } },
+    field: 'http.bodyLimitBytes',
+    reason: /integer in/,
+  },
+  {
+    name: 'delta scheme',
+    patch: { deltas: { allowedSchemes: ['ftp'] } },
+    field: 'deltas.allowedSchemes[0]',
+    reason: /file, http or https/,
+  },
+  {
+    name: 'delta host pattern',
+    patch: { deltas: { allowedHosts: ['https://x.com/path'] } },
+    field: 'deltas.allowedHosts[0]',
+    reason: /host name/,
+  },
+  {
+    name: 'task without sha256',
+    patch: { registry: { tasks: [{ name: 't', version: '1', uri: 't.st' }] } },
+    field: 'registry.tasks[0].sha256',
+    reason: /required/,
+  },
+  {
+    name: 'task with short sha256',
+    patch: { registry: { tasks: [{ name: 't', version: '1', uri: 't.st', sha256: 'abc' }] } },
+    field: 'registry.tasks[0].sha256',
+    reason: /64 hex/,
+  },
+  {
+    name: 'task named base',
+    patch: { registry: { tasks: [{ name: 'base', version: '1', uri: 't.st', sha256: KEY }] } },
+    field: 'registry.tasks[0].name',
+    reason: /reserved/,
+  },
+  {
+    name: 'task declared twice',
+    patch: {
+      registry: {
+        tasks: [
+          { name: 't', version: '1', uri: 'a', sha256: KEY },
+          { name: 't', version: 1, uri: 'b', sha256: KEY },
+        ],
+      },
+    },
+    field: 'registry.tasks[1]',
+    reason: /twice/,
+  },
+  {
+    name: 'labels vs numClasses',
+    patch: {
+      registry: { tasks: [{ name: 't', version: '1', uri: 'a', sha256: KEY, labels: ['x', 'y'], numClasses: 3 }] },
+    },
+    field: 'registry.tasks[0].labels',
+    reason: /2 labels but numClasses is 3/,
+  },
+  {
+    name: 'tenant without keys',
+    patch: { tenants: [{ name: 'acme', tasks: ['*'] }] },
+    field: 'tenants[0].keySha256',
+    reason: /at least one/,
+  },
+  {
+    name: 'tenant key not a hash',
+    patch: { tenants: [{ name: 'acme', keySha256: ['plain-text-key'], tasks: [] }] },
+    field: 'tenants[0].keySha256[0]',
+    reason: /sha256/,
+  },
+  {
+    name: 'tenant name with a space',
+    patch: { tenants: [{ name: 'a cme', keySha256: [KEY] }] },
+    field: 'tenants[0].name',
+    reason: /letters, digits/,
+  },
+  {
+    name: 'duplicate tenant',
+    patch: {
+      tenants: [
+        { name: 'a', keySha256: [KEY] },
+        { name: 'a', keySha256: [sha256Hex('other')] },
+      ],
+    },
+    field: 'tenants[1].name',
+    reason: /twice/,
+  },
+  {
+    name: 'key shared by two tenants',
+    patch: {
+      tenants: [
+        { name: 'a', keySha256: [KEY] },
+        { name: 'b', keySha256: [KEY] },
+      ],
+    },
+    field: 'tenants[1].keySha256[0]',
+    reason: /same key hash as tenant a/,
+  },
+  {
+    name: 'tenant key equals admin key',
+    patch: { tenants: [{ name: 'a', keySha256: [ADMIN] }] },
+    field: 'tenants[0].keySha256[0]',
+    reason: /admin/,
+  },
+  {
+    name: 'alias target malformed',
+    patch: { tenants: [{ name: 'a', keySha256: [KEY], aliases: { shoes: 'footwear@1@2' } }] },
+    field: 'tenants[0].aliases.shoes',
+    reason: /task@version/,
+  },
+  {
+    name: 'alias named base',
+    patch: { tenants: [{ name: 'a', keySha256: [KEY], aliases: { base: 'footwear' } }] },
+    field: 'tenants[0].aliases.base',
+    reason: /reserved/,
+  },
+  {
+    name: 'split weight negative',
+    patch: { tenants: [{ name: 'a', keySha256: [KEY], splits: { t: { '1': 90, '2': -10 } } }] },
+    field: 'tenants[0].splits.t.2',
+    reason: /positive weight/,
+  },
+  {
+    name: 'split without versions',
+    patch: { tenants: [{ name: 'a', keySha256: [KEY], splits: { t: {} } }] },
+    field: 'tenants[0].splits.t',
+    reason: /at least one/,
+  },
+  {
+    name: 'rate limit zero',
+    patch: { tenants: [{ name: 'a', keySha256: [KEY], rateLimit: { requestsPerSecond: 0 } }] },
+    field: 'tenants[0].rateLimit.requestsPerSecond',
+    reason: /\(0, /,
+  },
+  {
+    name: 'concurrency zero',
+    patch: { tenants: [{ name: 'a', keySha256: [KEY], maxConcurrent: 0 }] },
+    field: 'tenants[0].maxConcurrent',
+    reason: /integer in \[1/,
+  },
+  {
+    name: 'dev tenant key outside dev mode',
+    patch: { tenants: [{ name: 'a', keySha256: [DEV_HASH] }] },
+    field: 'tenants[0].keySha256[0]',
+    reason: /public development key/,
+  },
+  {
+    name: 'dev admin key outside dev mode',
+    patch: { admin: { keySha256: [sha256Hex('dev-admin-key')] } },
+    field: 'admin.keySha256[0]',
+    reason: /public development key "dev-admin-key"/,
+  },
+  {
+    name: 'otlp endpoint not a URL',
+    patch: { telemetry: { otlpEndpoint: 'collector:4318' } },
+    field: 'telemetry.otlpEndpoint',
+    reason: /http\(s\) URL/,
+  },
   { name: 'log level', patch: { logLevel: 'loud' }, field: 'logLevel', reason: /fatal, error/ },
   { name: 'shutdown grace negative', patch: { shutdownGraceMs: -1 }, field: 'shutdownGraceMs', reason: /integer in/ },
 ];
@@ -138,7 +354,11 @@ test('an invalid config fails with one message naming the field and the reason',
 });
 
 test('broken YAML is reported as a config error with its line', () => {
-  assert.throws(() => parse('listen:\n  port: [8080\n'), (error: Error & { code?: string }) => error.code === 'DS_ERR_CONFIG_INVALID' && /\(yaml\)/.test(error.message) && /line/i.test(error.message));
+  assert.throws(
+    () => parse('listen:\n  port: [8080\n'),
+    (error: Error & { code?: string }) =>
+      error.code === 'DS_ERR_CONFIG_INVALID' && /\(yaml\)/.test(error.message) && /line/i.test(error.message),
+  );
   assert.throws(() => parse('devMode: true\ndevMode: false\n'), /yaml/);
 });
 
@@ -171,7 +391,11 @@ test('environment variables override single fields and are validated like the fi
   assert.equal(config.logLevel, 'debug');
   assert.equal(config.telemetry.otlpEndpoint, 'http://collector:4318');
   assert.deepEqual(config.deltas.allowedHosts, ['deltas.example.com', '*.cdn.example.com']);
-  assert.equal(config.registry.stateFile, join(process.cwd(), 'relative/state.json'), 'env paths resolve against the working directory');
+  assert.equal(
+    config.registry.stateFile,
+    join(process.cwd(), 'relative/state.json'),
+    'env paths resolve against the working directory',
+  );
   assert.equal(config.shutdownGraceMs, 2500);
   assert.equal(config.batching.maxQueueDelayMs, 0.5);
   assert.equal(config.deltas.allowPrivateAddresses, true);
@@ -179,7 +403,10 @@ test('environment variables override single fields and are validated like the fi
 });
 
 test('an invalid environment value names the variable and the field', () => {
-  assert.throws(() => parse(yaml(), { DELTASERVE_PORT: 'http' }), /test\.yaml \+ DELTASERVE_PORT\): listen\.port: expected an integer, got "http"/);
+  assert.throws(
+    () => parse(yaml(), { DELTASERVE_PORT: 'http' }),
+    /test\.yaml \+ DELTASERVE_PORT\): listen\.port: expected an integer, got "http"/,
+  );
   assert.throws(() => parse(yaml(), { DELTASERVE_PORT: '99999' }), /test\.yaml \+ DELTASERVE_PORT.*listen\.port/s);
   assert.throws(() => parse(yaml(), { DELTASERVE_DEV_MODE: 'maybe' }), /DELTASERVE_DEV_MODE.*true or false/s);
   assert.throws(() => parse(yaml(), { DELTASERVE_MODE: 'fast' }), /DELTASERVE_MODE.*engine\.mode/s);
@@ -208,7 +435,10 @@ test('config path: --config, then DELTASERVE_CONFIG, then the shipped default', 
     const config = await loadConfig({ env: { DELTASERVE_CONFIG: join(dir, 'gw.yaml') } });
     assert.equal(config.listen.port, 1234);
     assert.equal(config.model.path, join(dir, 'model.onnx'));
-    await assert.rejects(loadConfig({ path: join(dir, 'missing.yaml'), env: {} }), (error: Error & { code?: string }) => error.code === 'DS_ERR_FILE_READ' && error.message.includes('missing.yaml'));
+    await assert.rejects(
+      loadConfig({ path: join(dir, 'missing.yaml'), env: {} }),
+      (error: Error & { code?: string }) => error.code === 'DS_ERR_FILE_READ' && error.message.includes('missing.yaml'),
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

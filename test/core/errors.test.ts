@@ -4,7 +4,10 @@ import { readFile } from 'node:fs/promises';
 import * as errors from '../../src/core/errors.js';
 
 type ErrorClass = new (...args: unknown[]) => Error & { code?: string; statusCode?: number };
-const exported = Object.entries(errors as Record<string, unknown>).filter(([name]) => name.startsWith('DS_ERR_')) as [string, ErrorClass][];
+const exported = Object.entries(errors as Record<string, unknown>).filter(([name]) => name.startsWith('DS_ERR_')) as [
+  string,
+  ErrorClass,
+][];
 
 test('every error is created with its own name as code and an HTTP status', () => {
   assert.ok(exported.length > 50);
@@ -12,7 +15,10 @@ test('every error is created with its own name as code and an HTTP status', () =
     const error = new ErrorClass('x', 'y', 'z');
     assert.equal(error.code, name);
     assert.ok(error instanceof Error);
-    assert.ok(Number.isInteger(error.statusCode) && error.statusCode! >= 400 && error.statusCode! <= 599, `${name}: ${error.statusCode}`);
+    assert.ok(
+      Number.isInteger(error.statusCode) && error.statusCode! >= 400 && error.statusCode! <= 599,
+      `${name}: ${error.statusCode}`,
+    );
   }
 });
 
@@ -36,10 +42,12 @@ test('every error is constructed with as many arguments as its message has %s', 
   const { join } = await import('node:path');
   const root = new URL('../../src/', import.meta.url).pathname;
   const files = (await readdir(root, { recursive: true })).filter((f) => f.endsWith('.ts')).map((f) => join(root, f));
-  const placeholders = new Map(exported.map(([name, ErrorClass]) => {
-    const template = new ErrorClass().message; // no arguments: every %s stays in the message
-    return [name, template.split('%s').length - 1];
-  }));
+  const placeholders = new Map(
+    exported.map(([name, ErrorClass]) => {
+      const template = new ErrorClass().message; // no arguments: every %s stays in the message
+      return [name, template.split('%s').length - 1];
+    }),
+  );
   let checked = 0;
   const wrong: string[] = [];
   for (const file of files) {
@@ -51,7 +59,8 @@ test('every error is constructed with as many arguments as its message has %s', 
       checked++;
       // @fastify/error takes a trailing `{ cause }` beside the message arguments.
       const args = /^(\{[^]*\bcause\b[^]*\}|cause)$/.test(last) ? count - 1 : count;
-      if (args !== want) wrong.push(`${file.slice(root.length)}: ${match[1]} with ${args} argument(s), its message has ${want} %s`);
+      if (args !== want)
+        wrong.push(`${file.slice(root.length)}: ${match[1]} with ${args} argument(s), its message has ${want} %s`);
     }
   }
   assert.ok(checked > 50, `scanned ${checked} constructions`);
@@ -77,7 +86,8 @@ function callArguments(source: string, start: number): { count: number; last: st
     }
     if ('([{'.includes(c)) depth++;
     else if (')]}'.includes(c)) {
-      if (depth === 0) return { count: sawAny ? commas + 1 : 0, last: source.slice(lastStart, i).trim() };
+      if (depth === 0)
+        return { count: sawAny ? commas + 1 : 0, last: source.slice(lastStart, i).trim().replace(/,$/, '') };
       depth--;
     } else if (c === ',' && depth === 0) {
       // A trailing comma before ')' does not start an argument.
@@ -100,7 +110,7 @@ function skipString(source: string, start: number): number {
       for (i = i + 1; i < source.length; i++) {
         if (source[i] === '{') depth++;
         else if (source[i] === '}' && --depth === 0) break;
-        else if ("'\"`".includes(source[i]!)) i = skipString(source, i);
+        else if ('\'"`'.includes(source[i]!)) i = skipString(source, i);
       }
     }
   }

@@ -36,7 +36,13 @@ for (const [name, files] of Object.entries(VALUE_SETS)) {
     assert.ok(objects.length >= 4, `only ${objects.length} objects`);
     for (const object of objects) validateObject(object);
     const labels = only(objects, 'Deployment').metadata.labels ?? {};
-    for (const key of ['helm.sh/chart', 'app.kubernetes.io/name', 'app.kubernetes.io/instance', 'app.kubernetes.io/version', 'app.kubernetes.io/managed-by']) {
+    for (const key of [
+      'helm.sh/chart',
+      'app.kubernetes.io/name',
+      'app.kubernetes.io/instance',
+      'app.kubernetes.io/version',
+      'app.kubernetes.io/managed-by',
+    ]) {
       assert.ok(key in labels, `Deployment lacks the standard label ${key}`);
     }
   });
@@ -45,7 +51,10 @@ for (const [name, files] of Object.entries(VALUE_SETS)) {
 test('the validator catches a misspelled field that helm lint lets through', () => {
   const deployment = structuredClone(only(render(VALUE_SETS['defaults with keys']!), 'Deployment'));
   deployment.spec.template.spec.containers[0].imagePullPolicyy = 'Always';
-  assert.throws(() => validateObject(deployment), /unknown field\(s\): spec\.template\.spec\.containers\[0\]\.imagePullPolicyy/);
+  assert.throws(
+    () => validateObject(deployment),
+    /unknown field\(s\): spec\.template\.spec\.containers\[0\]\.imagePullPolicyy/,
+  );
   const monitor = structuredClone(only(render([...VALUE_SETS.autoscaling!]), 'ServiceMonitor'));
   monitor.spec.endpoints[0].intervall = '30s';
   assert.throws(() => validateObject(monitor), /unknown field\(s\): spec\.endpoints\[\]\.intervall/);
@@ -60,7 +69,10 @@ test('production defaults: keys in a Secret, devMode off, a configuration the ga
   const text = gatewayYaml(objects);
   const config = parseConfig(text, { source: 'rendered gateway.yaml', baseDir: '/etc/deltaserve', env: {} });
   assert.equal(config.devMode, false);
-  assert.deepEqual(config.tenants.map((t) => t.name), ['acme']);
+  assert.deepEqual(
+    config.tenants.map((t) => t.name),
+    ['acme'],
+  );
   assert.deepEqual(config.tenants[0]!.keySha256, [sha256Hex('ci-tenant-key')]);
   assert.deepEqual(config.admin.keySha256, [sha256Hex('ci-admin-key')]);
   assert.equal(config.listen.host, '0.0.0.0');
@@ -69,8 +81,15 @@ test('production defaults: keys in a Secret, devMode off, a configuration the ga
 
   const deployment = only(objects, 'Deployment');
   assert.equal(deployment.spec.replicas, 1);
-  assert.equal(deployment.spec.template.metadata.annotations['checksum/config'], createHash('sha256').update(text).digest('hex'));
-  assert.ok(!objects.some((o) => o.kind === 'HorizontalPodAutoscaler' || o.kind === 'PersistentVolumeClaim' || o.kind === 'ServiceMonitor'));
+  assert.equal(
+    deployment.spec.template.metadata.annotations['checksum/config'],
+    createHash('sha256').update(text).digest('hex'),
+  );
+  assert.ok(
+    !objects.some(
+      (o) => o.kind === 'HorizontalPodAutoscaler' || o.kind === 'PersistentVolumeClaim' || o.kind === 'ServiceMonitor',
+    ),
+  );
   assert.equal(only(objects, 'PodDisruptionBudget').spec.maxUnavailable, 1);
 });
 
@@ -85,12 +104,17 @@ test('the pod is hardened: non-root, read-only root with the writable paths moun
   assert.equal(c.securityContext.readOnlyRootFilesystem, true);
   assert.equal(c.securityContext.allowPrivilegeEscalation, false);
   assert.deepEqual(c.securityContext.capabilities.drop, ['ALL']);
-  const mounts = Object.fromEntries((c.volumeMounts as { name: string; mountPath: string }[]).map((m) => [m.mountPath, m.name]));
+  const mounts = Object.fromEntries(
+    (c.volumeMounts as { name: string; mountPath: string }[]).map((m) => [m.mountPath, m.name]),
+  );
   assert.deepEqual(mounts, { '/etc/deltaserve': 'config', '/var/lib/deltaserve': 'state', '/tmp': 'tmp' });
   assert.equal(c.startupProbe.httpGet.path, '/v2/health/live');
   assert.equal(c.readinessProbe.httpGet.path, '/v2/health/ready');
   assert.equal(c.livenessProbe.httpGet.path, '/v2/health/live');
-  assert.ok(c.startupProbe.periodSeconds * c.startupProbe.failureThreshold >= 120, 'startup probe allows a slow base load');
+  assert.ok(
+    c.startupProbe.periodSeconds * c.startupProbe.failureThreshold >= 120,
+    'startup probe allows a slow base load',
+  );
   assert.ok(c.resources.requests.cpu && c.resources.limits.memory);
 });
 
@@ -116,7 +140,11 @@ test('GPU through WebGPU: the webgpu provider, graph mode, and the Vulkan driver
   assert.equal(only(objects, 'Deployment').spec.template.spec.containers[0].resources.limits['nvidia.com/gpu'], 1);
   const config = parseConfig(gatewayYaml(objects), { source: 'gpu-webgpu', baseDir: '/', env: {} });
   assert.deepEqual([config.engine.executionProvider, config.engine.mode], ['webgpu', 'graph']);
-  assert.equal(envOf(render(VALUE_SETS.gpu!)).NVIDIA_DRIVER_CAPABILITIES, undefined, 'CUDA needs no graphics capability');
+  assert.equal(
+    envOf(render(VALUE_SETS.gpu!)).NVIDIA_DRIVER_CAPABILITIES,
+    undefined,
+    'CUDA needs no graphics capability',
+  );
 });
 
 test('persistence: a claim for the state folder, one replica, Recreate rollouts', () => {
@@ -143,7 +171,10 @@ test('autoscaling: HPA on CPU and queue depth, no fixed replicas, spread, Servic
   const objects = render(VALUE_SETS.autoscaling!);
   const hpa = only(objects, 'HorizontalPodAutoscaler');
   assert.equal(hpa.apiVersion, 'autoscaling/v2');
-  assert.deepEqual(hpa.spec.metrics.map((m: { type: string }) => m.type), ['Resource', 'Pods']);
+  assert.deepEqual(
+    hpa.spec.metrics.map((m: { type: string }) => m.type),
+    ['Resource', 'Pods'],
+  );
   assert.equal(hpa.spec.metrics[1].pods.metric.name, 'deltaserve_queue_depth_all_tasks');
   const deployment = only(objects, 'Deployment');
   assert.equal(deployment.spec.replicas, undefined);
@@ -161,7 +192,10 @@ test('existing secret: no configuration rendered, the pod mounts the named Secre
   assert.ok(!objects.some((o) => o.kind === 'Secret'));
   const pod = only(objects, 'Deployment').spec.template.spec;
   const config = pod.volumes.find((v: { name: string }) => v.name === 'config');
-  assert.deepEqual(config.secret, { secretName: 'deltaserve-gateway', items: [{ key: 'gateway.yaml', path: 'gateway.yaml' }] });
+  assert.deepEqual(config.secret, {
+    secretName: 'deltaserve-gateway',
+    items: [{ key: 'gateway.yaml', path: 'gateway.yaml' }],
+  });
   assert.equal(envOf(objects).DELTASERVE_DEV_MODE, 'false');
 });
 
@@ -176,19 +210,88 @@ test('dev mode, asked for explicitly: the public development keys', () => {
 
 const PRODUCTION = VALUE_SETS['defaults with keys']!;
 const BAD_VALUES: { name: string; files: readonly string[]; sets: readonly string[]; error: RegExp }[] = [
-  { name: 'the defaults (no keys, devMode off)', files: [], sets: [], error: /no tenant keys.*auth\.tenants.*devMode=true/ },
-  { name: 'persistence with two replicas', files: [...PRODUCTION, 'persistence-values.yaml'], sets: ['replicaCount=2'], error: /persistence\.enabled with replicaCount > 1.*ReadWriteMany/ },
-  { name: 'persistence with autoscaling', files: [...PRODUCTION, 'persistence-values.yaml', 'autoscaling-values.yaml'], sets: [], error: /persistence\.enabled with replicaCount > 1 or autoscaling\.enabled needs a volume every replica mounts/ },
-  { name: 'a development key hash without devMode', files: [], sets: ['auth.tenants[0].name=x', `auth.tenants[0].keySha256[0]=${sha256Hex(DEV_TENANT_KEY)}`, 'auth.tenants[0].tasks[0]=*'], error: /public development key/ },
-  { name: 'a drain longer than the grace period', files: PRODUCTION, sets: ['gateway.shutdownGraceMs=40000'], error: /shutdownGraceMs \(40000\) must be less than terminationGracePeriodSeconds \(30 s\)/ },
-  { name: 'both PDB bounds', files: PRODUCTION, sets: ['podDisruptionBudget.minAvailable=1'], error: /exactly one of minAvailable and maxUnavailable/ },
-  { name: 'minReplicas above maxReplicas', files: [...PRODUCTION, 'autoscaling-values.yaml'], sets: ['autoscaling.minReplicas=9'], error: /minReplicas is greater than/ },
-  { name: 'a replica count that is not a number', files: PRODUCTION, sets: ['replicaCount=two'], error: /replicaCount: Invalid type\. Expected: integer/ },
-  { name: 'a misspelled value', files: PRODUCTION, sets: ['image.pullPolicyy=Always'], error: /Additional property pullPolicyy is not allowed/ },
-  { name: 'an unknown top-level value', files: PRODUCTION, sets: ['replicas=2'], error: /Additional property replicas is not allowed/ },
-  { name: 'a malformed key hash', files: [], sets: ['auth.tenants[0].name=x', 'auth.tenants[0].keySha256[0]=not-a-hash', 'auth.tenants[0].tasks[0]=*'], error: /keySha256\.0: Does not match pattern/ },
-  { name: 'a field the chart owns set under gateway', files: PRODUCTION, sets: ['gateway.devMode=true'], error: /gateway: Property name of "devMode" does not match/ },
-  { name: 'an invalid pull policy', files: PRODUCTION, sets: ['image.pullPolicy=Sometimes'], error: /pullPolicy.*must be one of/ },
+  {
+    name: 'the defaults (no keys, devMode off)',
+    files: [],
+    sets: [],
+    error: /no tenant keys.*auth\.tenants.*devMode=true/,
+  },
+  {
+    name: 'persistence with two replicas',
+    files: [...PRODUCTION, 'persistence-values.yaml'],
+    sets: ['replicaCount=2'],
+    error: /persistence\.enabled with replicaCount > 1.*ReadWriteMany/,
+  },
+  {
+    name: 'persistence with autoscaling',
+    files: [...PRODUCTION, 'persistence-values.yaml', 'autoscaling-values.yaml'],
+    sets: [],
+    error: /persistence\.enabled with replicaCount > 1 or autoscaling\.enabled needs a volume every replica mounts/,
+  },
+  {
+    name: 'a development key hash without devMode',
+    files: [],
+    sets: [
+      'auth.tenants[0].name=x',
+      `auth.tenants[0].keySha256[0]=${sha256Hex(DEV_TENANT_KEY)}`,
+      'auth.tenants[0].tasks[0]=*',
+    ],
+    error: /public development key/,
+  },
+  {
+    name: 'a drain longer than the grace period',
+    files: PRODUCTION,
+    sets: ['gateway.shutdownGraceMs=40000'],
+    error: /shutdownGraceMs \(40000\) must be less than terminationGracePeriodSeconds \(30 s\)/,
+  },
+  {
+    name: 'both PDB bounds',
+    files: PRODUCTION,
+    sets: ['podDisruptionBudget.minAvailable=1'],
+    error: /exactly one of minAvailable and maxUnavailable/,
+  },
+  {
+    name: 'minReplicas above maxReplicas',
+    files: [...PRODUCTION, 'autoscaling-values.yaml'],
+    sets: ['autoscaling.minReplicas=9'],
+    error: /minReplicas is greater than/,
+  },
+  {
+    name: 'a replica count that is not a number',
+    files: PRODUCTION,
+    sets: ['replicaCount=two'],
+    error: /replicaCount: Invalid type\. Expected: integer/,
+  },
+  {
+    name: 'a misspelled value',
+    files: PRODUCTION,
+    sets: ['image.pullPolicyy=Always'],
+    error: /Additional property pullPolicyy is not allowed/,
+  },
+  {
+    name: 'an unknown top-level value',
+    files: PRODUCTION,
+    sets: ['replicas=2'],
+    error: /Additional property replicas is not allowed/,
+  },
+  {
+    name: 'a malformed key hash',
+    files: [],
+    sets: ['auth.tenants[0].name=x', 'auth.tenants[0].keySha256[0]=not-a-hash', 'auth.tenants[0].tasks[0]=*'],
+    error: /keySha256\.0: Does not match pattern/,
+  },
+  {
+    name: 'a field the chart owns set under gateway',
+    files: PRODUCTION,
+    sets: ['gateway.devMode=true'],
+    error: /gateway: Property name of "devMode" does not match/,
+  },
+  {
+    name: 'an invalid pull policy',
+    files: PRODUCTION,
+    sets: ['image.pullPolicy=Sometimes'],
+    error: /pullPolicy.*must be one of/,
+  },
 ];
 
 for (const bad of BAD_VALUES) {
@@ -201,20 +304,33 @@ for (const bad of BAD_VALUES) {
 
 test('every values.yaml key is described by the schema (the schema rejects unknown keys)', () => {
   const values = parseYaml(helm(['show', 'values', CHART]).stdout) as Record<string, unknown>;
-  const schema = JSON.parse(readFileSync(`${ROOT}/${CHART}/values.schema.json`, 'utf8')) as { properties?: Record<string, unknown>; additionalProperties?: boolean };
+  const schema = JSON.parse(readFileSync(`${ROOT}/${CHART}/values.schema.json`, 'utf8')) as {
+    properties?: Record<string, unknown>;
+    additionalProperties?: boolean;
+  };
   assert.equal(schema.additionalProperties, false);
   assert.deepEqual(Object.keys(values).sort(), Object.keys(schema.properties ?? {}).sort());
 });
 
 test('routing: an HTTPRoute to the Service and an Envoy Gateway policy hashing on the task path', () => {
   const objects = render(VALUE_SETS.routing!);
-  const route = only(objects, 'HTTPRoute') as unknown as { spec: { parentRefs: { name: string }[]; rules: { backendRefs: { name: string }[] }[] } };
+  const route = only(objects, 'HTTPRoute') as unknown as {
+    spec: { parentRefs: { name: string }[]; rules: { backendRefs: { name: string }[] }[] };
+  };
   const service = only(objects, 'Service') as unknown as { metadata: { name: string } };
-  assert.deepEqual(route.spec.parentRefs.map((p) => p.name), ['eg']);
+  assert.deepEqual(
+    route.spec.parentRefs.map((p) => p.name),
+    ['eg'],
+  );
   assert.equal(route.spec.rules[0]!.backendRefs[0]!.name, service.metadata.name);
-  const policy = only(objects, 'BackendTrafficPolicy') as unknown as { spec: { loadBalancer: { type: string; consistentHash: { header: { name: string }; tableSize: number } } } };
+  const policy = only(objects, 'BackendTrafficPolicy') as unknown as {
+    spec: { loadBalancer: { type: string; consistentHash: { header: { name: string }; tableSize: number } } };
+  };
   assert.deepEqual(policy.spec.loadBalancer.type, 'ConsistentHash');
   assert.equal(policy.spec.loadBalancer.consistentHash.header.name, ':path');
   assert.equal(policy.spec.loadBalancer.consistentHash.tableSize, 65537);
-  assert.ok(!render(VALUE_SETS['defaults with keys']!).some((o) => o.kind === 'HTTPRoute' || o.kind === 'BackendTrafficPolicy'), 'off by default');
+  assert.ok(
+    !render(VALUE_SETS['defaults with keys']!).some((o) => o.kind === 'HTTPRoute' || o.kind === 'BackendTrafficPolicy'),
+    'off by default',
+  );
 });

@@ -25,12 +25,24 @@ export function valueArgs(files: readonly string[], sets: readonly string[] = []
 
 /** `helm template` → the rendered objects; fails the test when rendering fails. */
 export function render(files: readonly string[], sets: readonly string[] = []): K8sObject[] {
-  const { code, stdout, stderr } = helm(['template', 'ds', CHART, '--namespace', 'inference', ...valueArgs(files, sets)]);
+  const { code, stdout, stderr } = helm([
+    'template',
+    'ds',
+    CHART,
+    '--namespace',
+    'inference',
+    ...valueArgs(files, sets),
+  ]);
   assert.equal(code, 0, stderr);
-  return parseAllDocuments(stdout).map((doc) => doc.toJS() as K8sObject | null).filter((o): o is K8sObject => o !== null);
+  return parseAllDocuments(stdout)
+    .map((doc) => doc.toJS() as K8sObject | null)
+    .filter((o): o is K8sObject => o !== null);
 }
 
-export function only(objects: readonly K8sObject[], kind: string): K8sObject & { spec: any; data?: Record<string, string> } {
+export function only(
+  objects: readonly K8sObject[],
+  kind: string,
+): K8sObject & { spec: any; data?: Record<string, string> } {
   const found = objects.filter((o) => o.kind === kind);
   assert.equal(found.length, 1, `expected one ${kind}, got ${found.length}`);
   return found[0] as K8sObject & { spec: any };
@@ -46,5 +58,7 @@ export function container(objects: readonly K8sObject[]): any {
 }
 
 export function envOf(objects: readonly K8sObject[]): Record<string, string> {
-  return Object.fromEntries((container(objects).env as { name: string; value: string }[]).map((e) => [e.name, e.value]));
+  return Object.fromEntries(
+    (container(objects).env as { name: string; value: string }[]).map((e) => [e.name, e.value]),
+  );
 }

@@ -35,17 +35,26 @@ async function podmanStatus(...args: string[]): Promise<{ code: number; output: 
     return { code: 0, output: stdout + stderr };
   } catch (error) {
     const failed = error as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof failed.code === 'number' ? failed.code : -1, output: `${failed.stdout ?? ''}${failed.stderr ?? ''}` };
+    return {
+      code: typeof failed.code === 'number' ? failed.code : -1,
+      output: `${failed.stdout ?? ''}${failed.stderr ?? ''}`,
+    };
   }
 }
 
 const HARDENED = [
-  '--label', LABEL,
-  '--read-only', '--read-only-tmpfs=false',
-  '--tmpfs', '/tmp:rw,mode=1777',
-  '--tmpfs', '/var/lib/deltaserve:rw,mode=0700,U',
-  '--cap-drop', 'ALL',
-  '--security-opt', 'no-new-privileges',
+  '--label',
+  LABEL,
+  '--read-only',
+  '--read-only-tmpfs=false',
+  '--tmpfs',
+  '/tmp:rw,mode=1777',
+  '--tmpfs',
+  '/var/lib/deltaserve:rw,mode=0700,U',
+  '--cap-drop',
+  'ALL',
+  '--security-opt',
+  'no-new-privileges',
 ];
 
 const TENANT_KEY = 'ci-tenant-key';
@@ -68,7 +77,13 @@ before(async () => {
   chmodSync(configDir, 0o755); // the container's uid 1000 reads it
   writeFileSync(join(configDir, 'gateway.yaml'), gatewayYaml(objects), { mode: 0o644 });
   const env = Object.entries(envOf(objects)).flatMap(([name, value]) => ['-e', `${name}=${value}`]);
-  const started = await start([...env, '-v', `${configDir}:/etc/deltaserve:ro`, IMAGE, ...(chartContainer(objects).args as string[])]);
+  const started = await start([
+    ...env,
+    '-v',
+    `${configDir}:/etc/deltaserve:ro`,
+    IMAGE,
+    ...(chartContainer(objects).args as string[]),
+  ]);
   container = started.id;
   base = started.url;
 });
@@ -101,7 +116,9 @@ async function waitReady(url: string, id: string): Promise<void> {
   assert.fail(`not ready after 90 s (${last}); logs:\n${(await podmanStatus('logs', id)).output}`);
 }
 
-const SQUARE = Array.from({ length: 28 }, (_, y) => Array.from({ length: 28 }, (_, x) => (x > 8 && x < 20 && y > 8 && y < 20 ? 255 : 0)));
+const SQUARE = Array.from({ length: 28 }, (_, y) =>
+  Array.from({ length: 28 }, (_, x) => (x > 8 && x < 20 && y > 8 && y < 20 ? 255 : 0)),
+);
 
 test('the image becomes ready with the configuration the chart renders', async () => {
   await waitReady(base, container);
@@ -115,7 +132,11 @@ test('the image healthcheck passes', async () => {
 });
 
 test('one inference through each API', async () => {
-  const classify = await call('/v1/tasks/coarse4/classify', { method: 'POST', key: TENANT_KEY, body: JSON.stringify({ image: SQUARE, top: 2 }) });
+  const classify = await call('/v1/tasks/coarse4/classify', {
+    method: 'POST',
+    key: TENANT_KEY,
+    body: JSON.stringify({ image: SQUARE, top: 2 }),
+  });
   assert.equal(classify.status, 200, await classify.clone().text());
   const labels = ((await classify.json()) as { labels: { label: string }[] }).labels.map((l) => l.label);
   assert.equal(labels.length, 2);
@@ -124,7 +145,9 @@ test('one inference through each API', async () => {
   const infer = await call('/v2/models/footwear/infer', {
     method: 'POST',
     key: TENANT_KEY,
-    body: JSON.stringify({ inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0) }] }),
+    body: JSON.stringify({
+      inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0) }],
+    }),
   });
   assert.equal(infer.status, 200, await infer.clone().text());
   const outputs = ((await infer.json()) as { outputs: { shape: number[]; data: number[] }[] }).outputs;
@@ -145,8 +168,13 @@ test('the root filesystem is read-only and the registry state is written where i
   assert.notEqual(write.code, 0);
   assert.match(write.output, /Read-only file system/);
 
-  const sha256 = (await podman('exec', container, 'node', '-e',
-    "process.stdout.write(require('crypto').createHash('sha256').update(require('fs').readFileSync('models/tasks/rotated/delta.safetensors')).digest('hex'))"));
+  const sha256 = await podman(
+    'exec',
+    container,
+    'node',
+    '-e',
+    "process.stdout.write(require('crypto').createHash('sha256').update(require('fs').readFileSync('models/tasks/rotated/delta.safetensors')).digest('hex'))",
+  );
   const registered = await call('/admin/tasks', {
     method: 'POST',
     key: ADMIN_KEY,
@@ -161,8 +189,14 @@ test('only production dependencies, Node 24, OCI labels', async () => {
   const dev = await podmanStatus('exec', container, 'node', '-e', "require.resolve('typescript')");
   assert.notEqual(dev.code, 0, 'typescript (a devDependency) is in the image');
   assert.match(await podman('exec', container, 'node', '--version'), /^v24\./);
-  const labels = JSON.parse(await podman('image', 'inspect', IMAGE, '--format', '{{json .Config.Labels}}')) as Record<string, string>;
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string; license: string };
+  const labels = JSON.parse(await podman('image', 'inspect', IMAGE, '--format', '{{json .Config.Labels}}')) as Record<
+    string,
+    string
+  >;
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+    license: string;
+  };
   assert.equal(labels['org.opencontainers.image.version'], pkg.version);
   assert.equal(labels['org.opencontainers.image.licenses'], pkg.license);
   assert.match(labels['org.opencontainers.image.revision'] ?? '', /^([0-9a-f]{40}|unknown)$/);
@@ -181,7 +215,12 @@ test('the documented demo: DELTASERVE_DEV_MODE=true serves the zoo with the publ
   const demo = await start(['-e', 'DELTASERVE_DEV_MODE=true', IMAGE]);
   try {
     await waitReady(demo.url, demo.id);
-    const res = await call('/v1/tasks/coarse4/classify', { url: demo.url, method: 'POST', key: DEV_TENANT_KEY, body: JSON.stringify({ image: SQUARE }) });
+    const res = await call('/v1/tasks/coarse4/classify', {
+      url: demo.url,
+      method: 'POST',
+      key: DEV_TENANT_KEY,
+      body: JSON.stringify({ image: SQUARE }),
+    });
     assert.equal(res.status, 200, await res.text());
   } finally {
     await podmanStatus('rm', '-f', demo.id);

@@ -22,7 +22,11 @@ import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitorin
 export interface K8sObject {
   readonly apiVersion: string;
   readonly kind: string;
-  readonly metadata: { readonly name: string; readonly labels?: Record<string, string>; readonly annotations?: Record<string, string> };
+  readonly metadata: {
+    readonly name: string;
+    readonly labels?: Record<string, string>;
+    readonly annotations?: Record<string, string>;
+  };
   readonly [field: string]: unknown;
 }
 
@@ -38,45 +42,85 @@ interface KindCheck {
 /** Custom resources without a schema package here: required fields checked by hand, the rest by knownPaths. */
 function requireFields(object: K8sObject, paths: readonly string[]): void {
   for (const path of paths) {
-    const value = path.split('.').reduce<unknown>((at, key) => (at as Record<string, unknown> | undefined)?.[key], object);
-    if (value === undefined || value === null || (Array.isArray(value) && value.length === 0)) throw new Error(`${path} is required`);
+    const value = path
+      .split('.')
+      .reduce<unknown>((at, key) => (at as Record<string, unknown> | undefined)?.[key], object);
+    if (value === undefined || value === null || (Array.isArray(value) && value.length === 0))
+      throw new Error(`${path} is required`);
   }
 }
 
 const KINDS: Record<string, KindCheck> = {
   'apps/v1/Deployment': { schema: (o) => new Deployment(o as never).validate(), model: 'V1Deployment' },
-  'autoscaling/v2/HorizontalPodAutoscaler': { schema: (o) => new HorizontalPodAutoscaler(o as never).validate(), model: 'V2HorizontalPodAutoscaler' },
-  'policy/v1/PodDisruptionBudget': { schema: (o) => new PodDisruptionBudget(o as never).validate(), model: 'V1PodDisruptionBudget' },
-  'v1/PersistentVolumeClaim': { schema: (o) => new PersistentVolumeClaim(o as never).validate(), model: 'V1PersistentVolumeClaim' },
+  'autoscaling/v2/HorizontalPodAutoscaler': {
+    schema: (o) => new HorizontalPodAutoscaler(o as never).validate(),
+    model: 'V2HorizontalPodAutoscaler',
+  },
+  'policy/v1/PodDisruptionBudget': {
+    schema: (o) => new PodDisruptionBudget(o as never).validate(),
+    model: 'V1PodDisruptionBudget',
+  },
+  'v1/PersistentVolumeClaim': {
+    schema: (o) => new PersistentVolumeClaim(o as never).validate(),
+    model: 'V1PersistentVolumeClaim',
+  },
   'v1/Secret': { schema: (o) => new Secret(o as never).validate(), model: 'V1Secret' },
   'v1/Service': { schema: (o) => new Service(o as never).validate(), model: 'V1Service' },
   'v1/ServiceAccount': { schema: (o) => new ServiceAccount(o as never).validate(), model: 'V1ServiceAccount' },
   'gateway.networking.k8s.io/v1/HTTPRoute': {
     schema: (o) => requireFields(o, ['metadata.name', 'spec.parentRefs', 'spec.rules']),
     knownPaths: [
-      'apiVersion', 'kind', 'metadata.name', 'metadata.labels', 'metadata.annotations',
-      'spec.parentRefs[].name', 'spec.parentRefs[].namespace', 'spec.parentRefs[].sectionName', 'spec.parentRefs[].group',
-      'spec.parentRefs[].kind', 'spec.parentRefs[].port', 'spec.hostnames[]',
-      'spec.rules[].matches[].path.type', 'spec.rules[].matches[].path.value',
-      'spec.rules[].backendRefs[].name', 'spec.rules[].backendRefs[].port',
+      'apiVersion',
+      'kind',
+      'metadata.name',
+      'metadata.labels',
+      'metadata.annotations',
+      'spec.parentRefs[].name',
+      'spec.parentRefs[].namespace',
+      'spec.parentRefs[].sectionName',
+      'spec.parentRefs[].group',
+      'spec.parentRefs[].kind',
+      'spec.parentRefs[].port',
+      'spec.hostnames[]',
+      'spec.rules[].matches[].path.type',
+      'spec.rules[].matches[].path.value',
+      'spec.rules[].backendRefs[].name',
+      'spec.rules[].backendRefs[].port',
     ],
   },
   'gateway.envoyproxy.io/v1alpha1/BackendTrafficPolicy': {
     schema: (o) => requireFields(o, ['metadata.name', 'spec.targetRefs', 'spec.loadBalancer.type']),
     knownPaths: [
-      'apiVersion', 'kind', 'metadata.name', 'metadata.labels', 'metadata.annotations',
-      'spec.targetRefs[].group', 'spec.targetRefs[].kind', 'spec.targetRefs[].name',
-      'spec.loadBalancer.type', 'spec.loadBalancer.consistentHash.type', 'spec.loadBalancer.consistentHash.header.name',
+      'apiVersion',
+      'kind',
+      'metadata.name',
+      'metadata.labels',
+      'metadata.annotations',
+      'spec.targetRefs[].group',
+      'spec.targetRefs[].kind',
+      'spec.targetRefs[].name',
+      'spec.loadBalancer.type',
+      'spec.loadBalancer.consistentHash.type',
+      'spec.loadBalancer.consistentHash.header.name',
       'spec.loadBalancer.consistentHash.tableSize',
     ],
   },
   'monitoring.coreos.com/v1/ServiceMonitor': {
     schema: (o) => new ServiceMonitor(o as never).validate(),
     knownPaths: [
-      'apiVersion', 'kind', 'metadata.name', 'metadata.labels', 'metadata.annotations',
-      'spec.selector.matchLabels', 'spec.endpoints[].port', 'spec.endpoints[].path', 'spec.endpoints[].interval',
-      'spec.endpoints[].scrapeTimeout', 'spec.endpoints[].authorization.type',
-      'spec.endpoints[].authorization.credentials.name', 'spec.endpoints[].authorization.credentials.key',
+      'apiVersion',
+      'kind',
+      'metadata.name',
+      'metadata.labels',
+      'metadata.annotations',
+      'spec.selector.matchLabels',
+      'spec.endpoints[].port',
+      'spec.endpoints[].path',
+      'spec.endpoints[].interval',
+      'spec.endpoints[].scrapeTimeout',
+      'spec.endpoints[].authorization.type',
+      'spec.endpoints[].authorization.credentials.name',
+      'spec.endpoints[].authorization.credentials.key',
     ],
   },
 };
@@ -85,13 +129,17 @@ const KINDS: Record<string, KindCheck> = {
 export function validateObject(object: K8sObject): void {
   const where = `${object.kind}/${object.metadata?.name}`;
   const check = KINDS[`${object.apiVersion}/${object.kind}`];
-  if (check === undefined) throw new Error(`${where}: ${object.apiVersion} ${object.kind} is not a kind this validator knows; add it to KINDS`);
+  if (check === undefined)
+    throw new Error(
+      `${where}: ${object.apiVersion} ${object.kind} is not a kind this validator knows; add it to KINDS`,
+    );
   try {
     check.schema(object);
   } catch (error) {
     throw new Error(`${where}: schema: ${(error as Error).message}`);
   }
-  const unknown = check.model !== undefined ? lostInRoundTrip(object, check.model) : outside(object, check.knownPaths ?? []);
+  const unknown =
+    check.model !== undefined ? lostInRoundTrip(object, check.model) : outside(object, check.knownPaths ?? []);
   if (unknown.length > 0) throw new Error(`${where}: unknown field(s): ${unknown.join(', ')}`);
 }
 
@@ -122,7 +170,8 @@ function outside(object: unknown, known: readonly string[]): string[] {
   const walk = (value: unknown, path: string): void => {
     if (known.includes(path)) return;
     if (Array.isArray(value)) return value.forEach((item) => walk(item, `${path}[]`));
-    if (isRecord(value)) return Object.entries(value).forEach(([key, child]) => walk(child, path === '' ? key : `${path}.${key}`));
+    if (isRecord(value))
+      return Object.entries(value).forEach(([key, child]) => walk(child, path === '' ? key : `${path}.${key}`));
     leaves.push(path);
   };
   walk(object, '');

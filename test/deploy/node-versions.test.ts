@@ -11,7 +11,9 @@ import { createRequire } from 'node:module';
 import Fastify from 'fastify';
 import { TOOLS } from '../../scripts/fetch-tool.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { engines: { node: string } };
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  engines: { node: string };
+};
 
 /** `engines` is written as `^A.B.C || ^X.Y.Z`: one caret range per supported major. */
 function admits(range: string, version: string): boolean {
@@ -25,7 +27,10 @@ function admits(range: string, version: string): boolean {
 }
 
 test('engines admits the Node running this suite, the Node 24 CI fetches, and no untested major', () => {
-  assert.ok(admits(pkg.engines.node, process.version), `engines "${pkg.engines.node}" does not admit ${process.version}`);
+  assert.ok(
+    admits(pkg.engines.node, process.version),
+    `engines "${pkg.engines.node}" does not admit ${process.version}`,
+  );
   const ciNode24 = TOOLS.node24.npmPackage.split('@').pop()!;
   assert.ok(admits(pkg.engines.node, ciNode24), `engines does not admit CI's Node ${ciNode24}`);
   assert.ok(!admits(pkg.engines.node, '22.22.0'), 'Node 22 is not tested in CI');

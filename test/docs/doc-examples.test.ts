@@ -22,7 +22,12 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'deltaserve-docs-'));
   await symlink(join(ROOT, 'docs'), join(dir, 'docs'));
   await symlink(join(ROOT, 'models'), join(dir, 'models'));
-  const served = serve([], { DELTASERVE_CONFIG: '', DELTASERVE_PORT: '0', DELTASERVE_REGISTRY_STATE_FILE: join(dir, 'state.json'), DELTASERVE_LOG_LEVEL: 'warn' });
+  const served = serve([], {
+    DELTASERVE_CONFIG: '',
+    DELTASERVE_PORT: '0',
+    DELTASERVE_REGISTRY_STATE_FILE: join(dir, 'state.json'),
+    DELTASERVE_LOG_LEVEL: 'warn',
+  });
   stopGateway = async () => {
     served.child.kill('SIGTERM');
     await served.exit;
@@ -38,7 +43,9 @@ after(async () => {
 /** The shell blocks of a markdown document that talk to the gateway. */
 async function gatewayExamples(doc: string): Promise<string[]> {
   const text = await readFile(join(ROOT, doc), 'utf8');
-  return [...text.matchAll(/```(?:sh|bash)\n([\s\S]*?)```/g)].map((m) => m[1]!).filter((block) => block.includes('$U') || /^\s*curl /m.test(block));
+  return [...text.matchAll(/```(?:sh|bash)\n([\s\S]*?)```/g)]
+    .map((m) => m[1]!)
+    .filter((block) => block.includes('$U') || /^\s*curl /m.test(block));
 }
 
 for (const doc of DOCS) {
@@ -50,10 +57,17 @@ for (const doc of DOCS) {
       // Fail on HTTP errors (the examples must succeed), print bodies for the assertions below.
       'curl() { command curl -sS --fail-with-body "$@"; echo; }',
       ...blocks,
-    ].join('\n').replaceAll('127.0.0.1:8080', `127.0.0.1:${port}`);
+    ]
+      .join('\n')
+      .replaceAll('127.0.0.1:8080', `127.0.0.1:${port}`);
     const result = spawnSync('bash', ['-c', script], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
-    assert.equal(result.status, 0, `${doc}: exit ${result.status}\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`);
+    assert.equal(
+      result.status,
+      0,
+      `${doc}: exit ${result.status}\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`,
+    );
     // The shipped sandal is classified as footwear, as the docs say.
-    if (blocks.some((b) => b.includes('footwear.png'))) assert.match(result.stdout, /"task":"footwear","version":"1","labels":\[\{"label":"footwear"/);
+    if (blocks.some((b) => b.includes('footwear.png')))
+      assert.match(result.stdout, /"task":"footwear","version":"1","labels":\[\{"label":"footwear"/);
   });
 }

@@ -6,7 +6,14 @@ import type { ActivationMode } from '../../src/engine/runtime/activator.js';
 import type { Delta } from '../../src/deltas/types.js';
 import { SeededRng } from '../../src/core/rng.js';
 import type { NamedTensors } from '../../src/engine/tensors.js';
-import { buildTinyZoo, maxAbsDiff, mergeIndependently, runPlain, tokenBatch, type TinyZoo } from '../helpers/tiny-models.js';
+import {
+  buildTinyZoo,
+  maxAbsDiff,
+  mergeIndependently,
+  runPlain,
+  tokenBatch,
+  type TinyZoo,
+} from '../helpers/tiny-models.js';
 
 let zoo: TinyZoo;
 before(async () => {
@@ -20,11 +27,17 @@ function task(t: number): BatchDelta {
 }
 
 async function openCore(mode: ActivationMode): Promise<EngineCore> {
-  const base = await prepareBase({ modelPath: zoo.basePath, mode, patchable: [], session: { executionProvider: 'cpu', intraOpThreads: 1 } });
+  const base = await prepareBase({
+    modelPath: zoo.basePath,
+    mode,
+    patchable: [],
+    session: { executionProvider: 'cpu', intraOpThreads: 1 },
+  });
   return new EngineCore(base);
 }
 
-const logitsOf = (outputs: Awaited<ReturnType<EngineCore['run']>>['outputs'], i = 0) => outputs[i]!.logits!.data as Float32Array;
+const logitsOf = (outputs: Awaited<ReturnType<EngineCore['run']>>['outputs'], i = 0) =>
+  outputs[i]!.logits!.data as Float32Array;
 
 for (const mode of ['patch', 'graph'] as const) {
   test(`${mode}: task output equals an independently merged model within 1e-5`, async () => {
@@ -56,7 +69,14 @@ for (const mode of ['patch', 'graph'] as const) {
       const b = tokenBatch(1, 9, 2);
       const c = tokenBatch(3, 5, 3);
       const { outputs } = await core.run(task(1), [a, b, c]);
-      assert.deepEqual(outputs.map((o) => o.logits!.dims), [[2, 3], [1, 3], [3, 3]]);
+      assert.deepEqual(
+        outputs.map((o) => o.logits!.dims),
+        [
+          [2, 3],
+          [1, 3],
+          [3, 3],
+        ],
+      );
       for (const [i, inputs] of [a, b, c].entries()) {
         const alone = await core.run(task(1), [inputs]);
         assert.ok(maxAbsDiff(logitsOf(outputs, i), logitsOf(alone.outputs)) <= 1e-6);
@@ -69,34 +89,34 @@ for (const mode of ['patch', 'graph'] as const) {
 
 for (const mode of ['patch', 'graph'] as const) {
   test(`${mode}: 10,000 random activations across 20 tasks leave base and tasks bit-identical to a fresh engine`, async () => {
-  const inputs = tokenBatch(2, 6, 9);
-  const fresh = await openCore(mode);
-  const expected: Float32Array[] = [];
-  try {
-    expected.push(logitsOf((await fresh.run(null, [inputs])).outputs));
-    for (let t = 0; t < 20; t++) expected.push(logitsOf((await fresh.run(task(t), [inputs])).outputs));
-  } finally {
-    await fresh.release();
-  }
+    const inputs = tokenBatch(2, 6, 9);
+    const fresh = await openCore(mode);
+    const expected: Float32Array[] = [];
+    try {
+      expected.push(logitsOf((await fresh.run(null, [inputs])).outputs));
+      for (let t = 0; t < 20; t++) expected.push(logitsOf((await fresh.run(task(t), [inputs])).outputs));
+    } finally {
+      await fresh.release();
+    }
 
-  const core = await openCore(mode);
-  try {
-    const rng = new SeededRng(2024);
-    const activator = core.base.activator;
-    for (let i = 0; i < 10_000; i++) {
-      const t = rng.nextInt(21);
-      if (t === 20) activator.deactivate();
-      else activator.activate(`task-${t}`, zoo.deltas[t]!);
-      if (i % 1000 === 999) await core.run(task(rng.nextInt(20)), [inputs]);
+    const core = await openCore(mode);
+    try {
+      const rng = new SeededRng(2024);
+      const activator = core.base.activator;
+      for (let i = 0; i < 10_000; i++) {
+        const t = rng.nextInt(21);
+        if (t === 20) activator.deactivate();
+        else activator.activate(`task-${t}`, zoo.deltas[t]!);
+        if (i % 1000 === 999) await core.run(task(rng.nextInt(20)), [inputs]);
+      }
+      assert.deepEqual(logitsOf((await core.run(null, [inputs])).outputs), expected[0]);
+      for (let t = 0; t < 20; t++) {
+        assert.deepEqual(logitsOf((await core.run(task(t), [inputs])).outputs), expected[t + 1], `task ${t}`);
+      }
+    } finally {
+      await core.release();
     }
-    assert.deepEqual(logitsOf((await core.run(null, [inputs])).outputs), expected[0]);
-    for (let t = 0; t < 20; t++) {
-      assert.deepEqual(logitsOf((await core.run(task(t), [inputs])).outputs), expected[t + 1], `task ${t}`);
-    }
-  } finally {
-    await core.release();
-  }
-});
+  });
 }
 
 test('a delta naming a weight the base lacks is refused before anything is written', async () => {
@@ -105,8 +125,14 @@ test('a delta naming a weight the base lacks is refused before anything is writt
     const inputs = tokenBatch(1, 4, 5);
     const before = logitsOf((await core.run(null, [inputs])).outputs);
     const good = zoo.deltas[0]!;
-    const bad: Delta = { ...good, tensors: [...good.tensors, { kind: 'dense', name: 'no.such.weight', shape: [1], values: new Float32Array(1) }] };
-    assert.throws(() => core.base.activator.activate('bad', bad), (e: Error & { code?: string }) => e.code === 'DS_ERR_DELTA_UNKNOWN_TENSOR');
+    const bad: Delta = {
+      ...good,
+      tensors: [...good.tensors, { kind: 'dense', name: 'no.such.weight', shape: [1], values: new Float32Array(1) }],
+    };
+    assert.throws(
+      () => core.base.activator.activate('bad', bad),
+      (e: Error & { code?: string }) => e.code === 'DS_ERR_DELTA_UNKNOWN_TENSOR',
+    );
     assert.deepEqual(logitsOf((await core.run(null, [inputs])).outputs), before);
   } finally {
     await core.release();
@@ -126,7 +152,11 @@ test('inputs that do not match the model signature are refused with DS_ERR_INFER
       { input_ids: { type: 'int64' as const, dims: [0, 4], data: new BigInt64Array(0) } },
     ];
     for (const inputs of cases) {
-      await assert.rejects(core.run(null, [inputs]), (e: Error & { code?: string; statusCode?: number }) => e.code === 'DS_ERR_INFER_BAD_INPUT' && e.statusCode === 400);
+      await assert.rejects(
+        core.run(null, [inputs]),
+        (e: Error & { code?: string; statusCode?: number }) =>
+          e.code === 'DS_ERR_INFER_BAD_INPUT' && e.statusCode === 400,
+      );
     }
   } finally {
     await core.release();
@@ -135,7 +165,12 @@ test('inputs that do not match the model signature are refused with DS_ERR_INFER
 
 for (const mode of ['patch', 'graph'] as const) {
   test(`${mode}: a key whose delta was replaced serves the new delta, not the still-active old one`, async () => {
-    const base = await prepareBase({ modelPath: zoo.basePath, mode, patchable: [], session: { executionProvider: 'cpu', intraOpThreads: 1 } });
+    const base = await prepareBase({
+      modelPath: zoo.basePath,
+      mode,
+      patchable: [],
+      session: { executionProvider: 'cpu', intraOpThreads: 1 },
+    });
     const core = new EngineCore(base);
     try {
       const inputs = tokenBatch(2, 5, 3);

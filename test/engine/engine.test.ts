@@ -11,7 +11,14 @@ import { encodeDelta } from '../../src/deltas/format/delta-file.js';
 import { saveOnnxModel } from '../../src/onnx/model-file.js';
 import { buildSyntheticEncoder } from '../../src/onnx/synthetic.js';
 import { until } from '../helpers/until.js';
-import { buildTinyZoo, maxAbsDiff, mergeIndependently, runPlain, tokenBatch, type TinyZoo } from '../helpers/tiny-models.js';
+import {
+  buildTinyZoo,
+  maxAbsDiff,
+  mergeIndependently,
+  runPlain,
+  tokenBatch,
+  type TinyZoo,
+} from '../helpers/tiny-models.js';
 
 let zoo: TinyZoo;
 const refs: TaskRef[] = [];
@@ -35,7 +42,13 @@ function engineOptions(modelPath = zoo.basePath, overrides: Partial<EngineOption
       cacheMaxBytes: 64 * 1024 * 1024,
       source: { fileRoot: zoo.dir, allowedSchemes: ['file'] },
     },
-    scheduler: { maxBatchSize: 8, maxQueueDelayMs: 2, maxQueuedPerTask: 100, maxQueuedTotal: 400, forcedSwitchWaitMs: 50 },
+    scheduler: {
+      maxBatchSize: 8,
+      maxQueueDelayMs: 2,
+      maxQueuedPerTask: 100,
+      maxQueuedTotal: 400,
+      forcedSwitchWaitMs: 50,
+    },
     restartDelayMs: 50,
     ...overrides,
   };
@@ -47,7 +60,10 @@ test('infer through the worker matches independently merged models, concurrently
   const engine = await Engine.start(engineOptions());
   try {
     assert.ok(engine.ready);
-    assert.deepEqual(engine.modelIO.inputs.map((i) => i.name), ['input_ids']);
+    assert.deepEqual(
+      engine.modelIO.inputs.map((i) => i.name),
+      ['input_ids'],
+    );
     const inputs = tokenBatch(2, 5, 7);
     const expected = await Promise.all(zoo.deltas.map((d) => runPlain(mergeIndependently(zoo.base, d), inputs)));
     const baseExpected = await runPlain(zoo.base, inputs);
@@ -58,7 +74,10 @@ test('infer through the worker matches independently merged models, concurrently
       const want = t === 4 ? baseExpected : expected[t]!;
       assert.ok(maxAbsDiff(logits(result), want) <= 1e-5, `job ${i} (task ${t})`);
     });
-    assert.ok(results.some((r) => r.batchSize > 1), 'requests of one task were batched');
+    assert.ok(
+      results.some((r) => r.batchSize > 1),
+      'requests of one task were batched',
+    );
     // The first request of each task waited for its delta: a miss with load timings.
     for (let t = 0; t < 4; t++) {
       const first = results[jobs.indexOf(t)]!;
@@ -79,16 +98,23 @@ test('infer through the worker matches independently merged models, concurrently
 test('a corrupt or checksum-mismatched delta fails only its task, with 503 naming it, and is never cached', async () => {
   const engine = await Engine.start(engineOptions());
   try {
-    const corrupt: TaskRef = { key: 'broken@1', uri: 'corrupt.safetensors', sha256: createHash('sha256').update('not a delta at all').digest('hex') };
+    const corrupt: TaskRef = {
+      key: 'broken@1',
+      uri: 'corrupt.safetensors',
+      sha256: createHash('sha256').update('not a delta at all').digest('hex'),
+    };
     const mismatch: TaskRef = { ...refs[0]!, key: 'tampered@1', sha256: '0'.repeat(64) };
     const missing: TaskRef = { key: 'missing@1', uri: 'nope.safetensors', sha256: '0'.repeat(64) };
     for (const bad of [corrupt, mismatch, missing]) {
-      await assert.rejects(engine.infer(bad, tokenBatch(1, 4, 1)), (e: Error & { code?: string; statusCode?: number }) => {
-        assert.equal(e.code, 'DS_ERR_TASK_UNAVAILABLE');
-        assert.equal(e.statusCode, 503);
-        assert.match(e.message, new RegExp(bad.key));
-        return true;
-      });
+      await assert.rejects(
+        engine.infer(bad, tokenBatch(1, 4, 1)),
+        (e: Error & { code?: string; statusCode?: number }) => {
+          assert.equal(e.code, 'DS_ERR_TASK_UNAVAILABLE');
+          assert.equal(e.statusCode, 503);
+          assert.match(e.message, new RegExp(bad.key));
+          return true;
+        },
+      );
     }
     const ok = await engine.infer(refs[1]!, tokenBatch(1, 4, 1));
     assert.equal(ok.outputs.logits!.dims[0], 1);
@@ -135,10 +161,15 @@ test('the worker dies mid-batch: its requests fail at once, the engine restarts,
       const code = ((o as PromiseRejectedResult).reason as { code?: string }).code;
       assert.ok(code === 'DS_ERR_ENGINE_CRASHED' || code === 'DS_ERR_ENGINE_NOT_READY', code);
     }
-    assert.ok(outcomes.some((o) => ((o as PromiseRejectedResult).reason as { code?: string }).code === 'DS_ERR_ENGINE_CRASHED'));
+    assert.ok(
+      outcomes.some((o) => ((o as PromiseRejectedResult).reason as { code?: string }).code === 'DS_ERR_ENGINE_CRASHED'),
+    );
     assert.ok(performance.now() - killed < 5000, 'failed without waiting for a timeout');
     assert.equal(engine.ready, false);
-    await assert.rejects(engine.infer(null, tokenBatch(1, 4, 1)), (e: { code?: string }) => e.code === 'DS_ERR_ENGINE_NOT_READY');
+    await assert.rejects(
+      engine.infer(null, tokenBatch(1, 4, 1)),
+      (e: { code?: string }) => e.code === 'DS_ERR_ENGINE_NOT_READY',
+    );
     await until(() => engine.ready, 'the restarted worker');
     assert.equal(engine.restartCount, 1);
     const after = await engine.infer(null, tokenBatch(1, 4, 1));
@@ -161,7 +192,10 @@ test('a base model that cannot be loaded fails start-up with a clear error', asy
 
 test('graph mode through the worker gives the same answers as patch mode', async () => {
   const options = engineOptions();
-  const graph = await Engine.start({ ...options, worker: { ...options.worker, base: { ...options.worker.base, mode: 'graph' } } });
+  const graph = await Engine.start({
+    ...options,
+    worker: { ...options.worker, base: { ...options.worker.base, mode: 'graph' } },
+  });
   const patch = await Engine.start(options);
   try {
     for (const [i, ref] of refs.entries()) {
@@ -179,7 +213,10 @@ test('graph mode through the worker gives the same answers as patch mode', async
 
 test('restartWorker replaces the worker after the run in progress, without failing it', async () => {
   const path = join(zoo.dir, 'medium.onnx');
-  await saveOnnxModel(buildSyntheticEncoder({ layers: 4, hidden: 256, ffn: 1024, heads: 4, vocab: 50, maxSeq: 128, labels: 3, seed: 3 }), path);
+  await saveOnnxModel(
+    buildSyntheticEncoder({ layers: 4, hidden: 256, ffn: 1024, heads: 4, vocab: 50, maxSeq: 128, labels: 3, seed: 3 }),
+    path,
+  );
   const engine = await Engine.start(engineOptions(path));
   try {
     const running = engine.infer(null, tokenBatch(16, 128, 3));
@@ -207,11 +244,17 @@ test('a delta evicted while its request is queued is loaded outside the run: oth
     else void stalled.then(answer);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const remote: TaskRef = { ...refs[0]!, uri: `http://127.0.0.1:${(server.address() as AddressInfo).port}/task-0.safetensors` };
+  const remote: TaskRef = {
+    ...refs[0]!,
+    uri: `http://127.0.0.1:${(server.address() as AddressInfo).port}/task-0.safetensors`,
+  };
   const options = engineOptions();
   const engine = await Engine.start({
     ...options,
-    worker: { ...options.worker, source: { fileRoot: zoo.dir, allowedSchemes: ['file', 'http'], allowedHosts: ['127.0.0.1'] } },
+    worker: {
+      ...options.worker,
+      source: { fileRoot: zoo.dir, allowedSchemes: ['file', 'http'], allowedHosts: ['127.0.0.1'] },
+    },
     // A lone request waits this long for its batch to fill: the window in which the test evicts.
     scheduler: { ...options.scheduler, maxQueueDelayMs: 500 },
   });
@@ -229,7 +272,9 @@ test('a delta evicted while its request is queued is loaded outside the run: oth
     // Task 1 arrives: task 0's batch goes first, finds its delta gone, and its reload stalls.
     const other = await Promise.race([
       engine.infer(refs[1]!, inputs()),
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('task 1 waited for task 0\'s fetch')), 15_000).unref()),
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error("task 1 waited for task 0's fetch")), 15_000).unref(),
+      ),
     ]);
     const expectedOther = await runPlain(mergeIndependently(zoo.base, zoo.deltas[1]!), inputs());
     assert.ok(maxAbsDiff(logits(other), expectedOther) <= 1e-5);

@@ -14,6 +14,12 @@ test('warm-up inputs are zeros with every open dimension 1, or none when an inpu
   assert.deepEqual(inputs.input_ids!.data, new BigInt64Array(1));
   assert.deepEqual(inputs.pixels!.dims, [1, 1, 28, 28]);
   assert.deepEqual(inputs.pixels!.data, new Float32Array(784));
-  assert.equal(warmUpInputs({ inputs: [{ name: 'x', datatype: 'FP32', shape: null, dimNames: null }], outputs: [] }), null);
-  assert.equal(warmUpInputs({ inputs: [{ name: 'x', datatype: 'FP16', shape: [2], dimNames: null }], outputs: [] }), null);
+  assert.equal(
+    warmUpInputs({ inputs: [{ name: 'x', datatype: 'FP32', shape: null, dimNames: null }], outputs: [] }),
+    null,
+  );
+  assert.equal(
+    warmUpInputs({ inputs: [{ name: 'x', datatype: 'FP16', shape: [2], dimNames: null }], outputs: [] }),
+    null,
+  );
 });

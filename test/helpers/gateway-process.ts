@@ -13,7 +13,11 @@ export interface Served {
 }
 
 /** Runs `serve` from the sources (or `entry`, e.g. the compiled bin) with `env` added. */
-export function serve(args: string[], env: Record<string, string>, entry = ['--import', 'tsx', join(ROOT, 'src/cli/bin.ts')]): Served {
+export function serve(
+  args: string[],
+  env: Record<string, string>,
+  entry = ['--import', 'tsx', join(ROOT, 'src/cli/bin.ts')],
+): Served {
   const child = spawn(process.execPath, [...entry, 'serve', ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
@@ -34,7 +38,10 @@ export async function listeningUrl(served: Served, timeoutMs = 60_000): Promise<
     const match = /listening on (http:\/\/\S+)/.exec(served.stdout());
     if (match) return match[1]!;
     if (Date.now() > deadline) throw new Error(`serve did not listen within ${timeoutMs} ms: ${served.stderr()}`);
-    const exited = await Promise.race([served.exit.then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), 20))]);
+    const exited = await Promise.race([
+      served.exit.then(() => true),
+      new Promise<false>((resolve) => setTimeout(() => resolve(false), 20)),
+    ]);
     if (exited) throw new Error(`serve exited early: ${served.stderr()}`);
   }
 }

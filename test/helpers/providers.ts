@@ -30,5 +30,12 @@ export interface TestProvider {
 
 export const TEST_PROVIDERS: readonly TestProvider[] = [
   { provider: 'cpu', tolerance: 1e-5, skip: false },
-  { provider: 'webgpu', tolerance: 1e-4, skip: WEBGPU_SETTING === 'absent' ? 'DELTASERVE_TEST_WEBGPU=absent: no Vulkan driver on this machine, on purpose' : false },
+  {
+    provider: 'webgpu',
+    tolerance: 1e-4,
+    skip:
+      WEBGPU_SETTING === 'absent'
+        ? 'DELTASERVE_TEST_WEBGPU=absent: no Vulkan driver on this machine, on purpose'
+        : false,
+  },
 ];

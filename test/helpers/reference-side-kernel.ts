@@ -14,7 +14,8 @@ export const referenceSideKernel: SideKernel = {
         const acc = new Float64Array(outDim);
         const weight = job.weight;
         if (weight?.kind === 'dense') {
-          for (let i = 0; i < inDim; i++) for (let j = 0; j < outDim; j++) acc[j]! += x[r * inDim + i]! * weight.values[i * outDim + j]!;
+          for (let i = 0; i < inDim; i++)
+            for (let j = 0; j < outDim; j++) acc[j]! += x[r * inDim + i]! * weight.values[i * outDim + j]!;
         } else if (weight) {
           weight.indices.forEach((flat, k) => {
             const i = Math.floor(flat / outDim);

@@ -26,7 +26,13 @@ export interface TinyZoo {
   cleanup(): Promise<void>;
 }
 
-export async function buildTinyZoo(options: { tasks: number; dropRate?: number; method?: PruneMethod; scale?: number; seed?: number }): Promise<TinyZoo> {
+export async function buildTinyZoo(options: {
+  tasks: number;
+  dropRate?: number;
+  method?: PruneMethod;
+  scale?: number;
+  seed?: number;
+}): Promise<TinyZoo> {
   const dir = await mkdtemp(join(tmpdir(), 'deltaserve-test-'));
   const seed = options.seed ?? 1;
   const base = buildSyntheticEncoder({ ...TINY_ENCODER, seed });

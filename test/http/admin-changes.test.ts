@@ -14,7 +14,15 @@ import { ADMIN_KEY, FakeEngine, bearer, listen, makeConfig, twoTenantRaw } from 
 import { until } from '../helpers/until.js';
 
 const SHA = 'a'.repeat(64);
-const declared = (name: string) => ({ name, version: '1', uri: `${name}.safetensors`, sha256: SHA, description: '', labels: null, numClasses: null });
+const declared = (name: string) => ({
+  name,
+  version: '1',
+  uri: `${name}.safetensors`,
+  sha256: SHA,
+  description: '',
+  labels: null,
+  numClasses: null,
+});
 
 let engine: FakeEngine;
 let registry: TaskRegistry;
@@ -28,7 +36,11 @@ before(async () => {
   engine.loadBehaviour = (task: TaskRef) =>
     task.uri.includes('slow') ? new Promise<void>((resolve) => slowLoads.set(task.key, resolve)) : undefined;
   registry = await TaskRegistry.open({ declared: [declared('alpha'), declared('beta')], stateFile: null });
-  ({ app } = await buildServer(makeConfig(twoTenantRaw({ timeouts: { adminChangeTimeoutMs: 300 } })), { engine, registry, telemetry: null }));
+  ({ app } = await buildServer(makeConfig(twoTenantRaw({ timeouts: { adminChangeTimeoutMs: 300 } })), {
+    engine,
+    registry,
+    telemetry: null,
+  }));
   url = await listen(app);
 });
 after(async () => app.close());

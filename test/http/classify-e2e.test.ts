@@ -34,8 +34,24 @@ before(async () => {
     stringify({
       base: { model: 'image-model.onnx', fingerprint: model.fingerprint, labels: IMAGE_LABELS },
       tasks: [
-        { name: 'sevens', version: '1', description: 'always seven', delta: 'tasks/sevens.safetensors', sha256: sevens.sha256, labels: IMAGE_LABELS, numClasses: 10 },
-        { name: 'coarse', version: '1', description: 'four groups', delta: 'tasks/coarse.safetensors', sha256: coarse.sha256, labels: COARSE, numClasses: 4 },
+        {
+          name: 'sevens',
+          version: '1',
+          description: 'always seven',
+          delta: 'tasks/sevens.safetensors',
+          sha256: sevens.sha256,
+          labels: IMAGE_LABELS,
+          numClasses: 10,
+        },
+        {
+          name: 'coarse',
+          version: '1',
+          description: 'four groups',
+          delta: 'tasks/coarse.safetensors',
+          sha256: coarse.sha256,
+          labels: COARSE,
+          numClasses: 4,
+        },
       ],
     }),
   );
@@ -71,7 +87,15 @@ async function classify(task: string, body: Buffer | object, query = '') {
     headers: { authorization: `Bearer ${DEV_TENANT_KEY}`, 'content-type': png ? 'image/png' : 'application/json' },
     body: png ? body : JSON.stringify(body),
   });
-  return { status: response.statusCode, json: (await response.body.json()) as { task: string; labels: { label: string; probability: number }[]; error?: string; code?: string } };
+  return {
+    status: response.statusCode,
+    json: (await response.body.json()) as {
+      task: string;
+      labels: { label: string; probability: number }[];
+      error?: string;
+      code?: string;
+    },
+  };
 }
 
 /** A grey RGBA PNG of any size. */
@@ -86,7 +110,7 @@ test('the manifest tasks are registered with their labels', async () => {
   assert.deepEqual(gateway.registry.get('coarse')?.labels, COARSE);
 });
 
-test('a PNG of any size is classified; probabilities are a softmax over the task\'s classes', async () => {
+test("a PNG of any size is classified; probabilities are a softmax over the task's classes", async () => {
   const result = await classify('sevens', png(57, 31), '?top=3');
   assert.equal(result.status, 200, JSON.stringify(result.json));
   assert.equal(result.json.task, 'sevens');
@@ -99,13 +123,17 @@ test('a PNG of any size is classified; probabilities are a softmax over the task
 });
 
 test('a task with fewer classes than the base reports only its own labels', async () => {
-  const result = await classify('coarse', { image: Array.from({ length: 28 }, () => new Array(28).fill(0.5)) }, '?top=10');
+  const result = await classify(
+    'coarse',
+    { image: Array.from({ length: 28 }, () => new Array(28).fill(0.5)) },
+    '?top=10',
+  );
   assert.equal(result.status, 200, JSON.stringify(result.json));
   assert.deepEqual(result.json.labels.map((l) => l.label).sort(), [...COARSE].sort());
   assert.equal(result.json.labels[0]!.label, 'footwear');
 });
 
-test('the base model classifies with the manifest\'s base labels', async () => {
+test("the base model classifies with the manifest's base labels", async () => {
   const result = await classify('base', { image: Array.from({ length: 28 }, () => new Array(28).fill(255)), top: 2 });
   assert.equal(result.status, 200, JSON.stringify(result.json));
   assert.equal(result.json.labels.length, 2);
@@ -147,5 +175,8 @@ test('shutdown: the engine stops and the port refuses connections', async () => 
   shutDown = true;
   assert.deepEqual(await gateway.shutdown(), { forced: false });
   assert.equal(gateway.engine.ready, false);
-  await assert.rejects(request(`${url}/v2/health/live`, { reset: true }), (error: Error & { code?: string }) => error.code === 'ECONNREFUSED');
+  await assert.rejects(
+    request(`${url}/v2/health/live`, { reset: true }),
+    (error: Error & { code?: string }) => error.code === 'ECONNREFUSED',
+  );
 });

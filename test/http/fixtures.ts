@@ -50,7 +50,12 @@ export function twoTenantRaw(extra: Record<string, unknown> = {}): Record<string
   return {
     model: { path: 'model.onnx' },
     tenants: [
-      { name: 'tenant-a', keySha256: [sha256Hex(TENANT_A_KEY)], tasks: ['alpha', 'base'], aliases: { 'my-alpha': 'alpha@1' } },
+      {
+        name: 'tenant-a',
+        keySha256: [sha256Hex(TENANT_A_KEY)],
+        tasks: ['alpha', 'base'],
+        aliases: { 'my-alpha': 'alpha@1' },
+      },
       { name: 'tenant-b', keySha256: [sha256Hex(TENANT_B_KEY)], tasks: ['beta'] },
     ],
     admin: { keySha256: [sha256Hex(ADMIN_KEY)] },
@@ -93,7 +98,12 @@ export async function writeImageModel(dir: string, seed = 3): Promise<ImageModel
   });
   const value = (name: string, dims: (string | number)[]): onnx.IValueInfoProto => ({
     name,
-    type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } } },
+    type: {
+      tensorType: {
+        elemType: onnx.TensorProto.DataType.FLOAT,
+        shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) },
+      },
+    },
   });
   const model = onnx.ModelProto.create({
     irVersion: 8,
@@ -106,7 +116,18 @@ export async function writeImageModel(dir: string, seed = 3): Promise<ImageModel
           name: 'shape',
           opType: 'Constant',
           output: ['flat_shape'],
-          attribute: [{ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: { name: 'flat_shape', dims: [2], dataType: onnx.TensorProto.DataType.INT64, rawData: int64ToLittleEndian([-1, 784]) } }],
+          attribute: [
+            {
+              name: 'value',
+              type: onnx.AttributeProto.AttributeType.TENSOR,
+              t: {
+                name: 'flat_shape',
+                dims: [2],
+                dataType: onnx.TensorProto.DataType.INT64,
+                rawData: int64ToLittleEndian([-1, 784]),
+              },
+            },
+          ],
         },
         { name: 'flatten', opType: 'Reshape', input: ['pixels', 'flat_shape'], output: ['flat'] },
         { name: 'matmul', opType: 'MatMul', input: ['flat', 'fc.weight'], output: ['projected'] },
@@ -138,7 +159,16 @@ export function biasDelta(fingerprint: string, winner: number, boost = 50): Delt
       sourceFinetunedSha256: null,
       extra: {},
     },
-    tensors: [{ kind: 'sparse', name: 'fc.bias', shape: [10], indices: Uint32Array.of(winner), values: Float32Array.of(boost), rescale: 1 }],
+    tensors: [
+      {
+        kind: 'sparse',
+        name: 'fc.bias',
+        shape: [10],
+        indices: Uint32Array.of(winner),
+        values: Float32Array.of(boost),
+        rescale: 1,
+      },
+    ],
   };
 }
 
@@ -197,7 +227,14 @@ export class FakeEngine implements InferenceEngine {
     const data = new Float32Array(batch * 10);
     const winner = task === null ? 0 : (Number(task.key.split('@')[1]) || 1) % 10;
     for (let b = 0; b < batch; b++) data[b * 10 + winner] = 5;
-    return { outputs: { logits: { type: 'float32', dims: [batch, 10], data } }, queueMs: 0, cacheHit: true, activationMs: 0, batchSize: 1, inferMs: 0.1 };
+    return {
+      outputs: { logits: { type: 'float32', dims: [batch, 10], data } },
+      queueMs: 0,
+      cacheHit: true,
+      activationMs: 0,
+      batchSize: 1,
+      inferMs: 0.1,
+    };
   }
 
   subscribe(listener: EngineListener): () => void {
@@ -221,7 +258,14 @@ export class FakeEngine implements InferenceEngine {
       this.emit({ type: 'cache', kind: 'load-failed', key: task.key, ms: 1, error: serializeError(error) });
       throw new DS_ERR_TASK_UNAVAILABLE(task.key, (error as Error).message);
     }
-    this.emit({ type: 'cache', kind: 'load', key: task.key, bytes: 1, ms: 1, phases: { fetch: 1, verify: 0, decode: 0 } });
+    this.emit({
+      type: 'cache',
+      kind: 'load',
+      key: task.key,
+      bytes: 1,
+      ms: 1,
+      phases: { fetch: 1, verify: 0, decode: 0 },
+    });
     this.loaded.push(task.key);
   }
 
@@ -244,7 +288,17 @@ export class FakeEngine implements InferenceEngine {
     return {
       worker: {
         activeKey: null,
-        cache: { entries: this.loaded.length, bytes: 0, maxBytes: 1, pinned: [...this.pinned], keys: [...new Set(this.loaded)], hits: 0, misses: 0, evictions: 0, loadFailures: 0 },
+        cache: {
+          entries: this.loaded.length,
+          bytes: 0,
+          maxBytes: 1,
+          pinned: [...this.pinned],
+          keys: [...new Set(this.loaded)],
+          hits: 0,
+          misses: 0,
+          evictions: 0,
+          loadFailures: 0,
+        },
         rssBytes: 0,
         residentWeightBytes: 0,
       },
@@ -261,11 +315,17 @@ export class FakeEngine implements InferenceEngine {
 
 /** Flat 28×28 pixel request body for the fake engine's `pixels` input. */
 export function pixelsBody(extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0.5) }], ...extra };
+  return {
+    inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0.5) }],
+    ...extra,
+  };
 }
 
 /** A logger whose lines are collected (to check what gets logged). */
-export function capturingLogger(level: 'info' | 'silent' = 'info'): { logger: ReturnType<typeof createLogger>; lines: string[] } {
+export function capturingLogger(level: 'info' | 'silent' = 'info'): {
+  logger: ReturnType<typeof createLogger>;
+  lines: string[];
+} {
   const lines: string[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _encoding, callback) {

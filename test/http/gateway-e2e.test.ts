@@ -18,8 +18,24 @@ import { Engine } from '../../src/engine/engine.js';
 import { TaskRegistry } from '../../src/registry/task-registry.js';
 import { buildServer, engineOptionsFor } from '../../src/server.js';
 import { buildTelemetry, type Telemetry } from '../../src/telemetry/index.js';
-import { buildTinyZoo, maxAbsDiff, mergeIndependently, runPlain, tokenBatch, type TinyZoo } from '../helpers/tiny-models.js';
-import { ADMIN_KEY, TENANT_A_KEY, TENANT_B_KEY, bearer, listen, makeConfig, writeDelta, type DeltaFile } from './fixtures.js';
+import {
+  buildTinyZoo,
+  maxAbsDiff,
+  mergeIndependently,
+  runPlain,
+  tokenBatch,
+  type TinyZoo,
+} from '../helpers/tiny-models.js';
+import {
+  ADMIN_KEY,
+  TENANT_A_KEY,
+  TENANT_B_KEY,
+  bearer,
+  listen,
+  makeConfig,
+  writeDelta,
+  type DeltaFile,
+} from './fixtures.js';
 
 const OPS_KEY = 'ops-tenant-key';
 
@@ -38,12 +54,25 @@ let url: string;
 before(async () => {
   zoo = await buildTinyZoo({ tasks: 4 });
   otherZoo = await buildTinyZoo({ tasks: 1, seed: 9 });
-  for (const [name, delta] of [['alpha-1', zoo.deltas[0]!], ['alpha-2', zoo.deltas[1]!], ['beta-1', zoo.deltas[2]!], ['gamma-1', zoo.deltas[3]!], ['gamma-2', zoo.deltas[0]!], ['wrong-base', otherZoo.deltas[0]!]] as const) {
+  for (const [name, delta] of [
+    ['alpha-1', zoo.deltas[0]!],
+    ['alpha-2', zoo.deltas[1]!],
+    ['beta-1', zoo.deltas[2]!],
+    ['gamma-1', zoo.deltas[3]!],
+    ['gamma-2', zoo.deltas[0]!],
+    ['wrong-base', otherZoo.deltas[0]!],
+  ] as const) {
     files[name] = await writeDelta(zoo.dir, `${name}.safetensors`, delta);
   }
   await writeFile(join(zoo.dir, 'corrupt.safetensors'), 'not a delta');
   stateFile = join(zoo.dir, 'state', 'registry.json');
-  const declared = (name: string, version: string, file: string) => ({ name, version, uri: file, sha256: files[file.replace('.safetensors', '')]?.sha256 ?? 'f'.repeat(64), labels: ['no', 'maybe', 'yes'] });
+  const declared = (name: string, version: string, file: string) => ({
+    name,
+    version,
+    uri: file,
+    sha256: files[file.replace('.safetensors', '')]?.sha256 ?? 'f'.repeat(64),
+    labels: ['no', 'maybe', 'yes'],
+  });
   config = makeConfig(
     {
       model: { path: zoo.basePath, labels: ['no', 'maybe', 'yes'] },
@@ -51,10 +80,20 @@ before(async () => {
       deltas: { fileRoot: zoo.dir, allowedSchemes: ['file'] },
       registry: {
         stateFile,
-        tasks: [declared('alpha', '1', 'alpha-1.safetensors'), declared('alpha', '2', 'alpha-2.safetensors'), declared('beta', '1', 'beta-1.safetensors'), declared('broken', '1', 'missing.safetensors')],
+        tasks: [
+          declared('alpha', '1', 'alpha-1.safetensors'),
+          declared('alpha', '2', 'alpha-2.safetensors'),
+          declared('beta', '1', 'beta-1.safetensors'),
+          declared('broken', '1', 'missing.safetensors'),
+        ],
       },
       tenants: [
-        { name: 'tenant-a', keySha256: [sha256Hex(TENANT_A_KEY)], tasks: ['alpha', 'base'], splits: { alpha: { '1': 50, '2': 50 } } },
+        {
+          name: 'tenant-a',
+          keySha256: [sha256Hex(TENANT_A_KEY)],
+          tasks: ['alpha', 'base'],
+          splits: { alpha: { '1': 50, '2': 50 } },
+        },
         { name: 'tenant-b', keySha256: [sha256Hex(TENANT_B_KEY)], tasks: ['beta'], aliases: { stable: 'alpha@1' } },
         { name: 'ops', keySha256: [sha256Hex(OPS_KEY)], tasks: ['*'] },
       ],
@@ -66,7 +105,10 @@ before(async () => {
   telemetry = buildTelemetry({ serviceName: 'deltaserve-test', spanExporter: spans });
   engine = await Engine.start(engineOptionsFor(config, zoo.basePath, (event) => telemetry.recordEngineEvent(event)));
   telemetry.observeEngineReady(() => engine.ready);
-  telemetry.observeQueueDepth(() => ({ total: engine.schedulerStats().queued, byTask: engine.schedulerStats().queuedByTask }));
+  telemetry.observeQueueDepth(() => ({
+    total: engine.schedulerStats().queued,
+    byTask: engine.schedulerStats().queuedByTask,
+  }));
   telemetry.observeCache(async () => {
     const stats = await engine.stats();
     return { bytes: stats.worker?.cache.bytes ?? 0, entries: stats.worker?.cache.entries ?? 0 };
@@ -97,21 +139,43 @@ async function http(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, key
     ...(body !== undefined && { body: JSON.stringify(body) }),
   });
   const text = await response.body.text();
-  return { status: response.statusCode, headers: response.headers, text, json: (text.startsWith('{') || text.startsWith('[') ? JSON.parse(text) : {}) as Record<string, unknown> & unknown[] };
+  return {
+    status: response.statusCode,
+    headers: response.headers,
+    text,
+    json: (text.startsWith('{') || text.startsWith('[') ? JSON.parse(text) : {}) as Record<string, unknown> & unknown[],
+  };
 }
 
 const tokens = (seed: number) => {
   const ids = tokenBatch(1, 6, seed).input_ids!;
-  return { inputs: [{ name: 'input_ids', shape: [...ids.dims], datatype: 'INT64', data: Array.from(ids.data as BigInt64Array, Number) }] };
+  return {
+    inputs: [
+      {
+        name: 'input_ids',
+        shape: [...ids.dims],
+        datatype: 'INT64',
+        data: Array.from(ids.data as BigInt64Array, Number),
+      },
+    ],
+  };
 };
 
-const logitsOf = (json: Record<string, unknown>) => Float32Array.from((json.outputs as { name: string; data: number[] }[]).find((o) => o.name === 'logits')!.data);
+const logitsOf = (json: Record<string, unknown>) =>
+  Float32Array.from((json.outputs as { name: string; data: number[] }[]).find((o) => o.name === 'logits')!.data);
 
 test('health, readiness and server metadata over HTTP', async () => {
   assert.deepEqual((await http('GET', '/v2/health/live')).json, { live: true });
-  const ready = (await http('GET', '/v2/health/ready')).json as unknown as { ready: boolean; registry: { synced: boolean; error: string | null; lastSyncAt: string } };
+  const ready = (await http('GET', '/v2/health/ready')).json as unknown as {
+    ready: boolean;
+    registry: { synced: boolean; error: string | null; lastSyncAt: string };
+  };
   assert.equal(ready.ready, true);
-  assert.deepEqual({ ...ready.registry, lastSyncAt: typeof ready.registry.lastSyncAt }, { synced: true, error: null, lastSyncAt: 'string' }, 'with a state file, readiness says whether it is in sync');
+  assert.deepEqual(
+    { ...ready.registry, lastSyncAt: typeof ready.registry.lastSyncAt },
+    { synced: true, error: null, lastSyncAt: 'string' },
+    'with a state file, readiness says whether it is in sync',
+  );
   assert.equal((await http('GET', '/v2')).json.name, 'deltaserve');
 });
 
@@ -134,7 +198,10 @@ test('infer answers equal the engine called directly and an independently merged
   assert.equal(viaHttp.status, 200, viaHttp.text);
   assert.equal(viaHttp.json.id, 'e2e-1');
   assert.equal(viaHttp.json.model_version, '2');
-  const direct = await engine.infer({ key: 'alpha@2', uri: files['alpha-2']!.file, sha256: files['alpha-2']!.sha256 }, inputs());
+  const direct = await engine.infer(
+    { key: 'alpha@2', uri: files['alpha-2']!.file, sha256: files['alpha-2']!.sha256 },
+    inputs(),
+  );
   assert.deepEqual(logitsOf(viaHttp.json), direct.outputs.logits!.data);
   const merged = await runPlain(mergeIndependently(zoo.base, zoo.deltas[1]!), inputs());
   assert.ok(maxAbsDiff(logitsOf(viaHttp.json), merged) <= 1e-5);
@@ -146,11 +213,17 @@ test('infer answers equal the engine called directly and an independently merged
   const viaAlias = await http('POST', '/v2/models/stable/infer', TENANT_B_KEY, body);
   assert.equal(viaAlias.json.model_name, 'stable');
   assert.equal(viaAlias.json.model_version, '1');
-  assert.ok(maxAbsDiff(logitsOf(viaAlias.json), await runPlain(mergeIndependently(zoo.base, zoo.deltas[0]!), inputs())) <= 1e-5);
+  assert.ok(
+    maxAbsDiff(logitsOf(viaAlias.json), await runPlain(mergeIndependently(zoo.base, zoo.deltas[0]!), inputs())) <= 1e-5,
+  );
 });
 
 test('a 50/50 split serves both versions; a request id always lands on the same version', async () => {
-  const versions = await Promise.all(Array.from({ length: 60 }, (_, i) => http('POST', '/v2/models/alpha/infer', TENANT_A_KEY, { ...tokens(i), id: `user-${i}` })));
+  const versions = await Promise.all(
+    Array.from({ length: 60 }, (_, i) =>
+      http('POST', '/v2/models/alpha/infer', TENANT_A_KEY, { ...tokens(i), id: `user-${i}` }),
+    ),
+  );
   const seen = new Set(versions.map((r) => r.json.model_version));
   assert.deepEqual([...seen].sort(), ['1', '2']);
   for (let i = 0; i < 5; i++) {
@@ -165,13 +238,16 @@ test('a delta that cannot be fetched gives 503 naming the task, and the index sa
   assert.equal(response.json.code, 'DS_ERR_TASK_UNAVAILABLE');
   assert.ok(String(response.json.error).includes('broken@1'), String(response.json.error));
   const index = await http('POST', '/v2/repository/index', OPS_KEY, {});
-  const broken = (index.json as unknown as { name: string; state: string; reason: string }[]).find((e) => e.name === 'broken')!;
+  const broken = (index.json as unknown as { name: string; state: string; reason: string }[]).find(
+    (e) => e.name === 'broken',
+  )!;
   assert.equal(broken.state, 'UNAVAILABLE');
   // Tenants get the failure's code, never the delta's location; admins get the load's own error
   // (from the engine's event).
   assert.match(String(response.json.error), /its delta could not be loaded \(DS_ERR_SOURCE_FILE_MISSING\)/);
   assert.equal(response.headers['retry-after'], '5');
-  for (const text of [String(response.json.error), broken.reason]) assert.ok(!text.includes('missing.safetensors'), text);
+  for (const text of [String(response.json.error), broken.reason])
+    assert.ok(!text.includes('missing.safetensors'), text);
   const admin = await http('GET', '/admin/tasks', ADMIN_KEY);
   const row = (admin.json.tasks as { name: string; reason: string }[]).find((t) => t.name === 'broken')!;
   assert.match(row.reason, /missing\.safetensors/);
@@ -184,8 +260,14 @@ test('repository load pins a delta in the real cache, unload evicts it', async (
   assert.ok(stats.worker!.cache.pinned.includes('beta@1'));
   const index = await http('POST', '/v2/repository/index', TENANT_B_KEY);
   const entries = index.json as { name: string; version: string; state: string; cached: boolean; pinned: boolean }[];
-  assert.deepEqual(entries.map((e) => `${e.name}@${e.version}`), ['beta@1', 'stable@1']);
-  assert.deepEqual(entries.find((e) => e.name === 'beta'), { name: 'beta', version: '1', state: 'READY', reason: '', cached: true, pinned: true });
+  assert.deepEqual(
+    entries.map((e) => `${e.name}@${e.version}`),
+    ['beta@1', 'stable@1'],
+  );
+  assert.deepEqual(
+    entries.find((e) => e.name === 'beta'),
+    { name: 'beta', version: '1', state: 'READY', reason: '', cached: true, pinned: true },
+  );
   const unload = await http('POST', '/v2/repository/models/beta/unload', ADMIN_KEY);
   assert.equal(unload.status, 200);
   stats = await engine.stats();
@@ -193,7 +275,13 @@ test('repository load pins a delta in the real cache, unload evicts it', async (
 });
 
 test('admin registration: validated by loading, persisted, served, and still there after a restart', async () => {
-  const registered = await http('POST', '/admin/tasks', ADMIN_KEY, { name: 'gamma', version: '1', uri: files['gamma-1']!.file, sha256: files['gamma-1']!.sha256, labels: ['x', 'y', 'z'] });
+  const registered = await http('POST', '/admin/tasks', ADMIN_KEY, {
+    name: 'gamma',
+    version: '1',
+    uri: files['gamma-1']!.file,
+    sha256: files['gamma-1']!.sha256,
+    labels: ['x', 'y', 'z'],
+  });
   assert.equal(registered.status, 201, registered.text);
   assert.equal((registered.json.task as { name: string }).name, 'gamma');
   const inputs = tokenBatch(1, 6, 3);
@@ -203,13 +291,25 @@ test('admin registration: validated by loading, persisted, served, and still the
   assert.ok(maxAbsDiff(logitsOf(served.json), expected) <= 1e-5);
   assert.equal((await http('GET', '/v2/models/gamma', TENANT_A_KEY)).status, 404, 'tenant A does not list gamma');
 
-  const second = await http('PUT', '/admin/tasks/gamma', ADMIN_KEY, { version: 2, uri: files['gamma-2']!.file, sha256: files['gamma-2']!.sha256 });
+  const second = await http('PUT', '/admin/tasks/gamma', ADMIN_KEY, {
+    version: 2,
+    uri: files['gamma-2']!.file,
+    sha256: files['gamma-2']!.sha256,
+  });
   assert.equal(second.status, 201, second.text);
 
   await startServer(); // a restart: new registry read from the state file
   const listed = await http('GET', '/admin/tasks', ADMIN_KEY);
-  const gamma = (listed.json.tasks as { name: string; version: string; default: boolean; origin: string }[]).filter((t) => t.name === 'gamma');
-  assert.deepEqual(gamma.map((t) => [t.version, t.default, t.origin]), [['1', false, 'admin'], ['2', true, 'admin']]);
+  const gamma = (listed.json.tasks as { name: string; version: string; default: boolean; origin: string }[]).filter(
+    (t) => t.name === 'gamma',
+  );
+  assert.deepEqual(
+    gamma.map((t) => [t.version, t.default, t.origin]),
+    [
+      ['1', false, 'admin'],
+      ['2', true, 'admin'],
+    ],
+  );
   const afterRestart = await http('POST', '/v2/models/gamma/infer', OPS_KEY, tokens(3));
   assert.equal(afterRestart.json.model_version, '2', 'the new version is the default');
   const v1 = await http('POST', '/v2/models/gamma/versions/1/infer', OPS_KEY, tokens(3));
@@ -232,14 +332,54 @@ test('failed registrations change nothing: not registered, state file bytes unch
   const before = await readFile(stateFile).catch(() => null);
   const listedBefore = (await http('GET', '/admin/tasks', ADMIN_KEY)).json;
   const attempts = [
-    { why: 'file missing', body: { name: 'delta', version: '1', uri: 'nowhere.safetensors', sha256: 'e'.repeat(64) }, status: 422, mentions: 'delta@1' },
-    { why: 'checksum mismatch', body: { name: 'delta', version: '1', uri: files['beta-1']!.file, sha256: 'e'.repeat(64) }, status: 422, mentions: 'sha256' },
-    { why: 'not a delta', body: { name: 'delta', version: '1', uri: 'corrupt.safetensors', sha256: sha256Hex('not a delta') }, status: 422, mentions: 'delta@1' },
-    { why: 'made for another base', body: { name: 'delta', version: '1', uri: files['wrong-base']!.file, sha256: files['wrong-base']!.sha256 }, status: 422, mentions: 'base' },
-    { why: 'outside the delta root', body: { name: 'delta', version: '1', uri: '../../etc/passwd', sha256: 'e'.repeat(64) }, status: 422, mentions: 'delta@1' },
-    { why: 'existing name via POST', body: { name: 'beta', version: '9', uri: files['beta-1']!.file, sha256: files['beta-1']!.sha256 }, status: 409, mentions: 'beta' },
-    { why: 'reserved name', body: { name: 'base', version: '1', uri: files['beta-1']!.file, sha256: files['beta-1']!.sha256 }, status: 400, mentions: 'reserved' },
-    { why: 'bad sha256', body: { name: 'delta', version: '1', uri: files['beta-1']!.file, sha256: 'xyz' }, status: 400, mentions: 'sha256' },
+    {
+      why: 'file missing',
+      body: { name: 'delta', version: '1', uri: 'nowhere.safetensors', sha256: 'e'.repeat(64) },
+      status: 422,
+      mentions: 'delta@1',
+    },
+    {
+      why: 'checksum mismatch',
+      body: { name: 'delta', version: '1', uri: files['beta-1']!.file, sha256: 'e'.repeat(64) },
+      status: 422,
+      mentions: 'sha256',
+    },
+    {
+      why: 'not a delta',
+      body: { name: 'delta', version: '1', uri: 'corrupt.safetensors', sha256: sha256Hex('not a delta') },
+      status: 422,
+      mentions: 'delta@1',
+    },
+    {
+      why: 'made for another base',
+      body: { name: 'delta', version: '1', uri: files['wrong-base']!.file, sha256: files['wrong-base']!.sha256 },
+      status: 422,
+      mentions: 'base',
+    },
+    {
+      why: 'outside the delta root',
+      body: { name: 'delta', version: '1', uri: '../../etc/passwd', sha256: 'e'.repeat(64) },
+      status: 422,
+      mentions: 'delta@1',
+    },
+    {
+      why: 'existing name via POST',
+      body: { name: 'beta', version: '9', uri: files['beta-1']!.file, sha256: files['beta-1']!.sha256 },
+      status: 409,
+      mentions: 'beta',
+    },
+    {
+      why: 'reserved name',
+      body: { name: 'base', version: '1', uri: files['beta-1']!.file, sha256: files['beta-1']!.sha256 },
+      status: 400,
+      mentions: 'reserved',
+    },
+    {
+      why: 'bad sha256',
+      body: { name: 'delta', version: '1', uri: files['beta-1']!.file, sha256: 'xyz' },
+      status: 400,
+      mentions: 'sha256',
+    },
   ];
   for (const attempt of attempts) {
     const response = await http('POST', '/admin/tasks', ADMIN_KEY, attempt.body);
@@ -247,13 +387,20 @@ test('failed registrations change nothing: not registered, state file bytes unch
     if (process.env.SHOW_ERRORS) console.log(attempt.why, '→', response.json.error);
     assert.ok(String(response.json.error).includes(attempt.mentions), `${attempt.why}: ${String(response.json.error)}`);
   }
-  const conflict = await http('PUT', '/admin/tasks/beta', ADMIN_KEY, { version: '1', uri: files['alpha-1']!.file, sha256: files['alpha-1']!.sha256 });
+  const conflict = await http('PUT', '/admin/tasks/beta', ADMIN_KEY, {
+    version: '1',
+    uri: files['alpha-1']!.file,
+    sha256: files['alpha-1']!.sha256,
+  });
   assert.equal(conflict.status, 409, 'versions are immutable');
   assert.deepEqual(await readFile(stateFile).catch(() => null), before, 'state file bytes unchanged');
   assert.deepEqual((await http('GET', '/admin/tasks', ADMIN_KEY)).json, listedBefore);
   assert.equal((await http('POST', '/v2/models/delta/infer', OPS_KEY, tokens(1))).status, 404);
   const stats = await engine.stats();
-  assert.ok(!stats.worker!.cache.keys.some((k) => k.startsWith('delta@')), 'nothing of a failed registration stays cached');
+  assert.ok(
+    !stats.worker!.cache.keys.some((k) => k.startsWith('delta@')),
+    'nothing of a failed registration stays cached',
+  );
 });
 
 test('/metrics exposes request, queue, batch, activation, cache, delta-load and engine metrics', async () => {
@@ -278,7 +425,10 @@ test('/metrics exposes request, queue, batch, activation, cache, delta-load and 
   ]) {
     assert.ok(metrics.text.includes(name), `${name} is exported`);
   }
-  assert.match(metrics.text, /deltaserve_request_duration_seconds_count\{[^}]*task="beta"[^}]*tenant="tenant-b"[^}]*\} [1-9]/);
+  assert.match(
+    metrics.text,
+    /deltaserve_request_duration_seconds_count\{[^}]*task="beta"[^}]*tenant="tenant-b"[^}]*\} [1-9]/,
+  );
   assert.match(metrics.text, /status="200"/);
   assert.match(metrics.text, /status="404"/);
 });
@@ -297,12 +447,13 @@ test('traces: the HTTP span has queue → delta → activation → inference chi
   const finished = spans.getFinishedSpans();
   const server = finished.find((s) => s.name === 'POST /v2/models/:model_name/infer');
   assert.ok(server, `server span among ${finished.map((s) => s.name).join(', ')}`);
-  assert.equal(server.spanContext().traceId, '0af7651916cd43dd8448eb211c80319c', 'joins the caller\'s trace');
+  assert.equal(server.spanContext().traceId, '0af7651916cd43dd8448eb211c80319c', "joins the caller's trace");
   assert.equal(server.attributes['deltaserve.task'], 'beta');
   assert.equal(server.attributes['deltaserve.tenant'], 'tenant-b');
   const children = finished.filter((s) => s.parentSpanContext?.spanId === server.spanContext().spanId);
   const names = children.map((s) => s.name);
-  for (const name of ['queue', 'delta.fetch', 'delta.verify', 'delta.decode', 'activation', 'inference']) assert.ok(names.includes(name), `${name} in ${names.join(', ')}`);
+  for (const name of ['queue', 'delta.fetch', 'delta.verify', 'delta.decode', 'activation', 'inference'])
+    assert.ok(names.includes(name), `${name} in ${names.join(', ')}`);
   const inference = children.find((s) => s.name === 'inference')!;
   assert.equal(inference.attributes['deltaserve.batch_size'], 1);
   assert.equal(typeof inference.attributes['deltaserve.cache_hit'], 'boolean');

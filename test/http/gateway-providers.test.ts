@@ -36,7 +36,10 @@ interface Case {
 const cases: Case[] = [];
 
 before(async () => {
-  const manifest = parse(await readFile(join(MODELS, 'zoo.yaml'), 'utf8')) as { base: { model: string }; tasks: { name: string; delta: string; eval: string }[] };
+  const manifest = parse(await readFile(join(MODELS, 'zoo.yaml'), 'utf8')) as {
+    base: { model: string };
+    tasks: { name: string; delta: string; eval: string }[];
+  };
   const base = await loadOnnxModel(join(MODELS, manifest.base.model));
   const io = describeModelIO(base);
   const baseShapes = new Map([...readFloatWeights(base)].map(([name, w]) => [name, w.shape as readonly number[]]));
@@ -44,9 +47,17 @@ before(async () => {
     const inputs = sliceSamples((await loadSampleSet(join(MODELS, task.eval), io)).inputs, 0, SAMPLES);
     const delta = decodeDelta(await readFile(join(MODELS, task.delta)), { baseShapes });
     const expected = await runPlain(mergeIndependently(base, delta), inputs);
-    assert.ok(maxAbsDiff(expected, await runPlain(base, inputs)) > 1e-2, `${task.name}: its delta changes the logits, so a gateway ignoring it fails`);
+    assert.ok(
+      maxAbsDiff(expected, await runPlain(base, inputs)) > 1e-2,
+      `${task.name}: its delta changes the logits, so a gateway ignoring it fails`,
+    );
     cases.push({ model: task.name, pixels: inputs.pixels!.data as Float32Array, expected });
-    if (cases.length === 1) cases.push({ model: 'base', pixels: inputs.pixels!.data as Float32Array, expected: await runPlain(base, inputs) });
+    if (cases.length === 1)
+      cases.push({
+        model: 'base',
+        pixels: inputs.pixels!.data as Float32Array,
+        expected: await runPlain(base, inputs),
+      });
   }
 });
 
@@ -57,43 +68,53 @@ const RUNS = [
 ];
 
 for (const { provider, mode, tolerance, skip } of RUNS) {
-  test(`${provider}, ${mode} mode: the gateway serves every demo zoo task and the base over HTTP, equal to independently merged models within ${tolerance}`, { skip }, async () => {
-    const config = makeConfig({
-      listen: { host: '127.0.0.1', port: 0 },
-      model: { manifest: join(MODELS, 'zoo.yaml') },
-      engine: { executionProvider: provider, mode, intraOpThreads: 1 },
-      batching: { maxBatchSize: 16 },
-      tenants: [{ name: 'client', keySha256: [sha256Hex('client-key')], tasks: ['*'] }],
-      logLevel: 'silent',
-      shutdownGraceMs: 2000,
-    });
-    const gateway = await bootGateway(config);
-    try {
-      assert.equal(gateway.engine.readyInfo?.executionProvider, provider, 'runs on the configured provider, no fallback');
-      assert.equal(gateway.engine.readyInfo?.mode, mode);
-      const url = await gateway.listen();
-      // Every request at once: the scheduler batches and switches tasks (or mixes them) under load.
-      const jobs = cases.flatMap((c) => Array.from({ length: SAMPLES / PER_REQUEST }, (_, k) => ({ c, k })));
-      const answers = await Promise.all(jobs.map(({ c, k }) => infer(url, c, k)));
-      jobs.forEach(({ c, k }, i) => {
-        const rows = c.expected.length / SAMPLES;
-        const want = c.expected.subarray(k * PER_REQUEST * rows, (k + 1) * PER_REQUEST * rows);
-        const diff = maxAbsDiff(answers[i]!, want);
-        assert.ok(diff <= tolerance, `${c.model} request ${k}: max abs diff ${diff}`);
+  test(
+    `${provider}, ${mode} mode: the gateway serves every demo zoo task and the base over HTTP, equal to independently merged models within ${tolerance}`,
+    { skip },
+    async () => {
+      const config = makeConfig({
+        listen: { host: '127.0.0.1', port: 0 },
+        model: { manifest: join(MODELS, 'zoo.yaml') },
+        engine: { executionProvider: provider, mode, intraOpThreads: 1 },
+        batching: { maxBatchSize: 16 },
+        tenants: [{ name: 'client', keySha256: [sha256Hex('client-key')], tasks: ['*'] }],
+        logLevel: 'silent',
+        shutdownGraceMs: 2000,
       });
-      const stats = gateway.engine.schedulerStats();
-      if (mode === 'mixed') {
-        assert.ok(stats.mixedBatches > 0, 'batches held several tasks');
-        const metadata = await request(`${url}/v2/models/${cases[0]!.model}`, { headers: { authorization: 'Bearer client-key' } });
-        const body = (await metadata.body.json()) as { parameters: { batching: string } };
-        assert.equal(body.parameters.batching, 'mixed');
-      } else {
-        assert.equal(stats.mixedBatches, 0);
+      const gateway = await bootGateway(config);
+      try {
+        assert.equal(
+          gateway.engine.readyInfo?.executionProvider,
+          provider,
+          'runs on the configured provider, no fallback',
+        );
+        assert.equal(gateway.engine.readyInfo?.mode, mode);
+        const url = await gateway.listen();
+        // Every request at once: the scheduler batches and switches tasks (or mixes them) under load.
+        const jobs = cases.flatMap((c) => Array.from({ length: SAMPLES / PER_REQUEST }, (_, k) => ({ c, k })));
+        const answers = await Promise.all(jobs.map(({ c, k }) => infer(url, c, k)));
+        jobs.forEach(({ c, k }, i) => {
+          const rows = c.expected.length / SAMPLES;
+          const want = c.expected.subarray(k * PER_REQUEST * rows, (k + 1) * PER_REQUEST * rows);
+          const diff = maxAbsDiff(answers[i]!, want);
+          assert.ok(diff <= tolerance, `${c.model} request ${k}: max abs diff ${diff}`);
+        });
+        const stats = gateway.engine.schedulerStats();
+        if (mode === 'mixed') {
+          assert.ok(stats.mixedBatches > 0, 'batches held several tasks');
+          const metadata = await request(`${url}/v2/models/${cases[0]!.model}`, {
+            headers: { authorization: 'Bearer client-key' },
+          });
+          const body = (await metadata.body.json()) as { parameters: { batching: string } };
+          assert.equal(body.parameters.batching, 'mixed');
+        } else {
+          assert.equal(stats.mixedBatches, 0);
+        }
+      } finally {
+        await gateway.shutdown();
       }
-    } finally {
-      await gateway.shutdown();
-    }
-  });
+    },
+  );
 }
 
 async function infer(url: string, c: Case, k: number): Promise<Float32Array> {

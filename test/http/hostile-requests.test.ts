@@ -10,7 +10,17 @@ import { DS_ERR_OVERLOADED } from '../../src/core/errors.js';
 import { withRetryAfter } from '../../src/core/retry-after.js';
 import { TaskRegistry } from '../../src/registry/task-registry.js';
 import { buildServer, type BuiltServer } from '../../src/server.js';
-import { ADMIN_KEY, FakeEngine, TENANT_A_KEY, bearer, capturingLogger, listen, makeConfig, pixelsBody, twoTenantRaw } from './fixtures.js';
+import {
+  ADMIN_KEY,
+  FakeEngine,
+  TENANT_A_KEY,
+  bearer,
+  capturingLogger,
+  listen,
+  makeConfig,
+  pixelsBody,
+  twoTenantRaw,
+} from './fixtures.js';
 
 const SHA = 'a'.repeat(64);
 let app: FastifyInstance;
@@ -20,7 +30,20 @@ let url: string;
 let logLines: string[];
 
 before(async () => {
-  const registry = await TaskRegistry.open({ declared: [{ name: 'alpha', version: '1', uri: 'alpha.safetensors', sha256: SHA, description: '', labels: null, numClasses: null }], stateFile: null });
+  const registry = await TaskRegistry.open({
+    declared: [
+      {
+        name: 'alpha',
+        version: '1',
+        uri: 'alpha.safetensors',
+        sha256: SHA,
+        description: '',
+        labels: null,
+        numClasses: null,
+      },
+    ],
+    stateFile: null,
+  });
   const { logger, lines } = capturingLogger('info');
   logLines = lines;
   engine = new FakeEngine();
@@ -33,7 +56,9 @@ async function call(method: string, path: string, key: string, body?: unknown, c
   const response = await request(`${url}${path}`, {
     method: method as 'GET',
     headers: { ...bearer(key), ...(body !== undefined && { 'content-type': contentType }) },
-    ...(body !== undefined && { body: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body) }),
+    ...(body !== undefined && {
+      body: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body),
+    }),
   });
   const text = await response.body.text();
   return { status: response.statusCode, text, json: JSON.parse(text || '{}') as { error?: string; code?: string } };
@@ -50,13 +75,22 @@ test('an unknown model is a 404 even when the body is invalid too (the model is 
     assert.equal(response.status, 404, `${path}: ${response.text}`);
     assert.equal(response.json.code, 'DS_ERR_MODEL_NOT_FOUND');
   }
-  assert.equal((await call('POST', '/v2/models/alpha/infer', TENANT_A_KEY, { bad: 1 })).status, 400, 'a known model with a bad body is still a 400');
+  assert.equal(
+    (await call('POST', '/v2/models/alpha/infer', TENANT_A_KEY, { bad: 1 })).status,
+    400,
+    'a known model with a bad body is still a 400',
+  );
 });
 
 test('a 10 KB model name is a short 414 in the gateway error shape, not echoed back', async () => {
   const name = 'x'.repeat(10_000);
   for (const path of [`/v2/models/${name}`, `/v2/models/${name}/infer`]) {
-    const response = await call(path.endsWith('infer') ? 'POST' : 'GET', path, TENANT_A_KEY, path.endsWith('infer') ? pixelsBody() : undefined);
+    const response = await call(
+      path.endsWith('infer') ? 'POST' : 'GET',
+      path,
+      TENANT_A_KEY,
+      path.endsWith('infer') ? pixelsBody() : undefined,
+    );
     assert.equal(response.status, 414);
     assert.equal(response.json.code, 'FST_ERR_MAX_PARAM_LENGTH');
     assert.match(response.json.error!, /longer than 256 characters/);
@@ -67,8 +101,15 @@ test('a 10 KB model name is a short 414 in the gateway error shape, not echoed b
   assert.equal(bad.json.code, 'FST_ERR_BAD_URL');
 });
 
-test('registration: labels and numClasses must fit the model\'s logits; huge label lists are refused', async () => {
-  const register = (extra: Record<string, unknown>) => call('POST', '/admin/tasks', ADMIN_KEY, { name: 'gamma', version: '1', uri: 'gamma.safetensors', sha256: SHA, ...extra });
+test("registration: labels and numClasses must fit the model's logits; huge label lists are refused", async () => {
+  const register = (extra: Record<string, unknown>) =>
+    call('POST', '/admin/tasks', ADMIN_KEY, {
+      name: 'gamma',
+      version: '1',
+      uri: 'gamma.safetensors',
+      sha256: SHA,
+      ...extra,
+    });
   const tooMany = await register({ labels: Array.from({ length: 100_000 }, (_, i) => `l${i}`) });
   assert.equal(tooMany.status, 400);
   assert.match(tooMany.json.error!, /labels must NOT have more than 4096 items/);
@@ -90,7 +131,9 @@ test('requests refused during shutdown are logged at info without a stack', asyn
   } finally {
     context.lifecycle.shuttingDown = false;
   }
-  const entries = logLines.map((line) => JSON.parse(line) as { level: number; code?: string; err?: { stack?: string } }).filter((e) => e.code === 'DS_ERR_SHUTTING_DOWN');
+  const entries = logLines
+    .map((line) => JSON.parse(line) as { level: number; code?: string; err?: { stack?: string } })
+    .filter((e) => e.code === 'DS_ERR_SHUTTING_DOWN');
   assert.equal(entries.length, 1);
   assert.equal(entries[0]!.level, 30, 'info');
   assert.equal(entries[0]!.err, undefined, 'no error object, no stack');
@@ -109,11 +152,23 @@ test('with the queues full, inference is shed before its body is read: 503 with 
       assert.equal(shed.status, 503, `${path}: ${shed.text.slice(0, 200)}`);
       assert.equal(shed.json.code, 'DS_ERR_OVERLOADED');
     }
-    const response = await request(`${url}/v2/models/alpha/infer`, { method: 'POST', headers: { ...bearer(TENANT_A_KEY), 'content-type': 'application/json' }, body: '{}' });
+    const response = await request(`${url}/v2/models/alpha/infer`, {
+      method: 'POST',
+      headers: { ...bearer(TENANT_A_KEY), 'content-type': 'application/json' },
+      body: '{}',
+    });
     assert.equal(response.headers['retry-after'], '2');
     await response.body.dump();
-    assert.equal((await call('GET', '/v2/models/alpha', TENANT_A_KEY)).status, 200, 'metadata is not inference: still served');
-    assert.equal((await call('POST', '/v2/models/alpha/infer', 'no-such-key', '{}')).status, 401, 'authentication still comes first');
+    assert.equal(
+      (await call('GET', '/v2/models/alpha', TENANT_A_KEY)).status,
+      200,
+      'metadata is not inference: still served',
+    );
+    assert.equal(
+      (await call('POST', '/v2/models/alpha/infer', 'no-such-key', '{}')).status,
+      401,
+      'authentication still comes first',
+    );
   } finally {
     engine.overloadedNow = null;
   }

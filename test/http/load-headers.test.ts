@@ -9,7 +9,16 @@ import { request } from 'undici';
 import { TaskRegistry } from '../../src/registry/task-registry.js';
 import { CACHE_HEADER, QUEUE_MS_HEADER } from '../../src/http/run-inference.js';
 import { buildServer } from '../../src/server.js';
-import { FakeEngine, TENANT_A_KEY, bearer, capturingLogger, listen, makeConfig, pixelsBody, twoTenantRaw } from './fixtures.js';
+import {
+  FakeEngine,
+  TENANT_A_KEY,
+  bearer,
+  capturingLogger,
+  listen,
+  makeConfig,
+  pixelsBody,
+  twoTenantRaw,
+} from './fixtures.js';
 
 let engine: FakeEngine;
 let app: FastifyInstance;
@@ -18,10 +27,26 @@ let baseUrl: string;
 before(async () => {
   engine = new FakeEngine();
   const registry = await TaskRegistry.open({
-    declared: [{ name: 'alpha', version: '1', uri: 'alpha.safetensors', sha256: 'a'.repeat(64), description: 'alpha', labels: null, numClasses: null }],
+    declared: [
+      {
+        name: 'alpha',
+        version: '1',
+        uri: 'alpha.safetensors',
+        sha256: 'a'.repeat(64),
+        description: 'alpha',
+        labels: null,
+        numClasses: null,
+      },
+    ],
     stateFile: null,
   });
-  ({ app } = await buildServer(makeConfig(twoTenantRaw()), { engine, registry, telemetry: null, logger: capturingLogger('silent').logger, routingSeed: 1 }));
+  ({ app } = await buildServer(makeConfig(twoTenantRaw()), {
+    engine,
+    registry,
+    telemetry: null,
+    logger: capturingLogger('silent').logger,
+    routingSeed: 1,
+  }));
   baseUrl = await listen(app);
 });
 after(async () => app.close());
@@ -38,7 +63,11 @@ async function infer(model: string) {
 
 test('infer responses say whether the delta was cached and how long the request queued', async () => {
   const realInfer = engine.infer.bind(engine);
-  engine.infer = async (task, inputs, options) => ({ ...(await realInfer(task, inputs, options)), cacheHit: false, queueMs: 12.345 });
+  engine.infer = async (task, inputs, options) => ({
+    ...(await realInfer(task, inputs, options)),
+    cacheHit: false,
+    queueMs: 12.345,
+  });
   const miss = await infer('alpha');
   assert.equal(miss.statusCode, 200);
   assert.equal(miss.headers[CACHE_HEADER], 'miss');

@@ -65,12 +65,24 @@ before(async () => {
   stateFile = join(dir, 'shared', 'registry.json');
   await mkdir(join(dir, 'models', 'tasks'), { recursive: true });
   const model = await writeImageModel(join(dir, 'models'));
-  for (const winner of [1, 2, 3, 4]) deltas.push(await writeDelta(join(dir, 'models', 'tasks'), `d${winner}.safetensors`, biasDelta(model.fingerprint, winner)));
+  for (const winner of [1, 2, 3, 4])
+    deltas.push(
+      await writeDelta(join(dir, 'models', 'tasks'), `d${winner}.safetensors`, biasDelta(model.fingerprint, winner)),
+    );
   await writeFile(
     join(dir, 'models', 'zoo.yaml'),
     stringify({
       base: { model: 'image-model.onnx', fingerprint: model.fingerprint, labels: IMAGE_LABELS },
-      tasks: [{ name: 'rotated', version: '1', delta: 'tasks/d4.safetensors', sha256: deltas[3]!.sha256, labels: IMAGE_LABELS, numClasses: 10 }],
+      tasks: [
+        {
+          name: 'rotated',
+          version: '1',
+          delta: 'tasks/d4.safetensors',
+          sha256: deltas[3]!.sha256,
+          labels: IMAGE_LABELS,
+          numClasses: 10,
+        },
+      ],
     }),
   );
   const watching = await writeConfig('watching.yaml', true);
@@ -89,7 +101,10 @@ async function registryOf(url: string): Promise<string> {
   const response = await request(`${url}/admin/tasks`, { headers: admin });
   assert.equal(response.statusCode, 200);
   const { tasks } = (await response.body.json()) as { tasks: { name: string; version: string; default: boolean }[] };
-  return tasks.map((t) => `${t.name}@${t.version}${t.default ? '*' : ''}`).sort().join(' ');
+  return tasks
+    .map((t) => `${t.name}@${t.version}${t.default ? '*' : ''}`)
+    .sort()
+    .join(' ');
 }
 
 /** Waits until every replica serves `expected`; returns how long it took. */
@@ -101,7 +116,9 @@ async function converged(expected: string, boundMs = CONVERGE_MS): Promise<numbe
     if (seen.every((s) => s === expected)) return Date.now() - start;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
-  return assert.fail(`replicas did not converge within ${boundMs} ms on ${JSON.stringify(expected)}: ${JSON.stringify(seen)}`);
+  return assert.fail(
+    `replicas did not converge within ${boundMs} ms on ${JSON.stringify(expected)}: ${JSON.stringify(seen)}`,
+  );
 }
 
 function taskBody(delta: DeltaFile, extra: Record<string, unknown> = {}): string {
@@ -125,20 +142,35 @@ test('register, update, retire through different replicas: all three converge wi
   await converged('rotated@1*');
   lap('initial');
 
-  const created = await request(`${r0}/admin/tasks`, { method: 'POST', headers: admin, body: taskBody(deltas[0]!, { name: 'gamma', version: '1' }) });
+  const created = await request(`${r0}/admin/tasks`, {
+    method: 'POST',
+    headers: admin,
+    body: taskBody(deltas[0]!, { name: 'gamma', version: '1' }),
+  });
   assert.equal(created.statusCode, 201, await created.body.text());
   lap('registered');
   const tookRegister = await converged('gamma@1* rotated@1*');
   lap('converged');
-  assert.deepEqual(await classify(r2, 'gamma'), { status: 200, label: 'one' }, 'a replica serves a task another one registered');
+  assert.deepEqual(
+    await classify(r2, 'gamma'),
+    { status: 200, label: 'one' },
+    'a replica serves a task another one registered',
+  );
   lap('classified');
 
-  const updated = await request(`${r1}/admin/tasks/gamma`, { method: 'PUT', headers: admin, body: taskBody(deltas[1]!, { version: '2' }) });
+  const updated = await request(`${r1}/admin/tasks/gamma`, {
+    method: 'PUT',
+    headers: admin,
+    body: taskBody(deltas[1]!, { version: '2' }),
+  });
   assert.equal(updated.statusCode, 201, await updated.body.text());
   const tookUpdate = await converged('gamma@1 gamma@2* rotated@1*');
   assert.deepEqual(await classify(r0, 'gamma'), { status: 200, label: 'two' });
 
-  const retired = await request(`${r2}/admin/tasks/gamma?version=2`, { method: 'DELETE', headers: { authorization: admin.authorization } });
+  const retired = await request(`${r2}/admin/tasks/gamma?version=2`, {
+    method: 'DELETE',
+    headers: { authorization: admin.authorization },
+  });
   assert.equal(retired.statusCode, 200, await retired.body.text());
   const tookRetire = await converged('gamma@1* rotated@1*');
   assert.deepEqual(await classify(r1, 'gamma'), { status: 200, label: 'one' });
@@ -149,15 +181,24 @@ test('register, update, retire through different replicas: all three converge wi
   assert.equal(body.registry.synced, true);
   const metrics = await (await request(`${r2}/metrics`)).body.text();
   assert.match(metrics, /^deltaserve_registry_synced 1$/m);
-  assert.match(metrics, /^vllm:lora_requests_info\{max_lora="\d+",running_lora_adapters="[^"]*gamma[^"]*",waiting_lora_adapters=""\} \d/m);
-  process.stdout.write(`# converged in ${tookRegister} / ${tookUpdate} / ${tookRetire} ms (register / update / retire; poll ${POLL_MS} ms)\n`);
+  assert.match(
+    metrics,
+    /^vllm:lora_requests_info\{max_lora="\d+",running_lora_adapters="[^"]*gamma[^"]*",waiting_lora_adapters=""\} \d/m,
+  );
+  process.stdout.write(
+    `# converged in ${tookRegister} / ${tookUpdate} / ${tookRetire} ms (register / update / retire; poll ${POLL_MS} ms)\n`,
+  );
 });
 
 test('kill -9 of a replica in the middle of changes: no acknowledged change lost, no torn file, restart converges', async () => {
   const victim = replicas[0]!;
   const names = Array.from({ length: 8 }, (_, i) => `burst${i}`);
   const outcomes = names.map((name) =>
-    request(`${victim.url}/admin/tasks`, { method: 'POST', headers: admin, body: taskBody(deltas[2]!, { name, version: '1' }) }).then(
+    request(`${victim.url}/admin/tasks`, {
+      method: 'POST',
+      headers: admin,
+      body: taskBody(deltas[2]!, { name, version: '1' }),
+    }).then(
       async (response) => ({ name, status: response.statusCode, text: await response.body.text() }),
       () => ({ name, status: 0, text: 'connection lost' }),
     ),
@@ -168,24 +209,38 @@ test('kill -9 of a replica in the middle of changes: no acknowledged change lost
   await victim.served.exit;
   const results = await Promise.all(outcomes);
   const acknowledged = results.filter((r) => r.status === 201).map((r) => r.name);
-  assert.ok(acknowledged.length >= 1 && acknowledged.length < names.length, `the kill landed mid-burst: ${JSON.stringify(results.map((r) => r.status))}`);
+  assert.ok(
+    acknowledged.length >= 1 && acknowledged.length < names.length,
+    `the kill landed mid-burst: ${JSON.stringify(results.map((r) => r.status))}`,
+  );
 
   // The file is whole (rename), and whatever the dead replica held, the others can write:
   // a lock it left behind is taken over once stale.
   const onDisk = await readRegistryState(stateFile);
   const started = Date.now();
-  const after = await request(`${replicas[1]!.url}/admin/tasks`, { method: 'POST', headers: admin, body: taskBody(deltas[0]!, { name: 'after', version: '1' }) });
+  const after = await request(`${replicas[1]!.url}/admin/tasks`, {
+    method: 'POST',
+    headers: admin,
+    body: taskBody(deltas[0]!, { name: 'after', version: '1' }),
+  });
   assert.equal(after.statusCode, 201, await after.body.text());
-  assert.ok(Date.now() - started < 2 * LOCK_STALE_MS + 5000, 'a dead holder blocks writes for about the lock staleness at most');
+  assert.ok(
+    Date.now() - started < 2 * LOCK_STALE_MS + 5000,
+    'a dead holder blocks writes for about the lock staleness at most',
+  );
 
   replicas[0] = await start(join(dir, 'watching.yaml'));
   const final = await readRegistryState(stateFile);
   const registered = final.registered.map((t) => t.name);
-  for (const name of [...acknowledged, 'after']) assert.ok(registered.includes(name), `acknowledged ${name} is in the file`);
-  for (const name of onDisk.registered.map((t) => t.name)) assert.ok(registered.includes(name), `${name} was not lost by the write after the kill`);
+  for (const name of [...acknowledged, 'after'])
+    assert.ok(registered.includes(name), `acknowledged ${name} is in the file`);
+  for (const name of onDisk.registered.map((t) => t.name))
+    assert.ok(registered.includes(name), `${name} was not lost by the write after the kill`);
   const expected = await registryOf(replicas[1]!.url);
   for (const name of registered) assert.ok(expected.includes(`${name}@1`), `${name} is served`);
   await converged(expected);
   const unacknowledged = registered.filter((name) => name.startsWith('burst') && !acknowledged.includes(name)).length;
-  process.stdout.write(`# killed with ${acknowledged.length}/${names.length} changes acknowledged; ${unacknowledged} more landed unacknowledged\n`);
+  process.stdout.write(
+    `# killed with ${acknowledged.length}/${names.length} changes acknowledged; ${unacknowledged} more landed unacknowledged\n`,
+  );
 });

@@ -26,7 +26,16 @@ before(async () => {
     join(dir, 'models', 'zoo.yaml'),
     stringify({
       base: { model: 'image-model.onnx', fingerprint: model.fingerprint, labels: IMAGE_LABELS },
-      tasks: [{ name: 'rotated', version: '1', delta: 'tasks/rotated.safetensors', sha256: delta.sha256, labels: IMAGE_LABELS, numClasses: 10 }],
+      tasks: [
+        {
+          name: 'rotated',
+          version: '1',
+          delta: 'tasks/rotated.safetensors',
+          sha256: delta.sha256,
+          labels: IMAGE_LABELS,
+          numClasses: 10,
+        },
+      ],
     }),
   );
   await writeFile(
@@ -73,7 +82,10 @@ test('the quick start: dev keys printed, the zoo served as documented, SIGTERM e
 });
 
 test('an invalid configuration stops start-up with one line naming the field', async () => {
-  const served = serve(['--config', join(dir, 'gateway.yaml')], { DELTASERVE_PORT: 'eighty', DELTASERVE_DEV_MODE: 'false' });
+  const served = serve(['--config', join(dir, 'gateway.yaml')], {
+    DELTASERVE_PORT: 'eighty',
+    DELTASERVE_DEV_MODE: 'false',
+  });
   assert.equal(await served.exit, 1);
   const lines = served.stderr().trim().split('\n');
   assert.equal(lines.length, 1, served.stderr());
@@ -88,36 +100,68 @@ test('a port already in use stops start-up promptly: exit 1, one line naming the
   try {
     const served = serve(['--config', join(dir, 'gateway.yaml')], { DELTASERVE_PORT: String(port) });
     // It used to print EADDRINUSE and then hang forever on the engine worker.
-    const code = await Promise.race([served.exit, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 30_000).unref())]);
+    const code = await Promise.race([
+      served.exit,
+      new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 30_000).unref()),
+    ]);
     served.child.kill('SIGKILL');
     assert.equal(code, 1, served.stderr());
-    const errors = served.stderr().split('\n').filter((line) => line.startsWith('error'));
+    const errors = served
+      .stderr()
+      .split('\n')
+      .filter((line) => line.startsWith('error'));
     assert.equal(errors.length, 1, served.stderr());
-    assert.match(errors[0]!, new RegExp(`\\[DS_ERR_LISTEN_FAILED\\]: Cannot listen on 127\\.0\\.0\\.1:${port}: port ${port} is already in use`));
+    assert.match(
+      errors[0]!,
+      new RegExp(
+        `\\[DS_ERR_LISTEN_FAILED\\]: Cannot listen on 127\\.0\\.0\\.1:${port}: port ${port} is already in use`,
+      ),
+    );
   } finally {
     blocker.close();
   }
 });
 
 // VK_DRIVER_FILES naming no file hides every Vulkan driver, so these run the same on any machine.
-const NO_VULKAN = { DELTASERVE_PORT: '0', DELTASERVE_EXECUTION_PROVIDER: 'webgpu', VK_DRIVER_FILES: '/nonexistent/icd.json' };
+const NO_VULKAN = {
+  DELTASERVE_PORT: '0',
+  DELTASERVE_EXECUTION_PROVIDER: 'webgpu',
+  VK_DRIVER_FILES: '/nonexistent/icd.json',
+};
 
 test('a GPU provider that cannot start stops start-up with one error line naming what is missing', async () => {
   const served = serve(['--config', join(dir, 'gateway.yaml')], NO_VULKAN);
   assert.equal(await served.exit, 1);
   // Dawn and the Vulkan loader print their own warnings natively; ours is the one error line.
-  const errors = served.stderr().split('\n').filter((line) => line.startsWith('error'));
+  const errors = served
+    .stderr()
+    .split('\n')
+    .filter((line) => line.startsWith('error'));
   assert.equal(errors.length, 1, served.stderr());
-  assert.match(errors[0]!, /\[DS_ERR_ENGINE_START_FAILED\].*webgpu cannot start: no WebGPU adapter: (the Vulkan loader libvulkan\.so\.1 is not installed|no Vulkan driver is installed \(no ICD manifest in \/nonexistent\/icd\.json\))/);
+  assert.match(
+    errors[0]!,
+    /\[DS_ERR_ENGINE_START_FAILED\].*webgpu cannot start: no WebGPU adapter: (the Vulkan loader libvulkan\.so\.1 is not installed|no Vulkan driver is installed \(no ICD manifest in \/nonexistent\/icd\.json\))/,
+  );
 });
 
 test('with a fallback provider configured, start-up logs why the GPU provider did not start and serves on the fallback', async () => {
-  const served = serve(['--config', join(dir, 'gateway.yaml')], { ...NO_VULKAN, DELTASERVE_FALLBACK_EXECUTION_PROVIDER: 'cpu' });
+  const served = serve(['--config', join(dir, 'gateway.yaml')], {
+    ...NO_VULKAN,
+    DELTASERVE_FALLBACK_EXECUTION_PROVIDER: 'cpu',
+  });
   try {
     const url = await listeningUrl(served);
-    const warning = served.stdout().split('\n').find((line) => line.includes('serving on the fallback'));
+    const warning = served
+      .stdout()
+      .split('\n')
+      .find((line) => line.includes('serving on the fallback'));
     assert.ok(warning, served.stdout());
-    const logged = JSON.parse(warning) as { level: number; configured: string; executionProvider: string; reason: string };
+    const logged = JSON.parse(warning) as {
+      level: number;
+      configured: string;
+      executionProvider: string;
+      reason: string;
+    };
     assert.deepEqual([logged.level, logged.configured, logged.executionProvider], [40, 'webgpu', 'cpu']);
     assert.match(logged.reason, /no WebGPU adapter/);
     const ready = await request(`${url}/v2/health/ready`);
@@ -134,14 +178,26 @@ test('the compiled build serves the packaged default configuration and the commi
   const { spawnSync } = await import('node:child_process');
   const build = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
   assert.equal(build.status, 0, build.stderr);
-  const served = serve([], { DELTASERVE_CONFIG: '', DELTASERVE_PORT: '0', DELTASERVE_REGISTRY_STATE_FILE: join(dir, 'var', 'quickstart.json') }, [
-    join(ROOT, 'dist/cli/bin.js'),
-  ]);
+  const served = serve(
+    [],
+    {
+      DELTASERVE_CONFIG: '',
+      DELTASERVE_PORT: '0',
+      DELTASERVE_REGISTRY_STATE_FILE: join(dir, 'var', 'quickstart.json'),
+    },
+    [join(ROOT, 'dist/cli/bin.js')],
+  );
   try {
     const url = await listeningUrl(served);
     const auth = { authorization: `Bearer ${DEV_TENANT_KEY}`, 'content-type': 'application/json' };
-    const square = Array.from({ length: 28 }, (_, y) => Array.from({ length: 28 }, (_, x) => (x > 8 && x < 20 && y > 8 && y < 20 ? 255 : 0)));
-    const classified = await request(`${url}/v1/tasks/coarse4/classify`, { method: 'POST', headers: auth, body: JSON.stringify({ image: square, top: 3 }) });
+    const square = Array.from({ length: 28 }, (_, y) =>
+      Array.from({ length: 28 }, (_, x) => (x > 8 && x < 20 && y > 8 && y < 20 ? 255 : 0)),
+    );
+    const classified = await request(`${url}/v1/tasks/coarse4/classify`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ image: square, top: 3 }),
+    });
     assert.equal(classified.statusCode, 200);
     const body = (await classified.body.json()) as { task: string; labels: { label: string; probability: number }[] };
     assert.equal(body.task, 'coarse4');
@@ -150,7 +206,10 @@ test('the compiled build serves the packaged default configuration and the commi
     const infer = await request(`${url}/v2/models/footwear/infer`, {
       method: 'POST',
       headers: auth,
-      body: JSON.stringify({ id: 'req-1', inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0) }] }),
+      body: JSON.stringify({
+        id: 'req-1',
+        inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0) }],
+      }),
     });
     assert.equal(infer.statusCode, 200);
     const inferred = (await infer.body.json()) as { id: string; outputs: { name: string; shape: number[] }[] };

@@ -17,7 +17,20 @@ async function gatedServer() {
   let open!: () => void;
   const gate = new Promise<void>((resolve) => (open = resolve));
   engine.behaviour = () => gate;
-  const registry = await TaskRegistry.open({ declared: [{ name: 'alpha', version: '1', uri: 'a', sha256: 'a'.repeat(64), description: '', labels: null, numClasses: null }], stateFile: null });
+  const registry = await TaskRegistry.open({
+    declared: [
+      {
+        name: 'alpha',
+        version: '1',
+        uri: 'a',
+        sha256: 'a'.repeat(64),
+        description: '',
+        labels: null,
+        numClasses: null,
+      },
+    ],
+    stateFile: null,
+  });
   const { app, context } = await buildServer(makeConfig(twoTenantRaw()), { engine, registry, telemetry: null });
   const url = await listen(app);
   return { engine, app, context, url, open };
@@ -40,14 +53,21 @@ test('requests in flight complete; new connections are refused; the engine close
   assert.equal(context.lifecycle.shuttingDown, true, 'readiness turns false at once');
   await until(() => !app.server.listening, 'the listener to close');
   const fresh = new Client(url);
-  await assert.rejects(fresh.request({ method: 'GET', path: '/v2/health/live' }), (error: Error & { code?: string }) => error.code === 'ECONNREFUSED');
+  await assert.rejects(
+    fresh.request({ method: 'GET', path: '/v2/health/live' }),
+    (error: Error & { code?: string }) => error.code === 'ECONNREFUSED',
+  );
   await fresh.close();
   assert.equal(engine.ready, true, 'the engine keeps serving what is in flight');
 
   open();
   const responses = await Promise.all(inFlight);
-  assert.deepEqual(responses.map((r) => r.statusCode), [200, 200, 200]);
-  for (const response of responses) assert.equal(((await response.body.json()) as { model_name: string }).model_name, 'alpha');
+  assert.deepEqual(
+    responses.map((r) => r.statusCode),
+    [200, 200, 200],
+  );
+  for (const response of responses)
+    assert.equal(((await response.body.json()) as { model_name: string }).model_name, 'alpha');
   assert.deepEqual(await shutdown, { forced: false });
   assert.equal(engine.ready, false, 'the engine was closed');
 });

@@ -14,7 +14,10 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const TSC = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 
 function tsc(project: string): { status: number | null; output: string } {
-  const result = spawnSync(process.execPath, [TSC, '-p', project, '--pretty', 'false'], { cwd: ROOT, encoding: 'utf8' });
+  const result = spawnSync(process.execPath, [TSC, '-p', project, '--pretty', 'false'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
   return { status: result.status, output: `${result.stdout}${result.stderr}` };
 }
 
@@ -39,11 +42,13 @@ const BROKEN: Record<string, { source: string; diagnostic: RegExp }> = {
   },
   'bad-http.ts': {
     source: `import http from 'k6/http';\nexport default function (): void { http.post(8080); }\n`,
-    diagnostic: /bad-http\.ts\(\d+,\d+\): error TS2345: Argument of type 'number' is not assignable to parameter of type 'string/,
+    diagnostic:
+      /bad-http\.ts\(\d+,\d+\): error TS2345: Argument of type 'number' is not assignable to parameter of type 'string/,
   },
   'bad-shared.ts': {
     source: `import { SCENARIO } from '../scenarios/scenarios.ts';\nexport default function (): void { void SCENARIO; }\n`,
-    diagnostic: /bad-shared\.ts\(\d+,\d+\): error TS2724: '"\.\.\/scenarios\/scenarios\.ts"' has no exported member named 'SCENARIO'/,
+    diagnostic:
+      /bad-shared\.ts\(\d+,\d+\): error TS2724: '"\.\.\/scenarios\/scenarios\.ts"' has no exported member named 'SCENARIO'/,
   },
 };
 
@@ -65,7 +70,8 @@ test('deliberately broken k6 scripts fail the same check; a correct one beside t
     for (const [file, { source }] of Object.entries(BROKEN)) writeFileSync(join(dir, file), source);
     const { status, output } = tsc(join(dir, 'tsconfig.json'));
     assert.notEqual(status, 0, 'the broken scripts passed the type check');
-    for (const [file, { diagnostic }] of Object.entries(BROKEN)) assert.match(output, diagnostic, `${file}: expected diagnostic missing in\n${output}`);
+    for (const [file, { diagnostic }] of Object.entries(BROKEN))
+      assert.match(output, diagnostic, `${file}: expected diagnostic missing in\n${output}`);
     assert.doesNotMatch(output, /correct\.ts/, output);
   } finally {
     rmSync(dir, { recursive: true, force: true });

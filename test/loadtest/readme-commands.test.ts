@@ -22,7 +22,11 @@ test('every `npm run load` command in the README is accepted by the runner', asy
   const lines = commandLines('npm run load');
   assert.ok(lines.length >= 4, `only ${lines.length} commands found`);
   for (const line of lines) {
-    const args = line.replace(/^npm run load( --)?/, '').trim().split(/\s+/).filter((a) => a !== '');
+    const args = line
+      .replace(/^npm run load( --)?/, '')
+      .trim()
+      .split(/\s+/)
+      .filter((a) => a !== '');
     const code = await main(args.includes('--help') ? args : [...args, '--dry-run']);
     assert.equal(code, 0, line);
   }
@@ -33,9 +37,15 @@ test('every k6 variable the README sets is one the script reads, with known scen
   assert.ok(names.length >= 4);
   const known = new Set(SCENARIOS.map((s) => s.name));
   for (const [, name, value] of names) {
-    assert.match(K6_ENV, new RegExp(`__ENV\\.${name}\\b|numberEnv\\('${name}'\\)`), `${name} is not read by loadtest/k6/lib/env.ts`);
+    assert.match(
+      K6_ENV,
+      new RegExp(`__ENV\\.${name}\\b|numberEnv\\('${name}'\\)`),
+      `${name} is not read by loadtest/k6/lib/env.ts`,
+    );
     if (name === 'SCENARIOS') for (const s of value!.split(',')) assert.ok(known.has(s), `unknown scenario ${s}`);
   }
-  for (const name of ['BASE_URL', 'SCENARIOS', 'DATA', 'ADMIN_KEY', 'SUMMARY']) assert.match(K6_ENV, new RegExp(`__ENV\\.${name}\\b`));
-  for (const name of ['RATE_SCALE', 'DURATION_S', 'P99_MS', 'SLO_SCALE']) assert.match(K6_ENV, new RegExp(`numberEnv\\('${name}'\\)`));
+  for (const name of ['BASE_URL', 'SCENARIOS', 'DATA', 'ADMIN_KEY', 'SUMMARY'])
+    assert.match(K6_ENV, new RegExp(`__ENV\\.${name}\\b`));
+  for (const name of ['RATE_SCALE', 'DURATION_S', 'P99_MS', 'SLO_SCALE'])
+    assert.match(K6_ENV, new RegExp(`numberEnv\\('${name}'\\)`));
 });

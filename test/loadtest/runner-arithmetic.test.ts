@@ -6,7 +6,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SeededRng } from '../../src/core/rng.js';
-import { applyOverrides, pickIndex, scenarioNamed, thresholdsOf, trafficPicker, zipfCumulative, type LoadData, type ScenarioDef } from '../../loadtest/scenarios/scenarios.js';
+import {
+  applyOverrides,
+  pickIndex,
+  scenarioNamed,
+  thresholdsOf,
+  trafficPicker,
+  zipfCumulative,
+  type LoadData,
+  type ScenarioDef,
+} from '../../loadtest/scenarios/scenarios.js';
 import { thresholdVerdicts } from '../../loadtest/scenarios/summary.js';
 import { arrivalOffsetsMs } from '../../loadtest/runner/arrivals.js';
 import { buildSummary, type Sample } from '../../loadtest/runner/samples.js';
@@ -39,11 +48,24 @@ test('Poisson arrivals: count and mean gap match the rate, gaps are exponential 
 
 test('ramping arrivals: the k-th arrival is where the integrated rate reaches k', () => {
   // 0 → 10 req/s over 10 s: Λ(t) = t²/2, so 50 arrivals, the k-th at √(2k) s.
-  const ramp = arrivalOffsetsMs({ kind: 'ramping', startRate: 0, stages: [{ target: 10, durationS: 10 }] }, Math.random);
+  const ramp = arrivalOffsetsMs(
+    { kind: 'ramping', startRate: 0, stages: [{ target: 10, durationS: 10 }] },
+    Math.random,
+  );
   assert.equal(ramp.length, 50);
   ramp.forEach((t, k) => close(t, Math.sqrt(2 * k) * 1000, 1e-6, `arrival ${k}`));
   // A flat stage then a ramp down: 5 req/s for 2 s (10 arrivals at 200 ms gaps), then 5 → 0 over 2 s (5 more).
-  const flatThenDown = arrivalOffsetsMs({ kind: 'ramping', startRate: 5, stages: [{ target: 5, durationS: 2 }, { target: 0, durationS: 2 }] }, Math.random);
+  const flatThenDown = arrivalOffsetsMs(
+    {
+      kind: 'ramping',
+      startRate: 5,
+      stages: [
+        { target: 5, durationS: 2 },
+        { target: 0, durationS: 2 },
+      ],
+    },
+    Math.random,
+  );
   assert.equal(flatThenDown.length, 15);
   flatThenDown.slice(0, 10).forEach((t, k) => close(t, k * 200, 1e-6, `flat arrival ${k}`));
   // In the down ramp Λ(τ) = 5τ − 1.25τ², the first arrival after the flat part at τ = 0.
@@ -57,7 +79,14 @@ test('overrides scale rates, set durations (stretching ramps) and replace the p9
   assert.equal(spike.arrivals.kind, 'ramping');
   if (spike.arrivals.kind !== 'ramping') return;
   assert.equal(spike.arrivals.startRate, 2.5);
-  assert.deepEqual(spike.arrivals.stages.map((s) => [s.target, s.durationS]), [[30, 5], [30, 5], [2.5, 5]]);
+  assert.deepEqual(
+    spike.arrivals.stages.map((s) => [s.target, s.durationS]),
+    [
+      [30, 5],
+      [30, 5],
+      [2.5, 5],
+    ],
+  );
   const steady = applyOverrides(scenarioNamed('steady'), { p99Ms: 50 });
   assert.equal(steady.slo.p99Ms, 50);
   assert.ok(steady.slo.p95Ms <= 50);
@@ -85,7 +114,10 @@ test('thresholds and metric keys parse as k6 writes them', () => {
   assert.equal(meets(249, parseThreshold('p(99)<250')), true);
   assert.equal(meets(250, parseThreshold('p(99)<250')), false);
   assert.equal(meets(Number.NaN, parseThreshold('count>=0')), false);
-  assert.deepEqual(parseMetricKey('http_req_duration{scenario:steady,slo:yes}'), { name: 'http_req_duration', tags: { scenario: 'steady', slo: 'yes' } });
+  assert.deepEqual(parseMetricKey('http_req_duration{scenario:steady,slo:yes}'), {
+    name: 'http_req_duration',
+    tags: { scenario: 'steady', slo: 'yes' },
+  });
   assert.deepEqual(parseMetricKey('http_reqs'), { name: 'http_reqs', tags: {} });
 });
 
@@ -127,12 +159,31 @@ test('traffic picks: Zipf(1) over tasks in order, tenants by weight, unknown ten
   }
   close(noisy / n, 0.25, 0.01, 'noisy share');
   const h = 1 + 1 / 2 + 1 / 3 + 1 / 4;
-  DATA.tasks.forEach((task, i) => close((counts.get(task) ?? 0) / (n - noisy), 1 / (i + 1) / h, 0.01, `share of ${task}`));
-  assert.throws(() => trafficPicker({ ...def, traffic: [{ tenant: 'ghost', weight: 1, pick: { kind: 'first' } }] }, DATA), /tenant "ghost" is not in the data file/);
+  DATA.tasks.forEach((task, i) =>
+    close((counts.get(task) ?? 0) / (n - noisy), 1 / (i + 1) / h, 0.01, `share of ${task}`),
+  );
+  assert.throws(
+    () => trafficPicker({ ...def, traffic: [{ tenant: 'ghost', weight: 1, pick: { kind: 'first' } }] }, DATA),
+    /tenant "ghost" is not in the data file/,
+  );
 });
 
 function sample(over: Partial<Sample>): Sample {
-  return { scenario: 's', tenant: 'dev', task: 'a', slo: 'yes', scheduledMs: 0, sentMs: 0, endMs: 10, status: 200, code: null, expected: true, cacheHit: true, queueMs: 1, ...over };
+  return {
+    scenario: 's',
+    tenant: 'dev',
+    task: 'a',
+    slo: 'yes',
+    scheduledMs: 0,
+    sentMs: 0,
+    endMs: 10,
+    status: 200,
+    code: null,
+    expected: true,
+    cacheHit: true,
+    queueMs: 1,
+    ...over,
+  };
 }
 
 test('the summary: latency from schedule, expected 429s apart from failures, drops, cache hits, tagged thresholds', () => {
@@ -141,27 +192,57 @@ test('the summary: latency from schedule, expected 429s apart from failures, dro
     sample({ scheduledMs: 100, sentMs: 140, endMs: 150, cacheHit: false, queueMs: 5 }),
     sample({ scheduledMs: 200, sentMs: 200, endMs: 210 }),
     sample({ scheduledMs: 300, sentMs: 300, endMs: 320, task: 'b' }),
-    sample({ tenant: 'noisy', slo: 'no', status: 429, code: 'DS_ERR_RATE_LIMITED', expected: true, cacheHit: null, queueMs: null, scheduledMs: 0, endMs: 5000 }),
-    sample({ status: 503, code: 'DS_ERR_OVERLOADED', expected: false, cacheHit: null, queueMs: null, scheduledMs: 400, sentMs: 400, endMs: 402 }),
+    sample({
+      tenant: 'noisy',
+      slo: 'no',
+      status: 429,
+      code: 'DS_ERR_RATE_LIMITED',
+      expected: true,
+      cacheHit: null,
+      queueMs: null,
+      scheduledMs: 0,
+      endMs: 5000,
+    }),
+    sample({
+      status: 503,
+      code: 'DS_ERR_OVERLOADED',
+      expected: false,
+      cacheHit: null,
+      queueMs: null,
+      scheduledMs: 400,
+      sentMs: 400,
+      endMs: 402,
+    }),
   ];
   const summary = buildSummary({
     samples,
     dropped: [{ scenario: 's', scheduledMs: 500 }],
     durationMs: 2000,
-    thresholds: { 'http_req_duration{scenario:s,slo:yes}': ['p(99)<60', 'max<60'], 'http_req_failed{scenario:s}': ['rate<0.001'] },
+    thresholds: {
+      'http_req_duration{scenario:s,slo:yes}': ['p(99)<60', 'max<60'],
+      'http_req_failed{scenario:s}': ['rate<0.001'],
+    },
   });
   const m = summary.metrics;
   assert.equal(m.http_reqs!.values.count, 5);
   assert.equal(m.http_reqs!.values.rate, 2.5);
   assert.equal(m.http_req_duration!.values.max, 5000);
-  assert.equal(m['http_req_duration{scenario:s,slo:yes}']!.values.max, 50, 'the late send counts from its schedule; the 429 tenant is outside the SLO');
+  assert.equal(
+    m['http_req_duration{scenario:s,slo:yes}']!.values.max,
+    50,
+    'the late send counts from its schedule; the 429 tenant is outside the SLO',
+  );
   assert.equal(m.deltaserve_start_lag!.values.max, 40);
   assert.equal(m.deltaserve_late_requests!.values.count, 1);
   assert.deepEqual(m.http_req_failed!.values, { rate: 0.2, passes: 1, fails: 4 });
   assert.equal(m.deltaserve_rate_limited!.values.count, 1);
   assert.equal(m['deltaserve_rate_limited{tenant:noisy}']!.values.count, 1);
   assert.equal(m['deltaserve_errors{code:DS_ERR_OVERLOADED}']!.values.count, 1);
-  assert.equal(m['deltaserve_errors{code:DS_ERR_RATE_LIMITED}']?.values.count ?? 0, 0, 'an expected 429 is not an error');
+  assert.equal(
+    m['deltaserve_errors{code:DS_ERR_RATE_LIMITED}']?.values.count ?? 0,
+    0,
+    'an expected 429 is not an error',
+  );
   assert.equal(m['http_reqs{status:429}']!.values.count, 1);
   assert.equal(m['http_reqs{task:b}']!.values.count, 1);
   assert.equal(m['http_reqs{tenant:noisy}']!.values.count, 1);
@@ -180,7 +261,12 @@ test('the summary: latency from schedule, expected 429s apart from failures, dro
 });
 
 test('targets: loopback passes, anything else is refused unless allowed', async () => {
-  assert.ok(isLoopbackAddress('127.0.0.1') && isLoopbackAddress('127.3.4.5') && isLoopbackAddress('::1') && isLoopbackAddress('::ffff:127.0.0.1'));
+  assert.ok(
+    isLoopbackAddress('127.0.0.1') &&
+      isLoopbackAddress('127.3.4.5') &&
+      isLoopbackAddress('::1') &&
+      isLoopbackAddress('::ffff:127.0.0.1'),
+  );
   assert.ok(!isLoopbackAddress('10.0.0.1') && !isLoopbackAddress('::2') && !isLoopbackAddress('localhost'));
   assert.equal((await checkTarget('http://127.0.0.1:8080', false)).port, '8080');
   assert.equal((await checkTarget('http://[::1]:8080/', false)).hostname, '[::1]');

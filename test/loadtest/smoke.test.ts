@@ -24,7 +24,10 @@ let baseUrl: string;
 let out: string;
 
 before(async () => {
-  const config = await loadConfig({ path: join(ROOT, 'loadtest', 'gateway.yaml'), env: { DELTASERVE_PORT: '0', DELTASERVE_LOG_LEVEL: 'warn' } });
+  const config = await loadConfig({
+    path: join(ROOT, 'loadtest', 'gateway.yaml'),
+    env: { DELTASERVE_PORT: '0', DELTASERVE_LOG_LEVEL: 'warn' },
+  });
   gateway = await bootGateway(config);
   baseUrl = await gateway.listen();
   out = await mkdtemp(join(tmpdir(), 'deltaserve-load-'));
@@ -36,7 +39,10 @@ after(async () => {
 
 function load(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'loadtest', 'runner', 'cli.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'loadtest', 'runner', 'cli.ts'), ...args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -47,7 +53,20 @@ function load(args: string[]): Promise<{ code: number | null; stdout: string; st
 }
 
 test('cold start, steady and multi-tenant scenarios meet their (10 × scaled) thresholds at a modest rate', async () => {
-  const run = await load(['--base-url', baseUrl, '--scenarios', 'steady,tenants,cold-start', '--duration', '8', '--rate-scale', '0.5', '--slo-scale', '10', '--out', out]);
+  const run = await load([
+    '--base-url',
+    baseUrl,
+    '--scenarios',
+    'steady,tenants,cold-start',
+    '--duration',
+    '8',
+    '--rate-scale',
+    '0.5',
+    '--slo-scale',
+    '10',
+    '--out',
+    out,
+  ]);
   assert.equal(run.code, 0, `load run failed:\n${run.stderr}\n${run.stdout.slice(-3000)}`);
   assert.match(run.stderr, /\[steady\] \d+\/8 s {2}sent \d+/, 'progress lines on stderr');
   assert.match(run.stdout, /thresholds: \d+ passed, 0 failed/);
@@ -62,20 +81,42 @@ test('cold start, steady and multi-tenant scenarios meet their (10 × scaled) th
   assert.ok(count('deltaserve_rate_limited{tenant:noisy}') > 0, 'the noisy tenant was rate-limited');
   assert.equal(count('deltaserve_rate_limited{tenant:acme}'), 0);
   assert.equal(count('http_reqs{status:429}'), count('deltaserve_rate_limited'));
-  assert.ok(count('http_reqs{tenant:acme}') > 0 && count('http_reqs{task:shoes}') > 0, 'alias traffic in the per-tenant and per-task breakdown');
+  assert.ok(
+    count('http_reqs{tenant:acme}') > 0 && count('http_reqs{task:shoes}') > 0,
+    'alias traffic in the per-tenant and per-task breakdown',
+  );
   // The cold-start scenario ran first, after every task was unloaded: its first requests missed.
   const cold = m['deltaserve_cache_hit{scenario:cold-start}']!.values;
   assert.ok(cold.fails! >= 7, `cold-start misses: ${cold.fails}`);
   const steady = m['deltaserve_cache_hit{scenario:steady}']!.values;
   assert.ok(steady.rate! > 0.9, `steady cache-hit ratio ${steady.rate}`);
   assert.equal(count('deltaserve_queue_wait'), count('http_reqs{status:200}'), 'every 200 reported its queue wait');
-  assert.deepEqual(Object.keys(m['http_req_duration{scenario:steady,slo:yes}']!.thresholds!), ['p(95)<1000', 'p(99)<2500']);
-  for (const verdict of Object.values(m['http_req_duration{scenario:steady,slo:yes}']!.thresholds!)) assert.equal(verdict.ok, true);
-  assert.match(await readFile(join(out, 'latency.svg'), 'utf8'), /^<svg[\s\S]*latency from scheduled start[\s\S]*<\/svg>$/);
+  assert.deepEqual(Object.keys(m['http_req_duration{scenario:steady,slo:yes}']!.thresholds!), [
+    'p(95)<1000',
+    'p(99)<2500',
+  ]);
+  for (const verdict of Object.values(m['http_req_duration{scenario:steady,slo:yes}']!.thresholds!))
+    assert.equal(verdict.ok, true);
+  assert.match(
+    await readFile(join(out, 'latency.svg'), 'utf8'),
+    /^<svg[\s\S]*latency from scheduled start[\s\S]*<\/svg>$/,
+  );
 });
 
 test('a threshold the gateway cannot meet fails the run with exit 1 and names it', async () => {
-  const run = await load(['--base-url', baseUrl, '--scenarios', 'steady', '--duration', '2', '--p99-ms', '0.01', '--quiet', '--out', out]);
+  const run = await load([
+    '--base-url',
+    baseUrl,
+    '--scenarios',
+    'steady',
+    '--duration',
+    '2',
+    '--p99-ms',
+    '0.01',
+    '--quiet',
+    '--out',
+    out,
+  ]);
   assert.equal(run.code, 1, run.stderr);
   assert.match(run.stderr, /threshold failed: http_req_duration\{scenario:steady,slo:yes\} p\(99\)<0\.01/);
 });

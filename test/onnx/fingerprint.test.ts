@@ -25,7 +25,10 @@ test('the fingerprint is stable, independent of map order, and pinned', () => {
   assert.equal(fingerprintWeights(small()), 'be34fc153ceea6dca3fbedbbda62c33fb6f9a6dab5f96fe6d23e1534bd02ee15');
 
   const model = buildSyntheticEncoder({ ...TINY_ENCODER, seed: 9 });
-  assert.equal(fingerprintWeights(readFloatWeights(model)), fingerprintWeights(readFloatWeights(buildSyntheticEncoder({ ...TINY_ENCODER, seed: 9 }))));
+  assert.equal(
+    fingerprintWeights(readFloatWeights(model)),
+    fingerprintWeights(readFloatWeights(buildSyntheticEncoder({ ...TINY_ENCODER, seed: 9 }))),
+  );
 });
 
 test('the fingerprint changes with any value, shape or name', () => {
@@ -61,10 +64,10 @@ test('boundaries between tensors are unambiguous', () => {
 });
 
 test('a weight whose data does not fill its shape is refused', () => {
-  assert.throws(
-    () => fingerprintWeights(new Map([['w', { shape: [2, 2], data: new Float32Array(3) }]])),
-    { code: 'DS_ERR_ONNX_INVALID', message: /weight "w" has 3 values but its shape \[2, 2\] holds 4/ },
-  );
+  assert.throws(() => fingerprintWeights(new Map([['w', { shape: [2, 2], data: new Float32Array(3) }]])), {
+    code: 'DS_ERR_ONNX_INVALID',
+    message: /weight "w" has 3 values but its shape \[2, 2\] holds 4/,
+  });
 });
 
 test('sha256File streams the file and reports missing files', async () => {

@@ -20,8 +20,12 @@ export function tokenIds(batch: number, seq: number, vocab: number, salt = 0): o
 }
 
 /** Runs the model (bytes or a file path) once on `input_ids` and returns its `logits`. */
-export async function runLogits(model: Uint8Array | string, inputIds: ort.Tensor): Promise<{ dims: readonly number[]; data: Float32Array }> {
-  const session = typeof model === 'string' ? await ort.InferenceSession.create(model) : await ort.InferenceSession.create(model);
+export async function runLogits(
+  model: Uint8Array | string,
+  inputIds: ort.Tensor,
+): Promise<{ dims: readonly number[]; data: Float32Array }> {
+  const session =
+    typeof model === 'string' ? await ort.InferenceSession.create(model) : await ort.InferenceSession.create(model);
   try {
     const result = await session.run({ input_ids: inputIds });
     const logits = result['logits'];

@@ -24,13 +24,19 @@ test('initializers listed as graph inputs are not inputs', () => {
     name: 'classifier.bias',
     type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [{ dimValue: 3 }] } } },
   });
-  assert.deepEqual(describeModelIO(model).inputs.map((i) => i.name), ['input_ids']);
+  assert.deepEqual(
+    describeModelIO(model).inputs.map((i) => i.name),
+    ['input_ids'],
+  );
 });
 
 test('fixed, unknown and missing shapes', () => {
   const model = tiny();
   model.graph!.output = [
-    { name: 'fixed', type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT16, shape: { dim: [{ dimValue: 4 }, {}] } } } },
+    {
+      name: 'fixed',
+      type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT16, shape: { dim: [{ dimValue: 4 }, {}] } } },
+    },
     { name: 'rankless', type: { tensorType: { elemType: onnx.TensorProto.DataType.BOOL } } },
   ];
   const decoded = decodeOnnxModel(encodeOnnxModel(model), 'shapes');
@@ -42,10 +48,18 @@ test('fixed, unknown and missing shapes', () => {
 
 test('outputs KServe cannot carry are refused', () => {
   const complex = tiny();
-  complex.graph!.output = [{ name: 'z', type: { tensorType: { elemType: onnx.TensorProto.DataType.COMPLEX64, shape: { dim: [] } } } }];
-  assert.throws(() => describeModelIO(complex), { code: 'DS_ERR_ONNX_INVALID', message: /output "z" has element type COMPLEX64, which has no KServe datatype/ });
+  complex.graph!.output = [
+    { name: 'z', type: { tensorType: { elemType: onnx.TensorProto.DataType.COMPLEX64, shape: { dim: [] } } } },
+  ];
+  assert.throws(() => describeModelIO(complex), {
+    code: 'DS_ERR_ONNX_INVALID',
+    message: /output "z" has element type COMPLEX64, which has no KServe datatype/,
+  });
 
   const sequence = tiny();
   sequence.graph!.output = [{ name: 'seq', type: { sequenceType: { elemType: { tensorType: { elemType: 1 } } } } }];
-  assert.throws(() => describeModelIO(sequence), { code: 'DS_ERR_ONNX_INVALID', message: /output "seq" is not a tensor/ });
+  assert.throws(() => describeModelIO(sequence), {
+    code: 'DS_ERR_ONNX_INVALID',
+    message: /output "seq" is not a tensor/,
+  });
 });

@@ -37,7 +37,9 @@ async function savedWithExternalData(dir: string, edit?: (model: onnx.ModelProto
 function setLocation(tensorName: string, location: string) {
   return (model: onnx.ModelProto): void => {
     const tensor = model.graph!.initializer!.find((t) => t.name === tensorName)!;
-    tensor.externalData = tensor.externalData!.map((e) => (e.key === 'location' ? { key: 'location', value: location } : e));
+    tensor.externalData = tensor.externalData!.map((e) =>
+      e.key === 'location' ? { key: 'location', value: location } : e,
+    );
   };
 }
 
@@ -62,13 +64,21 @@ test('external data: large float weights move out, loading inlines them, ORT agr
 
     const stored = onnx.ModelProto.decode(await readFile(path));
     const location = (name: string) => stored.graph!.initializer!.find((t) => t.name === name)!.dataLocation;
-    assert.equal(location('layer.0.attn.q.weight'), onnx.TensorProto.DataLocation.EXTERNAL, '32×32 fp32 = 4 KiB goes out');
+    assert.equal(
+      location('layer.0.attn.q.weight'),
+      onnx.TensorProto.DataLocation.EXTERNAL,
+      '32×32 fp32 = 4 KiB goes out',
+    );
     assert.notEqual(location('layer.0.attn.q.bias'), onnx.TensorProto.DataLocation.EXTERNAL, '128 B stays inline');
-    assert.ok((await stat(path)).size * 4 < encodeOnnxModel(model).byteLength, 'the model file keeps only small tensors');
+    assert.ok(
+      (await stat(path)).size * 4 < encodeOnnxModel(model).byteLength,
+      'the model file keeps only small tensors',
+    );
 
     const loaded = await loadOnnxModel(path);
     assertSameWeights(loaded, model);
-    for (const t of loaded.graph!.initializer!) assert.notEqual(t.dataLocation, onnx.TensorProto.DataLocation.EXTERNAL, t.name!);
+    for (const t of loaded.graph!.initializer!)
+      assert.notEqual(t.dataLocation, onnx.TensorProto.DataLocation.EXTERNAL, t.name!);
 
     const ids = tokenIds(2, 5, TINY_ENCODER.vocab);
     const fromOriginal = await runLogits(encodeOnnxModel(model), ids);
@@ -83,7 +93,10 @@ test('decodeOnnxModel reads external data only when given a base folder', async 
   await withTempDir(async (dir) => {
     const path = await savedWithExternalData(dir);
     const bytes = await readFile(path);
-    assert.throws(() => decodeOnnxModel(bytes, 'model.onnx'), invalid(/initializer ".+" is stored in external file "model\.onnx\.data" but no base folder/));
+    assert.throws(
+      () => decodeOnnxModel(bytes, 'model.onnx'),
+      invalid(/initializer ".+" is stored in external file "model\.onnx\.data" but no base folder/),
+    );
     assertSameWeights(decodeOnnxModel(bytes, 'model.onnx', { baseDir: dir }), tiny());
   });
 });
@@ -92,12 +105,21 @@ test('garbage bytes are refused, never crash the decoder', async () => {
   const rng = new SeededRng(5);
   for (let round = 0; round < 300; round++) {
     const bytes = Uint8Array.from({ length: 1 + rng.nextInt(4096) }, () => rng.nextInt(256));
-    assert.throws(() => decodeOnnxModel(bytes, `random #${round}`), invalid(/not an ONNX protobuf|has no graph|imports no opset|ir_version|initializer/));
+    assert.throws(
+      () => decodeOnnxModel(bytes, `random #${round}`),
+      invalid(/not an ONNX protobuf|has no graph|imports no opset|ir_version|initializer/),
+    );
   }
   await withTempDir(async (dir) => {
     const path = join(dir, 'random.onnx');
-    await writeFile(path, Uint8Array.from({ length: 1000 }, () => rng.nextInt(256)));
-    await assert.rejects(loadOnnxModel(path), { code: 'DS_ERR_ONNX_INVALID', message: new RegExp(`ONNX model ${path} is invalid: `) });
+    await writeFile(
+      path,
+      Uint8Array.from({ length: 1000 }, () => rng.nextInt(256)),
+    );
+    await assert.rejects(loadOnnxModel(path), {
+      code: 'DS_ERR_ONNX_INVALID',
+      message: new RegExp(`ONNX model ${path} is invalid: `),
+    });
   });
 });
 
@@ -105,7 +127,10 @@ test('truncated and empty files are refused with the reason', async () => {
   const bytes = encodeOnnxModel(tiny());
   for (let i = 1; i < 10; i++) {
     const cut = bytes.subarray(0, Math.floor((bytes.length * i) / 10));
-    assert.throws(() => decodeOnnxModel(cut, `cut at ${cut.length}`), invalid(/not an ONNX protobuf \(index out of range|has no graph|imports no opset/));
+    assert.throws(
+      () => decodeOnnxModel(cut, `cut at ${cut.length}`),
+      invalid(/not an ONNX protobuf \(index out of range|has no graph|imports no opset/),
+    );
   }
   await withTempDir(async (dir) => {
     const path = join(dir, 'half.onnx');
@@ -118,7 +143,10 @@ test('truncated and empty files are refused with the reason', async () => {
 
 test('a missing model file is a read error', async () => {
   await withTempDir(async (dir) => {
-    await assert.rejects(loadOnnxModel(join(dir, 'nope.onnx')), { code: 'DS_ERR_FILE_READ', message: /nope\.onnx.*ENOENT/ });
+    await assert.rejects(loadOnnxModel(join(dir, 'nope.onnx')), {
+      code: 'DS_ERR_FILE_READ',
+      message: /nope\.onnx.*ENOENT/,
+    });
   });
 });
 
@@ -127,7 +155,8 @@ test('external data problems are refused, each named', async () => {
     {
       name: '.. escape',
       prepare: (dir) => savedWithExternalData(dir, setLocation('layer.0.attn.q.weight', '../model.onnx.data')),
-      message: /initializer "layer\.0\.attn\.q\.weight" \(FLOAT \[32, 32\]\): external data location "\.\.\/model\.onnx\.data" escapes the model's folder/,
+      message:
+        /initializer "layer\.0\.attn\.q\.weight" \(FLOAT \[32, 32\]\): external data location "\.\.\/model\.onnx\.data" escapes the model's folder/,
     },
     {
       name: 'escape hidden in the middle of the path',
@@ -155,16 +184,20 @@ test('external data problems are refused, each named', async () => {
         await truncate(join(dir, 'model.onnx.data'), 5000);
         return path;
       },
-      message: /initializer "[^"]+" needs bytes \d+\.\.\d+ of external data file "model\.onnx\.data", which is too short \(5000 bytes\)/,
+      message:
+        /initializer "[^"]+" needs bytes \d+\.\.\d+ of external data file "model\.onnx\.data", which is too short \(5000 bytes\)/,
     },
     {
       name: 'length key disagrees with the shape',
       prepare: (dir) =>
         savedWithExternalData(dir, (model) => {
           const tensor = model.graph!.initializer!.find((t) => t.name === 'layer.0.ffn.down.weight')!;
-          tensor.externalData = tensor.externalData!.map((e) => (e.key === 'length' ? { key: 'length', value: '8188' } : e));
+          tensor.externalData = tensor.externalData!.map((e) =>
+            e.key === 'length' ? { key: 'length', value: '8188' } : e,
+          );
         }),
-      message: /initializer "layer\.0\.ffn\.down\.weight" \(FLOAT \[64, 32\]\) has external length 8188 bytes, expected 8192/,
+      message:
+        /initializer "layer\.0\.ffn\.down\.weight" \(FLOAT \[64, 32\]\) has external length 8188 bytes, expected 8192/,
     },
   ];
   for (const c of cases) {
@@ -194,7 +227,10 @@ test('initializer data that disagrees with its dims is refused', () => {
 
   const empty = tiny();
   empty.graph!.initializer!.find((t) => t.name === 'classifier.bias')!.rawData = new Uint8Array(0);
-  assert.throws(() => decodeOnnxModel(onnx.ModelProto.encode(empty).finish(), 'empty'), invalid(/"classifier\.bias" .* has no data/));
+  assert.throws(
+    () => decodeOnnxModel(onnx.ModelProto.encode(empty).finish(), 'empty'),
+    invalid(/"classifier\.bias" .* has no data/),
+  );
 });
 
 test('hostile dims are refused', () => {
@@ -206,13 +242,22 @@ test('hostile dims are refused', () => {
   );
   const huge = tiny();
   huge.graph!.initializer!.find((t) => t.name === 'classifier.bias')!.dims = [2 ** 40, 2 ** 40];
-  assert.throws(() => decodeOnnxModel(onnx.ModelProto.encode(huge).finish(), 'huge'), invalid(/initializer "classifier\.bias": shape \[\d+, \d+\] has too many elements/));
+  assert.throws(
+    () => decodeOnnxModel(onnx.ModelProto.encode(huge).finish(), 'huge'),
+    invalid(/initializer "classifier\.bias": shape \[\d+, \d+\] has too many elements/),
+  );
 });
 
 test('saving refuses an external data file outside the model folder', async () => {
   await withTempDir(async (dir) => {
-    await assert.rejects(saveOnnxModel(tiny(), join(dir, 'm.onnx'), { externalDataFile: '../w.bin' }), invalid(/cannot save: external data location "\.\.\/w\.bin" escapes/));
-    await assert.rejects(saveOnnxModel(tiny(), join(dir, 'm.onnx'), { externalDataFile: './m.onnx' }), invalid(/cannot save: the external data file "m\.onnx" is the model file itself/));
+    await assert.rejects(
+      saveOnnxModel(tiny(), join(dir, 'm.onnx'), { externalDataFile: '../w.bin' }),
+      invalid(/cannot save: external data location "\.\.\/w\.bin" escapes/),
+    );
+    await assert.rejects(
+      saveOnnxModel(tiny(), join(dir, 'm.onnx'), { externalDataFile: './m.onnx' }),
+      invalid(/cannot save: the external data file "m\.onnx" is the model file itself/),
+    );
     const nested = join(dir, 'm.onnx');
     await saveOnnxModel(tiny(), nested, { externalDataFile: 'weights/m.data' });
     assert.equal(readFloatWeights(await loadOnnxModel(nested)).size, readFloatWeights(tiny()).size);

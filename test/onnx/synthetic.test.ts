@@ -28,10 +28,20 @@ test('generation is deterministic per seed and names weights readably', () => {
   assert.equal(fingerprintWeights(a), fingerprintWeights(b));
   assert.notEqual(fingerprintWeights(a), fingerprintWeights(c));
   for (const name of [
-    'embeddings.token.weight', 'embeddings.position.weight', 'embeddings.norm.weight', 'embeddings.norm.bias',
-    'layer.1.attn.q.weight', 'layer.1.attn.k.bias', 'layer.1.attn.v.weight', 'layer.1.attn.o.weight',
-    'layer.1.attn.norm.weight', 'layer.1.ffn.up.weight', 'layer.1.ffn.down.bias', 'layer.1.ffn.norm.bias',
-    'classifier.weight', 'classifier.bias',
+    'embeddings.token.weight',
+    'embeddings.position.weight',
+    'embeddings.norm.weight',
+    'embeddings.norm.bias',
+    'layer.1.attn.q.weight',
+    'layer.1.attn.k.bias',
+    'layer.1.attn.v.weight',
+    'layer.1.attn.o.weight',
+    'layer.1.attn.norm.weight',
+    'layer.1.ffn.up.weight',
+    'layer.1.ffn.down.bias',
+    'layer.1.ffn.norm.bias',
+    'classifier.weight',
+    'classifier.bias',
   ]) {
     assert.ok(a.has(name), name);
   }
@@ -87,6 +97,12 @@ test('invalid generator options are refused', () => {
     code: 'DS_ERR_CLI_USAGE',
     message: /hidden \(32\) must be divisible by heads \(5\)/,
   });
-  assert.throws(() => buildSyntheticEncoder({ ...TINY_ENCODER, opset: 13, seed: 1 }), { code: 'DS_ERR_CLI_USAGE', message: /opset must be an integer from 17 to 23, got 13/ });
-  assert.throws(() => buildSyntheticEncoder({ ...TINY_ENCODER, vocab: 0, seed: 1 }), { code: 'DS_ERR_CLI_USAGE', message: /vocab must be an integer ≥ 1, got 0/ });
+  assert.throws(() => buildSyntheticEncoder({ ...TINY_ENCODER, opset: 13, seed: 1 }), {
+    code: 'DS_ERR_CLI_USAGE',
+    message: /opset must be an integer from 17 to 23, got 13/,
+  });
+  assert.throws(() => buildSyntheticEncoder({ ...TINY_ENCODER, vocab: 0, seed: 1 }), {
+    code: 'DS_ERR_CLI_USAGE',
+    message: /vocab must be an integer ≥ 1, got 0/,
+  });
 });

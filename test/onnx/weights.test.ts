@@ -16,7 +16,12 @@ test('readFloatWeights returns every fp32 initializer with its shape', () => {
   assert.deepEqual(weights.get('layer.0.ffn.up.weight')?.shape, [32, 64]);
   assert.deepEqual(weights.get('classifier.weight')?.shape, [32, 3]);
   assert.deepEqual([...weights.get('layer.0.attn.norm.weight')!.data], new Array<number>(32).fill(1));
-  for (const [name, { shape, data }] of weights) assert.equal(data.length, shape.reduce((a, b) => a * b, 1), name);
+  for (const [name, { shape, data }] of weights)
+    assert.equal(
+      data.length,
+      shape.reduce((a, b) => a * b, 1),
+      name,
+    );
   assert.deepEqual(weightShapes(tiny()), new Map([...weights].map(([name, w]) => [name, w.shape])));
 });
 
@@ -69,7 +74,9 @@ test('assertSameGraph accepts a fine-tune and names the first difference otherwi
 
   assert.throws(
     () => assertSameGraph(base, buildSyntheticEncoder({ ...TINY_ENCODER, hidden: 64, ffn: 128, seed: 3 })),
-    incompatible(/weight "embeddings\.token\.weight" has shape \[50, 32\] in the base but \[50, 64\] in the fine-tuned model/),
+    incompatible(
+      /weight "embeddings\.token\.weight" has shape \[50, 32\] in the base but \[50, 64\] in the fine-tuned model/,
+    ),
   );
   assert.throws(
     () => assertSameGraph(base, buildSyntheticEncoder({ ...TINY_ENCODER, layers: 3, seed: 3 })),
@@ -83,5 +90,8 @@ test('assertSameGraph accepts a fine-tune and names the first difference otherwi
   const rewired = decodeOnnxModel(encodeOnnxModel(base), 'rewired');
   const softmax = rewired.graph!.node!.findIndex((n) => n.opType === 'Softmax');
   rewired.graph!.node![softmax]!.opType = 'Sigmoid';
-  assert.throws(() => assertSameGraph(base, rewired), incompatible(new RegExp(`node #${softmax} is Softmax\\(.*\\) in the base but Sigmoid\\(`)));
+  assert.throws(
+    () => assertSameGraph(base, rewired),
+    incompatible(new RegExp(`node #${softmax} is Softmax\\(.*\\) in the base but Sigmoid\\(`)),
+  );
 });

@@ -9,7 +9,17 @@ const SHA = 'd'.repeat(64);
 function manifest(patch: Record<string, unknown> = {}): string {
   return stringify({
     base: { model: 'base/model.onnx', fingerprint: FP, labels: ['a', 'b'] },
-    tasks: [{ name: 'rotated', version: 1, description: 'turned', delta: 'tasks/rotated/delta.safetensors', sha256: SHA, labels: ['a', 'b'], numClasses: 2 }],
+    tasks: [
+      {
+        name: 'rotated',
+        version: 1,
+        description: 'turned',
+        delta: 'tasks/rotated/delta.safetensors',
+        sha256: SHA,
+        labels: ['a', 'b'],
+        numClasses: 2,
+      },
+    ],
     ...patch,
   });
 }
@@ -20,7 +30,15 @@ test('paths resolve against the manifest; deltas become file:// URLs; versions b
   assert.equal(zoo.base.fingerprint, FP);
   assert.deepEqual(zoo.base.labels, ['a', 'b']);
   assert.deepEqual(zoo.tasks, [
-    { name: 'rotated', version: '1', uri: 'file:///srv/models/tasks/rotated/delta.safetensors', sha256: SHA, description: 'turned', labels: ['a', 'b'], numClasses: 2 },
+    {
+      name: 'rotated',
+      version: '1',
+      uri: 'file:///srv/models/tasks/rotated/delta.safetensors',
+      sha256: SHA,
+      description: 'turned',
+      labels: ['a', 'b'],
+      numClasses: 2,
+    },
   ]);
 });
 
@@ -28,7 +46,18 @@ test('provenance fields of a generated manifest are ignored', () => {
   const zoo = parseManifest(
     manifest({
       base: { model: 'm.onnx', fingerprint: FP, parameters: 205066 },
-      tasks: [{ name: 't', version: '1', delta: 'd.safetensors', sha256: SHA, method: 'dare', dropRate: 0.95, accuracy: 0.98, eval: 'e.safetensors' }],
+      tasks: [
+        {
+          name: 't',
+          version: '1',
+          delta: 'd.safetensors',
+          sha256: SHA,
+          method: 'dare',
+          dropRate: 0.95,
+          accuracy: 0.98,
+          eval: 'e.safetensors',
+        },
+      ],
       generatedBy: 'npm run zoo',
     }),
     '/m/zoo.yaml',
@@ -37,7 +66,10 @@ test('provenance fields of a generated manifest are ignored', () => {
 });
 
 test('http(s) delta URLs are kept as they are', () => {
-  const zoo = parseManifest(manifest({ tasks: [{ name: 't', version: '1', delta: 'https://deltas.example.com/t.safetensors', sha256: SHA }] }), '/m/zoo.yaml');
+  const zoo = parseManifest(
+    manifest({ tasks: [{ name: 't', version: '1', delta: 'https://deltas.example.com/t.safetensors', sha256: SHA }] }),
+    '/m/zoo.yaml',
+  );
   assert.equal(zoo.tasks[0]?.uri, 'https://deltas.example.com/t.safetensors');
   assert.equal(zoo.tasks[0]?.numClasses, null);
 });
@@ -48,14 +80,25 @@ test('a bad manifest names its file, the field and the reason', () => {
     [{ base: { model: 'm.onnx', fingerprint: 'xyz' } }, /base\.fingerprint: expected 64 hex/],
     [{ tasks: [{ name: 'rotated', version: '1', delta: 'a', sha256: 'nope' }] }, /tasks\[0\]\.sha256/],
     [{ tasks: [{ name: 'rotated', delta: 'a', sha256: SHA }] }, /tasks\[0\]\.version: is required/],
-    [{ tasks: [{ name: 'r', version: '1', delta: 'a', sha256: SHA }, { name: 'r', version: '1', delta: 'b', sha256: SHA }] }, /tasks\[1\]: r@1 is declared twice/],
+    [
+      {
+        tasks: [
+          { name: 'r', version: '1', delta: 'a', sha256: SHA },
+          { name: 'r', version: '1', delta: 'b', sha256: SHA },
+        ],
+      },
+      /tasks\[1\]: r@1 is declared twice/,
+    ],
   ];
   for (const [patch, reason] of cases) {
-    assert.throws(() => parseManifest(manifest(patch), '/m/zoo.yaml'), (error: Error & { code?: string }) => {
-      assert.equal(error.code, 'DS_ERR_MANIFEST_INVALID');
-      assert.match(error.message, /\/m\/zoo\.yaml/);
-      assert.match(error.message, reason);
-      return true;
-    });
+    assert.throws(
+      () => parseManifest(manifest(patch), '/m/zoo.yaml'),
+      (error: Error & { code?: string }) => {
+        assert.equal(error.code, 'DS_ERR_MANIFEST_INVALID');
+        assert.match(error.message, /\/m\/zoo\.yaml/);
+        assert.match(error.message, reason);
+        return true;
+      },
+    );
   }
 });

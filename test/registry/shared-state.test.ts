@@ -18,7 +18,15 @@ const POLL_MS = 50;
 /** Poll interval plus generous room for a loaded 2-core CI machine. */
 const CONVERGE_MS = POLL_MS + 2000;
 
-const spec = (name: string, version = '1', c = 'a'): TaskSpec => ({ name, version, uri: `${name}.safetensors`, sha256: c.repeat(64), description: '', labels: null, numClasses: null });
+const spec = (name: string, version = '1', c = 'a'): TaskSpec => ({
+  name,
+  version,
+  uri: `${name}.safetensors`,
+  sha256: c.repeat(64),
+  description: '',
+  labels: null,
+  numClasses: null,
+});
 const ok = async () => undefined;
 const declared = [spec('alpha', '1'), spec('alpha', '2'), spec('beta')];
 
@@ -36,7 +44,11 @@ afterEach(async () => {
 
 /** `watch: false` on the second replica: only the poll (what network volumes get) carries changes to it. */
 async function replica(watch: boolean): Promise<TaskRegistry> {
-  const registry = await TaskRegistry.open({ declared, stateFile, sharing: { pollIntervalMs: POLL_MS, watch, lockStaleMs: 5000 } });
+  const registry = await TaskRegistry.open({
+    declared,
+    stateFile,
+    sharing: { pollIntervalMs: POLL_MS, watch, lockStaleMs: 5000 },
+  });
   open.push(registry);
   return registry;
 }
@@ -50,7 +62,8 @@ async function until(what: string, condition: () => boolean, boundMs = CONVERGE_
   return Date.now() - start;
 }
 
-const keysOf = (registry: TaskRegistry) => registry.all().map((t) => `${t.key}${registry.defaultVersion(t.name) === t.version ? '*' : ''}`);
+const keysOf = (registry: TaskRegistry) =>
+  registry.all().map((t) => `${t.key}${registry.defaultVersion(t.name) === t.version ? '*' : ''}`);
 
 test('register, update and retire through either replica; the other converges within the poll bound', async () => {
   const a = await replica(true);
@@ -95,11 +108,21 @@ test('an unreadable or invalid file is never applied: the last good state is ser
   await until('b reports it', () => !b.syncStatus().synced);
   assert.match(b.syncStatus().error ?? '', /invalid/);
   assert.ok(b.has('gamma'), 'b keeps serving its last good state');
-  await assert.rejects(a.register(spec('delta'), { validate: ok }), (e: Error & { code?: string }) => e.code === 'DS_ERR_REGISTRY_PERSIST_FAILED' && /not overwritten/.test(e.message));
-  assert.equal(await readFile(stateFile, 'utf8'), good.slice(0, good.length / 2), 'the broken file was left for the operator');
+  await assert.rejects(
+    a.register(spec('delta'), { validate: ok }),
+    (e: Error & { code?: string }) => e.code === 'DS_ERR_REGISTRY_PERSIST_FAILED' && /not overwritten/.test(e.message),
+  );
+  assert.equal(
+    await readFile(stateFile, 'utf8'),
+    good.slice(0, good.length / 2),
+    'the broken file was left for the operator',
+  );
 
   await rm(stateFile);
-  await until('a missing file is an error too, not "every registration retired"', () => !b.syncStatus().synced && /gone/.test(b.syncStatus().error ?? ''));
+  await until(
+    'a missing file is an error too, not "every registration retired"',
+    () => !b.syncStatus().synced && /gone/.test(b.syncStatus().error ?? ''),
+  );
   assert.ok(b.has('gamma'));
 
   await writeFileAtomic(stateFile, good);
@@ -116,5 +139,8 @@ test('a lock left behind by a dead replica is taken over once stale', async () =
   const old = new Date(Date.now() - 60_000);
   await utimes(`${stateFile}.lock`, old, old);
   await a.register(spec('gamma'), { validate: ok });
-  assert.deepEqual((await readRegistryState(stateFile)).registered.map((t) => t.name), ['gamma']);
+  assert.deepEqual(
+    (await readRegistryState(stateFile)).registered.map((t) => t.name),
+    ['gamma'],
+  );
 });

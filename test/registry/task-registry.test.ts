@@ -29,12 +29,16 @@ beforeEach(async () => {
 });
 afterEach(async () => rm(dir, { recursive: true, force: true }));
 
-const open = (declared: TaskSpec[] = [spec('alpha', '1'), spec('alpha', '2'), spec('beta', '1')]) => TaskRegistry.open({ declared, stateFile });
+const open = (declared: TaskSpec[] = [spec('alpha', '1'), spec('alpha', '2'), spec('beta', '1')]) =>
+  TaskRegistry.open({ declared, stateFile });
 
 test('declared tasks: lookup by name and version; the last declared version is the default', async () => {
   const registry = await open();
   assert.deepEqual(registry.names(), ['alpha', 'beta']);
-  assert.deepEqual(registry.versions('alpha').map((v) => v.version), ['1', '2']);
+  assert.deepEqual(
+    registry.versions('alpha').map((v) => v.version),
+    ['1', '2'],
+  );
   assert.equal(registry.defaultVersion('alpha'), '2');
   assert.equal(registry.get('alpha')?.key, 'alpha@2');
   assert.equal(registry.get('alpha', '1')?.key, 'alpha@1');
@@ -64,11 +68,17 @@ test('register → state after every step, persisted, and read back by a new ins
   const reopened = await open();
   assert.deepEqual(reopened.names(), ['alpha', 'beta', 'gamma']);
   assert.deepEqual(reopened.get('gamma')?.labels, ['x', 'y']);
-  assert.deepEqual(reopened.versions('alpha').map((v) => v.version), ['1', '2', '3']);
+  assert.deepEqual(
+    reopened.versions('alpha').map((v) => v.version),
+    ['1', '2', '3'],
+  );
   assert.equal(reopened.defaultVersion('alpha'), '2');
   assert.equal(reopened.defaultVersion('beta'), '2');
   const state = await readRegistryState(stateFile);
-  assert.deepEqual(state.registered.map((t) => `${t.name}@${t.version}`), ['gamma@1', 'alpha@3', 'beta@2']);
+  assert.deepEqual(
+    state.registered.map((t) => `${t.name}@${t.version}`),
+    ['gamma@1', 'alpha@3', 'beta@2'],
+  );
 });
 
 test('a failed validation changes nothing, in memory or on disk', async () => {
@@ -92,15 +102,25 @@ test('a state file that cannot be written fails the registration and changes not
   const registry = await open();
   // A regular file where the state folder should be: every write fails (even as root).
   await writeFile(join(dir, 'state'), 'in the way');
-  await assert.rejects(registry.register(spec('delta', '1'), { validate: ok }), (error: Error & { code?: string }) => error.code === 'DS_ERR_REGISTRY_PERSIST_FAILED' && error.message.includes('nothing changed'));
+  await assert.rejects(
+    registry.register(spec('delta', '1'), { validate: ok }),
+    (error: Error & { code?: string }) =>
+      error.code === 'DS_ERR_REGISTRY_PERSIST_FAILED' && error.message.includes('nothing changed'),
+  );
   assert.equal(registry.has('delta'), false);
   assert.equal(await readFile(join(dir, 'state'), 'utf8'), 'in the way');
 });
 
 test('versions are immutable: same delta is an update, a different one a conflict; POST refuses existing names', async () => {
   const registry = await open();
-  await assert.rejects(registry.register(spec('alpha', '1', 'f'), { validate: ok }), (e: Error & { code?: string }) => e.code === 'DS_ERR_TASK_VERSION_CONFLICT');
-  await assert.rejects(registry.register(spec('alpha', '9'), { mustBeNew: true, validate: ok }), (e: Error & { code?: string }) => e.code === 'DS_ERR_TASK_EXISTS');
+  await assert.rejects(
+    registry.register(spec('alpha', '1', 'f'), { validate: ok }),
+    (e: Error & { code?: string }) => e.code === 'DS_ERR_TASK_VERSION_CONFLICT',
+  );
+  await assert.rejects(
+    registry.register(spec('alpha', '9'), { mustBeNew: true, validate: ok }),
+    (e: Error & { code?: string }) => e.code === 'DS_ERR_TASK_EXISTS',
+  );
   let validated = false;
   const update = await registry.register(spec('alpha', '1', 'a', { description: 'now documented' }), {
     makeDefault: false,
@@ -119,15 +139,24 @@ test('retire one version or all; declared tasks stay retired after a restart; re
   assert.equal(registry.defaultVersion('alpha'), '1');
   await registry.register(spec('gamma', '1'), { validate: ok });
   assert.deepEqual(await registry.retire('gamma'), ['gamma@1']);
-  await assert.rejects(registry.retire('gamma'), (e: Error & { code?: string }) => e.code === 'DS_ERR_TASK_NOT_REGISTERED');
+  await assert.rejects(
+    registry.retire('gamma'),
+    (e: Error & { code?: string }) => e.code === 'DS_ERR_TASK_NOT_REGISTERED',
+  );
 
   const reopened = await open();
-  assert.deepEqual(reopened.versions('alpha').map((v) => v.version), ['1']);
+  assert.deepEqual(
+    reopened.versions('alpha').map((v) => v.version),
+    ['1'],
+  );
   assert.equal(reopened.has('gamma'), false);
   assert.deepEqual((await readRegistryState(stateFile)).registered, [], 'a retired admin task leaves the overlay');
 
   await reopened.register(spec('alpha', '2'), { validate: ok });
-  assert.deepEqual((await open()).versions('alpha').map((v) => v.version), ['1', '2']);
+  assert.deepEqual(
+    (await open()).versions('alpha').map((v) => v.version),
+    ['1', '2'],
+  );
 });
 
 test('a new declared task (a new zoo release) appears next to runtime registrations', async () => {
@@ -146,7 +175,10 @@ test('a slow validation holds up no other registration; commits are serialised a
   assert.deepEqual(registry.names(), ['alpha', 'beta', 'two'], 'the quick change landed while the slow one validates');
   release();
   await first;
-  assert.deepEqual((await readRegistryState(stateFile)).registered.map((t) => t.name), ['two', 'one']);
+  assert.deepEqual(
+    (await readRegistryState(stateFile)).registered.map((t) => t.name),
+    ['two', 'one'],
+  );
 });
 
 test('a change whose signal fired before its commit is not applied; one that cannot apply is refused before validating', async () => {
@@ -163,7 +195,10 @@ test('a change whose signal fired before its commit is not applied; one that can
   await assert.rejects(abandoned, /client gone/);
   assert.equal(registry.has('late'), false);
   assert.deepEqual((await readRegistryState(stateFile)).registered, []);
-  await assert.rejects(registry.register(spec('alpha', '3'), { mustBeNew: true, validate: async () => void validated++ }), /already registered/);
+  await assert.rejects(
+    registry.register(spec('alpha', '3'), { mustBeNew: true, validate: async () => void validated++ }),
+    /already registered/,
+  );
   assert.equal(validated, 1, 'no fetch for a change that cannot apply');
 });
 
@@ -171,7 +206,10 @@ test('a corrupt state file stops start-up with a clear error; a missing one is e
   assert.deepEqual((await open()).names(), ['alpha', 'beta']);
   await mkdir(join(dir, 'state'), { recursive: true });
   await writeFile(stateFile, '{"format": "something-else"}');
-  await assert.rejects(open(), (e: Error & { code?: string }) => e.code === 'DS_ERR_REGISTRY_STATE_INVALID' && e.message.includes('format'));
+  await assert.rejects(
+    open(),
+    (e: Error & { code?: string }) => e.code === 'DS_ERR_REGISTRY_STATE_INVALID' && e.message.includes('format'),
+  );
   await writeFile(stateFile, '{ not json');
   await assert.rejects(open(), /Registry state file .* is invalid/);
 });
@@ -186,7 +224,16 @@ test('writeFileAtomic replaces the whole file and leaves no temp file', async ()
 
 test('temp files a killed writer left behind are removed when the registry opens; other files stay', async () => {
   await mkdir(join(dir, 'state'), { recursive: true });
-  await writeFileAtomic(stateFile, JSON.stringify({ format: 'deltaserve.registry-state', formatVersion: 1, registered: [], retired: [], defaults: {} }));
+  await writeFileAtomic(
+    stateFile,
+    JSON.stringify({
+      format: 'deltaserve.registry-state',
+      formatVersion: 1,
+      registered: [],
+      retired: [],
+      defaults: {},
+    }),
+  );
   // What kill -9 between the temp write and the rename leaves (see test/reliability/registry-crash).
   const dead = join(dir, 'state', '.registry.json.4242.0a1b2c3d.tmp');
   await writeFile(dead, '{"half": ');
@@ -196,5 +243,9 @@ test('temp files a killed writer left behind are removed when the registry opens
   await writeFile(join(dir, 'state', '.registry.json.4343.0a1b2c3e.tmp'), '{"in progress": ');
   await writeFile(join(dir, 'state', 'notes.tmp'), 'not ours');
   (await open()).close();
-  assert.deepEqual((await readdir(join(dir, 'state'))).sort(), ['.registry.json.4343.0a1b2c3e.tmp', 'notes.tmp', 'registry.json']);
+  assert.deepEqual((await readdir(join(dir, 'state'))).sort(), [
+    '.registry.json.4343.0a1b2c3e.tmp',
+    'notes.tmp',
+    'registry.json',
+  ]);
 });

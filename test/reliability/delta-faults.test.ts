@@ -84,12 +84,24 @@ after(async () => {
   if (figures.length > 0) console.log(`delta-faults figures:\n  ${figures.join('\n  ')}`);
 });
 
-async function infer(task: string): Promise<{ status: number; ms: number; body: { code?: string; error?: string }; retryAfter: string | undefined }> {
+async function infer(
+  task: string,
+): Promise<{ status: number; ms: number; body: { code?: string; error?: string }; retryAfter: string | undefined }> {
   const started = performance.now();
-  const response = await pool.request({ path: `/v2/models/${task}/infer`, method: 'POST', headers: TENANT_HEADERS, body: INFER_BODY });
+  const response = await pool.request({
+    path: `/v2/models/${task}/infer`,
+    method: 'POST',
+    headers: TENANT_HEADERS,
+    body: INFER_BODY,
+  });
   const body = (await response.body.json()) as { code?: string; error?: string };
   const retryAfter = response.headers['retry-after'];
-  return { status: response.statusCode, ms: performance.now() - started, body, retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined };
+  return {
+    status: response.statusCode,
+    ms: performance.now() - started,
+    body,
+    retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined,
+  };
 }
 
 /** Runs `fault` while probing the cached task back to back; returns the probes' latencies. */
@@ -106,34 +118,41 @@ async function probeDuring<T>(fault: Promise<T>): Promise<{ result: T; probes: n
 }
 
 for (const { mode, expect } of FAULTS) {
-  test(`delta store fault "${mode}": only its task fails (503 naming it, Retry-After), the cached task keeps its latency, recovery needs no restart`, { timeout: 30_000 }, async () => {
-    const task = taskOf(mode);
-    // A baseline just before the fault as well as the run's: the machine's load drifts.
-    const local: number[] = [];
-    for (let i = 0; i < MIN_PROBES; i++) local.push((await infer('footwear')).ms);
-    const before = Math.max(baselineMs, median(local));
-    if (mode !== 'down') store.set(task, mode);
-    const { result: failed, probes } = await probeDuring(infer(task));
+  test(
+    `delta store fault "${mode}": only its task fails (503 naming it, Retry-After), the cached task keeps its latency, recovery needs no restart`,
+    { timeout: 30_000 },
+    async () => {
+      const task = taskOf(mode);
+      // A baseline just before the fault as well as the run's: the machine's load drifts.
+      const local: number[] = [];
+      for (let i = 0; i < MIN_PROBES; i++) local.push((await infer('footwear')).ms);
+      const before = Math.max(baselineMs, median(local));
+      if (mode !== 'down') store.set(task, mode);
+      const { result: failed, probes } = await probeDuring(infer(task));
 
-    assert.equal(failed.status, 503, JSON.stringify(failed.body));
-    assert.equal(failed.body.code, 'DS_ERR_TASK_UNAVAILABLE');
-    assert.match(failed.body.error!, new RegExp(`Task ${task}@1 is unavailable`));
-    assert.match(failed.body.error!, expect);
-    assert.doesNotMatch(failed.body.error!, /127\.0\.0\.1|safetensors|http:/, 'a tenant never sees the delta URI');
-    assert.match(failed.retryAfter ?? '', /^[1-9]\d*$/);
-    const ratio = median(probes) / before;
-    assert.ok(ratio <= LATENCY_RATIO_BOUND, `cached task median ${median(probes).toFixed(2)} ms during the fault = ${ratio.toFixed(2)} × baseline`);
-    assert.equal(gateway.exited(), null);
+      assert.equal(failed.status, 503, JSON.stringify(failed.body));
+      assert.equal(failed.body.code, 'DS_ERR_TASK_UNAVAILABLE');
+      assert.match(failed.body.error!, new RegExp(`Task ${task}@1 is unavailable`));
+      assert.match(failed.body.error!, expect);
+      assert.doesNotMatch(failed.body.error!, /127\.0\.0\.1|safetensors|http:/, 'a tenant never sees the delta URI');
+      assert.match(failed.retryAfter ?? '', /^[1-9]\d*$/);
+      const ratio = median(probes) / before;
+      assert.ok(
+        ratio <= LATENCY_RATIO_BOUND,
+        `cached task median ${median(probes).toFixed(2)} ms during the fault = ${ratio.toFixed(2)} × baseline`,
+      );
+      assert.equal(gateway.exited(), null);
 
-    if (mode === 'down') await store.recoverDown();
-    else store.set(task, 'ok');
-    const recovered = await infer(task);
-    assert.equal(recovered.status, 200, `after recovery: ${JSON.stringify(recovered.body)}`);
-    figures.push(
-      `${mode}: 503 after ${failed.ms.toFixed(0)} ms (${/\((DS_ERR_\w+)\)/.exec(failed.body.error!)?.[1]}), Retry-After ${failed.retryAfter}; ` +
-        `cached task median ${median(probes).toFixed(2)} ms over ${probes.length} probes (${ratio.toFixed(2)} × the larger of the run's baseline and ${median(local).toFixed(2)} ms just before); recovered: 200 in ${recovered.ms.toFixed(0)} ms`,
-    );
-  });
+      if (mode === 'down') await store.recoverDown();
+      else store.set(task, 'ok');
+      const recovered = await infer(task);
+      assert.equal(recovered.status, 200, `after recovery: ${JSON.stringify(recovered.body)}`);
+      figures.push(
+        `${mode}: 503 after ${failed.ms.toFixed(0)} ms (${/\((DS_ERR_\w+)\)/.exec(failed.body.error!)?.[1]}), Retry-After ${failed.retryAfter}; ` +
+          `cached task median ${median(probes).toFixed(2)} ms over ${probes.length} probes (${ratio.toFixed(2)} × the larger of the run's baseline and ${median(local).toFixed(2)} ms just before); recovered: 200 in ${recovered.ms.toFixed(0)} ms`,
+      );
+    },
+  );
 }
 
 test('a single 5xx from the store is absorbed by a retry: the request succeeds', { timeout: 30_000 }, async () => {

@@ -86,7 +86,11 @@ export class FaultStore {
 
   async close(): Promise<void> {
     for (const socket of this.sockets) socket.destroy();
-    await Promise.all([this.server, this.downServer].map((s) => (s ? new Promise<void>((resolve) => s.close(() => resolve())) : undefined)));
+    await Promise.all(
+      [this.server, this.downServer].map((s) =>
+        s ? new Promise<void>((resolve) => s.close(() => resolve())) : undefined,
+      ),
+    );
   }
 
   private track(socket: Socket): void {

@@ -21,26 +21,92 @@ export type DeltaMutation =
   | { kind: 'word'; at: number; value: number };
 
 const oddValue: fc.Arbitrary<unknown> = fc.oneof(
-  fc.constantFrom(null, true, '', 'F64', 'F16', 'F32', 'U32', 'I64', 'BOOL', 'XX', -1, 0, 1, 1.5, 1e308, 2 ** 32, 2 ** 53, [], {}, [0], [0, 0], [-1, 5], [5, 1], [0, 2 ** 40]),
-  fc.array(fc.oneof(fc.integer({ min: -2, max: 100 }), fc.constantFrom(2 ** 31, 2 ** 32, 2 ** 53, 1e30)), { maxLength: 4 }),
+  fc.constantFrom(
+    null,
+    true,
+    '',
+    'F64',
+    'F16',
+    'F32',
+    'U32',
+    'I64',
+    'BOOL',
+    'XX',
+    -1,
+    0,
+    1,
+    1.5,
+    1e308,
+    2 ** 32,
+    2 ** 53,
+    [],
+    {},
+    [0],
+    [0, 0],
+    [-1, 5],
+    [5, 1],
+    [0, 2 ** 40],
+  ),
+  fc.array(fc.oneof(fc.integer({ min: -2, max: 100 }), fc.constantFrom(2 ** 31, 2 ** 32, 2 ** 53, 1e30)), {
+    maxLength: 4,
+  }),
   fc.string({ maxLength: 12 }),
   fc.jsonValue({ maxDepth: 2 }),
 );
 
 export const deltaMutation: fc.Arbitrary<DeltaMutation> = fc.oneof(
-  fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), xor: fc.integer({ min: 1, max: 255 }), inHeader: fc.boolean() }),
+  fc.record({
+    kind: fc.constant('flip' as const),
+    at: fc.nat(),
+    xor: fc.integer({ min: 1, max: 255 }),
+    inHeader: fc.boolean(),
+  }),
   fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }),
   fc.record({ kind: fc.constant('append' as const), bytes: fc.array(fc.nat(255), { minLength: 1, maxLength: 64 }) }),
   fc.record({
     kind: fc.constant('header-length' as const),
-    value: fc.constantFrom('0', '1', '7', '-1', '+1', '+8', '100000000', '100000001', '9007199254740993', '18446744073709551615'),
+    value: fc.constantFrom(
+      '0',
+      '1',
+      '7',
+      '-1',
+      '+1',
+      '+8',
+      '100000000',
+      '100000001',
+      '9007199254740993',
+      '18446744073709551615',
+    ),
   }),
-  fc.record({ kind: fc.constant('header-field' as const), entry: fc.nat(), field: fc.nat(), value: oddValue, remove: fc.boolean() }),
-  fc.record({ kind: fc.constant('record-field' as const), tensor: fc.nat(), field: fc.nat(), value: oddValue, remove: fc.boolean() }),
+  fc.record({
+    kind: fc.constant('header-field' as const),
+    entry: fc.nat(),
+    field: fc.nat(),
+    value: oddValue,
+    remove: fc.boolean(),
+  }),
+  fc.record({
+    kind: fc.constant('record-field' as const),
+    tensor: fc.nat(),
+    field: fc.nat(),
+    value: oddValue,
+    remove: fc.boolean(),
+  }),
   fc.record({
     kind: fc.constant('word' as const),
     at: fc.nat(),
-    value: fc.constantFrom(0x7fc00000, 0x7f800000, 0xff800000, 0x7f7fffff, 0xffffffff, 0, 1, 0x80000000, 0x3c003c00, 0x7c007c00),
+    value: fc.constantFrom(
+      0x7fc00000,
+      0x7f800000,
+      0xff800000,
+      0x7f7fffff,
+      0xffffffff,
+      0,
+      1,
+      0x80000000,
+      0x3c003c00,
+      0x7c007c00,
+    ),
   }),
 );
 
@@ -116,7 +182,8 @@ function applyOne(bytes: Uint8Array, m: DeltaMutation): Uint8Array {
       const entries = Object.keys(parts.header);
       if (entries.length === 0) return bytes;
       const entry = parts.header[entries[m.entry % entries.length]!];
-      if (typeof entry === 'object' && entry !== null && !Array.isArray(entry)) editObject(entry as Record<string, unknown>, m.field, m.value, m.remove);
+      if (typeof entry === 'object' && entry !== null && !Array.isArray(entry))
+        editObject(entry as Record<string, unknown>, m.field, m.value, m.remove);
       else editObject(parts.header, m.entry, m.value, m.remove);
       return join(parts);
     }

@@ -42,10 +42,22 @@ async function seeds(): Promise<Seed[]> {
   const small32 = encodeDelta(sampleDelta('F32'));
   const small16 = encodeDelta(sampleDelta('F16'));
   return [
-    { label: 'zoo coarse4 vs the real base', bytes: zoo, options: { baseShapes: zooShapes, expectedBaseFingerprint: fingerprintWeights(weights) } },
+    {
+      label: 'zoo coarse4 vs the real base',
+      bytes: zoo,
+      options: { baseShapes: zooShapes, expectedBaseFingerprint: fingerprintWeights(weights) },
+    },
     { label: 'zoo coarse4, no base', bytes: zoo, options: {} },
-    { label: 'small F32 vs its base', bytes: small32, options: { baseShapes: sampleBaseShapes(), expectedBaseFingerprint: FINGERPRINT } },
-    { label: 'small F16 vs its base', bytes: small16, options: { baseShapes: sampleBaseShapes(), expectedBaseFingerprint: FINGERPRINT } },
+    {
+      label: 'small F32 vs its base',
+      bytes: small32,
+      options: { baseShapes: sampleBaseShapes(), expectedBaseFingerprint: FINGERPRINT },
+    },
+    {
+      label: 'small F16 vs its base',
+      bytes: small16,
+      options: { baseShapes: sampleBaseShapes(), expectedBaseFingerprint: FINGERPRINT },
+    },
     { label: 'small F32, no base', bytes: small32, options: {} },
     { label: 'small F16, copy, no base', bytes: small16, options: { copy: true } },
   ];
@@ -57,53 +69,72 @@ function invalidity(delta: Delta, options: DecodeDeltaOptions): string | null {
     const numel = tensor.shape.reduce((a, b) => a * b, 1);
     if (!tensor.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) return `${tensor.name}: shape ${tensor.shape}`;
     const base = options.baseShapes?.get(tensor.name);
-    if (options.baseShapes && (base === undefined || base.join() !== tensor.shape.join())) return `${tensor.name}: not a base weight of that shape`;
+    if (options.baseShapes && (base === undefined || base.join() !== tensor.shape.join()))
+      return `${tensor.name}: not a base weight of that shape`;
     if (!tensor.values.every(Number.isFinite)) return `${tensor.name}: a non-finite value`;
     if (tensor.kind === 'dense') {
-      if (tensor.values.length !== numel) return `${tensor.name}: ${tensor.values.length} dense values for ${numel} elements`;
+      if (tensor.values.length !== numel)
+        return `${tensor.name}: ${tensor.values.length} dense values for ${numel} elements`;
       continue;
     }
-    if (tensor.indices.length !== tensor.values.length) return `${tensor.name}: ${tensor.indices.length} indices, ${tensor.values.length} values`;
+    if (tensor.indices.length !== tensor.values.length)
+      return `${tensor.name}: ${tensor.indices.length} indices, ${tensor.values.length} values`;
     for (let i = 0; i < tensor.indices.length; i++) {
       if (tensor.indices[i]! >= numel) return `${tensor.name}: index ${tensor.indices[i]} ≥ ${numel}`;
-      if (i > 0 && tensor.indices[i]! <= tensor.indices[i - 1]!) return `${tensor.name}: indices not increasing at ${i}`;
+      if (i > 0 && tensor.indices[i]! <= tensor.indices[i - 1]!)
+        return `${tensor.name}: indices not increasing at ${i}`;
     }
   }
   return null;
 }
 
-test(`decodeDelta: ${RUNS} mutated delta files, only DS_ERR_* errors, bounded time, valid results`, { timeout: fuzzTimeoutMs(120_000) }, async (t) => {
-  const all = await seeds();
-  for (const s of all) assert.equal(invalidity(decodeDelta(s.bytes, s.options), s.options), null, `${s.label} decodes before mutation`);
-  const seed = fuzzSeed(424242);
-  const codes = new Map<string, number>();
-  let slowest = 0;
-  const started = performance.now();
-  fc.assert(
-    fc.property(fc.nat(all.length - 1), fc.array(deltaMutation, { minLength: 1, maxLength: 4 }), (which, mutations) => {
-      const s = all[which]!;
-      const bytes = mutatedDelta(s.bytes, mutations);
-      const began = performance.now();
-      let outcome: string;
-      try {
-        const delta = decodeDelta(bytes, s.options);
-        const problem = invalidity(delta, s.options);
-        if (problem !== null) throw new Error(`${s.label}: decoded an invalid delta (${problem})`);
-        outcome = 'decoded';
-      } catch (error) {
-        const code = (error as { code?: unknown }).code;
-        if (typeof code !== 'string' || !code.startsWith('DS_ERR_')) throw new Error(`${s.label}: threw ${String(error)}`, { cause: error });
-        outcome = code;
-      }
-      const ms = performance.now() - began;
-      slowest = Math.max(slowest, ms);
-      if (ms > DECODE_BOUND_MS) throw new Error(`${s.label}: decoding took ${ms.toFixed(0)} ms`);
-      codes.set(outcome, (codes.get(outcome) ?? 0) + 1);
-    }),
-    fuzzSettings(seed, RUNS),
-  );
-  const summary = [...codes].sort(([, a], [, b]) => b - a).map(([code, n]) => `${code}×${n}`).join(' ');
-  t.diagnostic(`decodeDelta: seed ${seed}, ${RUNS} files in ${((performance.now() - started) / 1000).toFixed(1)} s, slowest ${slowest.toFixed(1)} ms; ${summary}`);
-  // The mutations must reach past the container into the delta checks, not only break the header.
-  assert.ok(codes.size >= 6, `only ${codes.size} distinct outcomes: ${summary}`);
-});
+test(
+  `decodeDelta: ${RUNS} mutated delta files, only DS_ERR_* errors, bounded time, valid results`,
+  { timeout: fuzzTimeoutMs(120_000) },
+  async (t) => {
+    const all = await seeds();
+    for (const s of all)
+      assert.equal(invalidity(decodeDelta(s.bytes, s.options), s.options), null, `${s.label} decodes before mutation`);
+    const seed = fuzzSeed(424242);
+    const codes = new Map<string, number>();
+    let slowest = 0;
+    const started = performance.now();
+    fc.assert(
+      fc.property(
+        fc.nat(all.length - 1),
+        fc.array(deltaMutation, { minLength: 1, maxLength: 4 }),
+        (which, mutations) => {
+          const s = all[which]!;
+          const bytes = mutatedDelta(s.bytes, mutations);
+          const began = performance.now();
+          let outcome: string;
+          try {
+            const delta = decodeDelta(bytes, s.options);
+            const problem = invalidity(delta, s.options);
+            if (problem !== null) throw new Error(`${s.label}: decoded an invalid delta (${problem})`);
+            outcome = 'decoded';
+          } catch (error) {
+            const code = (error as { code?: unknown }).code;
+            if (typeof code !== 'string' || !code.startsWith('DS_ERR_'))
+              throw new Error(`${s.label}: threw ${String(error)}`, { cause: error });
+            outcome = code;
+          }
+          const ms = performance.now() - began;
+          slowest = Math.max(slowest, ms);
+          if (ms > DECODE_BOUND_MS) throw new Error(`${s.label}: decoding took ${ms.toFixed(0)} ms`);
+          codes.set(outcome, (codes.get(outcome) ?? 0) + 1);
+        },
+      ),
+      fuzzSettings(seed, RUNS),
+    );
+    const summary = [...codes]
+      .sort(([, a], [, b]) => b - a)
+      .map(([code, n]) => `${code}×${n}`)
+      .join(' ');
+    t.diagnostic(
+      `decodeDelta: seed ${seed}, ${RUNS} files in ${((performance.now() - started) / 1000).toFixed(1)} s, slowest ${slowest.toFixed(1)} ms; ${summary}`,
+    );
+    // The mutations must reach past the container into the delta checks, not only break the header.
+    assert.ok(codes.size >= 6, `only ${codes.size} distinct outcomes: ${summary}`);
+  },
+);

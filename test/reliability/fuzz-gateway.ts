@@ -20,7 +20,8 @@ export { DEV_ADMIN_KEY, DEV_TENANT_KEY } from '../../src/core/config-dev-keys.js
 /** `base` × DELTASERVE_FUZZ_SCALE (default 1). */
 export function fuzzRuns(base: number): number {
   const scale = Number(process.env.DELTASERVE_FUZZ_SCALE ?? '1');
-  if (!Number.isFinite(scale) || scale <= 0) throw new Error(`DELTASERVE_FUZZ_SCALE must be a positive number, got ${process.env.DELTASERVE_FUZZ_SCALE}`);
+  if (!Number.isFinite(scale) || scale <= 0)
+    throw new Error(`DELTASERVE_FUZZ_SCALE must be a positive number, got ${process.env.DELTASERVE_FUZZ_SCALE}`);
   return Math.max(1, Math.round(base * scale));
 }
 
@@ -128,8 +129,11 @@ export function fuzzSettings<T>(seed: number, numRuns: number): import('fast-che
     endOnFailure: true,
     reporter: (details) => {
       if (!details.failed) return;
-      const cause = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
-      throw new Error(`fuzz property failed after ${details.numRuns} runs (seed ${details.seed}, path ${details.counterexamplePath}): ${cause.slice(0, 3_000)}`);
+      const cause =
+        details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
+      throw new Error(
+        `fuzz property failed after ${details.numRuns} runs (seed ${details.seed}, path ${details.counterexamplePath}): ${cause.slice(0, 3_000)}`,
+      );
     },
   };
 }

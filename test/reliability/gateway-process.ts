@@ -20,7 +20,9 @@ export const TENANT_HEADERS = { authorization: `Bearer ${DEV_TENANT_KEY}`, 'cont
 export const ADMIN_HEADERS = { authorization: `Bearer ${DEV_ADMIN_KEY}`, 'content-type': 'application/json' };
 
 /** One all-zero 28×28 image as a V2 infer body (the zoo's input). */
-export const INFER_BODY = JSON.stringify({ inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0) }] });
+export const INFER_BODY = JSON.stringify({
+  inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0) }],
+});
 
 export interface GatewayProcess {
   readonly url: string;
@@ -45,7 +47,10 @@ process.once('exit', () => {
  * Starts a gateway on a free loopback port with the demo zoo's manifest, the development keys and
  * `overrides` merged over the top-level sections (one level deep).
  */
-export async function startGateway(overrides: Record<string, unknown> = {}, startTimeoutMs = 60_000): Promise<GatewayProcess> {
+export async function startGateway(
+  overrides: Record<string, unknown> = {},
+  startTimeoutMs = 60_000,
+): Promise<GatewayProcess> {
   const dir = await mkdtemp(join(tmpdir(), 'deltaserve-rel-'));
   const base: Record<string, Record<string, unknown> | unknown> = {
     devMode: true,

@@ -60,93 +60,142 @@ interface Outcome {
 
 async function send(task: string, scheduled: number): Promise<Outcome> {
   try {
-    const response = await pool.request({ path: `/v2/models/${task}/infer`, method: 'POST', headers: TENANT_HEADERS, body: INFER_BODY });
+    const response = await pool.request({
+      path: `/v2/models/${task}/infer`,
+      method: 'POST',
+      headers: TENANT_HEADERS,
+      body: INFER_BODY,
+    });
     const text = await response.body.text();
     const code = response.statusCode === 200 ? undefined : (JSON.parse(text) as { code?: string }).code;
-    return { status: response.statusCode, ms: performance.now() - scheduled, retryAfter: /^[1-9]\d*$/.test(String(response.headers['retry-after'])), ...(code && { code }) };
+    return {
+      status: response.statusCode,
+      ms: performance.now() - scheduled,
+      retryAfter: /^[1-9]\d*$/.test(String(response.headers['retry-after'])),
+      ...(code && { code }),
+    };
   } catch (error) {
-    return { status: 0, ms: performance.now() - scheduled, retryAfter: false, code: (error as Error & { code?: string }).code ?? (error as Error).message };
+    return {
+      status: 0,
+      ms: performance.now() - scheduled,
+      retryAfter: false,
+      code: (error as Error & { code?: string }).code ?? (error as Error).message,
+    };
   }
 }
 
 async function eventLoopDelay(): Promise<Record<string, number>> {
   const response = await pool.request({ path: '/metrics', method: 'GET' });
   const samples = parseSamples(await response.body.text());
-  return Object.fromEntries(samples.filter((s) => s.name === 'deltaserve_event_loop_delay_seconds').map((s) => [s.labels.quantile!, s.value * 1000]));
+  return Object.fromEntries(
+    samples
+      .filter((s) => s.name === 'deltaserve_event_loop_delay_seconds')
+      .map((s) => [s.labels.quantile!, s.value * 1000]),
+  );
 }
 
-test(`overload: open-loop arrivals at 2 × measured capacity for ${SECONDS} s`, { timeout: 60_000 + SECONDS * 2000 }, async () => {
-  // Warm every task (deltas cached), then measure capacity with a closed loop.
-  for (const task of TASKS) assert.equal((await send(task, performance.now())).status, 200);
-  let served = 0;
-  const capacityEnd = performance.now() + CAPACITY_SECONDS * 1000;
-  await Promise.all(
-    Array.from({ length: CAPACITY_CONCURRENCY }, async (_, worker) => {
-      for (let i = worker; performance.now() < capacityEnd; i++) {
-        const outcome = await send(TASKS[i % TASKS.length]!, performance.now());
-        assert.equal(outcome.status, 200, `capacity run: ${outcome.status} ${outcome.code}`);
-        served++;
-      }
-    }),
-  );
-  const capacity = served / CAPACITY_SECONDS;
-  const rate = 2 * capacity;
+test(
+  `overload: open-loop arrivals at 2 × measured capacity for ${SECONDS} s`,
+  { timeout: 60_000 + SECONDS * 2000 },
+  async () => {
+    // Warm every task (deltas cached), then measure capacity with a closed loop.
+    for (const task of TASKS) assert.equal((await send(task, performance.now())).status, 200);
+    let served = 0;
+    const capacityEnd = performance.now() + CAPACITY_SECONDS * 1000;
+    await Promise.all(
+      Array.from({ length: CAPACITY_CONCURRENCY }, async (_, worker) => {
+        for (let i = worker; performance.now() < capacityEnd; i++) {
+          const outcome = await send(TASKS[i % TASKS.length]!, performance.now());
+          assert.equal(outcome.status, 200, `capacity run: ${outcome.status} ${outcome.code}`);
+          served++;
+        }
+      }),
+    );
+    const capacity = served / CAPACITY_SECONDS;
+    const rate = 2 * capacity;
 
-  // Open every connection now, a few at a time, so the load below sends on established sockets.
-  for (let opened = 0; opened < CONNECTIONS; opened += 64) {
-    await Promise.all(Array.from({ length: 64 }, async () => (await pool.request({ path: '/v2/health/live', method: 'GET' })).body.dump()));
-  }
-  await eventLoopDelay(); // starts a fresh event-loop window
-  const rss: number[] = [];
-  const rssTimer = setInterval(() => rss.push(gateway.rssBytes()), 250);
-  const pending: Promise<Outcome>[] = [];
-  const started = performance.now();
-  const end = started + SECONDS * 1000;
-  let sent = 0;
-  while (performance.now() < end) {
-    // Open loop: every arrival due by now is sent, whether or not earlier ones were answered.
-    const due = Math.min(Math.floor(((performance.now() - started) / 1000) * rate), Math.floor(SECONDS * rate));
-    for (; sent < due; sent++) pending.push(send(TASKS[sent % TASKS.length]!, started + (sent / rate) * 1000));
-    await sleep(TICK_MS);
-  }
-  // Every request is answered: bounded by the test timeout, and by the drain wait here.
-  const outcomes = await Promise.race([
-    Promise.all(pending),
-    sleep(60_000).then(() => {
-      throw new Error('requests still unanswered 60 s after the load ended');
-    }),
-  ]);
-  clearInterval(rssTimer);
-  const loop = await eventLoopDelay();
+    // Open every connection now, a few at a time, so the load below sends on established sockets.
+    for (let opened = 0; opened < CONNECTIONS; opened += 64) {
+      await Promise.all(
+        Array.from({ length: 64 }, async () =>
+          (await pool.request({ path: '/v2/health/live', method: 'GET' })).body.dump(),
+        ),
+      );
+    }
+    await eventLoopDelay(); // starts a fresh event-loop window
+    const rss: number[] = [];
+    const rssTimer = setInterval(() => rss.push(gateway.rssBytes()), 250);
+    const pending: Promise<Outcome>[] = [];
+    const started = performance.now();
+    const end = started + SECONDS * 1000;
+    let sent = 0;
+    while (performance.now() < end) {
+      // Open loop: every arrival due by now is sent, whether or not earlier ones were answered.
+      const due = Math.min(Math.floor(((performance.now() - started) / 1000) * rate), Math.floor(SECONDS * rate));
+      for (; sent < due; sent++) pending.push(send(TASKS[sent % TASKS.length]!, started + (sent / rate) * 1000));
+      await sleep(TICK_MS);
+    }
+    // Every request is answered: bounded by the test timeout, and by the drain wait here.
+    const outcomes = await Promise.race([
+      Promise.all(pending),
+      sleep(60_000).then(() => {
+        throw new Error('requests still unanswered 60 s after the load ended');
+      }),
+    ]);
+    clearInterval(rssTimer);
+    const loop = await eventLoopDelay();
 
-  assert.equal(gateway.exited(), null, 'the gateway survived');
-  const health = await pool.request({ path: '/v2/health/ready', method: 'GET' });
-  assert.equal(health.statusCode, 200);
-  await health.body.dump();
+    assert.equal(gateway.exited(), null, 'the gateway survived');
+    const health = await pool.request({ path: '/v2/health/ready', method: 'GET' });
+    assert.equal(health.statusCode, 200);
+    await health.body.dump();
 
-  const ok = outcomes.filter((o) => o.status === 200);
-  const shed = outcomes.filter((o) => o.status === 429 || o.status === 503);
-  const other = outcomes.filter((o) => o.status !== 200 && o.status !== 429 && o.status !== 503);
-  const statuses = outcomes.reduce<Record<string, number>>((n, o) => ({ ...n, [`${o.status}${o.code ? ` ${o.code}` : ''}`]: (n[`${o.status}${o.code ? ` ${o.code}` : ''}`] ?? 0) + 1 }), {});
-  assert.deepEqual(other, [], `every request answered with 200, 429 or 503: ${JSON.stringify(statuses)}`);
-  assert.ok(shed.every((o) => o.retryAfter), 'every shed response carries Retry-After');
-  assert.ok(shed.length > 0, 'twice the capacity was shed in part');
-  const peakRss = Math.max(...rss);
-  const rssBound = startRss + CACHE_BYTES + RSS_MARGIN_BYTES;
-  assert.ok(peakRss <= rssBound, `peak RSS ${(peakRss / MB).toFixed(0)} MiB > start ${(startRss / MB).toFixed(0)} + cache ${CACHE_BYTES / MB} + margin ${RSS_MARGIN_BYTES / MB} MiB`);
+    const ok = outcomes.filter((o) => o.status === 200);
+    const shed = outcomes.filter((o) => o.status === 429 || o.status === 503);
+    const other = outcomes.filter((o) => o.status !== 200 && o.status !== 429 && o.status !== 503);
+    const statuses = outcomes.reduce<Record<string, number>>(
+      (n, o) => ({
+        ...n,
+        [`${o.status}${o.code ? ` ${o.code}` : ''}`]: (n[`${o.status}${o.code ? ` ${o.code}` : ''}`] ?? 0) + 1,
+      }),
+      {},
+    );
+    assert.deepEqual(other, [], `every request answered with 200, 429 or 503: ${JSON.stringify(statuses)}`);
+    assert.ok(
+      shed.every((o) => o.retryAfter),
+      'every shed response carries Retry-After',
+    );
+    assert.ok(shed.length > 0, 'twice the capacity was shed in part');
+    const peakRss = Math.max(...rss);
+    const rssBound = startRss + CACHE_BYTES + RSS_MARGIN_BYTES;
+    assert.ok(
+      peakRss <= rssBound,
+      `peak RSS ${(peakRss / MB).toFixed(0)} MiB > start ${(startRss / MB).toFixed(0)} + cache ${CACHE_BYTES / MB} + margin ${RSS_MARGIN_BYTES / MB} MiB`,
+    );
 
-  const ms = (xs: Outcome[], p: number) => percentile(xs.map((o) => o.ms), p).toFixed(1);
-  const shedP50 = percentile(shed.map((o) => o.ms), 50);
-  const shedP99 = percentile(shed.map((o) => o.ms), 99);
-  console.log(
-    [
-      `overload figures (${SECONDS} s, tasks ${TASKS.join(', ')}, maxQueuedPerTask 64, maxQueuedTotal 256, cacheBytes ${CACHE_BYTES / MB} MiB, intraOpThreads 1, ${CONNECTIONS} keep-alive connections):`,
-      `  capacity (closed loop, ${CAPACITY_CONCURRENCY} clients, ${CAPACITY_SECONDS} s): ${capacity.toFixed(0)} req/s; offered ${rate.toFixed(0)} req/s open loop, ${outcomes.length} requests`,
-      `  answers: ${JSON.stringify(statuses)}; served ${(ok.length / SECONDS).toFixed(0)} req/s`,
-      `  shed latency from scheduled time: p50 ${shedP50.toFixed(1)} ms, p99 ${shedP99.toFixed(1)} ms (< 50 ms: p50 ${shedP50 < 50 ? 'yes' : 'no'}, p99 ${shedP99 < 50 ? 'yes' : 'no'})`,
-      `  served latency from scheduled time: p50 ${ms(ok, 50)} ms, p99 ${ms(ok, 99)} ms`,
-      `  RSS: start ${(startRss / MB).toFixed(0)} MiB, peak ${(peakRss / MB).toFixed(0)} MiB (bound ${(rssBound / MB).toFixed(0)} MiB)`,
-      `  HTTP thread event-loop delay over the load (/metrics): p50 ${loop['0.5']?.toFixed(1)} ms, p99 ${loop['0.99']?.toFixed(1)} ms, max ${loop['1']?.toFixed(1)} ms (p99 ≤ 10 ms: ${(loop['0.99'] ?? Infinity) <= 10 ? 'yes' : 'no'})`,
-    ].join('\n'),
-  );
-});
+    const ms = (xs: Outcome[], p: number) =>
+      percentile(
+        xs.map((o) => o.ms),
+        p,
+      ).toFixed(1);
+    const shedP50 = percentile(
+      shed.map((o) => o.ms),
+      50,
+    );
+    const shedP99 = percentile(
+      shed.map((o) => o.ms),
+      99,
+    );
+    console.log(
+      [
+        `overload figures (${SECONDS} s, tasks ${TASKS.join(', ')}, maxQueuedPerTask 64, maxQueuedTotal 256, cacheBytes ${CACHE_BYTES / MB} MiB, intraOpThreads 1, ${CONNECTIONS} keep-alive connections):`,
+        `  capacity (closed loop, ${CAPACITY_CONCURRENCY} clients, ${CAPACITY_SECONDS} s): ${capacity.toFixed(0)} req/s; offered ${rate.toFixed(0)} req/s open loop, ${outcomes.length} requests`,
+        `  answers: ${JSON.stringify(statuses)}; served ${(ok.length / SECONDS).toFixed(0)} req/s`,
+        `  shed latency from scheduled time: p50 ${shedP50.toFixed(1)} ms, p99 ${shedP99.toFixed(1)} ms (< 50 ms: p50 ${shedP50 < 50 ? 'yes' : 'no'}, p99 ${shedP99 < 50 ? 'yes' : 'no'})`,
+        `  served latency from scheduled time: p50 ${ms(ok, 50)} ms, p99 ${ms(ok, 99)} ms`,
+        `  RSS: start ${(startRss / MB).toFixed(0)} MiB, peak ${(peakRss / MB).toFixed(0)} MiB (bound ${(rssBound / MB).toFixed(0)} MiB)`,
+        `  HTTP thread event-loop delay over the load (/metrics): p50 ${loop['0.5']?.toFixed(1)} ms, p99 ${loop['0.99']?.toFixed(1)} ms, max ${loop['1']?.toFixed(1)} ms (p99 ≤ 10 ms: ${(loop['0.99'] ?? Infinity) <= 10 ? 'yes' : 'no'})`,
+      ].join('\n'),
+    );
+  },
+);

@@ -16,7 +16,15 @@ for (;;) {
   writeSync(1, `begin ${i}\n`);
   await registry.register(
     // A padded description makes the file (and so the write + fsync window) a few hundred KB.
-    { name: `t${i}`, version: '1', uri: `t${i}.safetensors`, sha256: 'a'.repeat(64), description: `task ${i} `.padEnd(4000, '.'), labels: null, numClasses: null },
+    {
+      name: `t${i}`,
+      version: '1',
+      uri: `t${i}.safetensors`,
+      sha256: 'a'.repeat(64),
+      description: `task ${i} `.padEnd(4000, '.'),
+      labels: null,
+      numClasses: null,
+    },
     { validate: async () => undefined },
   );
   writeSync(1, `done ${i}\n`);

@@ -91,7 +91,12 @@ const workloadArb: fc.Arbitrary<Workload> = fc
       { minLength: 1, maxLength: 60, size: 'max' },
     ),
   })
-  .map(({ span, ...w }) => ({ ...w, arrivals: w.arrivals.map((a) => ({ ...a, at: a.at % span, task: a.task % w.mixable.length })).sort((a, b) => a.at - b.at) }));
+  .map(({ span, ...w }) => ({
+    ...w,
+    arrivals: w.arrivals
+      .map((a) => ({ ...a, at: a.at % span, task: a.task % w.mixable.length }))
+      .sort((a, b) => a.at - b.at),
+  }));
 
 async function simulate(t: TestContext, w: Workload, mixing: Mixing): Promise<Trace> {
   t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 });
@@ -105,7 +110,9 @@ async function simulate(t: TestContext, w: Workload, mixing: Mixing): Promise<Tr
       maxQueuedTotal: w.maxQueuedTotal,
       forcedSwitchWaitMs: w.W,
       ...(w.maxTokens === undefined ? {} : { maxBatchTokens: w.maxTokens, tokensOf: (r: SimRequest) => r.tokens }),
-      ...(mixing === 'absent' ? {} : { mixable: (task: string) => mixing === 'flags' && w.mixable[Number(task.slice(1))] === true }),
+      ...(mixing === 'absent'
+        ? {}
+        : { mixable: (task: string) => mixing === 'flags' && w.mixable[Number(task.slice(1))] === true }),
       runBatch: (task, batch, tasks) => {
         const at = Date.now();
         batches.push({ at, task, ids: batch.map((r) => r.id), tasks });
@@ -120,8 +127,16 @@ async function simulate(t: TestContext, w: Workload, mixing: Mixing): Promise<Tr
     const settled: Promise<void>[] = [];
     const submit = (a: Arrival): void => {
       const request: SimRequest = {
-        id: requests.length, task: taskName(a.task), mixable: w.mixable[a.task]!, tokens: a.tokens, priority: a.priority,
-        enqueuedAt: Date.now(), seq: requests.length, outcome: 'pending', removedAt: undefined, startedAt: undefined,
+        id: requests.length,
+        task: taskName(a.task),
+        mixable: w.mixable[a.task]!,
+        tokens: a.tokens,
+        priority: a.priority,
+        enqueuedAt: Date.now(),
+        seq: requests.length,
+        outcome: 'pending',
+        removedAt: undefined,
+        startedAt: undefined,
       };
       requests.push(request);
       const controller = a.abortIn === undefined ? undefined : new AbortController();
@@ -146,7 +161,7 @@ async function simulate(t: TestContext, w: Workload, mixing: Mixing): Promise<Tr
 
     let next = 0;
     const lastArrival = w.arrivals.at(-1)!.at;
-    for (let now = 0; ; ) {
+    for (let now = 0; ;) {
       while (next < w.arrivals.length && w.arrivals[next]!.at === now) submit(w.arrivals[next++]!);
       for (const a of aborts) {
         if (a.at !== now || a.request.removedAt !== undefined) continue;
@@ -157,9 +172,14 @@ async function simulate(t: TestContext, w: Workload, mixing: Mixing): Promise<Tr
       await flush();
       const busy = s.stats().queued + s.stats().running > 0;
       if (next === w.arrivals.length && !busy) break;
-      assert.ok(now < lastArrival + DRAIN_LIMIT_MS, `still ${s.stats().queued} queued ${DRAIN_LIMIT_MS} ms after the last arrival: starvation`);
+      assert.ok(
+        now < lastArrival + DRAIN_LIMIT_MS,
+        `still ${s.stats().queued} queued ${DRAIN_LIMIT_MS} ms after the last arrival: starvation`,
+      );
       // Nothing queued or running: jump to the next arrival or abort.
-      const step = busy ? 1 : Math.max(1, Math.min(w.arrivals[next]!.at, ...aborts.filter((a) => a.at > now).map((a) => a.at)) - now);
+      const step = busy
+        ? 1
+        : Math.max(1, Math.min(w.arrivals[next]!.at, ...aborts.filter((a) => a.at > now).map((a) => a.at)) - now);
       t.mock.timers.tick(step);
       now += step;
     }
@@ -183,33 +203,52 @@ function waitBound(w: Workload, mixing: Mixing, r: SimRequest, accepted: readonl
   const stillQueued = [r, ...ahead];
   const perTaskQueues = new Set(stillQueued.filter((q) => !(mixed && q.mixable)).map((q) => q.task)).size;
   const tau = Math.max(0, ...stillQueued.filter((q) => mixed && q.mixable).map((q) => q.tokens));
-  const Bm = !mixed || w.maxTokens === undefined || tau === 0 ? w.B : Math.min(w.B, Math.max(1, Math.floor(w.maxTokens / tau)));
+  const Bm =
+    !mixed || w.maxTokens === undefined || tau === 0 ? w.B : Math.min(w.B, Math.max(1, Math.floor(w.maxTokens / tau)));
   const N = mixed ? perTaskQueues + 1 : perTaskQueues;
   return w.W + w.D + w.R * (Math.ceil((K + 1) / Bm) + N);
 }
 
 function checkTrace(w: Workload, mixing: Mixing, trace: Trace): void {
   const accepted = trace.requests.filter((r) => r.outcome !== 'overloaded');
-  for (const r of trace.requests) assert.ok(['ok', 'expired', 'aborted', 'overloaded'].includes(r.outcome), `request ${r.id}: ${r.outcome}`);
+  for (const r of trace.requests)
+    assert.ok(['ok', 'expired', 'aborted', 'overloaded'].includes(r.outcome), `request ${r.id}: ${r.outcome}`);
   const runs = new Map<number, number>();
   for (const b of trace.batches) for (const id of b.ids) runs.set(id, (runs.get(id) ?? 0) + 1);
-  for (const r of accepted) assert.equal(runs.get(r.id) ?? 0, r.outcome === 'ok' ? 1 : 0, `request ${r.id} (${r.outcome}) ran ${runs.get(r.id) ?? 0} times`);
+  for (const r of accepted)
+    assert.equal(
+      runs.get(r.id) ?? 0,
+      r.outcome === 'ok' ? 1 : 0,
+      `request ${r.id} (${r.outcome}) ran ${runs.get(r.id) ?? 0} times`,
+    );
 
   for (const b of trace.batches) {
     const members = b.ids.map((id) => trace.requests[id]!);
     assert.ok(members.length >= 1 && members.length <= w.B, `batch of ${members.length}`);
-    assert.deepEqual(b.tasks, members.map((r) => r.task), 'runBatch gets each request\'s task');
+    assert.deepEqual(
+      b.tasks,
+      members.map((r) => r.task),
+      "runBatch gets each request's task",
+    );
     if (b.task === MIXED_BATCH) {
       assert.equal(mixing, 'flags', 'mixed batches only with mixable tasks');
-      assert.ok(members.every((r) => r.mixable), 'a mixed batch holds mixable tasks only');
+      assert.ok(
+        members.every((r) => r.mixable),
+        'a mixed batch holds mixable tasks only',
+      );
       const tokens = members.reduce((sum, r) => sum + r.tokens, 0);
-      if (w.maxTokens !== undefined && members.length > 1) assert.ok(tokens <= w.maxTokens, `${tokens} tokens > ${w.maxTokens}`);
+      if (w.maxTokens !== undefined && members.length > 1)
+        assert.ok(tokens <= w.maxTokens, `${tokens} tokens > ${w.maxTokens}`);
     } else {
-      assert.ok(members.every((r) => r.task === b.task), 'a per-task batch holds one task');
+      assert.ok(
+        members.every((r) => r.task === b.task),
+        'a per-task batch holds one task',
+      );
       assert.ok(mixing !== 'flags' || !members[0]!.mixable, 'a mixable task never runs in a per-task batch');
     }
     const order = batchOrder(b.at, w.W);
-    for (let i = 1; i < members.length; i++) assert.ok(order(members[i - 1]!, members[i]!) < 0, `batch at ${b.at} out of order`);
+    for (let i = 1; i < members.length; i++)
+      assert.ok(order(members[i - 1]!, members[i]!) < 0, `batch at ${b.at} out of order`);
   }
 
   for (const r of accepted) {
@@ -240,7 +279,9 @@ test('property: mixed batches, random arrivals, priorities, tokens, deadlines an
     }),
     { seed: fuzzSeed(20261203), numRuns: fuzzRuns(120) },
   );
-  t.diagnostic(`outcomes ${JSON.stringify(Object.fromEntries(outcomes))}; ${mixedBatches} mixed batches; ${overdueStarts} starts after becoming overdue; largest wait / bound ${closest.toFixed(2)}`);
+  t.diagnostic(
+    `outcomes ${JSON.stringify(Object.fromEntries(outcomes))}; ${mixedBatches} mixed batches; ${overdueStarts} starts after becoming overdue; largest wait / bound ${closest.toFixed(2)}`,
+  );
   assert.ok(mixedBatches > 100, 'the workloads exercised mixed batches');
 });
 

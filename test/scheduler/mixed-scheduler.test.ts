@@ -17,7 +17,9 @@ interface Run {
 class Engine {
   runs: Run[] = [];
   runBatch = (task: string, requests: string[], tasks: string[]): Promise<string[]> =>
-    new Promise((resolve, reject) => this.runs.push({ task, requests, tasks, finish: () => resolve(requests.map((r) => `done:${r}`)), fail: reject }));
+    new Promise((resolve, reject) =>
+      this.runs.push({ task, requests, tasks, finish: () => resolve(requests.map((r) => `done:${r}`)), fail: reject }),
+    );
 
   /** `[task, ...requests]` of every batch so far. */
   ran(): string[][] {
@@ -35,7 +37,11 @@ async function next(engine: Engine): Promise<void> {
 
 const taskOf = (request: string): string => request.split('/')[0]!;
 
-function mixedScheduler(engine: Engine, options: Partial<SchedulerOptions<string, string>> = {}, events?: SchedulerEvent[]) {
+function mixedScheduler(
+  engine: Engine,
+  options: Partial<SchedulerOptions<string, string>> = {},
+  events?: SchedulerEvent[],
+) {
   return new Scheduler<string, string>({
     ...TEST_LIMITS,
     runBatch: engine.runBatch,
@@ -52,7 +58,7 @@ function mockClock(t: TestContext, now = 1_000_000): void {
   t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now });
 }
 
-test('a mixed batch takes requests of many tasks: priority first, then arrival; runBatch gets MIXED_BATCH and each request\'s task', async () => {
+test("a mixed batch takes requests of many tasks: priority first, then arrival; runBatch gets MIXED_BATCH and each request's task", async () => {
   const engine = new Engine();
   const events: SchedulerEvent[] = [];
   const s = mixedScheduler(engine, {}, events);
@@ -63,7 +69,10 @@ test('a mixed batch takes requests of many tasks: priority first, then arrival; 
   await next(engine);
   assert.deepEqual(engine.ran()[1], [MIXED_BATCH, 'a/2', 'd/1']);
   await next(engine);
-  assert.deepEqual(await Promise.all(replies), ['a/1', 'b/1', 'c/1', 'a/2', 'b/2', 'd/1'].map((r) => `done:${r}`));
+  assert.deepEqual(
+    await Promise.all(replies),
+    ['a/1', 'b/1', 'c/1', 'a/2', 'b/2', 'd/1'].map((r) => `done:${r}`),
+  );
   const batches = events.filter((e) => e.type === 'batch');
   assert.deepEqual(
     batches.map((e) => [e.task, e.size, e.tasks, e.activation]),
@@ -74,7 +83,7 @@ test('a mixed batch takes requests of many tasks: priority first, then arrival; 
     'a mixed batch after a mixed batch is no activation',
   );
   const dequeued = events.filter((e) => e.type === 'dequeued').map((e) => e.task);
-  assert.deepEqual(dequeued, ['c', 'b', 'a', 'b', 'a', 'd'], 'dequeued events name each request\'s own task');
+  assert.deepEqual(dequeued, ['c', 'b', 'a', 'b', 'a', 'd'], "dequeued events name each request's own task");
   const stats = s.stats();
   assert.deepEqual([stats.batches, stats.mixedBatches, stats.activations, stats.completed], [2, 2, 1, 6]);
 });
@@ -101,7 +110,11 @@ test('the token budget ends a mixed batch; the request that did not fit keeps it
   const s = mixedScheduler(engine, { maxBatchSize: 8, maxBatchTokens: 100, tokensOf: (r) => tokens[r]! });
   const replies = submitAll(s, ['a/1', 'b/1', 'c/1', 'a/2', 'b/2']);
   await flush();
-  assert.deepEqual(engine.ran(), [[MIXED_BATCH, 'a/1', 'b/1']], 'c/1 would make 120 tokens; a/2 would fit but does not overtake c/1');
+  assert.deepEqual(
+    engine.ran(),
+    [[MIXED_BATCH, 'a/1', 'b/1']],
+    'c/1 would make 120 tokens; a/2 would fit but does not overtake c/1',
+  );
   await next(engine);
   assert.deepEqual(engine.ran()[1], [MIXED_BATCH, 'c/1', 'a/2'], 'c/1 first; b/2 (200) would go over');
   await next(engine);
@@ -124,13 +137,19 @@ test('non-mixable tasks get per-task batches beside mixed ones', async () => {
     ['solo2', 'solo2/1'],
   ]);
   assert.deepEqual(engine.runs[1]!.tasks, ['solo1', 'solo1'], 'a per-task batch gets its task list too');
-  assert.deepEqual(await Promise.all(replies), ['a/1', 'solo1/1', 'b/1', 'solo1/2', 'solo2/1', 'c/1'].map((r) => `done:${r}`));
+  assert.deepEqual(
+    await Promise.all(replies),
+    ['a/1', 'solo1/1', 'b/1', 'solo1/2', 'solo2/1', 'c/1'].map((r) => `done:${r}`),
+  );
   const batches = events.filter((e) => e.type === 'batch');
-  assert.deepEqual(batches.map((e) => [e.task, 'tasks' in e, e.activation]), [
-    [MIXED_BATCH, true, true],
-    ['solo1', false, true],
-    ['solo2', false, true],
-  ]);
+  assert.deepEqual(
+    batches.map((e) => [e.task, 'tasks' in e, e.activation]),
+    [
+      [MIXED_BATCH, true, true],
+      ['solo1', false, true],
+      ['solo2', false, true],
+    ],
+  );
   assert.deepEqual([s.stats().mixedBatches, s.stats().batches], [1, 3]);
 });
 
@@ -149,7 +168,10 @@ test('while mixed batches keep coming, a waiting non-mixable task ages into a fo
     await next(engine);
   }
   // Batches end at 30, 60, 90 ms (solo not yet overdue), 120 ms (overdue): solo is the 5th batch.
-  assert.equal(engine.runs.findIndex((r) => r.task === 'solo'), 4);
+  assert.equal(
+    engine.runs.findIndex((r) => r.task === 'solo'),
+    4,
+  );
   assert.ok(engine.runs.slice(0, 4).every((r) => r.task === MIXED_BATCH));
   assert.equal(s.stats().forcedSwitches, 1);
   assert.ok(s.stats().queued > 0, 'mixed work was still waiting when solo was chosen');
@@ -158,7 +180,12 @@ test('while mixed batches keep coming, a waiting non-mixable task ages into a fo
 test('a partial mixed batch waits maxQueueDelayMs; it starts at once when full by size or tokens, or when a non-mixable task waits', async (t) => {
   mockClock(t);
   const engine = new Engine();
-  const s = mixedScheduler(engine, { maxBatchSize: 4, maxQueueDelayMs: 100, maxBatchTokens: 10, tokensOf: (r) => (r.endsWith('big') ? 8 : 1) });
+  const s = mixedScheduler(engine, {
+    maxBatchSize: 4,
+    maxQueueDelayMs: 100,
+    maxBatchTokens: 10,
+    tokensOf: (r) => (r.endsWith('big') ? 8 : 1),
+  });
   void s.submit('a', 'a/1');
   t.mock.timers.tick(50);
   void s.submit('b', 'b/1');
@@ -246,11 +273,23 @@ test('mixing options: a throwing mixable counts as not mixable; bad token counts
   await next(engine);
   await next(engine);
   await Promise.all(replies);
-  assert.deepEqual(engine.ran().sort(), [[MIXED_BATCH, 'a/1', 'b/1'], ['odd', 'odd/1']].sort());
+  assert.deepEqual(
+    engine.ran().sort(),
+    [
+      [MIXED_BATCH, 'a/1', 'b/1'],
+      ['odd', 'odd/1'],
+    ].sort(),
+  );
   await flush();
-  assert.ok(warnings.some((w) => /mixable\(odd\) threw: Error: no idea/.test(w)), warnings.join('; '));
+  assert.ok(
+    warnings.some((w) => /mixable\(odd\) threw: Error: no idea/.test(w)),
+    warnings.join('; '),
+  );
 
-  await assert.rejects(s.submit(MIXED_BATCH, 'x'), (e: unknown) => hasCode('DS_ERR_SCHEDULER_BAD_OPTION')(e) && /cannot be a task/.test((e as Error).message));
+  await assert.rejects(
+    s.submit(MIXED_BATCH, 'x'),
+    (e: unknown) => hasCode('DS_ERR_SCHEDULER_BAD_OPTION')(e) && /cannot be a task/.test((e as Error).message),
+  );
   const counted = mixedScheduler(engine, {
     maxBatchTokens: 100,
     tokensOf: (r) => {
@@ -259,19 +298,36 @@ test('mixing options: a throwing mixable counts as not mixable; bad token counts
     },
   });
   await assert.rejects(counted.submit('a', 'a/throws'), /cannot count/);
-  await assert.rejects(counted.submit('a', 'a/nan'), (e: unknown) => hasCode('DS_ERR_SCHEDULER_BAD_OPTION')(e) && /tokensOf.*returned NaN/.test((e as Error).message));
+  await assert.rejects(
+    counted.submit('a', 'a/nan'),
+    (e: unknown) => hasCode('DS_ERR_SCHEDULER_BAD_OPTION')(e) && /tokensOf.*returned NaN/.test((e as Error).message),
+  );
   await assert.rejects(counted.submit('a', 'a/neg'), /returned -1/);
   assert.equal(counted.stats().queued, 0);
 
-  assert.throws(() => mixedScheduler(engine, { maxBatchTokens: 100 }), (e: unknown) => hasCode('DS_ERR_SCHEDULER_BAD_OPTION')(e) && /needs tokensOf/.test((e as Error).message));
-  assert.throws(() => mixedScheduler(engine, { maxBatchTokens: 0, tokensOf: () => 1 }), hasCode('DS_ERR_SCHEDULER_BAD_OPTION'));
-  assert.throws(() => mixedScheduler(engine, { mixable: 'yes' as unknown as () => boolean }), hasCode('DS_ERR_SCHEDULER_BAD_OPTION'));
+  assert.throws(
+    () => mixedScheduler(engine, { maxBatchTokens: 100 }),
+    (e: unknown) => hasCode('DS_ERR_SCHEDULER_BAD_OPTION')(e) && /needs tokensOf/.test((e as Error).message),
+  );
+  assert.throws(
+    () => mixedScheduler(engine, { maxBatchTokens: 0, tokensOf: () => 1 }),
+    hasCode('DS_ERR_SCHEDULER_BAD_OPTION'),
+  );
+  assert.throws(
+    () => mixedScheduler(engine, { mixable: 'yes' as unknown as () => boolean }),
+    hasCode('DS_ERR_SCHEDULER_BAD_OPTION'),
+  );
 });
 
 test('without the mixable option a task may be named like MIXED_BATCH and runs per task, as before', async () => {
   const engine = new Engine();
   const s = new Scheduler<string, string>({
-    maxBatchSize: 4, maxQueueDelayMs: 0, maxQueuedPerTask: 10, maxQueuedTotal: 10, forcedSwitchWaitMs: 100, runBatch: engine.runBatch,
+    maxBatchSize: 4,
+    maxQueueDelayMs: 0,
+    maxQueuedPerTask: 10,
+    maxQueuedTotal: 10,
+    forcedSwitchWaitMs: 100,
+    runBatch: engine.runBatch,
   });
   const reply = s.submit(MIXED_BATCH, 'x');
   await flush();

@@ -32,7 +32,11 @@ class FakeEngine {
 /** Lets queued microtasks (the scheduler's pump, promise continuations) run. */
 const flush = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-function scheduler(engine: FakeEngine, options: Partial<SchedulerOptions<string, string>> = {}, events?: SchedulerEvent[]) {
+function scheduler(
+  engine: FakeEngine,
+  options: Partial<SchedulerOptions<string, string>> = {},
+  events?: SchedulerEvent[],
+) {
   return new Scheduler<string, string>({
     ...TEST_LIMITS,
     runBatch: engine.runBatch,
@@ -44,7 +48,6 @@ function scheduler(engine: FakeEngine, options: Partial<SchedulerOptions<string,
 function mockClock(t: TestContext, now = 1_000_000): void {
   t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now });
 }
-
 
 test('batches up to maxBatchSize requests of one task, in order', async () => {
   const engine = new FakeEngine();
@@ -60,7 +63,10 @@ test('batches up to maxBatchSize requests of one task, in order', async () => {
   await flush();
   engine.finish();
   assert.deepEqual(await Promise.all(replies), ['a:r0', 'a:r1', 'a:r2', 'a:r3', 'a:r4', 'a:r5', 'a:r6']);
-  assert.deepEqual(engine.ran().map((c) => c.length - 1), [3, 3, 1]);
+  assert.deepEqual(
+    engine.ran().map((c) => c.length - 1),
+    [3, 3, 1],
+  );
   assert.deepEqual(s.stats().batchSizes, [0, 1, 0, 2]);
   assert.equal(s.stats().batches, 3);
   assert.equal(s.stats().completed, 7);
@@ -188,7 +194,10 @@ test('per-task and total bounds reject with DS_ERR_OVERLOADED and a retry-after'
     return true;
   });
   const b = s.submit('b', 'b1');
-  await assert.rejects(s.submit('c', 'c1'), (e: unknown) => hasCode('DS_ERR_OVERLOADED')(e) && /maxQueuedTotal 3/.test((e as Error).message));
+  await assert.rejects(
+    s.submit('c', 'c1'),
+    (e: unknown) => hasCode('DS_ERR_OVERLOADED')(e) && /maxQueuedTotal 3/.test((e as Error).message),
+  );
   assert.equal(s.stats().rejectedOverloaded, 2);
   assert.equal(s.stats().queued, 3);
   engine.finish(0);
@@ -214,14 +223,23 @@ test('a deadline passing while queued rejects with DS_ERR_DEADLINE_EXCEEDED; the
   await flush();
   assert.equal(settled, false);
   t.mock.timers.tick(1);
-  await assert.rejects(late, (e: unknown) => hasCode('DS_ERR_DEADLINE_EXCEEDED', 504)(e) && /task a .* 50 ms/.test((e as Error).message));
+  await assert.rejects(
+    late,
+    (e: unknown) => hasCode('DS_ERR_DEADLINE_EXCEEDED', 504)(e) && /task a .* 50 ms/.test((e as Error).message),
+  );
   assert.equal(s.stats().queued, 1, 'removed from its queue by its timer');
-  assert.deepEqual(events.filter((e) => e.type === 'expired'), [{ type: 'expired', task: 'a', waitMs: 50 }]);
+  assert.deepEqual(
+    events.filter((e) => e.type === 'expired'),
+    [{ type: 'expired', task: 'a', waitMs: 50 }],
+  );
   engine.finish(0);
   await flush();
   engine.finish(1);
   assert.equal(await fine, 'a:fine');
-  assert.deepEqual(engine.ran(), [['z', 'running'], ['a', 'fine']]);
+  assert.deepEqual(engine.ran(), [
+    ['z', 'running'],
+    ['a', 'fine'],
+  ]);
   await assert.rejects(s.submit('a', 'past', { deadline: Date.now() - 1 }), hasCode('DS_ERR_DEADLINE_EXCEEDED'));
 });
 
@@ -284,7 +302,12 @@ test('runBatch returning the wrong number of results rejects the whole batch', a
   await flush();
   engine.calls[0]!.resolve(['only one']);
   for (const p of replies) {
-    await assert.rejects(p, (e: unknown) => hasCode('DS_ERR_SCHEDULER_BAD_BATCH_RESULT', 500)(e) && /returned 1 results for 2 requests/.test((e as Error).message));
+    await assert.rejects(
+      p,
+      (e: unknown) =>
+        hasCode('DS_ERR_SCHEDULER_BAD_BATCH_RESULT', 500)(e) &&
+        /returned 1 results for 2 requests/.test((e as Error).message),
+    );
   }
 });
 
@@ -340,7 +363,9 @@ test('events report queue waits, activations follow isActive', async (t) => {
   applied = 'a';
   engine.finish(1);
   await flush();
-  const summary = events.filter((e) => e.type === 'dequeued' || e.type === 'batch').map((e) => (e.type === 'batch' ? `${e.type}:${e.task}:${e.activation}` : `${e.type}:${e.task}:${e.waitMs}`));
+  const summary = events
+    .filter((e) => e.type === 'dequeued' || e.type === 'batch')
+    .map((e) => (e.type === 'batch' ? `${e.type}:${e.task}:${e.activation}` : `${e.type}:${e.task}:${e.waitMs}`));
   assert.deepEqual(summary, ['dequeued:b:20', 'batch:b:false', 'dequeued:a:20', 'batch:a:true']);
   assert.equal(s.stats().activations, 1);
 });
@@ -410,13 +435,22 @@ test('Retry-After: 1 s before anything was measured, then the time the queue ahe
       return requests;
     },
   });
-  const burst = () => Array.from({ length: 70 }, (_, i) => s.submit('a', `r${i}`).then(() => null, (e: Error & { retryAfterSeconds?: number; code?: string }) => e));
+  const burst = () =>
+    Array.from({ length: 70 }, (_, i) =>
+      s.submit('a', `r${i}`).then(
+        () => null,
+        (e: Error & { retryAfterSeconds?: number; code?: string }) => e,
+      ),
+    );
 
   const first = await Promise.all(burst());
   const firstRefusals = first.filter((e) => e !== null);
   assert.equal(firstRefusals.length, 6);
   // A fresh server used to assume one second per batch: (64 / 4 + 1) × 1 s = 17 s for a queue that drains in 6.4 s.
-  assert.ok(firstRefusals.every((e) => e!.code === 'DS_ERR_OVERLOADED' && e!.retryAfterSeconds === 1), JSON.stringify(firstRefusals.map((e) => e!.retryAfterSeconds)));
+  assert.ok(
+    firstRefusals.every((e) => e!.code === 'DS_ERR_OVERLOADED' && e!.retryAfterSeconds === 1),
+    JSON.stringify(firstRefusals.map((e) => e!.retryAfterSeconds)),
+  );
 
   const rejectedAt = clock;
   const second = burst();
@@ -424,7 +458,10 @@ test('Retry-After: 1 s before anything was measured, then the time the queue ahe
   const drainedMs = clock - rejectedAt;
   assert.equal(refusals.length, 6);
   const retryAfter = refusals[0]!.retryAfterSeconds!;
-  assert.ok(retryAfter >= drainedMs / 1000 && retryAfter <= Math.ceil(drainedMs / 1000) + 1, `Retry-After ${retryAfter} s for a queue that drained in ${drainedMs} ms`);
+  assert.ok(
+    retryAfter >= drainedMs / 1000 && retryAfter <= Math.ceil(drainedMs / 1000) + 1,
+    `Retry-After ${retryAfter} s for a queue that drained in ${drainedMs} ms`,
+  );
   // A client that waits Retry-After finds room.
   assert.equal(await s.submit('a', 'after-retry'), 'after-retry');
 });

@@ -8,7 +8,10 @@ async function scrape(telemetry: Telemetry): Promise<Sample[]> {
 }
 
 async function withTelemetry(run: (telemetry: Telemetry) => Promise<void>, maxLabelValues?: number): Promise<void> {
-  const telemetry = buildTelemetry({ serviceName: 'deltaserve-test', ...(maxLabelValues !== undefined && { maxLabelValues }) });
+  const telemetry = buildTelemetry({
+    serviceName: 'deltaserve-test',
+    ...(maxLabelValues !== undefined && { maxLabelValues }),
+  });
   try {
     await run(telemetry);
   } finally {
@@ -50,10 +53,13 @@ test('requests with no resolved task or tenant are recorded as unknown', () =>
 
 test('task labels past maxLabelValues are folded into other, known ones keep their series', () =>
   withTelemetry(async (telemetry) => {
-    for (const task of ['a', 'b', 'c', 'd', 'a']) telemetry.recordRequest({ task, tenant: 't', status: 200, seconds: 0.01 });
+    for (const task of ['a', 'b', 'c', 'd', 'a'])
+      telemetry.recordRequest({ task, tenant: 't', status: 200, seconds: 0.01 });
 
     const samples = await scrape(telemetry);
-    const tasks = labelSetsOf(samples, `${REQUEST}_count`).map((l) => l.task).sort();
+    const tasks = labelSetsOf(samples, `${REQUEST}_count`)
+      .map((l) => l.task)
+      .sort();
     assert.deepEqual(tasks, ['a', 'b', 'other']);
     assert.equal(valueOf(samples, `${REQUEST}_count`, { task: 'a', tenant: 't', status: '200' }), 2);
     assert.equal(valueOf(samples, `${REQUEST}_count`, { task: 'other', tenant: 't', status: '200' }), 2);
@@ -82,13 +88,26 @@ test('cache events: hits, misses (in-flight joins included), evictions, failures
       phases: { fetch: 80, verify: 10, decode: 25 },
     });
     // A second load, of another version of the same task.
-    telemetry.recordEngineEvent({ type: 'cache', kind: 'load', key: 'sentiment@4', bytes: 2048, ms: 58, phases: { fetch: 40, verify: 5, decode: 10 } });
+    telemetry.recordEngineEvent({
+      type: 'cache',
+      kind: 'load',
+      key: 'sentiment@4',
+      bytes: 2048,
+      ms: 58,
+      phases: { fetch: 40, verify: 5, decode: 10 },
+    });
     telemetry.recordEngineEvent({ type: 'cache', kind: 'hit', key: 'sentiment@3', bytes: 4096 });
     telemetry.recordEngineEvent({ type: 'cache', kind: 'hit', key: 'sentiment@3', bytes: 4096 });
     telemetry.recordEngineEvent({ type: 'cache', kind: 'hit', key: 'ner@1', bytes: 100 });
     telemetry.recordEngineEvent({ type: 'cache', kind: 'evict', key: 'ner@1', bytes: 100 });
     telemetry.recordEngineEvent({ type: 'cache', kind: 'evict', key: 'ner@1', bytes: 100 });
-    telemetry.recordEngineEvent({ type: 'cache', kind: 'load-failed', key: 'broken@1', ms: 5, error: { name: 'Error', message: 'not found' } });
+    telemetry.recordEngineEvent({
+      type: 'cache',
+      kind: 'load-failed',
+      key: 'broken@1',
+      ms: 5,
+      error: { name: 'Error', message: 'not found' },
+    });
     // An explicit drop is not an eviction of its own: the worker's evict event was counted.
     telemetry.recordEngineEvent({ type: 'dropped', key: 'ner@1' });
 
@@ -126,7 +145,10 @@ test('activation, batch and scheduler events: counters and histograms by task, b
     scheduler({ type: 'scheduler', event: { type: 'dequeued', task: 'sentiment@3', waitMs: 13, priority: 0 } });
     scheduler({ type: 'scheduler', event: { type: 'dequeued', task: '@base', waitMs: 1, priority: 0 } });
     // Counted from the engine's batch event only, not twice.
-    scheduler({ type: 'scheduler', event: { type: 'batch', task: 'sentiment@3', size: 8, ms: 52, ok: true, activation: false, choice: 'active' } });
+    scheduler({
+      type: 'scheduler',
+      event: { type: 'batch', task: 'sentiment@3', size: 8, ms: 52, ok: true, activation: false, choice: 'active' },
+    });
     scheduler({ type: 'scheduler', event: { type: 'rejected', task: 'sentiment@3', reason: 'overloaded' } });
     scheduler({ type: 'scheduler', event: { type: 'rejected', task: 'sentiment@3', reason: 'deadline' } });
     scheduler({ type: 'scheduler', event: { type: 'expired', task: 'sentiment@3', waitMs: 900 } });
@@ -153,7 +175,11 @@ test('activation, batch and scheduler events: counters and histograms by task, b
 
     const dropped = METRICS.queueDropped.name;
     assert.equal(valueOf(samples, dropped, { task: 'sentiment', reason: 'overloaded' }), 1);
-    assert.equal(valueOf(samples, dropped, { task: 'sentiment', reason: 'deadline' }), 2, 'rejected past deadline + expired in queue');
+    assert.equal(
+      valueOf(samples, dropped, { task: 'sentiment', reason: 'deadline' }),
+      2,
+      'rejected past deadline + expired in queue',
+    );
     assert.equal(valueOf(samples, dropped, { task: 'sentiment', reason: 'aborted' }), 1);
     assert.equal(valueOf(samples, dropped, { task: 'base', reason: 'shutting_down' }), 1);
   }));
@@ -176,7 +202,10 @@ test('worker events: the first start is not a restart, each replacement is', () 
 
 test('gauges are read from the observe callbacks at each scrape (sync or async)', () =>
   withTelemetry(async (telemetry) => {
-    let depth = { total: 5, byTask: { 'sentiment@3': 2, 'sentiment@4': 1, ner: 1, '@base': 1 } as Record<string, number> };
+    let depth = {
+      total: 5,
+      byTask: { 'sentiment@3': 2, 'sentiment@4': 1, ner: 1, '@base': 1 } as Record<string, number>,
+    };
     let ready = false;
     telemetry.observeQueueDepth(() => depth);
     telemetry.observeCache(async () => ({ bytes: 123_456, entries: 3 }));
@@ -195,7 +224,11 @@ test('gauges are read from the observe callbacks at each scrape (sync or async)'
     ready = true;
     samples = await scrape(telemetry);
     assert.equal(valueOf(samples, METRICS.queueDepthAll.name), 1);
-    assert.equal(valueOf(samples, METRICS.queueDepth.name, { task: 'sentiment' }), 0, 'a vanished queue reads as empty, not frozen');
+    assert.equal(
+      valueOf(samples, METRICS.queueDepth.name, { task: 'sentiment' }),
+      0,
+      'a vanished queue reads as empty, not frozen',
+    );
     assert.equal(valueOf(samples, METRICS.queueDepth.name, { task: 'ner' }), 1);
     assert.equal(valueOf(samples, METRICS.engineReady.name), 1);
 
@@ -241,18 +274,36 @@ test('every metric in METRICS is exported under its name and Prometheus type, wi
     telemetry.observeQueueDepth(() => ({ total: 0, byTask: { 'x@1': 0 } }));
     telemetry.observeCache(() => ({ bytes: 0, entries: 0 }));
     telemetry.observeEngineReady(() => true);
-    telemetry.observeRouting(() => ({ residentKeys: ['x@1'], residentBytes: 10, capacityBytes: 100, queued: 0, running: 0, registeredTasks: 1 }));
+    telemetry.observeRouting(() => ({
+      residentKeys: ['x@1'],
+      residentBytes: 10,
+      capacityBytes: 100,
+      queued: 0,
+      running: 0,
+      registeredTasks: 1,
+    }));
     telemetry.observeRegistrySync(() => ({ synced: true, lastSyncAt: Date.now() }));
 
     const text = await telemetry.renderPrometheus();
-    assert.match(text, /\ndeltaserve_mixed_fallback_tasks_total\{[^}]*task="x"[^}]*\} 1\n/, 'the fallback is counted for its task');
-    assert.match(text, /\ndeltaserve_batch_tasks_count(\{[^}]*\})? 1\n/, 'one mixed batch recorded (per-task batches are not)');
+    assert.match(
+      text,
+      /\ndeltaserve_mixed_fallback_tasks_total\{[^}]*task="x"[^}]*\} 1\n/,
+      'the fallback is counted for its task',
+    );
+    assert.match(
+      text,
+      /\ndeltaserve_batch_tasks_count(\{[^}]*\})? 1\n/,
+      'one mixed batch recorded (per-task batches are not)',
+    );
     assert.match(text, /\ndeltaserve_batch_tasks_sum(\{[^}]*\})? 2\n/, 'with its two tasks');
     for (const spec of Object.values(METRICS)) {
       assert.ok(text.includes(`\n# TYPE ${spec.name} ${spec.kind}\n`), `${spec.name} exported as ${spec.kind}`);
       assert.ok(text.includes(`\n# HELP ${spec.name} ${spec.description}\n`), `${spec.name} has its description`);
       assert.ok(spec.kind !== 'counter' || spec.name.endsWith('_total'), `counter ${spec.name} ends in _total`);
-      assert.ok(spec.kind === 'counter' || !spec.name.endsWith('_total'), `${spec.kind} ${spec.name} does not end in _total`);
+      assert.ok(
+        spec.kind === 'counter' || !spec.name.endsWith('_total'),
+        `${spec.kind} ${spec.name} does not end in _total`,
+      );
       assert.match(spec.name, /^deltaserve_[a-z_]+$/);
     }
     assert.doesNotMatch(text, /^# UNIT /m);

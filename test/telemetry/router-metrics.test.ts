@@ -53,12 +53,26 @@ test('resident and waiting tasks, capacity and queue under our names and vLLM na
     assert.equal(valueOf(samples, 'vllm:num_requests_waiting'), 5);
     assert.equal(valueOf(samples, 'vllm:num_requests_running'), 2);
     const info = loraInfo(text);
-    assert.deepEqual(info.labels, { max_lora: '10', running_lora_adapters: 'shirts,shoes', waiting_lora_adapters: 'pants' });
-    assert.ok(info.value >= before - 1 && info.value <= Date.now() / 1000 + 1, 'the value is the update time in seconds');
+    assert.deepEqual(info.labels, {
+      max_lora: '10',
+      running_lora_adapters: 'shirts,shoes',
+      waiting_lora_adapters: 'pants',
+    });
+    assert.ok(
+      info.value >= before - 1 && info.value <= Date.now() / 1000 + 1,
+      'the value is the update time in seconds',
+    );
     assert.match(text, /^# TYPE vllm:lora_requests_info gauge$/m);
 
     // pants loads, shoes leaves the cache: its series reads 0 rather than freezing at 1.
-    telemetry.recordEngineEvent({ type: 'cache', kind: 'load', key: 'pants@1', bytes: 100, ms: 1, phases: { fetch: 1, verify: 0, decode: 0 } });
+    telemetry.recordEngineEvent({
+      type: 'cache',
+      kind: 'load',
+      key: 'pants@1',
+      bytes: 100,
+      ms: 1,
+      phases: { fetch: 1, verify: 0, decode: 0 },
+    });
     current = snapshot({ residentKeys: ['shirts@1', 'pants@1'], residentBytes: 200 });
     const after = parseSamples(await telemetry.renderPrometheus());
     assert.equal(valueOf(after, METRICS.deltaResident.name, { task: 'shoes' }), 0);
@@ -74,7 +88,11 @@ test('before any delta is loaded max_lora is the registered task count; a failin
       if (fail) throw new Error('worker restarting');
       return snapshot({ residentKeys: [], residentBytes: 0 });
     });
-    assert.deepEqual(loraInfo(await telemetry.renderPrometheus()).labels, { max_lora: '7', running_lora_adapters: '', waiting_lora_adapters: '' });
+    assert.deepEqual(loraInfo(await telemetry.renderPrometheus()).labels, {
+      max_lora: '7',
+      running_lora_adapters: '',
+      waiting_lora_adapters: '',
+    });
     fail = true;
     assert.doesNotMatch(await telemetry.renderPrometheus(), /^vllm:/m);
   }));

@@ -4,7 +4,9 @@ import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/ap
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { buildTelemetry, SPAN_ATTRIBUTES, SPAN_NAMES, type Telemetry } from '../../src/telemetry/index.js';
 
-async function withTracing(run: (telemetry: Telemetry, exporter: InMemorySpanExporter) => Promise<void> | void): Promise<void> {
+async function withTracing(
+  run: (telemetry: Telemetry, exporter: InMemorySpanExporter) => Promise<void> | void,
+): Promise<void> {
   const exporter = new InMemorySpanExporter();
   const telemetry = buildTelemetry({ serviceName: 'deltaserve-test', spanExporter: exporter });
   try {
@@ -32,13 +34,28 @@ test('recordInferenceSpans: cold request gives six children of the HTTP span, ba
     const http = telemetry.startRequestSpan({ method: 'POST', route: '/v2/models/:model/infer' });
     telemetry.recordInferenceSpans(
       http,
-      { startedAt: STARTED_AT, queueMs: 3.5, fetchMs: 40, verifyMs: 6.25, decodeMs: 12, activationMs: 1.75, inferMs: 20 },
+      {
+        startedAt: STARTED_AT,
+        queueMs: 3.5,
+        fetchMs: 40,
+        verifyMs: 6.25,
+        decodeMs: 12,
+        activationMs: 1.75,
+        inferMs: 20,
+      },
       { task: 'sentiment', tenant: 'acme', batchSize: 4, cacheHit: false },
     );
     telemetry.endRequestSpan(http, { statusCode: 200, task: 'sentiment', tenant: 'acme' });
 
     const spans = exporter.getFinishedSpans();
-    const expected = [SPAN_NAMES.queue, SPAN_NAMES.fetch, SPAN_NAMES.verify, SPAN_NAMES.decode, SPAN_NAMES.activation, SPAN_NAMES.inference];
+    const expected = [
+      SPAN_NAMES.queue,
+      SPAN_NAMES.fetch,
+      SPAN_NAMES.verify,
+      SPAN_NAMES.decode,
+      SPAN_NAMES.activation,
+      SPAN_NAMES.inference,
+    ];
     assert.deepEqual(expected, ['queue', 'delta.fetch', 'delta.verify', 'delta.decode', 'activation', 'inference']);
     const children = expected.map((name) => byName(spans, name));
     const parent = byName(spans, 'POST /v2/models/:model/infer');
@@ -47,11 +64,19 @@ test('recordInferenceSpans: cold request gives six children of the HTTP span, ba
     const durationsMs = [3.5, 40, 6.25, 12, 1.75, 20];
     let cursor = BigInt(STARTED_AT) * 1_000_000n;
     children.forEach((child, i) => {
-      assert.equal(child.parentSpanContext?.spanId, http.spanContext().spanId, `${child.name} is a child of the HTTP span`);
+      assert.equal(
+        child.parentSpanContext?.spanId,
+        http.spanContext().spanId,
+        `${child.name} is a child of the HTTP span`,
+      );
       assert.equal(child.spanContext().traceId, http.spanContext().traceId);
       assert.equal(child.kind, SpanKind.INTERNAL);
       assert.equal(ns(child.startTime), cursor, `${child.name} starts where the previous one ended`);
-      assert.equal(ns(child.endTime) - ns(child.startTime), BigInt(durationsMs[i]! * 1_000_000), `${child.name} lasts its measured time`);
+      assert.equal(
+        ns(child.endTime) - ns(child.startTime),
+        BigInt(durationsMs[i]! * 1_000_000),
+        `${child.name} lasts its measured time`,
+      );
       cursor = ns(child.endTime);
       assert.deepEqual(child.attributes, {
         [SPAN_ATTRIBUTES.task]: 'sentiment',
@@ -61,7 +86,10 @@ test('recordInferenceSpans: cold request gives six children of the HTTP span, ba
       });
     });
     for (let i = 1; i < children.length; i++) {
-      assert.ok(ns(children[i]!.startTime) >= ns(children[i - 1]!.endTime), `${children[i]!.name} does not overlap ${children[i - 1]!.name}`);
+      assert.ok(
+        ns(children[i]!.startTime) >= ns(children[i - 1]!.endTime),
+        `${children[i]!.name} does not overlap ${children[i - 1]!.name}`,
+      );
     }
     assert.equal(parent.attributes['http.response.status_code'], 200);
     assert.equal(parent.attributes[SPAN_ATTRIBUTES.task], 'sentiment');
@@ -79,13 +107,19 @@ test('recordInferenceSpans: a cache hit has no delta spans; a Context parent wor
     );
     http.end();
 
-    const children = exporter.getFinishedSpans().filter((s) => s.parentSpanContext?.spanId === http.spanContext().spanId);
+    const children = exporter
+      .getFinishedSpans()
+      .filter((s) => s.parentSpanContext?.spanId === http.spanContext().spanId);
     assert.deepEqual(
       children.map((s) => s.name),
       ['queue', 'activation', 'inference'],
     );
     const activation = byName(children, 'activation');
-    assert.equal(ns(activation.endTime), ns(activation.startTime), 'an already-active task gives a zero-length activation');
+    assert.equal(
+      ns(activation.endTime),
+      ns(activation.startTime),
+      'an already-active task gives a zero-length activation',
+    );
     assert.equal(activation.attributes[SPAN_ATTRIBUTES.task], 'unknown');
     assert.equal(activation.attributes[SPAN_ATTRIBUTES.cacheHit], true);
     assert.equal(SPAN_ATTRIBUTES.batchSize in activation.attributes, false, 'batch size omitted when not given');
@@ -94,7 +128,11 @@ test('recordInferenceSpans: a cache hit has no delta spans; a Context parent wor
 test('recordInferenceSpans: negative or NaN durations collapse to zero length instead of running backwards', () =>
   withTracing((telemetry, exporter) => {
     const http = telemetry.startRequestSpan({ method: 'POST', route: '/infer' });
-    telemetry.recordInferenceSpans(http, { startedAt: STARTED_AT, queueMs: -2, activationMs: Number.NaN, inferMs: 5 }, { task: 't', tenant: 'a' });
+    telemetry.recordInferenceSpans(
+      http,
+      { startedAt: STARTED_AT, queueMs: -2, activationMs: Number.NaN, inferMs: 5 },
+      { task: 't', tenant: 'a' },
+    );
     http.end();
     const spans = exporter.getFinishedSpans();
     const queue = byName(spans, 'queue');
@@ -108,7 +146,11 @@ test('request span joins the caller trace from a valid traceparent and ignores a
   withTracing((telemetry, exporter) => {
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
     const callerSpanId = '00f067aa0ba902b7';
-    const joined = telemetry.startRequestSpan({ method: 'GET', route: '/v2/models', traceparent: `00-${traceId}-${callerSpanId}-01` });
+    const joined = telemetry.startRequestSpan({
+      method: 'GET',
+      route: '/v2/models',
+      traceparent: `00-${traceId}-${callerSpanId}-01`,
+    });
     joined.end();
     const fresh = telemetry.startRequestSpan({ method: 'GET', route: '/v2/models', traceparent: '00-not-a-trace-01' });
     fresh.end();
@@ -125,7 +167,12 @@ test('request span joins the caller trace from a valid traceparent and ignores a
 test('endRequestSpan marks 5xx as errors with the exception, not 4xx', () =>
   withTracing((telemetry, exporter) => {
     const failed = telemetry.startRequestSpan({ method: 'POST', route: '/infer' });
-    telemetry.endRequestSpan(failed, { statusCode: 503, task: 'sentiment', tenant: null, error: new Error('engine worker is restarting') });
+    telemetry.endRequestSpan(failed, {
+      statusCode: 503,
+      task: 'sentiment',
+      tenant: null,
+      error: new Error('engine worker is restarting'),
+    });
     const rejected = telemetry.startRequestSpan({ method: 'POST', route: '/infer' });
     telemetry.endRequestSpan(rejected, { statusCode: 404, task: null, tenant: 'acme' });
 
@@ -144,7 +191,11 @@ test('traces: false records nothing even with an exporter; no exporter at all gi
   const off = buildTelemetry({ serviceName: 'deltaserve-test', traces: false, spanExporter: exporter });
   const span = off.startRequestSpan({ method: 'GET', route: '/x' });
   assert.equal(span.isRecording(), false);
-  off.recordInferenceSpans(span, { startedAt: STARTED_AT, queueMs: 1, activationMs: 1, inferMs: 1 }, { task: 't', tenant: 'a' });
+  off.recordInferenceSpans(
+    span,
+    { startedAt: STARTED_AT, queueMs: 1, activationMs: 1, inferMs: 1 },
+    { task: 't', tenant: 'a' },
+  );
   off.endRequestSpan(span, { statusCode: 200 });
   assert.equal(exporter.getFinishedSpans().length, 0);
   await off.shutdown();

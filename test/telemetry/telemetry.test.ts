@@ -33,10 +33,26 @@ test('renderPrometheus without any recording still returns the target_info line'
 
 const BAD_OPTIONS: Array<[what: string, options: TelemetryOptions, message: RegExp]> = [
   ['empty service name', { serviceName: ' ' }, /option serviceName is invalid: expected a non-empty string, got " "/],
-  ['endpoint that is not a URL', { serviceName: 's', otlpEndpoint: 'collector:4318' }, /option otlpEndpoint is invalid: .*got "collector:4318"/],
-  ['endpoint that is not http', { serviceName: 's', otlpEndpoint: 'grpc://collector:4317' }, /option otlpEndpoint is invalid/],
-  ['zero export interval', { serviceName: 's', otlpMetricIntervalMs: 0 }, /option otlpMetricIntervalMs is invalid: .*got 0/],
-  ['negative export timeout', { serviceName: 's', otlpExportTimeoutMs: -1 }, /option otlpExportTimeoutMs is invalid: .*got -1/],
+  [
+    'endpoint that is not a URL',
+    { serviceName: 's', otlpEndpoint: 'collector:4318' },
+    /option otlpEndpoint is invalid: .*got "collector:4318"/,
+  ],
+  [
+    'endpoint that is not http',
+    { serviceName: 's', otlpEndpoint: 'grpc://collector:4317' },
+    /option otlpEndpoint is invalid/,
+  ],
+  [
+    'zero export interval',
+    { serviceName: 's', otlpMetricIntervalMs: 0 },
+    /option otlpMetricIntervalMs is invalid: .*got 0/,
+  ],
+  [
+    'negative export timeout',
+    { serviceName: 's', otlpExportTimeoutMs: -1 },
+    /option otlpExportTimeoutMs is invalid: .*got -1/,
+  ],
   ['fractional label limit', { serviceName: 's', maxLabelValues: 1.5 }, /option maxLabelValues is invalid: .*got 1.5/],
 ];
 
@@ -61,13 +77,24 @@ test('with an unreachable collector, shutdown resolves within the export timeout
   await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
   const { port } = probe.address() as AddressInfo;
   await new Promise<void>((resolve) => probe.close(() => resolve()));
-  const telemetry = buildTelemetry({ serviceName: 's', otlpEndpoint: `http://127.0.0.1:${port}`, otlpExportTimeoutMs: 500, onError: (e) => errors.push(e) });
+  const telemetry = buildTelemetry({
+    serviceName: 's',
+    otlpEndpoint: `http://127.0.0.1:${port}`,
+    otlpExportTimeoutMs: 500,
+    onError: (e) => errors.push(e),
+  });
   telemetry.recordRequest({ task: 'x', tenant: 't', status: 200, seconds: 0.01 });
   telemetry.endRequestSpan(telemetry.startRequestSpan({ method: 'GET', route: '/x' }), { statusCode: 200 });
   await telemetry.shutdown();
   const messages = errors.map((e) => e.message);
-  assert.ok(messages.some((m) => /^OTLP export of metrics failed: /.test(m)), `metrics failure reported: ${messages.join(' | ')}`);
-  assert.ok(messages.some((m) => /^OTLP export of 1 spans failed: /.test(m)), `span failure reported: ${messages.join(' | ')}`);
+  assert.ok(
+    messages.some((m) => /^OTLP export of metrics failed: /.test(m)),
+    `metrics failure reported: ${messages.join(' | ')}`,
+  );
+  assert.ok(
+    messages.some((m) => /^OTLP export of 1 spans failed: /.test(m)),
+    `span failure reported: ${messages.join(' | ')}`,
+  );
 });
 
 test('with otlpEndpoint, shutdown flushes metrics to /v1/metrics and spans to /v1/traces', async () => {
@@ -93,7 +120,11 @@ test('with otlpEndpoint, shutdown flushes metrics to /v1/metrics and spans to /v
     });
     telemetry.recordRequest({ task: 'sentiment', tenant: 'acme', status: 200, seconds: 0.05 });
     const span = telemetry.startRequestSpan({ method: 'POST', route: '/v2/models/:model/infer' });
-    telemetry.recordInferenceSpans(span, { startedAt: Date.now(), queueMs: 1, activationMs: 1, inferMs: 1 }, { task: 'sentiment', tenant: 'acme' });
+    telemetry.recordInferenceSpans(
+      span,
+      { startedAt: Date.now(), queueMs: 1, activationMs: 1, inferMs: 1 },
+      { task: 'sentiment', tenant: 'acme' },
+    );
     telemetry.endRequestSpan(span, { statusCode: 200 });
     // Prometheus scraping keeps working alongside the push.
     assert.match(await telemetry.renderPrometheus(), /deltaserve_request_duration_seconds_count\{task="sentiment"/);
@@ -104,9 +135,15 @@ test('with otlpEndpoint, shutdown flushes metrics to /v1/metrics and spans to /v
     const metrics = received.filter((r) => r.path === '/v1/metrics');
     const traces = received.filter((r) => r.path === '/v1/traces');
     assert.equal(metrics.length >= 1, true, `metrics pushed (got paths ${received.map((r) => r.path).join(', ')})`);
-    assert.ok(metrics.some((r) => r.body.includes(METRICS.requestDuration.name)), 'the request histogram is in the pushed metrics');
+    assert.ok(
+      metrics.some((r) => r.body.includes(METRICS.requestDuration.name)),
+      'the request histogram is in the pushed metrics',
+    );
     assert.equal(traces.length >= 1, true, 'spans pushed');
-    assert.ok(traces.some((r) => r.body.includes('"inference"') && r.body.includes('deltaserve-otlp')), 'the data-path spans are in the pushed traces');
+    assert.ok(
+      traces.some((r) => r.body.includes('"inference"') && r.body.includes('deltaserve-otlp')),
+      'the data-path spans are in the pushed traces',
+    );
   } finally {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }

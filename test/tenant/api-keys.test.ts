@@ -15,7 +15,10 @@ test('bearer tokens: only the Bearer scheme, one token', () => {
 });
 
 test('a key ring finds owners by the hash of the key, not the key itself', () => {
-  const ring = new KeyRing([[sha256Hex('k1'), 'one'], [sha256Hex('k2'), 'two']]);
+  const ring = new KeyRing([
+    [sha256Hex('k1'), 'one'],
+    [sha256Hex('k2'), 'two'],
+  ]);
   assert.equal(ring.lookup('k1'), 'one');
   assert.equal(ring.lookup('k2'), 'two');
   assert.equal(ring.lookup(sha256Hex('k1')), null, 'the stored hash is not a key');
@@ -24,7 +27,18 @@ test('a key ring finds owners by the hash of the key, not the key itself', () =>
 
 test('the tenant directory authenticates tenants and recognises the admin key', () => {
   const directory = new TenantDirectory({
-    tenants: [{ name: 'acme', keySha256: [sha256Hex('old'), sha256Hex('new')], tasks: ['*'], aliases: {}, splits: {}, rateLimit: null, maxConcurrent: null, priority: 0 }],
+    tenants: [
+      {
+        name: 'acme',
+        keySha256: [sha256Hex('old'), sha256Hex('new')],
+        tasks: ['*'],
+        aliases: {},
+        splits: {},
+        rateLimit: null,
+        maxConcurrent: null,
+        priority: 0,
+      },
+    ],
     adminKeySha256: [sha256Hex('root')],
     seed: 1,
   });
@@ -47,7 +61,10 @@ test('token bucket: burst, refill, Retry-After rounded up to whole seconds', () 
 });
 
 test('weighted pick: cumulative intervals; sticky points are stable and in [0, 1)', () => {
-  const options = [{ version: 'a', weight: 9 }, { version: 'b', weight: 1 }];
+  const options = [
+    { version: 'a', weight: 9 },
+    { version: 'b', weight: 1 },
+  ];
   assert.equal(pickWeighted(options, 0), 'a');
   assert.equal(pickWeighted(options, 0.899), 'a');
   assert.equal(pickWeighted(options, 0.9), 'b');

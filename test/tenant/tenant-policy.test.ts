@@ -5,15 +5,39 @@ import { SeededRng } from '../../src/core/rng.js';
 import { TaskRegistry } from '../../src/registry/task-registry.js';
 import { TenantPolicy, type ResolveContext } from '../../src/tenant/tenant-policy.js';
 
-const spec = (name: string, version: string): TaskSpec => ({ name, version, uri: `${name}.st`, sha256: 'a'.repeat(64), description: '', labels: null, numClasses: null });
+const spec = (name: string, version: string): TaskSpec => ({
+  name,
+  version,
+  uri: `${name}.st`,
+  sha256: 'a'.repeat(64),
+  description: '',
+  labels: null,
+  numClasses: null,
+});
 
 async function context(): Promise<ResolveContext> {
-  const registry = await TaskRegistry.open({ declared: [spec('shoes', '1'), spec('shoes', '2'), spec('shirts', '1'), spec('secret', '1')], stateFile: null });
+  const registry = await TaskRegistry.open({
+    declared: [spec('shoes', '1'), spec('shoes', '2'), spec('shirts', '1'), spec('secret', '1')],
+    stateFile: null,
+  });
   return { registry, baseVersion: 'abc123' };
 }
 
 function tenant(patch: Partial<TenantConfig> = {}, seed = 1): TenantPolicy {
-  return new TenantPolicy({ name: 't', keySha256: ['0'.repeat(64)], tasks: [], aliases: {}, splits: {}, rateLimit: null, maxConcurrent: null, priority: 0, ...patch }, new SeededRng(seed));
+  return new TenantPolicy(
+    {
+      name: 't',
+      keySha256: ['0'.repeat(64)],
+      tasks: [],
+      aliases: {},
+      splits: {},
+      rateLimit: null,
+      maxConcurrent: null,
+      priority: 0,
+      ...patch,
+    },
+    new SeededRng(seed),
+  );
 }
 
 test('only listed tasks resolve; others resolve exactly like missing ones (null)', async () => {
@@ -41,7 +65,11 @@ test('"*" sees every registered task and the base; base answers to its own versi
 test('aliases grant access to their target; pinned aliases serve only their version', async () => {
   const ctx = await context();
   const policy = tenant({ tasks: [], aliases: { footwear: 'shoes@1', tops: 'shirts', ghost: 'gone@1' } });
-  assert.deepEqual(policy.resolve(ctx, 'footwear'), { visibleName: 'footwear', task: ctx.registry.get('shoes', '1')!, version: '1' });
+  assert.deepEqual(policy.resolve(ctx, 'footwear'), {
+    visibleName: 'footwear',
+    task: ctx.registry.get('shoes', '1')!,
+    version: '1',
+  });
   assert.equal(policy.resolve(ctx, 'footwear', '1')?.version, '1');
   assert.equal(policy.resolve(ctx, 'footwear', '2'), null);
   assert.equal(policy.resolve(ctx, 'tops')?.task?.key, 'shirts@1');
@@ -72,9 +100,18 @@ test('split by request id is sticky and still follows the weights across ids', a
   }
   // Binomial(2000, 0.25): sd ≈ 19.4; ±5 sd.
   assert.ok(Math.abs(two - 500) <= 97, `version 2 got ${two} of 2000`);
-  const other = tenant({ name: 'other', tasks: ['shoes'], splits: { shoes: { '1': 75, '2': 25 } } } as Partial<TenantConfig>);
+  const other = tenant({
+    name: 'other',
+    tasks: ['shoes'],
+    splits: { shoes: { '1': 75, '2': 25 } },
+  } as Partial<TenantConfig>);
   let differs = 0;
-  for (let i = 0; i < 200; i++) if (other.resolve(ctx, 'shoes', undefined, `request-${i}`)!.version !== policy.resolve(ctx, 'shoes', undefined, `request-${i}`)!.version) differs++;
+  for (let i = 0; i < 200; i++)
+    if (
+      other.resolve(ctx, 'shoes', undefined, `request-${i}`)!.version !==
+      policy.resolve(ctx, 'shoes', undefined, `request-${i}`)!.version
+    )
+      differs++;
   assert.ok(differs > 0, 'tenants hash ids independently');
 });
 
@@ -90,7 +127,10 @@ test('a split over versions that no longer exist falls back to the default versi
 test('rate limit and concurrency slots', () => {
   const policy = tenant({ rateLimit: { requestsPerSecond: 2, burst: 3 }, maxConcurrent: 2 }, 1);
   const now = Date.now() + 10_000; // the bucket starts full whatever the clock says
-  assert.deepEqual([1, 2, 3].map(() => policy.takeToken(now).ok), [true, true, true]);
+  assert.deepEqual(
+    [1, 2, 3].map(() => policy.takeToken(now).ok),
+    [true, true, true],
+  );
   const refused = policy.takeToken(now);
   assert.equal(refused.ok, false);
   assert.equal(!refused.ok && refused.retryAfterSeconds, 1);

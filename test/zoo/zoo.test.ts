@@ -61,9 +61,21 @@ test('every served delta matches its checksum, and `eval` of the file gives the 
     assert.equal(createHash('sha256').update(bytes).digest('hex'), task.sha256, `${task.name}: checksum`);
     // The CLI's own eval, as a user would run it. Equal on the machine that built the zoo; one
     // sample of slack because another CPU's kernels may round a near-tie logit the other way.
-    const { accuracy, samples } = await evalCommand(['--base', join(MODELS, manifest.base.model), '--delta', join(MODELS, task.delta), '--data', join(MODELS, task.eval), '--classes', String(task.numClasses)]);
+    const { accuracy, samples } = await evalCommand([
+      '--base',
+      join(MODELS, manifest.base.model),
+      '--delta',
+      join(MODELS, task.delta),
+      '--data',
+      join(MODELS, task.eval),
+      '--classes',
+      String(task.numClasses),
+    ]);
     const reported = report.tasks.find((t) => t.name === task.name)!.served.accuracy;
-    assert.ok(Math.abs(accuracy - reported) <= 1 / samples + 1e-12, `${task.name}: eval says ${accuracy}, the report ${reported}`);
+    assert.ok(
+      Math.abs(accuracy - reported) <= 1 / samples + 1e-12,
+      `${task.name}: eval says ${accuracy}, the report ${reported}`,
+    );
     assert.ok(Math.abs(accuracy - task.accuracy) <= 1 / samples + 1e-4, `${task.name}: manifest says ${task.accuracy}`);
   }
 });
@@ -73,7 +85,9 @@ test('each fine-tuned ONNX and base + its p = 0 delta agree within 1e-5', async 
   let adamrCompared = 0;
   for (const task of manifest.tasks) {
     // task.json says which tasks have an AdamR fine-tune; those files must be there.
-    const info = JSON.parse(await readFile(join(MODELS, 'tasks', task.name, 'task.json'), 'utf8')) as { finetune: { adamr?: unknown } };
+    const info = JSON.parse(await readFile(join(MODELS, 'tasks', task.name, 'task.json'), 'utf8')) as {
+      finetune: { adamr?: unknown };
+    };
     const files = info.finetune.adamr ? ['finetuned.onnx', 'finetuned-adamr.onnx'] : ['finetuned.onnx'];
     adamrCompared += files.length - 1;
     for (const file of files) {

@@ -36,13 +36,27 @@ export const ADMIN_KEY: string = scalars[1]!;
  * and for-of, so each VU spreads the (small) name lists into plain arrays once; the payload
  * stays a shared string.
  */
-export const LOAD_DATA: LoadData = { description: scalars[2]!, tasks: [...TASKS], tenants: [...TENANTS], adminKey: ADMIN_KEY, payload: null };
+export const LOAD_DATA: LoadData = {
+  description: scalars[2]!,
+  tasks: [...TASKS],
+  tenants: [...TENANTS],
+  adminKey: ADMIN_KEY,
+  payload: null,
+};
 const KEYS = new Map(LOAD_DATA.tenants.map((t) => [t.name, t.key]));
 
 /** The scenarios to run, in order (cold-start first: it needs a cache nothing else warmed). */
 export function selectedScenarios(): ScenarioDef[] {
-  const names = (__ENV.SCENARIOS ?? DEFAULT_SCENARIOS).split(',').map((n) => n.trim()).filter((n) => n !== '');
-  const overrides = { rateScale: numberEnv('RATE_SCALE'), durationS: numberEnv('DURATION_S'), p99Ms: numberEnv('P99_MS'), sloScale: numberEnv('SLO_SCALE') };
+  const names = (__ENV.SCENARIOS ?? DEFAULT_SCENARIOS)
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n !== '');
+  const overrides = {
+    rateScale: numberEnv('RATE_SCALE'),
+    durationS: numberEnv('DURATION_S'),
+    p99Ms: numberEnv('P99_MS'),
+    sloScale: numberEnv('SLO_SCALE'),
+  };
   const defs = names.map((n) => applyOverrides(scenarioNamed(n), overrides));
   return [...defs.filter((d) => d.coldStart === true), ...defs.filter((d) => d.coldStart !== true)];
 }

@@ -49,7 +49,8 @@ export function k6Scenario(def: ScenarioDef, startS: number): Scenario {
 
 export function buildOptions(defs: readonly ScenarioDef[], data: LoadData): Options {
   const scenarios: Record<string, Scenario> = {};
-  const thresholds: Record<string, string[] | { threshold: string; abortOnFail: boolean; delayAbortEval: string }[]> = {};
+  const thresholds: Record<string, string[] | { threshold: string; abortOnFail: boolean; delayAbortEval: string }[]> =
+    {};
   let startS = 0;
   for (const def of defs) {
     scenarios[def.name] = k6Scenario(def, startS);

@@ -69,26 +69,53 @@ export async function compressCommand(argv: string[]): Promise<CompressSummary> 
   const finetunedPath = requireString(values.finetuned, 'finetuned', COMPRESS_USAGE);
   const out = requireString(values.out, 'out', COMPRESS_USAGE);
   const method = values.method as MethodChoice;
-  if (!METHODS.includes(method)) throw new DS_ERR_CLI_USAGE(`--method must be one of ${METHODS.join(', ')}, got ${JSON.stringify(values.method)}`);
+  if (!METHODS.includes(method))
+    throw new DS_ERR_CLI_USAGE(`--method must be one of ${METHODS.join(', ')}, got ${JSON.stringify(values.method)}`);
   const dropRate = numberOption(values['drop-rate'], 'drop-rate', 0.9, (n) => n >= 0 && n < 1, 'a number in [0, 1)');
-  const seed = numberOption(values.seed, 'seed', 0, (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32, 'an integer in [0, 2^32)');
+  const seed = numberOption(
+    values.seed,
+    'seed',
+    0,
+    (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32,
+    'an integer in [0, 2^32)',
+  );
   const dtype = String(values.dtype).toUpperCase();
-  if (dtype !== 'F32' && dtype !== 'F16') throw new DS_ERR_CLI_USAGE(`--dtype must be f32 or f16, got ${JSON.stringify(values.dtype)}`);
-  const givenQ = values.q === undefined ? undefined : numberOption(values.q, 'q', 1, (n) => n > 0 && n <= 1, 'a number in (0, 1]');
+  if (dtype !== 'F32' && dtype !== 'F16')
+    throw new DS_ERR_CLI_USAGE(`--dtype must be f32 or f16, got ${JSON.stringify(values.dtype)}`);
+  const givenQ =
+    values.q === undefined ? undefined : numberOption(values.q, 'q', 1, (n) => n > 0 && n <= 1, 'a number in (0, 1]');
   const mask = (values.mask ?? 'uniform') as MaskKind;
-  if (!MASK_KINDS.includes(mask)) throw new DS_ERR_CLI_USAGE(`--mask must be one of ${MASK_KINDS.join(', ')}, got ${JSON.stringify(values.mask)}`);
+  if (!MASK_KINDS.includes(mask))
+    throw new DS_ERR_CLI_USAGE(`--mask must be one of ${MASK_KINDS.join(', ')}, got ${JSON.stringify(values.mask)}`);
   const qScope = (values['q-scope'] ?? 'global') as QScope;
-  if (!Q_SCOPES.includes(qScope)) throw new DS_ERR_CLI_USAGE(`--q-scope must be one of ${Q_SCOPES.join(', ')}, got ${JSON.stringify(values['q-scope'])}`);
+  if (!Q_SCOPES.includes(qScope))
+    throw new DS_ERR_CLI_USAGE(
+      `--q-scope must be one of ${Q_SCOPES.join(', ')}, got ${JSON.stringify(values['q-scope'])}`,
+    );
   const calibrationPath = values.calibration as string | undefined;
-  checkCombination(method, { givenQ, calibrationPath, mask: values.mask as string | undefined, qScope: values['q-scope'] as string | undefined });
-  const calibrationSize = numberOption(values['calibration-size'], 'calibration-size', 256, (n) => Number.isInteger(n) && n > 0, 'a positive integer');
+  checkCombination(method, {
+    givenQ,
+    calibrationPath,
+    mask: values.mask as string | undefined,
+    qScope: values['q-scope'] as string | undefined,
+  });
+  const calibrationSize = numberOption(
+    values['calibration-size'],
+    'calibration-size',
+    256,
+    (n) => Number.isInteger(n) && n > 0,
+    'a positive integer',
+  );
 
   progress(`reading ${basePath} and ${finetunedPath}`);
   const [baseModel, tunedModel] = await Promise.all([loadOnnxModel(basePath), loadOnnxModel(finetunedPath)]);
   assertSameGraph(baseModel, tunedModel);
   const baseWeights = readFloatWeights(baseModel);
   const tunedWeights = readFloatWeights(tunedModel);
-  const [sourceBaseSha256, sourceFinetunedSha256] = await Promise.all([sha256File(basePath), sha256File(finetunedPath)]);
+  const [sourceBaseSha256, sourceFinetunedSha256] = await Promise.all([
+    sha256File(basePath),
+    sha256File(finetunedPath),
+  ]);
 
   const started = performance.now();
   const selection = {
@@ -108,7 +135,11 @@ export async function compressCommand(argv: string[]): Promise<CompressSummary> 
   };
   let result: { delta: Delta; q: number | null; loss: number | null; passes: number };
   if (calibrationPath === undefined) {
-    const delta = buildDelta(baseWeights, tunedWeights, { ...common, method: method as PruneMethod, ...(givenQ !== undefined && { q: givenQ }) });
+    const delta = buildDelta(baseWeights, tunedWeights, {
+      ...common,
+      method: method as PruneMethod,
+      ...(givenQ !== undefined && { q: givenQ }),
+    });
     result = { delta, q: method === 'darex-q' ? givenQ! : null, loss: null, passes: 0 };
   } else {
     const calibrationSha256 = await sha256File(calibrationPath);
@@ -141,20 +172,41 @@ export async function compressCommand(argv: string[]): Promise<CompressSummary> 
   };
 }
 
-function checkCombination(method: MethodChoice, given: { givenQ: number | undefined; calibrationPath: string | undefined; mask: string | undefined; qScope: string | undefined }): void {
-  if (method === 'magnitude' && (given.givenQ !== undefined || given.calibrationPath !== undefined || given.mask !== undefined || given.qScope !== undefined)) {
+function checkCombination(
+  method: MethodChoice,
+  given: {
+    givenQ: number | undefined;
+    calibrationPath: string | undefined;
+    mask: string | undefined;
+    qScope: string | undefined;
+  },
+): void {
+  if (
+    method === 'magnitude' &&
+    (given.givenQ !== undefined ||
+      given.calibrationPath !== undefined ||
+      given.mask !== undefined ||
+      given.qScope !== undefined)
+  ) {
     throw new DS_ERR_CLI_USAGE('--q, --calibration, --mask and --q-scope do not apply to --method magnitude');
   }
-  if (given.givenQ !== undefined && method !== 'darex-q') throw new DS_ERR_CLI_USAGE('--q only applies to --method darex-q');
-  if (given.givenQ !== undefined && given.calibrationPath !== undefined) throw new DS_ERR_CLI_USAGE('give --q or --calibration, not both');
-  if (given.qScope !== undefined && method !== 'darex-q') throw new DS_ERR_CLI_USAGE('--q-scope only applies to --method darex-q');
-  if (given.qScope === 'tensor' && given.calibrationPath === undefined) throw new DS_ERR_CLI_USAGE('--q-scope tensor needs --calibration (unlabelled samples to fit the scales on)');
+  if (given.givenQ !== undefined && method !== 'darex-q')
+    throw new DS_ERR_CLI_USAGE('--q only applies to --method darex-q');
+  if (given.givenQ !== undefined && given.calibrationPath !== undefined)
+    throw new DS_ERR_CLI_USAGE('give --q or --calibration, not both');
+  if (given.qScope !== undefined && method !== 'darex-q')
+    throw new DS_ERR_CLI_USAGE('--q-scope only applies to --method darex-q');
+  if (given.qScope === 'tensor' && given.calibrationPath === undefined)
+    throw new DS_ERR_CLI_USAGE('--q-scope tensor needs --calibration (unlabelled samples to fit the scales on)');
   if (method === 'darex-q' && given.givenQ === undefined && given.calibrationPath === undefined) {
     throw new DS_ERR_CLI_USAGE('--method darex-q needs --q or --calibration (unlabelled samples to choose q on)');
   }
-  if (given.mask === 'importance' && given.calibrationPath === undefined) throw new DS_ERR_CLI_USAGE('--mask importance needs --calibration (unlabelled samples for the input norms)');
-  if (method === 'auto' && given.calibrationPath === undefined) throw new DS_ERR_CLI_USAGE('--method auto needs --calibration (unlabelled samples to compare the candidates on)');
-  if (method === 'auto' && given.mask !== undefined) throw new DS_ERR_CLI_USAGE('--method auto tries both masks; drop --mask');
+  if (given.mask === 'importance' && given.calibrationPath === undefined)
+    throw new DS_ERR_CLI_USAGE('--mask importance needs --calibration (unlabelled samples for the input norms)');
+  if (method === 'auto' && given.calibrationPath === undefined)
+    throw new DS_ERR_CLI_USAGE('--method auto needs --calibration (unlabelled samples to compare the candidates on)');
+  if (method === 'auto' && given.mask !== undefined)
+    throw new DS_ERR_CLI_USAGE('--method auto tries both masks; drop --mask');
 }
 
 interface CalibrationSession {
@@ -165,7 +217,13 @@ interface CalibrationSession {
   readonly finetunedPath: string;
 }
 
-async function withCalibrationRunners<T>(basePath: string, finetunedPath: string, calibrationPath: string, size: number, work: (session: CalibrationSession) => Promise<T>): Promise<T> {
+async function withCalibrationRunners<T>(
+  basePath: string,
+  finetunedPath: string,
+  calibrationPath: string,
+  size: number,
+  work: (session: CalibrationSession) => Promise<T>,
+): Promise<T> {
   const base = await LocalRunner.open(basePath);
   try {
     const loaded = await loadSampleSet(calibrationPath, base.base.io);
@@ -198,7 +256,13 @@ async function calibratedDelta(
   const masks = choice.method === 'auto' ? MASK_KINDS : [choice.mask];
   const norms = masks.includes('importance') ? await inputFeatureNorms(session.finetunedPath, calibration) : undefined;
   const maskDelta = (mask: MaskKind) =>
-    buildDelta(baseWeights, tunedWeights, { ...common, method: 'dare', mask, ...(norms && { inputNorms: norms }), extra: { ...common.extra, calibration_samples: String(calibration.size) } });
+    buildDelta(baseWeights, tunedWeights, {
+      ...common,
+      method: 'dare',
+      mask,
+      ...(norms && { inputNorms: norms }),
+      extra: { ...common.extra, calibration_samples: String(calibration.size) },
+    });
 
   if (choice.method === 'dare') {
     const delta = maskDelta(choice.mask);
@@ -208,7 +272,12 @@ async function calibratedDelta(
   // auto: DAREx-q with one q on DARE's mask, and per-tensor scales on the importance mask; the
   // unscaled masks are scored on the way (q = 1 − p is on the q grid).
   const plans: { mask: MaskKind; scope: QScope }[] =
-    choice.method === 'auto' ? [{ mask: 'uniform', scope: 'global' }, { mask: 'importance', scope: 'tensor' }] : [{ mask: choice.mask, scope: choice.qScope }];
+    choice.method === 'auto'
+      ? [
+          { mask: 'uniform', scope: 'global' },
+          { mask: 'importance', scope: 'tensor' },
+        ]
+      : [{ mask: choice.mask, scope: choice.qScope }];
   const deltas = plans.map((plan) => ({ plan, delta: maskDelta(plan.mask) }));
   const total = deltas.reduce((n, d) => n + calibrationPasses(d.plan.scope, sparseCount(d.delta)), 0);
   const bar = progressBar('calibrating');
@@ -225,12 +294,31 @@ async function calibratedDelta(
       },
     });
     candidates.push({ name: `dare+${plan.mask}`, delta, q: null, loss: result.maskLoss });
-    candidates.push({ name: `darex-q+${plan.mask}+${plan.scope}`, delta: result.delta, q: result.q, loss: result.loss });
+    candidates.push({
+      name: `darex-q+${plan.mask}+${plan.scope}`,
+      delta: result.delta,
+      q: result.q,
+      loss: result.loss,
+    });
   }
   bar.finish(`${done} passes`);
-  const pick = choice.method === 'auto' ? candidates.reduce((a, b) => (b.loss < a.loss ? b : a)) : candidates[candidates.length - 1]!;
-  const delta = choice.method === 'auto'
-    ? { ...pick.delta, metadata: { ...pick.delta.metadata, extra: { ...pick.delta.metadata.extra, auto_choice: pick.name, auto_candidates: JSON.stringify(candidates.map((c) => [c.name, c.loss])) } } }
-    : pick.delta;
+  const pick =
+    choice.method === 'auto'
+      ? candidates.reduce((a, b) => (b.loss < a.loss ? b : a))
+      : candidates[candidates.length - 1]!;
+  const delta =
+    choice.method === 'auto'
+      ? {
+          ...pick.delta,
+          metadata: {
+            ...pick.delta.metadata,
+            extra: {
+              ...pick.delta.metadata.extra,
+              auto_choice: pick.name,
+              auto_candidates: JSON.stringify(candidates.map((c) => [c.name, c.loss])),
+            },
+          },
+        }
+      : pick.delta;
   return { delta, q: pick.q, loss: pick.loss, passes: done };
 }

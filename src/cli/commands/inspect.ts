@@ -8,7 +8,11 @@ Prints the delta's metadata and per-tensor statistics as JSON on stdout (like ev
 --table prints them as a table for people instead.`;
 
 export async function inspectCommand(argv: string[]): Promise<string> {
-  const { values } = parseCommandArgs(argv, { delta: { type: 'string' }, table: { type: 'boolean', default: false } }, INSPECT_USAGE);
+  const { values } = parseCommandArgs(
+    argv,
+    { delta: { type: 'string' }, table: { type: 'boolean', default: false } },
+    INSPECT_USAGE,
+  );
   const path = requireString(values.delta, 'delta', INSPECT_USAGE);
   const delta = decodeDelta(await readInputFile(path, 'delta file'));
   const report = inspectDelta(delta);
@@ -17,7 +21,11 @@ export async function inspectCommand(argv: string[]): Promise<string> {
 }
 
 function renderInspection(path: string, metadata: object, report: ReturnType<typeof inspectDelta>): string {
-  const lines = [`${path}`, ...Object.entries(metadata).map(([k, v]) => `  ${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`), ''];
+  const lines = [
+    `${path}`,
+    ...Object.entries(metadata).map(([k, v]) => `  ${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`),
+    '',
+  ];
   const header = ['tensor', 'kind', 'shape', 'nonzeros', 'density', 'min', 'max', 'mean|v|', 'bytes', 'bits/param'];
   const rows = report.tensors.map((t) => [
     t.name,
@@ -35,7 +43,10 @@ function renderInspection(path: string, metadata: object, report: ReturnType<typ
   const format = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
   lines.push(format(header), ...rows.map(format));
   const t = report.totals;
-  lines.push('', `total: ${t.tensorCount} tensors, ${t.nnz} nonzeros of ${t.numel} params (density ${t.density.toFixed(4)}), mean |v| ${exponential(t.meanAbs)}, ${t.fileBytes} bytes, ${t.bitsPerParam.toFixed(3)} bits/param`);
+  lines.push(
+    '',
+    `total: ${t.tensorCount} tensors, ${t.nnz} nonzeros of ${t.numel} params (density ${t.density.toFixed(4)}), mean |v| ${exponential(t.meanAbs)}, ${t.fileBytes} bytes, ${t.bitsPerParam.toFixed(3)} bits/param`,
+  );
   return lines.join('\n');
 }
 

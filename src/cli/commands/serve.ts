@@ -19,18 +19,29 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const { values } = parseCommandArgs(argv, { config: { type: 'string' } }, SERVE_USAGE);
   const config = await loadConfig({ ...(typeof values.config === 'string' && { path: values.config }) });
   const logger = createLogger(config);
-  logger.info({ config: configPathFrom({ ...(typeof values.config === 'string' && { path: values.config }) }) }, 'configuration loaded');
+  logger.info(
+    { config: configPathFrom({ ...(typeof values.config === 'string' && { path: values.config }) }) },
+    'configuration loaded',
+  );
   const gateway = await bootGateway(config, { logger });
   const running = gateway.engine.readyInfo;
   if (running?.fallbackReason) {
     logger.warn(
-      { configured: config.engine.executionProvider, executionProvider: running.executionProvider, reason: running.fallbackReason },
+      {
+        configured: config.engine.executionProvider,
+        executionProvider: running.executionProvider,
+        reason: running.fallbackReason,
+      },
       `execution provider ${config.engine.executionProvider} cannot start; serving on the fallback ${running.executionProvider} (engine.fallbackExecutionProvider)`,
     );
   }
   if (running?.kernel) {
     const { name, threads, fallbackReason } = running.kernel;
-    if (fallbackReason) logger.warn({ kernel: name, threads, reason: fallbackReason }, `mixed mode: the native side-path kernel is not available (${fallbackReason}); using ${name}`);
+    if (fallbackReason)
+      logger.warn(
+        { kernel: name, threads, reason: fallbackReason },
+        `mixed mode: the native side-path kernel is not available (${fallbackReason}); using ${name}`,
+      );
     else logger.info({ kernel: name, threads }, `mixed mode: side-path kernel ${name} on ${threads} thread(s)`);
   }
   let url: string;
@@ -42,7 +53,15 @@ export async function serveCommand(argv: string[]): Promise<void> {
     throw listenFailure(config, error);
   }
   if (config.devMode) warnDevMode(config, url);
-  logger.info({ url, tasks: gateway.registry.names().length, mode: config.engine.mode, executionProvider: running?.executionProvider }, 'deltaserve is listening');
+  logger.info(
+    {
+      url,
+      tasks: gateway.registry.names().length,
+      mode: config.engine.mode,
+      executionProvider: running?.executionProvider,
+    },
+    'deltaserve is listening',
+  );
   process.stdout.write(`deltaserve listening on ${url}\n`);
 
   let stopping = false;
@@ -73,10 +92,13 @@ function listenFailure(config: GatewayConfig, error: unknown): Error {
   const { host, port } = config.listen;
   const code = (error as NodeJS.ErrnoException).code;
   const reason =
-    code === 'EADDRINUSE' ? `port ${port} is already in use (set listen.port or DELTASERVE_PORT)`
-    : code === 'EACCES' ? `permission denied for port ${port} (ports below 1024 need privileges)`
-    : code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' ? `${host} is not an address of this machine (set listen.host or DELTASERVE_HOST)`
-    : (error as Error).message;
+    code === 'EADDRINUSE'
+      ? `port ${port} is already in use (set listen.port or DELTASERVE_PORT)`
+      : code === 'EACCES'
+        ? `permission denied for port ${port} (ports below 1024 need privileges)`
+        : code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND'
+          ? `${host} is not an address of this machine (set listen.host or DELTASERVE_HOST)`
+          : (error as Error).message;
   return new DS_ERR_LISTEN_FAILED(`${host}:${port}`, reason);
 }
 
@@ -87,7 +109,9 @@ function warnDevMode(config: GatewayConfig, url: string): void {
   const lines = [
     '',
     '!!! DEVELOPMENT MODE (devMode: true): this gateway accepts PUBLIC development keys. !!!',
-    ...(tenants.length > 0 ? [`    tenant key: ${DEV_TENANT_KEY}   (tenant${tenants.length > 1 ? 's' : ''} ${tenants.join(', ')})`] : []),
+    ...(tenants.length > 0
+      ? [`    tenant key: ${DEV_TENANT_KEY}   (tenant${tenants.length > 1 ? 's' : ''} ${tenants.join(', ')})`]
+      : []),
     ...(devAdmin ? [`    admin key:  ${DEV_ADMIN_KEY}`] : []),
     `    try: curl -H 'authorization: Bearer ${DEV_TENANT_KEY}' ${url}/v2/models/base`,
     '    Never expose this to a network: set devMode: false and your own key hashes for production.',

@@ -5,7 +5,8 @@ import { saveOnnxModel } from '../../onnx/model-file.js';
 import { BERT_BASE_SHAPE, TINY_ENCODER, buildSyntheticEncoder, syntheticFinetune } from '../../onnx/synthetic.js';
 import { numberOption, parseCommandArgs, progress, requireString } from '../args.js';
 
-export const SYNTH_USAGE = 'usage: deltaserve synth --out DIR [--preset tiny|bert-base] [--finetunes N] [--scale S] [--seed N]';
+export const SYNTH_USAGE =
+  'usage: deltaserve synth --out DIR [--preset tiny|bert-base] [--finetunes N] [--scale S] [--seed N]';
 
 const PRESETS = { tiny: TINY_ENCODER, 'bert-base': BERT_BASE_SHAPE } as const;
 
@@ -13,13 +14,25 @@ const PRESETS = { tiny: TINY_ENCODER, 'bert-base': BERT_BASE_SHAPE } as const;
 export async function synthCommand(argv: string[]): Promise<string[]> {
   const { values } = parseCommandArgs(
     argv,
-    { out: { type: 'string' }, preset: { type: 'string', default: 'tiny' }, finetunes: { type: 'string' }, scale: { type: 'string' }, seed: { type: 'string' } },
+    {
+      out: { type: 'string' },
+      preset: { type: 'string', default: 'tiny' },
+      finetunes: { type: 'string' },
+      scale: { type: 'string' },
+      seed: { type: 'string' },
+    },
     SYNTH_USAGE,
   );
   const out = requireString(values.out, 'out', SYNTH_USAGE);
   const preset = PRESETS[values.preset as keyof typeof PRESETS];
   if (!preset) throw new DS_ERR_CLI_USAGE(`--preset must be one of ${Object.keys(PRESETS).join(', ')}`);
-  const finetunes = numberOption(values.finetunes, 'finetunes', 1, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer');
+  const finetunes = numberOption(
+    values.finetunes,
+    'finetunes',
+    1,
+    (n) => Number.isInteger(n) && n >= 0,
+    'a non-negative integer',
+  );
   const scale = numberOption(values.scale, 'scale', 0.002, (n) => n > 0, 'a positive number');
   const seed = numberOption(values.seed, 'seed', 0, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer');
   await mkdir(out, { recursive: true });

@@ -100,9 +100,22 @@ export interface CacheLookup {
 export type DeltaCacheEvent =
   | { readonly type: 'hit'; readonly key: string; readonly bytes: number }
   | { readonly type: 'miss'; readonly key: string; /** joined a load already in flight */ readonly inflight: boolean }
-  | { readonly type: 'load'; readonly key: string; readonly bytes: number; readonly ms: number; readonly timings: DeltaLoadTimings; readonly uri: string }
+  | {
+      readonly type: 'load';
+      readonly key: string;
+      readonly bytes: number;
+      readonly ms: number;
+      readonly timings: DeltaLoadTimings;
+      readonly uri: string;
+    }
   | { readonly type: 'load-failed'; readonly key: string; readonly ms: number; readonly error: unknown }
-  | { readonly type: 'evict'; readonly key: string; readonly bytes: number; readonly reason: 'pressure' | 'explicit'; /** still acquired, kept in memory */ readonly held: boolean };
+  | {
+      readonly type: 'evict';
+      readonly key: string;
+      readonly bytes: number;
+      readonly reason: 'pressure' | 'explicit';
+      /** still acquired, kept in memory */ readonly held: boolean;
+    };
 
 export interface DeltaCacheStats {
   readonly hits: number;
@@ -144,7 +157,6 @@ export interface DeltaCacheOptions {
   onEvent?: (event: DeltaCacheEvent) => void;
 }
 
-
 type Place = 'loading' | 'lru' | 'pinned' | 'held' | 'gone';
 
 class Entry implements CachedDelta {
@@ -182,14 +194,23 @@ export class DeltaCache {
 
   constructor(options: DeltaCacheOptions) {
     this.maxBytes = integerOption(DS_ERR_CACHE_BAD_OPTION, 'maxBytes', options.maxBytes, 1);
-    this.maxPinnedBytes = integerOption(DS_ERR_CACHE_BAD_OPTION, 'maxPinnedBytes', options.maxPinnedBytes ?? options.maxBytes, 1);
+    this.maxPinnedBytes = integerOption(
+      DS_ERR_CACHE_BAD_OPTION,
+      'maxPinnedBytes',
+      options.maxPinnedBytes ?? options.maxBytes,
+      1,
+    );
     if (this.maxPinnedBytes > this.maxBytes) {
-      throw new DS_ERR_CACHE_BAD_OPTION('maxPinnedBytes', `${this.maxPinnedBytes} is more than maxBytes (${this.maxBytes})`);
+      throw new DS_ERR_CACHE_BAD_OPTION(
+        'maxPinnedBytes',
+        `${this.maxPinnedBytes} is more than maxBytes (${this.maxBytes})`,
+      );
     }
     for (const name of ['resolve', 'decode'] as const) {
       if (typeof options[name] !== 'function') throw new DS_ERR_CACHE_BAD_OPTION(name, 'expected a function');
     }
-    if (typeof options.source?.fetch !== 'function') throw new DS_ERR_CACHE_BAD_OPTION('source', 'expected a DeltaSource');
+    if (typeof options.source?.fetch !== 'function')
+      throw new DS_ERR_CACHE_BAD_OPTION('source', 'expected a DeltaSource');
     this.source = options.source;
     this.resolveLocation = options.resolve;
     this.decode = options.decode;
@@ -217,8 +238,10 @@ export class DeltaCache {
       const { entry, hit } = await this.lookup(key, signal);
       // The entry may have been evicted between its insertion and this continuation (a tiny
       // cache under pressure); a lease on it would hold bytes nobody accounts for.
-      if (entry.place === 'lru' || entry.place === 'pinned' || entry.place === 'held') return this.lease(entry, hit && attempt === 1);
-      if (attempt >= MAX_LOOKUPS) throw new DS_ERR_CACHE_LOAD_CANCELLED(key, `evicted before it could be acquired, ${attempt} times`);
+      if (entry.place === 'lru' || entry.place === 'pinned' || entry.place === 'held')
+        return this.lease(entry, hit && attempt === 1);
+      if (attempt >= MAX_LOOKUPS)
+        throw new DS_ERR_CACHE_LOAD_CANCELLED(key, `evicted before it could be acquired, ${attempt} times`);
     }
   }
 
@@ -262,7 +285,8 @@ export class DeltaCache {
         this.pinResident(resident);
         return;
       }
-      if (attempt > MAX_LOOKUPS) throw new DS_ERR_CACHE_LOAD_CANCELLED(key, `evicted before it could be pinned, ${MAX_LOOKUPS} times`);
+      if (attempt > MAX_LOOKUPS)
+        throw new DS_ERR_CACHE_LOAD_CANCELLED(key, `evicted before it could be pinned, ${MAX_LOOKUPS} times`);
       try {
         await this.lookup(key, signal);
       } catch (error) {
@@ -316,7 +340,14 @@ export class DeltaCache {
   }
 
   /** What is in memory and why, for admin listings: cached (most recent first), pinned, held. */
-  list(): { key: string; bytes: number; state: 'cached' | 'pinned' | 'held'; leases: number; uri: string; loadedAt: number }[] {
+  list(): {
+    key: string;
+    bytes: number;
+    state: 'cached' | 'pinned' | 'held';
+    leases: number;
+    uri: string;
+    loadedAt: number;
+  }[] {
     const row = (entry: Entry, state: 'cached' | 'pinned' | 'held') => ({
       key: entry.key,
       bytes: entry.bytes,
@@ -411,7 +442,15 @@ export class DeltaCache {
         decodeMs: decoded - fetched,
         totalMs: decoded - start,
       };
-      const entry = new Entry(key, delta, size, redactUri(location.uri), location.sha256.toLowerCase(), Date.now(), timings);
+      const entry = new Entry(
+        key,
+        delta,
+        size,
+        redactUri(location.uri),
+        location.sha256.toLowerCase(),
+        Date.now(),
+        timings,
+      );
       this.grantRoom(entry, signal);
       this.counters.loads++;
       this.emit({ type: 'load', key, bytes: size, ms: timings.totalMs, timings, uri: entry.uri });
@@ -481,7 +520,13 @@ export class DeltaCache {
     if (entry.place !== 'lru') return;
     this.counters.evictions++;
     const held = this.dropOrHold(entry);
-    this.emit({ type: 'evict', key: entry.key, bytes: entry.bytes, reason: reason === 'delete' ? 'explicit' : 'pressure', held });
+    this.emit({
+      type: 'evict',
+      key: entry.key,
+      bytes: entry.bytes,
+      reason: reason === 'delete' ? 'explicit' : 'pressure',
+      held,
+    });
   }
 
   private removeFromLru(entry: Entry, reason: 'pressure' | 'explicit'): void {
@@ -542,4 +587,3 @@ export class DeltaCache {
     }
   }
 }
-

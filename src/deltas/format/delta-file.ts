@@ -78,7 +78,10 @@ function checkTensorForEncoding(tensor: TensorDelta): void {
   const numel = shapeNumel(shape);
   if (tensor.kind === 'dense') {
     if (tensor.values.length !== numel) {
-      throw badTensor(name, `is dense with ${tensor.values.length} values but shape ${describeShape(shape)} holds ${numel}`);
+      throw badTensor(
+        name,
+        `is dense with ${tensor.values.length} values but shape ${describeShape(shape)} holds ${numel}`,
+      );
     }
     checkFinite(name, tensor.values, null);
     return;
@@ -122,7 +125,12 @@ export function encodeDelta(delta: Delta): Uint8Array {
     if (tensor.kind === 'dense') {
       entries.push({ name: tensor.name + DENSE_SUFFIX, dtype: valueDtype, shape: tensor.shape, data: values });
     } else {
-      entries.push({ name: tensor.name + INDICES_SUFFIX, dtype: 'U32', shape: [tensor.indices.length], data: tensor.indices });
+      entries.push({
+        name: tensor.name + INDICES_SUFFIX,
+        dtype: 'U32',
+        shape: [tensor.indices.length],
+        data: tensor.indices,
+      });
       entries.push({ name: tensor.name + VALUES_SUFFIX, dtype: valueDtype, shape: [values.length], data: values });
     }
   }
@@ -133,7 +141,13 @@ export function encodeDelta(delta: Delta): Uint8Array {
 
 /** A tensor whose structure has been checked but whose data has not been read yet. */
 type PlannedTensor =
-  | { readonly name: string; readonly record: TensorRecord; readonly kind: 'sparse'; readonly indices: SafetensorsEntry; readonly values: SafetensorsEntry }
+  | {
+      readonly name: string;
+      readonly record: TensorRecord;
+      readonly kind: 'sparse';
+      readonly indices: SafetensorsEntry;
+      readonly values: SafetensorsEntry;
+    }
   | { readonly name: string; readonly record: TensorRecord; readonly kind: 'dense'; readonly values: SafetensorsEntry };
 
 function takeEntry(
@@ -145,15 +159,20 @@ function takeEntry(
 ): SafetensorsEntry {
   const entryName = name + suffix;
   const entry = entries.get(entryName);
-  if (entry === undefined) throw badTensor(name, `is listed in the metadata but the file has no ${JSON.stringify(entryName)} entry`);
-  if (entry.dtype !== dtype) throw badTensor(name, `entry ${JSON.stringify(entryName)} has dtype ${entry.dtype}, expected ${dtype}`);
+  if (entry === undefined)
+    throw badTensor(name, `is listed in the metadata but the file has no ${JSON.stringify(entryName)} entry`);
+  if (entry.dtype !== dtype)
+    throw badTensor(name, `entry ${JSON.stringify(entryName)} has dtype ${entry.dtype}, expected ${dtype}`);
   consumed.add(entryName);
   return entry;
 }
 
 function requireRank1(name: string, suffix: string, entry: SafetensorsEntry): number {
   if (entry.shape.length !== 1) {
-    throw badTensor(name, `entry ${JSON.stringify(name + suffix)} has shape ${describeShape(entry.shape)}, expected rank 1 [nnz]`);
+    throw badTensor(
+      name,
+      `entry ${JSON.stringify(name + suffix)} has shape ${describeShape(entry.shape)}, expected rank 1 [nnz]`,
+    );
   }
   return entry.shape[0]!;
 }
@@ -168,7 +187,10 @@ function planTensor(
   if (record.encoding === 'dense') {
     const values = takeEntry(entries, consumed, name, DENSE_SUFFIX, valueDtype);
     if (!sameShape(values.shape, record.shape)) {
-      throw badTensor(name, `entry has shape ${describeShape(values.shape)} but the metadata says ${describeShape(record.shape)}`);
+      throw badTensor(
+        name,
+        `entry has shape ${describeShape(values.shape)} but the metadata says ${describeShape(record.shape)}`,
+      );
     }
     return { name, record, kind: 'dense', values };
   }
@@ -203,13 +225,18 @@ export function decodeDelta(input: Uint8Array, options: DecodeDeltaOptions = {})
       const baseShape = baseShapes.get(name);
       if (baseShape === undefined) throw new DS_ERR_DELTA_UNKNOWN_TENSOR(JSON.stringify(name));
       if (!sameShape(record.shape, baseShape)) {
-        throw new DS_ERR_DELTA_SHAPE_MISMATCH(JSON.stringify(name), describeShape(record.shape), describeShape(baseShape));
+        throw new DS_ERR_DELTA_SHAPE_MISMATCH(
+          JSON.stringify(name),
+          describeShape(record.shape),
+          describeShape(baseShape),
+        );
       }
     }
     plans.push(planTensor(name, record, parsed.tensors, consumed, metadata.valueDtype));
   }
   for (const entryName of parsed.tensors.keys()) {
-    if (!consumed.has(entryName)) throw badTensor(entryName, 'is an entry of the file but no tensor in the metadata claims it');
+    if (!consumed.has(entryName))
+      throw badTensor(entryName, 'is an entry of the file but no tensor in the metadata claims it');
   }
 
   const own = options.copy === true;
@@ -228,7 +255,14 @@ export function decodeDelta(input: Uint8Array, options: DecodeDeltaOptions = {})
     const view = entryView(bytes, dataOffset, { ...plan.indices, dtype: 'U32' });
     checkSparseIndices(plan.name, view, shape, shapeNumel(shape));
     const indices = own && view.buffer === bytes.buffer ? view.slice() : view;
-    return { kind: 'sparse', name: plan.name, shape, indices, values: floatValues(plan, indices), rescale: plan.record.rescale };
+    return {
+      kind: 'sparse',
+      name: plan.name,
+      shape,
+      indices,
+      values: floatValues(plan, indices),
+      rescale: plan.record.rescale,
+    };
   });
   return { metadata, tensors };
 }

@@ -58,7 +58,8 @@ function isShape(value: unknown): value is number[] {
 
 /** Range and type checks shared by the encoder (on what it is given) and the decoder (on what it parsed). */
 export function checkDeltaMetadata(metadata: DeltaMetadata): void {
-  if (metadata.formatVersion !== 1) throw badMetadata(`formatVersion is ${String(metadata.formatVersion)}, this writer knows only 1`);
+  if (metadata.formatVersion !== 1)
+    throw badMetadata(`formatVersion is ${String(metadata.formatVersion)}, this writer knows only 1`);
   if (typeof metadata.baseFingerprint !== 'string' || metadata.baseFingerprint.length === 0) {
     throw badMetadata('base_fingerprint is empty');
   }
@@ -83,11 +84,13 @@ export function checkDeltaMetadata(metadata: DeltaMetadata): void {
     ['source_finetuned_sha256', metadata.sourceFinetunedSha256],
   ] as const) {
     // "" is how the file spells "unknown", so an empty hash could not round-trip.
-    if (hash !== null && (typeof hash !== 'string' || hash.length === 0)) throw badMetadata(`${key} must be null or a non-empty string`);
+    if (hash !== null && (typeof hash !== 'string' || hash.length === 0))
+      throw badMetadata(`${key} must be null or a non-empty string`);
   }
   if (!isPlainObject(metadata.extra)) throw badMetadata('extra is not an object');
   for (const [key, value] of Object.entries(metadata.extra)) {
-    if (typeof value !== 'string') throw badMetadata(`extra[${JSON.stringify(key)}] is a ${typeof value}, not a string`);
+    if (typeof value !== 'string')
+      throw badMetadata(`extra[${JSON.stringify(key)}] is a ${typeof value}, not a string`);
   }
 }
 
@@ -113,7 +116,11 @@ export function encodeDeltaMetadata(delta: Delta): Record<string, string> {
   const m = delta.metadata;
   // fromEntries, not assignment: a key named "__proto__" must stay an ordinary key.
   const tensors = Object.fromEntries(sortedTensors(delta).map((tensor) => [tensor.name, tensorRecord(tensor)]));
-  const extra = Object.fromEntries(Object.keys(m.extra).sort(compareCodeUnits).map((key) => [key, m.extra[key]]));
+  const extra = Object.fromEntries(
+    Object.keys(m.extra)
+      .sort(compareCodeUnits)
+      .map((key) => [key, m.extra[key]]),
+  );
   return {
     format: DELTA_FORMAT,
     format_version: DELTA_FORMAT_VERSION,
@@ -154,7 +161,8 @@ function parseTensorRecords(text: string): Map<string, TensorRecord> {
     if (name.length === 0) throw badMetadata('tensors has an entry with an empty name');
     if (!isPlainObject(record)) throw badMetadata(`${label} is not an object`);
     const { shape, encoding, rescale } = record;
-    if (!isShape(shape)) throw badMetadata(`${label}.shape is ${JSON.stringify(shape)}, not an array of non-negative integers`);
+    if (!isShape(shape))
+      throw badMetadata(`${label}.shape is ${JSON.stringify(shape)}, not an array of non-negative integers`);
     if (encoding !== 'sparse' && encoding !== 'dense') {
       throw badMetadata(`${label}.encoding is ${JSON.stringify(encoding)}, not "sparse" or "dense"`);
     }
@@ -184,16 +192,20 @@ export function decodeDeltaMetadata(raw: Readonly<Record<string, string>>): {
   tensors: Map<string, TensorRecord>;
 } {
   if (!Object.hasOwn(raw, 'format')) throw badMetadata(`no "format" key: not a ${DELTA_FORMAT} file`);
-  if (raw['format'] !== DELTA_FORMAT) throw badMetadata(`format is ${JSON.stringify(raw['format'])}, not ${JSON.stringify(DELTA_FORMAT)}`);
+  if (raw['format'] !== DELTA_FORMAT)
+    throw badMetadata(`format is ${JSON.stringify(raw['format'])}, not ${JSON.stringify(DELTA_FORMAT)}`);
   for (const key of REQUIRED_KEYS) {
     if (!Object.hasOwn(raw, key)) throw badMetadata(`required key ${JSON.stringify(key)} is missing`);
   }
   const get = (key: (typeof REQUIRED_KEYS)[number]): string => raw[key]!;
   if (get('format_version') !== DELTA_FORMAT_VERSION) {
-    throw badMetadata(`format_version ${JSON.stringify(get('format_version'))} is unknown; this reader knows ${JSON.stringify(DELTA_FORMAT_VERSION)}`);
+    throw badMetadata(
+      `format_version ${JSON.stringify(get('format_version'))} is unknown; this reader knows ${JSON.stringify(DELTA_FORMAT_VERSION)}`,
+    );
   }
   const seed = parseJsonValue('seed', get('seed'));
-  if (seed !== null && typeof seed !== 'number') throw badMetadata(`seed is ${JSON.stringify(get('seed'))}, not a JSON number or null`);
+  if (seed !== null && typeof seed !== 'number')
+    throw badMetadata(`seed is ${JSON.stringify(get('seed'))}, not a JSON number or null`);
   const metadata: DeltaMetadata = {
     formatVersion: 1,
     baseFingerprint: get('base_fingerprint'),
@@ -216,11 +228,23 @@ export function decodeDeltaMetadata(raw: Readonly<Record<string, string>>): {
 export function tensorEntrySpecs(tensor: TensorDelta, valueDtype: DeltaValueDtype): SafetensorsTensorSpec[] {
   const valueSize = SAFETENSORS_DTYPE_SIZE[valueDtype];
   if (tensor.kind === 'dense') {
-    return [{ name: tensor.name + DENSE_SUFFIX, dtype: valueDtype, shape: tensor.shape, byteLength: tensor.values.length * valueSize }];
+    return [
+      {
+        name: tensor.name + DENSE_SUFFIX,
+        dtype: valueDtype,
+        shape: tensor.shape,
+        byteLength: tensor.values.length * valueSize,
+      },
+    ];
   }
   const nnz = tensor.indices.length;
   return [
     { name: tensor.name + INDICES_SUFFIX, dtype: 'U32', shape: [nnz], byteLength: nnz * 4 },
-    { name: tensor.name + VALUES_SUFFIX, dtype: valueDtype, shape: [tensor.values.length], byteLength: tensor.values.length * valueSize },
+    {
+      name: tensor.name + VALUES_SUFFIX,
+      dtype: valueDtype,
+      shape: [tensor.values.length],
+      byteLength: tensor.values.length * valueSize,
+    },
   ];
 }

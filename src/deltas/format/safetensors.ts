@@ -15,7 +15,12 @@
  * can then hand out typed-array views instead of copies. Output is canonical: tensors sorted by
  * (dtype size descending, name), metadata keys sorted, so equal inputs give equal bytes.
  */
-import { DS_ERR_ST_BAD_HEADER, DS_ERR_ST_BAD_OFFSETS, DS_ERR_ST_TRUNCATED, DS_ERR_ST_UNKNOWN_DTYPE } from '../../core/errors.js';
+import {
+  DS_ERR_ST_BAD_HEADER,
+  DS_ERR_ST_BAD_OFFSETS,
+  DS_ERR_ST_TRUNCATED,
+  DS_ERR_ST_UNKNOWN_DTYPE,
+} from '../../core/errors.js';
 
 if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
   // Typed-array views would read safetensors' little-endian data in the wrong byte order.
@@ -153,7 +158,9 @@ export function layoutSafetensors<S extends SafetensorsTensorSpec>(
     seen.add(tensor.name);
     if (!isSafetensorsDtype(tensor.dtype)) throw new DS_ERR_ST_UNKNOWN_DTYPE(label, String(tensor.dtype));
     if (!tensor.shape.every(isNonNegativeInteger)) {
-      throw new DS_ERR_ST_BAD_HEADER(`tensor ${label} has shape ${describeShape(tensor.shape)}, not non-negative integers`);
+      throw new DS_ERR_ST_BAD_HEADER(
+        `tensor ${label} has shape ${describeShape(tensor.shape)}, not non-negative integers`,
+      );
     }
     const expected = shapeNumel(tensor.shape) * SAFETENSORS_DTYPE_SIZE[tensor.dtype];
     if (tensor.byteLength !== expected) {
@@ -211,7 +218,10 @@ export function writeSafetensors(
   new DataView(out.buffer).setBigUint64(0, BigInt(layout.header.length), true);
   out.set(layout.header, 8);
   const dataStart = 8 + layout.header.length;
-  for (const { spec: { data }, begin } of layout.tensors) {
+  for (const {
+    spec: { data },
+    begin,
+  } of layout.tensors) {
     out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), dataStart + begin);
   }
   return out;
@@ -235,10 +245,13 @@ function parseEntry(name: string, raw: unknown): SafetensorsEntry {
     throw new DS_ERR_ST_BAD_HEADER(`tensor ${label} has shape ${JSON.stringify(shape)}, not non-negative integers`);
   }
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isNonNegativeInteger)) {
-    throw new DS_ERR_ST_BAD_HEADER(`tensor ${label} needs "data_offsets": [begin, end] of non-negative integers, got ${JSON.stringify(offsets)}`);
+    throw new DS_ERR_ST_BAD_HEADER(
+      `tensor ${label} needs "data_offsets": [begin, end] of non-negative integers, got ${JSON.stringify(offsets)}`,
+    );
   }
   const [begin, end] = offsets as [number, number];
-  if (end < begin) throw new DS_ERR_ST_BAD_OFFSETS(`tensor ${label} has data_offsets [${begin}, ${end}] that end before they begin`);
+  if (end < begin)
+    throw new DS_ERR_ST_BAD_OFFSETS(`tensor ${label} has data_offsets [${begin}, ${end}] that end before they begin`);
   const expected = shapeNumel(shape) * SAFETENSORS_DTYPE_SIZE[dtype];
   if (end - begin !== expected) {
     throw new DS_ERR_ST_BAD_OFFSETS(
@@ -265,7 +278,9 @@ export function parseSafetensors(bytes: Uint8Array): ParsedSafetensors {
   }
   const headerLength = low;
   if (8 + headerLength > bytes.length) {
-    throw new DS_ERR_ST_TRUNCATED(`the header declares ${headerLength} bytes but only ${bytes.length - 8} follow the length field`);
+    throw new DS_ERR_ST_TRUNCATED(
+      `the header declares ${headerLength} bytes but only ${bytes.length - 8} follow the length field`,
+    );
   }
 
   let text: string;

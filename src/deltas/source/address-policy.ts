@@ -105,8 +105,15 @@ export class AddressPolicy {
    * connection, before it is attempted, when any returned address is refused: one bad answer
    * among several is enough (a rebinding name must not get a second chance on a retry).
    */
-  guardLookup(inner: LookupFunction = dnsLookup as LookupFunction, refuse: (hostname: string, refusal: AddressRefusal) => Error): LookupFunction {
-    const guarded = (hostname: string, options: Parameters<LookupFunction>[1], callback: Parameters<LookupFunction>[2]): void => {
+  guardLookup(
+    inner: LookupFunction = dnsLookup as LookupFunction,
+    refuse: (hostname: string, refusal: AddressRefusal) => Error,
+  ): LookupFunction {
+    const guarded = (
+      hostname: string,
+      options: Parameters<LookupFunction>[1],
+      callback: Parameters<LookupFunction>[2],
+    ): void => {
       inner(hostname, options, (error, address, family) => {
         if (error) return callback(error, address, family);
         const answers = Array.isArray(address) ? address.map((a) => a.address) : [address];
@@ -123,7 +130,10 @@ export class AddressPolicy {
 
 /** One spelling per address (so `::ffff:7f00:1` and `::ffff:127.0.0.1` compare equal), or null. */
 function canonicalAddress(address: string): string | null {
-  const text = address.trim().replace(/^\[|\]$/g, '').replace(/%.*$/, '');
+  const text = address
+    .trim()
+    .replace(/^\[|\]$/g, '')
+    .replace(/%.*$/, '');
   const family = isIP(text);
   if (family === 4) return `v4:${parseV4(text)}`;
   if (family !== 6) return null;

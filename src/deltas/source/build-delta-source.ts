@@ -29,10 +29,14 @@ export function buildDeltaSource(options: DeltaSourceOptions = {}): DeltaSource 
     if (options.fileRoot === undefined) {
       throw new DS_ERR_SOURCE_BAD_OPTION('fileRoot', 'required while "file" is an allowed scheme');
     }
-    file = new FileDeltaSource({ root: options.fileRoot, ...(options.maxBytes === undefined ? {} : { maxBytes: options.maxBytes }) });
+    file = new FileDeltaSource({
+      root: options.fileRoot,
+      ...(options.maxBytes === undefined ? {} : { maxBytes: options.maxBytes }),
+    });
   }
   const { fileRoot: _fileRoot, allowedSchemes: _schemes, ...httpOptions } = options;
-  const http = httpSchemes.length > 0 ? new HttpDeltaSource({ ...httpOptions, allowedSchemes: httpSchemes }) : undefined;
+  const http =
+    httpSchemes.length > 0 ? new HttpDeltaSource({ ...httpOptions, allowedSchemes: httpSchemes }) : undefined;
   return new SchemeDispatchingSource(allowedSchemes, file, http);
 }
 

@@ -83,7 +83,8 @@ export class FileDeltaSource implements DeltaSource {
     try {
       handle = await open(path, 'r');
       const size = (await handle.stat()).size;
-      if (size > this.maxBytes) throw withUri(new DS_ERR_SOURCE_TOO_LARGE(uri, this.maxBytes, `the file has ${size} bytes`), uri);
+      if (size > this.maxBytes)
+        throw withUri(new DS_ERR_SOURCE_TOO_LARGE(uri, this.maxBytes, `the file has ${size} bytes`), uri);
       const bytes = new Uint8Array(size);
       let filled = 0;
       while (filled < size) {
@@ -94,7 +95,8 @@ export class FileDeltaSource implements DeltaSource {
         filled += bytesRead;
       }
       const extra = await handle.read(new Uint8Array(1), 0, 1, filled);
-      if (extra.bytesRead > 0) throw withUri(new DS_ERR_SOURCE_FILE_UNREADABLE(uri, 'the file grew while being read'), uri);
+      if (extra.bytesRead > 0)
+        throw withUri(new DS_ERR_SOURCE_FILE_UNREADABLE(uri, 'the file grew while being read'), uri);
       return filled === size ? bytes : bytes.subarray(0, filled);
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
@@ -109,7 +111,10 @@ export class FileDeltaSource implements DeltaSource {
     const lexical = this.lexicalPath(uri);
     this.realRoot ??= realpath(this.root).catch((error: unknown) => {
       this.realRoot = undefined;
-      throw withUri(new DS_ERR_SOURCE_FILE_UNREADABLE(uri, `delta root ${this.root} is not accessible: ${errorMessage(error)}`), uri);
+      throw withUri(
+        new DS_ERR_SOURCE_FILE_UNREADABLE(uri, `delta root ${this.root} is not accessible: ${errorMessage(error)}`),
+        uri,
+      );
     });
     const realRoot = await this.realRoot;
     let real: string;
@@ -137,7 +142,8 @@ export class FileDeltaSource implements DeltaSource {
         throw withUri(new DS_ERR_SOURCE_BAD_URI(uri, errorMessage(error)), uri);
       }
     } else {
-      if (uri === '' || uri.includes('\0')) throw withUri(new DS_ERR_SOURCE_BAD_URI(JSON.stringify(uri), 'empty path or NUL byte'), uri);
+      if (uri === '' || uri.includes('\0'))
+        throw withUri(new DS_ERR_SOURCE_BAD_URI(JSON.stringify(uri), 'empty path or NUL byte'), uri);
       path = resolve(this.root, uri);
     }
     if (!isInside(this.root, path)) throw withUri(new DS_ERR_SOURCE_OUTSIDE_ROOT(uri, this.root), uri);

@@ -110,20 +110,30 @@ export class HttpDeltaSource implements DeltaSource {
   constructor(options: HttpDeltaSourceOptions = {}) {
     this.options = checkHttpOptions(options);
     this.hosts = new HostAllowList(this.options.allowedHosts);
-    this.addresses = new AddressPolicy({ allowPrivateAddresses: this.options.allowPrivateAddresses, allowedAddresses: this.options.allowedHosts });
+    this.addresses = new AddressPolicy({
+      allowPrivateAddresses: this.options.allowPrivateAddresses,
+      allowedAddresses: this.options.allowedHosts,
+    });
     this.rng = new SeededRng(this.options.seed);
     this.agent = new Agent({
       connect: {
         timeout: this.options.connectTimeoutMs,
         // The refusal is re-worded with the URI in transportError (a lookup only knows the host).
-        lookup: this.addresses.guardLookup(this.options.lookup, (hostname, refusal) => addressError(hostname, hostname, refusal)),
+        lookup: this.addresses.guardLookup(this.options.lookup, (hostname, refusal) =>
+          addressError(hostname, hostname, refusal),
+        ),
       },
       headersTimeout: this.options.headersTimeoutMs,
       bodyTimeout: this.options.bodyTimeoutMs,
     });
   }
 
-  async fetch(uri: string, expectedSha256: string, callerSignal?: AbortSignal, status?: FetchStatus): Promise<Uint8Array> {
+  async fetch(
+    uri: string,
+    expectedSha256: string,
+    callerSignal?: AbortSignal,
+    status?: FetchStatus,
+  ): Promise<Uint8Array> {
     const started = performance.now();
     const expected = normalizeSha256(uri, expectedSha256);
     const url = this.checkedUrl(uri, uri);
@@ -133,13 +143,27 @@ export class HttpDeltaSource implements DeltaSource {
       return await this.fetchWithRetries(uri, url, expected, signal, started, status);
     } catch (error) {
       if (deadline.aborted && !callerSignal?.aborted) {
-        throw withUri(new DS_ERR_SOURCE_TIMEOUT(redactUri(uri), `the whole fetch took longer than ${this.options.fetchTimeoutMs} ms`, { cause: error }), uri);
+        throw withUri(
+          new DS_ERR_SOURCE_TIMEOUT(
+            redactUri(uri),
+            `the whole fetch took longer than ${this.options.fetchTimeoutMs} ms`,
+            { cause: error },
+          ),
+          uri,
+        );
       }
       throw error;
     }
   }
 
-  private async fetchWithRetries(uri: string, url: URL, expected: string, signal: AbortSignal, started: number, status?: FetchStatus): Promise<Uint8Array> {
+  private async fetchWithRetries(
+    uri: string,
+    url: URL,
+    expected: string,
+    signal: AbortSignal,
+    started: number,
+    status?: FetchStatus,
+  ): Promise<Uint8Array> {
     const attempts = this.options.retries + 1;
     let lastError: Error | undefined;
     for (let attempt = 1; attempt <= attempts; attempt++) {
@@ -188,7 +212,10 @@ export class HttpDeltaSource implements DeltaSource {
       throw withUri(new DS_ERR_SOURCE_SCHEME_NOT_ALLOWED(shown, scheme, this.options.allowedSchemes.join(', ')), uri);
     }
     if (!this.hosts.allows(url.hostname)) {
-      throw withUri(new DS_ERR_SOURCE_HOST_NOT_ALLOWED(redactUri(url.toString()), url.hostname, this.hosts.describe()), uri);
+      throw withUri(
+        new DS_ERR_SOURCE_HOST_NOT_ALLOWED(redactUri(url.toString()), url.hostname, this.hosts.describe()),
+        uri,
+      );
     }
     // An IP-literal host is connected to without a DNS lookup, so the lookup guard never sees it.
     const refusal = this.addresses.refusal(url.hostname);
@@ -240,7 +267,8 @@ export class HttpDeltaSource implements DeltaSource {
       if (REDIRECT_STATUSES.has(statusCode)) {
         discard(body);
         const location = single(headers.location);
-        if (location === undefined) throw httpStatusError(uri, `${statusCode} (redirect without a Location header)`, statusCode);
+        if (location === undefined)
+          throw httpStatusError(uri, `${statusCode} (redirect without a Location header)`, statusCode);
         if (redirects >= this.options.maxRedirects) {
           throw withUri(new DS_ERR_SOURCE_TOO_MANY_REDIRECTS(redactUri(uri), this.options.maxRedirects), uri);
         }
@@ -248,7 +276,13 @@ export class HttpDeltaSource implements DeltaSource {
         try {
           next = new URL(location, url);
         } catch (error) {
-          throw withUri(new DS_ERR_SOURCE_BAD_URI(redactUri(location), `redirect target from ${redactUri(url.toString())}: ${errorMessage(error)}`), uri);
+          throw withUri(
+            new DS_ERR_SOURCE_BAD_URI(
+              redactUri(location),
+              `redirect target from ${redactUri(url.toString())}: ${errorMessage(error)}`,
+            ),
+            uri,
+          );
         }
         url = this.checkedUrl(uri, next);
         continue;
@@ -288,20 +322,41 @@ export class HttpDeltaSource implements DeltaSource {
     let received = 0;
     const bodyStarted = performance.now();
     // Judged on a timer, not per chunk: a body that stops moving altogether is slow too.
-    const rateCheck = minBytesPerSecond === 0 ? undefined : setInterval(() => {
-      const seconds = (performance.now() - bodyStarted) / 1000;
-      if (seconds * 1000 < rateGraceMs || received / seconds >= minBytesPerSecond) return;
-      const rate = `${Math.round(received / seconds)} bytes/s after ${seconds.toFixed(1)} s`;
-      tooSlow.abort(new DS_ERR_SOURCE_TIMEOUT(redactUri(uri), `the body arrived at ${rate}, below the minimum of ${minBytesPerSecond} bytes/s`));
-    }, Math.min(1000, Math.max(50, rateGraceMs / 4)));
+    const rateCheck =
+      minBytesPerSecond === 0
+        ? undefined
+        : setInterval(
+            () => {
+              const seconds = (performance.now() - bodyStarted) / 1000;
+              if (seconds * 1000 < rateGraceMs || received / seconds >= minBytesPerSecond) return;
+              const rate = `${Math.round(received / seconds)} bytes/s after ${seconds.toFixed(1)} s`;
+              tooSlow.abort(
+                new DS_ERR_SOURCE_TIMEOUT(
+                  redactUri(uri),
+                  `the body arrived at ${rate}, below the minimum of ${minBytesPerSecond} bytes/s`,
+                ),
+              );
+            },
+            Math.min(1000, Math.max(50, rateGraceMs / 4)),
+          );
     rateCheck?.unref();
     try {
       for await (const chunk of body) {
         if (received + chunk.byteLength > maxBytes) {
-          throw withUri(new DS_ERR_SOURCE_TOO_LARGE(redactUri(uri), maxBytes, `the body passed it while streaming`), uri);
+          throw withUri(
+            new DS_ERR_SOURCE_TOO_LARGE(redactUri(uri), maxBytes, `the body passed it while streaming`),
+            uri,
+          );
         }
         if (target && received + chunk.byteLength > target.length) {
-          throw withUri(new DS_ERR_SOURCE_TOO_LARGE(redactUri(uri), maxBytes, `the body is longer than its Content-Length ${declared}`), uri);
+          throw withUri(
+            new DS_ERR_SOURCE_TOO_LARGE(
+              redactUri(uri),
+              maxBytes,
+              `the body is longer than its Content-Length ${declared}`,
+            ),
+            uri,
+          );
         }
         hash.update(chunk);
         if (target) target.set(chunk, received);
@@ -337,14 +392,26 @@ export class HttpDeltaSource implements DeltaSource {
     const cause = { cause: error };
     switch (errorCode(error)) {
       case 'UND_ERR_CONNECT_TIMEOUT':
-        return withUri(new DS_ERR_SOURCE_TIMEOUT(shown, `no connection within ${this.options.connectTimeoutMs} ms`, cause), uri);
+        return withUri(
+          new DS_ERR_SOURCE_TIMEOUT(shown, `no connection within ${this.options.connectTimeoutMs} ms`, cause),
+          uri,
+        );
       case 'UND_ERR_HEADERS_TIMEOUT':
-        return withUri(new DS_ERR_SOURCE_TIMEOUT(shown, `no response headers within ${this.options.headersTimeoutMs} ms`, cause), uri);
+        return withUri(
+          new DS_ERR_SOURCE_TIMEOUT(shown, `no response headers within ${this.options.headersTimeoutMs} ms`, cause),
+          uri,
+        );
       case 'UND_ERR_BODY_TIMEOUT':
-        return withUri(new DS_ERR_SOURCE_TIMEOUT(shown, `the body stalled for more than ${this.options.bodyTimeoutMs} ms`, cause), uri);
+        return withUri(
+          new DS_ERR_SOURCE_TIMEOUT(shown, `the body stalled for more than ${this.options.bodyTimeoutMs} ms`, cause),
+          uri,
+        );
       default: {
         const code = errorCode(error);
-        return withUri(new DS_ERR_SOURCE_CONNECTION(shown, `${code === undefined ? '' : `${code}: `}${errorMessage(error)}`, cause), uri);
+        return withUri(
+          new DS_ERR_SOURCE_CONNECTION(shown, `${code === undefined ? '' : `${code}: `}${errorMessage(error)}`, cause),
+          uri,
+        );
       }
     }
   }

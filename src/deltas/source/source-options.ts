@@ -35,7 +35,10 @@ export function checkHttpOptions(options: HttpDeltaSourceOptions): CheckedHttpOp
     throw new DS_ERR_SOURCE_BAD_OPTION('lookup', 'expected a function like dns.lookup');
   }
   if (options.allowPrivateAddresses !== undefined && typeof options.allowPrivateAddresses !== 'boolean') {
-    throw new DS_ERR_SOURCE_BAD_OPTION('allowPrivateAddresses', `expected true or false, got ${String(options.allowPrivateAddresses)}`);
+    throw new DS_ERR_SOURCE_BAD_OPTION(
+      'allowPrivateAddresses',
+      `expected true or false, got ${String(options.allowPrivateAddresses)}`,
+    );
   }
   const checked: CheckedHttpOptions = {
     allowedHosts,

@@ -87,7 +87,7 @@ export function hostPatternProblem(pattern: string): string | null {
   const p = pattern.trim();
   if (p === '*') return null;
   const name = p.startsWith('*.') ? p.slice(2) : p;
-  if (name === '' || name.includes('*') || name.includes('/') || name.includes(':') && !name.startsWith('[')) {
+  if (name === '' || name.includes('*') || name.includes('/') || (name.includes(':') && !name.startsWith('['))) {
     return `"${pattern}" is not a host name, "*.suffix" or "*"`;
   }
   return null;

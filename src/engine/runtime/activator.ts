@@ -2,7 +2,11 @@
  * The interface both activation modes share: make one task's delta the one the next run
  * sees, or none (the base). Exactly one task is active at a time.
  */
-import { DS_ERR_DELTA_SHAPE_MISMATCH, DS_ERR_DELTA_UNKNOWN_TENSOR, DS_ERR_DELTA_INDEX_RANGE } from '../../core/errors.js';
+import {
+  DS_ERR_DELTA_SHAPE_MISMATCH,
+  DS_ERR_DELTA_UNKNOWN_TENSOR,
+  DS_ERR_DELTA_INDEX_RANGE,
+} from '../../core/errors.js';
 import type { Delta } from '../../deltas/types.js';
 
 export type ActivationMode = 'patch' | 'graph' | 'mixed';
@@ -38,7 +42,8 @@ export function assertDeltaFitsWeights(
     }
     const numel = weight.shape.reduce((a, b) => a * b, 1);
     if (tensor.kind === 'dense') {
-      if (tensor.values.length !== numel) throw new DS_ERR_DELTA_SHAPE_MISMATCH(tensor.name, `${tensor.values.length} values`, `[${weight.shape}]`);
+      if (tensor.values.length !== numel)
+        throw new DS_ERR_DELTA_SHAPE_MISMATCH(tensor.name, `${tensor.values.length} values`, `[${weight.shape}]`);
     } else if (tensor.indices.length > 0 && tensor.indices[tensor.indices.length - 1]! >= numel) {
       throw new DS_ERR_DELTA_INDEX_RANGE(tensor.name, `${tensor.indices[tensor.indices.length - 1]} >= ${numel}`);
     }

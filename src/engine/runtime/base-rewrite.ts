@@ -67,13 +67,15 @@ export function addSparseDeltaInputs(model: ModelProto, weights: ReadonlyMap<str
           { name: 'reduction', type: onnx.AttributeProto.AttributeType.STRING, s: new TextEncoder().encode('add') },
         ],
       },
-      { opType: 'Reshape', input: [`${name}::merged_flat`, shapeName], output: [mergedName(name)], name: `${name}::unflatten` },
+      {
+        opType: 'Reshape',
+        input: [`${name}::merged_flat`, shapeName],
+        output: [mergedName(name)],
+        name: `${name}::unflatten`,
+      },
     );
   }
-  const node = [
-    ...mergeNodes,
-    ...graph.node.map((n) => ({ ...n, input: (n.input ?? []).map(renamed) })),
-  ];
+  const node = [...mergeNodes, ...graph.node.map((n) => ({ ...n, input: (n.input ?? []).map(renamed) }))];
   const output = graph.output.map((o) => o); // graph outputs never name weights in models we accept
   const upgraded = withGraph(model, {
     ...graph,
@@ -110,7 +112,11 @@ function assertNoSubgraphUse(graph: onnxProto.onnx.IGraphProto, weights: Readonl
     for (const node of g.node ?? []) {
       if (nested) {
         const used = (node.input ?? []).find((i) => weights.has(i));
-        if (used) throw new DS_ERR_ONNX_INVALID('base', `weight ${used} is used inside a subgraph, which delta activation does not support`);
+        if (used)
+          throw new DS_ERR_ONNX_INVALID(
+            'base',
+            `weight ${used} is used inside a subgraph, which delta activation does not support`,
+          );
       }
       for (const attribute of node.attribute ?? []) {
         if (attribute.g) visit(attribute.g, true);

@@ -29,7 +29,10 @@ export function concatBatch(requests: readonly NamedTensors[]): NamedTensors {
     const parts = requests.map((r) => r[name]!);
     const first = parts[0]!;
     const total = parts.reduce((n, p) => n + p.dims[0]!, 0);
-    const data = allocate(first.type, parts.reduce((n, p) => n + p.data.length, 0));
+    const data = allocate(
+      first.type,
+      parts.reduce((n, p) => n + p.data.length, 0),
+    );
     let offset = 0;
     for (const part of parts) {
       (data as Float32Array).set(part.data as Float32Array, offset);

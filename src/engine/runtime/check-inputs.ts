@@ -18,7 +18,9 @@ export function assertInputsFit(io: ModelIO, request: NamedTensors): void {
       throw new DS_ERR_INFER_BAD_INPUT(`input ${input.name} has shape [${tensor.dims}], the model takes [${shape}]`);
     }
     if (tensor.data.length !== elementCount(tensor.dims)) {
-      throw new DS_ERR_INFER_BAD_INPUT(`input ${input.name} has ${tensor.data.length} values for shape [${tensor.dims}]`);
+      throw new DS_ERR_INFER_BAD_INPUT(
+        `input ${input.name} has ${tensor.data.length} values for shape [${tensor.dims}]`,
+      );
     }
     if (tensor.dims[0] === 0) throw new DS_ERR_INFER_BAD_INPUT(`input ${input.name} has an empty batch`);
   }

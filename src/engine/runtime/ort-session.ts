@@ -35,7 +35,11 @@ export interface StartedSession {
 /** A session on the configured provider, else on the fallback when the configuration names one. */
 export async function startOrtSession(model: Uint8Array, options: OrtSessionOptions): Promise<StartedSession> {
   try {
-    return { session: await createOrtSession(model, options), executionProvider: options.executionProvider, fallbackReason: null };
+    return {
+      session: await createOrtSession(model, options),
+      executionProvider: options.executionProvider,
+      fallbackReason: null,
+    };
   } catch (error) {
     const fallback = options.fallbackExecutionProvider;
     if (fallback === undefined || (error as { code?: string }).code !== 'DS_ERR_PROVIDER_UNAVAILABLE') throw error;
@@ -56,7 +60,9 @@ export async function createOrtSession(model: Uint8Array, options: OrtSessionOpt
       // ORT warns on every GPU session that shape ops run on the CPU, which is by design.
       logSeverityLevel: options.executionProvider === 'cpu' ? 2 : 3,
       ...(options.memoryArena === false && { enableCpuMemArena: false }),
-      ...(options.allowSpinning === false && { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }),
+      ...(options.allowSpinning === false && {
+        extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+      }),
     });
   } catch (error) {
     const missing = providerStartFailure(options.executionProvider, error);

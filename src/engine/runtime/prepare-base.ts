@@ -67,11 +67,15 @@ export async function loadBase(options: Pick<BaseOptions, 'modelPath' | 'patchab
 }
 
 export async function prepareBase(options: BaseOptions): Promise<PreparedBase> {
-  if (options.mode === 'mixed') throw new Error('prepareBase serves the per-task modes; mixed mode starts with prepareMixedBase');
+  if (options.mode === 'mixed')
+    throw new Error('prepareBase serves the per-task modes; mixed mode starts with prepareMixedBase');
   const { model, fingerprint, io, patchable, patchableShapes } = await loadBase(options);
 
   if (options.mode === 'patch') {
-    const { session, ...provider } = await startOrtSession(encodeOnnxModel(exposeWeightsAsInputs(model, patchableShapes)), options.session);
+    const { session, ...provider } = await startOrtSession(
+      encodeOnnxModel(exposeWeightsAsInputs(model, patchableShapes)),
+      options.session,
+    );
     const residentWeightBytes = [...patchable.values()].reduce((n, w) => n + w.data.byteLength, 0);
     return {
       session,
@@ -84,7 +88,10 @@ export async function prepareBase(options: BaseOptions): Promise<PreparedBase> {
       residentWeightBytes,
     };
   }
-  const { session, ...provider } = await startOrtSession(encodeOnnxModel(addSparseDeltaInputs(model, patchableShapes)), options.session);
+  const { session, ...provider } = await startOrtSession(
+    encodeOnnxModel(addSparseDeltaInputs(model, patchableShapes)),
+    options.session,
+  );
   return {
     session,
     ...provider,

@@ -17,11 +17,17 @@ import type { ExecutionProvider } from './ort-session.js';
 type Env = Readonly<Record<string, string | undefined>>;
 
 /** One line saying what is missing, or null when `error` is not a failure to start `provider`. */
-export function providerStartFailure(provider: ExecutionProvider, error: unknown, env: Env = process.env): string | null {
+export function providerStartFailure(
+  provider: ExecutionProvider,
+  error: unknown,
+  env: Env = process.env,
+): string | null {
   const message = error instanceof Error ? error.message : String(error);
   if (provider === 'webgpu' && /WebGPU (adapter|device)/i.test(message)) {
     // Only Linux runs WebGPU on Vulkan; elsewhere (Metal, D3D12) there is nothing of ours to probe.
-    return process.platform === 'linux' ? `no WebGPU adapter: ${describeVulkanProblem(probeVulkan(env))}` : `no WebGPU adapter: ${firstLine(message)}`;
+    return process.platform === 'linux'
+      ? `no WebGPU adapter: ${describeVulkanProblem(probeVulkan(env))}`
+      : `no WebGPU adapter: ${firstLine(message)}`;
   }
   if (provider === 'cuda' && /Failed to load shared library|providers_(cuda|shared)/i.test(message)) {
     return 'the CUDA provider libraries are not installed (npm ci --onnxruntime-node-install=cuda12, with CUDA 12.x and cuDNN 9.x)';
@@ -87,7 +93,9 @@ function vulkanLoaderFound(env: Env): boolean {
   // Folders from /etc/ld.so.conf.d (NVIDIA's container toolkit adds some): ask the linker's cache.
   for (const ldconfig of ['/sbin/ldconfig', '/usr/sbin/ldconfig']) {
     try {
-      return execFileSync(ldconfig, ['-p'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).includes('libvulkan.so.1 ');
+      return execFileSync(ldconfig, ['-p'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).includes(
+        'libvulkan.so.1 ',
+      );
     } catch {
       // not there: try the next
     }
@@ -96,5 +104,11 @@ function vulkanLoaderFound(env: Env): boolean {
 }
 
 function firstLine(message: string): string {
-  return message.split('\n').find((line) => line.trim() !== '')?.trim().slice(0, 300) ?? message;
+  return (
+    message
+      .split('\n')
+      .find((line) => line.trim() !== '')
+      ?.trim()
+      .slice(0, 300) ?? message
+  );
 }

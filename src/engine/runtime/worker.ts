@@ -43,7 +43,12 @@ const emit = (event: EngineEvent) => post({ kind: 'event', event });
 /** What the worker runs batches on: one task per batch (patch, graph) or many (mixed). */
 type Runtime =
   | { readonly mode: 'per-task'; readonly core: EngineCore; readonly base: PreparedBase }
-  | { readonly mode: 'mixed'; readonly core: MixedCore; readonly base: PreparedMixedBase; readonly kernelReason: string | null };
+  | {
+      readonly mode: 'mixed';
+      readonly core: MixedCore;
+      readonly base: PreparedMixedBase;
+      readonly kernelReason: string | null;
+    };
 
 async function startRuntime(): Promise<Runtime> {
   if (options.base.mode === 'mixed') {
@@ -72,7 +77,8 @@ async function start(): Promise<void> {
     },
     // copy: the cache charges a delta's own arrays; views into the fetched file would keep the
     // whole file alive (for fp16 files, the fp16 values too) outside that accounting.
-    decode: (bytes) => decodeDelta(bytes, { baseShapes: base.patchableShapes, expectedBaseFingerprint: base.fingerprint, copy: true }),
+    decode: (bytes) =>
+      decodeDelta(bytes, { baseShapes: base.patchableShapes, expectedBaseFingerprint: base.fingerprint, copy: true }),
     onEvent: (event) => emit(cacheEvent(event)),
   });
   if (runtime.mode === 'per-task' && runtime.base.executionProvider !== 'cpu') {
@@ -140,7 +146,10 @@ async function start(): Promise<void> {
             refused[i] = request.requests[i]!;
             return;
           }
-          items.push({ task: task && lease ? { key: task.key, delta: lease.delta } : null, inputs: request.requests[i]! });
+          items.push({
+            task: task && lease ? { key: task.key, delta: lease.delta } : null,
+            inputs: request.requests[i]!,
+          });
           ranIndex.push(i);
         });
         const release = () => leases.forEach((lease) => lease?.release());
@@ -151,7 +160,8 @@ async function start(): Promise<void> {
         runs = run;
         const result = await run;
         for (const fallback of result?.newFallbacks ?? []) emit({ type: 'mixed-fallback', ...fallback });
-        for (const { key, stats } of result?.activations ?? []) emit({ type: 'activation', key, nonzeros: stats.nonzeros, ms: stats.ms });
+        for (const { key, stats } of result?.activations ?? [])
+          emit({ type: 'activation', key, nonzeros: stats.nonzeros, ms: stats.ms });
         const outputs: (NamedTensors | null)[] = request.requests.map(() => null);
         ranIndex.forEach((i, k) => (outputs[i] = result!.outputs[k]!));
         const reply: MixedRunReply = {
@@ -183,7 +193,9 @@ async function start(): Promise<void> {
         return { value: undefined };
       case 'crash-on-next-run':
         if (request.how === 'oom' && options.resourceLimits?.maxOldGenerationSizeMb === undefined) {
-          throw new Error('an injected out-of-memory crash needs WorkerOptions.resourceLimits (else it would end the whole process)');
+          throw new Error(
+            'an injected out-of-memory crash needs WorkerOptions.resourceLimits (else it would end the whole process)',
+          );
         }
         crashOnNextRun = request.how;
         return { value: undefined };
@@ -233,7 +245,14 @@ async function start(): Promise<void> {
       startMs: performance.now() - started,
       executionProvider: runtime.mode === 'per-task' ? runtime.base.executionProvider : 'cpu',
       fallbackReason: runtime.mode === 'per-task' ? runtime.base.fallbackReason : null,
-      kernel: runtime.mode === 'mixed' ? { name: runtime.core.kernel.name, threads: runtime.core.kernel.threads, fallbackReason: runtime.kernelReason } : null,
+      kernel:
+        runtime.mode === 'mixed'
+          ? {
+              name: runtime.core.kernel.name,
+              threads: runtime.core.kernel.threads,
+              fallbackReason: runtime.kernelReason,
+            }
+          : null,
     },
   });
 }
@@ -273,7 +292,14 @@ function crash(how: WorkerCrash): void {
 function cacheEvent(event: DeltaCacheEvent): CacheEvent {
   switch (event.type) {
     case 'load':
-      return { type: 'cache', kind: 'load', key: event.key, bytes: event.bytes, ms: event.ms, phases: phasesOf(event.timings) };
+      return {
+        type: 'cache',
+        kind: 'load',
+        key: event.key,
+        bytes: event.bytes,
+        ms: event.ms,
+        phases: phasesOf(event.timings),
+      };
     case 'evict':
       return { type: 'cache', kind: 'evict', key: event.key, bytes: event.bytes };
     case 'load-failed':

@@ -30,7 +30,10 @@ export interface PngDecoderOptions {
 }
 
 const RUNNING_FROM_SOURCE = import.meta.url.endsWith('.ts');
-const WORKER_URL = new URL(RUNNING_FROM_SOURCE ? './png-decode-worker-from-source.mjs' : './png-decode-worker.js', import.meta.url);
+const WORKER_URL = new URL(
+  RUNNING_FROM_SOURCE ? './png-decode-worker-from-source.mjs' : './png-decode-worker.js',
+  import.meta.url,
+);
 /** Bound of the Retry-After an overloaded decoder answers. */
 const MAX_RETRY_AFTER_S = 5;
 /** A job that starts a worker and returns at once (an empty body is refused before any work). */
@@ -48,7 +51,8 @@ export class PngDecoder {
 
   /** PNG bytes → grey levels 0..255 at width × height; rejects with a 400 or a 503. */
   async decode(bytes: Uint8Array, width: number, height: number): Promise<Float32Array> {
-    if (this.running >= this.options.concurrency && this.waiting.length >= this.options.maxQueued) throw this.overloaded();
+    if (this.running >= this.options.concurrency && this.waiting.length >= this.options.maxQueued)
+      throw this.overloaded();
     await this.takeSlot();
     try {
       // The deadline is for decoding: starting a worker (and loading its code) happens before it.
@@ -56,7 +60,10 @@ export class PngDecoder {
       const started = performance.now();
       let result: PngDecodeResult;
       try {
-        result = await this.pool!.run({ bytes, width, height, maxPixels: this.options.maxPixels }, { signal: AbortSignal.timeout(this.options.timeoutMs) });
+        result = await this.pool!.run(
+          { bytes, width, height, maxPixels: this.options.maxPixels },
+          { signal: AbortSignal.timeout(this.options.timeoutMs) },
+        );
       } catch (error) {
         const e = error as Error;
         if (e.name === 'AbortError' || e.name === 'TimeoutError') {
@@ -95,7 +102,9 @@ export class PngDecoder {
       });
       // piscina emits 'error' for a worker that dies between jobs: without a listener that event
       // would take the whole gateway down. The pool replaces the worker itself.
-      this.pool.on('error', (error: Error) => process.emitWarning(`PNG decode worker failed outside a job: ${error.message}`));
+      this.pool.on('error', (error: Error) =>
+        process.emitWarning(`PNG decode worker failed outside a job: ${error.message}`),
+      );
     }
     this.warm ??= this.pool.run(WARM_UP_JOB).catch(() => undefined);
     return this.warm;
@@ -119,7 +128,10 @@ export class PngDecoder {
   private overloaded(): Error {
     const waitMs = ((this.waiting.length + this.options.concurrency) * this.meanDecodeMs) / this.options.concurrency;
     const retryAfterSeconds = Math.min(MAX_RETRY_AFTER_S, Math.max(1, Math.ceil(waitMs / 1000)));
-    const error = new DS_ERR_OVERLOADED(`${this.waiting.length} PNG decodes are already waiting for the ${this.options.concurrency} decoders`, retryAfterSeconds);
+    const error = new DS_ERR_OVERLOADED(
+      `${this.waiting.length} PNG decodes are already waiting for the ${this.options.concurrency} decoders`,
+      retryAfterSeconds,
+    );
     return withRetryAfter(error, retryAfterSeconds);
   }
 }

@@ -1,5 +1,11 @@
 /** Bilinear resampling with pixel centres aligned ((x + 0.5) · scale − 0.5), edges clamped. */
-export function resizeBilinear(src: Float32Array, srcWidth: number, srcHeight: number, width: number, height: number): Float32Array {
+export function resizeBilinear(
+  src: Float32Array,
+  srcWidth: number,
+  srcHeight: number,
+  width: number,
+  height: number,
+): Float32Array {
   if (srcWidth === width && srcHeight === height) return src;
   const out = new Float32Array(width * height);
   const sx = srcWidth / width;

@@ -39,13 +39,30 @@ export function adminRoutes(ctx: GatewayContext, admin: TaskAdmin) {
   return async function register(app: FastifyInstance): Promise<void> {
     app.addHook('onRequest', requireAdmin(ctx));
 
-    app.get('/admin/tasks', { schema: { tags: ['admin'], summary: 'Every registered task version', response: { 200: taskListResponse, ...errorResponses } } }, async () => ({
-      tasks: ctx.registry.all().map((task) => view(ctx, task)),
-    }));
+    app.get(
+      '/admin/tasks',
+      {
+        schema: {
+          tags: ['admin'],
+          summary: 'Every registered task version',
+          response: { 200: taskListResponse, ...errorResponses },
+        },
+      },
+      async () => ({
+        tasks: ctx.registry.all().map((task) => view(ctx, task)),
+      }),
+    );
 
     app.post<{ Body: TaskBody }>(
       '/admin/tasks',
-      { schema: { tags: ['admin'], summary: 'Register a new task (its delta is fetched and validated first)', body: registerTaskBody, response: { 201: taskResponse, ...errorResponses } } },
+      {
+        schema: {
+          tags: ['admin'],
+          summary: 'Register a new task (its delta is fetched and validated first)',
+          body: registerTaskBody,
+          response: { 201: taskResponse, ...errorResponses },
+        },
+      },
       async (request, reply) => {
         const spec = specOf(ctx, request.body, request.body.name!);
         const result = await whileClientWaits(ctx, spec.name, reply, (signal) =>
@@ -99,7 +116,12 @@ export function adminRoutes(ctx: GatewayContext, admin: TaskAdmin) {
  * gets 504 DS_ERR_ADMIN_CHANGE_TIMEOUT and the change is not applied, however late its delta
  * arrives).
  */
-async function whileClientWaits<T>(ctx: GatewayContext, task: string, reply: FastifyReply, change: (signal: AbortSignal) => Promise<T>): Promise<T> {
+async function whileClientWaits<T>(
+  ctx: GatewayContext,
+  task: string,
+  reply: FastifyReply,
+  change: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
   const controller = new AbortController();
   const timeoutMs = ctx.limits.adminChangeTimeoutMs;
   const timer = setTimeout(() => controller.abort(new DS_ERR_ADMIN_CHANGE_TIMEOUT(task, timeoutMs)), timeoutMs);
@@ -127,7 +149,10 @@ function specOf(ctx: GatewayContext, body: TaskBody, name: string): TaskSpec {
   const spec = readTaskSpec(new FieldReader(fail), { ...fields, name }, '', 'uri', (uri) => uri);
   const logits = logitCount(ctx);
   if (logits !== null && spec.numClasses !== null && spec.numClasses > logits) {
-    fail(body.numClasses === undefined ? 'labels' : 'numClasses', `gives ${spec.numClasses} classes but the model's output ${ctx.base.io.outputs[0]!.name} has ${logits} logits`);
+    fail(
+      body.numClasses === undefined ? 'labels' : 'numClasses',
+      `gives ${spec.numClasses} classes but the model's output ${ctx.base.io.outputs[0]!.name} has ${logits} logits`,
+    );
   }
   return spec;
 }

@@ -19,14 +19,22 @@ import { classifyJsonBody, classifyParams, classifyQuery, classifyResponse, erro
 
 const DEFAULT_TOP = 5;
 
-type ClassifyRequest = FastifyRequest<{ Params: { task: string }; Querystring: { top?: number }; Body: Buffer | { image: unknown; top?: number } }>;
+type ClassifyRequest = FastifyRequest<{
+  Params: { task: string };
+  Querystring: { top?: number };
+  Body: Buffer | { image: unknown; top?: number };
+}>;
 
 export function classifyRoutes(ctx: GatewayContext) {
   return async function register(app: FastifyInstance): Promise<void> {
     // Encapsulated: only this route accepts PNG bodies.
-    app.addContentTypeParser('image/png', { parseAs: 'buffer', bodyLimit: ctx.limits.imageBodyLimitBytes }, (_request, body, done) => {
-      done(null, body);
-    });
+    app.addContentTypeParser(
+      'image/png',
+      { parseAs: 'buffer', bodyLimit: ctx.limits.imageBodyLimitBytes },
+      (_request, body, done) => {
+        done(null, body);
+      },
+    );
 
     app.post(
       '/v1/tasks/:task/classify',
@@ -65,7 +73,8 @@ async function classify(ctx: GatewayContext, request: ClassifyRequest, reply: Fa
   if (Buffer.isBuffer(body)) {
     grey = await ctx.pngDecoder.decode(body, input.width, input.height);
   } else {
-    if (typeof body !== 'object' || body === null || !('image' in body)) throw new DS_ERR_IMAGE_INVALID('send a PNG (content-type: image/png) or JSON {"image": [[...], ...]}');
+    if (typeof body !== 'object' || body === null || !('image' in body))
+      throw new DS_ERR_IMAGE_INVALID('send a PNG (content-type: image/png) or JSON {"image": [[...], ...]}');
     grey = jsonToGrey(body.image, input.width, input.height);
     top = body.top ?? top;
   }
@@ -76,6 +85,9 @@ async function classify(ctx: GatewayContext, request: ClassifyRequest, reply: Fa
   if (!logits || logits.type !== 'float32') throw new DS_ERR_IMAGE_INVALID(`model ${name} returned no float logits`);
   const labels = model.task ? model.task.labels : ctx.base.labels;
   const numClasses = model.task ? model.task.numClasses : (ctx.base.labels?.length ?? null);
-  return { task: name, version: model.version, labels: topLabels(logits.data as Float32Array, labels, numClasses, top) };
+  return {
+    task: name,
+    version: model.version,
+    labels: topLabels(logits.data as Float32Array, labels, numClasses, top),
+  };
 }
-

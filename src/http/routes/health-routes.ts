@@ -9,16 +9,23 @@ export const SERVER_EXTENSIONS = ['model_repository', 'classification'] as const
 
 export function healthRoutes(ctx: GatewayContext, serverVersion: string) {
   return async function register(app: FastifyInstance): Promise<void> {
-    app.get('/v2/health/live', { schema: { tags: ['health'], summary: 'The process is up', response: { 200: liveResponse, ...errorResponses } } }, async () => ({
-      live: true,
-    }));
+    app.get(
+      '/v2/health/live',
+      {
+        schema: { tags: ['health'], summary: 'The process is up', response: { 200: liveResponse, ...errorResponses } },
+      },
+      async () => ({
+        live: true,
+      }),
+    );
 
     app.get(
       '/v2/health/ready',
       {
         schema: {
           tags: ['health'],
-          summary: 'Ready to serve: the base model is loaded and the engine is up (503 otherwise); with a shared registry, whether it matches the state file',
+          summary:
+            'Ready to serve: the base model is loaded and the engine is up (503 otherwise); with a shared registry, whether it matches the state file',
           response: { 200: serverReadyResponse, ...errorResponses },
         },
       },
@@ -29,14 +36,27 @@ export function healthRoutes(ctx: GatewayContext, serverVersion: string) {
         if (sync.lastSyncAt === null) return { ready: true };
         // Taking every replica out of rotation because the shared volume hiccuped would turn a
         // stale registry into an outage: the replica stays ready and says what it serves.
-        return { ready: true, registry: { synced: sync.synced, error: sync.error, lastSyncAt: new Date(sync.lastSyncAt).toISOString() } };
+        return {
+          ready: true,
+          registry: { synced: sync.synced, error: sync.error, lastSyncAt: new Date(sync.lastSyncAt).toISOString() },
+        };
       },
     );
 
-    app.get('/v2', { schema: { tags: ['health'], summary: 'Server metadata', response: { 200: serverMetadataResponse, ...errorResponses } } }, async () => ({
-      name: SERVER_NAME,
-      version: serverVersion,
-      extensions: [...SERVER_EXTENSIONS],
-    }));
+    app.get(
+      '/v2',
+      {
+        schema: {
+          tags: ['health'],
+          summary: 'Server metadata',
+          response: { 200: serverMetadataResponse, ...errorResponses },
+        },
+      },
+      async () => ({
+        name: SERVER_NAME,
+        version: serverVersion,
+        extensions: [...SERVER_EXTENSIONS],
+      }),
+    );
   };
 }

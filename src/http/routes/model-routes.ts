@@ -38,14 +38,22 @@ export const PLATFORM = 'onnxruntime_onnx';
 export function modelRoutes(ctx: GatewayContext) {
   return async function register(app: FastifyInstance): Promise<void> {
     const onRequest = requireTenant(ctx);
-    const both = (path: string): string[] => [`/v2/models/:model_name${path}`, `/v2/models/:model_name/versions/:model_version${path}`];
+    const both = (path: string): string[] => [
+      `/v2/models/:model_name${path}`,
+      `/v2/models/:model_name/versions/:model_version${path}`,
+    ];
 
     for (const url of both('')) {
       app.get<{ Params: ModelParams }>(
         url,
         {
           onRequest,
-          schema: { tags: ['models'], summary: 'Model metadata (inputs, outputs, versions, labels)', params: modelParams, response: { 200: modelMetadataResponse, ...errorResponses } },
+          schema: {
+            tags: ['models'],
+            summary: 'Model metadata (inputs, outputs, versions, labels)',
+            params: modelParams,
+            response: { 200: modelMetadataResponse, ...errorResponses },
+          },
         },
         async (request) => metadata(ctx, request),
       );
@@ -56,7 +64,12 @@ export function modelRoutes(ctx: GatewayContext) {
         url,
         {
           onRequest,
-          schema: { tags: ['models'], summary: 'Whether the model can serve now (503 with the reason otherwise)', params: modelParams, response: { 200: readyResponse, ...errorResponses } },
+          schema: {
+            tags: ['models'],
+            summary: 'Whether the model can serve now (503 with the reason otherwise)',
+            params: modelParams,
+            response: { 200: readyResponse, ...errorResponses },
+          },
         },
         async (request) => {
           const { model_name: name, model_version: version } = request.params;
@@ -81,7 +94,10 @@ export function modelRoutes(ctx: GatewayContext) {
           schema: {
             tags: ['models'],
             summary: 'Run inference (KServe V2 JSON tensors)',
-            headers: { type: 'object', properties: { [TIMEOUT_HEADER]: { type: 'string' }, [REQUEST_ID_HEADER]: { type: 'string' } } },
+            headers: {
+              type: 'object',
+              properties: { [TIMEOUT_HEADER]: { type: 'string' }, [REQUEST_ID_HEADER]: { type: 'string' } },
+            },
             params: modelParams,
             body: inferBody,
             response: { 200: inferResponse, ...errorResponses },
@@ -121,10 +137,18 @@ async function metadata(ctx: GatewayContext, request: FastifyRequest<{ Params: M
 }
 
 function describeTensor(signature: TensorSignature) {
-  return { name: signature.name, datatype: signature.datatype, shape: signature.shape === null ? [] : [...signature.shape] };
+  return {
+    name: signature.name,
+    datatype: signature.datatype,
+    shape: signature.shape === null ? [] : [...signature.shape],
+  };
 }
 
-async function infer(ctx: GatewayContext, request: FastifyRequest<{ Params: ModelParams; Body: InferBody }>, reply: FastifyReply) {
+async function infer(
+  ctx: GatewayContext,
+  request: FastifyRequest<{ Params: ModelParams; Body: InferBody }>,
+  reply: FastifyReply,
+) {
   const { model_name: name, model_version: version } = request.params;
   const body = request.body;
   const model = resolveModel(ctx, request, name, version, body.id);
@@ -137,7 +161,12 @@ async function infer(ctx: GatewayContext, request: FastifyRequest<{ Params: Mode
     model_name: name,
     model_version: model.version,
     ...(body.id !== undefined && { id: body.id }),
-    parameters: { cache_hit: result.cacheHit, batch_size: result.batchSize, infer_ms: result.inferMs, activation_ms: result.activationMs },
+    parameters: {
+      cache_hit: result.cacheHit,
+      batch_size: result.batchSize,
+      infer_ms: result.inferMs,
+      activation_ms: result.activationMs,
+    },
     outputs: encodeOutputs(result.outputs, ctx.base.io, requested),
   };
 }

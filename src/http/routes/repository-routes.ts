@@ -49,7 +49,14 @@ export function repositoryRoutes(ctx: GatewayContext) {
             if (model === null) return null;
             if (model.task === null) {
               const ready = ctx.engine.ready;
-              return { name, version, state: ready ? 'READY' : 'UNAVAILABLE', reason: ready ? '' : 'the engine is not ready', cached: true, pinned: true };
+              return {
+                name,
+                version,
+                state: ready ? 'READY' : 'UNAVAILABLE',
+                reason: ready ? '' : 'the engine is not ready',
+                cached: true,
+                pinned: true,
+              };
             }
             const status = ctx.taskStates.of(model.task.key);
             return {
@@ -78,10 +85,14 @@ export function repositoryRoutes(ctx: GatewayContext) {
 
     app.post<{ Params: { model_name: string }; Body: ActionBody | null }>(
       '/v2/repository/models/:model_name/load',
-      { onRequest: requireAdmin(ctx), schema: actionSchema('Prefetch a task\'s delta and pin it in the cache (admin key)') },
+      {
+        onRequest: requireAdmin(ctx),
+        schema: actionSchema("Prefetch a task's delta and pin it in the cache (admin key)"),
+      },
       async (request) => {
         const name = request.params.model_name;
-        if (name === RESERVED_BASE_NAME) return { name, version: ctx.base.version, state: 'READY', cached: true, pinned: true };
+        if (name === RESERVED_BASE_NAME)
+          return { name, version: ctx.base.version, state: 'READY', cached: true, pinned: true };
         const task = taskOf(ctx, request);
         await ctx.engine.pin(taskRefOf(task));
         return { name, version: task.version, state: 'READY', cached: true, pinned: true };
@@ -90,10 +101,14 @@ export function repositoryRoutes(ctx: GatewayContext) {
 
     app.post<{ Params: { model_name: string }; Body: ActionBody | null }>(
       '/v2/repository/models/:model_name/unload',
-      { onRequest: requireAdmin(ctx), schema: actionSchema('Unpin a task\'s delta and evict it from the cache (admin key)') },
+      {
+        onRequest: requireAdmin(ctx),
+        schema: actionSchema("Unpin a task's delta and evict it from the cache (admin key)"),
+      },
       async (request) => {
         const name = request.params.model_name;
-        if (name === RESERVED_BASE_NAME) throw new DS_ERR_BASE_RESERVED('the base model is always loaded and cannot be unloaded');
+        if (name === RESERVED_BASE_NAME)
+          throw new DS_ERR_BASE_RESERVED('the base model is always loaded and cannot be unloaded');
         const task = taskOf(ctx, request);
         await ctx.engine.evict(task.key);
         return { name, version: task.version, state: 'READY', cached: false, pinned: false };
@@ -102,7 +117,10 @@ export function repositoryRoutes(ctx: GatewayContext) {
   };
 }
 
-function taskOf(ctx: GatewayContext, request: FastifyRequest<{ Params: { model_name: string }; Body: ActionBody | null }>): TaskVersion {
+function taskOf(
+  ctx: GatewayContext,
+  request: FastifyRequest<{ Params: { model_name: string }; Body: ActionBody | null }>,
+): TaskVersion {
   const name = request.params.model_name;
   const version = request.body?.parameters?.version;
   const task = ctx.registry.get(name, version);

@@ -35,7 +35,9 @@ function fakeDecode(bytes: Uint8Array): Delta {
   const indices = Uint32Array.from({ length: entries }, (_, i) => i);
   return {
     metadata,
-    tensors: [{ kind: 'sparse', name: 'w', shape: [entries + 1], indices, values: new Float32Array(entries), rescale: 10 }],
+    tensors: [
+      { kind: 'sparse', name: 'w', shape: [entries + 1], indices, values: new Float32Array(entries), rescale: 10 },
+    ],
   };
 }
 
@@ -159,7 +161,10 @@ test('least recently used entries are evicted first to make room', async () => {
   await h.cache.get('c@1');
   await h.cache.get('a@1'); // a is now most recent; b is the oldest
   await h.cache.get('d@1');
-  assert.deepEqual(['a@1', 'b@1', 'c@1', 'd@1'].map((k) => h.cache.has(k)), [true, false, true, true]);
+  assert.deepEqual(
+    ['a@1', 'b@1', 'c@1', 'd@1'].map((k) => h.cache.has(k)),
+    [true, false, true, true],
+  );
   const evict = h.events.find((e) => e.type === 'evict');
   assert.deepEqual(evict, { type: 'evict', key: 'b@1', bytes: 80, reason: 'pressure', held: false });
   assert.equal(h.cache.stats().evictions, 1);
@@ -190,7 +195,8 @@ test('the byte bound holds after every step of a random workload, also between c
     const key = keys[rng.nextInt(keys.length)]!;
     const op = rng.nextInt(10);
     if (op < 3) await h.cache.get(key).catch(swallow);
-    else if (op < 5) await Promise.all([0, 1, 2].map(() => h.cache.get(keys[rng.nextInt(keys.length)]!).catch(swallow)));
+    else if (op < 5)
+      await Promise.all([0, 1, 2].map(() => h.cache.get(keys[rng.nextInt(keys.length)]!).catch(swallow)));
     else if (op < 6) await h.cache.acquire(key).then((l) => leases.push(l), swallow);
     else if (op < 7) leases.splice(rng.nextInt(leases.length + 1), 1)[0]?.release();
     else if (op < 8) await h.cache.pin(key).catch(swallow);
@@ -235,7 +241,10 @@ test('pinning past maxPinnedBytes, or a delta that cannot get room, fails clearl
   h.add('a@1', 10);
   h.add('b@1', 10);
   await h.cache.pin('a@1');
-  await assert.rejects(h.cache.pin('b@1'), hasCode('DS_ERR_CACHE_PIN_NO_ROOM', /takes 80 bytes and 80 of the 100 bytes/));
+  await assert.rejects(
+    h.cache.pin('b@1'),
+    hasCode('DS_ERR_CACHE_PIN_NO_ROOM', /takes 80 bytes and 80 of the 100 bytes/),
+  );
   assert.equal(h.cache.has('b@1'), true, 'b was loaded, just not pinned');
 
   const full = harness(200);
@@ -251,7 +260,10 @@ test('a delta larger than the whole cache is refused, not cached, and evicts not
   h.add('small@1', 10);
   h.add('huge@1', 100);
   await h.cache.get('small@1');
-  await assert.rejects(h.cache.get('huge@1'), hasCode('DS_ERR_CACHE_DELTA_TOO_LARGE', /huge@1 takes 800 bytes.*\(500 bytes\)/));
+  await assert.rejects(
+    h.cache.get('huge@1'),
+    hasCode('DS_ERR_CACHE_DELTA_TOO_LARGE', /huge@1 takes 800 bytes.*\(500 bytes\)/),
+  );
   assert.equal(h.cache.has('huge@1'), false);
   assert.equal(h.cache.has('small@1'), true);
   await assert.rejects(h.cache.get('huge@1'), hasCode('DS_ERR_CACHE_DELTA_TOO_LARGE'));
@@ -335,9 +347,17 @@ test('acquire keeps an evicted delta alive, counted as held, until release', asy
   assert.equal(h.cache.has('a@1'), false);
   assert.deepEqual([h.cache.stats().held, h.cache.stats().heldBytes], [1, 80]);
   assert.equal(lease.delta.tensors[0]!.values.length, 10);
-  assert.deepEqual(h.cache.list().find((r) => r.key === 'a@1'), {
-    key: 'a@1', bytes: 80, state: 'held', leases: 1, uri: 'mem://a@1', loadedAt: lease.entry.loadedAt,
-  });
+  assert.deepEqual(
+    h.cache.list().find((r) => r.key === 'a@1'),
+    {
+      key: 'a@1',
+      bytes: 80,
+      state: 'held',
+      leases: 1,
+      uri: 'mem://a@1',
+      loadedAt: lease.entry.loadedAt,
+    },
+  );
 
   lease.release();
   lease.release(); // idempotent
@@ -363,7 +383,10 @@ test('when pinned and held bytes leave no room, the load fails without evicting 
   for (const k of ['p', 'a', 'b']) h.add(`${k}@1`, 10);
   await h.cache.pin('p@1');
   const lease = await h.cache.acquire('a@1');
-  await assert.rejects(h.cache.get('b@1'), hasCode('DS_ERR_CACHE_NO_ROOM', /needs 80 bytes.*40 of 200 bytes are free; 80 are pinned, 80 are held/));
+  await assert.rejects(
+    h.cache.get('b@1'),
+    hasCode('DS_ERR_CACHE_NO_ROOM', /needs 80 bytes.*40 of 200 bytes are free; 80 are pinned, 80 are held/),
+  );
   assert.equal(h.cache.has('a@1'), true);
   lease.release();
   await h.cache.get('b@1'); // now a can go
@@ -396,5 +419,8 @@ test('resolve failures propagate and are counted', async () => {
 test('bad options are refused at construction', () => {
   const base = { source: new FakeSource(), resolve: () => ({ uri: 'x', sha256: 'y' }), decode: fakeDecode };
   assert.throws(() => new DeltaCache({ ...base, maxBytes: 0 }), hasCode('DS_ERR_CACHE_BAD_OPTION', /maxBytes/));
-  assert.throws(() => new DeltaCache({ ...base, maxBytes: 10, maxPinnedBytes: 11 }), hasCode('DS_ERR_CACHE_BAD_OPTION', /maxPinnedBytes/));
+  assert.throws(
+    () => new DeltaCache({ ...base, maxBytes: 10, maxPinnedBytes: 11 }),
+    hasCode('DS_ERR_CACHE_BAD_OPTION', /maxPinnedBytes/),
+  );
 });

@@ -91,13 +91,23 @@ describe('delta file round trip', () => {
     const delta: Delta = {
       metadata: { ...sampleDelta().metadata, method: 'magnitude', seed: null, sourceBaseSha256: null, extra: {} },
       tensors: [
-        { kind: 'sparse', name: 'nothing.kept', shape: [4, 4], indices: new Uint32Array(0), values: new Float32Array(0), rescale: 1 },
+        {
+          kind: 'sparse',
+          name: 'nothing.kept',
+          shape: [4, 4],
+          indices: new Uint32Array(0),
+          values: new Float32Array(0),
+          rescale: 1,
+        },
         { kind: 'dense', name: 'scalar', shape: [], values: Float32Array.of(0.25) },
       ],
     };
     const decoded = decodeDelta(encodeDelta(delta));
     assert.deepEqual(decoded.metadata, delta.metadata);
-    assert.deepEqual(decoded.tensors, [...delta.tensors].sort((a, b) => (a.name < b.name ? -1 : 1)));
+    assert.deepEqual(
+      decoded.tensors,
+      [...delta.tensors].sort((a, b) => (a.name < b.name ? -1 : 1)),
+    );
   });
 
   it('is deterministic: same delta, same bytes, whatever the tensor and extra key order', () => {
@@ -173,7 +183,10 @@ describe('delta file layout (what Python sees)', () => {
     assert.equal(parsed.tensors.get(`${QUERY}::values`)?.dtype, 'F16');
     assert.equal(parsed.tensors.get(`${HEAD}::dense`)?.dtype, 'F16');
     const bits = tensorView(file, parsed, `${QUERY}::values`) as Uint16Array;
-    assert.deepEqual([...bits], [...sparse(delta, QUERY).values].map((v) => float32ToFloat16Bits(v)));
+    assert.deepEqual(
+      [...bits],
+      [...sparse(delta, QUERY).values].map((v) => float32ToFloat16Bits(v)),
+    );
   });
 });
 
@@ -234,7 +247,11 @@ describe('decodeDelta checks against the base', () => {
   });
 
   it('refuses a delta made for another base', () => {
-    assertCode(() => decodeDelta(file, { expectedBaseFingerprint: 'c'.repeat(64) }), 'DS_ERR_DELTA_BASE_MISMATCH', /aaaa.*cccc/);
+    assertCode(
+      () => decodeDelta(file, { expectedBaseFingerprint: 'c'.repeat(64) }),
+      'DS_ERR_DELTA_BASE_MISMATCH',
+      /aaaa.*cccc/,
+    );
   });
 
   it('refuses a tensor the base does not have', () => {
@@ -244,7 +261,11 @@ describe('decodeDelta checks against the base', () => {
   });
 
   it('refuses a tensor whose shape differs from the base weight (also when transposed)', () => {
-    for (const shape of [[16, 17], [64, 16], [16, 64, 1]]) {
+    for (const shape of [
+      [16, 17],
+      [64, 16],
+      [16, 64, 1],
+    ]) {
       const base = sampleBaseShapes();
       base.set(FFN, shape);
       assertCode(() => decodeDelta(file, { baseShapes: base }), 'DS_ERR_DELTA_SHAPE_MISMATCH', /\[16, 64\]/);
@@ -323,24 +344,114 @@ describe('decodeDelta rejects malformed delta files with the exact error', () =>
       message: /belong to no tensor/,
     },
     // metadata
-    { name: 'no metadata at all', file: () => rewriteHeader(f32, (h: JsonHeader) => (delete h['__metadata__'], h)), code: 'DS_ERR_DELTA_BAD_METADATA', message: /format/ },
-    { name: 'another format', file: () => editMetadata((m) => void (m['format'] = 'mergekit')), code: 'DS_ERR_DELTA_BAD_METADATA', message: /mergekit/ },
-    { name: 'unknown format version', file: () => editMetadata((m) => void (m['format_version'] = '2')), code: 'DS_ERR_DELTA_BAD_METADATA', message: /"2" is unknown/ },
-    { name: 'missing seed key', file: () => editMetadata((m) => delete m['seed']), code: 'DS_ERR_DELTA_BAD_METADATA', message: /"seed"/ },
-    { name: 'drop rate not a number', file: () => editMetadata((m) => void (m['drop_rate'] = 'ninety')), code: 'DS_ERR_DELTA_BAD_METADATA', message: /drop_rate/ },
-    { name: 'drop rate of 1', file: () => editMetadata((m) => void (m['drop_rate'] = '1')), code: 'DS_ERR_DELTA_BAD_METADATA', message: /drop_rate/ },
-    { name: 'rescale zero', file: () => editMetadata((m) => void (m['rescale'] = '0')), code: 'DS_ERR_DELTA_BAD_METADATA', message: /rescale/ },
-    { name: 'seed fractional', file: () => editMetadata((m) => void (m['seed'] = '1.5')), code: 'DS_ERR_DELTA_BAD_METADATA', message: /seed/ },
-    { name: 'seed a string', file: () => editMetadata((m) => void (m['seed'] = '"7"')), code: 'DS_ERR_DELTA_BAD_METADATA', message: /seed/ },
-    { name: 'unknown method', file: () => editMetadata((m) => void (m['method'] = 'ties')), code: 'DS_ERR_DELTA_BAD_METADATA', message: /ties/ },
-    { name: 'unknown value dtype', file: () => editMetadata((m) => void (m['value_dtype'] = 'BF16')), code: 'DS_ERR_DELTA_BAD_METADATA', message: /BF16/ },
-    { name: 'empty base fingerprint', file: () => editMetadata((m) => void (m['base_fingerprint'] = '')), code: 'DS_ERR_DELTA_BAD_METADATA', message: /base_fingerprint/ },
-    { name: 'extra not an object', file: () => editMetadata((m) => void (m['extra'] = '[]')), code: 'DS_ERR_DELTA_BAD_METADATA', message: /extra/ },
-    { name: 'extra value not a string', file: () => editMetadata((m) => void (m['extra'] = '{"a":1}')), code: 'DS_ERR_DELTA_BAD_METADATA', message: /extra/ },
-    { name: 'tensors not JSON', file: () => editMetadata((m) => void (m['tensors'] = '{')), code: 'DS_ERR_DELTA_BAD_METADATA', message: /tensors/ },
-    { name: 'tensor record shape invalid', file: () => editTensorsRecord((r) => void (r[QUERY]!['shape'] = [16, -16])), code: 'DS_ERR_DELTA_BAD_METADATA', message: /shape/ },
-    { name: 'tensor record encoding unknown', file: () => editTensorsRecord((r) => void (r[QUERY]!['encoding'] = 'bitdelta')), code: 'DS_ERR_DELTA_BAD_METADATA', message: /encoding/ },
-    { name: 'tensor record rescale missing', file: () => editTensorsRecord((r) => delete r[QUERY]!['rescale']), code: 'DS_ERR_DELTA_BAD_METADATA', message: /rescale/ },
+    {
+      name: 'no metadata at all',
+      file: () => rewriteHeader(f32, (h: JsonHeader) => (delete h['__metadata__'], h)),
+      code: 'DS_ERR_DELTA_BAD_METADATA',
+      message: /format/,
+    },
+    {
+      name: 'another format',
+      file: () => editMetadata((m) => void (m['format'] = 'mergekit')),
+      code: 'DS_ERR_DELTA_BAD_METADATA',
+      message: /mergekit/,
+    },
+    {
+      name: 'unknown format version',
+      file: () => editMetadata((m) => void (m['format_version'] = '2')),
+      code: 'DS_ERR_DELTA_BAD_METADATA',
+      message: /"2" is unknown/,
+    },
+    {
+      name: 'missing seed key',
+      file: () => editMetadata((m) => delete m['seed']),
+      code: 'DS_ERR_DELTA_BAD_METADATA',
+      message: /"seed"/,
+    },
+    {
+      name: 'drop rate not a number',
+      file: () => editMetadata((m) => void (m['drop_rate'] = 'ninety')),
+      code: 'DS_ERR_DELTA_BAD_METADATA',
+      message: /drop_rate/,
+    },
+    {
+      name: 'drop rate of 1',
+      file: () => editMetadata((m) => void (m['drop_rate'] = '1')),
+      code: 'DS_ERR_DELTA_BAD_METADATA',
+      message: /drop_rate/,
+    },
+    {
+      name: 'rescale zero',
+      file: () => editMetadata((m) => void (m['rescale'] = '0')),
+      code: 'DS_ERR_DELTA_BAD_METADATA',
+      message: /rescale/,
+    },
+    {
+      name: 'seed fractional',
+      file: () => editMetadata((m) => void (m['seed'] = '1.5')),
+      code: 'DS_ERR_DELTA_BAD_METADATA',
+      message: /seed/,
+    },
+    {
+      name: 'seed a string',
+      file: () => editMetadata((m) => void (m['seed'] = '"7"')),
+      code: 'DS_ERR_DELTA_BAD_METADATA',
+      message: /seed/,
+    },
+    {
+      name: 'unknown method',
+      file: () => editMetadata((m) => void (m['method'] = 'ties')),
+      code: 'DS_ERR_DELTA_BAD_METADATA',
+      message: /ties/,
+    },
+    {
+      name: 'unknown value dtype',
+      file: () => editMetadata((m) => void (m['value_dtype'] = 'BF16')),
+      code: 'DS_ERR_DELTA_BAD_METADATA',
+      message: /BF16/,
+    },
+    {
+      name: 'empty base fingerprint',
+      file: () => editMetadata((m) => void (m['base_fingerprint'] = '')),
+      code: 'DS_ERR_DELTA_BAD_METADATA',
+      message: /base_fingerprint/,
+    },
+    {
+      name: 'extra not an object',
+      file: () => editMetadata((m) => void (m['extra'] = '[]')),
+      code: 'DS_ERR_DELTA_BAD_METADATA',
+      message: /extra/,
+    },
+    {
+      name: 'extra value not a string',
+      file: () => editMetadata((m) => void (m['extra'] = '{"a":1}')),
+      code: 'DS_ERR_DELTA_BAD_METADATA',
+      message: /extra/,
+    },
+    {
+      name: 'tensors not JSON',
+      file: () => editMetadata((m) => void (m['tensors'] = '{')),
+      code: 'DS_ERR_DELTA_BAD_METADATA',
+      message: /tensors/,
+    },
+    {
+      name: 'tensor record shape invalid',
+      file: () => editTensorsRecord((r) => void (r[QUERY]!['shape'] = [16, -16])),
+      code: 'DS_ERR_DELTA_BAD_METADATA',
+      message: /shape/,
+    },
+    {
+      name: 'tensor record encoding unknown',
+      file: () => editTensorsRecord((r) => void (r[QUERY]!['encoding'] = 'bitdelta')),
+      code: 'DS_ERR_DELTA_BAD_METADATA',
+      message: /encoding/,
+    },
+    {
+      name: 'tensor record rescale missing',
+      file: () => editTensorsRecord((r) => delete r[QUERY]!['rescale']),
+      code: 'DS_ERR_DELTA_BAD_METADATA',
+      message: /rescale/,
+    },
     // metadata and entries disagree
     {
       name: 'tensor in metadata without its values entry',
@@ -362,7 +473,8 @@ describe('decodeDelta rejects malformed delta files with the exact error', () =>
     },
     {
       name: 'stray extra entry',
-      file: () => rebuild(f32, (entries) => void entries.set('stray', { dtype: 'U8', shape: [1], data: Uint8Array.of(1) })),
+      file: () =>
+        rebuild(f32, (entries) => void entries.set('stray', { dtype: 'U8', shape: [1], data: Uint8Array.of(1) })),
       code: 'DS_ERR_DELTA_BAD_TENSOR',
       message: /"stray"/,
     },
@@ -416,8 +528,17 @@ describe('decodeDelta rejects malformed delta files with the exact error', () =>
         }),
       code: 'DS_ERR_DELTA_COUNT_MISMATCH',
     },
-    { name: 'last index equals numel', file: () => editData<Uint32Array>(`${QUERY}::indices`, (d) => void (d[lastIndex(d)] = queryNumel)), code: 'DS_ERR_DELTA_INDEX_RANGE', message: /index 256 .* not below 256/ },
-    { name: 'last index 2^32 - 1', file: () => editData<Uint32Array>(`${QUERY}::indices`, (d) => void (d[lastIndex(d)] = 0xffffffff)), code: 'DS_ERR_DELTA_INDEX_RANGE' },
+    {
+      name: 'last index equals numel',
+      file: () => editData<Uint32Array>(`${QUERY}::indices`, (d) => void (d[lastIndex(d)] = queryNumel)),
+      code: 'DS_ERR_DELTA_INDEX_RANGE',
+      message: /index 256 .* not below 256/,
+    },
+    {
+      name: 'last index 2^32 - 1',
+      file: () => editData<Uint32Array>(`${QUERY}::indices`, (d) => void (d[lastIndex(d)] = 0xffffffff)),
+      code: 'DS_ERR_DELTA_INDEX_RANGE',
+    },
     {
       name: 'out-of-range index before an order break is reported as out of range',
       file: () => editData<Uint32Array>(`${QUERY}::indices`, (d) => void (d[1] = queryNumel + 5)),
@@ -433,12 +554,42 @@ describe('decodeDelta rejects malformed delta files with the exact error', () =>
       code: 'DS_ERR_DELTA_INDEX_ORDER',
       message: /position 4 is below/,
     },
-    { name: 'equal neighbouring indices', file: () => editData<Uint32Array>(`${QUERY}::indices`, (d) => void (d[6] = d[5]!)), code: 'DS_ERR_DELTA_INDEX_ORDER', message: /position 6 repeats/ },
-    { name: 'NaN value', file: () => editData<Float32Array>(`${QUERY}::values`, (d) => void (d[2] = NaN)), code: 'DS_ERR_DELTA_NON_FINITE', message: /position 2 .*NaN/ },
-    { name: '+Inf value', file: () => editData<Float32Array>(`${FFN}::values`, (d) => void (d[0] = Infinity)), code: 'DS_ERR_DELTA_NON_FINITE', message: /Infinity/ },
-    { name: '-Inf in a dense tensor', file: () => editData<Float32Array>(`${HEAD}::dense`, (d) => void (d[31] = -Infinity)), code: 'DS_ERR_DELTA_NON_FINITE', message: /position 31/ },
-    { name: 'fp16 NaN', file: () => editData<Uint16Array>(`${QUERY}::values`, (d) => void (d[1] = 0x7e00), f16), code: 'DS_ERR_DELTA_NON_FINITE', message: /position 1/ },
-    { name: 'fp16 -Inf', file: () => editData<Uint16Array>(`${HEAD}::dense`, (d) => void (d[0] = 0xfc00), f16), code: 'DS_ERR_DELTA_NON_FINITE', message: /-Infinity/ },
+    {
+      name: 'equal neighbouring indices',
+      file: () => editData<Uint32Array>(`${QUERY}::indices`, (d) => void (d[6] = d[5]!)),
+      code: 'DS_ERR_DELTA_INDEX_ORDER',
+      message: /position 6 repeats/,
+    },
+    {
+      name: 'NaN value',
+      file: () => editData<Float32Array>(`${QUERY}::values`, (d) => void (d[2] = NaN)),
+      code: 'DS_ERR_DELTA_NON_FINITE',
+      message: /position 2 .*NaN/,
+    },
+    {
+      name: '+Inf value',
+      file: () => editData<Float32Array>(`${FFN}::values`, (d) => void (d[0] = Infinity)),
+      code: 'DS_ERR_DELTA_NON_FINITE',
+      message: /Infinity/,
+    },
+    {
+      name: '-Inf in a dense tensor',
+      file: () => editData<Float32Array>(`${HEAD}::dense`, (d) => void (d[31] = -Infinity)),
+      code: 'DS_ERR_DELTA_NON_FINITE',
+      message: /position 31/,
+    },
+    {
+      name: 'fp16 NaN',
+      file: () => editData<Uint16Array>(`${QUERY}::values`, (d) => void (d[1] = 0x7e00), f16),
+      code: 'DS_ERR_DELTA_NON_FINITE',
+      message: /position 1/,
+    },
+    {
+      name: 'fp16 -Inf',
+      file: () => editData<Uint16Array>(`${HEAD}::dense`, (d) => void (d[0] = 0xfc00), f16),
+      code: 'DS_ERR_DELTA_NON_FINITE',
+      message: /-Infinity/,
+    },
   ];
 
   for (const { name, file, code, message } of cases) {
@@ -458,23 +609,73 @@ describe('encodeDelta refuses deltas it would not read back', () => {
   const withTensor = (tensor: TensorDelta, metadata = base.metadata): Delta => ({ metadata, tensors: [tensor] });
 
   const cases: { name: string; delta: () => Delta; code: string; message?: RegExp }[] = [
-    { name: 'duplicate tensor names', delta: () => ({ ...base, tensors: [query, query] }), code: 'DS_ERR_DELTA_BAD_TENSOR', message: /twice/ },
-    { name: 'count mismatch', delta: () => withTensor({ ...query, values: query.values.subarray(1) }), code: 'DS_ERR_DELTA_COUNT_MISMATCH' },
-    { name: 'unsorted indices', delta: () => withTensor({ ...query, indices: query.indices.slice().reverse() }), code: 'DS_ERR_DELTA_INDEX_ORDER' },
-    { name: 'index out of range', delta: () => withTensor({ ...query, shape: [2, 2] }), code: 'DS_ERR_DELTA_INDEX_RANGE' },
-    { name: 'NaN value', delta: () => withTensor({ ...query, values: Float32Array.from(query.values, (v, i) => (i === 3 ? NaN : v)) }), code: 'DS_ERR_DELTA_NON_FINITE' },
-    { name: 'rescale not positive', delta: () => withTensor({ ...query, rescale: 0 }), code: 'DS_ERR_DELTA_BAD_TENSOR', message: /rescale/ },
-    { name: 'dense values of the wrong length', delta: () => withTensor({ kind: 'dense', name: 'd', shape: [3], values: new Float32Array(2) }), code: 'DS_ERR_DELTA_BAD_TENSOR' },
-    { name: 'empty tensor name', delta: () => withTensor({ kind: 'dense', name: '', shape: [1], values: new Float32Array(1) }), code: 'DS_ERR_DELTA_BAD_TENSOR' },
+    {
+      name: 'duplicate tensor names',
+      delta: () => ({ ...base, tensors: [query, query] }),
+      code: 'DS_ERR_DELTA_BAD_TENSOR',
+      message: /twice/,
+    },
+    {
+      name: 'count mismatch',
+      delta: () => withTensor({ ...query, values: query.values.subarray(1) }),
+      code: 'DS_ERR_DELTA_COUNT_MISMATCH',
+    },
+    {
+      name: 'unsorted indices',
+      delta: () => withTensor({ ...query, indices: query.indices.slice().reverse() }),
+      code: 'DS_ERR_DELTA_INDEX_ORDER',
+    },
+    {
+      name: 'index out of range',
+      delta: () => withTensor({ ...query, shape: [2, 2] }),
+      code: 'DS_ERR_DELTA_INDEX_RANGE',
+    },
+    {
+      name: 'NaN value',
+      delta: () => withTensor({ ...query, values: Float32Array.from(query.values, (v, i) => (i === 3 ? NaN : v)) }),
+      code: 'DS_ERR_DELTA_NON_FINITE',
+    },
+    {
+      name: 'rescale not positive',
+      delta: () => withTensor({ ...query, rescale: 0 }),
+      code: 'DS_ERR_DELTA_BAD_TENSOR',
+      message: /rescale/,
+    },
+    {
+      name: 'dense values of the wrong length',
+      delta: () => withTensor({ kind: 'dense', name: 'd', shape: [3], values: new Float32Array(2) }),
+      code: 'DS_ERR_DELTA_BAD_TENSOR',
+    },
+    {
+      name: 'empty tensor name',
+      delta: () => withTensor({ kind: 'dense', name: '', shape: [1], values: new Float32Array(1) }),
+      code: 'DS_ERR_DELTA_BAD_TENSOR',
+    },
     {
       name: 'value overflowing fp16',
-      delta: () => withTensor({ kind: 'dense', name: 'd', shape: [2], values: Float32Array.of(1, 70000) }, { ...base.metadata, valueDtype: 'F16' }),
+      delta: () =>
+        withTensor(
+          { kind: 'dense', name: 'd', shape: [2], values: Float32Array.of(1, 70000) },
+          { ...base.metadata, valueDtype: 'F16' },
+        ),
       code: 'DS_ERR_DELTA_BAD_TENSOR',
       message: /70000 at position 1 .*fp16/,
     },
-    { name: 'drop rate of 1', delta: () => ({ ...base, metadata: { ...base.metadata, dropRate: 1 } }), code: 'DS_ERR_DELTA_BAD_METADATA' },
-    { name: 'seed out of range', delta: () => ({ ...base, metadata: { ...base.metadata, seed: -1 } }), code: 'DS_ERR_DELTA_BAD_METADATA' },
-    { name: 'empty source hash', delta: () => ({ ...base, metadata: { ...base.metadata, sourceBaseSha256: '' } }), code: 'DS_ERR_DELTA_BAD_METADATA' },
+    {
+      name: 'drop rate of 1',
+      delta: () => ({ ...base, metadata: { ...base.metadata, dropRate: 1 } }),
+      code: 'DS_ERR_DELTA_BAD_METADATA',
+    },
+    {
+      name: 'seed out of range',
+      delta: () => ({ ...base, metadata: { ...base.metadata, seed: -1 } }),
+      code: 'DS_ERR_DELTA_BAD_METADATA',
+    },
+    {
+      name: 'empty source hash',
+      delta: () => ({ ...base, metadata: { ...base.metadata, sourceBaseSha256: '' } }),
+      code: 'DS_ERR_DELTA_BAD_METADATA',
+    },
   ];
   for (const { name, delta, code, message } of cases) {
     it(`${name} → ${code}`, () => assertCode(() => encodeDelta(delta()), code, message));

@@ -8,9 +8,23 @@ function handMade(valueDtype: 'F32' | 'F16'): Delta {
   return {
     metadata: { ...sampleDelta().metadata, valueDtype },
     tensors: [
-      { kind: 'sparse', name: 'w', shape: [4, 5], indices: Uint32Array.of(0, 7, 19), values: Float32Array.of(0.5, -1.5, 2), rescale: 10 },
+      {
+        kind: 'sparse',
+        name: 'w',
+        shape: [4, 5],
+        indices: Uint32Array.of(0, 7, 19),
+        values: Float32Array.of(0.5, -1.5, 2),
+        rescale: 10,
+      },
       { kind: 'dense', name: 'head', shape: [2, 2], values: Float32Array.of(1, -1, 0, 0.5) },
-      { kind: 'sparse', name: 'empty', shape: [8], indices: new Uint32Array(0), values: new Float32Array(0), rescale: 10 },
+      {
+        kind: 'sparse',
+        name: 'empty',
+        shape: [8],
+        indices: new Uint32Array(0),
+        values: new Float32Array(0),
+        rescale: 10,
+      },
     ],
   };
 }

@@ -100,7 +100,11 @@ export function rebuild(
   const parsed = parseSafetensors(file);
   const entries = new Map<string, EditableEntry>();
   for (const [name, entry] of parsed.tensors) {
-    entries.set(name, { dtype: entry.dtype, shape: [...entry.shape], data: entryView(file, parsed.dataOffset, entry).slice() });
+    entries.set(name, {
+      dtype: entry.dtype,
+      shape: [...entry.shape],
+      data: entryView(file, parsed.dataOffset, entry).slice(),
+    });
   }
   const metadata = { ...parsed.metadata };
   edit(entries, metadata);

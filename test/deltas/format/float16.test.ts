@@ -60,7 +60,8 @@ describe('float16', () => {
         assert.equal(float32ToFloat16Bits(mid), sign | even, `midpoint above 0x${h.toString(16)}`);
         const towardLow = fromBits(bitsOf(mid) - (Math.abs(mid) > 0 ? 1 : 0));
         const towardHigh = fromBits(bitsOf(mid) + 1);
-        if (towardLow !== mid) assert.equal(float32ToFloat16Bits(towardLow), sign | h, `just inside 0x${h.toString(16)}`);
+        if (towardLow !== mid)
+          assert.equal(float32ToFloat16Bits(towardLow), sign | h, `just inside 0x${h.toString(16)}`);
         assert.equal(float32ToFloat16Bits(towardHigh), sign | (h + 1), `just inside 0x${(h + 1).toString(16)}`);
       }
     }
@@ -90,7 +91,7 @@ describe('float16', () => {
       [1 + 2 ** -11, 0x3c00], // tie → even
       [1 + 3 * 2 ** -11, 0x3c02], // tie → even
       [0.1, 0x2e66],
-      [(2 ** -14) * (1 - 2 ** -11), 0x0400], // rounds up from the largest subnormal into the normals
+      [2 ** -14 * (1 - 2 ** -11), 0x0400], // rounds up from the largest subnormal into the normals
     ];
     for (const [value, expected] of cases) {
       assert.equal(float32ToFloat16Bits(value), expected, `${value} → 0x${expected.toString(16)}`);
@@ -106,9 +107,15 @@ describe('float16', () => {
   it('converts arrays both ways and rejects a target of the wrong length', () => {
     const values = Float32Array.from([0, 1, -0.5, 0.000123, 70000, 3.14159]);
     const half = float32ArrayToFloat16(values);
-    assert.deepEqual([...half], [...values].map((v) => float32ToFloat16Bits(v)));
+    assert.deepEqual(
+      [...half],
+      [...values].map((v) => float32ToFloat16Bits(v)),
+    );
     const back = float16ArrayToFloat32(half);
-    assert.deepEqual([...back], [...half].map((h) => float16BitsToFloat32(h)));
+    assert.deepEqual(
+      [...back],
+      [...half].map((h) => float16BitsToFloat32(h)),
+    );
     assert.equal(back[4], Infinity);
     // Works on a view that starts inside a larger buffer.
     const offsetView = new Float32Array(values.buffer, 8, 2);

@@ -87,7 +87,8 @@ describe('safetensors writer and reader', () => {
       empty: Float32Array,
       scalar: Int32Array,
     };
-    for (const [name, ctor] of Object.entries(expected)) assert.equal(tensorView(file, parsed, name).constructor, ctor, name);
+    for (const [name, ctor] of Object.entries(expected))
+      assert.equal(tensorView(file, parsed, name).constructor, ctor, name);
   });
 
   it('lays the file out as the Python reader expects: padded header, 8-aligned data, widest dtypes first, exact tiling', () => {
@@ -100,7 +101,11 @@ describe('safetensors writer and reader', () => {
     assert.deepEqual(header['__metadata__'], sampleMetadata);
     const entries = Object.entries(header)
       .filter(([name]) => name !== '__metadata__')
-      .map(([name, e]) => ({ name, dtype: e['dtype'] as keyof typeof SAFETENSORS_DTYPE_SIZE, offsets: e['data_offsets'] as [number, number] }))
+      .map(([name, e]) => ({
+        name,
+        dtype: e['dtype'] as keyof typeof SAFETENSORS_DTYPE_SIZE,
+        offsets: e['data_offsets'] as [number, number],
+      }))
       .sort((x, y) => x.offsets[0] - y.offsets[0] || x.offsets[1] - y.offsets[1]);
     let cursor = 0;
     let previousSize = Infinity;
@@ -119,7 +124,13 @@ describe('safetensors writer and reader', () => {
     const a = writeSafetensors(sampleTensors(), sampleMetadata);
     const b = writeSafetensors([...sampleTensors()].reverse(), { empty: '', note: 'ünïcode ✓', format: 'test' });
     assert.deepEqual(a, b);
-    assert.equal(layoutSafetensors(sampleTensors().map((t) => ({ ...t, byteLength: t.data.byteLength })), sampleMetadata).fileBytes, a.length);
+    assert.equal(
+      layoutSafetensors(
+        sampleTensors().map((t) => ({ ...t, byteLength: t.data.byteLength })),
+        sampleMetadata,
+      ).fileBytes,
+      a.length,
+    );
   });
 
   it('omits __metadata__ when there is none and still reads the file', () => {
@@ -140,7 +151,11 @@ describe('safetensors writer and reader', () => {
     const parsedShifted = parseSafetensors(misaligned);
     for (const name of ['weights', 'big', 'half', 'bytes']) {
       const copy = tensorView(misaligned, parsedShifted, name);
-      assert.deepEqual([...(copy as Iterable<unknown>)], [...(tensorView(file, parsed, name) as Iterable<unknown>)], name);
+      assert.deepEqual(
+        [...(copy as Iterable<unknown>)],
+        [...(tensorView(file, parsed, name) as Iterable<unknown>)],
+        name,
+      );
       if (name !== 'bytes') assert.notEqual(copy.buffer, shifted.buffer, `${name} is copied`);
     }
   });
@@ -151,11 +166,19 @@ describe('safetensors writer and reader', () => {
     shared.set(file);
     const parsed = parseSafetensors(shared);
     assert.deepEqual(parsed.metadata, sampleMetadata);
-    assert.deepEqual([...(tensorView(shared, parsed, 'weights') as Float32Array)], [1, -2.5, Math.fround(3e-8), 0, -0, Math.fround(1e30)]);
+    assert.deepEqual(
+      [...(tensorView(shared, parsed, 'weights') as Float32Array)],
+      [1, -2.5, Math.fround(3e-8), 0, -0, Math.fround(1e30)],
+    );
   });
 
   it('refuses to write what it could not read back', () => {
-    const f32 = (name: string, n: number): SafetensorsTensorInput => ({ name, dtype: 'F32', shape: [n], data: new Float32Array(n) });
+    const f32 = (name: string, n: number): SafetensorsTensorInput => ({
+      name,
+      dtype: 'F32',
+      shape: [n],
+      data: new Float32Array(n),
+    });
     assertCode(() => writeSafetensors([f32('x', 2), f32('x', 2)], {}), 'DS_ERR_ST_BAD_HEADER', /twice/);
     assertCode(() => writeSafetensors([f32('__metadata__', 1)], {}), 'DS_ERR_ST_BAD_HEADER', /reserved/);
     assertCode(() => writeSafetensors([{ ...f32('x', 2), shape: [3] }], {}), 'DS_ERR_ST_BAD_OFFSETS', /needs 12 bytes/);
@@ -187,36 +210,179 @@ describe('safetensors reader rejects malformed files with the exact error', () =
     { name: 'cut at the start of the data', file: () => valid.subarray(0, dataOffset), code: 'DS_ERR_ST_TRUNCATED' },
     { name: 'cut inside the data', file: () => valid.subarray(0, dataOffset + 20), code: 'DS_ERR_ST_TRUNCATED' },
     { name: 'last byte missing', file: () => valid.subarray(0, valid.length - 1), code: 'DS_ERR_ST_TRUNCATED' },
-    { name: 'header length longer than the file', file: () => withHeaderLength(valid, valid.length), code: 'DS_ERR_ST_TRUNCATED' },
-    { name: 'header length above 100 MB', file: () => withHeaderLength(valid, MAX_HEADER_BYTES + 1), code: 'DS_ERR_ST_BAD_HEADER', message: /limit/ },
-    { name: 'header length with the high word set', file: () => withHeaderLength(valid, 16, 1), code: 'DS_ERR_ST_BAD_HEADER', message: /limit/ },
-    { name: 'header length cutting the JSON short', file: () => withHeaderLength(valid, n - 8), code: 'DS_ERR_ST_BAD_HEADER', message: /JSON/ },
-    { name: 'header not UTF-8', file: () => withBytes(valid, 9, [0xff, 0xfe]), code: 'DS_ERR_ST_BAD_HEADER', message: /UTF-8/ },
-    { name: 'header not JSON', file: () => rewriteHeader(valid, '{"a": '), code: 'DS_ERR_ST_BAD_HEADER', message: /JSON/ },
-    { name: 'header JSON is an array', file: () => rewriteHeader(valid, '[]'), code: 'DS_ERR_ST_BAD_HEADER', message: /not an object/ },
+    {
+      name: 'header length longer than the file',
+      file: () => withHeaderLength(valid, valid.length),
+      code: 'DS_ERR_ST_TRUNCATED',
+    },
+    {
+      name: 'header length above 100 MB',
+      file: () => withHeaderLength(valid, MAX_HEADER_BYTES + 1),
+      code: 'DS_ERR_ST_BAD_HEADER',
+      message: /limit/,
+    },
+    {
+      name: 'header length with the high word set',
+      file: () => withHeaderLength(valid, 16, 1),
+      code: 'DS_ERR_ST_BAD_HEADER',
+      message: /limit/,
+    },
+    {
+      name: 'header length cutting the JSON short',
+      file: () => withHeaderLength(valid, n - 8),
+      code: 'DS_ERR_ST_BAD_HEADER',
+      message: /JSON/,
+    },
+    {
+      name: 'header not UTF-8',
+      file: () => withBytes(valid, 9, [0xff, 0xfe]),
+      code: 'DS_ERR_ST_BAD_HEADER',
+      message: /UTF-8/,
+    },
+    {
+      name: 'header not JSON',
+      file: () => rewriteHeader(valid, '{"a": '),
+      code: 'DS_ERR_ST_BAD_HEADER',
+      message: /JSON/,
+    },
+    {
+      name: 'header JSON is an array',
+      file: () => rewriteHeader(valid, '[]'),
+      code: 'DS_ERR_ST_BAD_HEADER',
+      message: /not an object/,
+    },
     { name: 'header JSON is null', file: () => rewriteHeader(valid, 'null'), code: 'DS_ERR_ST_BAD_HEADER' },
-    { name: 'metadata is not an object', file: () => edit((h) => void (h['__metadata__'] = 'x' as never)), code: 'DS_ERR_ST_BAD_HEADER', message: /__metadata__/ },
-    { name: 'metadata value is a number', file: () => edit((h) => void (h['__metadata__']!['kind'] = 3)), code: 'DS_ERR_ST_BAD_HEADER', message: /kind/ },
-    { name: 'tensor entry is not an object', file: () => edit((h) => void (h['a'] = [] as never)), code: 'DS_ERR_ST_BAD_HEADER', message: /"a"/ },
-    { name: 'dtype missing', file: () => edit((h) => delete h['a']!['dtype']), code: 'DS_ERR_ST_BAD_HEADER', message: /dtype/ },
-    { name: 'dtype not a string', file: () => edit((h) => void (h['a']!['dtype'] = 4)), code: 'DS_ERR_ST_BAD_HEADER', message: /dtype/ },
-    { name: 'unknown dtype', file: () => edit((h) => void (h['a']!['dtype'] = 'Q4_K')), code: 'DS_ERR_ST_UNKNOWN_DTYPE', message: /Q4_K/ },
-    { name: 'lower-case dtype', file: () => edit((h) => void (h['a']!['dtype'] = 'f32')), code: 'DS_ERR_ST_UNKNOWN_DTYPE' },
-    { name: 'shape missing', file: () => edit((h) => delete h['b']!['shape']), code: 'DS_ERR_ST_BAD_HEADER', message: /shape/ },
-    { name: 'negative dimension', file: () => edit((h) => void (h['b']!['shape'] = [-2, -2])), code: 'DS_ERR_ST_BAD_HEADER', message: /shape/ },
-    { name: 'fractional dimension', file: () => edit((h) => void (h['b']!['shape'] = [2.5, 2])), code: 'DS_ERR_ST_BAD_HEADER', message: /shape/ },
-    { name: 'dimension as a string', file: () => edit((h) => void (h['b']!['shape'] = ['2', 2])), code: 'DS_ERR_ST_BAD_HEADER', message: /shape/ },
-    { name: 'data_offsets missing', file: () => edit((h) => delete h['c']!['data_offsets']), code: 'DS_ERR_ST_BAD_HEADER', message: /data_offsets/ },
-    { name: 'data_offsets of length 3', file: () => edit((h) => void (h['c']!['data_offsets'] = [32, 40, 48])), code: 'DS_ERR_ST_BAD_HEADER', message: /data_offsets/ },
-    { name: 'negative data offset', file: () => edit((h) => void (h['a']!['data_offsets'] = [-16, 0])), code: 'DS_ERR_ST_BAD_HEADER', message: /data_offsets/ },
-    { name: 'byte length is not numel × dtype size', file: () => edit((h) => void (h['c']!['shape'] = [9])), code: 'DS_ERR_ST_BAD_OFFSETS', message: /needs 9/ },
-    { name: 'offsets ending before they begin', file: () => edit((h) => void (h['b']!['data_offsets'] = [32, 16])), code: 'DS_ERR_ST_BAD_OFFSETS', message: /end before/ },
-    { name: 'offsets out of bounds', file: () => edit((h) => void (h['c']!['data_offsets'] = [1000, 1008])), code: 'DS_ERR_ST_BAD_OFFSETS', message: /outside/ },
-    { name: 'overlapping offsets', file: () => edit((h) => void (h['b']!['data_offsets'] = [8, 24])), code: 'DS_ERR_ST_BAD_OFFSETS', message: /overlaps tensor "a"/ },
-    { name: 'two tensors on the same bytes', file: () => edit((h) => void (h['b']!['data_offsets'] = [0, 16])), code: 'DS_ERR_ST_BAD_OFFSETS', message: /overlaps/ },
-    { name: 'gap between tensors', file: () => edit((h) => delete h['b']), code: 'DS_ERR_ST_BAD_OFFSETS', message: /\[16, 32\) before tensor "c"/ },
-    { name: 'gap at the start', file: () => edit((h) => delete h['a']), code: 'DS_ERR_ST_BAD_OFFSETS', message: /\[0, 16\)/ },
-    { name: 'trailing bytes after the last tensor', file: () => Uint8Array.from([...valid, 0, 0, 0]), code: 'DS_ERR_ST_BAD_OFFSETS', message: /3 trailing bytes/ },
+    {
+      name: 'metadata is not an object',
+      file: () => edit((h) => void (h['__metadata__'] = 'x' as never)),
+      code: 'DS_ERR_ST_BAD_HEADER',
+      message: /__metadata__/,
+    },
+    {
+      name: 'metadata value is a number',
+      file: () => edit((h) => void (h['__metadata__']!['kind'] = 3)),
+      code: 'DS_ERR_ST_BAD_HEADER',
+      message: /kind/,
+    },
+    {
+      name: 'tensor entry is not an object',
+      file: () => edit((h) => void (h['a'] = [] as never)),
+      code: 'DS_ERR_ST_BAD_HEADER',
+      message: /"a"/,
+    },
+    {
+      name: 'dtype missing',
+      file: () => edit((h) => delete h['a']!['dtype']),
+      code: 'DS_ERR_ST_BAD_HEADER',
+      message: /dtype/,
+    },
+    {
+      name: 'dtype not a string',
+      file: () => edit((h) => void (h['a']!['dtype'] = 4)),
+      code: 'DS_ERR_ST_BAD_HEADER',
+      message: /dtype/,
+    },
+    {
+      name: 'unknown dtype',
+      file: () => edit((h) => void (h['a']!['dtype'] = 'Q4_K')),
+      code: 'DS_ERR_ST_UNKNOWN_DTYPE',
+      message: /Q4_K/,
+    },
+    {
+      name: 'lower-case dtype',
+      file: () => edit((h) => void (h['a']!['dtype'] = 'f32')),
+      code: 'DS_ERR_ST_UNKNOWN_DTYPE',
+    },
+    {
+      name: 'shape missing',
+      file: () => edit((h) => delete h['b']!['shape']),
+      code: 'DS_ERR_ST_BAD_HEADER',
+      message: /shape/,
+    },
+    {
+      name: 'negative dimension',
+      file: () => edit((h) => void (h['b']!['shape'] = [-2, -2])),
+      code: 'DS_ERR_ST_BAD_HEADER',
+      message: /shape/,
+    },
+    {
+      name: 'fractional dimension',
+      file: () => edit((h) => void (h['b']!['shape'] = [2.5, 2])),
+      code: 'DS_ERR_ST_BAD_HEADER',
+      message: /shape/,
+    },
+    {
+      name: 'dimension as a string',
+      file: () => edit((h) => void (h['b']!['shape'] = ['2', 2])),
+      code: 'DS_ERR_ST_BAD_HEADER',
+      message: /shape/,
+    },
+    {
+      name: 'data_offsets missing',
+      file: () => edit((h) => delete h['c']!['data_offsets']),
+      code: 'DS_ERR_ST_BAD_HEADER',
+      message: /data_offsets/,
+    },
+    {
+      name: 'data_offsets of length 3',
+      file: () => edit((h) => void (h['c']!['data_offsets'] = [32, 40, 48])),
+      code: 'DS_ERR_ST_BAD_HEADER',
+      message: /data_offsets/,
+    },
+    {
+      name: 'negative data offset',
+      file: () => edit((h) => void (h['a']!['data_offsets'] = [-16, 0])),
+      code: 'DS_ERR_ST_BAD_HEADER',
+      message: /data_offsets/,
+    },
+    {
+      name: 'byte length is not numel × dtype size',
+      file: () => edit((h) => void (h['c']!['shape'] = [9])),
+      code: 'DS_ERR_ST_BAD_OFFSETS',
+      message: /needs 9/,
+    },
+    {
+      name: 'offsets ending before they begin',
+      file: () => edit((h) => void (h['b']!['data_offsets'] = [32, 16])),
+      code: 'DS_ERR_ST_BAD_OFFSETS',
+      message: /end before/,
+    },
+    {
+      name: 'offsets out of bounds',
+      file: () => edit((h) => void (h['c']!['data_offsets'] = [1000, 1008])),
+      code: 'DS_ERR_ST_BAD_OFFSETS',
+      message: /outside/,
+    },
+    {
+      name: 'overlapping offsets',
+      file: () => edit((h) => void (h['b']!['data_offsets'] = [8, 24])),
+      code: 'DS_ERR_ST_BAD_OFFSETS',
+      message: /overlaps tensor "a"/,
+    },
+    {
+      name: 'two tensors on the same bytes',
+      file: () => edit((h) => void (h['b']!['data_offsets'] = [0, 16])),
+      code: 'DS_ERR_ST_BAD_OFFSETS',
+      message: /overlaps/,
+    },
+    {
+      name: 'gap between tensors',
+      file: () => edit((h) => delete h['b']),
+      code: 'DS_ERR_ST_BAD_OFFSETS',
+      message: /\[16, 32\) before tensor "c"/,
+    },
+    {
+      name: 'gap at the start',
+      file: () => edit((h) => delete h['a']),
+      code: 'DS_ERR_ST_BAD_OFFSETS',
+      message: /\[0, 16\)/,
+    },
+    {
+      name: 'trailing bytes after the last tensor',
+      file: () => Uint8Array.from([...valid, 0, 0, 0]),
+      code: 'DS_ERR_ST_BAD_OFFSETS',
+      message: /3 trailing bytes/,
+    },
   ];
   for (const { name, file, code, message } of cases) {
     it(`${name} → ${code}`, () => assertCode(() => parseSafetensors(file()), code, message));
@@ -233,21 +399,44 @@ describe('safetensors reader under random corruption (fuzz)', () => {
   const n = headerLength(valid);
   const rng = new SeededRng(2024);
   const pick = <T>(items: readonly T[]): T => items[rng.nextInt(items.length)]!;
-  const strangeValues: unknown[] = [-1, 0, 1, 2.5, 1e300, 2 ** 53, '', 'F32', 'Q4', null, true, [], [1], [0, 8], [8, 0], {}, { a: 1 }];
+  const strangeValues: unknown[] = [
+    -1,
+    0,
+    1,
+    2.5,
+    1e300,
+    2 ** 53,
+    '',
+    'F32',
+    'Q4',
+    null,
+    true,
+    [],
+    [1],
+    [0, 8],
+    [8, 0],
+    {},
+    { a: 1 },
+  ];
 
   function mutateBytes(): Uint8Array {
     const file = valid.slice();
     const kind = rng.nextInt(5);
     if (kind === 0) return file.subarray(0, rng.nextInt(file.length));
     if (kind === 1) {
-      new DataView(file.buffer).setUint32(rng.nextInt(2) * 4, rng.nextInt(2) === 0 ? rng.nextUint32() : rng.nextInt(n * 2), true);
+      new DataView(file.buffer).setUint32(
+        rng.nextInt(2) * 4,
+        rng.nextInt(2) === 0 ? rng.nextUint32() : rng.nextInt(n * 2),
+        true,
+      );
       return file;
     }
     const count = 1 + rng.nextInt(4);
     for (let i = 0; i < count; i++) {
       // Mostly inside the header, where the structure is; sometimes anywhere.
       const at = kind === 4 ? rng.nextInt(file.length) : 8 + rng.nextInt(n);
-      file[at] = kind === 3 ? pick([0x22, 0x2c, 0x3a, 0x5b, 0x5d, 0x7b, 0x7d, 0x30, 0x39, 0x2d, 0x20]) : rng.nextInt(256);
+      file[at] =
+        kind === 3 ? pick([0x22, 0x2c, 0x3a, 0x5b, 0x5d, 0x7b, 0x7d, 0x30, 0x39, 0x2d, 0x20]) : rng.nextInt(256);
     }
     return file;
   }
@@ -276,13 +465,21 @@ describe('safetensors reader under random corruption (fuzz)', () => {
         parsedCount++;
       } catch (err) {
         const code = (err as { code?: unknown }).code;
-        assert.ok(typeof code === 'string' && code.startsWith('DS_ERR_ST_'), `round ${round}: unexpected ${String(err)}`);
+        assert.ok(
+          typeof code === 'string' && code.startsWith('DS_ERR_ST_'),
+          `round ${round}: unexpected ${String(err)}`,
+        );
         codes.add(code);
       }
     }
     // The fuzzer must actually reach both outcomes and the main error kinds to mean anything.
     assert.ok(parsedCount > 0, 'some mutations leave a valid file');
-    for (const code of ['DS_ERR_ST_TRUNCATED', 'DS_ERR_ST_BAD_HEADER', 'DS_ERR_ST_BAD_OFFSETS', 'DS_ERR_ST_UNKNOWN_DTYPE']) {
+    for (const code of [
+      'DS_ERR_ST_TRUNCATED',
+      'DS_ERR_ST_BAD_HEADER',
+      'DS_ERR_ST_BAD_OFFSETS',
+      'DS_ERR_ST_UNKNOWN_DTYPE',
+    ]) {
       assert.ok(codes.has(code), `fuzzing reached ${code}`);
     }
   });

@@ -93,7 +93,10 @@ test('the policy refuses every non-public class by default and allows them all w
 });
 
 test('an address listed as an IP literal is allowed in any spelling; names and wildcards allow no address', () => {
-  const policy = new AddressPolicy({ allowPrivateAddresses: false, allowedAddresses: ['10.0.0.5', '[fd00::5]', '*', 'deltas.internal', '*.corp'] });
+  const policy = new AddressPolicy({
+    allowPrivateAddresses: false,
+    allowedAddresses: ['10.0.0.5', '[fd00::5]', '*', 'deltas.internal', '*.corp'],
+  });
   assert.equal(policy.refusal('10.0.0.5'), null);
   assert.equal(policy.refusal('::ffff:10.0.0.5'), null);
   assert.equal(policy.refusal('fd00:0:0:0:0:0:0:5'), null);
@@ -107,18 +110,31 @@ test('the lookup guard fails on any refused answer among several, and passes err
   const answering = (addresses: string[]) =>
     policy.guardLookup(
       (_host, options, callback) =>
-        options.all ? callback(null, addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }))) : callback(null, addresses[0]!, 4),
+        options.all
+          ? callback(
+              null,
+              addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })),
+            )
+          : callback(null, addresses[0]!, 4),
       (host, refusal) => new Error(`${host} → ${refusal.address} (${refusal.kind})`),
     );
   const call = (lookup: ReturnType<typeof answering>, all: boolean) =>
-    new Promise<{ error: Error | null; address: unknown }>((resolve) => lookup('h.test', { all }, (error, address) => resolve({ error, address })));
+    new Promise<{ error: Error | null; address: unknown }>((resolve) =>
+      lookup('h.test', { all }, (error, address) => resolve({ error, address })),
+    );
 
   assert.equal((await call(answering(['93.184.216.34', '2606:2800::1']), true)).error, null);
   assert.equal((await call(answering(['93.184.216.34']), false)).address, '93.184.216.34');
-  assert.match((await call(answering(['93.184.216.34', '10.0.0.1']), true)).error!.message, /h\.test → 10\.0\.0\.1 \(private\)/);
+  assert.match(
+    (await call(answering(['93.184.216.34', '10.0.0.1']), true)).error!.message,
+    /h\.test → 10\.0\.0\.1 \(private\)/,
+  );
   assert.match((await call(answering(['fe80::1']), true)).error!.message, /link-local/);
   assert.match((await call(answering(['127.0.0.1']), false)).error!.message, /loopback/);
 
-  const failing = policy.guardLookup((_h, _o, callback) => callback(Object.assign(new Error('ENOTFOUND'), { code: 'ENOTFOUND' }), ''), () => new Error('unused'));
+  const failing = policy.guardLookup(
+    (_h, _o, callback) => callback(Object.assign(new Error('ENOTFOUND'), { code: 'ENOTFOUND' }), ''),
+    () => new Error('unused'),
+  );
   assert.match((await call(failing, true)).error!.message, /ENOTFOUND/);
 });

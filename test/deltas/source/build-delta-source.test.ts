@@ -46,7 +46,10 @@ test('refuses schemes that are unknown or not allowed', async () => {
 
 test('requires a root while file is allowed, and validates schemes', () => {
   assert.throws(() => buildDeltaSource({}), code('DS_ERR_SOURCE_BAD_OPTION'));
-  assert.throws(() => buildDeltaSource({ allowedSchemes: ['ftp' as 'file'], fileRoot: '/tmp' }), code('DS_ERR_SOURCE_BAD_OPTION'));
+  assert.throws(
+    () => buildDeltaSource({ allowedSchemes: ['ftp' as 'file'], fileRoot: '/tmp' }),
+    code('DS_ERR_SOURCE_BAD_OPTION'),
+  );
 });
 
 test('host allow-list: exact names, *.suffix wildcards, *', () => {

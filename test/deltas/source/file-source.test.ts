@@ -49,7 +49,10 @@ test('reads a file:// URI inside the root', async () => {
 });
 
 test('a missing file is DS_ERR_SOURCE_FILE_MISSING', async () => {
-  await assert.rejects(new FileDeltaSource({ root }).fetch('tasks/nope.safetensors', sha), withUri('DS_ERR_SOURCE_FILE_MISSING', /nope\.safetensors/));
+  await assert.rejects(
+    new FileDeltaSource({ root }).fetch('tasks/nope.safetensors', sha),
+    withUri('DS_ERR_SOURCE_FILE_MISSING', /nope\.safetensors/),
+  );
 });
 
 test('paths escaping the root are refused, even when the target exists', async () => {
@@ -57,12 +60,18 @@ test('paths escaping the root are refused, even when the target exists', async (
   await assert.rejects(source.fetch('../outside.safetensors', sha), withUri('DS_ERR_SOURCE_OUTSIDE_ROOT'));
   await assert.rejects(source.fetch('tasks/../../outside.safetensors', sha), withUri('DS_ERR_SOURCE_OUTSIDE_ROOT'));
   await assert.rejects(source.fetch('../../../../etc/passwd', sha), withUri('DS_ERR_SOURCE_OUTSIDE_ROOT'));
-  await assert.rejects(source.fetch(pathToFileURL(join(dir, 'outside.safetensors')).toString(), sha), withUri('DS_ERR_SOURCE_OUTSIDE_ROOT'));
+  await assert.rejects(
+    source.fetch(pathToFileURL(join(dir, 'outside.safetensors')).toString(), sha),
+    withUri('DS_ERR_SOURCE_OUTSIDE_ROOT'),
+  );
   await assert.rejects(source.fetch('/etc/passwd', sha), withUri('DS_ERR_SOURCE_OUTSIDE_ROOT'));
 });
 
 test('a symlink inside the root pointing outside it is refused', async () => {
-  await assert.rejects(new FileDeltaSource({ root }).fetch('escape.safetensors', sha), withUri('DS_ERR_SOURCE_OUTSIDE_ROOT'));
+  await assert.rejects(
+    new FileDeltaSource({ root }).fetch('escape.safetensors', sha),
+    withUri('DS_ERR_SOURCE_OUTSIDE_ROOT'),
+  );
 });
 
 test('a checksum mismatch is refused', async () => {
@@ -74,9 +83,15 @@ test('a checksum mismatch is refused', async () => {
 });
 
 test('a file larger than maxBytes is refused', async () => {
-  await assert.rejects(new FileDeltaSource({ root, maxBytes: 100 }).fetch('tasks/a.safetensors', sha), withUri('DS_ERR_SOURCE_TOO_LARGE', /10000 bytes/));
+  await assert.rejects(
+    new FileDeltaSource({ root, maxBytes: 100 }).fetch('tasks/a.safetensors', sha),
+    withUri('DS_ERR_SOURCE_TOO_LARGE', /10000 bytes/),
+  );
 });
 
 test('a folder is not a delta file', async () => {
-  await assert.rejects(new FileDeltaSource({ root }).fetch('tasks', sha), withUri('DS_ERR_SOURCE_FILE_UNREADABLE', /not a regular file/));
+  await assert.rejects(
+    new FileDeltaSource({ root }).fetch('tasks', sha),
+    withUri('DS_ERR_SOURCE_FILE_UNREADABLE', /not a regular file/),
+  );
 });

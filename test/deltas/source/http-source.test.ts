@@ -163,7 +163,10 @@ describe('slow hosts: minimum rate and the whole-fetch deadline', { concurrency:
     const url = route('drip', (_req, res) => {
       res.writeHead(200, { 'content-length': payload.byteLength });
       let sent = 0;
-      const timer = setInterval(() => (sent < payload.byteLength ? res.write(payload.subarray(sent, ++sent)) : res.end()), 100);
+      const timer = setInterval(
+        () => (sent < payload.byteLength ? res.write(payload.subarray(sent, ++sent)) : res.end()),
+        100,
+      );
       timers.push(timer);
       res.on('close', () => clearInterval(timer));
     });
@@ -200,7 +203,10 @@ describe('slow hosts: minimum rate and the whole-fetch deadline', { concurrency:
     const controller = new AbortController();
     const reason = new Error('caller gave up');
     setTimeout(() => controller.abort(reason), 50);
-    await assert.rejects(source({ headersTimeoutMs: 60_000, fetchTimeoutMs: 5_000 }).fetch(url, payloadSha, controller.signal), (e) => e === reason);
+    await assert.rejects(
+      source({ headersTimeoutMs: 60_000, fetchTimeoutMs: 5_000 }).fetch(url, payloadSha, controller.signal),
+      (e) => e === reason,
+    );
   });
 });
 
@@ -241,7 +247,10 @@ test('a 404 is not retried', async () => {
 
 test('other 4xx answers are not retried either', async () => {
   const url = route('forbidden', (_req, res) => res.writeHead(403).end());
-  await assert.rejects(source({ retries: 3 }).fetch(url, payloadSha), hasCode('DS_ERR_SOURCE_HTTP_STATUS', (e) => assert.match(e.message, /403/)));
+  await assert.rejects(
+    source({ retries: 3 }).fetch(url, payloadSha),
+    hasCode('DS_ERR_SOURCE_HTTP_STATUS', (e) => assert.match(e.message, /403/)),
+  );
   assert.equal(hitCount('forbidden'), 1);
 });
 
@@ -315,7 +324,12 @@ test('a scheme outside the allow-list is refused', async () => {
 });
 
 test('a checksum mismatch is refused and not retried', async () => {
-  const url = route('corrupt', (_req, res) => serve(res, payload.map((b) => b ^ 1)));
+  const url = route('corrupt', (_req, res) =>
+    serve(
+      res,
+      payload.map((b) => b ^ 1),
+    ),
+  );
   const wrong = sha256(payload.map((b) => b ^ 1));
   await assert.rejects(
     source({ retries: 2 }).fetch(url, payloadSha),
@@ -338,8 +352,13 @@ test('redirects are followed, and each target host is checked', async () => {
   assert.deepEqual(await source().fetch(url, payloadSha), payload);
   assert.equal(hitCount('redirect-target'), 1);
 
-  const away = route('redirect-away', (_req, res) => res.writeHead(307, { location: 'http://internal.invalid/secret' }).end());
-  await assert.rejects(source().fetch(away, payloadSha), hasCode('DS_ERR_SOURCE_HOST_NOT_ALLOWED', (e) => assert.match(e.message, /internal\.invalid/)));
+  const away = route('redirect-away', (_req, res) =>
+    res.writeHead(307, { location: 'http://internal.invalid/secret' }).end(),
+  );
+  await assert.rejects(
+    source().fetch(away, payloadSha),
+    hasCode('DS_ERR_SOURCE_HOST_NOT_ALLOWED', (e) => assert.match(e.message, /internal\.invalid/)),
+  );
   assert.ok(target.endsWith('/redirect-target'));
 });
 
@@ -358,7 +377,11 @@ test('configured headers go to the URI origin only, never to a redirect on anoth
     seen.push(req.headers.authorization);
     res.writeHead(302, { location: `http://other.test:${port}/auth-target` }).end();
   });
-  const s = source({ allowedHosts: ['127.0.0.1', 'other.test'], headers: { authorization: 'Bearer t0ken' }, lookup: toLocalhost });
+  const s = source({
+    allowedHosts: ['127.0.0.1', 'other.test'],
+    headers: { authorization: 'Bearer t0ken' },
+    lookup: toLocalhost,
+  });
   assert.deepEqual(await s.fetch(url, payloadSha), payload);
   assert.deepEqual(seen, ['Bearer t0ken', undefined]);
 });
@@ -388,14 +411,23 @@ test('credentials in the URI never reach error messages', async () => {
 
 test('without the literal in allowedHosts, the same loopback fetch is refused before any request', async () => {
   const url = route('unlisted', (_req, res) => serve(res, payload));
-  await assert.rejects(source({ allowedHosts: ['*'] }).fetch(url, payloadSha), hasCode('DS_ERR_SOURCE_ADDRESS_NOT_ALLOWED', (e) => assert.match(e.message, /loopback/)));
+  await assert.rejects(
+    source({ allowedHosts: ['*'] }).fetch(url, payloadSha),
+    hasCode('DS_ERR_SOURCE_ADDRESS_NOT_ALLOWED', (e) => assert.match(e.message, /loopback/)),
+  );
   assert.equal(hitCount('unlisted'), 0);
   assert.deepEqual(await source({ allowedHosts: ['*'], allowPrivateAddresses: true }).fetch(url, payloadSha), payload);
 });
 
 test('bad options are refused when the source is built', () => {
-  assert.throws(() => new HttpDeltaSource({ connectTimeoutMs: 0 }), hasCode('DS_ERR_SOURCE_BAD_OPTION', (e) => assert.match(e.message, /connectTimeoutMs/)));
+  assert.throws(
+    () => new HttpDeltaSource({ connectTimeoutMs: 0 }),
+    hasCode('DS_ERR_SOURCE_BAD_OPTION', (e) => assert.match(e.message, /connectTimeoutMs/)),
+  );
   assert.throws(() => new HttpDeltaSource({ allowedHosts: ['a/b'] }), hasCode('DS_ERR_SOURCE_BAD_OPTION'));
   assert.throws(() => new HttpDeltaSource({ retries: -1 }), hasCode('DS_ERR_SOURCE_BAD_OPTION'));
-  assert.throws(() => new HttpDeltaSource({ allowPrivateAddresses: 'yes' as unknown as boolean }), hasCode('DS_ERR_SOURCE_BAD_OPTION', (e) => assert.match(e.message, /allowPrivateAddresses/)));
+  assert.throws(
+    () => new HttpDeltaSource({ allowPrivateAddresses: 'yes' as unknown as boolean }),
+    hasCode('DS_ERR_SOURCE_BAD_OPTION', (e) => assert.match(e.message, /allowPrivateAddresses/)),
+  );
 });

@@ -20,7 +20,8 @@ export function kernelsUnderTest(): SideKernel[] {
   const kernels: SideKernel[] = [createJsKernel()];
   if (!NATIVE_EXPECTED) return kernels;
   const addon = loadNativeAddon();
-  for (const path of addon.paths()) for (const threads of [1, 3]) kernels.push(createNativeKernel(addon, { threads, path }));
+  for (const path of addon.paths())
+    for (const threads of [1, 3]) kernels.push(createNativeKernel(addon, { threads, path }));
   return kernels;
 }
 
@@ -100,7 +101,8 @@ export function reference(batch: Batch, inDim: number, outDim: number): { values
         values[r * outDim + j] = values[r * outDim + j]! + term;
         scale[r * outDim + j] = scale[r * outDim + j]! + Math.abs(term);
       };
-      if (job.weight?.kind === 'sparse') job.weight.indices.forEach((position, k) => add(position, job.weight!.values[k]!));
+      if (job.weight?.kind === 'sparse')
+        job.weight.indices.forEach((position, k) => add(position, job.weight!.values[k]!));
       if (job.weight?.kind === 'dense') job.weight.values.forEach((v, position) => add(position, v));
       if (job.bias !== null) {
         for (let j = 0; j < outDim; j++) {

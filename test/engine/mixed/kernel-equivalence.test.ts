@@ -3,7 +3,12 @@ import assert from 'node:assert/strict';
 import { kernelsUnderTest, makeBatch, reference, runKernel, type Case } from './kernel-cases.js';
 
 const CASES: Case[] = [
-  { name: 'one row, one sparse job with bias', inDim: 5, outDim: 7, jobs: [{ rows: 1, weight: 'sparse', bias: true, density: 0.5 }] },
+  {
+    name: 'one row, one sparse job with bias',
+    inDim: 5,
+    outDim: 7,
+    jobs: [{ rows: 1, weight: 'sparse', bias: true, density: 0.5 }],
+  },
   {
     name: 'dims not multiples of 4/8/16, every kind of job',
     inDim: 37,
@@ -33,7 +38,12 @@ const CASES: Case[] = [
     name: 'many small jobs',
     inDim: 24,
     outDim: 40,
-    jobs: Array.from({ length: 40 }, (_, k) => ({ rows: 1 + (k % 9), weight: 'sparse' as const, bias: k % 2 === 0, density: 0.1 })),
+    jobs: Array.from({ length: 40 }, (_, k) => ({
+      rows: 1 + (k % 9),
+      weight: 'sparse' as const,
+      bias: k % 2 === 0,
+      density: 0.1,
+    })),
   },
   {
     name: 'jobs longer than a token block (128), fewer jobs than threads',
@@ -64,14 +74,20 @@ for (const [n, c] of CASES.entries()) {
       for (let e = 0; e < out.length; e++) {
         // A float32 sum of at most inDim + 1 terms: the classic bound on its rounding error.
         const bound = (c.inDim + 2) * 2 ** -24 * scale[e]!;
-        assert.ok(Math.abs(out[e]! - values[e]!) <= bound, `${name}: element ${e} is ${out[e]}, reference ${values[e]} (bound ${bound})`);
+        assert.ok(
+          Math.abs(out[e]! - values[e]!) <= bound,
+          `${name}: element ${e} is ${out[e]}, reference ${values[e]} (bound ${bound})`,
+        );
       }
     }
     // Every path adds the same float32 terms in the same order per element (column j's nonzeros
     // in index order, then the bias), so all of them give the bits of the JS kernel.
     const expected = Buffer.from(outputs[0]!.buffer);
     for (const [k, out] of outputs.entries()) {
-      assert.ok(Buffer.from(out.buffer).equals(expected), `${kernels[k]!.name} × ${kernels[k]!.threads} differs from ${kernels[0]!.name} in bits`);
+      assert.ok(
+        Buffer.from(out.buffer).equals(expected),
+        `${kernels[k]!.name} × ${kernels[k]!.threads} differs from ${kernels[0]!.name} in bits`,
+      );
     }
   });
 }

@@ -11,7 +11,14 @@ import { saveOnnxModel } from '../../../src/onnx/model-file.js';
 import { fingerprintWeights } from '../../../src/onnx/fingerprint.js';
 import { readFloatWeights } from '../../../src/onnx/weights.js';
 import { NATIVE_EXPECTED } from './kernel-cases.js';
-import { buildTinyZoo, maxAbsDiff, mergeIndependently, runPlain, tokenBatch, type TinyZoo } from '../../helpers/tiny-models.js';
+import {
+  buildTinyZoo,
+  maxAbsDiff,
+  mergeIndependently,
+  runPlain,
+  tokenBatch,
+  type TinyZoo,
+} from '../../helpers/tiny-models.js';
 
 const { onnx } = onnxProto;
 let zoo: TinyZoo;
@@ -26,10 +33,26 @@ function withOutputGain(model: onnxProto.onnx.ModelProto): onnxProto.onnx.ModelP
   const graph = model.graph as onnxProto.onnx.GraphProto;
   const output = graph.output[0]!.name;
   const labels = Number(graph.output[0]!.type!.tensorType!.shape!.dim![1]!.dimValue);
-  const node = graph.node.map((n) => ({ ...n, output: (n.output ?? []).map((o) => (o === output ? `${output}::pre_gain` : o)) }));
-  node.push({ opType: 'Mul', name: 'output_gain', input: [`${output}::pre_gain`, GAIN], output: [output] } as onnxProto.onnx.NodeProto);
-  const gain = { name: GAIN, dataType: onnx.TensorProto.DataType.FLOAT, dims: [labels], floatData: new Array<number>(labels).fill(1) };
-  return onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph, node, initializer: [...graph.initializer, gain] }) });
+  const node = graph.node.map((n) => ({
+    ...n,
+    output: (n.output ?? []).map((o) => (o === output ? `${output}::pre_gain` : o)),
+  }));
+  node.push({
+    opType: 'Mul',
+    name: 'output_gain',
+    input: [`${output}::pre_gain`, GAIN],
+    output: [output],
+  } as onnxProto.onnx.NodeProto);
+  const gain = {
+    name: GAIN,
+    dataType: onnx.TensorProto.DataType.FLOAT,
+    dims: [labels],
+    floatData: new Array<number>(labels).fill(1),
+  };
+  return onnx.ModelProto.create({
+    ...model,
+    graph: onnx.GraphProto.create({ ...graph, node, initializer: [...graph.initializer, gain] }),
+  });
 }
 
 before(async () => {
@@ -41,12 +64,30 @@ before(async () => {
   const labels = weights.get(GAIN)!.data.length;
   for (const [i, built] of zoo.deltas.entries()) {
     // Task 4 also scales the logits: it must run on the per-task fallback.
-    const extra = i === 4 ? [{ kind: 'dense' as const, name: GAIN, shape: [labels], values: Float32Array.from({ length: labels }, (_, k) => 0.5 + k / 10) }] : [];
-    const delta: Delta = { ...built, metadata: { ...built.metadata, baseFingerprint: fingerprint }, tensors: [...built.tensors, ...extra] };
+    const extra =
+      i === 4
+        ? [
+            {
+              kind: 'dense' as const,
+              name: GAIN,
+              shape: [labels],
+              values: Float32Array.from({ length: labels }, (_, k) => 0.5 + k / 10),
+            },
+          ]
+        : [];
+    const delta: Delta = {
+      ...built,
+      metadata: { ...built.metadata, baseFingerprint: fingerprint },
+      tensors: [...built.tensors, ...extra],
+    };
     deltas.push(delta);
     const bytes = encodeDelta(delta);
     await writeFile(join(zoo.dir, `task-${i}.safetensors`), bytes);
-    refs.push({ key: `task-${i}@1`, uri: `task-${i}.safetensors`, sha256: createHash('sha256').update(bytes).digest('hex') });
+    refs.push({
+      key: `task-${i}@1`,
+      uri: `task-${i}.safetensors`,
+      sha256: createHash('sha256').update(bytes).digest('hex'),
+    });
   }
 });
 after(async () => zoo.cleanup());
@@ -54,11 +95,22 @@ after(async () => zoo.cleanup());
 function options(events: AnyEngineEvent[]): EngineOptions {
   return {
     worker: {
-      base: { modelPath: gainBasePath(), mode: 'mixed', patchable: [], session: { executionProvider: 'cpu', intraOpThreads: 1 } },
+      base: {
+        modelPath: gainBasePath(),
+        mode: 'mixed',
+        patchable: [],
+        session: { executionProvider: 'cpu', intraOpThreads: 1 },
+      },
       cacheMaxBytes: 64 * 1024 * 1024,
       source: { fileRoot: zoo.dir, allowedSchemes: ['file'] },
     },
-    scheduler: { maxBatchSize: 8, maxQueueDelayMs: 5, maxQueuedPerTask: 100, maxQueuedTotal: 400, forcedSwitchWaitMs: 50 },
+    scheduler: {
+      maxBatchSize: 8,
+      maxQueueDelayMs: 5,
+      maxQueuedPerTask: 100,
+      maxQueuedTotal: 400,
+      forcedSwitchWaitMs: 50,
+    },
     restartDelayMs: 50,
     onEvent: (event) => events.push(event),
   };
@@ -70,8 +122,12 @@ test('mixed mode: concurrent requests of many tasks, the base and a fallback tas
   try {
     assert.equal(engine.readyInfo?.mode, 'mixed');
     const kernel = engine.readyInfo?.kernel;
-    assert.ok(kernel && ['native-avx512', 'native-avx2', 'native-baseline', 'js'].includes(kernel.name) && kernel.threads >= 1, `the kernel in use is reported: ${JSON.stringify(kernel)}`);
-    if (NATIVE_EXPECTED) assert.notEqual(kernel.name, 'js', `the native kernel loads in the worker (${kernel.fallbackReason})`);
+    assert.ok(
+      kernel && ['native-avx512', 'native-avx2', 'native-baseline', 'js'].includes(kernel.name) && kernel.threads >= 1,
+      `the kernel in use is reported: ${JSON.stringify(kernel)}`,
+    );
+    if (NATIVE_EXPECTED)
+      assert.notEqual(kernel.name, 'js', `the native kernel loads in the worker (${kernel.fallbackReason})`);
     const inputs = (i: number) => tokenBatch(1 + (i % 2), 6, 40 + i);
     const jobs = Array.from({ length: 48 }, (_, i) => (i * 7) % 6); // 5 = the base
     const results = await Promise.all(jobs.map((t, i) => engine.infer(t === 5 ? null : refs[t]!, inputs(i))));
@@ -82,9 +138,16 @@ test('mixed mode: concurrent requests of many tasks, the base and a fallback tas
       assert.ok(maxAbsDiff(got, want) <= 1e-5, `job ${i} (task ${t}): ${maxAbsDiff(got, want)}`);
     }
     const fallbacks = events.filter((e) => e.type === 'mixed-fallback');
-    assert.deepEqual(fallbacks.map((e) => e.type === 'mixed-fallback' && [e.key, e.tensor]), [[refs[4]!.key, GAIN]], 'task 4 fell back once, naming the tensor');
+    assert.deepEqual(
+      fallbacks.map((e) => e.type === 'mixed-fallback' && [e.key, e.tensor]),
+      [[refs[4]!.key, GAIN]],
+      'task 4 fell back once, naming the tensor',
+    );
     const batches = events.filter((e): e is Extract<AnyEngineEvent, { type: 'batch' }> => e.type === 'batch');
-    assert.ok(batches.some((b) => b.key === MIXED_KEY && (b.tasks ?? 0) > 1), 'some batch held several tasks');
+    assert.ok(
+      batches.some((b) => b.key === MIXED_KEY && (b.tasks ?? 0) > 1),
+      'some batch held several tasks',
+    );
     // Unloading forgets the verdict: the task is judged, and reported, again on its next run.
     await engine.evict(refs[4]!.key);
     await engine.infer(refs[4]!, inputs(0));

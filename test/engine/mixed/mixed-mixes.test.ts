@@ -10,7 +10,14 @@ import { loadSideKernel } from '../../../src/engine/runtime/mixed/kernel/load-ke
 import { NATIVE_EXPECTED } from './kernel-cases.js';
 import { readFloatWeights } from '../../../src/onnx/weights.js';
 import { SeededRng } from '../../../src/core/rng.js';
-import { buildTinyZoo, mergeIndependently, runPlain, tokenBatch, maxAbsDiff, type TinyZoo } from '../../helpers/tiny-models.js';
+import {
+  buildTinyZoo,
+  mergeIndependently,
+  runPlain,
+  tokenBatch,
+  maxAbsDiff,
+  type TinyZoo,
+} from '../../helpers/tiny-models.js';
 
 const TASKS = 16;
 let zoo: TinyZoo;
@@ -21,11 +28,17 @@ before(async () => {
 });
 after(async () => zoo.cleanup());
 
-function drawBatch(rng: SeededRng, draw: number): { requests: MixedRequest[]; tasks: (number | null)[]; seeds: number[] } {
+function drawBatch(
+  rng: SeededRng,
+  draw: number,
+): { requests: MixedRequest[]; tasks: (number | null)[]; seeds: number[] } {
   const size = 1 + rng.nextInt(16);
   const tasks = Array.from({ length: size }, () => (rng.nextInt(5) === 0 ? null : rng.nextInt(TASKS)));
   const seeds = tasks.map((_, i) => draw * 100 + i);
-  const requests = tasks.map((t, i) => ({ inputs: tokenBatch(1 + rng.nextInt(2), 9, seeds[i]!), delta: t === null ? null : zoo.deltas[t]! }));
+  const requests = tasks.map((t, i) => ({
+    inputs: tokenBatch(1 + rng.nextInt(2), 9, seeds[i]!),
+    delta: t === null ? null : zoo.deltas[t]!,
+  }));
   return { requests, tasks, seeds };
 }
 
@@ -43,7 +56,8 @@ test('random mixes of 16 tasks and the base equal their merged models, and the p
   const weights = readFloatWeights(zoo.base);
   const session = { executionProvider: 'cpu' as const, intraOpThreads: 1 };
   const { kernel, reason } = loadSideKernel();
-  if (NATIVE_EXPECTED) assert.notEqual(kernel.name, 'js', `native kernel expected (${reason}), else this compares JS with JS`);
+  if (NATIVE_EXPECTED)
+    assert.notEqual(kernel.name, 'js', `native kernel expected (${reason}), else this compares JS with JS`);
   const { kernel: portable } = loadSideKernel({ prefer: 'js' });
   const served = await MixedPipeline.create(zoo.base, weights, weights, session, kernel);
   const reference = await MixedPipeline.create(zoo.base, weights, weights, session, portable);
@@ -58,8 +72,15 @@ test('random mixes of 16 tasks and the base equal their merged models, and the p
       for (const [i, request] of requests.entries()) {
         const got = outputs[i]!.logits!.data as Float32Array;
         const want = await expected(tasks[i]!, request, seeds[i]!);
-        assert.ok(maxAbsDiff(got, want) <= 1e-5, `draw ${draw} request ${i} (task ${tasks[i]}): ${maxAbsDiff(got, want)}`);
-        assert.deepEqual(portableOutputs[i]!.logits!.data, got, `draw ${draw} request ${i}: ${kernel.name} and ${portable.name} differ`);
+        assert.ok(
+          maxAbsDiff(got, want) <= 1e-5,
+          `draw ${draw} request ${i} (task ${tasks[i]}): ${maxAbsDiff(got, want)}`,
+        );
+        assert.deepEqual(
+          portableOutputs[i]!.logits!.data,
+          got,
+          `draw ${draw} request ${i}: ${kernel.name} and ${portable.name} differ`,
+        );
       }
     }
     assert.ok(distinctMax >= 8, `the draws mixed many tasks in one batch (at most ${distinctMax})`);

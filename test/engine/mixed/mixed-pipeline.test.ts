@@ -8,13 +8,25 @@ import { referenceSideKernel } from '../../helpers/reference-side-kernel.js';
 test('a mixed batch of the tiny encoder equals each request run on its own merged model', async () => {
   const zoo = await buildTinyZoo({ tasks: 4, dropRate: 0.9 });
   try {
-    const pipeline = await MixedPipeline.create(zoo.base, readFloatWeights(zoo.base), readFloatWeights(zoo.base), { executionProvider: 'cpu', intraOpThreads: 1 }, referenceSideKernel);
+    const pipeline = await MixedPipeline.create(
+      zoo.base,
+      readFloatWeights(zoo.base),
+      readFloatWeights(zoo.base),
+      { executionProvider: 'cpu', intraOpThreads: 1 },
+      referenceSideKernel,
+    );
     assert.equal(pipeline.unsupported.size, 0, [...pipeline.unsupported].join('; '));
     const tasks = [0, 1, null, 2, 0, 3];
-    const requests = tasks.map((t, i) => ({ inputs: tokenBatch(1, 8, 100 + i), delta: t === null ? null : zoo.deltas[t]! }));
+    const requests = tasks.map((t, i) => ({
+      inputs: tokenBatch(1, 8, 100 + i),
+      delta: t === null ? null : zoo.deltas[t]!,
+    }));
     const { outputs } = await pipeline.run(requests);
     for (const [i, t] of tasks.entries()) {
-      const expected = await runPlain(t === null ? zoo.base : mergeIndependently(zoo.base, zoo.deltas[t]!), requests[i]!.inputs);
+      const expected = await runPlain(
+        t === null ? zoo.base : mergeIndependently(zoo.base, zoo.deltas[t]!),
+        requests[i]!.inputs,
+      );
       const got = outputs[i]!.logits!.data as Float32Array;
       assert.ok(maxAbsDiff(got, expected) < 1e-5, `request ${i} (task ${t}): max diff ${maxAbsDiff(got, expected)}`);
     }
@@ -29,11 +41,19 @@ test('the demo zoo (a ViT: patch projection, class token, position table, dense 
   const { decodeDelta } = await import('../../../src/deltas/format/delta-file.js');
   const { readFile, readdir } = await import('node:fs/promises');
   const base = await loadOnnxModel('models/base/model.onnx');
-  const pipeline = await MixedPipeline.create(base, readFloatWeights(base), readFloatWeights(base), { executionProvider: 'cpu', intraOpThreads: 1 }, referenceSideKernel);
+  const pipeline = await MixedPipeline.create(
+    base,
+    readFloatWeights(base),
+    readFloatWeights(base),
+    { executionProvider: 'cpu', intraOpThreads: 1 },
+    referenceSideKernel,
+  );
   try {
     assert.equal(pipeline.unsupported.size, 0, [...pipeline.unsupported].join('; '));
     const tasks = (await readdir('models/tasks')).sort();
-    const deltas = await Promise.all(tasks.map(async (t) => decodeDelta(await readFile(`models/tasks/${t}/delta.safetensors`))));
+    const deltas = await Promise.all(
+      tasks.map(async (t) => decodeDelta(await readFile(`models/tasks/${t}/delta.safetensors`))),
+    );
     const pixels = (seed: number) => {
       const data = new Float32Array(28 * 28);
       for (let i = 0; i < data.length; i++) data[i] = ((i * 7919 + seed * 104729) % 1000) / 1000;
@@ -46,7 +66,10 @@ test('the demo zoo (a ViT: patch projection, class token, position table, dense 
       const model = t < 0 ? base : mergeIndependently(base, deltas[t]!);
       const expected = await runPlain(model, requests[i]!.inputs);
       const got = outputs[i]!.logits!.data as Float32Array;
-      assert.ok(maxAbsDiff(got, expected) < 1e-5, `request ${i} (${t < 0 ? 'base' : tasks[t]}): max diff ${maxAbsDiff(got, expected)}`);
+      assert.ok(
+        maxAbsDiff(got, expected) < 1e-5,
+        `request ${i} (${t < 0 ? 'base' : tasks[t]}): max diff ${maxAbsDiff(got, expected)}`,
+      );
     }
   } finally {
     await pipeline.release();
@@ -58,7 +81,13 @@ test('with only 2-D weights patchable, unpatchable biases still fold into the si
   try {
     const all = readFloatWeights(zoo.base);
     const patchable = new Map([...all].filter(([, w]) => w.shape.length === 2));
-    const pipeline = await MixedPipeline.create(zoo.base, patchable, all, { executionProvider: 'cpu', intraOpThreads: 1 }, referenceSideKernel);
+    const pipeline = await MixedPipeline.create(
+      zoo.base,
+      patchable,
+      all,
+      { executionProvider: 'cpu', intraOpThreads: 1 },
+      referenceSideKernel,
+    );
     try {
       const deltas = zoo.deltas.map((d) => ({ ...d, tensors: d.tensors.filter((t) => patchable.has(t.name)) }));
       const requests = [0, 1, 2, 1].map((t, i) => ({ inputs: tokenBatch(2, 7, 300 + i), delta: deltas[t]! }));

@@ -29,11 +29,21 @@ export function rawPng(options: RawPngOptions): Buffer {
   ihdr[9] = options.colorType ?? 0;
   ihdr[12] = options.interlace ?? 0;
   const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return Buffer.concat([signature, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(options.raw)), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    signature,
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(options.raw)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 /** An RGBA PNG written by pngjs, pixel by pixel. */
-export function png(width: number, height: number, pixel: (x: number, y: number) => [number, number, number, number], colorType?: 0 | 2 | 6): Buffer {
+export function png(
+  width: number,
+  height: number,
+  pixel: (x: number, y: number) => [number, number, number, number],
+  colorType?: 0 | 2 | 6,
+): Buffer {
   const image = new PNG({ width, height, ...(colorType !== undefined && { colorType }) });
   for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) image.data.set(pixel(x, y), (y * width + x) * 4);
   return PNG.sync.write(image, colorType === undefined ? {} : { colorType, inputHasAlpha: true });

@@ -42,7 +42,8 @@ export interface PreparedMixedBase {
 }
 
 export async function prepareMixedBase(options: BaseOptions, kernel: SideKernel): Promise<PreparedMixedBase> {
-  if (options.session.executionProvider !== 'cpu') throw new Error('mixed mode runs on the cpu execution provider only');
+  if (options.session.executionProvider !== 'cpu')
+    throw new Error('mixed mode runs on the cpu execution provider only');
   const { model, fingerprint, io, weights, patchable, patchableShapes } = await loadBase(options);
   const pipeline = await MixedPipeline.create(model, patchable, weights, options.session, kernel);
   // One run of the base at start-up: a graph the rewrite cannot serve fails here, with its reason,
@@ -117,16 +118,22 @@ export class MixedCore {
       const outputs: NamedTensors[] = new Array(items.length);
       let timings: MixedTimings = { ortMs: 0, kernelMs: 0, hostMs: 0, segmentRuns: 0 };
       for (const members of mixedGroups.values()) {
-        const result = await this.pipeline.run(members.map((i) => ({ inputs: items[i]!.inputs, delta: items[i]!.task?.delta ?? null })));
+        const result = await this.pipeline.run(
+          members.map((i) => ({ inputs: items[i]!.inputs, delta: items[i]!.task?.delta ?? null })),
+        );
         members.forEach((i, k) => (outputs[i] = result.outputs[k]!));
         timings = sumTimings(timings, result.timings);
       }
       const activations: { key: string; stats: ActivationStats }[] = [];
       for (const members of fallbackGroups.values()) {
         const core = await (this.fallback ??= this.startFallback());
-        const result = await core.run(items[members[0]!]!.task, members.map((i) => items[i]!.inputs));
+        const result = await core.run(
+          items[members[0]!]!.task,
+          members.map((i) => items[i]!.inputs),
+        );
         members.forEach((i, k) => (outputs[i] = result.outputs[k]!));
-        if (result.activation.switched) activations.push({ key: items[members[0]!]!.task!.key, stats: result.activation });
+        if (result.activation.switched)
+          activations.push({ key: items[members[0]!]!.task!.key, stats: result.activation });
       }
       return { outputs, inferMs: performance.now() - started, timings, newFallbacks, activations };
     } finally {
@@ -161,5 +168,10 @@ function push(groups: Map<string, number[]>, key: string, index: number): void {
 }
 
 function sumTimings(a: MixedTimings, b: MixedTimings): MixedTimings {
-  return { ortMs: a.ortMs + b.ortMs, kernelMs: a.kernelMs + b.kernelMs, hostMs: a.hostMs + b.hostMs, segmentRuns: a.segmentRuns + b.segmentRuns };
+  return {
+    ortMs: a.ortMs + b.ortMs,
+    kernelMs: a.kernelMs + b.kernelMs,
+    hostMs: a.hostMs + b.hostMs,
+    segmentRuns: a.segmentRuns + b.segmentRuns,
+  };
 }

@@ -13,7 +13,12 @@ import { batchSizeOf, concatBatch, splitBatch } from '../batching.js';
 import { createOrtSession, fromOrtTensor, toOrtTensor, type OrtSessionOptions } from '../ort-session.js';
 import type { NamedTensors } from '../../tensors.js';
 import type { SideJob, SideKernel } from './kernel/side-kernel.js';
-import { rewriteForMixedBatches, type GatherInputPlan, type ParamInputPlan, type SideSitePlan } from './mixed-rewrite.js';
+import {
+  rewriteForMixedBatches,
+  type GatherInputPlan,
+  type ParamInputPlan,
+  type SideSitePlan,
+} from './mixed-rewrite.js';
 import { buildGatherInput, buildParamInput, tensorsByWeight, type ItemSpan } from './request-feeds.js';
 import { cutIntoSegments, type Segment } from './segments.js';
 
@@ -78,7 +83,16 @@ export class MixedPipeline {
     ]);
     const tableRows = new Map(mixed.gathers.map((g) => [g.weight, weights.get(g.weight)!.shape[0]!]));
     const outputNames = (model.graph!.output ?? []).map((o) => o.name ?? '');
-    return new MixedPipeline(runnable, mixed.params, mixed.gathers, outputNames, baseValues, tableRows, mixed.unsupported, kernel);
+    return new MixedPipeline(
+      runnable,
+      mixed.params,
+      mixed.gathers,
+      outputNames,
+      baseValues,
+      tableRows,
+      mixed.unsupported,
+      kernel,
+    );
   }
 
   /** The first tensor of `delta` this pipeline cannot apply per request, with why; null when it serves the whole delta. */
@@ -105,11 +119,20 @@ export class MixedPipeline {
     for (const [name, tensor] of Object.entries(joined)) live.set(name, toOrtTensor(tensor));
     for (const plan of this.params) {
       const data = buildParamInput(plan, spans, this.baseValues.get(plan.weight));
-      live.set(plan.input, new ort.Tensor('float32', data, [data.length / plan.itemShape.reduce((a, b) => a * b, 1), ...plan.itemShape]));
+      live.set(
+        plan.input,
+        new ort.Tensor('float32', data, [data.length / plan.itemShape.reduce((a, b) => a * b, 1), ...plan.itemShape]),
+      );
     }
     for (const plan of this.gathers) {
       const ids = joined[plan.ids]!;
-      const data = buildGatherInput(plan, ids.data as BigInt64Array | Int32Array, ids.dims, this.tableRows.get(plan.weight)!, spans);
+      const data = buildGatherInput(
+        plan,
+        ids.data as BigInt64Array | Int32Array,
+        ids.dims,
+        this.tableRows.get(plan.weight)!,
+        spans,
+      );
       live.set(plan.input, new ort.Tensor('float32', data, [...ids.dims, ...plan.rowShape]));
     }
     for (const segment of this.segments) {
@@ -126,7 +149,10 @@ export class MixedPipeline {
     }
     const outputs: Record<string, ReturnType<typeof fromOrtTensor>> = {};
     for (const name of this.outputNames) outputs[name] = fromOrtTensor(live.get(name)!);
-    const pieces = splitBatch(outputs, spans.map((s) => s.items));
+    const pieces = splitBatch(
+      outputs,
+      spans.map((s) => s.items),
+    );
     const hostMs = performance.now() - started - ortMs - kernelMs;
     return { outputs: pieces, timings: { ortMs, kernelMs, hostMs, segmentRuns: this.segments.length } };
   }
@@ -142,14 +168,17 @@ export class MixedPipeline {
     const items = dims[0] ?? 0;
     const totalItems = spans.reduce((n, s) => n + s.items, 0);
     if (dims[dims.length - 1] !== site.inDim || items !== totalItems || dims.length < 2) {
-      throw new DS_ERR_INFER_BAD_INPUT(`mixed batches need ${site.x} as [batch, ..., ${site.inDim}] with the batch first; it has shape [${dims}]`);
+      throw new DS_ERR_INFER_BAD_INPUT(
+        `mixed batches need ${site.x} as [batch, ..., ${site.inDim}] with the batch first; it has shape [${dims}]`,
+      );
     }
     const weights = spans.map((span) => (span.delta ? tensorsByWeight(span.delta).get(site.weight) : undefined));
     const biases = spans.map((span) => this.siteBias(site, span.delta));
     const baseBias = site.baseBias ? this.baseValues.get(site.baseBias)! : null;
     const outDim = site.outDim;
     if (weights.every((w) => w === undefined)) {
-      if (biases.every((b) => b === baseBias)) return new ort.Tensor('float32', baseBias ?? this.zeros(outDim), [outDim]);
+      if (biases.every((b) => b === baseBias))
+        return new ort.Tensor('float32', baseBias ?? this.zeros(outDim), [outDim]);
       const perItem = this.scratch(slot, items * outDim);
       let item = 0;
       spans.forEach((span, k) => {
@@ -227,7 +256,7 @@ function fillRows(buffer: Float32Array, row: Float32Array, start: number, count:
   const width = row.length;
   const begin = start * width;
   buffer.set(row, begin);
-  for (let filled = 1; filled < count; ) {
+  for (let filled = 1; filled < count;) {
     const step = Math.min(filled, count - filled);
     buffer.copyWithin(begin + filled * width, begin, begin + step * width);
     filled += step;

@@ -91,7 +91,8 @@ class RewriteBuilder {
     const foldedAdds = new Set([...folds.values()].map((f) => f.add));
     // A patchable bias that cannot fold (its MatMul's output is read elsewhere too) is an addend like any other.
     for (const [name, use] of this.uses) {
-      if (use.kind === 'bias' && ![...folds.values()].some((f) => f.bias === name)) this.uses.set(name, { kind: 'additive', consumers: [use.add] });
+      if (use.kind === 'bias' && ![...folds.values()].some((f) => f.bias === name))
+        this.uses.set(name, { kind: 'additive', consumers: [use.add] });
     }
     const nodes: NodeProto[] = [];
     for (const original of this.graph.node ?? []) {
@@ -139,7 +140,8 @@ class RewriteBuilder {
       const bias = add.input![1 - readers[0]!.index] ?? '';
       const dims = this.initializerDims(bias);
       const outDim = this.weights.get(node.input![1]!)![1];
-      if (dims.length !== 1 || dims[0] !== outDim || this.initializerType(bias) !== onnx.TensorProto.DataType.FLOAT) continue;
+      if (dims.length !== 1 || dims[0] !== outDim || this.initializerType(bias) !== onnx.TensorProto.DataType.FLOAT)
+        continue;
       const use = this.useOf(bias);
       if (use !== undefined && !(use.kind === 'bias' && use.site === node)) continue;
       folds.set(node, { add, bias });
@@ -158,16 +160,34 @@ class RewriteBuilder {
         const input = `${output}::side_delta`;
         const base = `${output}::base`;
         const patchableBias = fold && this.useOf(fold.bias)?.kind === 'bias' ? fold.bias : null;
-        this.sites.push({ input, base, x: node.input![0]!, weight, bias: patchableBias, baseBias: fold?.bias ?? null, inDim: inDim!, outDim: outDim! });
+        this.sites.push({
+          input,
+          base,
+          x: node.input![0]!,
+          weight,
+          bias: patchableBias,
+          baseBias: fold?.bias ?? null,
+          inDim: inDim!,
+          outDim: outDim!,
+        });
         this.addInput(input, onnx.TensorProto.DataType.FLOAT, null); // any shape that broadcasts against X·W
         node.output![0] = base;
         // With a folded bias, the sum takes the bias Add's output name and that Add is dropped.
-        return [node, { opType: 'Add', name: `${output}::add_side`, input: [base, input], output: [fold ? fold.add.output![0]! : output] }];
+        return [
+          node,
+          {
+            opType: 'Add',
+            name: `${output}::add_side`,
+            input: [base, input],
+            output: [fold ? fold.add.output![0]! : output],
+          },
+        ];
       }
       case 'Add':
       case 'Expand':
       case 'Slice': {
-        const operandIndex = node.opType === 'Add' ? node.input!.findIndex((i) => this.useOf(i)?.kind === 'additive') : 0;
+        const operandIndex =
+          node.opType === 'Add' ? node.input!.findIndex((i) => this.useOf(i)?.kind === 'additive') : 0;
         const weight = node.input![operandIndex];
         const use = this.useOf(weight);
         if (operandIndex < 0 || !weight || (use?.kind !== 'additive' && use?.kind !== 'sliced')) return [node];
@@ -179,13 +199,27 @@ class RewriteBuilder {
           const axes = `${output}::item_axes`;
           this.extraInitializers.push(this.shiftedAxes(node.input![3]!, axes));
           const sliced = `${output}::sliced_delta`;
-          const sliceInputs = [perItem, node.input![1]!, node.input![2]!, axes, ...(node.input![4] ? [node.input![4]] : [])];
-          return [node, { opType: 'Slice', name: sliced, input: sliceInputs, output: [sliced] }, { opType: 'Add', name: `${output}::add_delta`, input: [pre, sliced], output: [output] }];
+          const sliceInputs = [
+            perItem,
+            node.input![1]!,
+            node.input![2]!,
+            axes,
+            ...(node.input![4] ? [node.input![4]] : []),
+          ];
+          return [
+            node,
+            { opType: 'Slice', name: sliced, input: sliceInputs, output: [sliced] },
+            { opType: 'Add', name: `${output}::add_delta`, input: [pre, sliced], output: [output] },
+          ];
         }
         const itemShape = stripLeadingOnes(this.weights.get(weight)!);
         const perItem = this.paramInput(weight, 'delta', itemShape);
         const { nodes, output: adapted } = this.broadcastPerItem(perItem, pre, itemShape.length);
-        return [node, ...nodes, { opType: 'Add', name: `${output}::add_delta`, input: [pre, adapted], output: [output] }];
+        return [
+          node,
+          ...nodes,
+          { opType: 'Add', name: `${output}::add_delta`, input: [pre, adapted], output: [output] },
+        ];
       }
       case 'LayerNormalization': {
         const scale = node.input![1]!;
@@ -205,7 +239,9 @@ class RewriteBuilder {
         const scaled = `${output}::scaled`;
         out.push({ opType: 'Mul', name: scaled, input: [normalized, scaleOperand], output: [scaled] });
         if (shift) {
-          const shiftOperand = shiftServed ? this.broadcastParam(shift, normalized, this.weights.get(shift)!, out) : shift;
+          const shiftOperand = shiftServed
+            ? this.broadcastParam(shift, normalized, this.weights.get(shift)!, out)
+            : shift;
           out.push({ opType: 'Add', name: `${output}::shifted`, input: [scaled, shiftOperand], output: [output] });
         } else {
           out.push({ opType: 'Identity', name: `${output}::shifted`, input: [scaled], output: [output] });
@@ -255,7 +291,17 @@ class RewriteBuilder {
    */
   private broadcastPerItem(perItem: string, target: string, itemRank: number): { nodes: NodeProto[]; output: string } {
     const id = `${perItem}::to_${target}::${this.counter++}`;
-    const names = { shape: `${id}::target_shape`, rank: `${id}::target_rank`, pad: `${id}::pad`, ones: `${id}::ones`, own: `${id}::own_shape`, head: `${id}::items`, tail: `${id}::item_dims`, full: `${id}::shape`, out: `${id}::broadcast` };
+    const names = {
+      shape: `${id}::target_shape`,
+      rank: `${id}::target_rank`,
+      pad: `${id}::pad`,
+      ones: `${id}::ones`,
+      own: `${id}::own_shape`,
+      head: `${id}::items`,
+      tail: `${id}::item_dims`,
+      full: `${id}::shape`,
+      out: `${id}::broadcast`,
+    };
     const int64 = (name: string, values: number[]) => this.extraInitializers.push(int64Tensor(name, values));
     const [c0, c1, cEnd, cPad] = [`${id}::c0`, `${id}::c1`, `${id}::cend`, `${id}::cpad`];
     int64(c0, [0]);
@@ -276,7 +322,13 @@ class RewriteBuilder {
       { opType: 'Shape', name: names.own, input: [perItem], output: [names.own] },
       { opType: 'Slice', name: names.head, input: [names.own, c0, c1], output: [names.head] },
       { opType: 'Slice', name: names.tail, input: [names.own, c1, cEnd], output: [names.tail] },
-      { opType: 'Concat', name: names.full, input: [names.head, names.ones, names.tail], output: [names.full], attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 0 }] },
+      {
+        opType: 'Concat',
+        name: names.full,
+        input: [names.head, names.ones, names.tail],
+        output: [names.full],
+        attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 0 }],
+      },
       { opType: 'Reshape', name: names.out, input: [perItem, names.full], output: [names.out] },
     ];
     return { nodes, output: names.out };
@@ -284,7 +336,10 @@ class RewriteBuilder {
 
   private shiftedAxes(axesName: string, name: string): TensorProto {
     const values = readIntTensor(constantTensor(this.graph, axesName)!);
-    return int64Tensor(name, values.map((a) => (a < 0 ? a : a + 1)));
+    return int64Tensor(
+      name,
+      values.map((a) => (a < 0 ? a : a + 1)),
+    );
   }
 
   private initializerType(name: string): number | undefined {

@@ -25,7 +25,11 @@ export interface ItemSpan {
   readonly delta: Delta | null;
 }
 
-export function buildParamInput(plan: ParamInputPlan, spans: readonly ItemSpan[], baseValue: Float32Array | undefined): Float32Array {
+export function buildParamInput(
+  plan: ParamInputPlan,
+  spans: readonly ItemSpan[],
+  baseValue: Float32Array | undefined,
+): Float32Array {
   const width = plan.itemShape.reduce((a, b) => a * b, 1);
   const total = spans.reduce((n, s) => n + s.items, 0);
   const out = new Float32Array(total * width);
@@ -41,7 +45,13 @@ export function buildParamInput(plan: ParamInputPlan, spans: readonly ItemSpan[]
   return out;
 }
 
-export function buildGatherInput(plan: GatherInputPlan, ids: BigInt64Array | Int32Array, idsDims: readonly number[], tableRows: number, spans: readonly ItemSpan[]): Float32Array {
+export function buildGatherInput(
+  plan: GatherInputPlan,
+  ids: BigInt64Array | Int32Array,
+  idsDims: readonly number[],
+  tableRows: number,
+  spans: readonly ItemSpan[],
+): Float32Array {
   const width = plan.rowShape.reduce((a, b) => a * b, 1);
   const out = new Float32Array(ids.length * width);
   const items = idsDims[0] ?? 1;

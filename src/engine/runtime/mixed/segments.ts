@@ -53,7 +53,9 @@ export function cutIntoSegments(model: ModelProto, graph: GraphProto, sites: rea
   const graphOutputs = new Set((graph.output ?? []).map((o) => o.name ?? ''));
   const readers = new Map<string, number[]>();
   nodesByLevel.forEach((nodes, k) => {
-    for (const node of nodes ?? []) for (const input of node.input ?? []) if (input && !initializers.has(input)) (readers.get(input) ?? readers.set(input, []).get(input)!).push(k);
+    for (const node of nodes ?? [])
+      for (const input of node.input ?? [])
+        if (input && !initializers.has(input)) (readers.get(input) ?? readers.set(input, []).get(input)!).push(k);
   });
   const segments: Segment[] = [];
   const count = nodesByLevel.length;
@@ -69,10 +71,16 @@ export function cutIntoSegments(model: ModelProto, graph: GraphProto, sites: rea
         else inputs.add(input);
       }
     }
-    const outputs = [...produced].filter((name) => graphOutputs.has(name) || (readers.get(name) ?? []).some((r) => r > k));
+    const outputs = [...produced].filter(
+      (name) => graphOutputs.has(name) || (readers.get(name) ?? []).some((r) => r > k),
+    );
     const valueInfo = (name: string) => {
       const elemType = types.get(name);
-      if (elemType === undefined) throw new DS_ERR_ONNX_INVALID('base', `mixed mode cannot tell the element type of ${name}, which crosses a segment boundary`);
+      if (elemType === undefined)
+        throw new DS_ERR_ONNX_INVALID(
+          'base',
+          `mixed mode cannot tell the element type of ${name}, which crosses a segment boundary`,
+        );
       return { name, type: { tensorType: { elemType } } };
     };
     const segmentGraph: GraphProto = {
@@ -82,7 +90,9 @@ export function cutIntoSegments(model: ModelProto, graph: GraphProto, sites: rea
       input: [...inputs].map(valueInfo),
       output: outputs.map(valueInfo),
     };
-    const lastUse = [...inputs, ...outputs].filter((name) => !graphOutputs.has(name) && Math.max(k, ...(readers.get(name) ?? [])) === k);
+    const lastUse = [...inputs, ...outputs].filter(
+      (name) => !graphOutputs.has(name) && Math.max(k, ...(readers.get(name) ?? [])) === k,
+    );
     segments.push({
       model: onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create(segmentGraph) }),
       inputs: [...inputs],
@@ -96,14 +106,106 @@ export function cutIntoSegments(model: ModelProto, graph: GraphProto, sites: rea
   function levelOf(name: string): number {
     if (initializers.has(name)) return 0;
     const l = level.get(name);
-    if (l === undefined) throw new DS_ERR_ONNX_INVALID('base', `${name} is read before any node produces it (nodes must be in topological order)`);
+    if (l === undefined)
+      throw new DS_ERR_ONNX_INVALID(
+        'base',
+        `${name} is read before any node produces it (nodes must be in topological order)`,
+      );
     return l;
   }
 }
 
 const T = onnx.TensorProto.DataType;
-const SAME_AS_FIRST = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'MatMul', 'Gemm', 'Relu', 'Sigmoid', 'Tanh', 'Erf', 'Exp', 'Log', 'Sqrt', 'Neg', 'Abs', 'Softmax', 'LogSoftmax', 'LayerNormalization', 'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze', 'Flatten', 'Slice', 'Concat', 'Gather', 'GatherElements', 'Expand', 'Identity', 'Split', 'Tile', 'Pad', 'ReduceMean', 'ReduceSum', 'ReduceMax', 'ReduceMin', 'Max', 'Min', 'Clip', 'Dropout', 'Gelu', 'FastGelu', 'BiasGelu', 'SkipLayerNormalization', 'Conv', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'BatchNormalization', 'Einsum', 'CumSum', 'Range', 'Neg', 'Reciprocal', 'HardSigmoid', 'LeakyRelu', 'Elu', 'Selu', 'Softplus', 'ScatterND', 'ScatterElements', 'Resize', 'DepthToSpace', 'SpaceToDepth', 'InstanceNormalization', 'GroupNormalization', 'ReduceL2', 'Floor', 'Ceil', 'Round', 'Sin', 'Cos', 'Mod', 'Trilu']);
-const BOOL_OPS = new Set(['Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual', 'Not', 'And', 'Or', 'Xor', 'IsNaN', 'IsInf']);
+const SAME_AS_FIRST = new Set([
+  'Add',
+  'Sub',
+  'Mul',
+  'Div',
+  'Pow',
+  'MatMul',
+  'Gemm',
+  'Relu',
+  'Sigmoid',
+  'Tanh',
+  'Erf',
+  'Exp',
+  'Log',
+  'Sqrt',
+  'Neg',
+  'Abs',
+  'Softmax',
+  'LogSoftmax',
+  'LayerNormalization',
+  'Reshape',
+  'Transpose',
+  'Squeeze',
+  'Unsqueeze',
+  'Flatten',
+  'Slice',
+  'Concat',
+  'Gather',
+  'GatherElements',
+  'Expand',
+  'Identity',
+  'Split',
+  'Tile',
+  'Pad',
+  'ReduceMean',
+  'ReduceSum',
+  'ReduceMax',
+  'ReduceMin',
+  'Max',
+  'Min',
+  'Clip',
+  'Dropout',
+  'Gelu',
+  'FastGelu',
+  'BiasGelu',
+  'SkipLayerNormalization',
+  'Conv',
+  'MaxPool',
+  'AveragePool',
+  'GlobalAveragePool',
+  'BatchNormalization',
+  'Einsum',
+  'CumSum',
+  'Range',
+  'Neg',
+  'Reciprocal',
+  'HardSigmoid',
+  'LeakyRelu',
+  'Elu',
+  'Selu',
+  'Softplus',
+  'ScatterND',
+  'ScatterElements',
+  'Resize',
+  'DepthToSpace',
+  'SpaceToDepth',
+  'InstanceNormalization',
+  'GroupNormalization',
+  'ReduceL2',
+  'Floor',
+  'Ceil',
+  'Round',
+  'Sin',
+  'Cos',
+  'Mod',
+  'Trilu',
+]);
+const BOOL_OPS = new Set([
+  'Equal',
+  'Less',
+  'Greater',
+  'LessOrEqual',
+  'GreaterOrEqual',
+  'Not',
+  'And',
+  'Or',
+  'Xor',
+  'IsNaN',
+  'IsInf',
+]);
 const INT64_OPS = new Set(['Shape', 'Size', 'NonZero', 'ArgMax', 'ArgMin']);
 
 /** Element types of every tensor, from declared value infos and a forward pass over the ops this project's models use. */
@@ -125,7 +227,14 @@ export function inferElementTypes(graph: GraphProto): Map<string, number> {
     else if (INT64_OPS.has(op)) type = T.INT64;
     else if (op === 'Cast') type = Number(attr('to')?.i ?? 0) || undefined;
     else if (op === 'ConstantOfShape') type = attr('value')?.t?.dataType ?? T.FLOAT;
-    else if (op === 'Constant') type = attr('value')?.t?.dataType ?? (attr('value_float') || attr('value_floats') ? T.FLOAT : attr('value_int') || attr('value_ints') ? T.INT64 : undefined);
+    else if (op === 'Constant')
+      type =
+        attr('value')?.t?.dataType ??
+        (attr('value_float') || attr('value_floats')
+          ? T.FLOAT
+          : attr('value_int') || attr('value_ints')
+            ? T.INT64
+            : undefined);
     for (const output of (node.output ?? []).slice(0, op === 'Split' ? undefined : 1)) {
       if (output && type !== undefined && !types.has(output)) types.set(output, type);
     }

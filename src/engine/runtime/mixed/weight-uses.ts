@@ -34,7 +34,10 @@ interface Consumer {
   readonly index: number;
 }
 
-export function classifyWeightUses(graph: GraphProto, weights: ReadonlyMap<string, readonly number[]>): Map<string, WeightUse> {
+export function classifyWeightUses(
+  graph: GraphProto,
+  weights: ReadonlyMap<string, readonly number[]>,
+): Map<string, WeightUse> {
   const consumers = consumersByTensor(graph);
   const initializers = new Set((graph.initializer ?? []).map((t) => t.name ?? ''));
   const graphInputs = new Set((graph.input ?? []).map((i) => i.name ?? '').filter((name) => !initializers.has(name)));
@@ -44,7 +47,12 @@ export function classifyWeightUses(graph: GraphProto, weights: ReadonlyMap<strin
   const sideSiteOf = (add: NodeProto): NodeProto | null => {
     for (const input of add.input ?? []) {
       const producer = producers.get(input);
-      if (producer?.opType === 'MatMul' && weights.has(producer.input?.[1] ?? '') && (consumers.get(input) ?? []).length === 1 && !graphOutputs.has(input)) {
+      if (
+        producer?.opType === 'MatMul' &&
+        weights.has(producer.input?.[1] ?? '') &&
+        (consumers.get(input) ?? []).length === 1 &&
+        !graphOutputs.has(input)
+      ) {
         return producer;
       }
     }
@@ -67,7 +75,8 @@ export function classifyWeightUses(graph: GraphProto, weights: ReadonlyMap<strin
     const op = used[0]!.node.opType ?? '';
     switch (op) {
       case 'MatMul':
-        if (shape.length === 2 && used.every((c) => c.index === 1)) return { kind: 'side', sites: used.map((c) => c.node) };
+        if (shape.length === 2 && used.every((c) => c.index === 1))
+          return { kind: 'side', sites: used.map((c) => c.node) };
         return { kind: 'unsupported', reason: `${name} is a MatMul operand other than a 2-D right-hand weight` };
       case 'Add': {
         if (used.length === 1 && shape.length === 1) {
@@ -78,7 +87,8 @@ export function classifyWeightUses(graph: GraphProto, weights: ReadonlyMap<strin
         }
         // The addend is per batch item, so the other operand must carry the batch (not be a constant).
         const constantOperand = used.find((c) => constantTensor(graph, c.node.input?.[1 - c.index] ?? '') !== null);
-        if (constantOperand) return { kind: 'unsupported', reason: `${name} is added to a constant, which has no batch dimension` };
+        if (constantOperand)
+          return { kind: 'unsupported', reason: `${name} is added to a constant, which has no batch dimension` };
         return { kind: 'additive', consumers: used.map((c) => c.node) };
       }
       case 'Expand':
@@ -86,9 +96,11 @@ export function classifyWeightUses(graph: GraphProto, weights: ReadonlyMap<strin
         return { kind: 'unsupported', reason: `${name} is an Expand shape` };
       case 'Slice': {
         const ok = used.every((c) => c.index === 0 && constantTensor(graph, c.node.input?.[3] ?? '') !== null);
-        if (!ok) return { kind: 'unsupported', reason: `${name} is sliced along axes that are not a constant initializer` };
+        if (!ok)
+          return { kind: 'unsupported', reason: `${name} is sliced along axes that are not a constant initializer` };
         // Its per-item Δ keeps the table's full shape, so a leading 1 would add a dimension.
-        if (shape[0] === 1) return { kind: 'unsupported', reason: `${name} is sliced and has a leading dimension of 1` };
+        if (shape[0] === 1)
+          return { kind: 'unsupported', reason: `${name} is sliced and has a leading dimension of 1` };
         return { kind: 'sliced', consumers: used.map((c) => c.node) };
       }
       case 'LayerNormalization':
@@ -97,12 +109,20 @@ export function classifyWeightUses(graph: GraphProto, weights: ReadonlyMap<strin
         }
         return { kind: 'unsupported', reason: `${name} is a LayerNormalization input other than scale or bias` };
       case 'Gather': {
-        const ok = used.every((c) => c.index === 0 && graphInputs.has(c.node.input?.[1] ?? '') && gatherAxis(c.node) === 0);
+        const ok = used.every(
+          (c) => c.index === 0 && graphInputs.has(c.node.input?.[1] ?? '') && gatherAxis(c.node) === 0,
+        );
         if (ok) return { kind: 'gather', consumers: used.map((c) => c.node) };
-        return { kind: 'unsupported', reason: `${name} is gathered with ids that are not a graph input, or along an axis other than 0` };
+        return {
+          kind: 'unsupported',
+          reason: `${name} is gathered with ids that are not a graph input, or along an axis other than 0`,
+        };
       }
       default:
-        return { kind: 'unsupported', reason: `${name} is read by ${op}, which mixed batches cannot apply per request` };
+        return {
+          kind: 'unsupported',
+          reason: `${name} is read by ${op}, which mixed batches cannot apply per request`,
+        };
     }
   }
 }

@@ -25,14 +25,22 @@ export function createJsKernel(): SideKernel {
       for (let r = 0; r < rows; r++) if (covered[r] === 0) out.fill(0, r * outDim, (r + 1) * outDim);
       for (const job of jobs) {
         const block = Math.min(job.rowCount, TOKEN_BLOCK);
-        if (job.weight !== null && scratch.length < (inDim + outDim) * block) scratch = new Float32Array((inDim + outDim) * block);
+        if (job.weight !== null && scratch.length < (inDim + outDim) * block)
+          scratch = new Float32Array((inDim + outDim) * block);
         runJob(x, inDim, out, outDim, job, scratch);
       }
     },
   };
 }
 
-function runJob(x: Float32Array, inDim: number, out: Float32Array, outDim: number, job: SideJob, scratch: Float32Array): void {
+function runJob(
+  x: Float32Array,
+  inDim: number,
+  out: Float32Array,
+  outDim: number,
+  job: SideJob,
+  scratch: Float32Array,
+): void {
   const { rowStart, rowCount, weight, bias } = job;
   if (weight === null || (weight.kind === 'sparse' && weight.indices.length === 0)) {
     for (let r = rowStart; r < rowStart + rowCount; r++) {

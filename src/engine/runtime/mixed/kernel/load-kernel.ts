@@ -50,8 +50,12 @@ export function loadSideKernel(options: LoadSideKernelOptions = {}): LoadedSideK
     addon = loadNativeAddon();
   } catch (error) {
     const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
-    if (fromEnv === 'native') throw new Error(`DELTASERVE_KERNEL=native but the native side kernel did not load: ${message}`);
-    return { kernel: createJsKernel(), reason: `native side kernel not available (${message}); build it with \`node scripts/build-native.mjs\` (needs python3, make, g++)` };
+    if (fromEnv === 'native')
+      throw new Error(`DELTASERVE_KERNEL=native but the native side kernel did not load: ${message}`);
+    return {
+      kernel: createJsKernel(),
+      reason: `native side kernel not available (${message}); build it with \`node scripts/build-native.mjs\` (needs python3, make, g++)`,
+    };
   }
   return { kernel: createNativeKernel(addon, { threads, ...(options.path && { path: options.path }) }), reason: null };
 }

@@ -52,7 +52,10 @@ export interface NativeKernelOptions {
 export function createNativeKernel(addon: SideKernelAddon, options: NativeKernelOptions): SideKernel {
   const supported = addon.paths();
   const path = options.path ?? supported[0]!;
-  if (!supported.includes(path)) throw new RangeError(`side kernel: path '${path}' is not supported on this CPU (supported: ${supported.join(', ')})`);
+  if (!supported.includes(path))
+    throw new RangeError(
+      `side kernel: path '${path}' is not supported on this CPU (supported: ${supported.join(', ')})`,
+    );
   const threads = options.threads;
   return {
     name: NAMES[path],
