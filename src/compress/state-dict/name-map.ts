@@ -94,7 +94,7 @@ export function serializeNameMap(map: NameMap): string {
         .sort()
         .map((k) => [k, record[k]]),
     );
-  return `${JSON.stringify(
+  const text = JSON.stringify(
     {
       version: map.version,
       baseFingerprint: map.baseFingerprint,
@@ -105,7 +105,9 @@ export function serializeNameMap(map: NameMap): string {
     },
     null,
     2,
-  )}\n`;
+  );
+  // One line per shape: `"shape": [64, 49]` rather than one line per dimension.
+  return `${text.replace(/\[\s+([\d,\s]*?)\s+\]/g, (_, dims: string) => `[${dims.split(/,\s*/).join(', ')}]`)}\n`;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
