@@ -68,7 +68,8 @@ export function parseNpy(bytes: Uint8Array): NpyArray {
     throw new Error(
       `.npy data holds ${bytes.length - start} bytes, but shape (${shapeText}) of ${descr} needs ${count * kind.size}`,
     );
-  const copy = bytes.slice(start).buffer;
+  // A copy that owns its buffer (Buffer.slice would return a view of a larger, shared one).
+  const copy = Uint8Array.prototype.slice.call(bytes, start).buffer;
   return { descr, shape, values: kind.view(copy, count) };
 }
 
