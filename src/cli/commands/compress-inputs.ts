@@ -46,12 +46,15 @@ export interface CompressInputs {
 
 type InputValues = { [K in keyof typeof COMPRESS_INPUT_OPTIONS]?: unknown };
 
-export async function readCompressInputs(values: InputValues, usage: string): Promise<CompressInputs> {
+/** Usage mistakes in the input flags, before anything is read. */
+export function checkCompressInputFlags(values: InputValues, usage: string): void {
   const basePath = values.base;
   if (typeof basePath !== 'string' || basePath === '') throw new DS_ERR_CLI_USAGE(`missing --base\n${usage}`);
   const onnxPath = values.finetuned as string | undefined;
   const statePath = values['finetuned-weights'] as string | undefined;
-  if ((onnxPath === undefined) === (statePath === undefined))
+  if (onnxPath === undefined && statePath === undefined)
+    throw new DS_ERR_CLI_USAGE(`missing --finetuned FT.onnx (or --finetuned-weights FT.safetensors)\n${usage}`);
+  if (onnxPath !== undefined && statePath !== undefined)
     throw new DS_ERR_CLI_USAGE(`give exactly one of --finetuned (ONNX) and --finetuned-weights (state dict)\n${usage}`);
   const stateOnly = ['base-weights', 'name-map', 'ignore'] as const;
   if (onnxPath !== undefined && stateOnly.some((flag) => values[flag] !== undefined))
@@ -60,6 +63,13 @@ export async function readCompressInputs(values: InputValues, usage: string): Pr
     throw new DS_ERR_CLI_USAGE(
       '--finetuned-weights needs --base-weights BASE.safetensors (the base state dict, to find the names by value) or --name-map',
     );
+}
+
+export async function readCompressInputs(values: InputValues, usage: string): Promise<CompressInputs> {
+  checkCompressInputFlags(values, usage);
+  const basePath = values.base as string;
+  const onnxPath = values.finetuned as string | undefined;
+  const statePath = values['finetuned-weights'] as string | undefined;
 
   if (onnxPath !== undefined) {
     progress(`reading ${basePath} and ${onnxPath}`);

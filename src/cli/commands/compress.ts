@@ -13,7 +13,12 @@ import { inputFeatureNorms } from '../../eval/input-norms.js';
 import type { SampleSet } from '../../eval/dataset.js';
 import { listOption, numberOption, parseCommandArgs, requireString } from '../args.js';
 import { progressBar } from '../progress-bar.js';
-import { COMPRESS_INPUT_OPTIONS, COMPRESS_INPUT_USAGE, readCompressInputs } from './compress-inputs.js';
+import {
+  checkCompressInputFlags,
+  COMPRESS_INPUT_OPTIONS,
+  COMPRESS_INPUT_USAGE,
+  readCompressInputs,
+} from './compress-inputs.js';
 
 export const COMPRESS_USAGE = `usage: deltaserve compress --base BASE.onnx --finetuned FT.onnx --out DELTA.safetensors
 ${COMPRESS_INPUT_USAGE}
@@ -73,6 +78,7 @@ async function compress(argv: string[], cleanups: (() => Promise<void>)[]): Prom
     },
     COMPRESS_USAGE,
   );
+  checkCompressInputFlags(values, COMPRESS_USAGE);
   const out = requireString(values.out, 'out', COMPRESS_USAGE);
   const method = values.method as MethodChoice;
   if (!METHODS.includes(method))
