@@ -7,6 +7,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeSafetensors, type SafetensorsTensorInput } from '../../src/deltas/format/safetensors.js';
@@ -240,4 +241,47 @@ test('compress: one clear line for a missing base state dict, a name map of anot
     ]),
     (e: Error & { code?: string }) => e.code === 'DS_ERR_STATE_DICT' && /not a safetensors file/.test(e.message),
   );
+});
+
+test('a BF16 fine-tune is converted to fp32 and compressed, and stderr says so in one line', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'deltaserve-sd-bf16-'));
+  const tuned = parseStateDict(
+    await readFile(join(ROOT, 'models', 'tasks', 'footwear', 'finetuned.safetensors')),
+    'footwear.safetensors',
+  );
+  const bf16 = join(dir, 'footwear-bf16.safetensors');
+  await writeFile(
+    bf16,
+    writeSafetensors(
+      [...tuned.tensors].map(([name, t]) => ({ name, dtype: 'BF16', shape: t.shape, data: float32ToBfloat16(t.data) })),
+      {},
+    ),
+  );
+  const result = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'src/cli/bin.ts',
+      'compress',
+      '--base',
+      BASE_ONNX,
+      '--base-weights',
+      BASE_STATE,
+      '--name-map',
+      join(ROOT, 'models', 'base', 'model.onnx.name-map.json'),
+      '--finetuned-weights',
+      bf16,
+      '--method',
+      'magnitude',
+      '--drop-rate',
+      '0.9',
+      '--out',
+      join(dir, 'd.safetensors'),
+    ],
+    { cwd: ROOT, encoding: 'utf8' },
+  );
+  assert.equal(result.status, 0, result.stderr);
+  assert.match(result.stderr, /footwear-bf16\.safetensors: 56 BF16 tensor\(s\) converted to fp32/);
+  assert.equal(JSON.parse(result.stdout).tensors, 56);
 });
