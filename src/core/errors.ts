@@ -72,6 +72,9 @@ export const DS_ERR_ONNX_INVALID = createError('DS_ERR_ONNX_INVALID', 'ONNX mode
 export const DS_ERR_ONNX_INCOMPATIBLE = createError('DS_ERR_ONNX_INCOMPATIBLE', 'ONNX models do not match: %s', 422);
 
 // --- compression (src/compress) ----------------------------------------------------------------
+export const DS_ERR_STATE_DICT = createError('DS_ERR_STATE_DICT', 'State dict %s: %s', 422);
+export const DS_ERR_NAME_MAP = createError('DS_ERR_NAME_MAP', 'State-dict name map: %s', 422);
+export const DS_ERR_CALIB_INPUT = createError('DS_ERR_CALIB_INPUT', 'Calibration input %s: %s', 422);
 
 // --- engine (src/engine) -----------------------------------------------------------------------
 export const DS_ERR_INFER_BAD_INPUT = createError('DS_ERR_INFER_BAD_INPUT', 'Invalid inference input: %s', 400);
