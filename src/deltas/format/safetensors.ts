@@ -372,6 +372,8 @@ export function entryView<D extends SafetensorsDtype>(
   const start = bytes.byteOffset + dataOffset + entry.begin;
   const length = (entry.end - entry.begin) / size;
   if (start % size === 0) return new Ctor(bytes.buffer, start, length) as SafetensorsArrayOf[D];
-  const copy = bytes.slice(dataOffset + entry.begin, dataOffset + entry.end);
-  return new Ctor(copy.buffer) as SafetensorsArrayOf[D];
+  // A misaligned entry is copied into its own buffer. Not `bytes.slice()`: on a Node Buffer that
+  // returns a view of the same (pooled) memory, and the typed array would read from its start.
+  const copy = new Uint8Array(bytes.subarray(dataOffset + entry.begin, dataOffset + entry.end));
+  return new Ctor(copy.buffer, 0, length) as SafetensorsArrayOf[D];
 }
