@@ -167,6 +167,8 @@ function sloGroup(p: RuleParameters): RuleGroup {
 
 function replicaGroup(p: RuleParameters): RuleGroup {
   const rate = (metric: string, window = '5m') => `sum by (${REPLICA}) (rate(${metric}[${window}]))`;
+  // Aggregated by replica so each alert carries the same labels (and `or` never joins two series of one replica).
+  const max = (series: string) => `max by (${REPLICA}) (${series})`;
   const hits = rate(METRICS.cacheHits.name);
   const misses = rate(METRICS.cacheMisses.name);
   return {
@@ -197,7 +199,7 @@ function replicaGroup(p: RuleParameters): RuleGroup {
         description: `The engine worker was replaced more than ${p.engineRestartsAbove} times in 15 minutes: it crashed (or ran out of memory) and every request in flight failed with 503; the restart empties the delta cache. Open "Engine restarts" and "Engine ready", and the log line "engine worker exited".`,
       }),
       alert(p, 'DeltaserveRegistryStale', {
-        expr: `(${METRICS.registrySynced.name} == 0) or (${METRICS.registryStaleness.name} > ${p.registryStalenessSecondsAbove})`,
+        expr: `(${max(METRICS.registrySynced.name)} == 0) or (${max(METRICS.registryStaleness.name)} > ${p.registryStalenessSecondsAbove})`,
         for: '5m',
         severity: 'warning',
         summary:
@@ -205,7 +207,7 @@ function replicaGroup(p: RuleParameters): RuleGroup {
         description: `The replica cannot read (or validate) the shared registry state file, or has not checked it for more than ${p.registryStalenessSecondsAbove} s: it serves its last good state, so tasks registered or retired through other replicas are not seen here. Open the "Registry" row and the readiness body ("registry":{"synced":false}).`,
       }),
       alert(p, 'DeltaserveNotReady', {
-        expr: `${METRICS.engineReady.name} == 0`,
+        expr: `${max(METRICS.engineReady.name)} == 0`,
         for: '10m',
         severity: 'critical',
         summary:
@@ -222,7 +224,7 @@ function replicaGroup(p: RuleParameters): RuleGroup {
         description: `More than ${p.shedRatioAbove} of requests are refused because the scheduler queues are full (503 DS_ERR_OVERLOADED). Open "Shed requests" and "Queue wait": add replicas (autoscaling.queueDepth) or lower the offered rate.`,
       }),
       alert(p, 'DeltaserveEventLoopBlocked', {
-        expr: `${METRICS.eventLoopDelay.name}{quantile="0.99"} > ${p.eventLoopDelaySecondsAbove}`,
+        expr: `${max(`${METRICS.eventLoopDelay.name}{quantile="0.99"}`)} > ${p.eventLoopDelaySecondsAbove}`,
         for: '10m',
         severity: 'warning',
         summary:
