@@ -169,6 +169,10 @@ function replicaGroup(p: RuleParameters): RuleGroup {
   const rate = (metric: string, window = '5m') => `sum by (${REPLICA}) (rate(${metric}[${window}]))`;
   // Aggregated by replica so each alert carries the same labels (and `or` never joins two series of one replica).
   const max = (series: string) => `max by (${REPLICA}) (${series})`;
+  // Events of a counter in `window`. The gateway creates a counter at its first event (value 1,
+  // so `increase` misses that one): a series younger than the window counts whole.
+  const events = (metric: string, window: string, by: string) =>
+    `sum by (${by}) ((${metric} unless ${metric} offset ${window}) or increase(${metric}[${window}]))`;
   const hits = rate(METRICS.cacheHits.name);
   const misses = rate(METRICS.cacheMisses.name);
   return {
@@ -185,14 +189,14 @@ function replicaGroup(p: RuleParameters): RuleGroup {
         description: `The delta cache hit ratio is below ${p.cacheHitRatioBelow} while tasks switch more than ${p.cacheActivationsPerSecondAbove} times a second: most requests wait for a delta load. Open the "Delta cache" row (hit ratio, resident bytes vs capacity, evictions) and "Resident tasks per replica": the working set is larger than engine.cacheBytes, or requests are not routed by task.`,
       }),
       alert(p, 'DeltaserveDeltaLoadFailures', {
-        expr: `sum by (${REPLICA}, task) (increase(${METRICS.deltaLoadFailures.name}[10m])) > ${p.deltaLoadFailuresAbove}`,
+        expr: `${events(METRICS.deltaLoadFailures.name, '10m', `${REPLICA}, task`)} > ${p.deltaLoadFailuresAbove}`,
         severity: 'warning',
         summary:
           'deltaserve cannot load the delta of task {{ $labels.task }} on {{ $labels.namespace }}/{{ $labels.pod }} ({{ $labels.instance }}).',
         description: `More than ${p.deltaLoadFailuresAbove} loads of this task's delta failed in 10 minutes (fetch, checksum or decode error); its requests answer 503. Open "Delta load failures" and the gateway's log (DS_ERR_SOURCE_* codes name the cause).`,
       }),
       alert(p, 'DeltaserveEngineRestarts', {
-        expr: `sum by (${REPLICA}) (increase(${METRICS.engineRestarts.name}[15m])) > ${p.engineRestartsAbove}`,
+        expr: `${events(METRICS.engineRestarts.name, '15m', REPLICA)} > ${p.engineRestartsAbove}`,
         severity: 'warning',
         summary:
           'The engine worker of deltaserve {{ $labels.namespace }}/{{ $labels.pod }} ({{ $labels.instance }}) restarted.',

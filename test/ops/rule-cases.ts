@@ -167,6 +167,14 @@ export const RULE_CASES: readonly RuleCase[] = [
   },
   {
     alert: 'DeltaserveDeltaLoadFailures',
+    name: 'the first failure of a task (the counter appears at 1)',
+    fires: true,
+    series: [series(METRICS.deltaLoadFailures.name, { task: 'digits' }, '_ _ _ 1 1 1 1')],
+    evalMinutes: 5,
+    labels: { ...REPLICA, task: 'digits' },
+  },
+  {
+    alert: 'DeltaserveDeltaLoadFailures',
     name: 'old failures, none in the last 10 minutes',
     fires: false,
     series: [series(METRICS.deltaLoadFailures.name, { task: 'digits' }, '0 1 2 3 3x30')],
@@ -183,9 +191,17 @@ export const RULE_CASES: readonly RuleCase[] = [
   },
   {
     alert: 'DeltaserveEngineRestarts',
+    name: 'the first restart (the counter appears at 1)',
+    fires: true,
+    series: [series(METRICS.engineRestarts.name, {}, '_ _ _ 1 1 1')],
+    evalMinutes: 4,
+    labels: REPLICA,
+  },
+  {
+    alert: 'DeltaserveEngineRestarts',
     name: 'a restart an hour ago',
     fires: false,
-    series: [series(METRICS.engineRestarts.name, {}, '0 1 1x60')],
+    series: [series(METRICS.engineRestarts.name, {}, '_ 1x60')],
     evalMinutes: 60,
     labels: REPLICA,
   },
