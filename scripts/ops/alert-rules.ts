@@ -152,14 +152,14 @@ function sloGroup(p: RuleParameters): RuleGroup {
       severity: 'critical',
       summary:
         'deltaserve {{ $labels.namespace }}/{{ $labels.job }} answers too many requests slower than the latency SLO.',
-      description: `More than the budget of requests take longer than ${p.latencySeconds} s (SLO: ${p.latencyTarget} of them faster), at ${windows('critical')}. Open "Latency p99 by task", "Queue wait" and the delta cache row: queueing, cold delta loads or a saturated replica.`,
+      description: `More than the budget of requests take longer than ${p.latencySeconds} s (SLO: ${p.latencyTarget} of them faster), at ${windows('critical')}. Open "Latency by task", "Queue wait" and the delta cache row: queueing, cold delta loads or a saturated replica.`,
     }),
     alert(p, 'DeltaserveLatencyBudgetBurnSlow', {
       expr: burn(RECORDED.slow, latencyBudget, 'warning'),
       for: '15m',
       severity: 'warning',
       summary: 'deltaserve {{ $labels.namespace }}/{{ $labels.job }} is slowly burning its latency error budget.',
-      description: `Requests slower than ${p.latencySeconds} s burn the latency SLO's budget (${p.latencyTarget} faster) at ${windows('warning')}. Open "Latency p99 by task" and "Queue wait" over the last days.`,
+      description: `Requests slower than ${p.latencySeconds} s burn the latency SLO's budget (${p.latencyTarget} faster) at ${windows('warning')}. Open "Latency by task" and "Queue wait" over the last days.`,
     }),
   ];
   return { name: 'deltaserve-slo', rules: [...rules, ...alerts] };
@@ -186,7 +186,7 @@ function replicaGroup(p: RuleParameters): RuleGroup {
         severity: 'warning',
         summary:
           'deltaserve replica {{ $labels.namespace }}/{{ $labels.pod }} ({{ $labels.instance }}) keeps reloading deltas: its cache is thrashing.',
-        description: `The delta cache hit ratio is below ${p.cacheHitRatioBelow} while tasks switch more than ${p.cacheActivationsPerSecondAbove} times a second: most requests wait for a delta load. Open the "Delta cache" row (hit ratio, resident bytes vs capacity, evictions) and "Resident tasks per replica": the working set is larger than engine.cacheBytes, or requests are not routed by task.`,
+        description: `The delta cache hit ratio is below ${p.cacheHitRatioBelow} while tasks switch more than ${p.cacheActivationsPerSecondAbove} times a second: most requests wait for a delta load. Open the "Delta cache" row ("Cache hit ratio", "Resident bytes vs capacity", "Evictions") and "Resident tasks": the working set is larger than engine.cacheBytes, or requests are not routed by task.`,
       }),
       alert(p, 'DeltaserveDeltaLoadFailures', {
         expr: `${events(METRICS.deltaLoadFailures.name, '10m', `${REPLICA}, task`)} > ${p.deltaLoadFailuresAbove}`,
@@ -200,7 +200,7 @@ function replicaGroup(p: RuleParameters): RuleGroup {
         severity: 'warning',
         summary:
           'The engine worker of deltaserve {{ $labels.namespace }}/{{ $labels.pod }} ({{ $labels.instance }}) restarted.',
-        description: `The engine worker was replaced more than ${p.engineRestartsAbove} times in 15 minutes: it crashed (or ran out of memory) and every request in flight failed with 503; the restart empties the delta cache. Open "Engine restarts" and "Engine ready", and the log line "engine worker exited".`,
+        description: `The engine worker was replaced more than ${p.engineRestartsAbove} times in 15 minutes: it crashed (or ran out of memory) and every request in flight failed with 503; the restart empties the delta cache. Open "Engine restarts" and "Engine ready", and the gateway log around that time (the requests in flight failed with DS_ERR_ENGINE_CRASHED).`,
       }),
       alert(p, 'DeltaserveRegistryStale', {
         expr: `(${max(METRICS.registrySynced.name)} == 0) or (${max(METRICS.registryStaleness.name)} > ${p.registryStalenessSecondsAbove})`,
@@ -208,7 +208,7 @@ function replicaGroup(p: RuleParameters): RuleGroup {
         severity: 'warning',
         summary:
           'deltaserve {{ $labels.namespace }}/{{ $labels.pod }} ({{ $labels.instance }}) serves a stale task registry.',
-        description: `The replica cannot read (or validate) the shared registry state file, or has not checked it for more than ${p.registryStalenessSecondsAbove} s: it serves its last good state, so tasks registered or retired through other replicas are not seen here. Open the "Registry" row and the readiness body ("registry":{"synced":false}).`,
+        description: `The replica cannot read (or validate) the shared registry state file, or has not checked it for more than ${p.registryStalenessSecondsAbove} s: it serves its last good state, so tasks registered or retired through other replicas are not seen here. Open the "Registry" row, and the readiness body of the replica (its registry part says synced: false).`,
       }),
       alert(p, 'DeltaserveNotReady', {
         expr: `${max(METRICS.engineReady.name)} == 0`,
