@@ -316,10 +316,11 @@ function sections(): Section[] {
       [
         timeseries(
           'Resident tasks',
-          'Tasks with a delta in the replica cache (requests for them need no load), and the capacity in deltas.',
+          'Tasks with a delta in the replica cache (requests for them need no load), deltas cached (all versions, pinned included) and the capacity in deltas.',
           'none',
           [
             { expr: `sum by (pod) (${selector(M.deltaResident)})`, legend: 'resident {{pod}}' },
+            { expr: `sum by (pod) (${selector(M.cacheEntries)})`, legend: 'cached deltas {{pod}}' },
             { expr: `sum by (pod) (${selector(M.cacheCapacityDeltas)})`, legend: 'capacity {{pod}}' },
           ],
         ),

@@ -8,7 +8,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { parseConfig } from '../../src/core/config.js';
 import { DEV_ADMIN_KEY, DEV_TENANT_KEY } from '../../src/core/config-dev-keys.js';
@@ -409,4 +411,29 @@ test('the latency SLO bound the schema allows is exactly the request duration bu
     schema.properties.alerts.properties.thresholds.properties.latencySeconds.enum,
     METRICS.requestDuration.buckets,
   );
+});
+
+test("docs/operations.md's install values render as pasted: dashboard, rules and ServiceMonitor", () => {
+  const doc = readFileSync(`${ROOT}/docs/operations.md`, 'utf8');
+  const block = /```yaml\n([\s\S]*?)```/.exec(doc)![1]!;
+  const dir = mkdtempSync(join(tmpdir(), 'deltaserve-chart-'));
+  try {
+    writeFileSync(join(dir, 'values.yaml'), block);
+    const { code, stdout, stderr } = helm([
+      'template',
+      'ds',
+      CHART,
+      ...valueArgs(PRODUCTION),
+      '-f',
+      join(dir, 'values.yaml'),
+    ]);
+    assert.equal(code, 0, stderr);
+    const objects = parseAllDocuments(stdout)
+      .map((d) => d.toJS() as K8sObject | null)
+      .filter((o): o is K8sObject => o !== null);
+    for (const kind of ['ConfigMap', 'PrometheusRule', 'ServiceMonitor']) only(objects, kind);
+    for (const object of objects) validateObject(object);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
