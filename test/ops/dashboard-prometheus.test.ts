@@ -21,7 +21,7 @@ import { METRICS } from '../../src/telemetry/metric-names.js';
 import { panelQueries } from '../../scripts/ops/dashboard.js';
 import { DASHBOARD_FILE, RULES_FILE } from '../../scripts/ops/generate.js';
 import { ROOT, listeningUrl, serve, type Served } from '../helpers/gateway-process.js';
-import { skipWithoutPrometheus } from './prometheus-tools.js';
+import { requireBinary, skipWithoutPrometheus } from './prometheus-tools.js';
 import { startPrometheus, type PrometheusServer } from './prometheus-server.js';
 
 /**
@@ -184,6 +184,7 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
 
 before(async () => {
   if (skip) return;
+  requireBinary('prometheus');
   dir = await mkdtemp(join(tmpdir(), 'deltaserve-ops-'));
   replicas.push(...(await Promise.all([startReplica('replica-a', 'patch'), startReplica('replica-b', 'mixed')])));
   prometheus = await startPrometheus(
