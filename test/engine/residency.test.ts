@@ -14,7 +14,14 @@ import type { ActivationMode } from '../../src/engine/runtime/activator.js';
 import { deltaByteSize } from '../../src/deltas/cache/index.js';
 import type { TaskRef } from '../../src/deltas/types.js';
 import { encodeDelta } from '../../src/deltas/format/delta-file.js';
-import { buildTinyZoo, maxAbsDiff, mergeIndependently, runPlain, tokenBatch, type TinyZoo } from '../helpers/tiny-models.js';
+import {
+  buildTinyZoo,
+  maxAbsDiff,
+  mergeIndependently,
+  runPlain,
+  tokenBatch,
+  type TinyZoo,
+} from '../helpers/tiny-models.js';
 
 let zoo: TinyZoo;
 const refs: TaskRef[] = [];
@@ -32,7 +39,12 @@ before(async () => {
 });
 after(async () => zoo.cleanup());
 
-function options(mode: ActivationMode, cacheMaxBytes: number, events: AnyEngineEvent[], maxQueueDelayMs = 2): EngineOptions {
+function options(
+  mode: ActivationMode,
+  cacheMaxBytes: number,
+  events: AnyEngineEvent[],
+  maxQueueDelayMs = 2,
+): EngineOptions {
   return {
     worker: {
       base: { modelPath: zoo.basePath, mode, patchable: [], session: { executionProvider: 'cpu', intraOpThreads: 1 } },

@@ -103,7 +103,8 @@ async function start(): Promise<void> {
   const handlers: Handlers = {
     async run({ tasks, requests }) {
       if (crashOnNextRun !== null) return crashWithBatchInFlight(crashOnNextRun);
-      if (tasks.length !== requests.length) throw new Error(`a batch of ${requests.length} requests came with ${tasks.length} tasks`);
+      if (tasks.length !== requests.length)
+        throw new Error(`a batch of ${requests.length} requests came with ${tasks.length} tasks`);
       // Leased now, before any await: from here each delta stays in memory until the run ends.
       const leases = new Map<string, DeltaLease | null>();
       for (const task of tasks) {
