@@ -31,7 +31,7 @@ import {
   type SchedulerEvent,
   type SchedulerOptions,
   type SchedulerStats,
-} from '../scheduler/scheduler.js';
+} from '../scheduler/index.js';
 import type { ModelIO } from '../onnx/io-signature.js';
 import { PerTaskTasks, type PerTaskBatching } from './per-task-batching.js';
 import type { EngineEvent, LoadReply, MixedTimings, ReadyInfo, WorkerCrash, WorkerStats } from './protocol.js';
