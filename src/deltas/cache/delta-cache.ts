@@ -297,6 +297,17 @@ export class DeltaCache {
     return true;
   }
 
+  /**
+   * Bytes a load could have now: free, plus what LRU pressure could evict (entries nobody
+   * leases). A load that failed with DS_ERR_CACHE_NO_ROOM (its `neededBytes`) can succeed once
+   * this reaches that size.
+   */
+  availableBytes(): number {
+    let reclaimable = 0;
+    for (const entry of this.lru.values()) if (entry !== undefined && entry.refs === 0) reclaimable += entry.bytes;
+    return this.maxBytes - this.totalBytes() + reclaimable;
+  }
+
   stats(): DeltaCacheStats {
     const cachedBytes = this.lru.calculatedSize;
     return {
@@ -458,11 +469,12 @@ export class DeltaCache {
     if (free + reclaimable < size) {
       let inUse = this.heldBytes;
       for (const entry of this.lru.values()) if (entry !== undefined && entry.refs > 0) inUse += entry.bytes;
-      throw new DS_ERR_CACHE_NO_ROOM(
+      const error = new DS_ERR_CACHE_NO_ROOM(
         key,
         size,
         `${free} of ${this.maxBytes} bytes are free; ${this.pinnedBytes} are pinned, ${inUse} are held by running batches, ${this.loadingBytes} belong to other loads`,
       );
+      throw Object.assign(error, { neededBytes: size });
     }
     for (const victim of victims) this.removeFromLru(victim, 'pressure');
   }

@@ -87,13 +87,25 @@ async function start(): Promise<void> {
     holds.set(key, lease);
     return lease !== null;
   };
-  /** Loads waiting for room, woken whenever a lease ends. */
-  let roomWaiters: (() => void)[] = [];
+  /**
+   * Loads of held tasks that found no room, oldest first, with the bytes they need. When a lease
+   * ends, the oldest one that now fits tries again, one at a time (each try fetches and decodes
+   * again, so none is made before there is room for it).
+   */
+  const roomWaiters: { readonly bytes: number; readonly wake: () => void }[] = [];
+  let retrying = false;
   let leasesInRuns = 0;
   const roomMayHaveFreed = (): void => {
-    const waiters = roomWaiters;
-    roomWaiters = [];
-    for (const wake of waiters) wake();
+    if (retrying) return;
+    const available = cache.availableBytes();
+    const next = roomWaiters.findIndex((waiter) => waiter.bytes <= available);
+    if (next < 0) return;
+    retrying = true;
+    roomWaiters.splice(next, 1)[0]!.wake();
+  };
+  const retried = (): void => {
+    retrying = false;
+    roomMayHaveFreed();
   };
   const someLeaseWillEnd = (): boolean => leasesInRuns > 0 || [...holds.values()].some((lease) => lease !== null);
 
@@ -151,20 +163,27 @@ async function start(): Promise<void> {
 
     async load({ task }) {
       remember(task);
-      for (;;) {
-        let lookup;
-        try {
-          lookup = await cache.prefetch(task.key);
-        } catch (error) {
-          // A held task's requests wait for room; the leases in the way end with their batches.
-          const noRoom = (error as { code?: string }).code === 'DS_ERR_CACHE_NO_ROOM';
-          if (!noRoom || !holds.has(task.key) || !someLeaseWillEnd()) throw error;
-          await new Promise<void>((wake) => roomWaiters.push(wake));
-          continue;
+      let waited = false;
+      try {
+        for (;;) {
+          let lookup;
+          try {
+            lookup = await cache.prefetch(task.key);
+          } catch (error) {
+            // A held task's requests wait for room; the leases in the way end with their batches.
+            const { code, neededBytes } = error as { code?: string; neededBytes?: number };
+            if (code !== 'DS_ERR_CACHE_NO_ROOM' || !holds.has(task.key) || !someLeaseWillEnd()) throw error;
+            if (waited) retried();
+            waited = true;
+            await new Promise<void>((wake) => roomWaiters.push({ bytes: neededBytes ?? 0, wake }));
+            continue;
+          }
+          // Evicted again between its insertion and here (another load made room): load again.
+          if (holds.has(task.key) && !takeHold(task.key)) continue;
+          return { value: { hit: lookup.hit, phases: phasesOf(lookup.entry.timings) } };
         }
-        // Evicted again between its insertion and here (another load made room): load again.
-        if (holds.has(task.key) && !takeHold(task.key)) continue;
-        return { value: { hit: lookup.hit, phases: phasesOf(lookup.entry.timings) } };
+      } finally {
+        if (waited) retried();
       }
     },
 

@@ -571,3 +571,22 @@ test('tryAcquire leases pinned entries; unpin or evict of a pinned, leased entry
   );
   assertWithinBudget(h.cache);
 });
+
+test('availableBytes counts free bytes and unleased entries; a load short of room says how many bytes it needs', async () => {
+  const h = harness(200);
+  for (const k of ['a', 'b', 'c']) h.add(`${k}@1`, 10);
+  assert.equal(h.cache.availableBytes(), 200);
+  await get(h.cache, 'a@1');
+  await get(h.cache, 'b@1');
+  assert.equal(h.cache.availableBytes(), 200, 'unleased entries can be evicted');
+  const leases = [h.cache.tryAcquire('a@1')!, h.cache.tryAcquire('b@1')!];
+  assert.equal(h.cache.availableBytes(), 40);
+  await assert.rejects(get(h.cache, 'c@1'), (error: { code?: string; neededBytes?: number }) => {
+    assert.equal(error.code, 'DS_ERR_CACHE_NO_ROOM');
+    assert.equal(error.neededBytes, 80);
+    return true;
+  });
+  leases[0]!.release();
+  assert.equal(h.cache.availableBytes(), 120, 'a released lease makes its entry evictable again');
+  leases[1]!.release();
+});
