@@ -204,10 +204,17 @@ export class Engine {
     const started = performance.now();
     const job: Job = { task, inputs };
     if (task === null) return this.finish(await this.scheduler.submit(BASE_QUEUE, job, options), started, undefined);
+    const resident = this.resident.has(task.key);
+    // A cold request waits for its load before it queues: refuse it now if the queues are full,
+    // as its submit would have been.
+    if (!resident) {
+      const overloaded = this.scheduler.admissionError();
+      if (overloaded) throw overloaded;
+    }
     this.hold(task);
     try {
       // Not known to be resident: load first, so the queue holds only work that can run.
-      let load = this.resident.has(task.key) ? undefined : await this.waitForLoad(task, options, undefined);
+      let load = resident ? undefined : await this.waitForLoad(task, options, undefined);
       for (;;) {
         const result = await this.scheduler.submit(task.key, job, options);
         if (result !== NOT_RESIDENT) return this.finish(result, started, load);

@@ -132,3 +132,21 @@ for (const mode of ['patch', 'mixed'] as const) {
     }
   });
 }
+
+test('a cold request is refused at once when the queues are full, before its delta loads', async () => {
+  const events: AnyEngineEvent[] = [];
+  const base = options('patch', 64 * 1024 * 1024, events, 60_000);
+  const engine = await Engine.start({ ...base, scheduler: { ...base.scheduler, maxQueuedTotal: 1 } });
+  const queued = engine.infer(null, tokenBatch(1, 5, 1)); // fills the queue (its batch waits to fill)
+  try {
+    await assert.rejects(engine.infer(refs[0]!, tokenBatch(1, 5, 2)), { code: 'DS_ERR_OVERLOADED' });
+    assert.deepEqual(
+      events.filter((e) => e.type === 'cache'),
+      [],
+      'nothing was loaded for it',
+    );
+  } finally {
+    await engine.close(0); // the queued request's batch would wait a minute to fill
+    await queued.catch(() => undefined);
+  }
+});
