@@ -205,6 +205,7 @@ export function engineOptionsFor(
         },
       },
       cacheMaxBytes: config.engine.cacheBytes,
+      sideKernel: { kernel: config.engine.sideKernel, threads: config.engine.sideKernelThreads },
       source: {
         fileRoot: config.deltas.fileRoot,
         allowedSchemes: [...config.deltas.allowedSchemes],

@@ -29,6 +29,8 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
   { env: 'DELTASERVE_DEVICE_ID', field: 'engine.deviceId', kind: 'integer' },
   { env: 'DELTASERVE_MODE', field: 'engine.mode', kind: 'string' },
   { env: 'DELTASERVE_INTRA_OP_THREADS', field: 'engine.intraOpThreads', kind: 'integer' },
+  { env: 'DELTASERVE_KERNEL', field: 'engine.sideKernel', kind: 'string' },
+  { env: 'DELTASERVE_SIDE_KERNEL_THREADS', field: 'engine.sideKernelThreads', kind: 'integer' },
   { env: 'DELTASERVE_CACHE_BYTES', field: 'engine.cacheBytes', kind: 'integer' },
   { env: 'DELTASERVE_MAX_BATCH_SIZE', field: 'batching.maxBatchSize', kind: 'integer' },
   { env: 'DELTASERVE_MAX_QUEUE_DELAY_MS', field: 'batching.maxQueueDelayMs', kind: 'number' },

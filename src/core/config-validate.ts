@@ -18,6 +18,7 @@ import type {
   GatewayConfig,
   LogLevel,
   RateLimitConfig,
+  SideKernelChoice,
   TenantConfig,
 } from './config-types.js';
 
@@ -39,6 +40,7 @@ const TOP_KEYS = [
 ] as const;
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const PROVIDERS: readonly ExecutionProvider[] = ['cpu', 'cuda', 'webgpu'];
+const SIDE_KERNELS: readonly SideKernelChoice[] = ['auto', 'native', 'js'];
 const MAX_MS = 24 * 3600 * 1000;
 const GIB = 1024 ** 3;
 
@@ -87,6 +89,8 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
     'deviceId',
     'mode',
     'intraOpThreads',
+    'sideKernel',
+    'sideKernelThreads',
     'cacheBytes',
     'restartDelayMs',
     'maxRestartDelayMs',
@@ -128,6 +132,8 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
     deviceId: r.integer(engineObj, 'deviceId', 'engine', 0, 64, 0),
     mode,
     intraOpThreads: r.integer(engineObj, 'intraOpThreads', 'engine', 0, 1024, 0),
+    sideKernel: r.oneOf<SideKernelChoice>(engineObj, 'sideKernel', 'engine', SIDE_KERNELS, 'auto'),
+    sideKernelThreads: r.integer(engineObj, 'sideKernelThreads', 'engine', 0, 1024, 0),
     cacheBytes: r.integer(engineObj, 'cacheBytes', 'engine', 1, 1024 * GIB, 256 * 1024 ** 2),
     restartDelayMs: r.integer(engineObj, 'restartDelayMs', 'engine', 1, MAX_MS, 200),
     maxRestartDelayMs: r.integer(engineObj, 'maxRestartDelayMs', 'engine', 1, MAX_MS, 10_000),

@@ -187,6 +187,11 @@ export interface SchedulerStats {
   readonly activations: number;
   readonly forcedSwitches: number;
   readonly failedBatches: number;
+  /**
+   * Requests whose batch resolved. The scheduler sees only what runBatch returns: a request
+   * the engine answered "not resident" (and queues again) counts here too, in every mode; the
+   * engine's own `batch` events count only the requests that ran.
+   */
   readonly completed: number;
   readonly rejectedOverloaded: number;
   readonly expired: number;

@@ -71,6 +71,22 @@ test('mixed mode runs on the cpu only; a token budget for mixed batches is optio
   assert.throws(() => parse(yaml({ engine: { mode: 'mixedup' } })), /engine\.mode/);
 });
 
+test('the side kernel and its threads come from engine.sideKernel(Threads) or DELTASERVE_KERNEL / DELTASERVE_SIDE_KERNEL_THREADS', () => {
+  const defaults = parse(yaml()).engine;
+  assert.deepEqual([defaults.sideKernel, defaults.sideKernelThreads], ['auto', 0]);
+  const fromFile = parse(yaml({ engine: { mode: 'mixed', sideKernel: 'js', sideKernelThreads: 4 } })).engine;
+  assert.deepEqual([fromFile.sideKernel, fromFile.sideKernelThreads], ['js', 4]);
+  const fromEnv = parse(yaml(), { DELTASERVE_KERNEL: 'native', DELTASERVE_SIDE_KERNEL_THREADS: '2' }).engine;
+  assert.deepEqual([fromEnv.sideKernel, fromEnv.sideKernelThreads], ['native', 2]);
+  assert.throws(
+    () => parse(yaml({ engine: { sideKernel: 'fast' } })),
+    (error: Error & { code?: string }) =>
+      error.code === 'DS_ERR_CONFIG_INVALID' && /engine\.sideKernel/.test(error.message),
+  );
+  assert.throws(() => parse(yaml(), { DELTASERVE_KERNEL: 'gpu' }), /DELTASERVE_KERNEL.*engine\.sideKernel/s);
+  assert.throws(() => parse(yaml({ engine: { sideKernelThreads: -1 } })), /engine\.sideKernelThreads/);
+});
+
 test('a fallback execution provider is optional and read from the file or the environment', () => {
   assert.equal(parse(yaml({ engine: { executionProvider: 'webgpu' } })).engine.fallbackExecutionProvider, null);
   assert.equal(
