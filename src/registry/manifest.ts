@@ -10,7 +10,7 @@
  *       sha256: <hex>, labels: [...], numClasses: 10 }
  * ```
  */
-import { readFile } from 'node:fs/promises';
+import { readRegularFile } from '../core/regular-file.js';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse as parseYaml } from 'yaml';
@@ -33,7 +33,7 @@ export interface ZooManifest {
 export async function loadManifest(path: string): Promise<ZooManifest> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readRegularFile(path, 'utf8');
   } catch (error) {
     throw new DS_ERR_FILE_READ(`model manifest ${path}`, (error as Error).message);
   }

@@ -8,7 +8,7 @@
  * - `retired`: `name@version` keys removed through the admin API (declared ones included);
  * - `defaults`: name → version served when a request names no version.
  */
-import { readFile } from 'node:fs/promises';
+import { readRegularFile } from '../core/regular-file.js';
 import { DS_ERR_REGISTRY_STATE_INVALID } from '../core/errors.js';
 import { FieldReader } from '../core/config-fields.js';
 import { readTaskSpec } from '../core/config-tasks.js';
@@ -41,7 +41,7 @@ export async function readRegistryState(
 ): Promise<RegistryState> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readRegularFile(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT' && !options.missingIsError) return EMPTY_STATE;
     throw new DS_ERR_REGISTRY_STATE_INVALID(path, (error as Error).message);

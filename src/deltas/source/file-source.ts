@@ -5,7 +5,7 @@
  * lexical path (so `../../etc/passwd` is refused even when it does not exist) and on the real
  * path (so a symlink inside the root cannot point outside it).
  */
-import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { realpath, stat, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
@@ -23,6 +23,7 @@ import { errorCode, errorMessage, withUri } from './source-error.js';
 import { schemeOf } from './uri.js';
 import { DEFAULT_MAX_DELTA_BYTES } from './source-options.js';
 import { integerOption } from '../../core/options.js';
+import { openRegularFile } from '../../core/regular-file.js';
 
 /** Bytes per read call: big enough to be cheap, small enough for an abort to act quickly. */
 const READ_SLICE_BYTES = 8 * 1024 * 1024;
@@ -81,7 +82,7 @@ export class FileDeltaSource implements DeltaSource {
   private async read(uri: string, path: string, hash: StreamingSha256, signal?: AbortSignal): Promise<Uint8Array> {
     let handle: FileHandle | undefined;
     try {
-      handle = await open(path, 'r');
+      handle = await openRegularFile(path);
       const size = (await handle.stat()).size;
       if (size > this.maxBytes)
         throw withUri(new DS_ERR_SOURCE_TOO_LARGE(uri, this.maxBytes, `the file has ${size} bytes`), uri);
