@@ -11,6 +11,7 @@
  * ```
  */
 import { readRegularFile } from '../core/regular-file.js';
+import { quoteBounded } from '../core/bounded-text.js';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse as parseYaml } from 'yaml';
@@ -59,7 +60,7 @@ export function parseManifest(text: string, path: string): ZooManifest {
   const baseObj = r.object(root.base, 'base', ['model', 'fingerprint', 'labels'], false, true);
   const fingerprint = r.optionalString(baseObj, 'fingerprint', 'base');
   if (fingerprint !== null && !/^[0-9a-f]{64}$/i.test(fingerprint))
-    fail('base.fingerprint', `expected 64 hex digits, got ${JSON.stringify(fingerprint)}`);
+    fail('base.fingerprint', `expected 64 hex digits, got ${quoteBounded(String(fingerprint))}`);
   const base = {
     modelPath: local(r.string(baseObj, 'model', 'base')),
     fingerprint: fingerprint?.toLowerCase() ?? null,
