@@ -210,6 +210,8 @@ interface Pending<Req, Res> extends QueuedRequest<Req> {
 
 const MAX_RETRY_AFTER_S = 30;
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** A drain estimate is reused this long (ms): it walks every queue. */
+const DRAIN_ESTIMATE_REUSE_MS = 50;
 
 export class Scheduler<Req, Res> {
   private readonly maxBatchSize: number;
@@ -237,6 +239,7 @@ export class Scheduler<Req, Res> {
   private drainWaiters: (() => void)[] = [];
   /** Batch time as a function of batch size, learned from the batches that ran (for Retry-After). */
   private readonly batchCost = new BatchCostModel();
+  private drainEstimate: { readonly ms: number; readonly at: number } | undefined;
   private readonly batchSizes: number[];
   private counters = {
     batches: 0,
@@ -462,6 +465,17 @@ export class Scheduler<Req, Res> {
    */
   private drainEstimateMs(): number {
     if (!this.batchCost.measured) return 0;
+    // Walks every queue: under overload every refused request asks, so reuse it for a moment.
+    const now = this.now();
+    if (this.drainEstimate !== undefined && now - this.drainEstimate.at < DRAIN_ESTIMATE_REUSE_MS) {
+      return this.drainEstimate.ms;
+    }
+    const ms = this.computeDrainMs();
+    this.drainEstimate = { ms, at: now };
+    return ms;
+  }
+
+  private computeDrainMs(): number {
     const groups: number[] = [];
     let mixable = 0;
     for (const queue of this.queues.values()) {
