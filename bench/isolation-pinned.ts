@@ -2,8 +2,8 @@
  * Tenant isolation with the load generator kept off the gateway's cores (issue 22): the gateway
  * (`deltaserve serve`, demo zoo) runs under `taskset -c $GATEWAY_CPUS` (default 0) and this
  * process should itself run under `taskset -c 1`. Tenant `dev` sends 20 req/s to `footwear`,
- * alone and then while tenant `noisy` (rate limit 10 req/s, burst 10) sends 100 req/s (10× its
- * limit) to the same task, alternated; latency from each request's scheduled send time.
+ * alone and then while tenant `noisy` (rate limit NOISY_LIMIT req/s, default 10, burst the same)
+ * sends 10× its limit to the same task, alternated; latency from each request's scheduled send time.
  *
  * Run: taskset -c 1 node --import tsx bench/isolation-pinned.ts   (ROUNDS, SECONDS to change)
  */
@@ -23,6 +23,8 @@ const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const SECONDS = Number(process.env.SECONDS ?? 8);
 const CPUS = process.env.GATEWAY_CPUS ?? '0';
 const NOISY_KEY = 'bench-noisy-key';
+/** noisy's rate limit, req/s; it sends 10× this. */
+const NOISY_LIMIT = Number(process.env.NOISY_LIMIT ?? 10);
 const BODY = JSON.stringify({
   inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0) }],
 });
@@ -42,7 +44,7 @@ await writeFile(
         name: 'noisy',
         keySha256: [sha256Hex(NOISY_KEY)],
         tasks: ['footwear'],
-        rateLimit: { requestsPerSecond: 10, burst: 10 },
+        rateLimit: { requestsPerSecond: NOISY_LIMIT, burst: NOISY_LIMIT },
       },
     ],
     admin: { keySha256: [sha256Hex(DEV_ADMIN_KEY)] },
@@ -119,7 +121,7 @@ try {
   for (let round = 0; round < ROUNDS; round++) {
     const a = await drive(DEV_TENANT_KEY, 20);
     alone.push(percentile(a.ms, 99));
-    const [d, n] = await Promise.all([drive(DEV_TENANT_KEY, 20), drive(NOISY_KEY, 100)]);
+    const [d, n] = await Promise.all([drive(DEV_TENANT_KEY, 20), drive(NOISY_KEY, 10 * NOISY_LIMIT)]);
     loaded.push(percentile(d.ms, 99));
     noisySent += n.ms.length;
     noisyLimited += n.statuses.get(429) ?? 0;
