@@ -117,7 +117,7 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
       maxQueued: config.http.imageDecodeQueue,
       timeoutMs: config.http.imageDecodeTimeoutMs,
     }),
-    metricsRequireAdmin: config.telemetry.metricsRequireAdmin,
+    metricsAccess: { keySha256: config.telemetry.metricsKeySha256, anonymous: config.telemetry.metricsAnonymous },
     lifecycle: { shuttingDown: false },
   };
 

@@ -47,6 +47,8 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
   { env: 'DELTASERVE_REGISTRY_POLL_INTERVAL_MS', field: 'registry.pollIntervalMs', kind: 'integer' },
   { env: 'DELTASERVE_ADMIN_KEY_SHA256', field: 'admin.keySha256', kind: 'list' },
   { env: 'DELTASERVE_OTLP_ENDPOINT', field: 'telemetry.otlpEndpoint', kind: 'string' },
+  { env: 'DELTASERVE_METRICS_KEY_SHA256', field: 'telemetry.metricsKeySha256', kind: 'list' },
+  { env: 'DELTASERVE_METRICS_ANONYMOUS', field: 'telemetry.metricsAnonymous', kind: 'boolean' },
   { env: 'DELTASERVE_LOG_LEVEL', field: 'logLevel', kind: 'string' },
   { env: 'DELTASERVE_SHUTDOWN_GRACE_MS', field: 'shutdownGraceMs', kind: 'integer' },
 ];

@@ -145,8 +145,13 @@ export interface GatewayConfig {
   readonly telemetry: {
     readonly serviceName: string;
     readonly otlpEndpoint: string | null;
-    /** Require the admin key on `/metrics` (its labels name tenants and tasks). */
-    readonly metricsRequireAdmin: boolean;
+    /**
+     * sha256 hex digests of scraper keys: `/metrics` (whose labels name tenants and tasks) takes
+     * `Authorization: Bearer <key>` with one of these or the admin key. Default [].
+     */
+    readonly metricsKeySha256: readonly string[];
+    /** Serve `/metrics` without a key. Default false: an explicit opt-in. */
+    readonly metricsAnonymous: boolean;
   };
   readonly logLevel: LogLevel;
   readonly shutdownGraceMs: number;

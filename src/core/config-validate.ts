@@ -283,7 +283,20 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
   const tenants = r.array(root.tenants, 'tenants').map((value, i) => readTenant(r, value, `tenants[${i}]`));
   checkKeys(r, tenants, admin.keySha256, devMode);
 
-  const telemetryObj = r.object(root.telemetry, 'telemetry', ['serviceName', 'otlpEndpoint', 'metricsRequireAdmin']);
+  const telemetryObj = r.object(root.telemetry, 'telemetry', [
+    'serviceName',
+    'otlpEndpoint',
+    'metricsKeySha256',
+    'metricsAnonymous',
+    'metricsRequireAdmin',
+  ]);
+  if (telemetryObj.metricsRequireAdmin !== undefined) {
+    // Retired (issue 22, item 9): /metrics is now protected by default; say what replaces it.
+    r.fail(
+      'telemetry.metricsRequireAdmin',
+      'is retired: /metrics now always takes the admin key or a scraper key listed in telemetry.metricsKeySha256 (sha256 hex); set telemetry.metricsAnonymous: true to serve it without a key',
+    );
+  }
   const otlpEndpoint = r.optionalString(telemetryObj, 'otlpEndpoint', 'telemetry');
   if (otlpEndpoint !== null && !/^https?:\/\/[^/\s]+/.test(otlpEndpoint)) {
     r.fail('telemetry.otlpEndpoint', `expected an http(s) URL, got ${JSON.stringify(otlpEndpoint)}`);
@@ -291,8 +304,19 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
   const telemetry = {
     serviceName: r.string(telemetryObj, 'serviceName', 'telemetry', 'deltaserve'),
     otlpEndpoint,
-    metricsRequireAdmin: r.boolean(telemetryObj, 'metricsRequireAdmin', 'telemetry', false),
+    metricsKeySha256: r
+      .strings(telemetryObj, 'metricsKeySha256', 'telemetry', [])
+      .map((h, i) => r.sha256(h, `telemetry.metricsKeySha256[${i}]`)),
+    metricsAnonymous: r.boolean(telemetryObj, 'metricsAnonymous', 'telemetry', false),
   };
+  telemetry.metricsKeySha256.forEach((hash, i) => {
+    if (admin.keySha256.includes(hash) || tenants.some((tenant) => tenant.keySha256.includes(hash))) {
+      r.fail(
+        `telemetry.metricsKeySha256[${i}]`,
+        'is also an admin or tenant key hash; give the scraper a key of its own',
+      );
+    }
+  });
 
   return {
     source: options.source,

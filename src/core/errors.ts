@@ -61,6 +61,11 @@ export const DS_ERR_DELTA_NON_FINITE = createError(
   'Delta tensor %s holds a non-finite value (NaN or Inf) at position %s',
   422,
 );
+export const DS_ERR_DELTA_HEADER_LIMIT = createError(
+  'DS_ERR_DELTA_HEADER_LIMIT',
+  'Delta header exceeds a structural limit: %s',
+  422,
+);
 export const DS_ERR_DELTA_BASE_MISMATCH = createError(
   'DS_ERR_DELTA_BASE_MISMATCH',
   'Delta was made for base %s but the base in use is %s',

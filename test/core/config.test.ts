@@ -50,6 +50,21 @@ test('defaults are filled in and relative paths resolve against the config folde
   assert.equal(config.shutdownGraceMs, 10_000);
   assert.deepEqual(config.tenants[0]!.aliases, {});
   assert.equal(config.tenants[0]!.rateLimit, null);
+  // /metrics is protected by default (issue 22, item 9): no scraper key, not anonymous.
+  assert.deepEqual([config.telemetry.metricsKeySha256, config.telemetry.metricsAnonymous], [[], false]);
+});
+
+test('scraper keys and anonymous /metrics come from the file or the environment', () => {
+  const scraper = sha256Hex('a-scraper-key');
+  const fromFile = parse(yaml({ telemetry: { metricsKeySha256: [scraper.toUpperCase()], metricsAnonymous: true } }));
+  assert.deepEqual(fromFile.telemetry.metricsKeySha256, [scraper]);
+  assert.equal(fromFile.telemetry.metricsAnonymous, true);
+  const fromEnv = parse(yaml(), {
+    DELTASERVE_METRICS_KEY_SHA256: `${scraper}, ${sha256Hex('another')}`,
+    DELTASERVE_METRICS_ANONYMOUS: 'false',
+  });
+  assert.deepEqual(fromEnv.telemetry.metricsKeySha256, [scraper, sha256Hex('another')]);
+  assert.equal(fromEnv.telemetry.metricsAnonymous, false);
 });
 
 test('the activation mode defaults to patch on cpu and graph on the GPU providers; graph can be forced on cpu', () => {
@@ -348,6 +363,30 @@ const BAD_CONFIGS: readonly {
     patch: { telemetry: { otlpEndpoint: 'collector:4318' } },
     field: 'telemetry.otlpEndpoint',
     reason: /http\(s\) URL/,
+  },
+  {
+    name: 'retired metricsRequireAdmin',
+    patch: { telemetry: { metricsRequireAdmin: true } },
+    field: 'telemetry.metricsRequireAdmin',
+    reason: /is retired: .*telemetry\.metricsKeySha256.*telemetry\.metricsAnonymous: true/,
+  },
+  {
+    name: 'metrics key not a sha256',
+    patch: { telemetry: { metricsKeySha256: ['scraper-token'] } },
+    field: 'telemetry.metricsKeySha256[0]',
+    reason: /64/,
+  },
+  {
+    name: 'metrics key that is the admin key',
+    patch: { telemetry: { metricsKeySha256: [ADMIN] } },
+    field: 'telemetry.metricsKeySha256[0]',
+    reason: /a key of its own/,
+  },
+  {
+    name: 'metricsAnonymous not a boolean',
+    patch: { telemetry: { metricsAnonymous: 'yes' } },
+    field: 'telemetry.metricsAnonymous',
+    reason: /true or false/,
   },
   { name: 'log level', patch: { logLevel: 'loud' }, field: 'logLevel', reason: /fatal, error/ },
   { name: 'shutdown grace negative', patch: { shutdownGraceMs: -1 }, field: 'shutdownGraceMs', reason: /integer in/ },

@@ -192,6 +192,42 @@ test('autoscaling: HPA on CPU and queue depth, no fixed replicas, spread, Servic
   assert.equal(monitor.metadata.labels?.release, 'prometheus');
 });
 
+test('metrics: a scraper token Secret, its sha256 in the rendered configuration, the ServiceMonitor scraping with it', () => {
+  const objects = render(VALUE_SETS.autoscaling!);
+  const tokenSecret = objects.find((o) => o.kind === 'Secret' && o.metadata.name === 'ds-deltaserve-metrics') as
+    { data: Record<string, string> } | undefined;
+  assert.ok(tokenSecret, 'the chart keeps a scraper token Secret');
+  const token = Buffer.from(tokenSecret.data.token!, 'base64').toString('utf8');
+  assert.match(token, /^[A-Za-z0-9]{48}$/);
+  const config = parseConfig(gatewayYaml(objects), { source: 'rendered', baseDir: '/etc/deltaserve', env: {} });
+  assert.deepEqual(config.telemetry.metricsKeySha256, [sha256Hex(token)]);
+  assert.equal(config.telemetry.metricsAnonymous, false);
+  const monitor = only(objects, 'ServiceMonitor');
+  assert.deepEqual(monitor.spec.endpoints[0].authorization, {
+    type: 'Bearer',
+    credentials: { name: 'ds-deltaserve-metrics', key: 'token' },
+  });
+  // One token per render: the Deployment's config checksum is of the same configuration.
+  const checksum = only(objects, 'Deployment').spec.template.metadata.annotations['checksum/config'];
+  assert.equal(checksum, createHash('sha256').update(gatewayYaml(objects)).digest('hex'));
+
+  // A token kept outside the chart: its Secret and hash are named, the chart makes none.
+  const hash = sha256Hex('an-existing-scraper-token');
+  const existing = render(VALUE_SETS.autoscaling!, [
+    'metrics.scraperToken.existingSecret=scrapers',
+    'metrics.scraperToken.existingSecretKey=bearer',
+    `metrics.scraperToken.sha256=${hash}`,
+  ]);
+  assert.ok(!existing.some((o) => o.kind === 'Secret' && o.metadata.name === 'ds-deltaserve-metrics'));
+  const existingConfig = parseConfig(gatewayYaml(existing), { source: 'rendered', baseDir: '/etc', env: {} });
+  assert.deepEqual(existingConfig.telemetry.metricsKeySha256, [hash]);
+  assert.deepEqual(only(existing, 'ServiceMonitor').spec.endpoints[0].authorization.credentials, {
+    name: 'scrapers',
+    key: 'bearer',
+  });
+  for (const object of [...objects, ...existing]) validateObject(object);
+});
+
 test('existing secret: no configuration rendered, the pod mounts the named Secret', () => {
   const objects = render(VALUE_SETS['existing secret']!);
   assert.ok(!objects.some((o) => o.kind === 'Secret'));
@@ -302,6 +338,12 @@ const BAD_VALUES: { name: string; files: readonly string[]; sets: readonly strin
     files: PRODUCTION,
     sets: ['alerts.thresholds.availabilityTarget=1'],
     error: /availabilityTarget/,
+  },
+  {
+    name: 'an existing scraper token Secret without its sha256',
+    files: PRODUCTION,
+    sets: ['metrics.scraperToken.existingSecret=scrapers'],
+    error: /metrics\.scraperToken\.existingSecret needs metrics\.scraperToken\.sha256/,
   },
   {
     name: 'an invalid pull policy',

@@ -25,12 +25,13 @@ import { requireBinary, skipWithoutPrometheus } from './prometheus-tools.js';
 import { startPrometheus, type PrometheusServer } from './prometheus-server.js';
 
 /**
- * How Prometheus authenticates to /metrics: the ONE place to change when the gateway gets a
- * scraper key (telemetry.metricsKeySha256): today the admin key, with metricsRequireAdmin.
+ * How Prometheus authenticates to /metrics: a scraper key (telemetry.metricsKeySha256), as the
+ * chart's ServiceMonitor does with its token Secret.
  */
+const SCRAPER_KEY = 'ops-test-scraper-key';
 const SCRAPE_AUTH = {
-  gatewayTelemetry: { metricsRequireAdmin: true },
-  bearerToken: DEV_ADMIN_KEY,
+  gatewayTelemetry: { metricsKeySha256: [sha256Hex(SCRAPER_KEY)] },
+  bearerToken: SCRAPER_KEY,
 };
 
 const TENANTS = {

@@ -7,6 +7,8 @@
  * text; plain strings (format, fingerprint, method, dtype, hashes) are stored as themselves.
  */
 import { DS_ERR_DELTA_BAD_METADATA } from '../../core/errors.js';
+import { boundText, jsonBounded, quoteBounded } from '../../core/bounded-text.js';
+import { guardHeaderJsonText } from './header-guard.js';
 import type { Delta, DeltaMetadata, DeltaMethod, DeltaValueDtype, TensorDelta } from '../types.js';
 import { SAFETENSORS_DTYPE_SIZE, type SafetensorsTensorSpec } from './safetensors.js';
 
@@ -59,25 +61,25 @@ function isShape(value: unknown): value is number[] {
 /** Range and type checks shared by the encoder (on what it is given) and the decoder (on what it parsed). */
 export function checkDeltaMetadata(metadata: DeltaMetadata): void {
   if (metadata.formatVersion !== 1)
-    throw badMetadata(`formatVersion is ${String(metadata.formatVersion)}, this writer knows only 1`);
+    throw badMetadata(`formatVersion is ${boundText(String(metadata.formatVersion))}, this writer knows only 1`);
   if (typeof metadata.baseFingerprint !== 'string' || metadata.baseFingerprint.length === 0) {
     throw badMetadata('base_fingerprint is empty');
   }
   if (!DELTA_METHODS.includes(metadata.method)) {
-    throw badMetadata(`method ${JSON.stringify(metadata.method)} is not one of ${DELTA_METHODS.join(', ')}`);
+    throw badMetadata(`method ${quoteBounded(String(metadata.method))} is not one of ${DELTA_METHODS.join(', ')}`);
   }
   if (typeof metadata.dropRate !== 'number' || !(metadata.dropRate >= 0 && metadata.dropRate < 1)) {
-    throw badMetadata(`drop_rate ${String(metadata.dropRate)} is not a number in [0, 1)`);
+    throw badMetadata(`drop_rate ${boundText(String(metadata.dropRate))} is not a number in [0, 1)`);
   }
   if (typeof metadata.rescale !== 'number' || !Number.isFinite(metadata.rescale) || metadata.rescale <= 0) {
-    throw badMetadata(`rescale ${String(metadata.rescale)} is not a finite number > 0`);
+    throw badMetadata(`rescale ${boundText(String(metadata.rescale))} is not a finite number > 0`);
   }
   const seed = metadata.seed;
   if (seed !== null && !(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff)) {
-    throw badMetadata(`seed ${String(seed)} is neither null nor an integer in [0, 2^32)`);
+    throw badMetadata(`seed ${boundText(String(seed))} is neither null nor an integer in [0, 2^32)`);
   }
   if (!DELTA_VALUE_DTYPES.includes(metadata.valueDtype)) {
-    throw badMetadata(`value_dtype ${JSON.stringify(metadata.valueDtype)} is not F32 or F16`);
+    throw badMetadata(`value_dtype ${quoteBounded(String(metadata.valueDtype))} is not F32 or F16`);
   }
   for (const [key, hash] of [
     ['source_base_sha256', metadata.sourceBaseSha256],
@@ -89,8 +91,7 @@ export function checkDeltaMetadata(metadata: DeltaMetadata): void {
   }
   if (!isPlainObject(metadata.extra)) throw badMetadata('extra is not an object');
   for (const [key, value] of Object.entries(metadata.extra)) {
-    if (typeof value !== 'string')
-      throw badMetadata(`extra[${JSON.stringify(key)}] is a ${typeof value}, not a string`);
+    if (typeof value !== 'string') throw badMetadata(`extra[${quoteBounded(key)}] is a ${typeof value}, not a string`);
   }
 }
 
@@ -138,16 +139,18 @@ export function encodeDeltaMetadata(delta: Delta): Record<string, string> {
 }
 
 function parseJsonValue(key: string, text: string): unknown {
+  // A metadata string holding JSON is a second document to parse: bounded the same way as the header.
+  guardHeaderJsonText(text, `metadata ${JSON.stringify(key)}`);
   try {
     return JSON.parse(text);
   } catch {
-    throw badMetadata(`${key} is not valid JSON: ${JSON.stringify(text.slice(0, 80))}`);
+    throw badMetadata(`${key} is not valid JSON: ${quoteBounded(text, 80)}`);
   }
 }
 
 function parseNumber(key: string, text: string): number {
   const value = parseJsonValue(key, text);
-  if (typeof value !== 'number') throw badMetadata(`${key} is ${JSON.stringify(text.slice(0, 80))}, not a JSON number`);
+  if (typeof value !== 'number') throw badMetadata(`${key} is ${quoteBounded(text, 80)}, not a JSON number`);
   return value;
 }
 
@@ -157,17 +160,17 @@ function parseTensorRecords(text: string): Map<string, TensorRecord> {
   const records = new Map<string, TensorRecord>();
   for (const name of Object.keys(raw).sort(compareCodeUnits)) {
     const record = raw[name];
-    const label = `tensors[${JSON.stringify(name)}]`;
+    const label = `tensors[${quoteBounded(name)}]`;
     if (name.length === 0) throw badMetadata('tensors has an entry with an empty name');
     if (!isPlainObject(record)) throw badMetadata(`${label} is not an object`);
     const { shape, encoding, rescale } = record;
     if (!isShape(shape))
-      throw badMetadata(`${label}.shape is ${JSON.stringify(shape)}, not an array of non-negative integers`);
+      throw badMetadata(`${label}.shape is ${jsonBounded(shape)}, not an array of non-negative integers`);
     if (encoding !== 'sparse' && encoding !== 'dense') {
-      throw badMetadata(`${label}.encoding is ${JSON.stringify(encoding)}, not "sparse" or "dense"`);
+      throw badMetadata(`${label}.encoding is ${jsonBounded(encoding)}, not "sparse" or "dense"`);
     }
     if (typeof rescale !== 'number' || !Number.isFinite(rescale) || rescale <= 0) {
-      throw badMetadata(`${label}.rescale is ${JSON.stringify(rescale)}, not a finite number > 0`);
+      throw badMetadata(`${label}.rescale is ${jsonBounded(rescale)}, not a finite number > 0`);
     }
     records.set(name, { shape, encoding, rescale });
   }
@@ -178,7 +181,7 @@ function parseExtra(text: string): Record<string, string> {
   const raw = parseJsonValue('extra', text);
   if (!isPlainObject(raw)) throw badMetadata('extra is not a JSON object');
   for (const [key, value] of Object.entries(raw)) {
-    if (typeof value !== 'string') throw badMetadata(`extra[${JSON.stringify(key)}] is not a string`);
+    if (typeof value !== 'string') throw badMetadata(`extra[${quoteBounded(key)}] is not a string`);
   }
   return Object.fromEntries(Object.entries(raw)) as Record<string, string>;
 }
@@ -193,19 +196,19 @@ export function decodeDeltaMetadata(raw: Readonly<Record<string, string>>): {
 } {
   if (!Object.hasOwn(raw, 'format')) throw badMetadata(`no "format" key: not a ${DELTA_FORMAT} file`);
   if (raw['format'] !== DELTA_FORMAT)
-    throw badMetadata(`format is ${JSON.stringify(raw['format'])}, not ${JSON.stringify(DELTA_FORMAT)}`);
+    throw badMetadata(`format is ${quoteBounded(String(raw['format']))}, not ${JSON.stringify(DELTA_FORMAT)}`);
   for (const key of REQUIRED_KEYS) {
     if (!Object.hasOwn(raw, key)) throw badMetadata(`required key ${JSON.stringify(key)} is missing`);
   }
   const get = (key: (typeof REQUIRED_KEYS)[number]): string => raw[key]!;
   if (get('format_version') !== DELTA_FORMAT_VERSION) {
     throw badMetadata(
-      `format_version ${JSON.stringify(get('format_version'))} is unknown; this reader knows ${JSON.stringify(DELTA_FORMAT_VERSION)}`,
+      `format_version ${quoteBounded(get('format_version'))} is unknown; this reader knows ${JSON.stringify(DELTA_FORMAT_VERSION)}`,
     );
   }
   const seed = parseJsonValue('seed', get('seed'));
   if (seed !== null && typeof seed !== 'number')
-    throw badMetadata(`seed is ${JSON.stringify(get('seed'))}, not a JSON number or null`);
+    throw badMetadata(`seed is ${quoteBounded(get('seed'))}, not a JSON number or null`);
   const metadata: DeltaMetadata = {
     formatVersion: 1,
     baseFingerprint: get('base_fingerprint'),

@@ -34,6 +34,7 @@ import {
   type WorkerCrash,
 } from '../protocol.js';
 import { transferablesOf } from '../tensors.js';
+import { releaseMemorySoon } from './release-memory.js';
 import type { WorkerOptions } from '../worker-options.js';
 
 const port = parentPort!;
@@ -59,7 +60,11 @@ async function start(): Promise<void> {
     // whole file alive (for fp16 files, the fp16 values too) outside that accounting.
     decode: (bytes) =>
       decodeDelta(bytes, { baseShapes: base.patchableShapes, expectedBaseFingerprint: base.fingerprint, copy: true }),
-    onEvent: (event) => emit(cacheEvent(event)),
+    onEvent: (event) => {
+      // A refused delta's bytes are garbage now; nothing else would make V8 collect them.
+      if (event.type === 'load-failed') releaseMemorySoon();
+      emit(cacheEvent(event));
+    },
   });
   const cache = residency.cache;
 
