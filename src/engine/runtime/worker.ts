@@ -250,7 +250,9 @@ async function start(): Promise<void> {
           ? {
               name: runtime.core.kernel.name,
               threads: runtime.core.kernel.threads,
-              fallbackReason: runtime.kernelReason,
+              fallbackReason: runtime.core.path.path === 'custom-op' ? null : runtime.kernelReason,
+              pipeline: runtime.core.path.path,
+              pipelineDetail: runtime.core.path.detail,
             }
           : null,
     },

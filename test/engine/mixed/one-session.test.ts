@@ -1,0 +1,143 @@
+/**
+ * The one-session mixed pipeline (the side path as an ONNX Runtime custom op) against
+ * independently merged models: random mixes of tasks and the base on the synthetic encoder and
+ * the demo zoo's ViT, within 1e-5.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { OneSessionPipeline } from '../../../src/engine/runtime/mixed/one-session/one-session-pipeline.js';
+import type { MixedRequest } from '../../../src/engine/runtime/mixed/mixed-pipeline.js';
+import { readFloatWeights } from '../../../src/onnx/weights.js';
+import { SeededRng } from '../../../src/core/rng.js';
+import {
+  buildTinyZoo,
+  mergeIndependently,
+  runPlain,
+  tokenBatch,
+  maxAbsDiff,
+  type TinyZoo,
+} from '../../helpers/tiny-models.js';
+import { ONE_SESSION_SKIP, requireAddon } from './one-session-cases.js';
+
+const TASKS = 16;
+const session = { executionProvider: 'cpu' as const, intraOpThreads: 2 };
+let zoo: TinyZoo;
+
+before(async () => {
+  zoo = await buildTinyZoo({ tasks: TASKS, dropRate: 0.9 });
+});
+after(async () => zoo?.cleanup());
+
+test('random mixes of 16 tasks and the base equal their merged models', { skip: ONE_SESSION_SKIP }, async () => {
+  const weights = readFloatWeights(zoo.base);
+  const pipeline = OneSessionPipeline.create(zoo.base, weights, weights, session, requireAddon());
+  try {
+    assert.equal(pipeline.unsupported.size, 0, [...pipeline.unsupported].join('; '));
+    assert.ok(pipeline.sites > 0);
+    const rng = new SeededRng(2027);
+    const expectedCache = new Map<string, Float32Array>();
+    for (let draw = 0; draw < 10; draw++) {
+      const size = 1 + rng.nextInt(16);
+      const tasks = Array.from({ length: size }, () => (rng.nextInt(5) === 0 ? null : rng.nextInt(TASKS)));
+      const requests: MixedRequest[] = tasks.map((t, i) => ({
+        inputs: tokenBatch(1 + rng.nextInt(2), 9, draw * 100 + i),
+        delta: t === null ? null : zoo.deltas[t]!,
+      }));
+      const { outputs, timings } = await pipeline.run(requests);
+      assert.equal(timings.segmentRuns, 1);
+      for (const [i, request] of requests.entries()) {
+        const t = tasks[i]!;
+        const key = `${t}:${draw}:${i}`;
+        let want = expectedCache.get(key);
+        if (!want) {
+          want = await runPlain(t === null ? zoo.base : mergeIndependently(zoo.base, zoo.deltas[t]!), request.inputs);
+          expectedCache.set(key, want);
+        }
+        const got = outputs[i]!.logits!.data as Float32Array;
+        assert.ok(maxAbsDiff(got, want) <= 1e-5, `draw ${draw} request ${i} (task ${t}): ${maxAbsDiff(got, want)}`);
+      }
+    }
+    // Registered once per delta object, however many batches read it.
+    assert.ok(pipeline.registeredDeltas <= TASKS, `${pipeline.registeredDeltas} deltas registered`);
+  } finally {
+    await pipeline.release();
+  }
+});
+
+test(
+  'with only 2-D weights patchable, the biases stay in the graph and deltas on the rest apply exactly',
+  { skip: ONE_SESSION_SKIP },
+  async () => {
+    const all = readFloatWeights(zoo.base);
+    const patchable = new Map([...all].filter(([, w]) => w.shape.length === 2));
+    const pipeline = OneSessionPipeline.create(zoo.base, patchable, all, session, requireAddon());
+    try {
+      const deltas = zoo.deltas.map((d) => ({ ...d, tensors: d.tensors.filter((t) => patchable.has(t.name)) }));
+      const requests = [0, 1, 2, 1].map((t, i) => ({ inputs: tokenBatch(2, 7, 300 + i), delta: deltas[t]! }));
+      const { outputs } = await pipeline.run(requests);
+      for (const [i, request] of requests.entries()) {
+        const expected = await runPlain(mergeIndependently(zoo.base, request.delta), request.inputs);
+        assert.ok(maxAbsDiff(outputs[i]!.logits!.data as Float32Array, expected) <= 1e-5, `request ${i}`);
+      }
+    } finally {
+      await pipeline.release();
+    }
+  },
+);
+
+test('the demo zoo (a ViT) mixes every task and the base in one session run', { skip: ONE_SESSION_SKIP }, async () => {
+  const { loadOnnxModel } = await import('../../../src/onnx/model-file.js');
+  const { decodeDelta } = await import('../../../src/deltas/format/delta-file.js');
+  const { readFile, readdir } = await import('node:fs/promises');
+  const base = await loadOnnxModel('models/base/model.onnx');
+  const weights = readFloatWeights(base);
+  const pipeline = OneSessionPipeline.create(base, weights, weights, session, requireAddon());
+  try {
+    assert.equal(pipeline.unsupported.size, 0, [...pipeline.unsupported].join('; '));
+    const tasks = (await readdir('models/tasks')).sort();
+    const deltas = await Promise.all(
+      tasks.map(async (t) => decodeDelta(await readFile(`models/tasks/${t}/delta.safetensors`))),
+    );
+    const pixels = (seed: number) => {
+      const data = new Float32Array(28 * 28);
+      for (let i = 0; i < data.length; i++) data[i] = ((i * 7919 + seed * 104729) % 1000) / 1000;
+      return { pixels: { type: 'float32' as const, dims: [1, 1, 28, 28], data } };
+    };
+    const rng = new SeededRng(7);
+    const order = [...deltas.keys(), -1, ...Array.from({ length: 6 }, () => rng.nextInt(deltas.length + 1) - 1)];
+    const requests = order.map((t, i) => ({ inputs: pixels(i), delta: t < 0 ? null : deltas[t]! }));
+    const { outputs } = await pipeline.run(requests);
+    for (const [i, t] of order.entries()) {
+      const expected = await runPlain(t < 0 ? base : mergeIndependently(base, deltas[t]!), requests[i]!.inputs);
+      const got = outputs[i]!.logits!.data as Float32Array;
+      assert.ok(
+        maxAbsDiff(got, expected) <= 1e-5,
+        `request ${i} (${t < 0 ? 'base' : tasks[t]}): ${maxAbsDiff(got, expected)}`,
+      );
+    }
+  } finally {
+    await pipeline.release();
+  }
+});
+
+test(
+  'a delta released early is registered again by the next run that reads it',
+  { skip: ONE_SESSION_SKIP },
+  async () => {
+    const weights = readFloatWeights(zoo.base);
+    const pipeline = OneSessionPipeline.create(zoo.base, weights, weights, session, requireAddon());
+    try {
+      const delta = zoo.deltas[3]!;
+      const request = { inputs: tokenBatch(1, 6, 9), delta };
+      const first = (await pipeline.run([request])).outputs[0]!.logits!.data as Float32Array;
+      const held = pipeline.registeredDeltas;
+      pipeline.forgetDelta(delta);
+      assert.equal(pipeline.registeredDeltas, held - 1);
+      const again = (await pipeline.run([request])).outputs[0]!.logits!.data as Float32Array;
+      assert.deepEqual(again, first);
+      assert.equal(pipeline.registeredDeltas, held);
+    } finally {
+      await pipeline.release();
+    }
+  },
+);
