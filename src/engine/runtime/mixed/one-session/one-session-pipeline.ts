@@ -63,9 +63,12 @@ export class OneSessionPipeline {
       throw new Error('the custom-op session runs on the cpu execution provider only');
     const shapes = new Map([...weights].map(([name, w]) => [name, w.shape]));
     const mixed = rewriteForMixedBatches(model.graph!, shapes, 'custom-op');
+    // Weights the rewrite replaced (LayerNorm scale/shift fed per item) leave the graph, rather
+    // than ORT warning about each at start-up.
+    const read = new Set((mixed.graph.node ?? []).flatMap((n) => n.input ?? []));
     const rewritten: onnxProto.onnx.IModelProto = {
       ...model,
-      graph: mixed.graph,
+      graph: { ...mixed.graph, initializer: (mixed.graph.initializer ?? []).filter((t) => read.has(t.name ?? '')) },
       opsetImport: [
         ...(model.opsetImport ?? []).filter((o) => o.domain !== SIDE_OP_DOMAIN),
         { domain: SIDE_OP_DOMAIN, version: 1 },
