@@ -1,7 +1,8 @@
 /**
- * The one-session mixed pipeline (the side path as an ONNX Runtime custom op) against
- * independently merged models: random mixes of tasks and the base on the synthetic encoder and
- * the demo zoo's ViT, within 1e-5.
+ * The mixed pipeline the engine starts (one ORT session with the side path as a custom op; with
+ * DELTASERVE_MIXED_PIPELINE=segments the segment fallback, so CI runs the same tests on both)
+ * against independently merged models: random mixes of tasks and the base on the synthetic
+ * encoder and the demo zoo's ViT, within 1e-5.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +18,23 @@ import {
   maxAbsDiff,
   type TinyZoo,
 } from '../../helpers/tiny-models.js';
-import { ONE_SESSION_SKIP, requireAddon } from './one-session-cases.js';
+import { MixedPipeline } from '../../../src/engine/runtime/mixed/mixed-pipeline.js';
+import type { MixedBatchPipeline } from '../../../src/engine/runtime/mixed/mixed-core.js';
+import { loadSideKernel } from '../../../src/engine/runtime/mixed/kernel/load-kernel.js';
+import type { onnx } from '../../../src/onnx/proto.js';
+import { ONE_SESSION_EXPECTED, ONE_SESSION_SKIP, requireAddon } from './one-session-cases.js';
+
+type Weights = ReturnType<typeof readFloatWeights>;
+
+/** The pipeline under test: the one session, or the segments when this run tests the fallback. */
+async function startPipeline(
+  model: onnx.ModelProto,
+  patchable: Weights,
+  all: Weights,
+): Promise<MixedBatchPipeline & { readonly unsupported: ReadonlyMap<string, string> }> {
+  if (ONE_SESSION_EXPECTED) return OneSessionPipeline.create(model, patchable, all, session, requireAddon());
+  return MixedPipeline.create(model, patchable, all, session, loadSideKernel({ threads: 2 }).kernel);
+}
 
 const TASKS = 16;
 const session = { executionProvider: 'cpu' as const, intraOpThreads: 2 };
@@ -28,12 +45,11 @@ before(async () => {
 });
 after(async () => zoo?.cleanup());
 
-test('random mixes of 16 tasks and the base equal their merged models', { skip: ONE_SESSION_SKIP }, async () => {
+test('random mixes of 16 tasks and the base equal their merged models', async () => {
   const weights = readFloatWeights(zoo.base);
-  const pipeline = OneSessionPipeline.create(zoo.base, weights, weights, session, requireAddon());
+  const pipeline = await startPipeline(zoo.base, weights, weights);
   try {
     assert.equal(pipeline.unsupported.size, 0, [...pipeline.unsupported].join('; '));
-    assert.ok(pipeline.sites > 0);
     const rng = new SeededRng(2027);
     const expectedCache = new Map<string, Float32Array>();
     for (let draw = 0; draw < 10; draw++) {
@@ -44,7 +60,7 @@ test('random mixes of 16 tasks and the base equal their merged models', { skip: 
         delta: t === null ? null : zoo.deltas[t]!,
       }));
       const { outputs, timings } = await pipeline.run(requests);
-      assert.equal(timings.segmentRuns, 1);
+      if (ONE_SESSION_EXPECTED) assert.equal(timings.segmentRuns, 1);
       for (const [i, request] of requests.entries()) {
         const t = tasks[i]!;
         const key = `${t}:${draw}:${i}`;
@@ -58,40 +74,37 @@ test('random mixes of 16 tasks and the base equal their merged models', { skip: 
       }
     }
     // Registered once per delta object, however many batches read it.
-    assert.ok(pipeline.registeredDeltas <= TASKS, `${pipeline.registeredDeltas} deltas registered`);
+    if (pipeline instanceof OneSessionPipeline)
+      assert.ok(pipeline.registeredDeltas <= TASKS, `${pipeline.registeredDeltas} deltas registered`);
   } finally {
     await pipeline.release();
   }
 });
 
-test(
-  'with only 2-D weights patchable, the biases stay in the graph and deltas on the rest apply exactly',
-  { skip: ONE_SESSION_SKIP },
-  async () => {
-    const all = readFloatWeights(zoo.base);
-    const patchable = new Map([...all].filter(([, w]) => w.shape.length === 2));
-    const pipeline = OneSessionPipeline.create(zoo.base, patchable, all, session, requireAddon());
-    try {
-      const deltas = zoo.deltas.map((d) => ({ ...d, tensors: d.tensors.filter((t) => patchable.has(t.name)) }));
-      const requests = [0, 1, 2, 1].map((t, i) => ({ inputs: tokenBatch(2, 7, 300 + i), delta: deltas[t]! }));
-      const { outputs } = await pipeline.run(requests);
-      for (const [i, request] of requests.entries()) {
-        const expected = await runPlain(mergeIndependently(zoo.base, request.delta), request.inputs);
-        assert.ok(maxAbsDiff(outputs[i]!.logits!.data as Float32Array, expected) <= 1e-5, `request ${i}`);
-      }
-    } finally {
-      await pipeline.release();
+test('with only 2-D weights patchable, the biases stay in the graph and deltas on the rest apply exactly', async () => {
+  const all = readFloatWeights(zoo.base);
+  const patchable = new Map([...all].filter(([, w]) => w.shape.length === 2));
+  const pipeline = await startPipeline(zoo.base, patchable, all);
+  try {
+    const deltas = zoo.deltas.map((d) => ({ ...d, tensors: d.tensors.filter((t) => patchable.has(t.name)) }));
+    const requests = [0, 1, 2, 1].map((t, i) => ({ inputs: tokenBatch(2, 7, 300 + i), delta: deltas[t]! }));
+    const { outputs } = await pipeline.run(requests);
+    for (const [i, request] of requests.entries()) {
+      const expected = await runPlain(mergeIndependently(zoo.base, request.delta), request.inputs);
+      assert.ok(maxAbsDiff(outputs[i]!.logits!.data as Float32Array, expected) <= 1e-5, `request ${i}`);
     }
-  },
-);
+  } finally {
+    await pipeline.release();
+  }
+});
 
-test('the demo zoo (a ViT) mixes every task and the base in one session run', { skip: ONE_SESSION_SKIP }, async () => {
+test('the demo zoo (a ViT) mixes every task and the base in one batch', async () => {
   const { loadOnnxModel } = await import('../../../src/onnx/model-file.js');
   const { decodeDelta } = await import('../../../src/deltas/format/delta-file.js');
   const { readFile, readdir } = await import('node:fs/promises');
   const base = await loadOnnxModel('models/base/model.onnx');
   const weights = readFloatWeights(base);
-  const pipeline = OneSessionPipeline.create(base, weights, weights, session, requireAddon());
+  const pipeline = await startPipeline(base, weights, weights);
   try {
     assert.equal(pipeline.unsupported.size, 0, [...pipeline.unsupported].join('; '));
     const tasks = (await readdir('models/tasks')).sort();
