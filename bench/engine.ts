@@ -8,6 +8,7 @@
  * (--write puts the section into docs/benchmarks.md, as `npm run bench` does).
  */
 import { spawnSync } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { replaceDocSection } from './doc-sections.js';
@@ -27,8 +28,9 @@ interface RunResult {
   /** User + system CPU of the whole process over the window, in cores. */
   cpuCores: number | null;
   loadAverage: number[];
-  p50: number;
-  p99: number;
+  /** Null when no request started in the window finished (latency longer than the window). */
+  p50: number | null;
+  p99: number | null;
   activationsPerSecond: number;
   meanBatchSize: number;
   activationMsMean: number;
@@ -136,6 +138,8 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
       },
     );
     if (child.status !== 0) throw new Error(`bench config ${config} p=${p} failed with exit ${child.status}`);
+    // Kept as they come, so a long run's numbers survive a failure later on.
+    appendFileSync(fileURLToPath(new URL('./.work/engine-results.jsonl', import.meta.url)), child.stdout);
     return child.stdout;
   };
   for (const p of options.dropRates ?? [0.9, 0.99]) {
@@ -183,20 +187,20 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
 /** Goodput: the highest offered rate whose p99 stays under 2 × (a)'s p99 at the lowest load. */
 function renderOpenLoop(p: number, points: RunResult[], configs: string[], seconds: number): string {
   const a = points.filter((r) => r.config === 'a');
-  const bound = 2 * a[0]!.p99;
+  const bound = 2 * (a[0]!.p99 ?? Infinity);
   const rows = points.map((r) =>
     [
       NAMES[r.config],
       r.arrivalRate!.toFixed(2),
       r.throughput.toFixed(2),
-      r.p50.toFixed(0),
-      r.p99.toFixed(0),
-      r.p99 <= bound ? 'yes' : 'no',
+      ms(r.p50),
+      ms(r.p99),
+      r.p99 !== null && r.p99 <= bound ? 'yes' : 'no',
       String(r.failed),
     ].join(' | '),
   );
   const goodput = configs.map((config) => {
-    const ok = points.filter((r) => r.config === config && r.p99 <= bound && r.failed === 0);
+    const ok = points.filter((r) => r.config === config && r.p99 !== null && r.p99 <= bound && r.failed === 0);
     const best = ok.length > 0 ? Math.max(...ok.map((r) => r.arrivalRate!)) : 0;
     return `${NAMES[config]}: **${best.toFixed(2)} req/s**`;
   });
@@ -214,6 +218,8 @@ function renderOpenLoop(p: number, points: RunResult[], configs: string[], secon
   ].join('\n');
 }
 
+const ms = (value: number | null) => (value === null || !Number.isFinite(value) ? '–' : value.toFixed(0));
+
 function renderTable(p: number, results: RunResult[], layout: (typeof LAYOUT)[Provider]): string {
   const a = results.find((r) => r.config === 'a')!;
   const b = results.find((r) => r.config === 'b');
@@ -230,8 +236,8 @@ function renderTable(p: number, results: RunResult[], layout: (typeof LAYOUT)[Pr
       (r.throughput / a.throughput).toFixed(2),
       r.throughputStarted.toFixed(2),
       r.cpuCores === null ? '–' : r.cpuCores.toFixed(2),
-      r.p50.toFixed(0),
-      r.p99.toFixed(0),
+      ms(r.p50),
+      ms(r.p99),
       r.meanBatchSize.toFixed(1),
       r.activationsPerSecond.toFixed(2),
       r.config === 'b' ? `${r.activationMsMean.toFixed(0)} (merge + session)` : r.activationMsMean.toFixed(1),
