@@ -35,7 +35,7 @@ for suite in trixie sid; do
   apt_opts="-o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts=$work/etc -o Dir::Etc::Preferences=/dev/null
     -o Dir::Etc::PreferencesParts=$work/etc/preferences.d -o Dir::State=$work -o Dir::State::Lists=$work/lists
     -o Dir::State::status=/dev/null -o Dir::Cache=$work/cache -o Debug::NoLocking=1 -o APT::Architecture=amd64
-    -o Acquire::Languages=none -o APT::Get::List-Cleanup=0"
+    -o Acquire::Languages=none -o APT::Get::List-Cleanup=0 -o Acquire::http::Timeout=30 -o Acquire::Retries=1"
   # shellcheck disable=SC2086
   if apt-get $apt_opts -qq update >"$work/update.log" 2>&1 &&
     (cd "$work/deb" && apt-get $apt_opts -qq download libonnxruntime-dev >"$work/download.log" 2>&1); then
