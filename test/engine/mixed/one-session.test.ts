@@ -154,3 +154,28 @@ test(
     }
   },
 );
+
+test("an explicit evict releases the addon's views of that task's delta", { skip: ONE_SESSION_SKIP }, async () => {
+  const { MixedCore } = await import('../../../src/engine/runtime/mixed/mixed-core.js');
+  const { describeModelIO } = await import('../../../src/onnx/io-signature.js');
+  const weights = readFloatWeights(zoo.base);
+  const pipeline = OneSessionPipeline.create(zoo.base, weights, weights, session, requireAddon());
+  const core = new MixedCore(
+    pipeline,
+    describeModelIO(zoo.base),
+    new Map([...weights].map(([name, w]) => [name, w.shape])),
+    () => Promise.reject(new Error('no task here needs the per-task fallback')),
+  );
+  try {
+    const item = (key: string, t: number) => ({ task: { key, delta: zoo.deltas[t]! }, inputs: tokenBatch(1, 6, t) });
+    await core.run([item('t3', 3), item('t5', 5)]);
+    assert.equal(pipeline.registeredDeltas, 2);
+    core.forget('t3');
+    assert.equal(pipeline.registeredDeltas, 1, 't3 released, t5 kept');
+    const { outputs } = await core.run([item('t3', 3)]);
+    const want = await runPlain(mergeIndependently(zoo.base, zoo.deltas[3]!), tokenBatch(1, 6, 3));
+    assert.ok(maxAbsDiff(outputs[0]!.logits!.data as Float32Array, want) <= 1e-5, 'registered again on its next run');
+  } finally {
+    await core.release();
+  }
+});

@@ -27,6 +27,8 @@ export interface MixedBatchPipeline {
   unsupportedTensor(delta: Delta): { name: string; reason: string } | null;
   run(requests: readonly MixedRequest[]): Promise<{ outputs: NamedTensors[]; timings: MixedTimings }>;
   release(): Promise<void>;
+  /** Drops whatever the pipeline holds for this delta (the one session: the addon's views of it). */
+  forgetDelta?(delta: Delta): void;
 }
 
 /** Which pipeline serves mixed batches, and why (logged at start-up). */
@@ -131,6 +133,8 @@ export class MixedCore {
   private readonly shapes: ReadonlyMap<string, { readonly shape: readonly number[] }>;
   private running = false;
   private readonly verdicts = new WeakMap<Delta, { name: string; reason: string } | null>();
+  /** The delta object each task key last ran with, weakly: an explicit evict releases what the pipeline holds of it. */
+  private readonly lastDeltas = new Map<string, WeakRef<Delta>>();
 
   constructor(
     readonly pipeline: MixedBatchPipeline,
@@ -150,6 +154,9 @@ export class MixedCore {
   /** Forgets a task's fallback report, so a re-registered task under the same key is reported again. */
   forget(key: string): void {
     this.fallbackKeys.delete(key);
+    const delta = this.lastDeltas.get(key)?.deref();
+    this.lastDeltas.delete(key);
+    if (delta) this.pipeline.forgetDelta?.(delta);
   }
 
   async run(items: readonly MixedItem[]): Promise<MixedBatchResult> {
@@ -163,6 +170,8 @@ export class MixedCore {
       items.forEach((item, i) => {
         assertInputsFit(this.io, item.inputs);
         const unsupported = item.task ? this.checked(item.task.delta) : null;
+        if (item.task && this.lastDeltas.get(item.task.key)?.deref() !== item.task.delta)
+          this.lastDeltas.set(item.task.key, new WeakRef(item.task.delta));
         if (item.task && unsupported) {
           if (!this.fallbackKeys.has(item.task.key)) {
             this.fallbackKeys.add(item.task.key);

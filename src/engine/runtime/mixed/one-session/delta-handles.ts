@@ -6,9 +6,10 @@
  * Lifetime. A delta is registered right before the first run that reads it, on the worker thread
  * that runs (runs are synchronous), so a registered view always points at live memory: the
  * batch's lease holds the delta during the run, and the addon's own references hold its arrays
- * after. The handle is released when the delta object is collected (the cache dropped it and no
- * lease holds it), or at once by {@link DeltaHandles.release}; a delta released early is simply
- * registered again by the next run that reads it.
+ * after. The handle is released at once when the task is evicted explicitly (MixedCore.forget →
+ * {@link DeltaHandles.release}), else when the delta object is collected (the cache dropped it
+ * under pressure and no lease holds it); a delta released early is simply registered again by
+ * the next run that reads it.
  */
 import type { Delta } from '../../../../deltas/types.js';
 import type { OrtCustomOpAddon } from './ort-addon.js';
