@@ -29,11 +29,13 @@ FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 ARG ORT_INSTALL=skip
 ENV ONNXRUNTIME_NODE_INSTALL=${ORT_INSTALL}
-# The side-path kernel's compiler (node-gyp: python3, make, g++), in this stage only.
+# The native addons' compiler (node-gyp: python3, make, g++), in this stage only. The custom-op
+# addon's ONNX Runtime headers come from Debian's libonnxruntime-dev, downloaded and unpacked by
+# scripts/ort-headers.sh from the mirror this image's apt already uses (never installed).
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json binding.gyp ./
 COPY native ./native
-COPY scripts/build-native.mjs ./scripts/
+COPY scripts/build-native.mjs scripts/ort-headers.sh ./scripts/
 # --ignore-scripts: the same result whether or not this npm runs install scripts by default; the
 # scripts the image needs run explicitly: the native side kernel (it must build here, where its
 # compiler is), and onnxruntime-node's CUDA download for that variant. A build host behind a
@@ -42,6 +44,7 @@ RUN --mount=type=secret,id=npm_ca,required=false \
     if [ -s /run/secrets/npm_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm_ca; fi; \
     npm ci --no-audit --no-fund --ignore-scripts \
  && node scripts/build-native.mjs && test -f build/Release/deltaserve_side_kernel.node \
+ && test -f build/Release/deltaserve_ort_custom_op.node \
  && if [ "$ORT_INSTALL" != skip ]; then node node_modules/onnxruntime-node/script/install.js; fi
 COPY tsconfig.json ./
 COPY src ./src
@@ -80,7 +83,8 @@ ENV NODE_ENV=production \
     DELTASERVE_REGISTRY_STATE_FILE=/var/lib/deltaserve/registry-state.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
-COPY --from=build /app/build/Release/deltaserve_side_kernel.node ./build/Release/
+COPY --from=build /app/build/Release/deltaserve_side_kernel.node /app/build/Release/deltaserve_ort_custom_op.node ./build/Release/
+COPY licenses ./licenses
 COPY package.json ./
 COPY config ./config
 COPY models ./models

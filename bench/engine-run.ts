@@ -10,8 +10,14 @@
  *   f  diagnostic: this engine, graph mode, every request for task 0 (g's counterpart on a GPU)
  *   g  diagnostic: this engine, patch mode, every request for task 0 (what weights-as-inputs
  *      and delta serving cost without task switching and batch fragmentation)
- *   h  diagnostic: this engine, mixed mode, every request for the base (what the graph cut
- *      into segments costs, with no side-path work)
+ *   h  diagnostic: this engine, mixed mode, every request for the base (what the mixed graph
+ *      costs with no side-path work: the one session with its custom ops, or the segments)
+ * Mixed mode runs in one ORT session with the side path as a custom op when that addon built;
+ * DELTASERVE_MIXED_PIPELINE=segments in the environment runs (e) and (h) on the segment pipeline.
+ * Throughput is completions inside the measured window / the window; the older figure (requests
+ * started in the window / (window + the tail that drained them)) is reported beside it as
+ * `throughputStarted`. CPU is the process's user + system time over the window (every thread:
+ * main, engine worker, ORT's pool), in cores.
  * `--arrival-rate R` replaces the closed loop by an open one: Poisson arrivals at R requests/s
  * (the way serving papers measure goodput), for a, c and e.
  * `--provider webgpu` runs a, b, d and f on the WebGPU provider (patch mode is CPU-only).
@@ -89,7 +95,7 @@ interface TimeSplit {
 interface Runner {
   infer(task: number): Promise<{ activationMs?: number }>;
   timeSplit(): TimeSplit;
-  kernel: { name: string; threads: number } | null;
+  kernel: { name: string; threads: number; pipeline?: string; pipelineDetail?: string } | null;
   /** Batches that ran and the requests that ran in them (handed-back requests are not counted). */
   batches(): { batches: number; completed: number };
   activations(): { count: number; ms: number; nonzeros: number };
@@ -256,6 +262,10 @@ async function main(): Promise<void> {
   const zipf = zipfSampler(tasks.length, 99);
   const latencies: number[] = [];
   let completed = 0;
+  /** Completions (of any request) inside [measureFrom, stopAt]. */
+  let completedInWindow = 0;
+  let cpuAtStart: NodeJS.CpuUsage | null = null;
+  let cpuInWindow: NodeJS.CpuUsage | null = null;
   let failed = 0;
   const rss: number[] = [];
   const loop = monitorEventLoopDelay({ resolution: 5 });
@@ -268,6 +278,11 @@ async function main(): Promise<void> {
   const sampler = setInterval(() => {
     if (performance.now() >= measureFrom) rss.push(process.memoryUsage().rss);
   }, 250);
+  const cpuStart = setTimeout(() => (cpuAtStart = process.cpuUsage()), Math.max(0, measureFrom - performance.now()));
+  const cpuStop = setTimeout(
+    () => (cpuInWindow = cpuAtStart && process.cpuUsage(cpuAtStart)),
+    Math.max(0, stopAt - performance.now()),
+  );
   let measuring = false;
   const oneRequest = async () => {
     const task = config === 'a' || config === 'f' || config === 'g' ? 0 : zipf();
@@ -281,6 +296,8 @@ async function main(): Promise<void> {
     }
     try {
       await runner.infer(task);
+      const t1 = performance.now();
+      if (t1 >= measureFrom && t1 <= stopAt) completedInWindow++;
       if (t0 >= measureFrom) {
         latencies.push(performance.now() - t0);
         completed++;
@@ -311,6 +328,9 @@ async function main(): Promise<void> {
   const elapsed = (performance.now() - Math.max(measureFrom, started)) / 1000;
   loop.disable();
   clearInterval(sampler);
+  clearTimeout(cpuStart);
+  clearTimeout(cpuStop);
+  const cpu = cpuInWindow as NodeJS.CpuUsage | null;
   const end = runner.activations();
   const batchesAtEnd = runner.batches();
   const splitAtEnd = runner.timeSplit();
@@ -321,8 +341,12 @@ async function main(): Promise<void> {
     dropRate,
     seconds: elapsed,
     completed,
+    completedInWindow,
     failed,
-    throughput: completed / elapsed,
+    throughput: completedInWindow / seconds,
+    throughputStarted: completed / elapsed,
+    cpuCores: cpu ? (cpu.user + cpu.system) / 1e6 / seconds : null,
+    loadAverage: (await import('node:os')).loadavg(),
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     activationsPerSecond: activationCount / elapsed,

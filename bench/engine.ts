@@ -8,6 +8,7 @@
  * (--write puts the section into docs/benchmarks.md, as `npm run bench` does).
  */
 import { spawnSync } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { replaceDocSection } from './doc-sections.js';
@@ -18,10 +19,18 @@ interface RunResult {
   dropRate: number;
   seconds: number;
   completed: number;
+  completedInWindow: number;
   failed: number;
+  /** Completions inside the measured window / the window. */
   throughput: number;
-  p50: number;
-  p99: number;
+  /** The older figure: requests started in the window / (window + drain tail). */
+  throughputStarted: number;
+  /** User + system CPU of the whole process over the window, in cores. */
+  cpuCores: number | null;
+  loadAverage: number[];
+  /** Null when no request started in the window finished (latency longer than the window). */
+  p50: number | null;
+  p99: number | null;
   activationsPerSecond: number;
   meanBatchSize: number;
   activationMsMean: number;
@@ -31,7 +40,7 @@ interface RunResult {
   cachedDeltaBytes: number;
   eventLoopDelayP99Ms: number;
   arrivalRate: number | null;
-  kernel: { name: string; threads: number } | null;
+  kernel: { name: string; threads: number; pipeline?: string; pipelineDetail?: string } | null;
   split: { ortMs: number; kernelMs: number; hostMs: number; batches: number; tasks: number };
 }
 
@@ -43,7 +52,7 @@ const NAMES: Record<string, string> = {
   e: '(e) engine, mixed',
   f: 'diagnostic: engine, graph, task 0 only',
   g: 'diagnostic: engine, patch, task 0 only',
-  h: 'diagnostic: engine, mixed, base only (segments, no kernel work)',
+  h: 'diagnostic: engine, mixed, base only (no side-path work)',
 };
 
 type Provider = 'cpu' | 'webgpu';
@@ -73,6 +82,10 @@ export interface EngineBenchOptions {
   command?: string;
   /** Seconds measured per open-loop point (0 skips the open-loop sweep). */
   openLoopSeconds?: number;
+  /** Configurations to run (default: the provider's layout); a table needs (a). */
+  configs?: string[];
+  /** DELTASERVE_MIXED_PIPELINE for every configuration ('segments' measures the fallback). */
+  mixedPipeline?: 'custom-op' | 'segments';
 }
 
 export async function runEngineBench(options: EngineBenchOptions = {}): Promise<string> {
@@ -83,7 +96,7 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
   const maxBatch = options.maxBatch ?? 16;
   const switchMs = options.switchMs ?? 1000;
   const provider = options.executionProvider ?? 'cpu';
-  const layout = LAYOUT[provider];
+  const layout = { ...LAYOUT[provider], ...(options.configs && { configs: options.configs }) };
   const sections: string[] = [];
   const settings = [
     '--provider',
@@ -121,9 +134,12 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'inherit'],
         maxBuffer: 1 << 24,
+        env: { ...process.env, ...(options.mixedPipeline && { DELTASERVE_MIXED_PIPELINE: options.mixedPipeline }) },
       },
     );
     if (child.status !== 0) throw new Error(`bench config ${config} p=${p} failed with exit ${child.status}`);
+    // Kept as they come, so a long run's numbers survive a failure later on.
+    appendFileSync(fileURLToPath(new URL('./.work/engine-results.jsonl', import.meta.url)), child.stdout);
     return child.stdout;
   };
   for (const p of options.dropRates ?? [0.9, 0.99]) {
@@ -171,20 +187,20 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
 /** Goodput: the highest offered rate whose p99 stays under 2 × (a)'s p99 at the lowest load. */
 function renderOpenLoop(p: number, points: RunResult[], configs: string[], seconds: number): string {
   const a = points.filter((r) => r.config === 'a');
-  const bound = 2 * a[0]!.p99;
+  const bound = 2 * (a[0]!.p99 ?? Infinity);
   const rows = points.map((r) =>
     [
       NAMES[r.config],
       r.arrivalRate!.toFixed(2),
       r.throughput.toFixed(2),
-      r.p50.toFixed(0),
-      r.p99.toFixed(0),
-      r.p99 <= bound ? 'yes' : 'no',
+      ms(r.p50),
+      ms(r.p99),
+      r.p99 !== null && r.p99 <= bound ? 'yes' : 'no',
       String(r.failed),
     ].join(' | '),
   );
   const goodput = configs.map((config) => {
-    const ok = points.filter((r) => r.config === config && r.p99 <= bound && r.failed === 0);
+    const ok = points.filter((r) => r.config === config && r.p99 !== null && r.p99 <= bound && r.failed === 0);
     const best = ok.length > 0 ? Math.max(...ok.map((r) => r.arrivalRate!)) : 0;
     return `${NAMES[config]}: **${best.toFixed(2)} req/s**`;
   });
@@ -202,20 +218,26 @@ function renderOpenLoop(p: number, points: RunResult[], configs: string[], secon
   ].join('\n');
 }
 
+const ms = (value: number | null) => (value === null || !Number.isFinite(value) ? '–' : value.toFixed(0));
+
 function renderTable(p: number, results: RunResult[], layout: (typeof LAYOUT)[Provider]): string {
   const a = results.find((r) => r.config === 'a')!;
-  const b = results.find((r) => r.config === 'b')!;
-  const c = results.find((r) => r.config === layout.engine)!;
-  const e = results.find((r) => r.config === layout.diagnostic)!;
+  const b = results.find((r) => r.config === 'b');
+  const c = results.find((r) => r.config === layout.engine);
+  const e = results.find((r) => r.config === layout.diagnostic);
+  const h = results.find((r) => r.config === 'h');
   const name = `(${layout.engine})`;
   const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
   const rows = results.map((r) =>
     [
-      NAMES[r.config],
+      NAMES[r.config] +
+        (r.kernel?.pipeline ? ` [${r.kernel.pipeline === 'custom-op' ? 'one session' : 'segments'}]` : ''),
       r.throughput.toFixed(2),
       (r.throughput / a.throughput).toFixed(2),
-      r.p50.toFixed(0),
-      r.p99.toFixed(0),
+      r.throughputStarted.toFixed(2),
+      r.cpuCores === null ? '–' : r.cpuCores.toFixed(2),
+      ms(r.p50),
+      ms(r.p99),
       r.meanBatchSize.toFixed(1),
       r.activationsPerSecond.toFixed(2),
       r.config === 'b' ? `${r.activationMsMean.toFixed(0)} (merge + session)` : r.activationMsMean.toFixed(1),
@@ -229,13 +251,23 @@ function renderTable(p: number, results: RunResult[], layout: (typeof LAYOUT)[Pr
       String(r.failed),
     ].join(' | '),
   );
-  const goals = [
-    `- ${name} / (a) throughput: **${(c.throughput / a.throughput).toFixed(2)}** (goal ≥ ${p >= 0.99 ? '0.8' : '0.6'})`,
-    `- ${name} / (b) throughput: **${(c.throughput / b.throughput).toFixed(1)}×** (goal ≥ 5×)`,
-    `- ${name} RSS above (a): ${mib(c.rssMedianBytes - a.rssMedianBytes)} MiB vs. goal ≤ 1.15 × cached delta bytes + 50 MB = ${mib(1.15 * c.cachedDeltaBytes + 50e6)} MiB`,
-    `- ${name} event-loop delay p99: ${c.eventLoopDelayP99Ms.toFixed(1)} ms (goal ≤ 10 ms)`,
-    `- Where ${name} loses against (a): ${layout.engine === 'c' ? 'weights fed as inputs and one delta applied' : 'the in-graph merge of one delta'}, all requests on one task, reach ${(e.throughput / a.throughput).toFixed(2)} × (a) (diagnostic row); spreading requests over 100 Zipf tasks cuts the mean batch from ${e.meanBatchSize.toFixed(1)} to ${c.meanBatchSize.toFixed(1)} and adds ${c.activationsPerSecond.toFixed(2)} activations/s of ${c.activationMsMean.toFixed(0)} ms each (${((c.activationsPerSecond * c.activationMsMean) / 10).toFixed(1)} % of the time).`,
-  ];
+  const goals: string[] = [];
+  if (c) {
+    goals.push(
+      `- ${name} / (a) throughput: **${(c.throughput / a.throughput).toFixed(2)}** (goal ≥ ${p >= 0.99 ? '0.8' : '0.6'})`,
+      ...(b ? [`- ${name} / (b) throughput: **${(c.throughput / b.throughput).toFixed(1)}×** (goal ≥ 5×)`] : []),
+      `- ${name} RSS above (a): ${mib(c.rssMedianBytes - a.rssMedianBytes)} MiB vs. goal ≤ 1.15 × cached delta bytes + 50 MB = ${mib(1.15 * c.cachedDeltaBytes + 50e6)} MiB`,
+      `- ${name} event-loop delay p99: ${c.eventLoopDelayP99Ms.toFixed(1)} ms (goal ≤ 10 ms)`,
+    );
+    if (e)
+      goals.push(
+        `- Where ${name} loses against (a): ${layout.engine === 'c' ? 'weights fed as inputs and one delta applied' : 'the in-graph merge of one delta'}, all requests on one task, reach ${(e.throughput / a.throughput).toFixed(2)} × (a) (diagnostic row); spreading requests over 100 Zipf tasks cuts the mean batch from ${e.meanBatchSize.toFixed(1)} to ${c.meanBatchSize.toFixed(1)} and adds ${c.activationsPerSecond.toFixed(2)} activations/s of ${c.activationMsMean.toFixed(0)} ms each (${((c.activationsPerSecond * c.activationMsMean) / 10).toFixed(1)} % of the time).`,
+      );
+  }
+  if (h)
+    goals.push(
+      `- (h) base only through the mixed graph / (a): **${(h.throughput / a.throughput).toFixed(2)}** (goal ≥ 0.97)`,
+    );
   const m = layout.mixed ? results.find((r) => r.config === layout.mixed) : undefined;
   if (m) {
     const total = m.split.ortMs + m.split.kernelMs + m.split.hostMs;
@@ -244,14 +276,14 @@ function renderTable(p: number, results: RunResult[], layout: (typeof LAYOUT)[Pr
       `- (e) / (a) throughput: **${(m.throughput / a.throughput).toFixed(2)}** (goal ≥ ${p >= 0.99 ? '0.9' : '0.7'})`,
       `- (e) RSS above (a): ${mib(m.rssMedianBytes - a.rssMedianBytes)} MiB vs. goal ≤ 1.15 × cached delta bytes + 50 MB = ${mib(1.15 * m.cachedDeltaBytes + 50e6)} MiB`,
       `- (e) event-loop delay p99: ${m.eventLoopDelayP99Ms.toFixed(1)} ms (goal ≤ 10 ms)`,
-      `- (e) time split over ${m.split.batches} batches (${(m.split.tasks / Math.max(1, m.split.batches)).toFixed(1)} distinct tasks per batch): ORT segments ${pct(m.split.ortMs)} %, side-path kernel ${pct(m.split.kernelMs)} % (${m.kernel ? `${m.kernel.name}, ${m.kernel.threads} thread(s)` : '?'}), host (per-request inputs, cuts) ${pct(m.split.hostMs)} %; per batch ${(m.split.ortMs / Math.max(1, m.split.batches)).toFixed(0)} / ${(m.split.kernelMs / Math.max(1, m.split.batches)).toFixed(0)} / ${(m.split.hostMs / Math.max(1, m.split.batches)).toFixed(0)} ms.`,
+      `- (e) time split over ${m.split.batches} batches (${(m.split.tasks / Math.max(1, m.split.batches)).toFixed(1)} distinct tasks per batch): ORT ${m.kernel?.pipeline === 'custom-op' ? 'one session, side-path custom op included' : 'segments'} ${pct(m.split.ortMs)} %, side-path kernel between runs ${pct(m.split.kernelMs)} % (${m.kernel ? `${m.kernel.name}, ${m.kernel.threads} thread(s)` : '?'}), host (per-request inputs${m.kernel?.pipeline === 'custom-op' ? '' : ', cuts'}) ${pct(m.split.hostMs)} %; per batch ${(m.split.ortMs / Math.max(1, m.split.batches)).toFixed(0)} / ${(m.split.kernelMs / Math.max(1, m.split.batches)).toFixed(0)} / ${(m.split.hostMs / Math.max(1, m.split.batches)).toFixed(0)} ms.`,
     );
   }
   return [
     `#### p = ${p}`,
     '',
-    '| configuration | req/s | × (a) | p50 ms | p99 ms | mean batch | activations/s | activation ms | activation M nnz/s | RSS MiB | RSS above (a) MiB | cached deltas MiB | event-loop p99 ms | failed |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| configuration | req/s | × (a) | req/s, old metric | CPU cores | p50 ms | p99 ms | mean batch | activations/s | activation ms | activation M nnz/s | RSS MiB | RSS above (a) MiB | cached deltas MiB | event-loop p99 ms | failed |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows.map((r) => `| ${r} |`),
     '',
     ...goals,
@@ -271,6 +303,8 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
       p: { type: 'string', multiple: true },
       write: { type: 'boolean' },
       'open-loop-seconds': { type: 'string' },
+      configs: { type: 'string' },
+      'mixed-pipeline': { type: 'string' },
     },
   });
   const provider = (values.provider ?? 'cpu') as Provider;
@@ -285,6 +319,8 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
     ...(values['max-batch'] && { maxBatch: Number(values['max-batch']) }),
     ...(values['switch-ms'] && { switchMs: Number(values['switch-ms']) }),
     ...(values['open-loop-seconds'] && { openLoopSeconds: Number(values['open-loop-seconds']) }),
+    ...(values.configs && { configs: values.configs.split(',') }),
+    ...(values['mixed-pipeline'] && { mixedPipeline: values['mixed-pipeline'] as 'custom-op' | 'segments' }),
   });
   console.log(text);
   if (values.write) await replaceDocSection(provider === 'cpu' ? 'engine' : 'engine-webgpu', text);

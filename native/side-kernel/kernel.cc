@@ -109,7 +109,7 @@ typedef int I4 __attribute__((vector_size(16)));
 
 // dst[c * ds + r] = src[r * ss + c] (+ add[r]) for a 4 x 4 block, in registers: strided scalar
 // copies would touch a cache line per element, and rows of x and out share L1 sets.
-SK_INLINE void Transpose4(const float* src, size_t ss, float* dst, size_t ds, const float* add) {
+SK_INLINE void Transpose4(const float* src, size_t ss, float* dst, size_t ds, const float* add, bool accumulate) {
   F4 r0, r1, r2, r3;
   std::memcpy(&r0, src, sizeof(F4));
   std::memcpy(&r1, src + ss, sizeof(F4));
@@ -126,22 +126,33 @@ SK_INLINE void Transpose4(const float* src, size_t ss, float* dst, size_t ds, co
     std::memcpy(&a, add, sizeof(F4));
     for (int q = 0; q < 4; ++q) o[q] += a;
   }
+  if (accumulate) {
+    for (int q = 0; q < 4; ++q) {
+      F4 d;
+      std::memcpy(&d, dst + q * ds, sizeof(F4));
+      o[q] = d + o[q];
+    }
+  }
   for (int q = 0; q < 4; ++q) std::memcpy(dst + q * ds, &o[q], sizeof(F4));
 }
 
-// dst[c * ds + r] = src[r * ss + c] (+ add[r]) for r < rows, c < cols. Blocks of 4 x 4 walk
+// dst[c * ds + r] = src[r * ss + c] (+ add[r]) for r < rows, c < cols (dst += that when accumulating). Blocks of 4 x 4 walk
 // along the side whose rows are far apart in memory, so each of its cache lines is finished
 // before the next (rows 12 KiB apart share an L1 set: leaving lines half-done thrashes it).
 template <bool kAlongSrcRows>
-void Transpose(const float* src, size_t ss, uint32_t rows, uint32_t cols, float* dst, size_t ds, const float* add) {
-  auto element = [&](uint32_t r, uint32_t c) { dst[c * ds + r] = add ? src[r * ss + c] + add[r] : src[r * ss + c]; };
+void Transpose(const float* src, size_t ss, uint32_t rows, uint32_t cols, float* dst, size_t ds, const float* add,
+               bool accumulate = false) {
+  auto element = [&](uint32_t r, uint32_t c) {
+    const float v = add ? src[r * ss + c] + add[r] : src[r * ss + c];
+    dst[c * ds + r] = accumulate ? dst[c * ds + r] + v : v;
+  };
   const uint32_t rows4 = rows & ~3u, cols4 = cols & ~3u;
   if (kAlongSrcRows) {
     for (uint32_t r = 0; r < rows4; r += 4)
-      for (uint32_t c = 0; c < cols4; c += 4) Transpose4(src + r * ss + c, ss, dst + c * ds + r, ds, add ? add + r : nullptr);
+      for (uint32_t c = 0; c < cols4; c += 4) Transpose4(src + r * ss + c, ss, dst + c * ds + r, ds, add ? add + r : nullptr, accumulate);
   } else {
     for (uint32_t c = 0; c < cols4; c += 4)
-      for (uint32_t r = 0; r < rows4; r += 4) Transpose4(src + r * ss + c, ss, dst + c * ds + r, ds, add ? add + r : nullptr);
+      for (uint32_t r = 0; r < rows4; r += 4) Transpose4(src + r * ss + c, ss, dst + c * ds + r, ds, add ? add + r : nullptr, accumulate);
   }
   for (uint32_t r = 0; r < rows4; ++r)
     for (uint32_t c = cols4; c < cols; ++c) element(r, c);
@@ -231,10 +242,13 @@ void RunTask(const Call& call, const Task& task, Scratch& scratch) {
   const uint32_t first_row = job.row_start + task.token_start;
   float* out = call.out + static_cast<size_t>(first_row) * out_dim;
   if (job.values == nullptr) {
-    // No weight delta: 0 + bias (or 0).
+    // No weight delta: 0 + bias (or 0); accumulating, + bias (or nothing).
     for (uint32_t t = 0; t < task.token_count; ++t) {
       float* row = out + static_cast<size_t>(t) * out_dim;
-      if (job.bias == nullptr) {
+      if (call.accumulate) {
+        if (job.bias != nullptr)
+          for (uint32_t j = 0; j < out_dim; ++j) row[j] += job.bias[j];
+      } else if (job.bias == nullptr) {
         std::memset(row, 0, sizeof(float) * out_dim);
       } else {
         for (uint32_t j = 0; j < out_dim; ++j) row[j] = 0.0f + job.bias[j];
@@ -260,7 +274,7 @@ void RunTask(const Call& call, const Task& task, Scratch& scratch) {
     for (uint32_t j0 = 0; j0 < out_dim; j0 += kColumnBlock) {
       const uint32_t j1 = std::min(out_dim, j0 + kColumnBlock);
       Accumulate(call.path, job, columns, in_dim, out_dim, j0, j1, xt, dt, n);
-      Transpose<false>(dt, n, j1 - j0, n, rows + j0, out_dim, job.bias ? job.bias + j0 : nullptr);
+      Transpose<false>(dt, n, j1 - j0, n, rows + j0, out_dim, job.bias ? job.bias + j0 : nullptr, call.accumulate);
     }
   }
 }

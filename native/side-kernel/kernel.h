@@ -39,6 +39,9 @@ struct Call {
   float* out;
   uint32_t out_dim;
   Path path;
+  // false: out = x·Δ + bias (the segment pipeline's D). true: out += x·Δ + bias (the custom op
+  // adds the side path to the base result in place; rows of a job without deltas stay as they are).
+  bool accumulate = false;
 };
 
 /** One thread's working memory, sized by Reserve() before the threads start. */

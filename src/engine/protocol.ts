@@ -120,8 +120,17 @@ export interface ReadyInfo {
   readonly io: ModelIO;
   readonly fingerprint: string;
   readonly mode: ActivationMode;
-  /** Mixed mode: the side-path kernel that runs, its threads, and why a faster one did not load (null = it did). */
-  readonly kernel: { readonly name: string; readonly threads: number; readonly fallbackReason: string | null } | null;
+  /**
+   * Mixed mode: the side-path kernel that runs, its threads, and why a faster one did not load (null = it did);
+   * `pipeline`: one ORT session with the custom op, or the segment pipeline, and why (`pipelineDetail`).
+   */
+  readonly kernel: {
+    readonly name: string;
+    readonly threads: number;
+    readonly fallbackReason: string | null;
+    readonly pipeline: 'custom-op' | 'segments';
+    readonly pipelineDetail: string;
+  } | null;
   readonly patchableWeights: number;
   readonly residentWeightBytes: number;
   readonly startMs: number;

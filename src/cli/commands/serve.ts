@@ -35,8 +35,18 @@ export async function serveCommand(argv: string[]): Promise<void> {
       `execution provider ${config.engine.executionProvider} cannot start; serving on the fallback ${running.executionProvider} (engine.fallbackExecutionProvider)`,
     );
   }
-  if (running?.kernel) {
-    const { name, threads, fallbackReason } = running.kernel;
+  if (running?.kernel?.pipeline === 'custom-op') {
+    const { threads, pipelineDetail } = running.kernel;
+    logger.info(
+      { pipeline: 'custom-op', threads, detail: pipelineDetail },
+      `mixed mode: one ORT session, the side path as a custom op (${pipelineDetail})`,
+    );
+  } else if (running?.kernel) {
+    const { name, threads, fallbackReason, pipelineDetail } = running.kernel;
+    logger.warn(
+      { pipeline: 'segments', reason: pipelineDetail },
+      `mixed mode: segment pipeline, the custom-op session does not run (${pipelineDetail})`,
+    );
     if (fallbackReason)
       logger.warn(
         { kernel: name, threads, reason: fallbackReason },

@@ -17,7 +17,26 @@ import { assertInputsFit } from '../check-inputs.js';
 import { loadBase, prepareBase, type BaseOptions } from '../prepare-base.js';
 import type { NamedTensors } from '../../tensors.js';
 import type { SideKernel } from './kernel/side-kernel.js';
-import { MixedPipeline, type MixedTimings } from './mixed-pipeline.js';
+import { MixedPipeline, type MixedRequest, type MixedTimings } from './mixed-pipeline.js';
+import { loadOrtAddon } from './one-session/ort-addon.js';
+import { OneSessionPipeline } from './one-session/one-session-pipeline.js';
+
+/** What runs a mixed batch: one ORT session with the custom op, or the segment pipeline. */
+export interface MixedBatchPipeline {
+  readonly kernel: { readonly name: string; readonly threads: number };
+  unsupportedTensor(delta: Delta): { name: string; reason: string } | null;
+  run(requests: readonly MixedRequest[]): Promise<{ outputs: NamedTensors[]; timings: MixedTimings }>;
+  release(): Promise<void>;
+  /** Drops whatever the pipeline holds for this delta (the one session: the addon's views of it). */
+  forgetDelta?(delta: Delta): void;
+}
+
+/** Which pipeline serves mixed batches, and why (logged at start-up). */
+export interface MixedPathInfo {
+  readonly path: 'custom-op' | 'segments';
+  /** custom-op: ORT's version and the C API version used; segments: why the custom op does not run. */
+  readonly detail: string;
+}
 
 export interface MixedItem {
   readonly task: BatchDelta | null;
@@ -36,6 +55,7 @@ export interface MixedBatchResult {
 
 export interface PreparedMixedBase {
   readonly core: MixedCore;
+  readonly path: MixedPathInfo;
   readonly fingerprint: string;
   readonly io: ModelIO;
   readonly patchableShapes: ReadonlyMap<string, readonly number[]>;
@@ -45,7 +65,7 @@ export async function prepareMixedBase(options: BaseOptions, kernel: SideKernel)
   if (options.session.executionProvider !== 'cpu')
     throw new Error('mixed mode runs on the cpu execution provider only');
   const { model, fingerprint, io, weights, patchable, patchableShapes } = await loadBase(options);
-  const pipeline = await MixedPipeline.create(model, patchable, weights, options.session, kernel);
+  const { pipeline, path } = await startPipeline(model, patchable, weights, options, kernel);
   // One run of the base at start-up: a graph the rewrite cannot serve fails here, with its reason,
   // instead of failing every batch.
   const probe = warmUpInputs(io);
@@ -65,7 +85,45 @@ export async function prepareMixedBase(options: BaseOptions, kernel: SideKernel)
     }
     return new EngineCore(base);
   };
-  return { core: new MixedCore(pipeline, io, patchableShapes, startFallback), fingerprint, io, patchableShapes };
+  return {
+    core: new MixedCore(pipeline, io, patchableShapes, startFallback, path),
+    path,
+    fingerprint,
+    io,
+    patchableShapes,
+  };
+}
+
+/**
+ * The one-session pipeline when the custom-op addon loaded and its session starts; else the
+ * segment pipeline, with why. `DELTASERVE_MIXED_PIPELINE=custom-op` turns a fallback into an error.
+ */
+async function startPipeline(
+  model: Awaited<ReturnType<typeof loadBase>>['model'],
+  patchable: Awaited<ReturnType<typeof loadBase>>['patchable'],
+  weights: Awaited<ReturnType<typeof loadBase>>['weights'],
+  options: BaseOptions,
+  kernel: SideKernel,
+): Promise<{ pipeline: MixedBatchPipeline; path: MixedPathInfo }> {
+  const { addon, reason } = loadOrtAddon();
+  let why = reason ?? '';
+  if (addon) {
+    try {
+      const pipeline = OneSessionPipeline.create(model, patchable, weights, options.session, addon);
+      return {
+        pipeline,
+        path: {
+          path: 'custom-op',
+          detail: `one session, ${pipeline.sites} side ops; ONNX Runtime ${addon.ortVersion}, C API ${addon.apiVersion}`,
+        },
+      };
+    } catch (error) {
+      if (process.env.DELTASERVE_MIXED_PIPELINE === 'custom-op') throw error;
+      why = `the custom-op session did not start: ${(error as Error).message.split('\n')[0]}`;
+    }
+  }
+  const pipeline = await MixedPipeline.create(model, patchable, weights, options.session, kernel);
+  return { pipeline, path: { path: 'segments', detail: why } };
 }
 
 export class MixedCore {
@@ -75,23 +133,30 @@ export class MixedCore {
   private readonly shapes: ReadonlyMap<string, { readonly shape: readonly number[] }>;
   private running = false;
   private readonly verdicts = new WeakMap<Delta, { name: string; reason: string } | null>();
+  /** The delta object each task key last ran with, weakly: an explicit evict releases what the pipeline holds of it. */
+  private readonly lastDeltas = new Map<string, WeakRef<Delta>>();
 
   constructor(
-    readonly pipeline: MixedPipeline,
+    readonly pipeline: MixedBatchPipeline,
     private readonly io: ModelIO,
     shapes: ReadonlyMap<string, readonly number[]>,
     private readonly startFallback: () => Promise<EngineCore>,
+    readonly path: MixedPathInfo = { path: 'segments', detail: '' },
   ) {
     this.shapes = new Map([...shapes].map(([name, shape]) => [name, { shape }]));
   }
 
-  get kernel(): SideKernel {
+  /** What computes the side path: the side kernel between segments, or the custom op inside the one session. */
+  get kernel(): { readonly name: string; readonly threads: number } {
     return this.pipeline.kernel;
   }
 
   /** Forgets a task's fallback report, so a re-registered task under the same key is reported again. */
   forget(key: string): void {
     this.fallbackKeys.delete(key);
+    const delta = this.lastDeltas.get(key)?.deref();
+    this.lastDeltas.delete(key);
+    if (delta) this.pipeline.forgetDelta?.(delta);
   }
 
   async run(items: readonly MixedItem[]): Promise<MixedBatchResult> {
@@ -105,6 +170,8 @@ export class MixedCore {
       items.forEach((item, i) => {
         assertInputsFit(this.io, item.inputs);
         const unsupported = item.task ? this.checked(item.task.delta) : null;
+        if (item.task && this.lastDeltas.get(item.task.key)?.deref() !== item.task.delta)
+          this.lastDeltas.set(item.task.key, new WeakRef(item.task.delta));
         if (item.task && unsupported) {
           if (!this.fallbackKeys.has(item.task.key)) {
             this.fallbackKeys.add(item.task.key);

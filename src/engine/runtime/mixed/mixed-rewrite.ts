@@ -10,6 +10,11 @@
  *     request's ids.
  * Each rewritten node keeps its original output name for its consumers, so the rest of the
  * graph is untouched.
+ *
+ * With `sidePath: 'custom-op'` (one ORT session, native/ort-custom-op) a side site instead keeps
+ * its MatMul and bias Add as they are (ORT's MatMul+Add fusions stay) and gets
+ * `Y = ai.deltaserve.SideAdd(Y0, X, item_deltas)` after them: the op adds each item's `X·Δ + Δb`
+ * in place, reading the deltas by handle; `item_deltas` is one int64 input `[items]`.
  */
 import onnxProto from 'onnx-proto';
 import { filledFloatTensor, int64Tensor, readIntTensor, valueInfo } from '../../../onnx/graph-parts.js';
@@ -55,6 +60,14 @@ export interface GatherInputPlan {
   readonly rowShape: readonly number[];
 }
 
+/** How a side site gets its per-request `X·Δ`: an input D filled between segments, or the custom op. */
+export type SidePathStyle = 'segment-input' | 'custom-op';
+
+/** The custom op's domain and name (native/ort-custom-op/side_op.h) and its per-item handle input. */
+export const SIDE_OP_DOMAIN = 'ai.deltaserve';
+export const SIDE_OP_TYPE = 'SideAdd';
+export const ITEM_DELTAS_INPUT = 'deltaserve::item_deltas';
+
 export interface MixedGraph {
   readonly graph: GraphProto;
   readonly sites: readonly SideSitePlan[];
@@ -65,9 +78,13 @@ export interface MixedGraph {
   readonly unsupported: ReadonlyMap<string, string>;
 }
 
-export function rewriteForMixedBatches(graph: GraphProto, weights: ReadonlyMap<string, readonly number[]>): MixedGraph {
+export function rewriteForMixedBatches(
+  graph: GraphProto,
+  weights: ReadonlyMap<string, readonly number[]>,
+  sidePath: SidePathStyle = 'segment-input',
+): MixedGraph {
   const uses = classifyWeightUses(graph, weights);
-  const builder = new RewriteBuilder(graph, weights, uses);
+  const builder = new RewriteBuilder(graph, weights, uses, sidePath);
   return builder.build();
 }
 
@@ -84,6 +101,7 @@ class RewriteBuilder {
     private readonly graph: GraphProto,
     private readonly weights: ReadonlyMap<string, readonly number[]>,
     private readonly uses: Map<string, WeightUse>,
+    private readonly sidePath: SidePathStyle,
   ) {}
 
   build(): MixedGraph {
@@ -95,8 +113,20 @@ class RewriteBuilder {
         this.uses.set(name, { kind: 'additive', consumers: [use.add] });
     }
     const nodes: NodeProto[] = [];
-    for (const original of this.graph.node ?? []) {
-      if (!foldedAdds.has(original)) nodes.push(...this.rewriteNode(original, folds.get(original) ?? null));
+    if (this.sidePath === 'custom-op') {
+      this.addInput(ITEM_DELTAS_INPUT, onnx.TensorProto.DataType.INT64, ['items']);
+      const foldOf = new Map([...folds].map(([matMul, fold]) => [fold.add, matMul]));
+      for (const original of this.graph.node ?? []) {
+        const matMul = foldOf.get(original);
+        // The op follows the bias Add (before it, ORT would lose its MatMul+Add → Gemm fusions).
+        if (matMul) nodes.push(...this.sideOpAfter(original, matMul, folds.get(matMul)!.bias));
+        else if (folds.has(original)) nodes.push(original);
+        else nodes.push(...this.rewriteNode(original, null));
+      }
+    } else {
+      for (const original of this.graph.node ?? []) {
+        if (!foldedAdds.has(original)) nodes.push(...this.rewriteNode(original, folds.get(original) ?? null));
+      }
     }
     const served = new Set<string>();
     const unsupported = new Map<string, string>();
@@ -155,6 +185,7 @@ class RewriteBuilder {
       case 'MatMul': {
         const weight = node.input![1]!;
         if (this.useOf(weight)?.kind !== 'side') return [node];
+        if (this.sidePath === 'custom-op') return this.sideOpAfter(original, node, null);
         const [inDim, outDim] = this.weights.get(weight)!;
         const output = node.output![0]!;
         const input = `${output}::side_delta`;
@@ -263,6 +294,45 @@ class RewriteBuilder {
       default:
         return [node];
     }
+  }
+
+  /**
+   * `producer` (a side MatMul, or the bias Add after it) now writes `Y0`; the custom op turns it
+   * into the original output. `bias` is the folded bias, passed to the op only when patchable.
+   */
+  private sideOpAfter(producer: NodeProto, matMul: NodeProto, bias: string | null): NodeProto[] {
+    const weight = matMul.input![1]!;
+    const [inDim, outDim] = this.weights.get(weight)!;
+    const output = producer.output![0]!;
+    const base = `${output}::base`;
+    const patchableBias = bias && this.useOf(bias)?.kind === 'bias' ? bias : null;
+    this.sites.push({
+      input: ITEM_DELTAS_INPUT,
+      base,
+      x: matMul.input![0]!,
+      weight,
+      bias: patchableBias,
+      baseBias: null, // stays in the graph's own Add
+      inDim: inDim!,
+      outDim: outDim!,
+    });
+    const renamed: NodeProto = { ...producer, input: [...(producer.input ?? [])], output: [base] };
+    const attribute = (name: string, value: string): onnxProto.onnx.IAttributeProto => ({
+      name,
+      type: onnx.AttributeProto.AttributeType.STRING,
+      s: new TextEncoder().encode(value),
+    });
+    return [
+      renamed,
+      {
+        opType: SIDE_OP_TYPE,
+        domain: SIDE_OP_DOMAIN,
+        name: `${output}::side_op`,
+        input: [base, matMul.input![0]!, ITEM_DELTAS_INPUT],
+        output: [output],
+        attribute: [attribute('weight', weight), attribute('bias', patchableBias ?? '')],
+      },
+    ];
   }
 
   private broadcastParam(weight: string, target: string, shape: readonly number[], out: NodeProto[]): string {

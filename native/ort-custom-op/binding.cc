@@ -1,0 +1,406 @@
+// N-API surface of the custom-op addon. The TypeScript wrapper
+// (src/engine/runtime/mixed/one-session/ort-addon.ts) is the only caller; this file still checks
+// whatever guards memory (types, lengths, index ranges, handles), and turns every ORT status into
+// a JS error. Runs are synchronous on the calling thread (the engine worker, never the main thread).
+#include <napi.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "delta_registry.h"
+#include "ort_api.h"
+#include "side_op.h"
+
+namespace {
+
+using namespace ort_custom_op;
+
+[[noreturn]] void Fail(Napi::Env env, const std::string& message) {
+  throw Napi::Error::New(env, "ort custom op: " + message);
+}
+
+void CheckOrt(Napi::Env env, OrtStatus* status, const char* what) {
+  if (status != nullptr) Fail(env, std::string(what) + ": " + TakeMessage(status));
+}
+
+void RequireApi(Napi::Env env) {
+  if (Api() == nullptr) Fail(env, "init() has not loaded ONNX Runtime");
+}
+
+/** Per environment: the JS arrays each of its registered deltas views. */
+struct Instance {
+  std::unordered_map<uint64_t, std::vector<Napi::Reference<Napi::Value>>> held;
+};
+
+Instance& GetInstance(Napi::Env env) {
+  Instance* instance = env.GetInstanceData<Instance>();
+  if (instance == nullptr) {
+    instance = new Instance();
+    env.SetInstanceData(instance);
+    napi_add_env_cleanup_hook(
+        env, [](void* owner) { ReleaseAllOf(owner); }, static_cast<void*>(static_cast<napi_env>(env)));
+  }
+  return *instance;
+}
+
+const void* OwnerOf(Napi::Env env) { return static_cast<napi_env>(env); }
+
+OrtEnv* SharedEnv(Napi::Env env) {
+  // A second CreateEnv in the process returns onnxruntime-node's environment (ORT keeps one).
+  static OrtEnv* ort_env = nullptr;
+  if (ort_env == nullptr) CheckOrt(env, Api()->CreateEnv(ORT_LOGGING_LEVEL_WARNING, "deltaserve", &ort_env), "CreateEnv");
+  return ort_env;
+}
+
+// init(libraryPath) → ONNX Runtime's version string
+Napi::Value Init(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsString()) Fail(env, "init(libraryPath) takes a string");
+  std::string version;
+  const std::string error = LoadOrt(info[0].As<Napi::String>().Utf8Value(), &version);
+  if (!error.empty()) Fail(env, error);
+  return Napi::String::New(env, version);
+}
+
+Napi::Value ApiVersion(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ORT_API_VERSION); }
+
+std::vector<int64_t> ShapeOf(Napi::Env env, const Napi::Value& value, const std::string& what) {
+  if (!value.IsArray()) Fail(env, what + " must be an array of dimensions");
+  auto array = value.As<Napi::Array>();
+  std::vector<int64_t> dims(array.Length());
+  for (uint32_t k = 0; k < array.Length(); ++k) {
+    Napi::Value d = array.Get(k);
+    if (!d.IsNumber()) Fail(env, what + " must hold numbers");
+    const double v = d.As<Napi::Number>().DoubleValue();
+    if (!(v >= 0 && v <= 9007199254740991.0) || v != static_cast<double>(static_cast<int64_t>(v)))
+      Fail(env, what + " must hold non-negative integers");
+    dims[k] = static_cast<int64_t>(v);
+  }
+  return dims;
+}
+
+// registerDelta([{ name, shape, indices: Uint32Array | null, values: Float32Array }]) → handle
+Napi::Value RegisterDeltaJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsArray()) Fail(env, "registerDelta(tensors) takes an array");
+  auto list = info[0].As<Napi::Array>();
+  auto entry = std::make_shared<DeltaEntry>();
+  entry->owner = OwnerOf(env);
+  std::vector<Napi::Reference<Napi::Value>> refs;
+  for (uint32_t k = 0; k < list.Length(); ++k) {
+    Napi::Value item = list.Get(k);
+    if (!item.IsObject()) Fail(env, "each tensor must be an object");
+    auto tensor = item.As<Napi::Object>();
+    Napi::Value name = tensor.Get("name"), values = tensor.Get("values"), indices = tensor.Get("indices");
+    if (!name.IsString()) Fail(env, "tensor name must be a string");
+    const std::string tensor_name = name.As<Napi::String>().Utf8Value();
+    const std::string at = "tensor " + tensor_name + ": ";
+    TensorView view;
+    view.shape = ShapeOf(env, tensor.Get("shape"), at + "shape");
+    view.length = 1;
+    for (int64_t d : view.shape) view.length *= static_cast<uint64_t>(d);
+    if (!values.IsTypedArray() || values.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      Fail(env, at + "values must be a Float32Array");
+    auto floats = values.As<Napi::Float32Array>();
+    view.values = floats.Data();
+    if (indices.IsNull() || indices.IsUndefined()) {
+      if (floats.ElementLength() != view.length) Fail(env, at + "dense values must hold every element of the shape");
+      view.nnz = view.length;
+    } else {
+      if (!indices.IsTypedArray() || indices.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
+        Fail(env, at + "indices must be a Uint32Array");
+      auto uints = indices.As<Napi::Uint32Array>();
+      if (uints.ElementLength() != floats.ElementLength()) Fail(env, at + "indices and values differ in length");
+      view.indices = uints.Data();
+      view.nnz = uints.ElementLength();
+      for (size_t e = 0; e < view.nnz; ++e) {
+        if (view.indices[e] >= view.length)
+          Fail(env, at + "index " + std::to_string(view.indices[e]) + " at position " + std::to_string(e) +
+                        " is out of range (must be < " + std::to_string(view.length) + ")");
+      }
+      refs.push_back(Napi::Persistent(indices));
+      if (view.shape.size() == 1) {
+        view.dense.assign(view.length, 0.0f);
+        for (size_t e = 0; e < view.nnz; ++e) view.dense[view.indices[e]] += view.values[e];
+      }
+    }
+    refs.push_back(Napi::Persistent(values));
+    entry->tensors[tensor_name] = std::move(view);
+  }
+  const uint64_t handle = RegisterDelta(entry);
+  GetInstance(env).held.emplace(handle, std::move(refs));
+  return Napi::Number::New(env, static_cast<double>(handle));
+}
+
+uint64_t HandleOf(Napi::Env env, const Napi::Value& value) {
+  if (!value.IsNumber()) Fail(env, "a delta handle must be a number");
+  const double d = value.As<Napi::Number>().DoubleValue();
+  if (!(d >= 1 && d <= 9007199254740991.0) || d != static_cast<double>(static_cast<uint64_t>(d)))
+    Fail(env, "a delta handle must be a positive integer");
+  return static_cast<uint64_t>(d);
+}
+
+// releaseDelta(handle) → whether it was registered (by this environment)
+Napi::Value ReleaseDeltaJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1) Fail(env, "releaseDelta(handle) takes one argument");
+  const uint64_t handle = HandleOf(env, info[0]);
+  const bool released = ReleaseDelta(handle, OwnerOf(env));
+  if (released) GetInstance(env).held.erase(handle);
+  return Napi::Boolean::New(env, released);
+}
+
+struct ElementType {
+  const char* name;
+  ONNXTensorElementDataType onnx;
+  napi_typedarray_type js;
+  size_t bytes;
+};
+constexpr ElementType kTypes[] = {
+    {"float32", ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, napi_float32_array, 4},
+    {"float64", ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE, napi_float64_array, 8},
+    {"int64", ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64, napi_bigint64_array, 8},
+    {"uint64", ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT64, napi_biguint64_array, 8},
+    {"int32", ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32, napi_int32_array, 4},
+    {"uint32", ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT32, napi_uint32_array, 4},
+    {"int16", ONNX_TENSOR_ELEMENT_DATA_TYPE_INT16, napi_int16_array, 2},
+    {"uint16", ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT16, napi_uint16_array, 2},
+    {"int8", ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8, napi_int8_array, 1},
+    {"uint8", ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8, napi_uint8_array, 1},
+    {"bool", ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL, napi_uint8_array, 1},
+};
+
+const ElementType* TypeByName(const std::string& name) {
+  for (const auto& t : kTypes)
+    if (name == t.name) return &t;
+  return nullptr;
+}
+const ElementType* TypeByOnnx(ONNXTensorElementDataType onnx) {
+  for (const auto& t : kTypes)
+    if (onnx == t.onnx) return &t;
+  return nullptr;
+}
+
+class Session : public Napi::ObjectWrap<Session> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "OrtCustomOpSession",
+                       {InstanceMethod("run", &Session::Run), InstanceMethod("release", &Session::Release)});
+  }
+
+  // new Session(modelBytes: Uint8Array, { threads, spinning, optimizedModelPath, itemDeltasInput })
+  explicit Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(info) {
+    Napi::Env env = info.Env();
+    RequireApi(env);
+    if (info.Length() != 2 || !info[0].IsTypedArray() || !info[1].IsObject())
+      Fail(env, "new Session(modelBytes, options)");
+    auto bytes = info[0].As<Napi::TypedArray>();
+    auto options = info[1].As<Napi::Object>();
+    const OrtApi* api = Api();
+    int threads = 0;
+    if (options.Get("threads").IsNumber()) threads = options.Get("threads").As<Napi::Number>().Int32Value();
+    if (threads < 0) Fail(env, "threads must be ≥ 0");
+    const bool spinning = options.Get("spinning").ToBoolean();
+    Napi::Value item_input = options.Get("itemDeltasInput");
+    if (item_input.IsString()) item_deltas_input_ = item_input.As<Napi::String>().Utf8Value();
+
+    OrtSessionOptions* so = nullptr;
+    CheckOrt(env, api->CreateSessionOptions(&so), "CreateSessionOptions");
+    auto cleanup = [&]() { api->ReleaseSessionOptions(so); };
+    try {
+      CheckOrt(env, api->SetIntraOpNumThreads(so, threads), "SetIntraOpNumThreads");
+      CheckOrt(env, api->SetInterOpNumThreads(so, 1), "SetInterOpNumThreads");
+      CheckOrt(env, api->SetSessionGraphOptimizationLevel(so, ORT_ENABLE_ALL), "SetSessionGraphOptimizationLevel");
+      CheckOrt(env, api->SetSessionExecutionMode(so, ORT_SEQUENTIAL), "SetSessionExecutionMode");
+      CheckOrt(env, api->AddSessionConfigEntry(so, "session.intra_op.allow_spinning", spinning ? "1" : "0"),
+               "AddSessionConfigEntry");
+      Napi::Value optimized = options.Get("optimizedModelPath");
+      if (optimized.IsString())
+        CheckOrt(env, api->SetOptimizedModelFilePath(so, optimized.As<Napi::String>().Utf8Value().c_str()),
+                 "SetOptimizedModelFilePath");
+      const int kernel_threads =
+          threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+      op_ = NewSideOp(kernel_threads);
+      CheckOrt(env, api->CreateCustomOpDomain(kDomain, &domain_), "CreateCustomOpDomain");
+      CheckOrt(env, api->CustomOpDomain_Add(domain_, op_), "CustomOpDomain_Add");
+      CheckOrt(env, api->AddCustomOpDomain(so, domain_), "AddCustomOpDomain");
+      // ByteOffset: the array may view part of a larger buffer.
+      const void* model = static_cast<const uint8_t*>(bytes.ArrayBuffer().Data()) + bytes.ByteOffset();
+      CheckOrt(env, api->CreateSessionFromArray(SharedEnv(env), model, bytes.ByteLength(), so, &session_),
+               "CreateSession");
+    } catch (...) {
+      cleanup();
+      FreeOp();
+      throw;
+    }
+    cleanup();
+    CheckOrt(env, api->CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &memory_), "CreateCpuMemoryInfo");
+  }
+
+  ~Session() override { Free(); }
+
+ private:
+  void FreeOp() {
+    if (domain_ != nullptr) Api()->ReleaseCustomOpDomain(domain_);
+    domain_ = nullptr;
+    if (op_ != nullptr) DeleteSideOp(op_);
+    op_ = nullptr;
+  }
+  void Free() {
+    if (session_ != nullptr) Api()->ReleaseSession(session_);
+    session_ = nullptr;
+    if (memory_ != nullptr) Api()->ReleaseMemoryInfo(memory_);
+    memory_ = nullptr;
+    FreeOp();
+  }
+
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    Free();
+    return info.Env().Undefined();
+  }
+
+  // run([{ name, type, dims, data }], outputNames) → [{ type, dims, data }]
+  Napi::Value Run(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (session_ == nullptr) Fail(env, "the session was released");
+    if (info.Length() != 2 || !info[0].IsArray() || !info[1].IsArray()) Fail(env, "run(feeds, outputNames)");
+    const OrtApi* api = Api();
+    auto feeds = info[0].As<Napi::Array>();
+    auto wanted = info[1].As<Napi::Array>();
+    std::vector<std::string> input_names(feeds.Length()), output_names(wanted.Length());
+    std::vector<OrtValue*> inputs(feeds.Length(), nullptr);
+    std::vector<OrtValue*> outputs(wanted.Length(), nullptr);
+    auto release_all = [&]() {
+      for (OrtValue* v : inputs)
+        if (v) api->ReleaseValue(v);
+      for (OrtValue* v : outputs)
+        if (v) api->ReleaseValue(v);
+    };
+    try {
+      for (uint32_t k = 0; k < feeds.Length(); ++k) {
+        Napi::Value feed_value = feeds.Get(k);
+        if (!feed_value.IsObject()) Fail(env, "each feed must be an object");
+        auto feed = feed_value.As<Napi::Object>();
+        Napi::Value name = feed.Get("name"), type = feed.Get("type"), data = feed.Get("data");
+        if (!name.IsString() || !type.IsString()) Fail(env, "a feed needs a name and a type");
+        input_names[k] = name.As<Napi::String>().Utf8Value();
+        const std::string at = "input " + input_names[k] + ": ";
+        const ElementType* element = TypeByName(type.As<Napi::String>().Utf8Value());
+        if (element == nullptr) Fail(env, at + "unsupported type " + type.As<Napi::String>().Utf8Value());
+        if (!data.IsTypedArray() || data.As<Napi::TypedArray>().TypedArrayType() != element->js)
+          Fail(env, at + "data is not the typed array of type " + element->name);
+        auto array = data.As<Napi::TypedArray>();
+        const std::vector<int64_t> dims = ShapeOf(env, feed.Get("dims"), at + "dims");
+        uint64_t count = 1;
+        for (int64_t d : dims) count *= static_cast<uint64_t>(d);
+        if (count != array.ElementLength())
+          Fail(env, at + "dims hold " + std::to_string(count) + " elements, data " +
+                        std::to_string(array.ElementLength()));
+        void* base = static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+        if (input_names[k] == item_deltas_input_) CheckHandles(env, static_cast<const int64_t*>(base), count);
+        CheckOrt(env,
+                 api->CreateTensorWithDataAsOrtValue(memory_, base, array.ByteLength(), dims.data(), dims.size(),
+                                                     element->onnx, &inputs[k]),
+                 "CreateTensor");
+      }
+      for (uint32_t k = 0; k < wanted.Length(); ++k) {
+        Napi::Value name = wanted.Get(k);
+        if (!name.IsString()) Fail(env, "output names must be strings");
+        output_names[k] = name.As<Napi::String>().Utf8Value();
+      }
+      std::vector<const char*> in_ptrs, out_ptrs;
+      for (auto& n : input_names) in_ptrs.push_back(n.c_str());
+      for (auto& n : output_names) out_ptrs.push_back(n.c_str());
+      CheckOrt(env,
+               api->Run(session_, nullptr, in_ptrs.data(), inputs.data(), inputs.size(), out_ptrs.data(),
+                        out_ptrs.size(), outputs.data()),
+               "Run");
+      Napi::Array result = Napi::Array::New(env, outputs.size());
+      for (uint32_t k = 0; k < outputs.size(); ++k) result.Set(k, ToJs(env, outputs[k], output_names[k]));
+      release_all();
+      return result;
+    } catch (...) {
+      release_all();
+      throw;
+    }
+  }
+
+  void CheckHandles(Napi::Env env, const int64_t* handles, uint64_t count) {
+    for (uint64_t k = 0; k < count; ++k) {
+      if (handles[k] == 0) continue;
+      auto entry = handles[k] > 0 ? FindDelta(static_cast<uint64_t>(handles[k])) : nullptr;
+      if (!entry || entry->owner != OwnerOf(env))
+        Fail(env, "item " + std::to_string(k) + " names delta handle " + std::to_string(handles[k]) +
+                      ", which is not registered (released?)");
+    }
+  }
+
+  Napi::Value ToJs(Napi::Env env, OrtValue* value, const std::string& name) {
+    const OrtApi* api = Api();
+    OrtTensorTypeAndShapeInfo* shape = nullptr;
+    CheckOrt(env, api->GetTensorTypeAndShape(value, &shape), "GetTensorTypeAndShape");
+    ONNXTensorElementDataType onnx;
+    size_t rank = 0, count = 0;
+    std::vector<int64_t> dims;
+    OrtStatus* status = api->GetTensorElementType(shape, &onnx);
+    if (!status) status = api->GetDimensionsCount(shape, &rank);
+    if (!status) {
+      dims.resize(rank);
+      status = api->GetDimensions(shape, dims.data(), rank);
+    }
+    if (!status) status = api->GetTensorShapeElementCount(shape, &count);
+    api->ReleaseTensorTypeAndShapeInfo(shape);
+    CheckOrt(env, status, "output shape");
+    const ElementType* element = TypeByOnnx(onnx);
+    if (element == nullptr) Fail(env, "output " + name + " has an unsupported element type");
+    void* data = nullptr;
+    CheckOrt(env, api->GetTensorMutableData(value, &data), "GetTensorMutableData");
+    auto buffer = Napi::ArrayBuffer::New(env, count * element->bytes);
+    if (count > 0) std::memcpy(buffer.Data(), data, count * element->bytes);
+    Napi::Value array;
+    switch (element->js) {
+      case napi_float32_array: array = Napi::Float32Array::New(env, count, buffer, 0); break;
+      case napi_float64_array: array = Napi::Float64Array::New(env, count, buffer, 0); break;
+      case napi_bigint64_array: array = Napi::BigInt64Array::New(env, count, buffer, 0); break;
+      case napi_biguint64_array: array = Napi::BigUint64Array::New(env, count, buffer, 0); break;
+      case napi_int32_array: array = Napi::Int32Array::New(env, count, buffer, 0); break;
+      case napi_uint32_array: array = Napi::Uint32Array::New(env, count, buffer, 0); break;
+      case napi_int16_array: array = Napi::Int16Array::New(env, count, buffer, 0); break;
+      case napi_uint16_array: array = Napi::Uint16Array::New(env, count, buffer, 0); break;
+      case napi_int8_array: array = Napi::Int8Array::New(env, count, buffer, 0); break;
+      default: array = Napi::Uint8Array::New(env, count, buffer, 0); break;
+    }
+    Napi::Array js_dims = Napi::Array::New(env, dims.size());
+    for (uint32_t k = 0; k < dims.size(); ++k) js_dims.Set(k, Napi::Number::New(env, static_cast<double>(dims[k])));
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("type", element->name);
+    out.Set("dims", js_dims);
+    out.Set("data", array);
+    return out;
+  }
+
+  OrtSession* session_ = nullptr;
+  OrtMemoryInfo* memory_ = nullptr;
+  OrtCustomOpDomain* domain_ = nullptr;
+  OrtCustomOp* op_ = nullptr;
+  std::string item_deltas_input_;
+};
+
+Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  GetInstance(env);
+  exports.Set("init", Napi::Function::New(env, Init, "init"));
+  exports.Set("apiVersion", Napi::Function::New(env, ApiVersion, "apiVersion"));
+  exports.Set("registerDelta", Napi::Function::New(env, RegisterDeltaJs, "registerDelta"));
+  exports.Set("releaseDelta", Napi::Function::New(env, ReleaseDeltaJs, "releaseDelta"));
+  exports.Set("Session", Session::Define(env));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(deltaserve_ort_custom_op, InitModule)

@@ -1,0 +1,181 @@
+/**
+ * The mixed pipeline the engine starts (one ORT session with the side path as a custom op; with
+ * DELTASERVE_MIXED_PIPELINE=segments the segment fallback, so CI runs the same tests on both)
+ * against independently merged models: random mixes of tasks and the base on the synthetic
+ * encoder and the demo zoo's ViT, within 1e-5.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { OneSessionPipeline } from '../../../src/engine/runtime/mixed/one-session/one-session-pipeline.js';
+import type { MixedRequest } from '../../../src/engine/runtime/mixed/mixed-pipeline.js';
+import { readFloatWeights } from '../../../src/onnx/weights.js';
+import { SeededRng } from '../../../src/core/rng.js';
+import {
+  buildTinyZoo,
+  mergeIndependently,
+  runPlain,
+  tokenBatch,
+  maxAbsDiff,
+  type TinyZoo,
+} from '../../helpers/tiny-models.js';
+import { MixedPipeline } from '../../../src/engine/runtime/mixed/mixed-pipeline.js';
+import type { MixedBatchPipeline } from '../../../src/engine/runtime/mixed/mixed-core.js';
+import { loadSideKernel } from '../../../src/engine/runtime/mixed/kernel/load-kernel.js';
+import type { onnx } from '../../../src/onnx/proto.js';
+import { ONE_SESSION_EXPECTED, ONE_SESSION_SKIP, requireAddon } from './one-session-cases.js';
+
+type Weights = ReturnType<typeof readFloatWeights>;
+
+/** The pipeline under test: the one session, or the segments when this run tests the fallback. */
+async function startPipeline(
+  model: onnx.ModelProto,
+  patchable: Weights,
+  all: Weights,
+): Promise<MixedBatchPipeline & { readonly unsupported: ReadonlyMap<string, string> }> {
+  if (ONE_SESSION_EXPECTED) return OneSessionPipeline.create(model, patchable, all, session, requireAddon());
+  return MixedPipeline.create(model, patchable, all, session, loadSideKernel({ threads: 2 }).kernel);
+}
+
+const TASKS = 16;
+const session = { executionProvider: 'cpu' as const, intraOpThreads: 2 };
+let zoo: TinyZoo;
+
+before(async () => {
+  zoo = await buildTinyZoo({ tasks: TASKS, dropRate: 0.9 });
+});
+after(async () => zoo?.cleanup());
+
+test('random mixes of 16 tasks and the base equal their merged models', async () => {
+  const weights = readFloatWeights(zoo.base);
+  const pipeline = await startPipeline(zoo.base, weights, weights);
+  try {
+    assert.equal(pipeline.unsupported.size, 0, [...pipeline.unsupported].join('; '));
+    const rng = new SeededRng(2027);
+    const expectedCache = new Map<string, Float32Array>();
+    for (let draw = 0; draw < 10; draw++) {
+      const size = 1 + rng.nextInt(16);
+      const tasks = Array.from({ length: size }, () => (rng.nextInt(5) === 0 ? null : rng.nextInt(TASKS)));
+      const requests: MixedRequest[] = tasks.map((t, i) => ({
+        inputs: tokenBatch(1 + rng.nextInt(2), 9, draw * 100 + i),
+        delta: t === null ? null : zoo.deltas[t]!,
+      }));
+      const { outputs, timings } = await pipeline.run(requests);
+      if (ONE_SESSION_EXPECTED) assert.equal(timings.segmentRuns, 1);
+      for (const [i, request] of requests.entries()) {
+        const t = tasks[i]!;
+        const key = `${t}:${draw}:${i}`;
+        let want = expectedCache.get(key);
+        if (!want) {
+          want = await runPlain(t === null ? zoo.base : mergeIndependently(zoo.base, zoo.deltas[t]!), request.inputs);
+          expectedCache.set(key, want);
+        }
+        const got = outputs[i]!.logits!.data as Float32Array;
+        assert.ok(maxAbsDiff(got, want) <= 1e-5, `draw ${draw} request ${i} (task ${t}): ${maxAbsDiff(got, want)}`);
+      }
+    }
+    // Registered once per delta object, however many batches read it.
+    if (pipeline instanceof OneSessionPipeline)
+      assert.ok(pipeline.registeredDeltas <= TASKS, `${pipeline.registeredDeltas} deltas registered`);
+  } finally {
+    await pipeline.release();
+  }
+});
+
+test('with only 2-D weights patchable, the biases stay in the graph and deltas on the rest apply exactly', async () => {
+  const all = readFloatWeights(zoo.base);
+  const patchable = new Map([...all].filter(([, w]) => w.shape.length === 2));
+  const pipeline = await startPipeline(zoo.base, patchable, all);
+  try {
+    const deltas = zoo.deltas.map((d) => ({ ...d, tensors: d.tensors.filter((t) => patchable.has(t.name)) }));
+    const requests = [0, 1, 2, 1].map((t, i) => ({ inputs: tokenBatch(2, 7, 300 + i), delta: deltas[t]! }));
+    const { outputs } = await pipeline.run(requests);
+    for (const [i, request] of requests.entries()) {
+      const expected = await runPlain(mergeIndependently(zoo.base, request.delta), request.inputs);
+      assert.ok(maxAbsDiff(outputs[i]!.logits!.data as Float32Array, expected) <= 1e-5, `request ${i}`);
+    }
+  } finally {
+    await pipeline.release();
+  }
+});
+
+test('the demo zoo (a ViT) mixes every task and the base in one batch', async () => {
+  const { loadOnnxModel } = await import('../../../src/onnx/model-file.js');
+  const { decodeDelta } = await import('../../../src/deltas/format/delta-file.js');
+  const { readFile, readdir } = await import('node:fs/promises');
+  const base = await loadOnnxModel('models/base/model.onnx');
+  const weights = readFloatWeights(base);
+  const pipeline = await startPipeline(base, weights, weights);
+  try {
+    assert.equal(pipeline.unsupported.size, 0, [...pipeline.unsupported].join('; '));
+    const tasks = (await readdir('models/tasks')).sort();
+    const deltas = await Promise.all(
+      tasks.map(async (t) => decodeDelta(await readFile(`models/tasks/${t}/delta.safetensors`))),
+    );
+    const pixels = (seed: number) => {
+      const data = new Float32Array(28 * 28);
+      for (let i = 0; i < data.length; i++) data[i] = ((i * 7919 + seed * 104729) % 1000) / 1000;
+      return { pixels: { type: 'float32' as const, dims: [1, 1, 28, 28], data } };
+    };
+    const rng = new SeededRng(7);
+    const order = [...deltas.keys(), -1, ...Array.from({ length: 6 }, () => rng.nextInt(deltas.length + 1) - 1)];
+    const requests = order.map((t, i) => ({ inputs: pixels(i), delta: t < 0 ? null : deltas[t]! }));
+    const { outputs } = await pipeline.run(requests);
+    for (const [i, t] of order.entries()) {
+      const expected = await runPlain(t < 0 ? base : mergeIndependently(base, deltas[t]!), requests[i]!.inputs);
+      const got = outputs[i]!.logits!.data as Float32Array;
+      assert.ok(
+        maxAbsDiff(got, expected) <= 1e-5,
+        `request ${i} (${t < 0 ? 'base' : tasks[t]}): ${maxAbsDiff(got, expected)}`,
+      );
+    }
+  } finally {
+    await pipeline.release();
+  }
+});
+
+test(
+  'a delta released early is registered again by the next run that reads it',
+  { skip: ONE_SESSION_SKIP },
+  async () => {
+    const weights = readFloatWeights(zoo.base);
+    const pipeline = OneSessionPipeline.create(zoo.base, weights, weights, session, requireAddon());
+    try {
+      const delta = zoo.deltas[3]!;
+      const request = { inputs: tokenBatch(1, 6, 9), delta };
+      const first = (await pipeline.run([request])).outputs[0]!.logits!.data as Float32Array;
+      const held = pipeline.registeredDeltas;
+      pipeline.forgetDelta(delta);
+      assert.equal(pipeline.registeredDeltas, held - 1);
+      const again = (await pipeline.run([request])).outputs[0]!.logits!.data as Float32Array;
+      assert.deepEqual(again, first);
+      assert.equal(pipeline.registeredDeltas, held);
+    } finally {
+      await pipeline.release();
+    }
+  },
+);
+
+test("an explicit evict releases the addon's views of that task's delta", { skip: ONE_SESSION_SKIP }, async () => {
+  const { MixedCore } = await import('../../../src/engine/runtime/mixed/mixed-core.js');
+  const { describeModelIO } = await import('../../../src/onnx/io-signature.js');
+  const weights = readFloatWeights(zoo.base);
+  const pipeline = OneSessionPipeline.create(zoo.base, weights, weights, session, requireAddon());
+  const core = new MixedCore(
+    pipeline,
+    describeModelIO(zoo.base),
+    new Map([...weights].map(([name, w]) => [name, w.shape])),
+    () => Promise.reject(new Error('no task here needs the per-task fallback')),
+  );
+  try {
+    const item = (key: string, t: number) => ({ task: { key, delta: zoo.deltas[t]! }, inputs: tokenBatch(1, 6, t) });
+    await core.run([item('t3', 3), item('t5', 5)]);
+    assert.equal(pipeline.registeredDeltas, 2);
+    core.forget('t3');
+    assert.equal(pipeline.registeredDeltas, 1, 't3 released, t5 kept');
+    const { outputs } = await core.run([item('t3', 3)]);
+    const want = await runPlain(mergeIndependently(zoo.base, zoo.deltas[3]!), tokenBatch(1, 6, 3));
+    assert.ok(maxAbsDiff(outputs[0]!.logits!.data as Float32Array, want) <= 1e-5, 'registered again on its next run');
+  } finally {
+    await core.release();
+  }
+});

@@ -1,0 +1,175 @@
+/**
+ * The custom-op addon at its edges: it shares onnxruntime-node's runtime (sessions of both kinds
+ * in one process, in either order), and bad input (wrong shapes, a released or foreign delta
+ * handle, a bad model) is a JS error, never a crash.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as ort from 'onnxruntime-node';
+import { OneSessionPipeline } from '../../../src/engine/runtime/mixed/one-session/one-session-pipeline.js';
+import { ITEM_DELTAS_INPUT } from '../../../src/engine/runtime/mixed/mixed-rewrite.js';
+import { encodeOnnxModel } from '../../../src/onnx/model-file.js';
+import { readFloatWeights } from '../../../src/onnx/weights.js';
+import { buildTinyZoo, mergeIndependently, runPlain, tokenBatch, maxAbsDiff } from '../../helpers/tiny-models.js';
+import { ONE_SESSION_SKIP, requireAddon } from './one-session-cases.js';
+
+const session = { executionProvider: 'cpu' as const, intraOpThreads: 1 };
+
+test(
+  "onnxruntime-node sessions and the addon's run side by side in one process, in either order",
+  { skip: ONE_SESSION_SKIP },
+  async () => {
+    const zoo = await buildTinyZoo({ tasks: 2, dropRate: 0.9 });
+    try {
+      const inputs = tokenBatch(2, 7, 11);
+      const before = await ort.InferenceSession.create(encodeOnnxModel(mergeIndependently(zoo.base, zoo.deltas[0]!)));
+      const weights = readFloatWeights(zoo.base);
+      const pipeline = OneSessionPipeline.create(zoo.base, weights, weights, session, requireAddon());
+      const after = await ort.InferenceSession.create(encodeOnnxModel(mergeIndependently(zoo.base, zoo.deltas[1]!)));
+      try {
+        const feeds = Object.fromEntries(
+          Object.entries(inputs).map(([name, t]) => [name, new ort.Tensor(t.type, t.data, t.dims)]),
+        );
+        for (let round = 0; round < 3; round++) {
+          const a = (await before.run(feeds)).logits!.data as Float32Array;
+          const { outputs } = await pipeline.run([
+            { inputs, delta: zoo.deltas[0]! },
+            { inputs, delta: zoo.deltas[1]! },
+          ]);
+          const b = (await after.run(feeds)).logits!.data as Float32Array;
+          assert.ok(maxAbsDiff(outputs[0]!.logits!.data as Float32Array, a) <= 1e-5, `round ${round}, task 0`);
+          assert.ok(maxAbsDiff(outputs[1]!.logits!.data as Float32Array, b) <= 1e-5, `round ${round}, task 1`);
+        }
+        assert.ok(
+          maxAbsDiff(
+            await runPlain(zoo.base, inputs),
+            (await pipeline.run([{ inputs, delta: null }])).outputs[0]!.logits!.data as Float32Array,
+          ) <= 1e-5,
+        );
+      } finally {
+        await before.release();
+        await after.release();
+        await pipeline.release();
+      }
+    } finally {
+      await zoo.cleanup();
+    }
+  },
+);
+
+test('bad input to the addon is an error, not a crash', { skip: ONE_SESSION_SKIP }, async () => {
+  const zoo = await buildTinyZoo({ tasks: 1, dropRate: 0.9 });
+  const addon = requireAddon();
+  try {
+    const { rewriteForMixedBatches, SIDE_OP_DOMAIN } =
+      await import('../../../src/engine/runtime/mixed/mixed-rewrite.js');
+    const weights = readFloatWeights(zoo.base);
+    const mixed = rewriteForMixedBatches(
+      zoo.base.graph!,
+      new Map([...weights].map(([n, w]) => [n, w.shape])),
+      'custom-op',
+    );
+    const model = encodeOnnxModel({
+      ...zoo.base,
+      graph: mixed.graph,
+      opsetImport: [...(zoo.base.opsetImport ?? []), { domain: SIDE_OP_DOMAIN, version: 1 }],
+    });
+    const raw = addon.createSession(model, { threads: 1, spinning: false, itemDeltasInput: ITEM_DELTAS_INPUT });
+    const inputs = tokenBatch(2, 5, 3);
+    const feeds = (handles: bigint[], dims = [handles.length]) => [
+      ...Object.entries(inputs).map(([name, t]) => ({ name, ...t })),
+      ...mixed.params.map((p) => {
+        const width = p.itemShape.reduce((a, b) => a * b, 1);
+        const value = p.feeds === 'value' ? weights.get(p.weight)!.data : new Float32Array(width);
+        const data = new Float32Array(2 * width);
+        data.set(value, 0);
+        data.set(value, width);
+        return { name: p.input, type: 'float32' as const, dims: [2, ...p.itemShape], data };
+      }),
+      ...mixed.gathers.map((g) => {
+        const ids = inputs[g.ids]!;
+        const width = g.rowShape.reduce((a, b) => a * b, 1);
+        return {
+          name: g.input,
+          type: 'float32' as const,
+          dims: [...ids.dims, ...g.rowShape],
+          data: new Float32Array(ids.data.length * width),
+        };
+      }),
+      { name: ITEM_DELTAS_INPUT, type: 'int64' as const, dims, data: BigInt64Array.from(handles) },
+    ];
+    const outputs = ['logits'];
+    // A base-only run works, and answers the base model.
+    const base = raw.run(feeds([0n, 0n]), outputs)[0]!;
+    assert.ok(maxAbsDiff(base.data as Float32Array, await runPlain(zoo.base, inputs)) <= 1e-5);
+
+    const delta = zoo.deltas[0]!;
+    const tensors = delta.tensors.map((t) => ({
+      name: t.name,
+      shape: t.shape,
+      indices: t.kind === 'sparse' ? t.indices : null,
+      values: t.values,
+    }));
+    const handle = addon.registerDelta(tensors);
+    raw.run(feeds([BigInt(handle), 0n]), outputs);
+    assert.equal(addon.releaseDelta(handle), true);
+    assert.equal(addon.releaseDelta(handle), false, 'a second release finds nothing');
+    assert.throws(() => raw.run(feeds([BigInt(handle), 0n]), outputs), /not registered \(released\?\)/);
+    assert.throws(() => raw.run(feeds([12345n, 0n]), outputs), /not registered/);
+    assert.throws(() => raw.run(feeds([-1n, 0n]), outputs), /not registered/);
+    // One handle for two items: the op refuses it (the batch is [2, …]).
+    assert.throws(() => raw.run(feeds([0n], [1]), outputs), /item_deltas \[1\] must be \[2\]/);
+    // Data and dims that disagree, a wrong typed array, an unknown input.
+    const wrongDims = feeds([0n, 0n]);
+    wrongDims[0] = { ...wrongDims[0]!, dims: [3, 5] };
+    assert.throws(() => raw.run(wrongDims, outputs), /dims hold 15 elements, data 10/);
+    const wrongType = feeds([0n, 0n]);
+    wrongType[0] = { ...wrongType[0]!, data: new Float32Array(10) as never };
+    assert.throws(() => raw.run(wrongType, outputs), /not the typed array of type/);
+    assert.throws(
+      () =>
+        raw.run([...feeds([0n, 0n]), { name: 'nope', type: 'float32', dims: [1], data: new Float32Array(1) }], outputs),
+      /Run/,
+    );
+    // A delta whose shape does not fit the weight it names.
+    const sideWeights = new Set(mixed.sites.map((site) => site.weight));
+    const oblong = tensors.find((t) => t.indices !== null && sideWeights.has(t.name) && t.shape[0] !== t.shape[1])!;
+    const [rows, cols] = oblong.shape as [number, number];
+    const misfit = addon.registerDelta([{ ...oblong, shape: [cols, rows] }]);
+    assert.throws(
+      () => raw.run(feeds([BigInt(misfit), 0n]), outputs),
+      new RegExp(`has shape \\[${cols}, ${rows}\\], the graph multiplies \\[${rows}, ${cols}\\]`),
+    );
+    addon.releaseDelta(misfit);
+    // Bad registrations.
+    assert.throws(
+      () =>
+        addon.registerDelta([
+          { name: 'w', shape: [2, 2], indices: new Uint32Array([4]), values: new Float32Array([1]) },
+        ]),
+      /out of range/,
+    );
+    assert.throws(
+      () => addon.registerDelta([{ name: 'w', shape: [2, 2], indices: null, values: new Float32Array(3) }]),
+      /dense values/,
+    );
+    // The handles input left out: ORT runs the op without it, which refuses to guess.
+    assert.throws(
+      () =>
+        raw.run(
+          feeds([0n, 0n]).filter((f) => f.name !== ITEM_DELTAS_INPUT),
+          outputs,
+        ),
+      /SideAdd|item_deltas/,
+    );
+    // A model that is not ONNX.
+    assert.throws(
+      () => addon.createSession(new Uint8Array([1, 2, 3]), { threads: 1, spinning: false }),
+      /CreateSession/,
+    );
+    raw.release();
+    assert.throws(() => raw.run(feeds([0n, 0n]), outputs), /released/);
+  } finally {
+    await zoo.cleanup();
+  }
+});
