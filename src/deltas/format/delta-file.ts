@@ -22,18 +22,32 @@ import {
   DS_ERR_DELTA_SHAPE_MISMATCH,
   DS_ERR_DELTA_UNKNOWN_TENSOR,
 } from '../../core/errors.js';
-import type { BaseWeightShapes, Delta, DeltaValueDtype, TensorDelta } from '../types.js';
+import type {
+  BaseWeightShapes,
+  Delta,
+  DeltaValueDtype,
+  QuantizedValues,
+  SparseTensorDelta,
+  TensorDelta,
+} from '../types.js';
 import { checkFinite, checkSparseIndices, widenFloat16Checked } from './delta-checks.js';
 import {
   checkDeltaMetadata,
+  CODES_SUFFIX,
   decodeDeltaMetadata,
   DENSE_SUFFIX,
   encodeDeltaMetadata,
+  GAPS_SUFFIX,
   INDICES_SUFFIX,
+  MASK_SUFFIX,
+  SCALES_SUFFIX,
   sortedTensors,
+  type StoredSparseLayout,
   type TensorRecord,
   VALUES_SUFFIX,
 } from './delta-schema.js';
+import { chooseIndexEncoding, decodeBitmask, decodeGaps, encodeBitmask, encodeGaps } from './index-codec.js';
+import { checkQuantizedLayout, dequantizeValues } from './value-quant.js';
 import { float32ArrayToFloat16 } from './float16.js';
 import {
   entryView,
@@ -107,6 +121,55 @@ function storedValues(name: string, values: Float32Array, valueDtype: DeltaValue
   return half;
 }
 
+function quantizedEntries(tensor: SparseTensorDelta, q: QuantizedValues): SafetensorsTensorInput[] {
+  const { name } = tensor;
+  if (q.count !== tensor.values.length) {
+    throw badTensor(name, `has ${tensor.values.length} values but its quantized form holds ${q.count}`);
+  }
+  checkQuantizedLayout(name, q.encoding, q.group, q.count, q.codes.length, q.scales.length);
+  const exact = dequantizeValues(name, q);
+  for (let k = 0; k < exact.length; k++) {
+    if (!Object.is(exact[k], tensor.values[k]) && exact[k] !== tensor.values[k]) {
+      throw badTensor(name, `value ${tensor.values[k]} at position ${k} differs from its quantized form ${exact[k]}`);
+    }
+  }
+  return [
+    { name: name + CODES_SUFFIX, dtype: q.encoding === 'I8' ? 'I8' : 'U8', shape: [q.codes.length], data: q.codes },
+    { name: name + SCALES_SUFFIX, dtype: 'F16', shape: [q.scales.length], data: q.scales },
+  ];
+}
+
+/** Version 2 entries of a sparse weight: the smallest index stream, then its values as stored. */
+function sparseEntriesV2(
+  tensor: SparseTensorDelta,
+  valueDtype: DeltaValueDtype,
+): { layout: StoredSparseLayout; entries: SafetensorsTensorInput[] } {
+  const { name, indices } = tensor;
+  const numel = shapeNumel(tensor.shape);
+  const index = chooseIndexEncoding(indices, numel);
+  const entries: SafetensorsTensorInput[] = [];
+  if (index === 'bitmask') {
+    const mask = encodeBitmask(indices, numel);
+    entries.push({ name: name + MASK_SUFFIX, dtype: 'U8', shape: [mask.length], data: mask });
+  } else {
+    const gaps = encodeGaps(indices, index === 'gaps8' ? 8 : 16);
+    entries.push({
+      name: name + GAPS_SUFFIX,
+      dtype: index === 'gaps8' ? 'U8' : 'U16',
+      shape: [gaps.length],
+      data: gaps,
+    });
+  }
+  const q = tensor.quantized;
+  if (q !== undefined) {
+    entries.push(...quantizedEntries(tensor, q));
+    return { layout: { nnz: indices.length, index, values: q.encoding, group: q.group }, entries };
+  }
+  const values = storedValues(name, tensor.values, valueDtype);
+  entries.push({ name: name + VALUES_SUFFIX, dtype: valueDtype, shape: [values.length], data: values });
+  return { layout: { nnz: indices.length, index, values: valueDtype }, entries };
+}
+
 /**
  * Serialises a delta. Validates it first with the decoder's rules (and refuses values that
  * overflow fp16), so it never writes a file `decodeDelta` would reject. Canonical: tensor
@@ -114,13 +177,23 @@ function storedValues(name: string, values: Float32Array, valueDtype: DeltaValue
  */
 export function encodeDelta(delta: Delta): Uint8Array {
   checkDeltaMetadata(delta.metadata);
-  const { valueDtype } = delta.metadata;
+  const { valueDtype, formatVersion } = delta.metadata;
   const seen = new Set<string>();
   const entries: SafetensorsTensorInput[] = [];
+  const layouts = new Map<string, StoredSparseLayout>();
   for (const tensor of sortedTensors(delta)) {
     if (seen.has(tensor.name)) throw badTensor(tensor.name, 'appears twice in the delta');
     seen.add(tensor.name);
     checkTensorForEncoding(tensor);
+    if (formatVersion === 2 && tensor.kind === 'sparse') {
+      const stored = sparseEntriesV2(tensor, valueDtype);
+      layouts.set(tensor.name, stored.layout);
+      entries.push(...stored.entries);
+      continue;
+    }
+    if (tensor.kind === 'sparse' && tensor.quantized !== undefined) {
+      throw badTensor(tensor.name, 'has quantized values, which only format version 2 stores');
+    }
     const values = storedValues(tensor.name, tensor.values, valueDtype);
     if (tensor.kind === 'dense') {
       entries.push({ name: tensor.name + DENSE_SUFFIX, dtype: valueDtype, shape: tensor.shape, data: values });
@@ -134,7 +207,7 @@ export function encodeDelta(delta: Delta): Uint8Array {
       entries.push({ name: tensor.name + VALUES_SUFFIX, dtype: valueDtype, shape: [values.length], data: values });
     }
   }
-  return writeSafetensors(entries, encodeDeltaMetadata(delta));
+  return writeSafetensors(entries, encodeDeltaMetadata(delta, layouts));
 }
 
 // ---- decoding ---------------------------------------------------------------------------------
@@ -148,7 +221,17 @@ type PlannedTensor =
       readonly indices: SafetensorsEntry;
       readonly values: SafetensorsEntry;
     }
-  | { readonly name: string; readonly record: TensorRecord; readonly kind: 'dense'; readonly values: SafetensorsEntry };
+  | { readonly name: string; readonly record: TensorRecord; readonly kind: 'dense'; readonly values: SafetensorsEntry }
+  | {
+      readonly name: string;
+      readonly record: TensorRecord;
+      readonly kind: 'sparse2';
+      readonly layout: StoredSparseLayout;
+      readonly index: SafetensorsEntry;
+      /** F32/F16 values, or the I8/I4 codes with their scales. */
+      readonly values: SafetensorsEntry;
+      readonly scales: SafetensorsEntry | null;
+    };
 
 function takeEntry(
   entries: ReadonlyMap<string, SafetensorsEntry>,
@@ -177,6 +260,36 @@ function requireRank1(name: string, suffix: string, entry: SafetensorsEntry): nu
   return entry.shape[0]!;
 }
 
+function planSparseV2(
+  name: string,
+  record: TensorRecord,
+  layout: StoredSparseLayout,
+  entries: ReadonlyMap<string, SafetensorsEntry>,
+  consumed: Set<string>,
+  valueDtype: DeltaValueDtype,
+): PlannedTensor {
+  const index =
+    layout.index === 'bitmask'
+      ? takeEntry(entries, consumed, name, MASK_SUFFIX, 'U8')
+      : takeEntry(entries, consumed, name, GAPS_SUFFIX, layout.index === 'gaps8' ? 'U8' : 'U16');
+  requireRank1(name, layout.index === 'bitmask' ? MASK_SUFFIX : GAPS_SUFFIX, index);
+  if (layout.values === 'I8' || layout.values === 'I4') {
+    const codes = takeEntry(entries, consumed, name, CODES_SUFFIX, layout.values === 'I8' ? 'I8' : 'U8');
+    const scales = takeEntry(entries, consumed, name, SCALES_SUFFIX, 'F16');
+    const codeLength = requireRank1(name, CODES_SUFFIX, codes);
+    const scaleCount = requireRank1(name, SCALES_SUFFIX, scales);
+    checkQuantizedLayout(name, layout.values, layout.group!, layout.nnz, codeLength, scaleCount);
+    return { name, record, kind: 'sparse2', layout, index, values: codes, scales };
+  }
+  if (layout.values !== valueDtype) {
+    throw badTensor(name, `stores ${layout.values} values but the delta's value_dtype is ${valueDtype}`);
+  }
+  const values = takeEntry(entries, consumed, name, VALUES_SUFFIX, valueDtype);
+  const valueCount = requireRank1(name, VALUES_SUFFIX, values);
+  if (valueCount !== layout.nnz) throw new DS_ERR_DELTA_COUNT_MISMATCH(JSON.stringify(name), layout.nnz, valueCount);
+  return { name, record, kind: 'sparse2', layout, index, values, scales: null };
+}
+
 function planTensor(
   name: string,
   record: TensorRecord,
@@ -194,6 +307,7 @@ function planTensor(
     }
     return { name, record, kind: 'dense', values };
   }
+  if (record.layout !== undefined) return planSparseV2(name, record, record.layout, entries, consumed, valueDtype);
   const indices = takeEntry(entries, consumed, name, INDICES_SUFFIX, 'U32');
   const values = takeEntry(entries, consumed, name, VALUES_SUFFIX, valueDtype);
   const indexCount = requireRank1(name, INDICES_SUFFIX, indices);
@@ -241,7 +355,9 @@ export function decodeDelta(input: Uint8Array, options: DecodeDeltaOptions = {})
 
   const own = options.copy === true;
   const { dataOffset } = parsed;
-  const floatValues = (plan: PlannedTensor, indices: Uint32Array | null): Float32Array => {
+  const ownView = <T extends Uint8Array | Int8Array | Uint16Array>(view: T): T =>
+    own && view.buffer === bytes.buffer ? (view.slice() as T) : view;
+  const floatValues = (plan: { name: string; values: SafetensorsEntry }, indices: Uint32Array | null): Float32Array => {
     if (plan.values.dtype === 'F16') {
       return widenFloat16Checked(plan.name, entryView(bytes, dataOffset, { ...plan.values, dtype: 'F16' }), indices);
     }
@@ -252,6 +368,35 @@ export function decodeDelta(input: Uint8Array, options: DecodeDeltaOptions = {})
   const tensors: TensorDelta[] = plans.map((plan) => {
     const shape = [...plan.record.shape];
     if (plan.kind === 'dense') return { kind: 'dense', name: plan.name, shape, values: floatValues(plan, null) };
+    if (plan.kind === 'sparse2') {
+      const { layout } = plan;
+      const numel = shapeNumel(shape);
+      const indices =
+        layout.index === 'bitmask'
+          ? decodeBitmask(plan.name, entryView(bytes, dataOffset, { ...plan.index, dtype: 'U8' }), layout.nnz, numel)
+          : decodeGaps(
+              plan.name,
+              layout.index === 'gaps8'
+                ? entryView(bytes, dataOffset, { ...plan.index, dtype: 'U8' })
+                : entryView(bytes, dataOffset, { ...plan.index, dtype: 'U16' }),
+              layout.nnz,
+              numel,
+            );
+      const base = { kind: 'sparse', name: plan.name, shape, indices, rescale: plan.record.rescale } as const;
+      if (plan.scales === null) return { ...base, values: floatValues(plan, indices) };
+      const quantized: QuantizedValues = {
+        encoding: layout.values as QuantizedValues['encoding'],
+        group: layout.group!,
+        count: layout.nnz,
+        codes: ownView(
+          layout.values === 'I8'
+            ? entryView(bytes, dataOffset, { ...plan.values, dtype: 'I8' })
+            : entryView(bytes, dataOffset, { ...plan.values, dtype: 'U8' }),
+        ),
+        scales: ownView(entryView(bytes, dataOffset, { ...plan.scales, dtype: 'F16' })),
+      };
+      return { ...base, values: dequantizeValues(plan.name, quantized), quantized };
+    }
     const view = entryView(bytes, dataOffset, { ...plan.indices, dtype: 'U32' });
     checkSparseIndices(plan.name, view, shape, shapeNumel(shape));
     const indices = own && view.buffer === bytes.buffer ? view.slice() : view;

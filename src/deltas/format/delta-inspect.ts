@@ -2,9 +2,20 @@
  * Per-tensor and total statistics of a delta, as the CLI's `inspect` prints them. Sizes are what
  * `encodeDelta` would write, computed from the layout without encoding anything.
  */
-import type { Delta, TensorDelta } from '../types.js';
-import { encodeDeltaMetadata, sortedTensors, tensorEntrySpecs } from './delta-schema.js';
-import { layoutSafetensors, SAFETENSORS_DTYPE_SIZE, shapeNumel } from './safetensors.js';
+import type { Delta, DeltaValueDtype, SparseTensorDelta, TensorDelta } from '../types.js';
+import {
+  CODES_SUFFIX,
+  encodeDeltaMetadata,
+  GAPS_SUFFIX,
+  MASK_SUFFIX,
+  SCALES_SUFFIX,
+  sortedTensors,
+  tensorEntrySpecs,
+  VALUES_SUFFIX,
+  type StoredSparseLayout,
+} from './delta-schema.js';
+import { chooseIndexEncoding, indexEncodingBytes } from './index-codec.js';
+import { layoutSafetensors, SAFETENSORS_DTYPE_SIZE, shapeNumel, type SafetensorsTensorSpec } from './safetensors.js';
 
 export interface TensorStats {
   readonly name: string;
@@ -49,9 +60,62 @@ function ratio(numerator: number, denominator: number): number {
   return denominator === 0 ? 0 : numerator / denominator;
 }
 
+/** Version 2 entry sizes of a sparse weight, as `encodeDelta` lays them out (no data written). */
+function sparseSpecsV2(
+  tensor: SparseTensorDelta,
+  valueDtype: DeltaValueDtype,
+): { layout: StoredSparseLayout; specs: SafetensorsTensorSpec[] } {
+  const { name, indices } = tensor;
+  const numel = shapeNumel(tensor.shape);
+  const index = chooseIndexEncoding(indices, numel);
+  const indexBytes = indexEncodingBytes(indices, numel)[index];
+  const specs: SafetensorsTensorSpec[] = [
+    index === 'bitmask'
+      ? { name: name + MASK_SUFFIX, dtype: 'U8', shape: [indexBytes], byteLength: indexBytes }
+      : index === 'gaps8'
+        ? { name: name + GAPS_SUFFIX, dtype: 'U8', shape: [indexBytes], byteLength: indexBytes }
+        : { name: name + GAPS_SUFFIX, dtype: 'U16', shape: [indexBytes / 2], byteLength: indexBytes },
+  ];
+  const nnz = indices.length;
+  const q = tensor.quantized;
+  if (q === undefined) {
+    const size = SAFETENSORS_DTYPE_SIZE[valueDtype];
+    specs.push({ name: name + VALUES_SUFFIX, dtype: valueDtype, shape: [nnz], byteLength: nnz * size });
+    return { layout: { nnz, index, values: valueDtype }, specs };
+  }
+  specs.push(
+    {
+      name: name + CODES_SUFFIX,
+      dtype: q.encoding === 'I8' ? 'I8' : 'U8',
+      shape: [q.codes.length],
+      byteLength: q.codes.length,
+    },
+    { name: name + SCALES_SUFFIX, dtype: 'F16', shape: [q.scales.length], byteLength: q.scales.length * 2 },
+  );
+  return { layout: { nnz, index, values: q.encoding, group: q.group }, specs };
+}
+
+/** Every entry's size and, for version 2, each sparse weight's stored layout. */
+function entrySpecs(delta: Delta): {
+  specs: Map<string, SafetensorsTensorSpec[]>;
+  layouts: Map<string, StoredSparseLayout>;
+} {
+  const { valueDtype, formatVersion } = delta.metadata;
+  const specs = new Map<string, SafetensorsTensorSpec[]>();
+  const layouts = new Map<string, StoredSparseLayout>();
+  for (const tensor of delta.tensors) {
+    if (formatVersion === 2 && tensor.kind === 'sparse') {
+      const v2 = sparseSpecsV2(tensor, valueDtype);
+      specs.set(tensor.name, v2.specs);
+      layouts.set(tensor.name, v2.layout);
+    } else specs.set(tensor.name, tensorEntrySpecs(tensor, valueDtype));
+  }
+  return { specs, layouts };
+}
+
 /** Statistics of every tensor (sorted by name, like the file) and of the whole delta. */
 export function inspectDelta(delta: Delta): DeltaStats {
-  const valueSize = SAFETENSORS_DTYPE_SIZE[delta.metadata.valueDtype];
+  const { specs, layouts } = entrySpecs(delta);
   let totalNumel = 0;
   let totalNnz = 0;
   let totalData = 0;
@@ -69,7 +133,7 @@ export function inspectDelta(delta: Delta): DeltaStats {
       if (value > tensorMax) tensorMax = value;
       sumAbs += Math.abs(value);
     }
-    const bytesOnDisk = nnz * valueSize + (tensor.kind === 'sparse' ? nnz * 4 : 0);
+    const bytesOnDisk = specs.get(tensor.name)!.reduce((n, spec) => n + spec.byteLength, 0);
     totalNumel += numel;
     totalNnz += nnz;
     totalData += bytesOnDisk;
@@ -90,8 +154,7 @@ export function inspectDelta(delta: Delta): DeltaStats {
       bitsPerParam: ratio(bytesOnDisk * 8, numel),
     };
   });
-  const specs = delta.tensors.flatMap((tensor) => tensorEntrySpecs(tensor, delta.metadata.valueDtype));
-  const { fileBytes } = layoutSafetensors(specs, encodeDeltaMetadata(delta));
+  const { fileBytes } = layoutSafetensors([...specs.values()].flat(), encodeDeltaMetadata(delta, layouts));
   return {
     tensors,
     totals: {
