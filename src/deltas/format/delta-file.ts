@@ -33,25 +33,23 @@ import type {
 import { checkFinite, checkSparseIndices, widenFloat16Checked } from './delta-checks.js';
 import {
   checkDeltaMetadata,
-  CODES_SUFFIX,
   decodeDeltaMetadata,
   DENSE_SUFFIX,
   encodeDeltaMetadata,
-  GAPS_SUFFIX,
   INDICES_SUFFIX,
-  MASK_SUFFIX,
-  SCALES_SUFFIX,
   sortedTensors,
   type StoredSparseLayout,
   type TensorRecord,
   VALUES_SUFFIX,
 } from './delta-schema.js';
-import { chooseIndexEncoding, decodeBitmask, decodeGaps, encodeBitmask, encodeGaps } from './index-codec.js';
+import { INDEX_STREAMS, packSparse, SCALES_STREAM, valueStream, type PackedStream } from './delta-packed.js';
+import { decodeBitmask, decodeGaps } from './index-codec.js';
 import { checkQuantizedLayout, dequantizeValues } from './value-quant.js';
 import { float32ArrayToFloat16 } from './float16.js';
 import {
   entryView,
   parseSafetensors,
+  SAFETENSORS_DTYPE_SIZE,
   shapeNumel,
   writeSafetensors,
   type SafetensorsEntry,
@@ -121,7 +119,8 @@ function storedValues(name: string, values: Float32Array, valueDtype: DeltaValue
   return half;
 }
 
-function quantizedEntries(tensor: SparseTensorDelta, q: QuantizedValues): SafetensorsTensorInput[] {
+/** Checks a quantized tensor's codes against its values: the file must decode to exactly `values`. */
+function checkQuantized(tensor: SparseTensorDelta, q: QuantizedValues): void {
   const { name } = tensor;
   if (q.count !== tensor.values.length) {
     throw badTensor(name, `has ${tensor.values.length} values but its quantized form holds ${q.count}`);
@@ -129,45 +128,10 @@ function quantizedEntries(tensor: SparseTensorDelta, q: QuantizedValues): Safete
   checkQuantizedLayout(name, q.encoding, q.group, q.count, q.codes.length, q.scales.length);
   const exact = dequantizeValues(name, q);
   for (let k = 0; k < exact.length; k++) {
-    if (!Object.is(exact[k], tensor.values[k]) && exact[k] !== tensor.values[k]) {
+    if (exact[k] !== tensor.values[k]) {
       throw badTensor(name, `value ${tensor.values[k]} at position ${k} differs from its quantized form ${exact[k]}`);
     }
   }
-  return [
-    { name: name + CODES_SUFFIX, dtype: q.encoding === 'I8' ? 'I8' : 'U8', shape: [q.codes.length], data: q.codes },
-    { name: name + SCALES_SUFFIX, dtype: 'F16', shape: [q.scales.length], data: q.scales },
-  ];
-}
-
-/** Version 2 entries of a sparse weight: the smallest index stream, then its values as stored. */
-function sparseEntriesV2(
-  tensor: SparseTensorDelta,
-  valueDtype: DeltaValueDtype,
-): { layout: StoredSparseLayout; entries: SafetensorsTensorInput[] } {
-  const { name, indices } = tensor;
-  const numel = shapeNumel(tensor.shape);
-  const index = chooseIndexEncoding(indices, numel);
-  const entries: SafetensorsTensorInput[] = [];
-  if (index === 'bitmask') {
-    const mask = encodeBitmask(indices, numel);
-    entries.push({ name: name + MASK_SUFFIX, dtype: 'U8', shape: [mask.length], data: mask });
-  } else {
-    const gaps = encodeGaps(indices, index === 'gaps8' ? 8 : 16);
-    entries.push({
-      name: name + GAPS_SUFFIX,
-      dtype: index === 'gaps8' ? 'U8' : 'U16',
-      shape: [gaps.length],
-      data: gaps,
-    });
-  }
-  const q = tensor.quantized;
-  if (q !== undefined) {
-    entries.push(...quantizedEntries(tensor, q));
-    return { layout: { nnz: indices.length, index, values: q.encoding, group: q.group }, entries };
-  }
-  const values = storedValues(name, tensor.values, valueDtype);
-  entries.push({ name: name + VALUES_SUFFIX, dtype: valueDtype, shape: [values.length], data: values });
-  return { layout: { nnz: indices.length, index, values: valueDtype }, entries };
 }
 
 /**
@@ -180,15 +144,14 @@ export function encodeDelta(delta: Delta): Uint8Array {
   const { valueDtype, formatVersion } = delta.metadata;
   const seen = new Set<string>();
   const entries: SafetensorsTensorInput[] = [];
-  const layouts = new Map<string, StoredSparseLayout>();
+  const packed: SparseTensorDelta[] = [];
   for (const tensor of sortedTensors(delta)) {
     if (seen.has(tensor.name)) throw badTensor(tensor.name, 'appears twice in the delta');
     seen.add(tensor.name);
     checkTensorForEncoding(tensor);
     if (formatVersion === 2 && tensor.kind === 'sparse') {
-      const stored = sparseEntriesV2(tensor, valueDtype);
-      layouts.set(tensor.name, stored.layout);
-      entries.push(...stored.entries);
+      if (tensor.quantized !== undefined) checkQuantized(tensor, tensor.quantized);
+      packed.push(tensor);
       continue;
     }
     if (tensor.kind === 'sparse' && tensor.quantized !== undefined) {
@@ -207,7 +170,10 @@ export function encodeDelta(delta: Delta): Uint8Array {
       entries.push({ name: tensor.name + VALUES_SUFFIX, dtype: valueDtype, shape: [values.length], data: values });
     }
   }
-  return writeSafetensors(entries, encodeDeltaMetadata(delta, layouts));
+  const { layouts, entries: shared } = packSparse(packed, valueDtype, (t) =>
+    storedValues(t.name, t.values, valueDtype),
+  );
+  return writeSafetensors([...entries, ...shared], encodeDeltaMetadata(delta, layouts));
 }
 
 // ---- decoding ---------------------------------------------------------------------------------
@@ -227,6 +193,7 @@ type PlannedTensor =
       readonly record: TensorRecord;
       readonly kind: 'sparse2';
       readonly layout: StoredSparseLayout;
+      /** The weight's slices of the shared entries (src/deltas/format/delta-packed.ts). */
       readonly index: SafetensorsEntry;
       /** F32/F16 values, or the I8/I4 codes with their scales. */
       readonly values: SafetensorsEntry;
@@ -260,6 +227,40 @@ function requireRank1(name: string, suffix: string, entry: SafetensorsEntry): nu
   return entry.shape[0]!;
 }
 
+/**
+ * A weight's slice of a shared version 2 entry, as an entry of its own: the dtype must be the
+ * stream's, the range inside it, and its length what the layout implies.
+ */
+function sliceOf(
+  name: string,
+  entries: ReadonlyMap<string, SafetensorsEntry>,
+  consumed: Set<string>,
+  stream: PackedStream,
+  [begin, end]: readonly [number, number],
+  what: string,
+): SafetensorsEntry {
+  const entry = entries.get(stream.entry);
+  if (entry === undefined)
+    throw badTensor(name, `stores its ${what} in ${JSON.stringify(stream.entry)}, which the file does not have`);
+  if (entry.dtype !== stream.dtype)
+    throw badTensor(name, `entry ${JSON.stringify(stream.entry)} has dtype ${entry.dtype}, expected ${stream.dtype}`);
+  if (entry.shape.length !== 1) throw badTensor(name, `entry ${JSON.stringify(stream.entry)} is not rank 1`);
+  if (end > entry.shape[0]!) {
+    throw badTensor(
+      name,
+      `its ${what} [${begin}, ${end}) run past the ${entry.shape[0]} elements of ${JSON.stringify(stream.entry)}`,
+    );
+  }
+  consumed.add(stream.entry);
+  const size = SAFETENSORS_DTYPE_SIZE[stream.dtype];
+  return {
+    dtype: stream.dtype,
+    shape: [end - begin],
+    begin: entry.begin + begin * size,
+    end: entry.begin + end * size,
+  };
+}
+
 function planSparseV2(
   name: string,
   record: TensorRecord,
@@ -268,25 +269,19 @@ function planSparseV2(
   consumed: Set<string>,
   valueDtype: DeltaValueDtype,
 ): PlannedTensor {
-  const index =
-    layout.index === 'bitmask'
-      ? takeEntry(entries, consumed, name, MASK_SUFFIX, 'U8')
-      : takeEntry(entries, consumed, name, GAPS_SUFFIX, layout.index === 'gaps8' ? 'U8' : 'U16');
-  requireRank1(name, layout.index === 'bitmask' ? MASK_SUFFIX : GAPS_SUFFIX, index);
+  const index = sliceOf(name, entries, consumed, INDEX_STREAMS[layout.index], layout.indexAt, 'index stream');
   if (layout.values === 'I8' || layout.values === 'I4') {
-    const codes = takeEntry(entries, consumed, name, CODES_SUFFIX, layout.values === 'I8' ? 'I8' : 'U8');
-    const scales = takeEntry(entries, consumed, name, SCALES_SUFFIX, 'F16');
-    const codeLength = requireRank1(name, CODES_SUFFIX, codes);
-    const scaleCount = requireRank1(name, SCALES_SUFFIX, scales);
-    checkQuantizedLayout(name, layout.values, layout.group!, layout.nnz, codeLength, scaleCount);
+    const codes = sliceOf(name, entries, consumed, valueStream(layout.values), layout.valuesAt, 'codes');
+    const scales = sliceOf(name, entries, consumed, SCALES_STREAM, layout.scalesAt!, 'scales');
+    checkQuantizedLayout(name, layout.values, layout.group!, layout.nnz, codes.shape[0]!, scales.shape[0]!);
     return { name, record, kind: 'sparse2', layout, index, values: codes, scales };
   }
   if (layout.values !== valueDtype) {
     throw badTensor(name, `stores ${layout.values} values but the delta's value_dtype is ${valueDtype}`);
   }
-  const values = takeEntry(entries, consumed, name, VALUES_SUFFIX, valueDtype);
-  const valueCount = requireRank1(name, VALUES_SUFFIX, values);
-  if (valueCount !== layout.nnz) throw new DS_ERR_DELTA_COUNT_MISMATCH(JSON.stringify(name), layout.nnz, valueCount);
+  const values = sliceOf(name, entries, consumed, valueStream(layout.values), layout.valuesAt, 'values');
+  if (values.shape[0] !== layout.nnz)
+    throw new DS_ERR_DELTA_COUNT_MISMATCH(JSON.stringify(name), layout.nnz, values.shape[0]);
   return { name, record, kind: 'sparse2', layout, index, values, scales: null };
 }
 

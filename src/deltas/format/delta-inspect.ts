@@ -2,20 +2,11 @@
  * Per-tensor and total statistics of a delta, as the CLI's `inspect` prints them. Sizes are what
  * `encodeDelta` would write, computed from the layout without encoding anything.
  */
-import type { Delta, DeltaValueDtype, SparseTensorDelta, TensorDelta } from '../types.js';
-import {
-  CODES_SUFFIX,
-  encodeDeltaMetadata,
-  GAPS_SUFFIX,
-  MASK_SUFFIX,
-  SCALES_SUFFIX,
-  sortedTensors,
-  tensorEntrySpecs,
-  VALUES_SUFFIX,
-  type StoredSparseLayout,
-} from './delta-schema.js';
-import { chooseIndexEncoding, indexEncodingBytes } from './index-codec.js';
-import { layoutSafetensors, SAFETENSORS_DTYPE_SIZE, shapeNumel, type SafetensorsTensorSpec } from './safetensors.js';
+import type { Delta, SparseTensorDelta, TensorDelta } from '../types.js';
+import { packSparse } from './delta-packed.js';
+import { encodeDeltaMetadata, sortedTensors, tensorEntrySpecs, type StoredSparseLayout } from './delta-schema.js';
+import { float32ArrayToFloat16 } from './float16.js';
+import { layoutSafetensors, shapeNumel, type SafetensorsTensorSpec } from './safetensors.js';
 
 export interface TensorStats {
   readonly name: string;
@@ -60,62 +51,40 @@ function ratio(numerator: number, denominator: number): number {
   return denominator === 0 ? 0 : numerator / denominator;
 }
 
-/** Version 2 entry sizes of a sparse weight, as `encodeDelta` lays them out (no data written). */
-function sparseSpecsV2(
-  tensor: SparseTensorDelta,
-  valueDtype: DeltaValueDtype,
-): { layout: StoredSparseLayout; specs: SafetensorsTensorSpec[] } {
-  const { name, indices } = tensor;
-  const numel = shapeNumel(tensor.shape);
-  const index = chooseIndexEncoding(indices, numel);
-  const indexBytes = indexEncodingBytes(indices, numel)[index];
-  const specs: SafetensorsTensorSpec[] = [
-    index === 'bitmask'
-      ? { name: name + MASK_SUFFIX, dtype: 'U8', shape: [indexBytes], byteLength: indexBytes }
-      : index === 'gaps8'
-        ? { name: name + GAPS_SUFFIX, dtype: 'U8', shape: [indexBytes], byteLength: indexBytes }
-        : { name: name + GAPS_SUFFIX, dtype: 'U16', shape: [indexBytes / 2], byteLength: indexBytes },
-  ];
-  const nnz = indices.length;
-  const q = tensor.quantized;
-  if (q === undefined) {
-    const size = SAFETENSORS_DTYPE_SIZE[valueDtype];
-    specs.push({ name: name + VALUES_SUFFIX, dtype: valueDtype, shape: [nnz], byteLength: nnz * size });
-    return { layout: { nnz, index, values: valueDtype }, specs };
-  }
-  specs.push(
-    {
-      name: name + CODES_SUFFIX,
-      dtype: q.encoding === 'I8' ? 'I8' : 'U8',
-      shape: [q.codes.length],
-      byteLength: q.codes.length,
-    },
-    { name: name + SCALES_SUFFIX, dtype: 'F16', shape: [q.scales.length], byteLength: q.scales.length * 2 },
-  );
-  return { layout: { nnz, index, values: q.encoding, group: q.group }, specs };
-}
-
-/** Every entry's size and, for version 2, each sparse weight's stored layout. */
+/** Every entry's size, each tensor's data bytes and, for version 2, each sparse weight's layout. */
 function entrySpecs(delta: Delta): {
-  specs: Map<string, SafetensorsTensorSpec[]>;
+  specs: SafetensorsTensorSpec[];
+  bytes: Map<string, number>;
   layouts: Map<string, StoredSparseLayout>;
 } {
   const { valueDtype, formatVersion } = delta.metadata;
-  const specs = new Map<string, SafetensorsTensorSpec[]>();
-  const layouts = new Map<string, StoredSparseLayout>();
-  for (const tensor of delta.tensors) {
+  const specs: SafetensorsTensorSpec[] = [];
+  const bytes = new Map<string, number>();
+  const packed: SparseTensorDelta[] = [];
+  for (const tensor of sortedTensors(delta)) {
     if (formatVersion === 2 && tensor.kind === 'sparse') {
-      const v2 = sparseSpecsV2(tensor, valueDtype);
-      specs.set(tensor.name, v2.specs);
-      layouts.set(tensor.name, v2.layout);
-    } else specs.set(tensor.name, tensorEntrySpecs(tensor, valueDtype));
+      packed.push(tensor);
+      continue;
+    }
+    const own = tensorEntrySpecs(tensor, valueDtype);
+    specs.push(...own);
+    bytes.set(
+      tensor.name,
+      own.reduce((n, spec) => n + spec.byteLength, 0),
+    );
   }
-  return { specs, layouts };
+  // Version 2 sizes depend on the index streams the writer would choose: lay them out for real.
+  const stored = packSparse(packed, valueDtype, (t) =>
+    valueDtype === 'F16' ? float32ArrayToFloat16(t.values) : t.values,
+  );
+  for (const entry of stored.entries) specs.push({ ...entry, byteLength: entry.data.byteLength });
+  for (const [name, size] of stored.bytes) bytes.set(name, size);
+  return { specs, bytes, layouts: stored.layouts };
 }
 
 /** Statistics of every tensor (sorted by name, like the file) and of the whole delta. */
 export function inspectDelta(delta: Delta): DeltaStats {
-  const { specs, layouts } = entrySpecs(delta);
+  const { specs, bytes, layouts } = entrySpecs(delta);
   let totalNumel = 0;
   let totalNnz = 0;
   let totalData = 0;
@@ -133,7 +102,7 @@ export function inspectDelta(delta: Delta): DeltaStats {
       if (value > tensorMax) tensorMax = value;
       sumAbs += Math.abs(value);
     }
-    const bytesOnDisk = specs.get(tensor.name)!.reduce((n, spec) => n + spec.byteLength, 0);
+    const bytesOnDisk = bytes.get(tensor.name)!;
     totalNumel += numel;
     totalNnz += nnz;
     totalData += bytesOnDisk;
@@ -154,7 +123,7 @@ export function inspectDelta(delta: Delta): DeltaStats {
       bitsPerParam: ratio(bytesOnDisk * 8, numel),
     };
   });
-  const { fileBytes } = layoutSafetensors([...specs.values()].flat(), encodeDeltaMetadata(delta, layouts));
+  const { fileBytes } = layoutSafetensors(specs, encodeDeltaMetadata(delta, layouts));
   return {
     tensors,
     totals: {

@@ -22,11 +22,6 @@ export const DELTA_VALUE_DTYPES: readonly DeltaValueDtype[] = ['F32', 'F16'];
 export const INDICES_SUFFIX = '::indices';
 export const VALUES_SUFFIX = '::values';
 export const DENSE_SUFFIX = '::dense';
-/** Version 2 entries (docs/delta-format.md §2.2). */
-export const GAPS_SUFFIX = '::gaps';
-export const MASK_SUFFIX = '::mask';
-export const CODES_SUFFIX = '::codes';
-export const SCALES_SUFFIX = '::scales';
 
 export const INDEX_ENCODINGS: readonly IndexEncoding[] = ['gaps8', 'gaps16', 'bitmask'];
 export type StoredValueEncoding = DeltaValueDtype | QuantValueEncoding;
@@ -37,9 +32,15 @@ export interface StoredSparseLayout {
   /** Kept entries. */
   readonly nnz: number;
   readonly index: IndexEncoding;
+  /** [begin, end) in elements of the shared index entry (src/deltas/format/delta-packed.ts). */
+  readonly indexAt: readonly [number, number];
   readonly values: StoredValueEncoding;
+  /** [begin, end) in elements of the shared values or codes entry. */
+  readonly valuesAt: readonly [number, number];
   /** Kept entries per scale, for I8 and I4 only. */
   readonly group?: number;
+  /** [begin, end) in the shared `::scales` entry, for I8 and I4 only. */
+  readonly scalesAt?: readonly [number, number];
 }
 
 /** One weight's entry in the `tensors` metadata map. */
@@ -123,7 +124,14 @@ function tensorRecord(tensor: TensorDelta, layout: StoredSparseLayout | undefine
     shape: [...tensor.shape],
     encoding: tensor.kind,
     rescale: tensor.kind === 'sparse' ? tensor.rescale : 1,
-    ...(layout === undefined ? {} : layout),
+    ...(layout !== undefined && {
+      nnz: layout.nnz,
+      index: layout.index,
+      index_at: layout.indexAt,
+      values: layout.values,
+      values_at: layout.valuesAt,
+      ...(layout.group !== undefined && { group: layout.group, scales_at: layout.scalesAt }),
+    }),
   };
 }
 
@@ -184,6 +192,18 @@ function parseNumber(key: string, text: string): number {
   return value;
 }
 
+function parseRange(label: string, key: string, value: unknown): [number, number] {
+  if (
+    !Array.isArray(value) ||
+    value.length !== 2 ||
+    !value.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0) ||
+    value[0] > value[1]
+  ) {
+    throw badMetadata(`${label}.${key} is ${JSON.stringify(value)}, not [begin, end] with 0 ≤ begin ≤ end`);
+  }
+  return [value[0], value[1]];
+}
+
 function parseLayout(label: string, record: Record<string, unknown>, numel: number): StoredSparseLayout {
   const { nnz, index, values, group } = record;
   if (typeof nnz !== 'number' || !Number.isSafeInteger(nnz) || nnz < 0 || nnz > numel) {
@@ -205,8 +225,13 @@ function parseLayout(label: string, record: Record<string, unknown>, numel: numb
   return {
     nnz,
     index: index as IndexEncoding,
+    indexAt: parseRange(label, 'index_at', record['index_at']),
     values: values as StoredValueEncoding,
-    ...(group === undefined ? {} : { group: group as number }),
+    valuesAt: parseRange(label, 'values_at', record['values_at']),
+    ...(group !== undefined && {
+      group: group as number,
+      scalesAt: parseRange(label, 'scales_at', record['scales_at']),
+    }),
   };
 }
 

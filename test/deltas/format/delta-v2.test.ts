@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { SeededRng } from '../../../src/core/rng.js';
 import { decodeDelta, encodeDelta, inspectDelta } from '../../../src/deltas/format/delta-file.js';
 import { float16Table } from '../../../src/deltas/format/float16.js';
+import { parseSafetensors } from '../../../src/deltas/format/safetensors.js';
 import {
   chooseIndexEncoding,
   decodeBitmask,
@@ -208,6 +209,8 @@ describe('format version 2 files', () => {
 
   const Q = 'layer.0.ffn.weight';
   const file = () => encodeDelta(asV2(sampleDelta('F16'), { encoding: 'I4', group: 16 }));
+  const recordOf = (f: Uint8Array) =>
+    (JSON.parse(parseSafetensors(f).metadata['tensors']!) as Record<string, Record<string, number[] | undefined>>)[Q]!;
   const editTensor = (edit: (record: Record<string, unknown>) => void) =>
     editMetadataOf(file(), (m) => {
       const tensors = JSON.parse(m['tensors']!) as Record<string, Record<string, unknown>>;
@@ -258,44 +261,56 @@ describe('format version 2 files', () => {
       message: /values/,
     },
     {
-      name: 'one scale dropped',
+      name: 'scales_at one short',
       file: () =>
-        rebuild(file(), (e) => {
-          const s = e.get(`${Q}::scales`)!;
-          s.data = (s.data as Uint16Array).slice(1);
-          s.shape = [s.shape[0]! - 1];
-        }),
+        editTensor((r) => (r['scales_at'] = [(r['scales_at'] as number[])[0], (r['scales_at'] as number[])[1]! - 1])),
       code: 'DS_ERR_DELTA_BAD_QUANT',
       message: /scales for/,
     },
     {
+      name: 'index_at missing',
+      file: () => editTensor((r) => delete r['index_at']),
+      code: 'DS_ERR_DELTA_BAD_METADATA',
+      message: /index_at/,
+    },
+    {
+      name: 'index_at past the shared entry',
+      file: () => editTensor((r) => (r['index_at'] = [0, 1_000_000])),
+      code: 'DS_ERR_DELTA_BAD_TENSOR',
+      message: /run past/,
+    },
+    {
       name: 'a scale is Inf',
-      file: () => rebuild(file(), (e) => void ((e.get(`${Q}::scales`)!.data as Uint16Array)[0] = 0x7c00)),
+      file: () =>
+        rebuild(
+          file(),
+          (e) => void ((e.get('::scales')!.data as Uint16Array)[recordOf(file())['scales_at']![0]!] = 0x7c00),
+        ),
       code: 'DS_ERR_DELTA_BAD_QUANT',
       message: /not finite/,
     },
     {
       name: 'gap stream runs past the tensor',
-      file: () => rebuild(file(), (e) => void ((e.get(`${Q}::gaps`)!.data as Uint8Array)[3] = 254)),
+      file: () =>
+        rebuild(
+          file(),
+          (e) => void ((e.get('::gaps8')!.data as Uint8Array)[recordOf(file())['index_at']![0]! + 3] = 254),
+        ),
       code: 'DS_ERR_DELTA_INDEX_RANGE',
       message: /runs past/,
     },
     {
       name: 'gap stream one symbol short',
       file: () =>
-        rebuild(file(), (e) => {
-          const g = e.get(`${Q}::gaps`)!;
-          g.data = (g.data as Uint8Array).slice(1);
-          g.shape = [g.shape[0]! - 1];
-        }),
+        editTensor((r) => (r['index_at'] = [(r['index_at'] as number[])[0], (r['index_at'] as number[])[1]! - 1])),
       code: 'DS_ERR_DELTA_BAD_STREAM',
       message: /ends after/,
     },
     {
-      name: 'gaps stored as U16 while the metadata says gaps8',
+      name: 'the shared gaps stored as U16',
       file: () =>
         rebuild(file(), (e) => {
-          const g = e.get(`${Q}::gaps`)!;
+          const g = e.get('::gaps8')!;
           g.dtype = 'U16';
           g.data = Uint16Array.from(g.data as Uint8Array);
         }),
@@ -303,14 +318,11 @@ describe('format version 2 files', () => {
       message: /dtype U16/,
     },
     {
-      name: 'v1 entries under a v2 record',
+      name: 'a v1 entry beside the v2 streams',
       file: () =>
-        rebuild(file(), (e) => {
-          e.delete(`${Q}::gaps`);
-          e.set(`${Q}::indices`, { dtype: 'U32', shape: [1], data: Uint32Array.from([0]) });
-        }),
+        rebuild(file(), (e) => void e.set(`${Q}::indices`, { dtype: 'U32', shape: [1], data: Uint32Array.from([0]) })),
       code: 'DS_ERR_DELTA_BAD_TENSOR',
-      message: /::gaps/,
+      message: /no tensor in the metadata claims it/,
     },
   ];
   for (const { name, file: make, code, message } of malformed) {
