@@ -17,7 +17,10 @@ export function encodingOf(choice: ValueChoice): QuantValueEncoding | null {
   return choice === 'int8' ? 'I8' : choice === 'int4' ? 'I4' : null;
 }
 
-/** The delta in format version 2, its sparse values quantized when `choice` asks for it. */
+/**
+ * The delta in format version 2, its sparse values quantized when `choice` asks for it, and
+ * sparse weights with no kept entry left out (they add nothing).
+ */
 export function quantizeDelta(delta: Delta, choice: ValueChoice, group = DEFAULT_GROUP, clip = 1): Delta {
   const encoding = encodingOf(choice);
   const metadata = {
@@ -30,8 +33,11 @@ export function quantizeDelta(delta: Delta, choice: ValueChoice, group = DEFAULT
       ...(encoding !== null && { quant_group: String(group), quant_clip: String(clip) }),
     },
   };
-  if (encoding === null) return { metadata, tensors: delta.tensors };
-  const tensors = delta.tensors.map((tensor): TensorDelta => {
+  // A weight whose every entry was dropped changes nothing: leave it out rather than spend a
+  // header record on it (a small model's p = 0.99 delta has dozens of such bias/norm vectors).
+  const kept = delta.tensors.filter((tensor) => tensor.kind === 'dense' || tensor.indices.length > 0);
+  if (encoding === null) return { metadata, tensors: kept };
+  const tensors = kept.map((tensor): TensorDelta => {
     if (tensor.kind === 'dense') return tensor;
     const quantized = quantizeValues(tensor.values, encoding, group, clip);
     return { ...tensor, values: dequantizeValues(tensor.name, quantized), quantized };
