@@ -23,7 +23,7 @@ DTYPES = {
     "U32": np.uint32, "F16": np.float16, "BF16": np.uint16, "I16": np.int16, "U16": np.uint16,
     "U8": np.uint8, "I8": np.int8, "BOOL": np.uint8, "F8_E4M3": np.uint8, "F8_E5M2": np.uint8,
 }
-INDEX_STREAMS = {"gaps8": ("::gaps8", np.uint8), "gaps16": ("::gaps16", np.uint16), "bitmask": ("::mask", np.uint8)}
+INDEX_STREAMS = {"gaps4": ("::gaps4", np.uint8), "gaps8": ("::gaps8", np.uint8), "gaps16": ("::gaps16", np.uint16), "bitmask": ("::mask", np.uint8)}
 VALUE_STREAMS = {"F32": "::values", "F16": "::values", "I8": "::codes8", "I4": "::codes4"}
 
 
@@ -39,8 +39,7 @@ def read_safetensors(data: bytes):
     return metadata, entries
 
 
-def decode_gaps(symbols: np.ndarray, nnz: int, numel: int) -> np.ndarray:
-    escape = 0xFF if symbols.dtype == np.uint8 else 0xFFFF
+def decode_gaps(symbols: np.ndarray, nnz: int, numel: int, escape: int) -> np.ndarray:
     s = symbols.astype(np.int64)
     ends = np.flatnonzero(s != escape)          # each gap ends at a symbol below the escape value
     assert len(ends) == nnz and (nnz == 0 or ends[-1] == len(s) - 1), "gap stream length"
@@ -90,7 +89,15 @@ def load_delta(path: str):
             stream, _ = INDEX_STREAMS[info["index"]]
             b, e = info["index_at"]
             raw = entries[stream][b:e]
-            indices = decode_bitmask(raw, nnz, numel) if info["index"] == "bitmask" else decode_gaps(raw, nnz, numel)
+            if info["index"] == "bitmask":
+                indices = decode_bitmask(raw, nnz, numel)
+            elif info["index"] == "gaps4":
+                nibbles = np.stack([raw & 0x0F, raw >> 4], axis=1).reshape(-1)  # low nibble first
+                used = np.flatnonzero(nibbles != 0x0F)[nnz - 1] + 1 if nnz > 0 else 0
+                assert len(nibbles) - used <= 1 and not nibbles[used:].any(), "gap stream padding"
+                indices = decode_gaps(nibbles[:used], nnz, numel, 0x0F)
+            else:
+                indices = decode_gaps(raw, nnz, numel, 0xFF if info["index"] == "gaps8" else 0xFFFF)
             vb, ve = info["values_at"]
             stored = entries[VALUE_STREAMS[info["values"]]][vb:ve]
             if info["values"] in ("I8", "I4"):

@@ -43,7 +43,7 @@ import {
   VALUES_SUFFIX,
 } from './delta-schema.js';
 import { INDEX_STREAMS, packSparse, SCALES_STREAM, valueStream, type PackedStream } from './delta-packed.js';
-import { decodeBitmask, decodeGaps } from './index-codec.js';
+import { decodeBitmask, decodeGaps, decodeGaps4 } from './index-codec.js';
 import { checkQuantizedLayout, dequantizeValues } from './value-quant.js';
 import { float32ArrayToFloat16 } from './float16.js';
 import {
@@ -311,6 +311,23 @@ function planTensor(
   return { name, record, kind: 'sparse', indices, values };
 }
 
+function decodeIndices(
+  name: string,
+  layout: StoredSparseLayout,
+  stream: ReturnType<typeof entryView>,
+  numel: number,
+): Uint32Array {
+  switch (layout.index) {
+    case 'gaps4':
+      return decodeGaps4(name, stream as Uint8Array, layout.nnz, numel);
+    case 'gaps8':
+    case 'gaps16':
+      return decodeGaps(name, stream as Uint8Array | Uint16Array, layout.nnz, numel);
+    case 'bitmask':
+      return decodeBitmask(name, stream as Uint8Array, layout.nnz, numel);
+  }
+}
+
 /**
  * Parses and fully validates a delta file. Throws the specific DS_ERR_ST_* / DS_ERR_DELTA_*
  * error for the first problem found. Tensors come back sorted by name (code-unit order).
@@ -366,17 +383,7 @@ export function decodeDelta(input: Uint8Array, options: DecodeDeltaOptions = {})
     if (plan.kind === 'sparse2') {
       const { layout } = plan;
       const numel = shapeNumel(shape);
-      const indices =
-        layout.index === 'bitmask'
-          ? decodeBitmask(plan.name, entryView(bytes, dataOffset, { ...plan.index, dtype: 'U8' }), layout.nnz, numel)
-          : decodeGaps(
-              plan.name,
-              layout.index === 'gaps8'
-                ? entryView(bytes, dataOffset, { ...plan.index, dtype: 'U8' })
-                : entryView(bytes, dataOffset, { ...plan.index, dtype: 'U16' }),
-              layout.nnz,
-              numel,
-            );
+      const indices = decodeIndices(plan.name, layout, entryView(bytes, dataOffset, plan.index), numel);
       const base = { kind: 'sparse', name: plan.name, shape, indices, rescale: plan.record.rescale } as const;
       if (plan.scales === null) return { ...base, values: floatValues(plan, indices) };
       const quantized: QuantizedValues = {

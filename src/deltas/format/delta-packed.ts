@@ -7,7 +7,7 @@
  */
 import type { DeltaValueDtype, SparseTensorDelta } from '../types.js';
 import { type StoredSparseLayout, type StoredValueEncoding } from './delta-schema.js';
-import { chooseIndexEncoding, encodeBitmask, encodeGaps, type IndexEncoding } from './index-codec.js';
+import { chooseIndexEncoding, encodeIndices, type IndexEncoding } from './index-codec.js';
 import type { SafetensorsDtype, SafetensorsTensorInput } from './safetensors.js';
 
 /** A shared stream: its entry name, its dtype, and which kinds of slices it holds. */
@@ -17,6 +17,7 @@ export interface PackedStream {
 }
 
 export const INDEX_STREAMS: Readonly<Record<IndexEncoding, PackedStream>> = {
+  gaps4: { entry: '::gaps4', dtype: 'U8' },
   gaps8: { entry: '::gaps8', dtype: 'U8' },
   gaps16: { entry: '::gaps16', dtype: 'U16' },
   bitmask: { entry: '::mask', dtype: 'U8' },
@@ -94,8 +95,7 @@ export function packSparse(
     const { indices } = tensor;
     const numel = tensor.shape.reduce((a, b) => a * b, 1);
     const index = chooseIndexEncoding(indices, numel);
-    const indexData =
-      index === 'bitmask' ? encodeBitmask(indices, numel) : encodeGaps(indices, index === 'gaps8' ? 8 : 16);
+    const indexData = encodeIndices(index, indices, numel);
     const indexAt = builder.append(INDEX_STREAMS[index], indexData);
     let size = indexData.byteLength;
     const q = tensor.quantized;

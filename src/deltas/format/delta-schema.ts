@@ -23,7 +23,7 @@ export const INDICES_SUFFIX = '::indices';
 export const VALUES_SUFFIX = '::values';
 export const DENSE_SUFFIX = '::dense';
 
-export const INDEX_ENCODINGS: readonly IndexEncoding[] = ['gaps8', 'gaps16', 'bitmask'];
+export const INDEX_ENCODINGS: readonly IndexEncoding[] = ['gaps4', 'gaps8', 'gaps16', 'bitmask'];
 export type StoredValueEncoding = DeltaValueDtype | QuantValueEncoding;
 export const STORED_VALUE_ENCODINGS: readonly StoredValueEncoding[] = ['F32', 'F16', 'I8', 'I4'];
 

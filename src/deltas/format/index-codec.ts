@@ -1,10 +1,12 @@
 /**
  * Compact kept-position streams of format version 2 (docs/delta-format.md §2.2).
  *
- * - `gaps` (U8 or U16 symbols): for each kept position, d = position − previous position − 1
- *   (the first previous position is −1), written as as many all-ones symbols (255 / 65535) as it
- *   takes, each meaning "add this much and read on", then one symbol below that value. A gap that
- *   fits costs one symbol; a long one costs one more symbol per 255 (65535) skipped.
+ * - `gaps` (4-, 8- or 16-bit symbols): for each kept position, d = position − previous position − 1
+ *   (the first previous position is −1), written as as many all-ones symbols (15 / 255 / 65535)
+ *   as it takes, each meaning "add this much and read on", then one symbol below that value. A
+ *   gap that fits costs one symbol; a long one costs one more symbol per 15 (255, 65535) skipped.
+ *   4-bit symbols are packed two per byte, the first in the low nibble; an odd count leaves a
+ *   zero high nibble in the last byte.
  * - `bitmask` (U8): bit i of byte ⌊i/8⌋ (least significant bit first) is set when position i is
  *   kept; ⌈numel/8⌉ bytes, padding bits zero.
  *
@@ -16,7 +18,7 @@
 import { DS_ERR_DELTA_BAD_STREAM, DS_ERR_DELTA_INDEX_RANGE } from '../../core/errors.js';
 
 export type GapSymbols = Uint8Array | Uint16Array;
-export type IndexEncoding = 'gaps8' | 'gaps16' | 'bitmask';
+export type IndexEncoding = 'gaps4' | 'gaps8' | 'gaps16' | 'bitmask';
 
 function badStream(name: string, reason: string): Error {
   return new DS_ERR_DELTA_BAD_STREAM(JSON.stringify(name), reason);
@@ -49,6 +51,61 @@ export function encodeGaps(indices: Uint32Array, bits: 8 | 16): GapSymbols {
       gap -= escape;
     }
     out[at++] = gap;
+  }
+  return out;
+}
+
+/** The 4-bit gap stream, two symbols per byte (low nibble first). */
+export function encodeGaps4(indices: Uint32Array): Uint8Array {
+  const out = new Uint8Array(Math.ceil(gapSymbolCount(indices, 0xf) / 2));
+  let at = 0;
+  let previous = -1;
+  const put = (symbol: number) => {
+    out[at >>> 1] = out[at >>> 1]! | (symbol << ((at & 1) << 2));
+    at++;
+  };
+  for (let k = 0; k < indices.length; k++) {
+    let gap = indices[k]! - previous - 1;
+    previous = indices[k]!;
+    while (gap >= 0xf) {
+      put(0xf);
+      gap -= 0xf;
+    }
+    put(gap);
+  }
+  return out;
+}
+
+/** `decodeGaps` for the 4-bit stream; the padding nibble of an odd count must be 0. */
+export function decodeGaps4(name: string, bytes: Uint8Array, nnz: number, numel: number): Uint32Array {
+  const out = new Uint32Array(nnz);
+  const length = bytes.length * 2;
+  let at = 0;
+  let position = -1;
+  let k = 0;
+  for (; k < nnz && at < length; k++) {
+    let symbol = (bytes[at >>> 1]! >>> ((at & 1) << 2)) & 0xf;
+    at++;
+    let gap = symbol;
+    while (symbol === 0xf && at < length) {
+      symbol = (bytes[at >>> 1]! >>> ((at & 1) << 2)) & 0xf;
+      at++;
+      gap += symbol;
+    }
+    if (symbol === 0xf) break;
+    position += gap + 1;
+    if (position >= numel) {
+      throw new DS_ERR_DELTA_INDEX_RANGE(
+        JSON.stringify(name),
+        `kept entry ${k} falls at flat index ${position}, not below ${numel} (the gap stream runs past the tensor)`,
+      );
+    }
+    out[k] = position;
+  }
+  if (k < nnz) throw badStream(name, `the gap stream ends after ${k} of the ${nnz} kept entries the metadata lists`);
+  const left = length - at;
+  if (left > 1 || (left === 1 && bytes[bytes.length - 1]! >>> 4 !== 0)) {
+    throw badStream(name, `the gap stream has ${left} symbol(s) left after the ${nnz} kept entries`);
   }
   return out;
 }
@@ -133,16 +190,30 @@ export function decodeBitmask(name: string, mask: Uint8Array, nnz: number, numel
 /** Bytes each index encoding would take for these indices. */
 export function indexEncodingBytes(indices: Uint32Array, numel: number): Record<IndexEncoding, number> {
   return {
+    gaps4: Math.ceil(gapSymbolCount(indices, 0xf) / 2),
     gaps8: gapSymbolCount(indices, 0xff),
     gaps16: 2 * gapSymbolCount(indices, 0xffff),
     bitmask: bitmaskBytes(numel),
   };
 }
 
-/** The smallest encoding (ties: gaps8, then gaps16, then bitmask — the faster decoders first). */
+/** The smallest encoding (ties: gaps8, gaps16, gaps4, then bitmask). */
 export function chooseIndexEncoding(indices: Uint32Array, numel: number): IndexEncoding {
   const bytes = indexEncodingBytes(indices, numel);
   let best: IndexEncoding = 'gaps8';
-  for (const encoding of ['gaps16', 'bitmask'] as const) if (bytes[encoding] < bytes[best]) best = encoding;
+  for (const encoding of ['gaps16', 'gaps4', 'bitmask'] as const) if (bytes[encoding] < bytes[best]) best = encoding;
   return best;
+}
+
+export function encodeIndices(encoding: IndexEncoding, indices: Uint32Array, numel: number): Uint8Array | Uint16Array {
+  switch (encoding) {
+    case 'gaps4':
+      return encodeGaps4(indices);
+    case 'gaps8':
+      return encodeGaps(indices, 8);
+    case 'gaps16':
+      return encodeGaps(indices, 16);
+    case 'bitmask':
+      return encodeBitmask(indices, numel);
+  }
 }

@@ -11,7 +11,9 @@ import {
   chooseIndexEncoding,
   decodeBitmask,
   decodeGaps,
+  decodeGaps4,
   encodeBitmask,
+  encodeGaps4,
   encodeGaps,
   indexEncodingBytes,
 } from '../../../src/deltas/format/index-codec.js';
@@ -68,16 +70,22 @@ describe('index streams', () => {
         const gaps = encodeGaps(indices, bits);
         assert.deepEqual(decodeGaps('w', gaps, indices.length, numel), indices);
       }
+      assert.deepEqual(decodeGaps4('w', encodeGaps4(indices), indices.length, numel), indices);
       assert.deepEqual(decodeBitmask('w', encodeBitmask(indices, numel), indices.length, numel), indices);
       const bytes = indexEncodingBytes(indices, numel);
+      assert.equal(bytes.gaps4, encodeGaps4(indices).byteLength);
       assert.equal(bytes.gaps8, encodeGaps(indices, 8).byteLength);
       assert.equal(bytes.gaps16, encodeGaps(indices, 16).byteLength);
-      assert.equal(bytes[chooseIndexEncoding(indices, numel)], Math.min(bytes.gaps8, bytes.gaps16, bytes.bitmask));
+      assert.equal(
+        bytes[chooseIndexEncoding(indices, numel)],
+        Math.min(bytes.gaps4, bytes.gaps8, bytes.gaps16, bytes.bitmask),
+      );
     });
   }
 
-  it('a kept density above ~1/8 chooses the bitmask, a sparse one the 8-bit gaps, a very sparse one the 16-bit gaps', () => {
+  it('a kept density above ~1/4 chooses the bitmask, ~1/10 the 4-bit gaps, ~1/100 the 8-bit gaps, ~1/10⁵ the 16-bit gaps', () => {
     assert.equal(chooseIndexEncoding(sortedUnique(rng, 5000, 10_000), 10_000), 'bitmask');
+    assert.equal(chooseIndexEncoding(sortedUnique(rng, 1000, 10_000), 10_000), 'gaps4');
     assert.equal(chooseIndexEncoding(sortedUnique(rng, 1000, 100_000), 100_000), 'gaps8');
     assert.equal(chooseIndexEncoding(sortedUnique(rng, 100, 10_000_000), 10_000_000), 'gaps16');
   });
@@ -99,13 +107,25 @@ describe('index streams', () => {
       'DS_ERR_DELTA_INDEX_RANGE',
       /runs past the tensor/,
     );
+    assertCode(
+      () => decodeGaps4('w', Uint8Array.from([0x21]), 1, 100),
+      'DS_ERR_DELTA_BAD_STREAM',
+      /1 symbol\(s\) left/,
+    );
+    assertCode(
+      () => decodeGaps4('w', Uint8Array.from([0x21, 0x03]), 2, 100),
+      'DS_ERR_DELTA_BAD_STREAM',
+      /2 symbol\(s\) left/,
+    );
+    assertCode(() => decodeGaps4('w', Uint8Array.from([0xff]), 1, 100), 'DS_ERR_DELTA_BAD_STREAM', /ends after 0/);
+    assertCode(() => decodeGaps4('w', Uint8Array.from([0x0f, 0x0f]), 1, 10), 'DS_ERR_DELTA_INDEX_RANGE', /runs past/);
     assertCode(() => decodeBitmask('w', Uint8Array.from([0xff]), 9, 8), 'DS_ERR_DELTA_BAD_STREAM', /keeps 8 entries/);
     assertCode(() => decodeBitmask('w', Uint8Array.from([0xff]), 7, 8), 'DS_ERR_DELTA_BAD_STREAM', /more than the 7/);
     assertCode(() => decodeBitmask('w', Uint8Array.from([0x81]), 2, 7), 'DS_ERR_DELTA_INDEX_RANGE', /padding bit 7/);
     assertCode(() => decodeBitmask('w', Uint8Array.from([1, 0]), 1, 8), 'DS_ERR_DELTA_BAD_STREAM', /2 bytes/);
   });
 
-  it('random gap streams either decode to in-range increasing indices or raise a DS_ERR_DELTA_* error (fuzz)', () => {
+  it('random gap streams and bitmasks either decode to in-range increasing indices or raise a DS_ERR_DELTA_* error (fuzz)', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 200 }), fc.nat(300), fc.nat(5000), (bytes, nnz, numel) => {
         try {
@@ -207,7 +227,7 @@ describe('format version 2 files', () => {
     );
   });
 
-  const Q = 'layer.0.ffn.weight';
+  const Q = 'layer.0.ffn.weight'; // 10 % kept: stored as 4-bit gaps
   const file = () => encodeDelta(asV2(sampleDelta('F16'), { encoding: 'I4', group: 16 }));
   const recordOf = (f: Uint8Array) =>
     (JSON.parse(parseSafetensors(f).metadata['tensors']!) as Record<string, Record<string, number[] | undefined>>)[Q]!;
@@ -292,10 +312,10 @@ describe('format version 2 files', () => {
     {
       name: 'gap stream runs past the tensor',
       file: () =>
-        rebuild(
-          file(),
-          (e) => void ((e.get('::gaps8')!.data as Uint8Array)[recordOf(file())['index_at']![0]! + 3] = 254),
-        ),
+        rebuild(file(), (e) => {
+          const [begin, end] = recordOf(file())['index_at']!;
+          (e.get('::gaps4')!.data as Uint8Array).fill(0xee, begin!, end!); // every gap 14: 15 apart
+        }),
       code: 'DS_ERR_DELTA_INDEX_RANGE',
       message: /runs past/,
     },
@@ -310,7 +330,7 @@ describe('format version 2 files', () => {
       name: 'the shared gaps stored as U16',
       file: () =>
         rebuild(file(), (e) => {
-          const g = e.get('::gaps8')!;
+          const g = e.get('::gaps4')!;
           g.dtype = 'U16';
           g.data = Uint16Array.from(g.data as Uint8Array);
         }),

@@ -32,7 +32,13 @@ function streamsDelta(): Delta {
   };
   return {
     metadata: base.metadata,
-    tensors: [sparse('dense.part', 4096, 3), sparse('sparse.part', 4096, 40), sparse('rare.part', 2_000_000, 70_001)],
+    tensors: [
+      sparse('dense.part', 4096, 3),
+      sparse('tenth.part', 4096, 9),
+      sparse('odd.part', 4096, 11),
+      sparse('sparse.part', 4096, 40),
+      sparse('rare.part', 2_000_000, 70_001),
+    ],
   };
 }
 
@@ -57,7 +63,7 @@ test('the Python reader decodes every file kind and every served zoo delta exact
       if (existsSync(path)) files.push(path);
     }
     const streams = decodeDelta(encodeDelta(quantizeDelta(streamsDelta(), 'int4', 64)));
-    assert.ok(streams.tensors.length === 3);
+    assert.ok(streams.tensors.length === 5);
 
     const run = spawnSync(PYTHON, [join(ROOT, 'docs/examples/read_delta.py'), ...files], { encoding: 'utf8' });
     assert.equal(run.status, 0, run.stderr);
