@@ -44,6 +44,11 @@ export interface DeltaStats {
     readonly fileBytes: number;
     /** fileBytes × 8 / numel: what the delta costs per parameter it covers. */
     readonly bitsPerParam: number;
+    /**
+     * Bytes of the decoded form in memory (what the delta cache charges): a U32 index and an F32
+     * value per kept entry, an F32 per dense element — whatever the file's format.
+     */
+    readonly memoryBytes: number;
   };
 }
 
@@ -137,6 +142,10 @@ export function inspectDelta(delta: Delta): DeltaStats {
       dataBytes: totalData,
       fileBytes,
       bitsPerParam: ratio(fileBytes * 8, totalNumel),
+      memoryBytes: delta.tensors.reduce(
+        (n, t) => n + 4 * t.values.length + (t.kind === 'sparse' ? 4 * t.indices.length : 0),
+        0,
+      ),
     },
   };
 }
