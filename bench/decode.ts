@@ -6,7 +6,7 @@
  * rate 0.9, about 8.5 M nonzeros), encodes it as fp32 and fp16, then times `decodeDelta` with
  * the base-shape and fingerprint checks a server runs. Run: node --import tsx bench/decode.ts
  */
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { SeededRng } from '../src/core/rng.js';
 import { dareKeptIndices } from '../src/compress/dare.js';
@@ -162,7 +162,9 @@ export async function runDecodeBench(): Promise<string> {
     `### Delta decode (decodeDelta with baseShapes + fingerprint check), median of ${REPETITIONS}`,
     '',
     `BERT-base-like delta: ${LAYERS} layers × (4 × ${HIDDEN}×${HIDDEN} + 2 × ${HIDDEN}×${INTERMEDIATE}), drop rate ${DROP_RATE}.`,
-    `CPU: ${cpus()[0]?.model ?? 'unknown'} · Node ${process.version} · \`node --import tsx bench/decode.ts\``,
+    `CPU: ${cpus()[0]?.model ?? 'unknown'} · Node ${process.version} · \`node --import tsx bench/decode.ts\` · ${new Date().toISOString().slice(0, 10)} · load average ${loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' / ')} on ${cpus().length} cores (a shared machine: compare rows of one run, as ratios)`,
     '',
     '| values | file MB | nonzeros (M) | median decode ms | GB/s | M nonzeros/s |',
     '|---|---:|---:|---:|---:|---:|',
