@@ -144,7 +144,7 @@ function formatComparison(shapes: Map<string, number[]>): string[] {
   const regenerateMs = Number(process.hrtime.bigint() - start) / 1e6;
   lines.push(
     '',
-    `Regenerating a p = 0.9 uniform mask from its seed (${(kept / 1e6).toFixed(2)} M kept positions, src/compress/dare.ts): ${regenerateMs.toFixed(0)} ms, against the stored 8-bit gap stream it would replace (≈ 1 byte per kept entry, ${((kept * 8) / params).toFixed(2)} bits/param) whose expansion is part of the decode times above.`,
+    `Regenerating a p = 0.9 uniform mask from its seed (${(kept / 1e6).toFixed(2)} M kept positions, src/compress/dare.ts): ${regenerateMs.toFixed(0)} ms, against the stored 4-bit gap stream it would replace (≈ 0.63 bytes per kept entry, ${((kept * 0.63 * 8) / params).toFixed(2)} bits/param) whose expansion is part of the decode times above.`,
   );
   return lines;
 }
