@@ -289,7 +289,9 @@ async function emptyCaches(replicas: readonly Replica[]): Promise<void> {
 }
 
 async function countersOf(replica: Replica): Promise<Counters> {
-  const text = await (await request(`${replica.url}/metrics`)).body.text();
+  const text = await (
+    await request(`${replica.url}/metrics`, { headers: { authorization: `Bearer ${DEV_ADMIN_KEY}` } })
+  ).body.text();
   const sum = (name: string) =>
     text
       .split('\n')

@@ -151,7 +151,9 @@ async function soak(gateway: GatewayProcess, pool: Pool, minutes: number): Promi
 
   const lastProbe = await probe();
   const fdEnd = await fds();
-  const metrics = await (await pool.request({ path: '/metrics', method: 'GET' })).body.text();
+  const metrics = await (
+    await pool.request({ path: '/metrics', method: 'GET', headers: { authorization: ADMIN_HEADERS.authorization } })
+  ).body.text();
   const evictions = [...metrics.matchAll(/^deltaserve_delta_cache_evictions_total\{[^}]*\} (\S+)$/gm)].reduce(
     (n, m) => n + Number(m[1]),
     0,

@@ -117,7 +117,7 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
       maxQueued: config.http.imageDecodeQueue,
       timeoutMs: config.http.imageDecodeTimeoutMs,
     }),
-    metricsRequireAdmin: config.telemetry.metricsRequireAdmin,
+    metricsAccess: { keySha256: config.telemetry.metricsKeySha256, anonymous: config.telemetry.metricsAnonymous },
     lifecycle: { shuttingDown: false },
   };
 
@@ -205,6 +205,7 @@ export function engineOptionsFor(
         },
       },
       cacheMaxBytes: config.engine.cacheBytes,
+      sideKernel: { kernel: config.engine.sideKernel, threads: config.engine.sideKernelThreads },
       source: {
         fileRoot: config.deltas.fileRoot,
         allowedSchemes: [...config.deltas.allowedSchemes],

@@ -4,6 +4,7 @@
  * Exit 0 when every threshold held, 1 when one failed or a scenario aborted, 2 on bad usage or
  * a refused target.
  */
+import { realpathSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -187,6 +188,8 @@ export async function main(argv: string[]): Promise<number> {
   return failed.length === 0 && result.aborted.length === 0 ? 0 : 1;
 }
 
-if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
+// Real paths on both sides: started through a symlinked folder, argv[1] keeps the link while
+// import.meta.url does not, and the runner would exit 0 having run nothing.
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === realpathSync(resolve(process.argv[1]))) {
   process.exitCode = await main(process.argv.slice(2));
 }

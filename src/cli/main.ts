@@ -7,12 +7,14 @@ import { COMPRESS_USAGE, compressCommand } from './commands/compress.js';
 import { INSPECT_USAGE, inspectCommand } from './commands/inspect.js';
 import { EVAL_USAGE, evalCommand } from './commands/eval.js';
 import { SYNTH_USAGE, synthCommand } from './commands/synth.js';
+import { CALIB_USAGE, calibCommand } from './commands/calib.js';
 
 const USAGE = `usage: deltaserve <command> [options]
 
 commands:
   serve      start the HTTP gateway (see README: configuration)
-  compress   make a delta file from a base and a fine-tuned ONNX model (dare, darex-q, magnitude)
+  compress   make a delta file from a base and a fine-tune (ONNX or state dict; dare, darex-q, magnitude, auto)
+  calib      make a calibration file from a folder of inputs (PNG images, .npy or .json tensors)
   inspect    show a delta file's metadata and per-tensor statistics
   eval       accuracy of base (+ delta) on a labelled sample set
   synth      write synthetic transformer-encoder models (for tests and benchmarks)
@@ -27,6 +29,7 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   compress: { usage: COMPRESS_USAGE, run: async (argv) => print(await compressCommand(argv)) },
   inspect: { usage: INSPECT_USAGE, run: async (argv) => console.log(await inspectCommand(argv)) },
+  calib: { usage: CALIB_USAGE, run: async (argv) => print(await calibCommand(argv)) },
   eval: { usage: EVAL_USAGE, run: async (argv) => print(await evalCommand(argv)) },
   synth: { usage: SYNTH_USAGE, run: async (argv) => print(await synthCommand(argv)) },
   serve: {

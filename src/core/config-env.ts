@@ -29,6 +29,8 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
   { env: 'DELTASERVE_DEVICE_ID', field: 'engine.deviceId', kind: 'integer' },
   { env: 'DELTASERVE_MODE', field: 'engine.mode', kind: 'string' },
   { env: 'DELTASERVE_INTRA_OP_THREADS', field: 'engine.intraOpThreads', kind: 'integer' },
+  { env: 'DELTASERVE_KERNEL', field: 'engine.sideKernel', kind: 'string' },
+  { env: 'DELTASERVE_SIDE_KERNEL_THREADS', field: 'engine.sideKernelThreads', kind: 'integer' },
   { env: 'DELTASERVE_CACHE_BYTES', field: 'engine.cacheBytes', kind: 'integer' },
   { env: 'DELTASERVE_MAX_BATCH_SIZE', field: 'batching.maxBatchSize', kind: 'integer' },
   { env: 'DELTASERVE_MAX_QUEUE_DELAY_MS', field: 'batching.maxQueueDelayMs', kind: 'number' },
@@ -45,6 +47,8 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
   { env: 'DELTASERVE_REGISTRY_POLL_INTERVAL_MS', field: 'registry.pollIntervalMs', kind: 'integer' },
   { env: 'DELTASERVE_ADMIN_KEY_SHA256', field: 'admin.keySha256', kind: 'list' },
   { env: 'DELTASERVE_OTLP_ENDPOINT', field: 'telemetry.otlpEndpoint', kind: 'string' },
+  { env: 'DELTASERVE_METRICS_KEY_SHA256', field: 'telemetry.metricsKeySha256', kind: 'list' },
+  { env: 'DELTASERVE_METRICS_ANONYMOUS', field: 'telemetry.metricsAnonymous', kind: 'boolean' },
   { env: 'DELTASERVE_LOG_LEVEL', field: 'logLevel', kind: 'string' },
   { env: 'DELTASERVE_SHUTDOWN_GRACE_MS', field: 'shutdownGraceMs', kind: 'integer' },
 ];

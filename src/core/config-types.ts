@@ -6,6 +6,8 @@
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
 export type ActivationMode = 'patch' | 'graph' | 'mixed';
+/** Mixed mode's side-path kernel: the native addon when it built (`auto`), always (`native`), or the portable one (`js`). */
+export type SideKernelChoice = 'auto' | 'native' | 'js';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type DeltaScheme = 'file' | 'http' | 'https';
 
@@ -70,6 +72,10 @@ export interface GatewayConfig {
     readonly deviceId: number;
     readonly mode: ActivationMode;
     readonly intraOpThreads: number;
+    /** Mixed mode: which side-path kernel runs. */
+    readonly sideKernel: SideKernelChoice;
+    /** Mixed mode: threads of one native side-kernel call; 0 = as many as `intraOpThreads` (0 there too: all cores). */
+    readonly sideKernelThreads: number;
     readonly cacheBytes: number;
     readonly restartDelayMs: number;
     readonly maxRestartDelayMs: number;
@@ -139,8 +145,13 @@ export interface GatewayConfig {
   readonly telemetry: {
     readonly serviceName: string;
     readonly otlpEndpoint: string | null;
-    /** Require the admin key on `/metrics` (its labels name tenants and tasks). */
-    readonly metricsRequireAdmin: boolean;
+    /**
+     * sha256 hex digests of scraper keys: `/metrics` (whose labels name tenants and tasks) takes
+     * `Authorization: Bearer <key>` with one of these or the admin key. Default [].
+     */
+    readonly metricsKeySha256: readonly string[];
+    /** Serve `/metrics` without a key. Default false: an explicit opt-in. */
+    readonly metricsAnonymous: boolean;
   };
   readonly logLevel: LogLevel;
   readonly shutdownGraceMs: number;

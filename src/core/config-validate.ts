@@ -18,6 +18,7 @@ import type {
   GatewayConfig,
   LogLevel,
   RateLimitConfig,
+  SideKernelChoice,
   TenantConfig,
 } from './config-types.js';
 
@@ -39,6 +40,7 @@ const TOP_KEYS = [
 ] as const;
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const PROVIDERS: readonly ExecutionProvider[] = ['cpu', 'cuda', 'webgpu'];
+const SIDE_KERNELS: readonly SideKernelChoice[] = ['auto', 'native', 'js'];
 const MAX_MS = 24 * 3600 * 1000;
 const GIB = 1024 ** 3;
 
@@ -87,6 +89,8 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
     'deviceId',
     'mode',
     'intraOpThreads',
+    'sideKernel',
+    'sideKernelThreads',
     'cacheBytes',
     'restartDelayMs',
     'maxRestartDelayMs',
@@ -128,6 +132,8 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
     deviceId: r.integer(engineObj, 'deviceId', 'engine', 0, 64, 0),
     mode,
     intraOpThreads: r.integer(engineObj, 'intraOpThreads', 'engine', 0, 1024, 0),
+    sideKernel: r.oneOf<SideKernelChoice>(engineObj, 'sideKernel', 'engine', SIDE_KERNELS, 'auto'),
+    sideKernelThreads: r.integer(engineObj, 'sideKernelThreads', 'engine', 0, 1024, 0),
     cacheBytes: r.integer(engineObj, 'cacheBytes', 'engine', 1, 1024 * GIB, 256 * 1024 ** 2),
     restartDelayMs: r.integer(engineObj, 'restartDelayMs', 'engine', 1, MAX_MS, 200),
     maxRestartDelayMs: r.integer(engineObj, 'maxRestartDelayMs', 'engine', 1, MAX_MS, 10_000),
@@ -277,7 +283,20 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
   const tenants = r.array(root.tenants, 'tenants').map((value, i) => readTenant(r, value, `tenants[${i}]`));
   checkKeys(r, tenants, admin.keySha256, devMode);
 
-  const telemetryObj = r.object(root.telemetry, 'telemetry', ['serviceName', 'otlpEndpoint', 'metricsRequireAdmin']);
+  const telemetryObj = r.object(root.telemetry, 'telemetry', [
+    'serviceName',
+    'otlpEndpoint',
+    'metricsKeySha256',
+    'metricsAnonymous',
+    'metricsRequireAdmin',
+  ]);
+  if (telemetryObj.metricsRequireAdmin !== undefined) {
+    // Retired (issue 22, item 9): /metrics is now protected by default; say what replaces it.
+    r.fail(
+      'telemetry.metricsRequireAdmin',
+      'is retired: /metrics now always takes the admin key or a scraper key listed in telemetry.metricsKeySha256 (sha256 hex); set telemetry.metricsAnonymous: true to serve it without a key',
+    );
+  }
   const otlpEndpoint = r.optionalString(telemetryObj, 'otlpEndpoint', 'telemetry');
   if (otlpEndpoint !== null && !/^https?:\/\/[^/\s]+/.test(otlpEndpoint)) {
     r.fail('telemetry.otlpEndpoint', `expected an http(s) URL, got ${JSON.stringify(otlpEndpoint)}`);
@@ -285,8 +304,19 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
   const telemetry = {
     serviceName: r.string(telemetryObj, 'serviceName', 'telemetry', 'deltaserve'),
     otlpEndpoint,
-    metricsRequireAdmin: r.boolean(telemetryObj, 'metricsRequireAdmin', 'telemetry', false),
+    metricsKeySha256: r
+      .strings(telemetryObj, 'metricsKeySha256', 'telemetry', [])
+      .map((h, i) => r.sha256(h, `telemetry.metricsKeySha256[${i}]`)),
+    metricsAnonymous: r.boolean(telemetryObj, 'metricsAnonymous', 'telemetry', false),
   };
+  telemetry.metricsKeySha256.forEach((hash, i) => {
+    if (admin.keySha256.includes(hash) || tenants.some((tenant) => tenant.keySha256.includes(hash))) {
+      r.fail(
+        `telemetry.metricsKeySha256[${i}]`,
+        'is also an admin or tenant key hash; give the scraper a key of its own',
+      );
+    }
+  });
 
   return {
     source: options.source,

@@ -4,12 +4,12 @@
  * (`config-env.ts`), then validation (`config-validate.ts`). Everything that can be wrong with a
  * configuration surfaces here, as one DS_ERR_CONFIG_INVALID naming the field and the reason.
  */
-import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { DS_ERR_CONFIG_INVALID, DS_ERR_FILE_READ } from './errors.js';
 import { applyEnvOverrides } from './config-env.js';
+import { readRegularFile } from './regular-file.js';
 import { validateConfig } from './config-validate.js';
 import type { GatewayConfig } from './config-types.js';
 
@@ -35,7 +35,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Gatew
   const path = configPathFrom(options);
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readRegularFile(path, 'utf8');
   } catch (error) {
     throw new DS_ERR_FILE_READ(`configuration file ${path}`, (error as Error).message);
   }

@@ -61,6 +61,11 @@ export const DS_ERR_DELTA_NON_FINITE = createError(
   'Delta tensor %s holds a non-finite value (NaN or Inf) at position %s',
   422,
 );
+export const DS_ERR_DELTA_HEADER_LIMIT = createError(
+  'DS_ERR_DELTA_HEADER_LIMIT',
+  'Delta header exceeds a structural limit: %s',
+  422,
+);
 export const DS_ERR_DELTA_BASE_MISMATCH = createError(
   'DS_ERR_DELTA_BASE_MISMATCH',
   'Delta was made for base %s but the base in use is %s',
@@ -82,6 +87,9 @@ export const DS_ERR_ONNX_INVALID = createError('DS_ERR_ONNX_INVALID', 'ONNX mode
 export const DS_ERR_ONNX_INCOMPATIBLE = createError('DS_ERR_ONNX_INCOMPATIBLE', 'ONNX models do not match: %s', 422);
 
 // --- compression (src/compress) ----------------------------------------------------------------
+export const DS_ERR_STATE_DICT = createError('DS_ERR_STATE_DICT', 'State dict %s: %s', 422);
+export const DS_ERR_NAME_MAP = createError('DS_ERR_NAME_MAP', 'State-dict name map: %s', 422);
+export const DS_ERR_CALIB_INPUT = createError('DS_ERR_CALIB_INPUT', 'Calibration input %s: %s', 422);
 
 // --- engine (src/engine) -----------------------------------------------------------------------
 export const DS_ERR_INFER_BAD_INPUT = createError('DS_ERR_INFER_BAD_INPUT', 'Invalid inference input: %s', 400);

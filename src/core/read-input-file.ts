@@ -1,6 +1,6 @@
 /** Reading a file a user named (CLI argument, config path): any failure is DS_ERR_FILE_READ naming it. */
-import { readFile } from 'node:fs/promises';
 import { DS_ERR_FILE_READ } from './errors.js';
+import { readRegularFile } from './regular-file.js';
 
 const REASONS: Readonly<Record<string, string>> = {
   ENOENT: 'no such file',
@@ -10,7 +10,7 @@ const REASONS: Readonly<Record<string, string>> = {
 
 export async function readInputFile(path: string, what = 'file'): Promise<Buffer> {
   try {
-    return await readFile(path);
+    return await readRegularFile(path);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw new DS_ERR_FILE_READ(`${what} ${path}`, (code && REASONS[code]) ?? (error as Error).message);

@@ -2,12 +2,20 @@
  * The engine as the HTTP layer sees it: `infer(task, inputs)` and the cache verbs, with the
  * worker thread, its restarts, the scheduler and delta residency hidden behind them.
  *
- * Data path for one request: the task's queue → a batch of that task → the worker leases the
- * batch's delta from its cache and runs it → results. Residency is the worker's to know: this
- * side keeps no copy of it. A batch whose delta is not cached is refused when it reaches the
- * worker (DS_ERR_DELTA_NOT_RESIDENT); its requests then wait for the load outside the queue
- * (the worker fetches, verifies, decodes and caches the delta between runs, so other tasks
- * keep running) and are queued again.
+ * Data path for one request: the task's queue → a batch (of that task; in mixed mode, of any
+ * tasks) → the worker leases the batch's deltas from its cache and runs it → one result per
+ * request, in every mode: its outputs, or "not resident" with its inputs handed back.
+ *
+ * Residency. The worker's cache is the truth; this side keeps a hint of it from the cache's
+ * events (`resident`). A request whose delta is not known to be resident waits for its load
+ * outside the queue (the worker fetches, verifies, decodes and caches between runs, so other
+ * tasks keep running) and only then queues: the queues, and so mixed batches, are filled with
+ * requests whose deltas are resident, and the rest load in the background. While any request
+ * of a task is queued or running the engine `hold`s its delta in the worker (a lease), so no
+ * other load evicts it before the batch runs. A request still finds its delta gone when it was
+ * dropped on request (unload, retire) or the hint was stale; it never fails for that: it waits,
+ * within its deadline, while the delta loads again, queues again, and the engine reports a
+ * `delta-reload` (`deltaserve_delta_reloads_total`).
  *
  * Worker lifecycle: if the worker dies, every call in flight fails at once with
  * DS_ERR_ENGINE_CRASHED, requests arriving meanwhile fail with DS_ERR_ENGINE_NOT_READY, and a
@@ -15,12 +23,7 @@
  * reset after a worker has served for a minute). Pins are re-applied to the new worker. The
  * cache lives in the worker, so a restart empties it.
  */
-import {
-  DS_ERR_DEADLINE_EXCEEDED,
-  DS_ERR_DELTA_NOT_RESIDENT,
-  DS_ERR_ENGINE_NOT_READY,
-  DS_ERR_TASK_UNAVAILABLE,
-} from '../core/errors.js';
+import { DS_ERR_DEADLINE_EXCEEDED, DS_ERR_ENGINE_NOT_READY, DS_ERR_TASK_UNAVAILABLE } from '../core/errors.js';
 import type { TaskRef } from '../deltas/types.js';
 import {
   MIXED_BATCH,
@@ -28,18 +31,10 @@ import {
   type SchedulerEvent,
   type SchedulerOptions,
   type SchedulerStats,
-} from '../scheduler/scheduler.js';
+} from '../scheduler/index.js';
 import type { ModelIO } from '../onnx/io-signature.js';
-import type {
-  EngineEvent,
-  LoadReply,
-  MixedRunReply,
-  ReadyInfo,
-  RunReply,
-  WorkerCrash,
-  WorkerStats,
-} from './protocol.js';
-import type { MixedTimings } from './runtime/mixed/mixed-pipeline.js';
+import { PerTaskTasks, type PerTaskBatching } from './per-task-batching.js';
+import type { EngineEvent, LoadReply, MixedTimings, ReadyInfo, WorkerCrash, WorkerStats } from './protocol.js';
 import { transferablesOf, type NamedTensors } from './tensors.js';
 import { WorkerClient } from './worker-client.js';
 import type { WorkerOptions } from './worker-options.js';
@@ -68,6 +63,8 @@ export type EngineLifecycleEvent =
     }
   /** A task's delta was dropped on request (`evict`: unload, retire), cached or not. */
   | { readonly type: 'dropped'; readonly key: string }
+  /** A queued request found its task's delta gone when its batch ran; it waits for it to load again. */
+  | { readonly type: 'delta-reload'; readonly key: string }
   | { readonly type: 'scheduler'; readonly event: SchedulerEvent };
 
 /** Everything the engine reports: the worker's cache and activation events and its own. */
@@ -105,12 +102,13 @@ export interface InferResult {
 
 interface Job {
   readonly task: TaskRef | null;
-  /** Transferred to the worker with each try; a refused batch's inputs come back here. */
+  /** Transferred to the worker with each try; a request handed back brings its inputs back here. */
   inputs: NamedTensors;
 }
+/** One request's result from its batch, the same in every mode: it ran, or its delta was not resident. */
 type JobResult = Omit<InferResult, 'queueMs' | 'load' | 'cacheHit'> | typeof NOT_RESIDENT;
 
-/** A mixed batch's answer for a request whose delta was not cached when the batch reached the worker. */
+/** The answer for a request whose delta was not cached when its batch reached the worker. */
 const NOT_RESIDENT = Symbol('not resident');
 
 export interface EngineStats {
@@ -124,9 +122,6 @@ const BASE_QUEUE = '@base';
 /** The `batch` event's key for a batch holding requests of several tasks. */
 export const MIXED_KEY = MIXED_BATCH;
 
-/** Loads a request may wait for before giving up, when a tiny cache keeps evicting its delta before its batch runs. */
-const MAX_RESIDENCY_TRIES = 3;
-
 export class Engine {
   private client: WorkerClient | null = null;
   private info: ReadyInfo | null = null;
@@ -134,8 +129,12 @@ export class Engine {
   private readonly pinned = new Map<string, TaskRef>();
   private readonly loading = new Map<string, Promise<LoadReply>>();
   private readonly listeners = new Set<EngineListener>();
-  /** Mixed mode: tasks the worker reported it runs in per-task batches (their delta touches a weight mixed batches cannot serve). */
-  private readonly perTaskKeys = new Set<string>();
+  /** Mixed mode: tasks the worker reported it runs in per-task batches. */
+  private readonly perTask = new PerTaskTasks();
+  /** Tasks whose delta the worker's cache reported loaded and not since evicted (a hint). */
+  private readonly resident = new Set<string>();
+  /** Tasks with requests queued or running, and how many: their deltas are held in the worker. */
+  private readonly holds = new Map<string, { readonly task: TaskRef; count: number }>();
   private restartDelay: number;
   private restartTimer: NodeJS.Timeout | null = null;
   private restarts = 0;
@@ -152,7 +151,7 @@ export class Engine {
       }),
       ...(options.worker.base.mode === 'mixed' && {
         // Tasks found to need the per-task fallback get per-task batches; everything else mixes.
-        mixable: (queue: string) => !this.perTaskKeys.has(queue),
+        mixable: (queue: string) => !this.perTask.has(queue),
       }),
     });
   }
@@ -185,6 +184,11 @@ export class Engine {
     return this.scheduler.admissionError();
   }
 
+  /** Mixed mode: why a task runs in per-task batches; null while it mixes (and in other modes). */
+  perTaskBatchingOf(key: string): PerTaskBatching | null {
+    return this.perTask.of(key);
+  }
+
   get restartCount(): number {
     return this.restarts;
   }
@@ -199,28 +203,26 @@ export class Engine {
     this.assertReady();
     const started = performance.now();
     const job: Job = { task, inputs };
-    let load: LoadTimings | undefined;
-    for (let tries = 1; ; tries++) {
-      try {
-        const result = await this.scheduler.submit(task?.key ?? BASE_QUEUE, job, options);
-        if (result === NOT_RESIDENT) throw new DS_ERR_DELTA_NOT_RESIDENT(task?.key ?? BASE_QUEUE);
-        const queueMs = Math.max(
-          0,
-          performance.now() - started - (load?.ms ?? 0) - result.inferMs - result.activationMs,
-        );
-        return { ...result, cacheHit: !load, queueMs, ...(load && { load }) };
-      } catch (error) {
-        if (task === null || (error as { code?: string }).code !== 'DS_ERR_DELTA_NOT_RESIDENT') throw error;
-        if (tries > MAX_RESIDENCY_TRIES) throw asUnavailable(task.key, error as Error);
-        // Waited for outside the queue: the worker loads between runs, other tasks keep running.
-        const waitStarted = performance.now();
-        const reply = await withDeadline(this.loadDelta(task), options, task.key);
-        const ms = (load?.ms ?? 0) + performance.now() - waitStarted;
-        const phases = reply.hit
-          ? load
-          : { fetchMs: reply.phases.fetch, verifyMs: reply.phases.verify, decodeMs: reply.phases.decode };
-        load = { ...phases, ms };
+    if (task === null) return this.finish(await this.scheduler.submit(BASE_QUEUE, job, options), started, undefined);
+    const resident = this.resident.has(task.key);
+    // A cold request waits for its load before it queues: refuse it now if the queues are full,
+    // as its submit would have been.
+    if (!resident) {
+      const overloaded = this.scheduler.admissionError();
+      if (overloaded) throw overloaded;
+    }
+    this.hold(task);
+    try {
+      // Not known to be resident: load first, so the queue holds only work that can run.
+      let load = resident ? undefined : await this.waitForLoad(task, options, undefined);
+      for (;;) {
+        const result = await this.scheduler.submit(task.key, job, options);
+        if (result !== NOT_RESIDENT) return this.finish(result, started, load);
+        this.emit({ type: 'delta-reload', key: task.key });
+        load = await this.waitForLoad(task, options, load);
       }
+    } finally {
+      this.unhold(task.key);
     }
   }
 
@@ -232,7 +234,7 @@ export class Engine {
   async pin(task: TaskRef): Promise<void> {
     this.assertReady();
     try {
-      await this.client!.call<void>({ op: 'pin', task });
+      await this.client!.call({ op: 'pin', task });
     } catch (error) {
       throw asUnavailable(task.key, error as Error);
     }
@@ -241,18 +243,18 @@ export class Engine {
 
   async unpin(key: string): Promise<void> {
     this.pinned.delete(key);
-    if (this.ready) await this.client!.call<void>({ op: 'unpin', key });
+    if (this.ready) await this.client!.call({ op: 'unpin', key });
   }
 
   /** Unpins and drops a task's delta from the cache; running batches keep their lease. */
   async evict(key: string): Promise<void> {
     this.pinned.delete(key);
-    if (this.ready) await this.client!.call<void>({ op: 'evict', key });
+    if (this.ready) await this.client!.call({ op: 'evict', key });
     this.emit({ type: 'dropped', key });
   }
 
   async stats(): Promise<EngineStats> {
-    const worker = this.ready ? await this.client!.call<WorkerStats>({ op: 'stats' }) : null;
+    const worker = this.ready ? await this.client!.call({ op: 'stats' }) : null;
     return { worker, queued: this.scheduler.stats().queued, restarts: this.restarts, ready: this.ready };
   }
 
@@ -264,7 +266,7 @@ export class Engine {
   /** Fault injection for tests and drills: the worker dies while handling its next batch. */
   async crashWorkerOnNextBatch(how: WorkerCrash = 'throw'): Promise<void> {
     this.assertReady();
-    await this.client!.call<void>({ op: 'crash-on-next-run', how });
+    await this.client!.call({ op: 'crash-on-next-run', how });
   }
 
   /** Stops taking work, lets queued and running batches finish (up to `drainMs`), stops the worker. */
@@ -276,12 +278,47 @@ export class Engine {
     await this.client?.stop();
   }
 
-  /** One load per key at a time: requests refused for the same delta share it. */
+  private finish(result: JobResult, started: number, load: LoadTimings | undefined): InferResult {
+    if (result === NOT_RESIDENT) throw new Error('a request of the base model came back "not resident"');
+    const queueMs = Math.max(0, performance.now() - started - (load?.ms ?? 0) - result.inferMs - result.activationMs);
+    return { ...result, cacheHit: !load, queueMs, ...(load && { load }) };
+  }
+
+  /** Waits (outside the queue, within the request's deadline) for the task's delta to load; adds to `load`. */
+  private async waitForLoad(task: TaskRef, options: InferOptions, load: LoadTimings | undefined): Promise<LoadTimings> {
+    const waitStarted = performance.now();
+    const reply = await withDeadline(this.loadDelta(task), options, task.key);
+    const ms = (load?.ms ?? 0) + performance.now() - waitStarted;
+    const phases = reply.hit
+      ? load
+      : { fetchMs: reply.phases.fetch, verifyMs: reply.phases.verify, decodeMs: reply.phases.decode };
+    return { ...phases, ms };
+  }
+
+  /** A request of `task` is queued or waiting for its load: keep its delta resident in the worker. */
+  private hold(task: TaskRef): void {
+    const held = this.holds.get(task.key);
+    if (held) {
+      held.count++;
+      return;
+    }
+    this.holds.set(task.key, { task, count: 1 });
+    if (this.ready) this.client!.call({ op: 'hold', task }).catch(() => undefined); // a new worker gets it in spawn()
+  }
+
+  private unhold(key: string): void {
+    const held = this.holds.get(key);
+    if (!held || --held.count > 0) return;
+    this.holds.delete(key);
+    if (this.ready) this.client!.call({ op: 'release', key }).catch(() => undefined);
+  }
+
+  /** One load per key at a time: requests waiting for the same delta share it. */
   private loadDelta(task: TaskRef): Promise<LoadReply> {
     this.assertReady();
     let loading = this.loading.get(task.key);
     if (!loading) {
-      loading = this.client!.call<LoadReply>({ op: 'load', task })
+      loading = this.client!.call({ op: 'load', task })
         .catch((error: Error & { code?: string }) => {
           throw error.code === 'DS_ERR_ENGINE_CRASHED' ? error : asUnavailable(task.key, error);
         })
@@ -292,8 +329,7 @@ export class Engine {
   }
 
   private emit(event: AnyEngineEvent): void {
-    if (event.type === 'mixed-fallback') this.perTaskKeys.add(event.key);
-    else if (event.type === 'dropped') this.perTaskKeys.delete(event.key);
+    this.track(event);
     this.options.onEvent?.(event);
     for (const listener of this.listeners) {
       try {
@@ -301,6 +337,23 @@ export class Engine {
       } catch (error) {
         process.emitWarning(`engine event listener threw on a ${event.type} event: ${String(error)}`);
       }
+    }
+  }
+
+  /** Keeps the residency hint and the per-task tasks in step with what the worker reports. */
+  private track(event: AnyEngineEvent): void {
+    this.perTask.observe(event);
+    switch (event.type) {
+      case 'cache':
+        if (event.kind === 'load' || event.kind === 'hit') this.resident.add(event.key);
+        else if (event.kind === 'evict' || event.kind === 'load-failed') this.resident.delete(event.key);
+        break;
+      case 'dropped':
+        this.resident.delete(event.key);
+        break;
+      case 'worker-exited':
+        this.resident.clear(); // the cache died with the worker
+        break;
     }
   }
 
@@ -320,8 +373,9 @@ export class Engine {
     const servingSince = Date.now();
     void client.exit.then((error) => this.onWorkerExit(error, servingSince));
     for (const task of this.pinned.values()) {
-      client.call<void>({ op: 'pin', task }).catch(() => undefined); // reported again on the task's next request
+      client.call({ op: 'pin', task }).catch(() => undefined); // reported again on the task's next request
     }
+    for (const { task } of this.holds.values()) client.call({ op: 'hold', task }).catch(() => undefined);
   }
 
   private onWorkerExit(error: Error, servingSince: number): void {
@@ -340,49 +394,27 @@ export class Engine {
 
   private async runBatch(jobs: Job[]): Promise<JobResult[]> {
     if (!this.ready) throw new DS_ERR_ENGINE_NOT_READY('the engine worker is restarting');
-    if (this.info?.mode === 'mixed') return this.runMixedBatch(jobs);
-    const requests = jobs.map((job) => job.inputs);
-    const task = jobs[0]!.task;
-    const reply = await this.client!.call<RunReply>({ op: 'run', task, requests }, transferablesOf(requests));
-    if (reply.kind === 'not-resident') {
-      reply.requests.forEach((inputs, i) => (jobs[i]!.inputs = inputs));
-      throw new DS_ERR_DELTA_NOT_RESIDENT(task?.key ?? BASE_QUEUE);
-    }
-    this.emit({ type: 'batch', key: task?.key ?? null, size: jobs.length, inferMs: reply.inferMs });
-    return reply.outputs.map((outputs) => ({
-      outputs,
-      activationMs: reply.activation.ms,
-      batchSize: jobs.length,
-      inferMs: reply.inferMs,
-    }));
-  }
-
-  /** Mixed mode: the jobs may belong to many tasks; each request's task travels with it. */
-  private async runMixedBatch(jobs: Job[]): Promise<JobResult[]> {
     const requests = jobs.map((job) => job.inputs);
     const tasks = jobs.map((job) => job.task);
-    const reply = await this.client!.call<MixedRunReply>(
-      { op: 'run-mixed', tasks, requests },
-      transferablesOf(requests),
-    );
-    // Only the requests that ran count; those handed back (not cached) run in a later batch.
-    const keys = new Set(tasks.filter((_, i) => reply.outputs[i] !== null).map((t) => t?.key ?? null));
-    const ran = reply.outputs.filter((o) => o !== null).length;
-    if (ran > 0)
+    const reply = await this.client!.call({ op: 'run', tasks, requests }, transferablesOf(requests));
+    // Only the requests that ran count; those handed back run in a later batch.
+    const ran = reply.outcomes.filter((outcome) => outcome.kind === 'ran').length;
+    const keys = new Set(tasks.filter((_, i) => reply.outcomes[i]!.kind === 'ran').map((t) => t?.key ?? null));
+    if (ran > 0) {
       this.emit({
         type: 'batch',
         key: keys.size === 1 ? [...keys][0]! : MIXED_KEY,
         size: ran,
         inferMs: reply.inferMs,
-        tasks: keys.size,
-        timings: reply.timings,
+        ...(reply.timings && { tasks: keys.size, timings: reply.timings }),
       });
-    return reply.outputs.map((outputs, i) => {
-      if (outputs === null) {
-        jobs[i]!.inputs = reply.refused[i]!;
+    }
+    return reply.outcomes.map((outcome, i) => {
+      if (outcome.kind === 'not-resident') {
+        jobs[i]!.inputs = outcome.inputs;
         return NOT_RESIDENT;
       }
-      return { outputs, activationMs: reply.activation.ms, batchSize: ran, inferMs: reply.inferMs };
+      return { outputs: outcome.outputs, activationMs: reply.activation.ms, batchSize: ran, inferMs: reply.inferMs };
     });
   }
 }

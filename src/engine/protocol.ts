@@ -5,29 +5,49 @@
  */
 import type { TaskRef } from '../deltas/types.js';
 import type { ActivationMode, ActivationStats } from './runtime/activator.js';
-import type { MixedTimings } from './runtime/mixed/mixed-pipeline.js';
 import type { ExecutionProvider } from './runtime/ort-session.js';
 import type { NamedTensors } from './tensors.js';
 import type { ModelIO } from '../onnx/io-signature.js';
 
-export type WorkerRequest =
-  | { readonly id: number; readonly op: 'run'; readonly task: TaskRef | null; readonly requests: NamedTensors[] }
-  /** Mixed mode: one task (or null, the base) per request. */
-  | {
-      readonly id: number;
-      readonly op: 'run-mixed';
-      readonly tasks: readonly (TaskRef | null)[];
-      readonly requests: NamedTensors[];
-    }
-  | { readonly id: number; readonly op: 'load'; readonly task: TaskRef }
-  | { readonly id: number; readonly op: 'pin'; readonly task: TaskRef }
-  | { readonly id: number; readonly op: 'unpin'; readonly key: string }
-  | { readonly id: number; readonly op: 'evict'; readonly key: string }
-  | { readonly id: number; readonly op: 'stats' }
+/**
+ * Every operation the worker answers: what its request carries and what its reply is. The
+ * client's `call` and the worker's handlers are typed from this one table, so a reply type is
+ * the operation's, never whatever a caller names.
+ */
+export interface WorkerOps {
+  /**
+   * Runs one batch. `tasks[i]` is the task of `requests[i]` (null: the base). Patch and graph
+   * mode take batches of one task; mixed mode any mix.
+   */
+  readonly run: {
+    readonly request: { readonly tasks: readonly (TaskRef | null)[]; readonly requests: NamedTensors[] };
+    readonly reply: BatchReply;
+  };
+  /** Loads a delta into the cache (a hit when it is there); a held key waits for room rather than fail for lack of it. */
+  readonly load: { readonly request: { readonly task: TaskRef }; readonly reply: LoadReply };
+  /**
+   * Requests of this task are queued: keep its delta resident (a lease, taken now if it is cached
+   * or when a load brings it) until `release`, so cache pressure never evicts it before they run.
+   */
+  readonly hold: { readonly request: { readonly task: TaskRef }; readonly reply: void };
+  /** No request of this task waits any more: its delta may be evicted again. */
+  readonly release: { readonly request: { readonly key: string }; readonly reply: void };
+  readonly pin: { readonly request: { readonly task: TaskRef }; readonly reply: void };
+  readonly unpin: { readonly request: { readonly key: string }; readonly reply: void };
+  readonly evict: { readonly request: { readonly key: string }; readonly reply: void };
+  readonly stats: { readonly request: Record<never, never>; readonly reply: WorkerStats };
   /** Finish the run in progress (if any), then end the thread. */
-  | { readonly id: number; readonly op: 'exit' }
+  readonly exit: { readonly request: Record<never, never>; readonly reply: void };
   /** Fault injection (tests, drills): the next `run` kills the worker instead of answering. */
-  | { readonly id: number; readonly op: 'crash-on-next-run'; readonly how: WorkerCrash };
+  readonly 'crash-on-next-run': { readonly request: { readonly how: WorkerCrash }; readonly reply: void };
+}
+
+export type WorkerOp = keyof WorkerOps;
+/** A call as the engine makes it: the operation and its arguments. */
+export type CallOf<K extends WorkerOp> = { readonly op: K } & WorkerOps[K]['request'];
+export type ReplyOf<K extends WorkerOp> = WorkerOps[K]['reply'];
+/** A call on the wire: with the id its reply answers to. */
+export type WorkerRequest = { [K in WorkerOp]: CallOf<K> & { readonly id: number } }[WorkerOp];
 
 /**
  * How an injected fault kills the worker: `throw` an uncaught error; `exit` as a killed process
@@ -44,29 +64,31 @@ export interface SerializedError {
   readonly retryAfterSeconds?: number;
 }
 
-/**
- * The answer to `run`: the batch ran, or it was refused because its delta was not in the cache
- * when the batch arrived (its inputs come back, for the engine to queue again after the load).
- */
-export type RunReply =
-  | {
-      readonly kind: 'ran';
-      readonly outputs: NamedTensors[];
-      readonly activation: ActivationStats;
-      readonly inferMs: number;
-    }
-  | { readonly kind: 'not-resident'; readonly requests: NamedTensors[] };
+/** Where one mixed batch's time went (zeros for patch and graph batches). */
+export interface MixedTimings {
+  readonly ortMs: number;
+  readonly kernelMs: number;
+  /** Building per-request inputs and moving tensors between segments. */
+  readonly hostMs: number;
+  readonly segmentRuns: number;
+}
 
 /**
- * The answer to `run-mixed`: per request its outputs, or (null) its inputs handed back in
- * `refused` because its task's delta was not in the cache when the batch arrived.
+ * One request's fate in a batch, the same in every mode: it ran, or its task's delta was not in
+ * the cache when the batch reached the worker and its inputs come back, for the engine to load
+ * the delta and queue the request again.
  */
-export interface MixedRunReply {
-  readonly outputs: (NamedTensors | null)[];
-  readonly refused: (NamedTensors | null)[];
+export type RequestOutcome =
+  | { readonly kind: 'ran'; readonly outputs: NamedTensors }
+  | { readonly kind: 'not-resident'; readonly inputs: NamedTensors };
+
+/** The answer to `run`: one outcome per request, in order, and the batch's costs. */
+export interface BatchReply {
+  readonly outcomes: RequestOutcome[];
   readonly inferMs: number;
-  readonly timings: MixedTimings;
   readonly activation: ActivationStats;
+  /** Mixed batches only. */
+  readonly timings: MixedTimings | null;
 }
 
 /** The answer to `load`: whether the delta was already cached, and how its load went. */
@@ -149,7 +171,7 @@ export type EngineEvent =
 export type WorkerMessage =
   | { readonly kind: 'ready'; readonly info: ReadyInfo }
   | { readonly kind: 'start-failed'; readonly error: SerializedError }
-  | { readonly kind: 'reply'; readonly id: number; readonly ok: true; readonly value: unknown }
+  | { readonly kind: 'reply'; readonly id: number; readonly ok: true; readonly value: ReplyOf<WorkerOp> }
   | { readonly kind: 'reply'; readonly id: number; readonly ok: false; readonly error: SerializedError }
   | { readonly kind: 'event'; readonly event: EngineEvent };
 

@@ -7,15 +7,17 @@ import { Worker } from 'node:worker_threads';
 import { DS_ERR_ENGINE_CRASHED, DS_ERR_ENGINE_START_FAILED } from '../core/errors.js';
 import {
   deserializeError,
+  type CallOf,
   type EngineEvent,
   type ReadyInfo,
+  type ReplyOf,
   type WorkerMessage,
-  type WorkerRequest,
+  type WorkerOp,
 } from './protocol.js';
 import type { WorkerOptions } from './worker-options.js';
 
-type Pending = { resolve: (value: unknown) => void; reject: (error: Error) => void };
-type Call = WorkerRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
+/** A call waiting for its reply; the reply's type was fixed by the call's operation. */
+type Pending = { resolve: (value: ReplyOf<WorkerOp>) => void; reject: (error: Error) => void };
 
 const RUNNING_FROM_SOURCE = import.meta.url.endsWith('.ts');
 const WORKER_URL = new URL(
@@ -85,11 +87,13 @@ export class WorkerClient {
     return !this.exited;
   }
 
-  call<T>(request: Call, transfer: ArrayBuffer[] = []): Promise<T> {
+  /** Sends one operation; resolves to the reply that operation defines (protocol.ts `WorkerOps`). */
+  call<K extends WorkerOp>(request: CallOf<K>, transfer: ArrayBuffer[] = []): Promise<ReplyOf<K>> {
     if (this.exited) return Promise.reject(new DS_ERR_ENGINE_CRASHED('worker is not running'));
     const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+    return new Promise<ReplyOf<K>>((resolve, reject) => {
+      // The worker answers id with the reply of request.op (worker.ts `handlers`).
+      this.pending.set(id, { resolve: resolve as (value: ReplyOf<WorkerOp>) => void, reject });
       this.worker.postMessage({ ...request, id }, transfer);
     });
   }
@@ -102,7 +106,7 @@ export class WorkerClient {
    */
   async stop(graceMs = 30_000): Promise<void> {
     if (this.exited) return;
-    this.call<void>({ op: 'exit' }).catch(() => undefined);
+    this.call({ op: 'exit' }).catch(() => undefined);
     const timer = setTimeout(() => void this.worker.terminate(), graceMs);
     await this.exit;
     clearTimeout(timer);

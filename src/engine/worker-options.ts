@@ -15,4 +15,13 @@ export interface WorkerOptions {
    * native memory is not counted. Default: none (the process's limits).
    */
   readonly resourceLimits?: ResourceLimits;
+  /** Mixed mode: which side-path kernel runs, and on how many threads. Default: `auto`, ORT's thread count. */
+  readonly sideKernel?: SideKernelOptions;
+}
+
+export interface SideKernelOptions {
+  /** `auto`: the native kernel when it built, else the portable one; `native`: the native one or fail; `js`: the portable one. */
+  readonly kernel: 'auto' | 'native' | 'js';
+  /** Threads of one native kernel call, the calling thread included; 0 = as many as ORT's intra-op threads. */
+  readonly threads: number;
 }

@@ -36,7 +36,8 @@ export interface GatewayContext {
   readonly limits: GatewayLimits;
   /** PNG uploads of the classify route decode here, off the event loop. */
   readonly pngDecoder: PngDecoder;
-  readonly metricsRequireAdmin: boolean;
+  /** Who may read `/metrics`: scraper key digests (besides the admin key), or anyone. */
+  readonly metricsAccess: { readonly keySha256: readonly string[]; readonly anonymous: boolean };
   /** Set once shutdown starts: readiness turns false before the listener closes. */
   readonly lifecycle: { shuttingDown: boolean };
 }

@@ -4,6 +4,7 @@
  */
 import type { EngineListener, EngineStats, InferOptions, InferResult } from '../engine/engine.js';
 import type { TaskRef } from '../deltas/types.js';
+import type { PerTaskBatching } from '../engine/per-task-batching.js';
 import type { ReadyInfo } from '../engine/protocol.js';
 import type { NamedTensors } from '../engine/tensors.js';
 import type { ModelIO } from '../onnx/io-signature.js';
@@ -17,6 +18,8 @@ export interface InferenceEngine {
   readonly modelIO: ModelIO;
   readonly readyInfo: ReadyInfo | null;
   readonly restartCount: number;
+  /** Mixed mode: why a task runs in per-task batches (null while it mixes, and in other modes). */
+  perTaskBatchingOf(key: string): PerTaskBatching | null;
   /** Calls `listener` with every engine event (cache, activation, lifecycle); returns its removal. */
   subscribe(listener: EngineListener): () => void;
   infer(task: TaskRef | null, inputs: NamedTensors, options?: InferOptions): Promise<InferResult>;

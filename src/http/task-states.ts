@@ -19,21 +19,8 @@ export interface TaskStatus {
 
 const READY: TaskStatus = { state: 'READY', reason: '' };
 
-/** Mixed mode: why a task runs in per-task batches (its delta touches `tensor`). */
-export interface PerTaskBatching {
-  readonly tensor: string;
-  readonly reason: string;
-}
-
 export class TaskStates {
   private readonly states = new Map<string, TaskStatus>();
-  private readonly perTask = new Map<string, PerTaskBatching>();
-
-  /** Set once a mixed-mode engine has run the task on its per-task fallback. */
-  perTaskBatchingOf(key: string): PerTaskBatching | null {
-    return this.perTask.get(key) ?? null;
-  }
-
   of(key: string): TaskStatus {
     return this.states.get(key) ?? READY;
   }
@@ -56,10 +43,6 @@ export class TaskStates {
         break;
       case 'dropped':
         this.ready(event.key);
-        this.perTask.delete(event.key);
-        break;
-      case 'mixed-fallback':
-        this.perTask.set(event.key, { tensor: event.tensor, reason: event.reason });
         break;
       case 'worker-exited':
         for (const [key, status] of this.states) if (status.state === 'LOADING') this.ready(key);

@@ -7,8 +7,9 @@
  * are deliberately followed: model caches (e.g. Hugging Face's) link snapshot files to blobs
  * stored elsewhere.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { fileKind, NotRegularFileError, openRegularFile } from '../core/regular-file.js';
+import { type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DS_ERR_ONNX_INVALID } from '../core/errors.js';
 import { onnx } from './proto.js';
@@ -76,7 +77,7 @@ function groupByLocation(slices: readonly ExternalSlice[]): Map<string, External
 
 async function openExternal(location: string, baseDir: string, label: string): Promise<FileHandle> {
   try {
-    return await open(join(baseDir, location), 'r');
+    return await openRegularFile(join(baseDir, location));
   } catch (err) {
     throw cannotOpen(location, err, label);
   }
@@ -84,13 +85,22 @@ async function openExternal(location: string, baseDir: string, label: string): P
 
 function openExternalSync(location: string, baseDir: string, label: string): number {
   try {
-    return openSync(join(baseDir, location), 'r');
+    // O_NONBLOCK: opening a FIFO must not block (see core/regular-file.ts); fstat refuses it below.
+    const fd = openSync(join(baseDir, location), constants.O_RDONLY | constants.O_NONBLOCK);
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) {
+      closeSync(fd);
+      throw new NotRegularFileError(join(baseDir, location), fileKind(stats));
+    }
+    return fd;
   } catch (err) {
     throw cannotOpen(location, err, label);
   }
 }
 
 function cannotOpen(location: string, err: unknown, label: string): Error {
+  if (err instanceof NotRegularFileError)
+    return new DS_ERR_ONNX_INVALID(label, `external data file "${location}" is ${err.kind}, not a regular file`);
   const code = (err as NodeJS.ErrnoException).code;
   const reason = code === 'ENOENT' ? 'does not exist' : `cannot be opened (${code ?? String(err)})`;
   return new DS_ERR_ONNX_INVALID(label, `external data file "${location}" ${reason}`);

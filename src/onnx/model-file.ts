@@ -4,7 +4,8 @@
  * stages (weight extraction, session creation from bytes) never touch the file system again.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
+import { readRegularFile } from '../core/regular-file.js';
 import { dirname, join, posix, resolve } from 'node:path';
 import { DS_ERR_FILE_READ, DS_ERR_ONNX_INVALID } from '../core/errors.js';
 import { resolveExternalData, resolveExternalDataSync } from './external-data.js';
@@ -44,7 +45,7 @@ export interface SaveOptions {
 export async function loadOnnxModel(path: string): Promise<onnx.ModelProto> {
   let bytes: Uint8Array;
   try {
-    bytes = await readFile(path);
+    bytes = await readRegularFile(path);
   } catch (err) {
     throw new DS_ERR_FILE_READ(path, (err as Error).message);
   }

@@ -10,7 +10,8 @@
  *       sha256: <hex>, labels: [...], numClasses: 10 }
  * ```
  */
-import { readFile } from 'node:fs/promises';
+import { readRegularFile } from '../core/regular-file.js';
+import { quoteBounded } from '../core/bounded-text.js';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse as parseYaml } from 'yaml';
@@ -33,7 +34,7 @@ export interface ZooManifest {
 export async function loadManifest(path: string): Promise<ZooManifest> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readRegularFile(path, 'utf8');
   } catch (error) {
     throw new DS_ERR_FILE_READ(`model manifest ${path}`, (error as Error).message);
   }
@@ -59,7 +60,7 @@ export function parseManifest(text: string, path: string): ZooManifest {
   const baseObj = r.object(root.base, 'base', ['model', 'fingerprint', 'labels'], false, true);
   const fingerprint = r.optionalString(baseObj, 'fingerprint', 'base');
   if (fingerprint !== null && !/^[0-9a-f]{64}$/i.test(fingerprint))
-    fail('base.fingerprint', `expected 64 hex digits, got ${JSON.stringify(fingerprint)}`);
+    fail('base.fingerprint', `expected 64 hex digits, got ${quoteBounded(String(fingerprint))}`);
   const base = {
     modelPath: local(r.string(baseObj, 'model', 'base')),
     fingerprint: fingerprint?.toLowerCase() ?? null,

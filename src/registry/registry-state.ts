@@ -8,7 +8,8 @@
  * - `retired`: `name@version` keys removed through the admin API (declared ones included);
  * - `defaults`: name → version served when a request names no version.
  */
-import { readFile } from 'node:fs/promises';
+import { readRegularFile } from '../core/regular-file.js';
+import { jsonBounded } from '../core/bounded-text.js';
 import { DS_ERR_REGISTRY_STATE_INVALID } from '../core/errors.js';
 import { FieldReader } from '../core/config-fields.js';
 import { readTaskSpec } from '../core/config-tasks.js';
@@ -41,7 +42,7 @@ export async function readRegistryState(
 ): Promise<RegistryState> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readRegularFile(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT' && !options.missingIsError) return EMPTY_STATE;
     throw new DS_ERR_REGISTRY_STATE_INVALID(path, (error as Error).message);
@@ -58,8 +59,8 @@ export async function readRegistryState(
   const r = new FieldReader(fail);
   const root = r.object(raw, '', ['format', 'formatVersion', 'updatedAt', 'registered', 'retired', 'defaults'], false);
   if (root.format !== REGISTRY_STATE_FORMAT)
-    fail('format', `expected ${JSON.stringify(REGISTRY_STATE_FORMAT)}, got ${JSON.stringify(root.format)}`);
-  if (root.formatVersion !== 1) fail('formatVersion', `expected 1, got ${JSON.stringify(root.formatVersion)}`);
+    fail('format', `expected ${JSON.stringify(REGISTRY_STATE_FORMAT)}, got ${jsonBounded(root.format)}`);
+  if (root.formatVersion !== 1) fail('formatVersion', `expected 1, got ${jsonBounded(root.formatVersion)}`);
   const registered = r.array(root.registered, 'registered').map((value, i) => {
     const path = `registered[${i}]`;
     const obj = r.object(

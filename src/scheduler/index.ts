@@ -1,3 +1,4 @@
+/** The scheduler as the engine uses it: one door; task choice, queues and mixed-batch filling stay inside. */
 export {
   MIXED_BATCH,
   Scheduler,
@@ -7,6 +8,4 @@ export {
   type SchedulerStats,
   type SubmitOptions,
 } from './scheduler.js';
-export { chooseTask, type ChoiceReason, type QueueView, type TaskChoice } from './task-choice.js';
-export { fillMixedBatch, type MixedBatchFill, type TokenBudget } from './mixed-batch.js';
-export { TaskQueue, batchOrder, type BatchOrderKey, type QueuedRequest } from './task-queue.js';
+export type { ChoiceReason } from './task-choice.js';

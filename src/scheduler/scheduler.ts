@@ -70,9 +70,10 @@
  * ≤ 8.6 s, as for per-task batches.
  *
  * Backpressure. Over `maxQueuedPerTask` or `maxQueuedTotal` a submit is rejected at once with
- * DS_ERR_OVERLOADED carrying `retryAfterSeconds`: the time the requests ahead need to drain at
- * the measured rate (a moving average of batch time per request served, which counts small
- * batches and activations as they are), at least 1 s, at most 30 s. Before any batch has been
+ * DS_ERR_OVERLOADED carrying `retryAfterSeconds`: the time the queued requests need to drain,
+ * batched as the pump will batch them (per-task queues in batches of their own, mixable tasks
+ * together) and priced by a batch-cost model fitted to the batches that ran (./batch-cost.ts:
+ * fixed cost per batch + cost per request), at least 1 s, at most 30 s. Before any batch has been
  * measured it says 1 s rather than guess high: a guess of a second per batch once told clients
  * of a queue that drained in 2.5 s to come back after 32 s.
  * A queued request whose deadline passes is rejected by its own timer with
@@ -91,6 +92,7 @@ import { integerOption, numberOption } from '../core/options.js';
 import { chooseTask, type ChoiceReason, type QueueView, type TaskChoice } from './task-choice.js';
 import { fillMixedBatch, type TokenBudget } from './mixed-batch.js';
 import { TaskQueue, type QueuedRequest } from './task-queue.js';
+import { BatchCostModel } from './batch-cost.js';
 
 /**
  * The task name `runBatch` gets, and batch events report, for a mixed batch (requests of many
@@ -187,6 +189,11 @@ export interface SchedulerStats {
   readonly activations: number;
   readonly forcedSwitches: number;
   readonly failedBatches: number;
+  /**
+   * Requests whose batch resolved. The scheduler sees only what runBatch returns: a request
+   * the engine answered "not resident" (and queues again) counts here too, in every mode; the
+   * engine's own `batch` events count only the requests that ran.
+   */
   readonly completed: number;
   readonly rejectedOverloaded: number;
   readonly expired: number;
@@ -207,9 +214,9 @@ interface Pending<Req, Res> extends QueuedRequest<Req> {
 }
 
 const MAX_RETRY_AFTER_S = 30;
-/** Weight of the newest batch in the per-request time average. */
-const DRAIN_AVERAGE_WEIGHT = 0.2;
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** A drain estimate is reused this long (ms): it walks every queue. */
+const DRAIN_ESTIMATE_REUSE_MS = 50;
 
 export class Scheduler<Req, Res> {
   private readonly maxBatchSize: number;
@@ -235,8 +242,9 @@ export class Scheduler<Req, Res> {
   private pumpQueued = false;
   private fillTimer: ReturnType<typeof setTimeout> | undefined;
   private drainWaiters: (() => void)[] = [];
-  /** Moving average of batch time / batch size, ms per request served; null until a batch ran. */
-  private msPerRequest: number | null = null;
+  /** Batch time as a function of batch size, learned from the batches that ran (for Retry-After). */
+  private readonly batchCost = new BatchCostModel();
+  private drainEstimate: { readonly ms: number; readonly at: number } | undefined;
   private readonly batchSizes: number[];
   private counters = {
     batches: 0,
@@ -285,11 +293,7 @@ export class Scheduler<Req, Res> {
    */
   admissionError(): OverloadedError | null {
     if (this.queued < this.maxQueuedTotal) return null;
-    return this.overloaded(
-      '*',
-      `${this.queued} requests are queued (maxQueuedTotal ${this.maxQueuedTotal})`,
-      this.queued,
-    );
+    return this.overloaded('*', `${this.queued} requests are queued (maxQueuedTotal ${this.maxQueuedTotal})`);
   }
 
   submit(task: string, request: Req, options: SubmitOptions = {}): Promise<Res> {
@@ -336,20 +340,12 @@ export class Scheduler<Req, Res> {
     const depth = this.queues.get(task)?.size ?? 0;
     if (depth >= this.maxQueuedPerTask) {
       return Promise.reject(
-        this.overloaded(
-          task,
-          `task ${task} has ${depth} queued requests (maxQueuedPerTask ${this.maxQueuedPerTask})`,
-          depth,
-        ),
+        this.overloaded(task, `task ${task} has ${depth} queued requests (maxQueuedPerTask ${this.maxQueuedPerTask})`),
       );
     }
     if (this.queued >= this.maxQueuedTotal) {
       return Promise.reject(
-        this.overloaded(
-          task,
-          `${this.queued} requests are queued (maxQueuedTotal ${this.maxQueuedTotal})`,
-          this.queued,
-        ),
+        this.overloaded(task, `${this.queued} requests are queued (maxQueuedTotal ${this.maxQueuedTotal})`),
       );
     }
 
@@ -459,12 +455,40 @@ export class Scheduler<Req, Res> {
     return this.running === undefined && this.queued === 0;
   }
 
-  private overloaded(task: string, reason: string, depth: number): OverloadedError {
+  private overloaded(task: string, reason: string): OverloadedError {
     this.counters.rejectedOverloaded++;
     this.emit({ type: 'rejected', task, reason: 'overloaded' });
-    const estimateMs = this.msPerRequest === null ? 0 : (depth + (this.running?.size ?? 0)) * this.msPerRequest;
+    const estimateMs = this.drainEstimateMs();
     const retryAfterSeconds = Math.min(MAX_RETRY_AFTER_S, Math.max(1, Math.ceil(estimateMs / 1000)));
     return withRetryAfter(new DS_ERR_OVERLOADED(reason, retryAfterSeconds), retryAfterSeconds);
+  }
+
+  /**
+   * How long the backlog takes to drain, batched as the pump will batch it: each task with
+   * per-task batches on its own, the mixable tasks together (issue 22, item 11). 0 before any
+   * batch was measured.
+   */
+  private drainEstimateMs(): number {
+    if (!this.batchCost.measured) return 0;
+    // Walks every queue: under overload every refused request asks, so reuse it for a moment.
+    const now = this.now();
+    if (this.drainEstimate !== undefined && now - this.drainEstimate.at < DRAIN_ESTIMATE_REUSE_MS) {
+      return this.drainEstimate.ms;
+    }
+    const ms = this.computeDrainMs();
+    this.drainEstimate = { ms, at: now };
+    return ms;
+  }
+
+  private computeDrainMs(): number {
+    const groups: number[] = [];
+    let mixable = 0;
+    for (const queue of this.queues.values()) {
+      if (this.isMixable(queue.task)) mixable += queue.size;
+      else groups.push(queue.size);
+    }
+    if (mixable > 0) groups.push(mixable);
+    return this.batchCost.drainMs(groups, this.maxBatchSize, this.running?.size ?? 0);
   }
 
   /** Node timers overflow past 2^31 − 1 ms (they would fire at once), so far deadlines re-arm. */
@@ -638,11 +662,7 @@ export class Scheduler<Req, Res> {
       failure = error;
     }
     const ms = this.now() - startedAt;
-    const perRequest = ms / batch.length;
-    this.msPerRequest =
-      this.msPerRequest === null
-        ? perRequest
-        : this.msPerRequest + DRAIN_AVERAGE_WEIGHT * (perRequest - this.msPerRequest);
+    this.batchCost.record(batch.length, ms);
     this.lastTask = task;
     this.lastBatchMixed = mixed;
     this.running = undefined;

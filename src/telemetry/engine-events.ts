@@ -54,6 +54,9 @@ export class EngineEventRecorder {
       case 'mixed-fallback':
         this.instruments.mixedFallbacks.add(1, { task: this.taskOf(event.key) });
         break;
+      case 'delta-reload':
+        this.instruments.deltaReloads.add(1, { task: this.taskOf(event.key) });
+        break;
       case 'scheduler':
         this.recordScheduler(event.event);
         break;

@@ -121,6 +121,15 @@ export const METRICS = {
     labels: [],
     buckets: BATCH_SIZE_BUCKETS,
   },
+  /** A queued request found its delta evicted (unloaded, retired, or a stale residency hint) when its batch ran, and waited for it to load again. */
+  deltaReloads: {
+    name: 'deltaserve_delta_reloads_total',
+    kind: 'counter',
+    unit: '{request}',
+    description:
+      'Requests whose task delta was gone from the cache when their batch ran and that waited for it to load again (none fails for it), by task.',
+    labels: ['task'],
+  },
   /** Mixed mode: a task whose delta touches a weight mixed batches cannot apply per request runs in per-task batches. */
   mixedFallbacks: {
     name: 'deltaserve_mixed_fallback_tasks_total',

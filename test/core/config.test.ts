@@ -50,6 +50,21 @@ test('defaults are filled in and relative paths resolve against the config folde
   assert.equal(config.shutdownGraceMs, 10_000);
   assert.deepEqual(config.tenants[0]!.aliases, {});
   assert.equal(config.tenants[0]!.rateLimit, null);
+  // /metrics is protected by default (issue 22, item 9): no scraper key, not anonymous.
+  assert.deepEqual([config.telemetry.metricsKeySha256, config.telemetry.metricsAnonymous], [[], false]);
+});
+
+test('scraper keys and anonymous /metrics come from the file or the environment', () => {
+  const scraper = sha256Hex('a-scraper-key');
+  const fromFile = parse(yaml({ telemetry: { metricsKeySha256: [scraper.toUpperCase()], metricsAnonymous: true } }));
+  assert.deepEqual(fromFile.telemetry.metricsKeySha256, [scraper]);
+  assert.equal(fromFile.telemetry.metricsAnonymous, true);
+  const fromEnv = parse(yaml(), {
+    DELTASERVE_METRICS_KEY_SHA256: `${scraper}, ${sha256Hex('another')}`,
+    DELTASERVE_METRICS_ANONYMOUS: 'false',
+  });
+  assert.deepEqual(fromEnv.telemetry.metricsKeySha256, [scraper, sha256Hex('another')]);
+  assert.equal(fromEnv.telemetry.metricsAnonymous, false);
 });
 
 test('the activation mode defaults to patch on cpu and graph on the GPU providers; graph can be forced on cpu', () => {
@@ -69,6 +84,22 @@ test('mixed mode runs on the cpu only; a token budget for mixed batches is optio
   assert.equal(parse(yaml({ batching: { maxBatchTokens: 4096 } })).batching.maxBatchTokens, 4096);
   assert.throws(() => parse(yaml({ batching: { maxBatchTokens: 0 } })), /maxBatchTokens/);
   assert.throws(() => parse(yaml({ engine: { mode: 'mixedup' } })), /engine\.mode/);
+});
+
+test('the side kernel and its threads come from engine.sideKernel(Threads) or DELTASERVE_KERNEL / DELTASERVE_SIDE_KERNEL_THREADS', () => {
+  const defaults = parse(yaml()).engine;
+  assert.deepEqual([defaults.sideKernel, defaults.sideKernelThreads], ['auto', 0]);
+  const fromFile = parse(yaml({ engine: { mode: 'mixed', sideKernel: 'js', sideKernelThreads: 4 } })).engine;
+  assert.deepEqual([fromFile.sideKernel, fromFile.sideKernelThreads], ['js', 4]);
+  const fromEnv = parse(yaml(), { DELTASERVE_KERNEL: 'native', DELTASERVE_SIDE_KERNEL_THREADS: '2' }).engine;
+  assert.deepEqual([fromEnv.sideKernel, fromEnv.sideKernelThreads], ['native', 2]);
+  assert.throws(
+    () => parse(yaml({ engine: { sideKernel: 'fast' } })),
+    (error: Error & { code?: string }) =>
+      error.code === 'DS_ERR_CONFIG_INVALID' && /engine\.sideKernel/.test(error.message),
+  );
+  assert.throws(() => parse(yaml(), { DELTASERVE_KERNEL: 'gpu' }), /DELTASERVE_KERNEL.*engine\.sideKernel/s);
+  assert.throws(() => parse(yaml({ engine: { sideKernelThreads: -1 } })), /engine\.sideKernelThreads/);
 });
 
 test('a fallback execution provider is optional and read from the file or the environment', () => {
@@ -332,6 +363,30 @@ const BAD_CONFIGS: readonly {
     patch: { telemetry: { otlpEndpoint: 'collector:4318' } },
     field: 'telemetry.otlpEndpoint',
     reason: /http\(s\) URL/,
+  },
+  {
+    name: 'retired metricsRequireAdmin',
+    patch: { telemetry: { metricsRequireAdmin: true } },
+    field: 'telemetry.metricsRequireAdmin',
+    reason: /is retired: .*telemetry\.metricsKeySha256.*telemetry\.metricsAnonymous: true/,
+  },
+  {
+    name: 'metrics key not a sha256',
+    patch: { telemetry: { metricsKeySha256: ['scraper-token'] } },
+    field: 'telemetry.metricsKeySha256[0]',
+    reason: /64/,
+  },
+  {
+    name: 'metrics key that is the admin key',
+    patch: { telemetry: { metricsKeySha256: [ADMIN] } },
+    field: 'telemetry.metricsKeySha256[0]',
+    reason: /a key of its own/,
+  },
+  {
+    name: 'metricsAnonymous not a boolean',
+    patch: { telemetry: { metricsAnonymous: 'yes' } },
+    field: 'telemetry.metricsAnonymous',
+    reason: /true or false/,
   },
   { name: 'log level', patch: { logLevel: 'loud' }, field: 'logLevel', reason: /fatal, error/ },
   { name: 'shutdown grace negative', patch: { shutdownGraceMs: -1 }, field: 'shutdownGraceMs', reason: /integer in/ },

@@ -8,12 +8,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { parseConfig } from '../../src/core/config.js';
 import { DEV_ADMIN_KEY, DEV_TENANT_KEY } from '../../src/core/config-dev-keys.js';
 import { sha256Hex } from '../../src/core/sha256.js';
-import { validateObject } from './k8s-validate.js';
+import { METRICS } from '../../src/telemetry/metric-names.js';
+import { DASHBOARD_FILE, RULES_FILE } from '../../scripts/ops/generate.js';
+import { validateObject, type K8sObject } from './k8s-validate.js';
 import { CHART, ROOT, envOf, gatewayYaml, helm, only, render, valueArgs } from './helm.js';
 
 /** Value sets CI renders: files under helm/deltaserve/ci/, in order. */
@@ -26,6 +30,7 @@ const VALUE_SETS: Record<string, string[]> = {
   'existing secret': ['production-values.yaml', 'existing-secret-values.yaml'],
   'dev mode': ['dev-values.yaml'],
   routing: ['production-values.yaml', 'routing-values.yaml'],
+  'dashboards and alerts': ['production-values.yaml', 'observability-values.yaml'],
 };
 
 for (const [name, files] of Object.entries(VALUE_SETS)) {
@@ -187,6 +192,42 @@ test('autoscaling: HPA on CPU and queue depth, no fixed replicas, spread, Servic
   assert.equal(monitor.metadata.labels?.release, 'prometheus');
 });
 
+test('metrics: a scraper token Secret, its sha256 in the rendered configuration, the ServiceMonitor scraping with it', () => {
+  const objects = render(VALUE_SETS.autoscaling!);
+  const tokenSecret = objects.find((o) => o.kind === 'Secret' && o.metadata.name === 'ds-deltaserve-metrics') as
+    { data: Record<string, string> } | undefined;
+  assert.ok(tokenSecret, 'the chart keeps a scraper token Secret');
+  const token = Buffer.from(tokenSecret.data.token!, 'base64').toString('utf8');
+  assert.match(token, /^[A-Za-z0-9]{48}$/);
+  const config = parseConfig(gatewayYaml(objects), { source: 'rendered', baseDir: '/etc/deltaserve', env: {} });
+  assert.deepEqual(config.telemetry.metricsKeySha256, [sha256Hex(token)]);
+  assert.equal(config.telemetry.metricsAnonymous, false);
+  const monitor = only(objects, 'ServiceMonitor');
+  assert.deepEqual(monitor.spec.endpoints[0].authorization, {
+    type: 'Bearer',
+    credentials: { name: 'ds-deltaserve-metrics', key: 'token' },
+  });
+  // One token per render: the Deployment's config checksum is of the same configuration.
+  const checksum = only(objects, 'Deployment').spec.template.metadata.annotations['checksum/config'];
+  assert.equal(checksum, createHash('sha256').update(gatewayYaml(objects)).digest('hex'));
+
+  // A token kept outside the chart: its Secret and hash are named, the chart makes none.
+  const hash = sha256Hex('an-existing-scraper-token');
+  const existing = render(VALUE_SETS.autoscaling!, [
+    'metrics.scraperToken.existingSecret=scrapers',
+    'metrics.scraperToken.existingSecretKey=bearer',
+    `metrics.scraperToken.sha256=${hash}`,
+  ]);
+  assert.ok(!existing.some((o) => o.kind === 'Secret' && o.metadata.name === 'ds-deltaserve-metrics'));
+  const existingConfig = parseConfig(gatewayYaml(existing), { source: 'rendered', baseDir: '/etc', env: {} });
+  assert.deepEqual(existingConfig.telemetry.metricsKeySha256, [hash]);
+  assert.deepEqual(only(existing, 'ServiceMonitor').spec.endpoints[0].authorization.credentials, {
+    name: 'scrapers',
+    key: 'bearer',
+  });
+  for (const object of [...objects, ...existing]) validateObject(object);
+});
+
 test('existing secret: no configuration rendered, the pod mounts the named Secret', () => {
   const objects = render(VALUE_SETS['existing secret']!);
   assert.ok(!objects.some((o) => o.kind === 'Secret'));
@@ -287,6 +328,24 @@ const BAD_VALUES: { name: string; files: readonly string[]; sets: readonly strin
     error: /gateway: Property name of "devMode" does not match/,
   },
   {
+    name: 'a latency SLO bound that is not a histogram bucket bound',
+    files: PRODUCTION,
+    sets: ['alerts.thresholds.latencySeconds=0.3'],
+    error: /latencySeconds.*must be one of/,
+  },
+  {
+    name: 'an availability target of 1 (no error budget)',
+    files: PRODUCTION,
+    sets: ['alerts.thresholds.availabilityTarget=1'],
+    error: /availabilityTarget/,
+  },
+  {
+    name: 'an existing scraper token Secret without its sha256',
+    files: PRODUCTION,
+    sets: ['metrics.scraperToken.existingSecret=scrapers'],
+    error: /metrics\.scraperToken\.existingSecret needs metrics\.scraperToken\.sha256/,
+  },
+  {
     name: 'an invalid pull policy',
     files: PRODUCTION,
     sets: ['image.pullPolicy=Sometimes'],
@@ -333,4 +392,90 @@ test('routing: an HTTPRoute to the Service and an Envoy Gateway policy hashing o
     !render(VALUE_SETS['defaults with keys']!).some((o) => o.kind === 'HTTPRoute' || o.kind === 'BackendTrafficPolicy'),
     'off by default',
   );
+});
+
+test('dashboards and alerts: a sidecar ConfigMap with the committed dashboard and a PrometheusRule equal to the promtool-tested rules', () => {
+  const objects = render(VALUE_SETS['dashboards and alerts']!);
+  const configMap = only(objects, 'ConfigMap');
+  assert.equal(configMap.metadata.labels?.grafana_dashboard, '1');
+  assert.equal(configMap.metadata.annotations?.grafana_folder, 'Inference');
+  assert.deepEqual(Object.keys(configMap.data ?? {}), ['deltaserve.json']);
+  const committed = readFileSync(`${ROOT}/${DASHBOARD_FILE}`, 'utf8');
+  assert.deepEqual(JSON.parse(configMap.data!['deltaserve.json']!), JSON.parse(committed));
+
+  const rule = only(objects, 'PrometheusRule');
+  assert.equal(rule.metadata.labels?.release, 'prometheus');
+  const plain = parseYaml(readFileSync(`${ROOT}/${RULES_FILE}`, 'utf8')) as { groups: unknown };
+  const withBase = (groups: unknown, base: string) =>
+    JSON.parse(JSON.stringify(groups).replaceAll('docs/operations.md#', `${base}#`)) as unknown;
+  assert.deepEqual(rule.spec.groups, withBase(plain.groups, 'https://docs.example.com/deltaserve/operations.md'));
+  const misspelled = structuredClone(rule);
+  misspelled.spec.groups[1].rules[0].annotations.runbook = 'x';
+  assert.throws(
+    () => validateObject(misspelled),
+    /unknown field\(s\): spec\.groups\[\]\.rules\[\]\.annotations\.runbook/,
+  );
+});
+
+test('dashboards and alerts are off by default', () => {
+  const objects = render(VALUE_SETS['defaults with keys']!);
+  assert.ok(!objects.some((o) => o.kind === 'ConfigMap' || o.kind === 'PrometheusRule'));
+});
+
+test('alert thresholds come from the values', () => {
+  // --set-json: plain --set passes 0.05 as a string, which the schema refuses.
+  const { code, stdout, stderr } = helm([
+    'template',
+    'ds',
+    CHART,
+    ...valueArgs(PRODUCTION, ['alerts.enabled=true']),
+    '--set-json',
+    'alerts.thresholds.shedRatioAbove=0.05',
+    '--set-json',
+    'alerts.thresholds.latencySeconds=0.5',
+  ]);
+  assert.equal(code, 0, stderr);
+  const objects = parseAllDocuments(stdout)
+    .map((doc) => doc.toJS() as K8sObject | null)
+    .filter((o): o is K8sObject => o !== null);
+  const rules = (
+    only(objects, 'PrometheusRule').spec.groups as { rules: { alert?: string; record?: string; expr: string }[] }[]
+  ).flatMap((g) => g.rules);
+  assert.match(rules.find((r) => r.alert === 'DeltaserveShedding')!.expr, /> 0\.05$/);
+  const slow = rules.filter((r) => r.record?.includes('request_slow'));
+  assert.ok(slow.length > 0 && slow.every((r) => r.expr.includes('le="0.5"')));
+  for (const object of objects) validateObject(object);
+});
+
+test('the latency SLO bound the schema allows is exactly the request duration buckets', () => {
+  const schema = JSON.parse(readFileSync(`${ROOT}/${CHART}/values.schema.json`, 'utf8'));
+  assert.deepEqual(
+    schema.properties.alerts.properties.thresholds.properties.latencySeconds.enum,
+    METRICS.requestDuration.buckets,
+  );
+});
+
+test("docs/operations.md's install values render as pasted: dashboard, rules and ServiceMonitor", () => {
+  const doc = readFileSync(`${ROOT}/docs/operations.md`, 'utf8');
+  const block = /```yaml\n([\s\S]*?)```/.exec(doc)![1]!;
+  const dir = mkdtempSync(join(tmpdir(), 'deltaserve-chart-'));
+  try {
+    writeFileSync(join(dir, 'values.yaml'), block);
+    const { code, stdout, stderr } = helm([
+      'template',
+      'ds',
+      CHART,
+      ...valueArgs(PRODUCTION),
+      '-f',
+      join(dir, 'values.yaml'),
+    ]);
+    assert.equal(code, 0, stderr);
+    const objects = parseAllDocuments(stdout)
+      .map((d) => d.toJS() as K8sObject | null)
+      .filter((o): o is K8sObject => o !== null);
+    for (const kind of ['ConfigMap', 'PrometheusRule', 'ServiceMonitor']) only(objects, kind);
+    for (const object of objects) validateObject(object);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

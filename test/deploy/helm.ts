@@ -50,7 +50,12 @@ export function only(
 
 /** The gateway configuration file the chart's Secret carries. */
 export function gatewayYaml(objects: readonly K8sObject[]): string {
-  return Buffer.from(only(objects, 'Secret').data!['gateway.yaml']!, 'base64').toString('utf8');
+  const secrets = objects.filter(
+    (o) => o.kind === 'Secret' && (o as { data?: object }).data?.['gateway.yaml' as never],
+  );
+  assert.equal(secrets.length, 1, `expected one Secret holding gateway.yaml, got ${secrets.length}`);
+  const data = (secrets[0] as unknown as { data: Record<string, string> }).data;
+  return Buffer.from(data['gateway.yaml']!, 'base64').toString('utf8');
 }
 
 export function container(objects: readonly K8sObject[]): any {

@@ -4,8 +4,8 @@
  *   - the OpenAPI schema of its kind (kubernetes-models): types, enums, required fields;
  *   - unknown fields: a round trip through @kubernetes/client-node's typed models drops every
  *     field the API does not define, so whatever the round trip loses was unknown. The
- *     ServiceMonitor (a CRD, unknown to client-node) is checked against the fields the chart
- *     renders instead.
+ *     ServiceMonitor and PrometheusRule (CRDs, unknown to client-node) are checked against the
+ *     fields the chart renders instead.
  * A kind the chart renders but this table lacks is an error, so a new template cannot go
  * unchecked.
  */
@@ -17,6 +17,8 @@ import { Secret } from 'kubernetes-models/v1/Secret';
 import { Service } from 'kubernetes-models/v1/Service';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { PrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 
 export interface K8sObject {
@@ -65,6 +67,7 @@ const KINDS: Record<string, KindCheck> = {
     model: 'V1PersistentVolumeClaim',
   },
   'v1/Secret': { schema: (o) => new Secret(o as never).validate(), model: 'V1Secret' },
+  'v1/ConfigMap': { schema: (o) => new ConfigMap(o as never).validate(), model: 'V1ConfigMap' },
   'v1/Service': { schema: (o) => new Service(o as never).validate(), model: 'V1Service' },
   'v1/ServiceAccount': { schema: (o) => new ServiceAccount(o as never).validate(), model: 'V1ServiceAccount' },
   'gateway.networking.k8s.io/v1/HTTPRoute': {
@@ -103,6 +106,25 @@ const KINDS: Record<string, KindCheck> = {
       'spec.loadBalancer.consistentHash.type',
       'spec.loadBalancer.consistentHash.header.name',
       'spec.loadBalancer.consistentHash.tableSize',
+    ],
+  },
+  'monitoring.coreos.com/v1/PrometheusRule': {
+    schema: (o) => new PrometheusRule(o as never).validate(),
+    knownPaths: [
+      'apiVersion',
+      'kind',
+      'metadata.name',
+      'metadata.labels',
+      'metadata.annotations',
+      'spec.groups[].name',
+      'spec.groups[].rules[].record',
+      'spec.groups[].rules[].alert',
+      'spec.groups[].rules[].expr',
+      'spec.groups[].rules[].for',
+      'spec.groups[].rules[].labels.severity',
+      'spec.groups[].rules[].annotations.summary',
+      'spec.groups[].rules[].annotations.description',
+      'spec.groups[].rules[].annotations.runbook_url',
     ],
   },
   'monitoring.coreos.com/v1/ServiceMonitor': {

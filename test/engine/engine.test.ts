@@ -258,6 +258,8 @@ test('a delta evicted while its request is queued is loaded outside the run: oth
     // A lone request waits this long for its batch to fill: the window in which the test evicts.
     scheduler: { ...options.scheduler, maxQueueDelayMs: 500 },
   });
+  const reloads: string[] = [];
+  engine.subscribe((event) => event.type === 'delta-reload' && reloads.push(event.key));
   try {
     await engine.load(remote);
     await engine.load(refs[1]!);
@@ -283,6 +285,7 @@ test('a delta evicted while its request is queued is loaded outside the run: oth
 
     letGo();
     const result = await queued;
+    assert.deepEqual(reloads, [remote.key], 'the reload is reported once, for its task');
     assert.equal(result.cacheHit, false);
     assert.ok(result.load !== undefined && result.load.fetchMs! >= 0 && result.load.ms > 0);
     const expected = await runPlain(mergeIndependently(zoo.base, zoo.deltas[0]!), inputs());

@@ -18,7 +18,12 @@ export function serve(
   env: Record<string, string>,
   entry = ['--import', 'tsx', join(ROOT, 'src/cli/bin.ts')],
 ): Served {
-  const child = spawn(process.execPath, [...entry, 'serve', ...args], {
+  // DELTASERVE_GATEWAY_CPUS=0 runs the gateway under `taskset -c 0`: the load generator (this
+  // process, e.g. under `taskset -c 1`) then stays off the gateway's cores (docs/reliability.md).
+  const cpus = process.env.DELTASERVE_GATEWAY_CPUS;
+  const command = cpus ? 'taskset' : process.execPath;
+  const commandArgs = [...(cpus ? ['-c', cpus, process.execPath] : []), ...entry, 'serve', ...args];
+  const child = spawn(command, commandArgs, {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -18,6 +18,7 @@ import type { Delta, TaskRef } from '../../src/deltas/types.js';
 import type { AnyEngineEvent, EngineListener, InferOptions, InferResult } from '../../src/engine/engine.js';
 import { serializeError, type ReadyInfo } from '../../src/engine/protocol.js';
 import type { NamedTensors } from '../../src/engine/tensors.js';
+import { PerTaskTasks, type PerTaskBatching } from '../../src/engine/per-task-batching.js';
 import type { EngineStats, InferenceEngine } from '../../src/http/inference-engine.js';
 import type { ModelIO } from '../../src/onnx/io-signature.js';
 import { saveOnnxModel } from '../../src/onnx/model-file.js';
@@ -203,6 +204,7 @@ export class FakeEngine implements InferenceEngine {
   /** What admissionError() answers: set it to make the queues look full. */
   overloadedNow: Error | null = null;
   private readonly listeners = new Set<EngineListener>();
+  private readonly perTask = new PerTaskTasks();
   readonly readyInfo: ReadyInfo = {
     io: FAKE_IO,
     fingerprint: 'ab'.repeat(32),
@@ -243,7 +245,12 @@ export class FakeEngine implements InferenceEngine {
   }
 
   emit(event: AnyEngineEvent): void {
+    this.perTask.observe(event);
     for (const listener of this.listeners) listener(event);
+  }
+
+  perTaskBatchingOf(key: string): PerTaskBatching | null {
+    return this.perTask.of(key);
   }
 
   admissionError(): Error | null {

@@ -405,7 +405,7 @@ test('failed registrations change nothing: not registered, state file bytes unch
 
 test('/metrics exposes request, queue, batch, activation, cache, delta-load and engine metrics', async () => {
   await http('POST', '/v2/models/beta/infer', TENANT_B_KEY, tokens(2));
-  const metrics = await http('GET', '/metrics');
+  const metrics = await http('GET', '/metrics', ADMIN_KEY);
   assert.equal(metrics.status, 200);
   assert.match(String(metrics.headers['content-type']), /text\/plain/);
   for (const name of [

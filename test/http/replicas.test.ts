@@ -179,7 +179,9 @@ test('register, update, retire through different replicas: all three converge wi
   const body = (await ready.body.json()) as { ready: boolean; registry: { synced: boolean } };
   assert.equal(ready.statusCode, 200);
   assert.equal(body.registry.synced, true);
-  const metrics = await (await request(`${r2}/metrics`)).body.text();
+  const metrics = await (
+    await request(`${r2}/metrics`, { headers: { authorization: admin.authorization } })
+  ).body.text();
   assert.match(metrics, /^deltaserve_registry_synced 1$/m);
   assert.match(
     metrics,

@@ -92,6 +92,31 @@ test('an invalid configuration stops start-up with one line naming the field', a
   assert.match(lines[0]!, /\[DS_ERR_CONFIG_INVALID\].*DELTASERVE_PORT\): listen\.port: expected an integer/);
 });
 
+test('a FIFO at the state-file path or the config path stops start-up at once: exit 1, one line naming it', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const fifo = join(dir, 'state.fifo');
+  execFileSync('mkfifo', [fifo]);
+  for (const [args, env] of [
+    [['--config', join(dir, 'gateway.yaml')], { DELTASERVE_PORT: '0', DELTASERVE_REGISTRY_STATE_FILE: fifo }],
+    [['--config', fifo], { DELTASERVE_PORT: '0' }],
+  ] as const) {
+    const served = serve([...args], env);
+    // It used to hang silently: no error, no listen, no exit.
+    const code = await Promise.race([
+      served.exit,
+      new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 30_000).unref()),
+    ]);
+    served.child.kill('SIGKILL');
+    assert.equal(code, 1, served.stderr());
+    const errors = served
+      .stderr()
+      .split('\n')
+      .filter((line) => line.startsWith('error'));
+    assert.equal(errors.length, 1, served.stderr());
+    assert.ok(errors[0]!.includes(`${fifo} is a FIFO (named pipe), not a regular file`), errors[0]);
+  }
+});
+
 test('a port already in use stops start-up promptly: exit 1, one line naming the address', async () => {
   const { createServer } = await import('node:net');
   const blocker = createServer();

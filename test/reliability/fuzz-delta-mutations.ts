@@ -7,7 +7,10 @@
  * - header JSON: replace or delete one field of one entry (dtype, shape, data_offsets) or of the
  *   `__metadata__` map, including fields inside its `tensors` JSON string (shapes, rescale, kind),
  *   then write the header back with a correct length prefix so the damage reaches the decoder;
- * - data: overwrite one 4-byte word with NaN / Inf / huge floats or out-of-range / repeated indices.
+ * - data: overwrite one 4-byte word with NaN / Inf / huge floats or out-of-range / repeated indices;
+ * - hostile structure (issue 22): deep nesting, tens of thousands of entries, long names, a huge
+ *   rank, a long number, in the outer header or in the `tensors` JSON string, of a size drawn
+ *   around each bound of src/deltas/format/header-guard.ts.
  */
 import fc from 'fast-check';
 
@@ -18,7 +21,8 @@ export type DeltaMutation =
   | { kind: 'header-length'; value: string }
   | { kind: 'header-field'; entry: number; field: number; value: unknown; remove: boolean }
   | { kind: 'record-field'; tensor: number; field: number; value: unknown; remove: boolean }
-  | { kind: 'word'; at: number; value: number };
+  | { kind: 'word'; at: number; value: number }
+  | { kind: 'hostile'; shape: 'nest' | 'entries' | 'name' | 'rank' | 'number'; size: number; inTensors: boolean };
 
 const oddValue: fc.Arbitrary<unknown> = fc.oneof(
   fc.constantFrom(
@@ -55,6 +59,13 @@ const oddValue: fc.Arbitrary<unknown> = fc.oneof(
 );
 
 export const deltaMutation: fc.Arbitrary<DeltaMutation> = fc.oneof(
+  fc.record({
+    kind: fc.constant('hostile' as const),
+    shape: fc.constantFrom('nest' as const, 'entries' as const, 'name' as const, 'rank' as const, 'number' as const),
+    // Around and far past each bound (depth 16, 65,536 entries, 1,024-byte names, rank 32, 64 digits).
+    size: fc.constantFrom(10, 17, 33, 65, 1025, 70_000, 200_000),
+    inTensors: fc.boolean(),
+  }),
   fc.record({
     kind: fc.constant('flip' as const),
     at: fc.nat(),
@@ -128,8 +139,24 @@ function split(bytes: Uint8Array): Parts | null {
   }
 }
 
-function join(parts: Parts): Uint8Array {
-  let text = JSON.stringify(parts.header);
+/** One hostile JSON value (`entries` and `name`: an object text, `{...}`). */
+function hostileValue(shape: 'nest' | 'entries' | 'name' | 'rank' | 'number', size: number): string {
+  switch (shape) {
+    case 'nest':
+      return '['.repeat(size) + ']'.repeat(size);
+    case 'entries':
+      return `{${Array.from({ length: size }, (_, i) => `"e${i}":{}`).join(',')}}`;
+    case 'name':
+      return `{"${'n'.repeat(size)}":{}}`;
+    case 'rank':
+      return `[${new Array(size).fill(1).join(',')}]`;
+    case 'number':
+      return '9'.repeat(size);
+  }
+}
+
+function join(parts: Parts, rawHeader?: string): Uint8Array {
+  let text = rawHeader ?? JSON.stringify(parts.header);
   text += ' '.repeat((8 - ((8 + Buffer.byteLength(text)) % 8)) % 8); // keep the data 8-aligned
   const header = new TextEncoder().encode(text);
   const out = new Uint8Array(8 + header.length + parts.data.length);
@@ -202,6 +229,33 @@ function applyOne(bytes: Uint8Array, m: DeltaMutation): Uint8Array {
       const record = records[names[m.tensor % names.length]!];
       if (typeof record === 'object' && record !== null) editObject(record, m.field, m.value, m.remove);
       metadata.tensors = JSON.stringify(records);
+      return join(parts);
+    }
+    case 'hostile': {
+      const parts = split(bytes);
+      if (parts === null) return bytes;
+      const value = hostileValue(m.shape, m.size);
+      const metadata = parts.header.__metadata__ as Record<string, unknown> | undefined;
+      if (m.inTensors && typeof metadata?.tensors === 'string') {
+        let records: Record<string, unknown>;
+        try {
+          records = JSON.parse(metadata.tensors) as Record<string, unknown>; // an earlier mutation may have broken it
+        } catch {
+          return bytes;
+        }
+        const name = Object.keys(records)[0] ?? 'w';
+        metadata.tensors =
+          m.shape === 'entries' || m.shape === 'name'
+            ? `{${value.slice(1)}`
+            : JSON.stringify({ ...records, [name]: '@' }).replace('"@"', value);
+      } else {
+        const text = JSON.stringify(parts.header);
+        const hostile =
+          m.shape === 'entries' || m.shape === 'name'
+            ? `${value.slice(0, -1)},${text.slice(1)}`
+            : `{"h":${value},${text.slice(1)}`;
+        return join({ header: {}, data: parts.data }, hostile);
+      }
       return join(parts);
     }
     case 'word': {

@@ -118,6 +118,9 @@ test(
             if (typeof code !== 'string' || !code.startsWith('DS_ERR_'))
               throw new Error(`${s.label}: threw ${String(error)}`, { cause: error });
             outcome = code;
+            // Error messages quote untrusted content bounded (issue 22, item 3).
+            const message = String((error as Error).message);
+            if (message.length > 2000) throw new Error(`${s.label}: a ${message.length}-character message (${code})`);
           }
           const ms = performance.now() - began;
           slowest = Math.max(slowest, ms);

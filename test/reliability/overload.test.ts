@@ -12,7 +12,15 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Pool } from 'undici';
 import { parseSamples } from '../telemetry/prometheus-text.js';
-import { INFER_BODY, TENANT_HEADERS, percentile, sleep, startGateway, type GatewayProcess } from './gateway-process.js';
+import {
+  ADMIN_HEADERS,
+  INFER_BODY,
+  TENANT_HEADERS,
+  percentile,
+  sleep,
+  startGateway,
+  type GatewayProcess,
+} from './gateway-process.js';
 
 const SECONDS = Number(process.env.DELTASERVE_OVERLOAD_SECONDS ?? 60);
 const CAPACITY_SECONDS = 5;
@@ -85,7 +93,11 @@ async function send(task: string, scheduled: number): Promise<Outcome> {
 }
 
 async function eventLoopDelay(): Promise<Record<string, number>> {
-  const response = await pool.request({ path: '/metrics', method: 'GET' });
+  const response = await pool.request({
+    path: '/metrics',
+    method: 'GET',
+    headers: { authorization: ADMIN_HEADERS.authorization },
+  });
   const samples = parseSamples(await response.body.text());
   return Object.fromEntries(
     samples

@@ -5,9 +5,9 @@
  * - tenant isolation: another tenant's task or alias answers exactly like a name that does not
  *   exist, on every model route, and takes no measurably different time (interleaved samples,
  *   Mann-Whitney U; the figures are printed);
- * - admin routes (every one the OpenAPI document marks as admin, plus repository load/unload and
- *   /metrics when it requires the admin key): 401 without a key, 403 with a tenant key or an
- *   unknown one, and the admin key opens them;
+ * - admin routes (every one the OpenAPI document marks as admin, plus repository load/unload):
+ *   401 without a key, 403 with a tenant key or an unknown one, and the admin key opens them;
+ *   /metrics (protected by default): 401 with anything but a scraper key or the admin key;
  * - SSRF: an http delta whose host is, resolves to or redirects to a loopback address is refused
  *   before any connection is made, unless allowed; the non-loopback ranges are checked as a pure
  *   function (test/deltas/source/address-policy.test.ts) so no test sends traffic off this host;
@@ -30,6 +30,7 @@ const KEY_A = `sk-tenant-a-${randomBytes(12).toString('hex')}`;
 const KEY_B = `sk-tenant-b-${randomBytes(12).toString('hex')}`;
 const KEY_ADMIN = `sk-admin-${randomBytes(12).toString('hex')}`;
 const KEY_WRONG = `sk-wrong-${randomBytes(12).toString('hex')}`;
+const KEY_SCRAPER = `sk-scraper-${randomBytes(12).toString('hex')}`;
 const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
 /** Every test's bound: a hang fails the test instead of holding CI. */
 const BOUND = { timeout: 120_000 };
@@ -60,7 +61,7 @@ before(async () => {
         { name: 'tenant-b', keySha256: [sha256(KEY_B)], tasks: ['footwear'], aliases: { 'b-shoes': 'footwear@1' } },
       ],
       admin: { keySha256: [sha256(KEY_ADMIN)] },
-      telemetry: { metricsRequireAdmin: true },
+      telemetry: { metricsKeySha256: [sha256(KEY_SCRAPER)] },
     },
   });
 });
@@ -232,6 +233,8 @@ async function adminRoutesFromOpenApi(): Promise<AdminRoute[]> {
   const routes: AdminRoute[] = [];
   for (const [path, operations] of Object.entries(doc.paths)) {
     for (const [method, op] of Object.entries(operations)) {
+      // /metrics also takes scraper keys and answers 401 to any other key: checked on its own below.
+      if (path === '/metrics') continue;
       if (op.tags?.includes('admin') || /admin key/i.test(op.summary ?? '')) {
         routes.push({ method: method.toUpperCase(), path: path.replace(/\{[^}]+\}/g, 'coarse4') });
       }
@@ -244,7 +247,7 @@ test(
   'every admin route: 401 without a key, 403 with a tenant key or an unknown one, open with the admin key',
   BOUND,
   async () => {
-    const routes = [...(await adminRoutesFromOpenApi()), { method: 'GET', path: '/metrics' }];
+    const routes = await adminRoutesFromOpenApi();
     const expected = [
       'GET /admin/tasks',
       'POST /admin/tasks',
@@ -252,7 +255,6 @@ test(
       'DELETE /admin/tasks/coarse4',
       'POST /v2/repository/models/coarse4/load',
       'POST /v2/repository/models/coarse4/unload',
-      'GET /metrics',
     ];
     assert.deepEqual(
       new Set(routes.map((r) => `${r.method} ${r.path}`)),
@@ -278,7 +280,14 @@ test(
     }
     // The admin key opens them (reads and harmless changes only; the refusals above changed nothing).
     assert.equal((await call('GET', '/admin/tasks', bearer(KEY_ADMIN))).status, 200);
+    // /metrics: a scraper key or the admin key, else 401 whatever was presented (issue 22, item 9).
+    for (const headers of [{}, { authorization: KEY_ADMIN }, bearer(KEY_WRONG), bearer(KEY_A), bearer(KEY_B)]) {
+      const answer = await call('GET', '/metrics', headers);
+      assert.equal(answer.status, 401, `GET /metrics with ${JSON.stringify(Object.keys(headers))}: ${answer.text}`);
+      assert.equal(JSON.parse(answer.text).code, 'DS_ERR_UNAUTHENTICATED');
+    }
     assert.equal((await call('GET', '/metrics', bearer(KEY_ADMIN))).status, 200);
+    assert.equal((await call('GET', '/metrics', bearer(KEY_SCRAPER))).status, 200);
     assert.equal((await call('POST', '/v2/repository/models/coarse4/load', bearer(KEY_ADMIN), '{}')).status, 200);
     assert.equal((await call('POST', '/v2/repository/models/coarse4/unload', bearer(KEY_ADMIN), '{}')).status, 200);
     const tasks = JSON.parse((await call('GET', '/admin/tasks', bearer(KEY_ADMIN))).text) as {
@@ -483,6 +492,7 @@ test(
     await call('GET', '/v2/models/coarse4', { authorization: `Basic ${Buffer.from(`a:${KEY_B}`).toString('base64')}` });
     await call('GET', '/admin/tasks', bearer(KEY_ADMIN));
     await call('GET', '/admin/tasks', bearer(KEY_B));
+    await call('GET', '/metrics', bearer(KEY_SCRAPER));
     await call('POST', '/v2/models/footwear/infer', { ...bearer(KEY_B), 'x-request-id': 'log-scan' }, INFER_BODY);
     assert.equal(await liveStatus(gateway.url), 200);
     const code = await gateway.stop();
@@ -507,6 +517,7 @@ test(
       ['tenant B', KEY_B],
       ['admin', KEY_ADMIN],
       ['unknown', KEY_WRONG],
+      ['scraper', KEY_SCRAPER],
     ] as const) {
       const leaks = lines.filter(
         (line) => line.includes(key) || line.includes(Buffer.from(`a:${key}`).toString('base64')),

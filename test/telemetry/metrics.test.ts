@@ -261,6 +261,7 @@ test('every metric in METRICS is exported under its name and Prometheus type, wi
       { type: 'batch', key: 'x@1', size: 1, inferMs: 1 },
       { type: 'batch', key: '@mixed', size: 3, inferMs: 1, tasks: 2 },
       { type: 'mixed-fallback', key: 'x@1', tensor: 'conv.weight', reason: 'read by Conv' },
+      { type: 'delta-reload', key: 'x@1' },
       { type: 'scheduler', event: { type: 'dequeued', task: 'x@1', waitMs: 1, priority: 0 } },
       { type: 'scheduler', event: { type: 'rejected', task: 'x@1', reason: 'overloaded' } },
       { type: 'cache', kind: 'hit', key: 'x@1', bytes: 1 },
@@ -289,6 +290,11 @@ test('every metric in METRICS is exported under its name and Prometheus type, wi
       text,
       /\ndeltaserve_mixed_fallback_tasks_total\{[^}]*task="x"[^}]*\} 1\n/,
       'the fallback is counted for its task',
+    );
+    assert.match(
+      text,
+      /\ndeltaserve_delta_reloads_total\{[^}]*task="x"[^}]*\} 1\n/,
+      'a request that waited for its delta to load again is counted for its task',
     );
     assert.match(
       text,

@@ -59,6 +59,37 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if .Values.auth.existingSecret }}{{ .Values.auth.existingSecretKey }}{{ else }}gateway.yaml{{ end }}
 {{- end }}
 
+{{/* The Secret and key holding the scraper token for /metrics (the chart's, or an existing one). */}}
+{{- define "deltaserve.metricsTokenSecretName" -}}
+{{- default (printf "%s-metrics" (include "deltaserve.fullname" .)) .Values.metrics.scraperToken.existingSecret }}
+{{- end }}
+{{- define "deltaserve.metricsTokenSecretKey" -}}
+{{- if .Values.metrics.scraperToken.existingSecret }}{{ .Values.metrics.scraperToken.existingSecretKey }}{{ else }}token{{ end }}
+{{- end }}
+
+{{/*
+The scraper token the chart keeps: the one already in the cluster's Secret (upgrades keep it),
+else a new random one, generated once per render (memoised in .Values so the Secret, the
+configuration and its checksum agree).
+*/}}
+{{- define "deltaserve.metricsToken" -}}
+{{- $memo := .Values.metrics.scraperToken }}
+{{- if not (hasKey $memo "generated") }}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "deltaserve.metricsTokenSecretName" .) }}
+{{- if and $existing $existing.data (hasKey $existing.data "token") }}
+{{- $_ := set $memo "generated" (index $existing.data "token" | b64dec) }}
+{{- else }}
+{{- $_ := set $memo "generated" (randAlphaNum 48) }}
+{{- end }}
+{{- end }}
+{{- $memo.generated }}
+{{- end }}
+
+{{/* sha256 hex of the scraper token, for the gateway configuration ("" when none is known). */}}
+{{- define "deltaserve.metricsTokenSha256" -}}
+{{- if .Values.metrics.scraperToken.existingSecret }}{{ lower .Values.metrics.scraperToken.sha256 }}{{ else }}{{ include "deltaserve.metricsToken" . | sha256sum }}{{ end }}
+{{- end }}
+
 {{- define "deltaserve.containerPort" -}}8080{{- end }}
 {{- define "deltaserve.stateDir" -}}/var/lib/deltaserve{{- end }}
 
@@ -93,6 +124,9 @@ applied.
 {{- fail "deltaserve: auth.adminKeySha256 holds the hash of the public development admin key; use your own key, or devMode=true for a trial." }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- if and $v.metrics.scraperToken.existingSecret (not $v.auth.existingSecret) (not $v.metrics.scraperToken.sha256) }}
+{{- fail "deltaserve: metrics.scraperToken.existingSecret needs metrics.scraperToken.sha256 (the sha256 hex of the token it holds), which goes into the gateway configuration." }}
 {{- end }}
 {{- if and $v.persistence.enabled (or (gt (int $v.replicaCount) 1) $v.autoscaling.enabled) (not (has "ReadWriteMany" $v.persistence.accessModes)) }}
 {{- fail "deltaserve: persistence.enabled with replicaCount > 1 or autoscaling.enabled needs a volume every replica mounts: set persistence.accessModes to [ReadWriteMany] (replicas share the registry state file under a lock; README: More than one replica). A ReadWriteOnce claim serves one replica." }}
@@ -129,5 +163,9 @@ applied.
 {{- else if $v.devMode }}
 {{- $_ := set $config "admin" (dict "keySha256" (list (include "deltaserve.devAdminHash" .))) }}
 {{- end }}
+{{- $telemetry := deepCopy (default (dict) $config.telemetry) }}
+{{- $scrapers := concat (default (list) $telemetry.metricsKeySha256) (list (include "deltaserve.metricsTokenSha256" .)) }}
+{{- $_ := set $telemetry "metricsKeySha256" (uniq $scrapers) }}
+{{- $_ := set $config "telemetry" $telemetry }}
 {{- toYaml $config }}
 {{- end }}

@@ -4,9 +4,7 @@ import { buildDelta, MASK_KINDS, type MaskKind, type PruneMethod, type WeightMap
 import { DEFAULT_DENSE_PATTERNS } from '../../compress/tensor-selection.js';
 import { encodeDelta } from '../../deltas/format/delta-file.js';
 import type { Delta } from '../../deltas/types.js';
-import { loadOnnxModel } from '../../onnx/model-file.js';
-import { assertSameGraph, readFloatWeights } from '../../onnx/weights.js';
-import { fingerprintWeights, sha256File } from '../../onnx/fingerprint.js';
+import { sha256File } from '../../onnx/fingerprint.js';
 import { LocalRunner } from '../../eval/local-runner.js';
 import { loadSampleSet, sliceSamples } from '../../eval/dataset.js';
 import { predictAll } from '../../eval/accuracy.js';
@@ -17,8 +15,15 @@ import { calibrateQuantization } from '../../eval/quantize-search.js';
 import type { SampleSet } from '../../eval/dataset.js';
 import { listOption, numberOption, parseCommandArgs, progress, requireString } from '../args.js';
 import { progressBar } from '../progress-bar.js';
+import {
+  checkCompressInputFlags,
+  COMPRESS_INPUT_OPTIONS,
+  COMPRESS_INPUT_USAGE,
+  readCompressInputs,
+} from './compress-inputs.js';
 
 export const COMPRESS_USAGE = `usage: deltaserve compress --base BASE.onnx --finetuned FT.onnx --out DELTA.safetensors
+${COMPRESS_INPUT_USAGE}
          [--method dare|darex-q|magnitude|auto] [--drop-rate P] [--seed N] [--dtype f32|f16]
          [--mask uniform|importance] [--q-scope global|tensor]
          [--q Q | --calibration SAMPLES.safetensors [--calibration-size N]]
@@ -51,11 +56,19 @@ export interface CompressSummary {
 }
 
 export async function compressCommand(argv: string[]): Promise<CompressSummary> {
+  const cleanups: (() => Promise<void>)[] = [];
+  try {
+    return await compress(argv, cleanups);
+  } finally {
+    for (const cleanup of cleanups) await cleanup();
+  }
+}
+
+async function compress(argv: string[], cleanups: (() => Promise<void>)[]): Promise<CompressSummary> {
   const { values } = parseCommandArgs(
     argv,
     {
-      base: { type: 'string' },
-      finetuned: { type: 'string' },
+      ...COMPRESS_INPUT_OPTIONS,
       out: { type: 'string' },
       method: { type: 'string', default: 'dare' },
       'drop-rate': { type: 'string' },
@@ -75,8 +88,7 @@ export async function compressCommand(argv: string[]): Promise<CompressSummary> 
     },
     COMPRESS_USAGE,
   );
-  const basePath = requireString(values.base, 'base', COMPRESS_USAGE);
-  const finetunedPath = requireString(values.finetuned, 'finetuned', COMPRESS_USAGE);
+  checkCompressInputFlags(values, COMPRESS_USAGE);
   const out = requireString(values.out, 'out', COMPRESS_USAGE);
   const method = values.method as MethodChoice;
   if (!METHODS.includes(method))
@@ -132,15 +144,9 @@ export async function compressCommand(argv: string[]): Promise<CompressSummary> 
     'a positive integer',
   );
 
-  progress(`reading ${basePath} and ${finetunedPath}`);
-  const [baseModel, tunedModel] = await Promise.all([loadOnnxModel(basePath), loadOnnxModel(finetunedPath)]);
-  assertSameGraph(baseModel, tunedModel);
-  const baseWeights = readFloatWeights(baseModel);
-  const tunedWeights = readFloatWeights(tunedModel);
-  const [sourceBaseSha256, sourceFinetunedSha256] = await Promise.all([
-    sha256File(basePath),
-    sha256File(finetunedPath),
-  ]);
+  const inputs = await readCompressInputs(values, COMPRESS_USAGE);
+  cleanups.push(inputs.cleanup);
+  const { basePath, baseWeights, tunedWeights, sourceBaseSha256, sourceFinetunedSha256 } = inputs;
 
   const started = performance.now();
   const selection = {
@@ -153,7 +159,7 @@ export async function compressCommand(argv: string[]): Promise<CompressSummary> 
     seed,
     valueDtype: dtype as 'F32' | 'F16',
     selection,
-    baseFingerprint: fingerprintWeights(baseWeights),
+    baseFingerprint: inputs.baseFingerprint,
     sourceBaseSha256,
     sourceFinetunedSha256,
     extra: { tool: 'deltaserve compress' },
@@ -176,6 +182,7 @@ export async function compressCommand(argv: string[]): Promise<CompressSummary> 
   } else {
     const calibrationSha256 = await sha256File(calibrationPath);
     const withCalibration = { ...common, extra: { ...common.extra, calibration_sha256: calibrationSha256 } };
+    const finetunedPath = await inputs.finetunedModelPath();
     result = await withCalibrationRunners(
       basePath,
       finetunedPath,

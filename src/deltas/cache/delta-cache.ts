@@ -30,13 +30,12 @@
  * the pinned share; pinning past it fails with DS_ERR_CACHE_PIN_NO_ROOM. `evict(key)` on a pinned
  * key unpins it first: evict is the operator's explicit "drop this", it wins over an older pin.
  *
- * Reference counting. `acquire(key)` returns a lease; while any lease on an entry is open, LRU
- * pressure skips it (evicting it would free no memory) and an explicit evict moves it to the held
- * set instead of dropping it. A miss on a held key re-adopts the held entry instead of loading a
- * second copy. `get()` returns the entry without a lease: use it for a quick look, and
- * `acquire()` for anything that keeps the delta across an await. `tryAcquire()` leases only
- * what is cached now and never loads: the engine's worker uses it to accept a batch, so no
- * run waits for a fetch. `acquire()` and `prefetch()` say themselves whether they hit.
+ * Reference counting. `tryAcquire(key)` returns a lease on what is cached now (it never loads:
+ * `prefetch()` loads); while any lease on an entry is open, LRU pressure skips it (evicting it
+ * would free no memory) and an explicit evict moves it to the held set instead of dropping it. A
+ * miss on a held key re-adopts the held entry instead of loading a second copy. The engine's
+ * worker leases a batch's deltas this way when the batch arrives, so no run waits for a fetch,
+ * and leases the deltas of queued requests, so no load evicts them before they run.
  *
  * Concurrency: JavaScript runs this class on one thread; every bookkeeping step is synchronous,
  * so the invariants hold between any two awaits. In-flight loads are never cancelled by
@@ -86,8 +85,6 @@ export interface CachedDelta {
 export interface DeltaLease {
   readonly delta: Delta;
   readonly entry: CachedDelta;
-  /** True when the delta was in the cache; false when this acquire waited for its load. */
-  readonly hit: boolean;
   release(): void;
 }
 
@@ -227,49 +224,26 @@ export class DeltaCache {
     });
   }
 
-  /** The delta for `key`, loading it on a miss. No lease: see {@link acquire}. */
-  async get(key: string, signal?: AbortSignal): Promise<CachedDelta> {
-    return (await this.lookup(key, signal)).entry;
-  }
-
-  /** The delta for `key`, kept in memory (even if evicted) until the lease is released. */
-  async acquire(key: string, signal?: AbortSignal): Promise<DeltaLease> {
-    for (let attempt = 1; ; attempt++) {
-      const { entry, hit } = await this.lookup(key, signal);
-      // The entry may have been evicted between its insertion and this continuation (a tiny
-      // cache under pressure); a lease on it would hold bytes nobody accounts for.
-      if (entry.place === 'lru' || entry.place === 'pinned' || entry.place === 'held')
-        return this.lease(entry, hit && attempt === 1);
-      if (attempt >= MAX_LOOKUPS)
-        throw new DS_ERR_CACHE_LOAD_CANCELLED(key, `evicted before it could be acquired, ${attempt} times`);
-    }
-  }
-
   /**
    * A lease on `key` if it is in the cache now (a hit), else null; never loads and never waits.
    * For callers that must not block on a fetch: load first ({@link prefetch}), then try again.
+   * A lease taken to keep a delta resident rather than to use it (`quiet`) is not a hit: it
+   * neither counts nor emits one, nor refreshes the entry's recency.
    */
-  tryAcquire(key: string): DeltaLease | null {
-    const entry = this.pinned.get(key) ?? this.lru.get(key);
+  tryAcquire(key: string, options: { quiet?: boolean } = {}): DeltaLease | null {
+    const quiet = options.quiet === true;
+    const entry = this.pinned.get(key) ?? (quiet ? this.lru.peek(key) : this.lru.get(key));
     if (entry === undefined) return null;
-    this.counters.hits++;
-    this.emit({ type: 'hit', key, bytes: entry.bytes });
-    return this.lease(entry, true);
+    if (!quiet) {
+      this.counters.hits++;
+      this.emit({ type: 'hit', key, bytes: entry.bytes });
+    }
+    return this.lease(entry);
   }
 
-  /** Loads `key` into the cache if it is not there. Rejects like {@link get}. */
+  /** Loads `key` into the cache if it is not there; rejects with the load's error. */
   async prefetch(key: string, signal?: AbortSignal): Promise<CacheLookup> {
     return this.lookup(key, signal);
-  }
-
-  /** The cached entry, without loading it and without touching its recency. */
-  peek(key: string): CachedDelta | undefined {
-    return this.pinned.get(key) ?? this.lru.peek(key);
-  }
-
-  /** True when `key` is in the cache (pinned or not); loads in flight and held entries do not count. */
-  has(key: string): boolean {
-    return this.pinned.has(key) || this.lru.has(key);
   }
 
   /**
@@ -323,6 +297,17 @@ export class DeltaCache {
     return true;
   }
 
+  /**
+   * Bytes a load could have now: free, plus what LRU pressure could evict (entries nobody
+   * leases). A load that failed with DS_ERR_CACHE_NO_ROOM (its `neededBytes`) can succeed once
+   * this reaches that size.
+   */
+  availableBytes(): number {
+    let reclaimable = 0;
+    for (const entry of this.lru.values()) if (entry !== undefined && entry.refs === 0) reclaimable += entry.bytes;
+    return this.maxBytes - this.totalBytes() + reclaimable;
+  }
+
   stats(): DeltaCacheStats {
     const cachedBytes = this.lru.calculatedSize;
     return {
@@ -367,13 +352,12 @@ export class DeltaCache {
     return this.lru.calculatedSize + this.pinnedBytes + this.heldBytes + this.loadingBytes;
   }
 
-  private lease(entry: Entry, hit: boolean): DeltaLease {
+  private lease(entry: Entry): DeltaLease {
     entry.refs++;
     let open = true;
     return {
       delta: entry.delta,
       entry,
-      hit,
       release: () => {
         if (!open) return;
         open = false;
@@ -485,11 +469,12 @@ export class DeltaCache {
     if (free + reclaimable < size) {
       let inUse = this.heldBytes;
       for (const entry of this.lru.values()) if (entry !== undefined && entry.refs > 0) inUse += entry.bytes;
-      throw new DS_ERR_CACHE_NO_ROOM(
+      const error = new DS_ERR_CACHE_NO_ROOM(
         key,
         size,
         `${free} of ${this.maxBytes} bytes are free; ${this.pinnedBytes} are pinned, ${inUse} are held by running batches, ${this.loadingBytes} belong to other loads`,
       );
+      throw Object.assign(error, { neededBytes: size });
     }
     for (const victim of victims) this.removeFromLru(victim, 'pressure');
   }

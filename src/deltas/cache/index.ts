@@ -1,5 +1,6 @@
 export {
   DeltaCache,
+  type CacheLookup,
   type CachedDelta,
   type DeltaCacheEvent,
   type DeltaCacheOptions,

@@ -7,10 +7,11 @@
  * these loops run at that memory-bound speed; see bench/decode.ts.)
  */
 import { DS_ERR_DELTA_INDEX_ORDER, DS_ERR_DELTA_INDEX_RANGE, DS_ERR_DELTA_NON_FINITE } from '../../core/errors.js';
+import { describeListBounded, quoteBounded } from '../../core/bounded-text.js';
 import { float16Table } from './float16.js';
 
 function describeShape(shape: readonly number[]): string {
-  return `[${shape.join(', ')}]`;
+  return describeListBounded(shape);
 }
 
 /**
@@ -32,14 +33,14 @@ export function checkSparseIndices(name: string, indices: Uint32Array, shape: re
     let first = 0;
     while (indices[first]! < numel) first++;
     throw new DS_ERR_DELTA_INDEX_RANGE(
-      JSON.stringify(name),
+      quoteBounded(name),
       `index ${indices[first]} at position ${first} is not below ${numel}, the size of shape ${describeShape(shape)}`,
     );
   }
   if (position < count) {
     const kind = indices[position] === previous ? 'repeats' : 'is below';
     throw new DS_ERR_DELTA_INDEX_ORDER(
-      JSON.stringify(name),
+      quoteBounded(name),
       `index ${indices[position]} at position ${position} ${kind} index ${previous} at position ${position - 1}`,
     );
   }
@@ -47,7 +48,7 @@ export function checkSparseIndices(name: string, indices: Uint32Array, shape: re
 
 function nonFinite(name: string, position: number, value: number, indices: Uint32Array | null): Error {
   const where = indices === null ? `${position}` : `${position} (flat index ${indices[position]})`;
-  return new DS_ERR_DELTA_NON_FINITE(JSON.stringify(name), `${where}, value ${value}`);
+  return new DS_ERR_DELTA_NON_FINITE(quoteBounded(name), `${where}, value ${value}`);
 }
 
 /** Throws if any value is NaN or ±Inf. `indices` (for sparse tensors) only enrich the message. */

@@ -22,6 +22,7 @@ import {
   DS_ERR_DELTA_SHAPE_MISMATCH,
   DS_ERR_DELTA_UNKNOWN_TENSOR,
 } from '../../core/errors.js';
+import { boundText, describeListBounded, quoteBounded } from '../../core/bounded-text.js';
 import type {
   BaseWeightShapes,
   Delta,
@@ -68,7 +69,7 @@ export interface DecodeDeltaOptions {
 }
 
 function describeShape(shape: readonly number[]): string {
-  return `[${shape.join(', ')}]`;
+  return describeListBounded(shape);
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
@@ -76,7 +77,7 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 }
 
 function badTensor(name: string, reason: string): Error {
-  return new DS_ERR_DELTA_BAD_TENSOR(JSON.stringify(name), reason);
+  return new DS_ERR_DELTA_BAD_TENSOR(quoteBounded(name), reason);
 }
 
 // ---- encoding ---------------------------------------------------------------------------------
@@ -102,7 +103,7 @@ function checkTensorForEncoding(tensor: TensorDelta): void {
     throw badTensor(name, `has rescale ${tensor.rescale}, not a finite number > 0`);
   }
   if (tensor.indices.length !== tensor.values.length) {
-    throw new DS_ERR_DELTA_COUNT_MISMATCH(JSON.stringify(name), tensor.indices.length, tensor.values.length);
+    throw new DS_ERR_DELTA_COUNT_MISMATCH(quoteBounded(name), tensor.indices.length, tensor.values.length);
   }
   checkSparseIndices(name, tensor.indices, shape, numel);
   checkFinite(name, tensor.values, tensor.indices);
@@ -210,9 +211,9 @@ function takeEntry(
   const entryName = name + suffix;
   const entry = entries.get(entryName);
   if (entry === undefined)
-    throw badTensor(name, `is listed in the metadata but the file has no ${JSON.stringify(entryName)} entry`);
+    throw badTensor(name, `is listed in the metadata but the file has no ${quoteBounded(entryName)} entry`);
   if (entry.dtype !== dtype)
-    throw badTensor(name, `entry ${JSON.stringify(entryName)} has dtype ${entry.dtype}, expected ${dtype}`);
+    throw badTensor(name, `entry ${quoteBounded(entryName)} has dtype ${entry.dtype}, expected ${dtype}`);
   consumed.add(entryName);
   return entry;
 }
@@ -221,7 +222,7 @@ function requireRank1(name: string, suffix: string, entry: SafetensorsEntry): nu
   if (entry.shape.length !== 1) {
     throw badTensor(
       name,
-      `entry ${JSON.stringify(name + suffix)} has shape ${describeShape(entry.shape)}, expected rank 1 [nnz]`,
+      `entry ${quoteBounded(name + suffix)} has shape ${describeShape(entry.shape)}, expected rank 1 [nnz]`,
     );
   }
   return entry.shape[0]!;
@@ -307,7 +308,7 @@ function planTensor(
   const values = takeEntry(entries, consumed, name, VALUES_SUFFIX, valueDtype);
   const indexCount = requireRank1(name, INDICES_SUFFIX, indices);
   const valueCount = requireRank1(name, VALUES_SUFFIX, values);
-  if (indexCount !== valueCount) throw new DS_ERR_DELTA_COUNT_MISMATCH(JSON.stringify(name), indexCount, valueCount);
+  if (indexCount !== valueCount) throw new DS_ERR_DELTA_COUNT_MISMATCH(quoteBounded(name), indexCount, valueCount);
   return { name, record, kind: 'sparse', indices, values };
 }
 
@@ -341,7 +342,7 @@ export function decodeDelta(input: Uint8Array, options: DecodeDeltaOptions = {})
   const { metadata, tensors: records } = decodeDeltaMetadata(parsed.metadata);
   const { baseShapes, expectedBaseFingerprint } = options;
   if (expectedBaseFingerprint !== undefined && metadata.baseFingerprint !== expectedBaseFingerprint) {
-    throw new DS_ERR_DELTA_BASE_MISMATCH(metadata.baseFingerprint, expectedBaseFingerprint);
+    throw new DS_ERR_DELTA_BASE_MISMATCH(boundText(metadata.baseFingerprint), boundText(expectedBaseFingerprint));
   }
 
   const consumed = new Set<string>();
@@ -349,10 +350,10 @@ export function decodeDelta(input: Uint8Array, options: DecodeDeltaOptions = {})
   for (const [name, record] of records) {
     if (baseShapes !== undefined) {
       const baseShape = baseShapes.get(name);
-      if (baseShape === undefined) throw new DS_ERR_DELTA_UNKNOWN_TENSOR(JSON.stringify(name));
+      if (baseShape === undefined) throw new DS_ERR_DELTA_UNKNOWN_TENSOR(quoteBounded(name));
       if (!sameShape(record.shape, baseShape)) {
         throw new DS_ERR_DELTA_SHAPE_MISMATCH(
-          JSON.stringify(name),
+          quoteBounded(name),
           describeShape(record.shape),
           describeShape(baseShape),
         );

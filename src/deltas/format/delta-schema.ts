@@ -7,6 +7,8 @@
  * text; plain strings (format, fingerprint, method, dtype, hashes) are stored as themselves.
  */
 import { DS_ERR_DELTA_BAD_METADATA } from '../../core/errors.js';
+import { boundText, jsonBounded, quoteBounded } from '../../core/bounded-text.js';
+import { guardHeaderJsonText } from './header-guard.js';
 import type { Delta, DeltaMetadata, DeltaMethod, DeltaValueDtype, QuantValueEncoding, TensorDelta } from '../types.js';
 import type { IndexEncoding } from './index-codec.js';
 import { SAFETENSORS_DTYPE_SIZE, type SafetensorsTensorSpec } from './safetensors.js';
@@ -84,25 +86,25 @@ function isShape(value: unknown): value is number[] {
 /** Range and type checks shared by the encoder (on what it is given) and the decoder (on what it parsed). */
 export function checkDeltaMetadata(metadata: DeltaMetadata): void {
   if (metadata.formatVersion !== 1 && metadata.formatVersion !== 2)
-    throw badMetadata(`formatVersion is ${String(metadata.formatVersion)}, this writer knows 1 and 2`);
+    throw badMetadata(`formatVersion is ${boundText(String(metadata.formatVersion))}, this writer knows 1 and 2`);
   if (typeof metadata.baseFingerprint !== 'string' || metadata.baseFingerprint.length === 0) {
     throw badMetadata('base_fingerprint is empty');
   }
   if (!DELTA_METHODS.includes(metadata.method)) {
-    throw badMetadata(`method ${JSON.stringify(metadata.method)} is not one of ${DELTA_METHODS.join(', ')}`);
+    throw badMetadata(`method ${quoteBounded(String(metadata.method))} is not one of ${DELTA_METHODS.join(', ')}`);
   }
   if (typeof metadata.dropRate !== 'number' || !(metadata.dropRate >= 0 && metadata.dropRate < 1)) {
-    throw badMetadata(`drop_rate ${String(metadata.dropRate)} is not a number in [0, 1)`);
+    throw badMetadata(`drop_rate ${boundText(String(metadata.dropRate))} is not a number in [0, 1)`);
   }
   if (typeof metadata.rescale !== 'number' || !Number.isFinite(metadata.rescale) || metadata.rescale <= 0) {
-    throw badMetadata(`rescale ${String(metadata.rescale)} is not a finite number > 0`);
+    throw badMetadata(`rescale ${boundText(String(metadata.rescale))} is not a finite number > 0`);
   }
   const seed = metadata.seed;
   if (seed !== null && !(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff)) {
-    throw badMetadata(`seed ${String(seed)} is neither null nor an integer in [0, 2^32)`);
+    throw badMetadata(`seed ${boundText(String(seed))} is neither null nor an integer in [0, 2^32)`);
   }
   if (!DELTA_VALUE_DTYPES.includes(metadata.valueDtype)) {
-    throw badMetadata(`value_dtype ${JSON.stringify(metadata.valueDtype)} is not F32 or F16`);
+    throw badMetadata(`value_dtype ${quoteBounded(String(metadata.valueDtype))} is not F32 or F16`);
   }
   for (const [key, hash] of [
     ['source_base_sha256', metadata.sourceBaseSha256],
@@ -114,8 +116,7 @@ export function checkDeltaMetadata(metadata: DeltaMetadata): void {
   }
   if (!isPlainObject(metadata.extra)) throw badMetadata('extra is not an object');
   for (const [key, value] of Object.entries(metadata.extra)) {
-    if (typeof value !== 'string')
-      throw badMetadata(`extra[${JSON.stringify(key)}] is a ${typeof value}, not a string`);
+    if (typeof value !== 'string') throw badMetadata(`extra[${quoteBounded(key)}] is a ${typeof value}, not a string`);
   }
 }
 
@@ -179,16 +180,18 @@ export function encodeDeltaMetadata(
 }
 
 function parseJsonValue(key: string, text: string): unknown {
+  // A metadata string holding JSON is a second document to parse: bounded the same way as the header.
+  guardHeaderJsonText(text, `metadata ${JSON.stringify(key)}`);
   try {
     return JSON.parse(text);
   } catch {
-    throw badMetadata(`${key} is not valid JSON: ${JSON.stringify(text.slice(0, 80))}`);
+    throw badMetadata(`${key} is not valid JSON: ${quoteBounded(text, 80)}`);
   }
 }
 
 function parseNumber(key: string, text: string): number {
   const value = parseJsonValue(key, text);
-  if (typeof value !== 'number') throw badMetadata(`${key} is ${JSON.stringify(text.slice(0, 80))}, not a JSON number`);
+  if (typeof value !== 'number') throw badMetadata(`${key} is ${quoteBounded(text, 80)}, not a JSON number`);
   return value;
 }
 
@@ -199,7 +202,7 @@ function parseRange(label: string, key: string, value: unknown): [number, number
     !value.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0) ||
     value[0] > value[1]
   ) {
-    throw badMetadata(`${label}.${key} is ${JSON.stringify(value)}, not [begin, end] with 0 ≤ begin ≤ end`);
+    throw badMetadata(`${label}.${key} is ${jsonBounded(value)}, not [begin, end] with 0 ≤ begin ≤ end`);
   }
   return [value[0], value[1]];
 }
@@ -207,20 +210,20 @@ function parseRange(label: string, key: string, value: unknown): [number, number
 function parseLayout(label: string, record: Record<string, unknown>, numel: number): StoredSparseLayout {
   const { nnz, index, values, group } = record;
   if (typeof nnz !== 'number' || !Number.isSafeInteger(nnz) || nnz < 0 || nnz > numel) {
-    throw badMetadata(`${label}.nnz is ${JSON.stringify(nnz)}, not an integer in [0, ${numel}]`);
+    throw badMetadata(`${label}.nnz is ${jsonBounded(nnz)}, not an integer in [0, ${numel}]`);
   }
   if (!INDEX_ENCODINGS.includes(index as IndexEncoding)) {
-    throw badMetadata(`${label}.index is ${JSON.stringify(index)}, not one of ${INDEX_ENCODINGS.join(', ')}`);
+    throw badMetadata(`${label}.index is ${jsonBounded(index)}, not one of ${INDEX_ENCODINGS.join(', ')}`);
   }
   if (!STORED_VALUE_ENCODINGS.includes(values as StoredValueEncoding)) {
-    throw badMetadata(`${label}.values is ${JSON.stringify(values)}, not one of ${STORED_VALUE_ENCODINGS.join(', ')}`);
+    throw badMetadata(`${label}.values is ${jsonBounded(values)}, not one of ${STORED_VALUE_ENCODINGS.join(', ')}`);
   }
   const quantized = values === 'I8' || values === 'I4';
   if (quantized !== (group !== undefined)) {
     throw badMetadata(`${label}.group must be given exactly when values are I8 or I4`);
   }
   if (group !== undefined && (typeof group !== 'number' || !Number.isInteger(group) || group < 1 || group > 65536)) {
-    throw badMetadata(`${label}.group is ${JSON.stringify(group)}, not an integer in [1, 65536]`);
+    throw badMetadata(`${label}.group is ${jsonBounded(group)}, not an integer in [1, 65536]`);
   }
   return {
     nnz,
@@ -241,17 +244,17 @@ function parseTensorRecords(text: string, version: 1 | 2): Map<string, TensorRec
   const records = new Map<string, TensorRecord>();
   for (const name of Object.keys(raw).sort(compareCodeUnits)) {
     const record = raw[name];
-    const label = `tensors[${JSON.stringify(name)}]`;
+    const label = `tensors[${quoteBounded(name)}]`;
     if (name.length === 0) throw badMetadata('tensors has an entry with an empty name');
     if (!isPlainObject(record)) throw badMetadata(`${label} is not an object`);
     const { shape, encoding, rescale } = record;
     if (!isShape(shape))
-      throw badMetadata(`${label}.shape is ${JSON.stringify(shape)}, not an array of non-negative integers`);
+      throw badMetadata(`${label}.shape is ${jsonBounded(shape)}, not an array of non-negative integers`);
     if (encoding !== 'sparse' && encoding !== 'dense') {
-      throw badMetadata(`${label}.encoding is ${JSON.stringify(encoding)}, not "sparse" or "dense"`);
+      throw badMetadata(`${label}.encoding is ${jsonBounded(encoding)}, not "sparse" or "dense"`);
     }
     if (typeof rescale !== 'number' || !Number.isFinite(rescale) || rescale <= 0) {
-      throw badMetadata(`${label}.rescale is ${JSON.stringify(rescale)}, not a finite number > 0`);
+      throw badMetadata(`${label}.rescale is ${jsonBounded(rescale)}, not a finite number > 0`);
     }
     if (version === 2 && encoding === 'sparse') {
       const layout = parseLayout(
@@ -269,7 +272,7 @@ function parseExtra(text: string): Record<string, string> {
   const raw = parseJsonValue('extra', text);
   if (!isPlainObject(raw)) throw badMetadata('extra is not a JSON object');
   for (const [key, value] of Object.entries(raw)) {
-    if (typeof value !== 'string') throw badMetadata(`extra[${JSON.stringify(key)}] is not a string`);
+    if (typeof value !== 'string') throw badMetadata(`extra[${quoteBounded(key)}] is not a string`);
   }
   return Object.fromEntries(Object.entries(raw)) as Record<string, string>;
 }
@@ -284,7 +287,7 @@ export function decodeDeltaMetadata(raw: Readonly<Record<string, string>>): {
 } {
   if (!Object.hasOwn(raw, 'format')) throw badMetadata(`no "format" key: not a ${DELTA_FORMAT} file`);
   if (raw['format'] !== DELTA_FORMAT)
-    throw badMetadata(`format is ${JSON.stringify(raw['format'])}, not ${JSON.stringify(DELTA_FORMAT)}`);
+    throw badMetadata(`format is ${quoteBounded(String(raw['format']))}, not ${JSON.stringify(DELTA_FORMAT)}`);
   for (const key of REQUIRED_KEYS) {
     if (!Object.hasOwn(raw, key)) throw badMetadata(`required key ${JSON.stringify(key)} is missing`);
   }
@@ -292,13 +295,13 @@ export function decodeDeltaMetadata(raw: Readonly<Record<string, string>>): {
   const version = get('format_version');
   if (!(DELTA_FORMAT_VERSIONS as readonly string[]).includes(version)) {
     throw badMetadata(
-      `format_version ${JSON.stringify(version)} is unknown; this reader knows ${DELTA_FORMAT_VERSIONS.map((v) => JSON.stringify(v)).join(' and ')}`,
+      `format_version ${quoteBounded(version)} is unknown; this reader knows ${DELTA_FORMAT_VERSIONS.map((v) => JSON.stringify(v)).join(' and ')}`,
     );
   }
   const formatVersion = version === '2' ? 2 : 1;
   const seed = parseJsonValue('seed', get('seed'));
   if (seed !== null && typeof seed !== 'number')
-    throw badMetadata(`seed is ${JSON.stringify(get('seed'))}, not a JSON number or null`);
+    throw badMetadata(`seed is ${quoteBounded(get('seed'))}, not a JSON number or null`);
   const metadata: DeltaMetadata = {
     formatVersion,
     baseFingerprint: get('base_fingerprint'),

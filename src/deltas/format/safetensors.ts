@@ -21,6 +21,8 @@ import {
   DS_ERR_ST_TRUNCATED,
   DS_ERR_ST_UNKNOWN_DTYPE,
 } from '../../core/errors.js';
+import { boundText, describeListBounded, jsonBounded, quoteBounded } from '../../core/bounded-text.js';
+import { guardHeaderJson } from './header-guard.js';
 
 if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
   // Typed-array views would read safetensors' little-endian data in the wrong byte order.
@@ -114,7 +116,7 @@ export function shapeNumel(shape: readonly number[]): number {
 }
 
 function describeShape(shape: readonly number[]): string {
-  return `[${shape.join(', ')}]`;
+  return describeListBounded(shape);
 }
 
 // ---- writing ----------------------------------------------------------------------------------
@@ -150,7 +152,7 @@ export function layoutSafetensors<S extends SafetensorsTensorSpec>(
 ): SafetensorsLayout<S> {
   const seen = new Set<string>();
   for (const tensor of tensors) {
-    const label = JSON.stringify(tensor.name);
+    const label = quoteBounded(tensor.name);
     if (tensor.name === '__metadata__') {
       throw new DS_ERR_ST_BAD_HEADER('"__metadata__" is reserved and cannot name a tensor');
     }
@@ -171,7 +173,7 @@ export function layoutSafetensors<S extends SafetensorsTensorSpec>(
   }
   for (const [key, value] of Object.entries(metadata)) {
     if (typeof value !== 'string') {
-      throw new DS_ERR_ST_BAD_HEADER(`metadata value of ${JSON.stringify(key)} is a ${typeof value}, not a string`);
+      throw new DS_ERR_ST_BAD_HEADER(`metadata value of ${quoteBounded(key)} is a ${typeof value}, not a string`);
     }
   }
 
@@ -234,19 +236,19 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 }
 
 function parseEntry(name: string, raw: unknown): SafetensorsEntry {
-  const label = JSON.stringify(name);
+  const label = quoteBounded(name);
   if (!isPlainObject(raw)) throw new DS_ERR_ST_BAD_HEADER(`entry of tensor ${label} is not an object`);
   const { dtype, shape, data_offsets: offsets } = raw;
   if (dtype === undefined) throw new DS_ERR_ST_BAD_HEADER(`tensor ${label} has no "dtype"`);
   if (typeof dtype !== 'string') throw new DS_ERR_ST_BAD_HEADER(`tensor ${label} has a non-string "dtype"`);
-  if (!isSafetensorsDtype(dtype)) throw new DS_ERR_ST_UNKNOWN_DTYPE(label, JSON.stringify(dtype));
+  if (!isSafetensorsDtype(dtype)) throw new DS_ERR_ST_UNKNOWN_DTYPE(label, quoteBounded(dtype));
   if (!Array.isArray(shape)) throw new DS_ERR_ST_BAD_HEADER(`tensor ${label} has no "shape" array`);
   if (!shape.every(isNonNegativeInteger)) {
-    throw new DS_ERR_ST_BAD_HEADER(`tensor ${label} has shape ${JSON.stringify(shape)}, not non-negative integers`);
+    throw new DS_ERR_ST_BAD_HEADER(`tensor ${label} has shape ${jsonBounded(shape)}, not non-negative integers`);
   }
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isNonNegativeInteger)) {
     throw new DS_ERR_ST_BAD_HEADER(
-      `tensor ${label} needs "data_offsets": [begin, end] of non-negative integers, got ${JSON.stringify(offsets)}`,
+      `tensor ${label} needs "data_offsets": [begin, end] of non-negative integers, got ${jsonBounded(offsets)}`,
     );
   }
   const [begin, end] = offsets as [number, number];
@@ -283,6 +285,8 @@ export function parseSafetensors(bytes: Uint8Array): ParsedSafetensors {
     );
   }
 
+  // Bounded before anything is decoded or parsed: this runs on the engine worker (header-guard.ts).
+  guardHeaderJson(bytes.subarray(8, 8 + headerLength), 'the header');
   let text: string;
   try {
     // TextDecoder refuses views of a SharedArrayBuffer; the header is small, so copy then.
@@ -295,7 +299,7 @@ export function parseSafetensors(bytes: Uint8Array): ParsedSafetensors {
   try {
     header = JSON.parse(text);
   } catch (err) {
-    throw new DS_ERR_ST_BAD_HEADER(`header is not valid JSON (${(err as Error).message})`);
+    throw new DS_ERR_ST_BAD_HEADER(`header is not valid JSON (${boundText((err as Error).message)})`);
   }
   if (!isPlainObject(header)) throw new DS_ERR_ST_BAD_HEADER('header JSON is not an object');
 
@@ -306,7 +310,7 @@ export function parseSafetensors(bytes: Uint8Array): ParsedSafetensors {
       if (!isPlainObject(raw)) throw new DS_ERR_ST_BAD_HEADER('"__metadata__" is not an object');
       for (const [metaKey, metaValue] of Object.entries(raw)) {
         if (typeof metaValue !== 'string') {
-          throw new DS_ERR_ST_BAD_HEADER(`metadata value of ${JSON.stringify(metaKey)} is not a string`);
+          throw new DS_ERR_ST_BAD_HEADER(`metadata value of ${quoteBounded(metaKey)} is not a string`);
         }
       }
       metadata = raw as Record<string, string>;
@@ -322,13 +326,13 @@ export function parseSafetensors(bytes: Uint8Array): ParsedSafetensors {
   let cursor = 0;
   let previous = '';
   for (const [name, entry] of entries) {
-    const label = JSON.stringify(name);
+    const label = quoteBounded(name);
     if (entry.begin !== cursor) {
       const where =
         entry.end > dataLength
           ? `tensor ${label} at [${entry.begin}, ${entry.end}] lies outside the ${dataLength}-byte data buffer`
           : entry.begin < cursor
-            ? `tensor ${label} at [${entry.begin}, ${entry.end}] overlaps tensor ${JSON.stringify(previous)}, which ends at ${cursor}`
+            ? `tensor ${label} at [${entry.begin}, ${entry.end}] overlaps tensor ${quoteBounded(previous)}, which ends at ${cursor}`
             : `bytes [${cursor}, ${entry.begin}) before tensor ${label} belong to no tensor`;
       throw new DS_ERR_ST_BAD_OFFSETS(where);
     }
@@ -357,7 +361,7 @@ type TypedArrayConstructor = {
  */
 export function tensorView(bytes: Uint8Array, parsed: ParsedSafetensors, name: string): SafetensorsTypedArray {
   const entry = parsed.tensors.get(name);
-  if (entry === undefined) throw new DS_ERR_ST_BAD_HEADER(`the header lists no tensor named ${JSON.stringify(name)}`);
+  if (entry === undefined) throw new DS_ERR_ST_BAD_HEADER(`the header lists no tensor named ${quoteBounded(name)}`);
   return entryView(bytes, parsed.dataOffset, entry);
 }
 
@@ -372,6 +376,8 @@ export function entryView<D extends SafetensorsDtype>(
   const start = bytes.byteOffset + dataOffset + entry.begin;
   const length = (entry.end - entry.begin) / size;
   if (start % size === 0) return new Ctor(bytes.buffer, start, length) as SafetensorsArrayOf[D];
-  const copy = bytes.slice(dataOffset + entry.begin, dataOffset + entry.end);
-  return new Ctor(copy.buffer) as SafetensorsArrayOf[D];
+  // A misaligned entry is copied into its own buffer. Not `bytes.slice()`: on a Node Buffer that
+  // returns a view of the same (pooled) memory, and the typed array would read from its start.
+  const copy = new Uint8Array(bytes.subarray(dataOffset + entry.begin, dataOffset + entry.end));
+  return new Ctor(copy.buffer, 0, length) as SafetensorsArrayOf[D];
 }

@@ -5,6 +5,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { DS_ERR_SOURCE_BAD_SHA256, DS_ERR_SOURCE_CHECKSUM_MISMATCH } from '../../core/errors.js';
+import { quoteBounded } from '../../core/bounded-text.js';
 import { redactUri } from './uri.js';
 import { withUri } from './source-error.js';
 
@@ -13,7 +14,7 @@ const SHA256_HEX = /^[0-9a-fA-F]{64}$/;
 /** `expected` lower-cased, or a DS_ERR_SOURCE_BAD_SHA256 naming the URI. */
 export function normalizeSha256(uri: string, expected: string): string {
   if (typeof expected !== 'string' || !SHA256_HEX.test(expected)) {
-    throw withUri(new DS_ERR_SOURCE_BAD_SHA256(redactUri(uri), JSON.stringify(expected)), uri);
+    throw withUri(new DS_ERR_SOURCE_BAD_SHA256(redactUri(uri), quoteBounded(String(expected))), uri);
   }
   return expected.toLowerCase();
 }

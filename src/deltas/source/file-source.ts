@@ -5,7 +5,7 @@
  * lexical path (so `../../etc/passwd` is refused even when it does not exist) and on the real
  * path (so a symlink inside the root cannot point outside it).
  */
-import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { realpath, stat, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
@@ -23,6 +23,8 @@ import { errorCode, errorMessage, withUri } from './source-error.js';
 import { schemeOf } from './uri.js';
 import { DEFAULT_MAX_DELTA_BYTES } from './source-options.js';
 import { integerOption } from '../../core/options.js';
+import { openRegularFile } from '../../core/regular-file.js';
+import { boundText, quoteBounded } from '../../core/bounded-text.js';
 
 /** Bytes per read call: big enough to be cheap, small enough for an abort to act quickly. */
 const READ_SLICE_BYTES = 8 * 1024 * 1024;
@@ -53,11 +55,15 @@ export class FileDeltaSource implements DeltaSource {
     signal?.throwIfAborted();
     const path = await this.containedRealPath(uri);
     const info = await stat(path).catch((error: unknown) => {
-      throw withUri(new DS_ERR_SOURCE_FILE_UNREADABLE(uri, errorMessage(error)), uri);
+      throw withUri(new DS_ERR_SOURCE_FILE_UNREADABLE(boundText(uri, 300), errorMessage(error)), uri);
     });
-    if (!info.isFile()) throw withUri(new DS_ERR_SOURCE_FILE_UNREADABLE(uri, 'not a regular file'), uri);
+    if (!info.isFile())
+      throw withUri(new DS_ERR_SOURCE_FILE_UNREADABLE(boundText(uri, 300), 'not a regular file'), uri);
     if (info.size > this.maxBytes) {
-      throw withUri(new DS_ERR_SOURCE_TOO_LARGE(uri, this.maxBytes, `the file has ${info.size} bytes`), uri);
+      throw withUri(
+        new DS_ERR_SOURCE_TOO_LARGE(boundText(uri, 300), this.maxBytes, `the file has ${info.size} bytes`),
+        uri,
+      );
     }
 
     const hash = new StreamingSha256();
@@ -81,10 +87,13 @@ export class FileDeltaSource implements DeltaSource {
   private async read(uri: string, path: string, hash: StreamingSha256, signal?: AbortSignal): Promise<Uint8Array> {
     let handle: FileHandle | undefined;
     try {
-      handle = await open(path, 'r');
+      handle = await openRegularFile(path);
       const size = (await handle.stat()).size;
       if (size > this.maxBytes)
-        throw withUri(new DS_ERR_SOURCE_TOO_LARGE(uri, this.maxBytes, `the file has ${size} bytes`), uri);
+        throw withUri(
+          new DS_ERR_SOURCE_TOO_LARGE(boundText(uri, 300), this.maxBytes, `the file has ${size} bytes`),
+          uri,
+        );
       const bytes = new Uint8Array(size);
       let filled = 0;
       while (filled < size) {
@@ -96,12 +105,12 @@ export class FileDeltaSource implements DeltaSource {
       }
       const extra = await handle.read(new Uint8Array(1), 0, 1, filled);
       if (extra.bytesRead > 0)
-        throw withUri(new DS_ERR_SOURCE_FILE_UNREADABLE(uri, 'the file grew while being read'), uri);
+        throw withUri(new DS_ERR_SOURCE_FILE_UNREADABLE(boundText(uri, 300), 'the file grew while being read'), uri);
       return filled === size ? bytes : bytes.subarray(0, filled);
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
       if (errorCode(error)?.startsWith('DS_ERR_')) throw error;
-      throw withUri(new DS_ERR_SOURCE_FILE_UNREADABLE(uri, errorMessage(error)), uri);
+      throw withUri(new DS_ERR_SOURCE_FILE_UNREADABLE(boundText(uri, 300), errorMessage(error)), uri);
     } finally {
       await handle?.close();
     }
@@ -112,7 +121,10 @@ export class FileDeltaSource implements DeltaSource {
     this.realRoot ??= realpath(this.root).catch((error: unknown) => {
       this.realRoot = undefined;
       throw withUri(
-        new DS_ERR_SOURCE_FILE_UNREADABLE(uri, `delta root ${this.root} is not accessible: ${errorMessage(error)}`),
+        new DS_ERR_SOURCE_FILE_UNREADABLE(
+          boundText(uri, 300),
+          `delta root ${this.root} is not accessible: ${errorMessage(error)}`,
+        ),
         uri,
       );
     });
@@ -123,12 +135,12 @@ export class FileDeltaSource implements DeltaSource {
     } catch (error) {
       if (errorCode(error) === 'ENOENT' || errorCode(error) === 'ENOTDIR') {
         // The message reaches API clients (503 naming the task): say where relative to the root only.
-        throw withUri(new DS_ERR_SOURCE_FILE_MISSING(uri, 'no such file under the delta root'), uri);
+        throw withUri(new DS_ERR_SOURCE_FILE_MISSING(boundText(uri, 300), 'no such file under the delta root'), uri);
       }
-      throw withUri(new DS_ERR_SOURCE_FILE_UNREADABLE(uri, errorMessage(error)), uri);
+      throw withUri(new DS_ERR_SOURCE_FILE_UNREADABLE(boundText(uri, 300), errorMessage(error)), uri);
     }
     if (!isInside(realRoot, real)) {
-      throw withUri(new DS_ERR_SOURCE_OUTSIDE_ROOT(uri, this.root), uri);
+      throw withUri(new DS_ERR_SOURCE_OUTSIDE_ROOT(boundText(uri, 300), this.root), uri);
     }
     return real;
   }
@@ -139,14 +151,14 @@ export class FileDeltaSource implements DeltaSource {
       try {
         path = fileURLToPath(uri);
       } catch (error) {
-        throw withUri(new DS_ERR_SOURCE_BAD_URI(uri, errorMessage(error)), uri);
+        throw withUri(new DS_ERR_SOURCE_BAD_URI(boundText(uri, 300), errorMessage(error)), uri);
       }
     } else {
       if (uri === '' || uri.includes('\0'))
-        throw withUri(new DS_ERR_SOURCE_BAD_URI(JSON.stringify(uri), 'empty path or NUL byte'), uri);
+        throw withUri(new DS_ERR_SOURCE_BAD_URI(quoteBounded(uri, 300), 'empty path or NUL byte'), uri);
       path = resolve(this.root, uri);
     }
-    if (!isInside(this.root, path)) throw withUri(new DS_ERR_SOURCE_OUTSIDE_ROOT(uri, this.root), uri);
+    if (!isInside(this.root, path)) throw withUri(new DS_ERR_SOURCE_OUTSIDE_ROOT(boundText(uri, 300), this.root), uri);
     return path;
   }
 }

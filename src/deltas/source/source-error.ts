@@ -2,6 +2,7 @@
  * Every source error carries the (redacted) URI it was about as a property, so the layers above
  * can log or trace it without parsing messages; the caller adds the task name.
  */
+import { boundText } from '../../core/bounded-text.js';
 import { redactUri } from './uri.js';
 
 export type SourceError = Error & { uri: string };
@@ -19,6 +20,7 @@ export function errorCode(error: unknown): string | undefined {
   return undefined;
 }
 
+/** An underlying error's message, bounded: Node's file-system errors quote the (untrusted) path. */
 export function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  return boundText(error instanceof Error ? error.message : String(error), 400);
 }

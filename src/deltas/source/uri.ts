@@ -2,6 +2,7 @@
  * URI helpers shared by the sources: which scheme a URI uses, how it may appear in an error
  * message, and whether its host is on the allow-list.
  */
+import { boundText } from '../../core/bounded-text.js';
 import type { DeltaSourceScheme } from './delta-source.js';
 
 const SCHEME = /^([a-zA-Z][a-zA-Z0-9+.-]*):/;
@@ -25,6 +26,11 @@ export function isKnownScheme(scheme: string): scheme is DeltaSourceScheme {
  * where presigned object-store URLs keep their credentials.
  */
 export function redactUri(uri: string): string {
+  // Bounded: a URI comes from a registry entry or an admin request, and errors and logs quote it.
+  return boundText(redactUnbounded(uri), 300);
+}
+
+function redactUnbounded(uri: string): string {
   const scheme = schemeOf(uri);
   if (scheme !== 'http' && scheme !== 'https') return uri;
   let url: URL;

@@ -1,38 +1,40 @@
 /**
- * The engine worker thread: owns the ORT session, the resident base, the activation state and
- * the delta cache. Runs are serialised (one session, one active delta); loads, pins and stats
- * are answered between runs. A batch is accepted only with its delta resident: the worker
- * leases it from the cache when the `run` message arrives and refuses the batch (answering
- * `not-resident`, with its inputs) when it is not there, so a fetch never runs inside the
- * serialised runs and never holds up other tasks. Anything thrown while handling a message is
- * sent back as that message's error; only a failure to start, or a crash, ends the thread.
+ * The engine worker thread: owns the runtime (the ORT session or sessions, the resident base,
+ * the activation state) and the delta cache. Runs are serialised (one runtime, one run at a
+ * time); loads, holds, pins and stats are answered between runs.
+ *
+ * A batch runs only with its deltas resident: they are leased when the `run` message arrives and
+ * the requests whose delta is not cached come back `not-resident`, so a fetch never runs inside
+ * the serialised runs and never holds up other tasks. Queued tasks' deltas are held so no other
+ * load evicts them first (residency.ts).
+ *
+ * One handler per operation (`handlers`, typed by protocol.ts `WorkerOps`); anything thrown
+ * while handling a message is sent back as that message's error; only a failure to start, or a
+ * crash, ends the thread.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { DeltaCache, type DeltaCacheEvent, type DeltaLease, type DeltaLoadTimings } from '../../deltas/cache/index.js';
+import type { DeltaCacheEvent, DeltaLoadTimings } from '../../deltas/cache/index.js';
 import { buildDeltaSource } from '../../deltas/source/index.js';
 import { decodeDelta } from '../../deltas/format/delta-file.js';
-import { DS_ERR_TASK_UNKNOWN_TO_WORKER } from '../../core/errors.js';
-import type { TaskRef } from '../../deltas/types.js';
-import type { ActivationStats } from './activator.js';
-import { EngineCore } from './engine-core.js';
-import { prepareBase, type PreparedBase } from './prepare-base.js';
-import { loadSideKernel } from './mixed/kernel/load-kernel.js';
-import { prepareMixedBase, type MixedCore, type MixedItem, type PreparedMixedBase } from './mixed/mixed-core.js';
+import { startPerTaskRuntime } from './per-task-runtime.js';
+import { Residency } from './residency.js';
+import { startMixedRuntime } from './mixed/index.js';
+import { NO_ACTIVATION, type BatchItem, type EngineRuntime } from './runtime.js';
 import {
   serializeError,
   type CacheEvent,
   type EngineEvent,
   type LoadPhases,
-  type LoadReply,
-  type MixedRunReply,
-  type RunReply,
+  type ReplyOf,
+  type RequestOutcome,
   type WorkerMessage,
+  type WorkerOp,
+  type WorkerOps,
   type WorkerRequest,
   type WorkerCrash,
-  type WorkerStats,
 } from '../protocol.js';
-import { transferablesOf, type NamedTensors } from '../tensors.js';
-import { warmUpInputs } from './warm-up.js';
+import { transferablesOf } from '../tensors.js';
+import { releaseMemorySoon } from './release-memory.js';
 import type { WorkerOptions } from '../worker-options.js';
 
 const port = parentPort!;
@@ -40,175 +42,128 @@ const options = workerData as WorkerOptions;
 const post = (message: WorkerMessage, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
 const emit = (event: EngineEvent) => post({ kind: 'event', event });
 
-/** What the worker runs batches on: one task per batch (patch, graph) or many (mixed). */
-type Runtime =
-  | { readonly mode: 'per-task'; readonly core: EngineCore; readonly base: PreparedBase }
-  | {
-      readonly mode: 'mixed';
-      readonly core: MixedCore;
-      readonly base: PreparedMixedBase;
-      readonly kernelReason: string | null;
-    };
+type Handled<K extends WorkerOp> = { readonly value: ReplyOf<K>; readonly transfer?: ArrayBuffer[] };
+type Handlers = { readonly [K in WorkerOp]: (request: WorkerOps[K]['request']) => Promise<Handled<K>> };
 
-async function startRuntime(): Promise<Runtime> {
-  if (options.base.mode === 'mixed') {
-    // The kernel runs between ORT runs, on as many threads as ORT was given (0: ORT's choice, all cores).
-    const threads = options.base.session.intraOpThreads;
-    const { kernel, reason } = loadSideKernel(threads > 0 ? { threads } : {});
-    const base = await prepareMixedBase(options.base, kernel);
-    return { mode: 'mixed', core: base.core, base, kernelReason: reason };
-  }
-  const base = await prepareBase(options.base);
-  return { mode: 'per-task', core: new EngineCore(base), base };
+function startRuntime(): Promise<EngineRuntime> {
+  return options.base.mode === 'mixed' ? startMixedRuntime(options) : startPerTaskRuntime(options.base);
 }
 
 async function start(): Promise<void> {
   const started = performance.now();
   const runtime = await startRuntime();
   const base = runtime.base;
-  const refs = new Map<string, TaskRef>();
-  const cache = new DeltaCache({
+  const residency = new Residency({
     maxBytes: options.cacheMaxBytes,
     source: buildDeltaSource(options.source),
-    resolve: (key) => {
-      const ref = refs.get(key);
-      if (!ref) throw new DS_ERR_TASK_UNKNOWN_TO_WORKER(key);
-      return ref;
-    },
     // copy: the cache charges a delta's own arrays; views into the fetched file would keep the
     // whole file alive (for fp16 files, the fp16 values too) outside that accounting.
     decode: (bytes) =>
       decodeDelta(bytes, { baseShapes: base.patchableShapes, expectedBaseFingerprint: base.fingerprint, copy: true }),
-    onEvent: (event) => emit(cacheEvent(event)),
+    onEvent: (event) => {
+      // A refused delta's bytes are garbage now; nothing else would make V8 collect them.
+      if (event.type === 'load-failed') releaseMemorySoon();
+      emit(cacheEvent(event));
+    },
   });
-  if (runtime.mode === 'per-task' && runtime.base.executionProvider !== 'cpu') {
-    const warmUp = warmUpInputs(base.io);
-    // Best effort: a model that cannot run on zero inputs reports that on real requests instead.
-    if (warmUp) await runtime.core.run(null, [warmUp]).catch(() => undefined);
-  }
-
-  /** A task's location is fixed per key (name@version); a changed one replaces the cached copy. */
-  const remember = (task: TaskRef): void => {
-    const known = refs.get(task.key);
-    if (known && (known.uri !== task.uri || known.sha256 !== task.sha256)) cache.evict(task.key);
-    refs.set(task.key, task);
-  };
+  const cache = residency.cache;
 
   let runs: Promise<unknown> = Promise.resolve();
   let crashOnNextRun: WorkerCrash | null = null;
-  const handle = async (request: WorkerRequest): Promise<{ value: unknown; transfer?: ArrayBuffer[] }> => {
-    switch (request.op) {
-      case 'run': {
-        if (crashOnNextRun !== null) return crashWithBatchInFlight(crashOnNextRun);
-        if (runtime.mode !== 'per-task') throw new Error('this worker runs mixed batches (op run-mixed)');
-        const task = request.task;
-        // Leased now, before any await: from here the delta stays in memory until the run ends.
-        let lease: DeltaLease | null = null;
-        if (task) {
-          remember(task);
-          lease = cache.tryAcquire(task.key);
-          if (lease === null) {
-            // The inputs were transferred here; hand them back for the engine to queue again.
-            const refused: RunReply = { kind: 'not-resident', requests: request.requests };
-            return { value: refused, transfer: transferablesOf(request.requests) };
-          }
-        }
-        const delta = task && lease && { key: task.key, delta: lease.delta };
-        // Runs never overlap: each waits for the previous one, whether it succeeded or not.
-        const run = runs
-          .catch(() => undefined)
-          .then(() => runtime.core.run(delta, request.requests))
-          .finally(() => lease?.release());
-        runs = run;
-        const { outputs, activation, inferMs } = await run;
-        if (activation.switched) {
-          emit({ type: 'activation', key: task?.key ?? null, nonzeros: activation.nonzeros, ms: activation.ms });
-        }
-        const ran: RunReply = { kind: 'ran', outputs, activation, inferMs };
-        return { value: ran, transfer: transferablesOf(outputs) };
-      }
-      case 'run-mixed': {
-        if (crashOnNextRun !== null) return crashWithBatchInFlight(crashOnNextRun);
-        if (runtime.mode !== 'mixed') throw new Error('this worker runs one task per batch (op run)');
-        // Leased now, before any await; a request whose delta is not cached is handed back.
-        const leases = new Map<string, DeltaLease | null>();
-        for (const task of request.tasks) {
-          if (!task || leases.has(task.key)) continue;
-          remember(task);
-          leases.set(task.key, cache.tryAcquire(task.key));
-        }
-        const items: MixedItem[] = [];
-        const ranIndex: number[] = [];
-        const refused: (NamedTensors | null)[] = request.requests.map(() => null);
-        request.tasks.forEach((task, i) => {
-          const lease = task ? leases.get(task.key) : null;
-          if (task && !lease) {
-            refused[i] = request.requests[i]!;
-            return;
-          }
-          items.push({
-            task: task && lease ? { key: task.key, delta: lease.delta } : null,
-            inputs: request.requests[i]!,
-          });
-          ranIndex.push(i);
-        });
-        const release = () => leases.forEach((lease) => lease?.release());
-        const run = runs
-          .catch(() => undefined)
-          .then(() => (items.length > 0 ? runtime.core.run(items) : null))
-          .finally(release);
-        runs = run;
-        const result = await run;
-        for (const fallback of result?.newFallbacks ?? []) emit({ type: 'mixed-fallback', ...fallback });
-        for (const { key, stats } of result?.activations ?? [])
-          emit({ type: 'activation', key, nonzeros: stats.nonzeros, ms: stats.ms });
-        const outputs: (NamedTensors | null)[] = request.requests.map(() => null);
-        ranIndex.forEach((i, k) => (outputs[i] = result!.outputs[k]!));
-        const reply: MixedRunReply = {
-          outputs,
-          refused,
+
+  const handlers: Handlers = {
+    async run({ tasks, requests }) {
+      if (crashOnNextRun !== null) return crashWithBatchInFlight(crashOnNextRun);
+      if (tasks.length !== requests.length)
+        throw new Error(`a batch of ${requests.length} requests came with ${tasks.length} tasks`);
+      // Leased now, before any await: from here each delta stays in memory until the run ends.
+      const leases = residency.leaseBatch(tasks);
+      const items: BatchItem[] = [];
+      const ranIndex: number[] = [];
+      const outcomes: RequestOutcome[] = requests.map((inputs, i) => {
+        const task = tasks[i]!;
+        const lease = task && leases.of(task.key);
+        if (task && !lease) return { kind: 'not-resident', inputs };
+        items.push({ task: task && lease ? { key: task.key, delta: lease.delta } : null, inputs });
+        ranIndex.push(i);
+        return { kind: 'ran', outputs: {} };
+      });
+      // Runs never overlap: each waits for the previous one, whether it succeeded or not.
+      const run = runs
+        .catch(() => undefined)
+        .then(() => (items.length > 0 ? runtime.run(items) : null))
+        .finally(() => leases.release());
+      runs = run;
+      const result = await run;
+      for (const event of result?.events ?? []) emit(event);
+      ranIndex.forEach((i, k) => (outcomes[i] = { kind: 'ran', outputs: result!.outputs[k]! }));
+      const tensors = outcomes.map((o) => (o.kind === 'ran' ? o.outputs : o.inputs));
+      return {
+        value: {
+          outcomes,
           inferMs: result?.inferMs ?? 0,
-          timings: result?.timings ?? { ortMs: 0, kernelMs: 0, hostMs: 0, segmentRuns: 0 },
-          activation: sumActivations(result?.activations ?? []),
-        };
-        const present = (sets: (NamedTensors | null)[]) => sets.filter((t): t is NamedTensors => t !== null);
-        return { value: reply, transfer: transferablesOf([...present(outputs), ...present(refused)]) };
+          activation: result?.activation ?? NO_ACTIVATION,
+          timings: result?.timings ?? null,
+        },
+        transfer: transferablesOf(tensors),
+      };
+    },
+
+    async load({ task }) {
+      const { hit, entry } = await residency.load(task);
+      return { value: { hit, phases: phasesOf(entry.timings) } };
+    },
+
+    async hold({ task }) {
+      residency.hold(task);
+      return { value: undefined };
+    },
+
+    async release({ key }) {
+      residency.release(key);
+      return { value: undefined };
+    },
+
+    async pin({ task }) {
+      residency.remember(task);
+      await cache.pin(task.key);
+      return { value: undefined };
+    },
+
+    async unpin({ key }) {
+      cache.unpin(key);
+      return { value: undefined };
+    },
+
+    async evict({ key }) {
+      residency.evict(key);
+      runtime.forget(key);
+      return { value: undefined };
+    },
+
+    async 'crash-on-next-run'({ how }) {
+      if (how === 'oom' && options.resourceLimits?.maxOldGenerationSizeMb === undefined) {
+        throw new Error(
+          'an injected out-of-memory crash needs WorkerOptions.resourceLimits (else it would end the whole process)',
+        );
       }
-      case 'load': {
-        remember(request.task);
-        const { entry, hit } = await cache.prefetch(request.task.key);
-        const reply: LoadReply = { hit, phases: phasesOf(entry.timings) };
-        return { value: reply };
-      }
-      case 'pin':
-        remember(request.task);
-        await cache.pin(request.task.key);
-        return { value: undefined };
-      case 'unpin':
-        cache.unpin(request.key);
-        return { value: undefined };
-      case 'evict':
-        cache.evict(request.key);
-        if (runtime.mode === 'mixed') runtime.core.forget(request.key);
-        return { value: undefined };
-      case 'crash-on-next-run':
-        if (request.how === 'oom' && options.resourceLimits?.maxOldGenerationSizeMb === undefined) {
-          throw new Error(
-            'an injected out-of-memory crash needs WorkerOptions.resourceLimits (else it would end the whole process)',
-          );
-        }
-        crashOnNextRun = request.how;
-        return { value: undefined };
-      case 'exit':
-        // Queued behind the runs already accepted, so no native run is interrupted.
-        await runs.catch(() => undefined);
-        setImmediate(() => process.exit(0));
-        return { value: undefined };
-      case 'stats': {
-        const s = cache.stats();
-        const listing = cache.list();
-        const stats: WorkerStats = {
-          activeKey: runtime.mode === 'per-task' ? runtime.core.activeKey : null,
+      crashOnNextRun = how;
+      return { value: undefined };
+    },
+
+    async exit() {
+      // Queued behind the runs already accepted, so no native run is interrupted.
+      await runs.catch(() => undefined);
+      setImmediate(() => process.exit(0));
+      return { value: undefined };
+    },
+
+    async stats() {
+      const s = cache.stats();
+      const listing = cache.list();
+      return {
+        value: {
+          activeKey: runtime.activeKey,
           cache: {
             entries: s.entries,
             bytes: s.totalBytes,
@@ -221,12 +176,14 @@ async function start(): Promise<void> {
             loadFailures: s.loadFailures,
           },
           rssBytes: process.memoryUsage().rss,
-          residentWeightBytes: runtime.mode === 'per-task' ? runtime.base.residentWeightBytes : 0,
-        };
-        return { value: stats };
-      }
-    }
+          residentWeightBytes: runtime.readyInfo.residentWeightBytes,
+        },
+      };
+    },
   };
+
+  const handle = <K extends WorkerOp>(request: WorkerOps[K]['request'] & { op: K }): Promise<Handled<K>> =>
+    (handlers[request.op] as (request: WorkerOps[K]['request']) => Promise<Handled<K>>)(request);
 
   port.on('message', (request: WorkerRequest) => {
     handle(request).then(
@@ -234,39 +191,11 @@ async function start(): Promise<void> {
       (error: unknown) => post({ kind: 'reply', id: request.id, ok: false, error: serializeError(error) }),
     );
   });
-  post({
-    kind: 'ready',
-    info: {
-      io: base.io,
-      fingerprint: base.fingerprint,
-      mode: options.base.mode,
-      patchableWeights: base.patchableShapes.size,
-      residentWeightBytes: runtime.mode === 'per-task' ? runtime.base.residentWeightBytes : 0,
-      startMs: performance.now() - started,
-      executionProvider: runtime.mode === 'per-task' ? runtime.base.executionProvider : 'cpu',
-      fallbackReason: runtime.mode === 'per-task' ? runtime.base.fallbackReason : null,
-      kernel:
-        runtime.mode === 'mixed'
-          ? {
-              name: runtime.core.kernel.name,
-              threads: runtime.core.kernel.threads,
-              fallbackReason: runtime.kernelReason,
-            }
-          : null,
-    },
-  });
+  post({ kind: 'ready', info: { ...runtime.readyInfo, startMs: performance.now() - started } });
 }
 
 function phasesOf(timings: DeltaLoadTimings): LoadPhases {
   return { fetch: timings.fetchMs, verify: timings.verifyMs, decode: timings.decodeMs };
-}
-
-/** One batch's fallback activations as one figure (the reply carries one per batch). */
-function sumActivations(activations: readonly { stats: ActivationStats }[]): ActivationStats {
-  return activations.reduce(
-    (sum, { stats }) => ({ switched: true, nonzeros: sum.nonzeros + stats.nonzeros, ms: sum.ms + stats.ms }),
-    { switched: false, nonzeros: 0, ms: 0 } as ActivationStats,
-  );
 }
 
 /** Ends the thread the way a real fault would, with this batch in flight (it never answers). */

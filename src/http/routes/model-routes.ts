@@ -117,7 +117,7 @@ async function metadata(ctx: GatewayContext, request: FastifyRequest<{ Params: M
   const labels = model.task ? model.task.labels : ctx.base.labels;
   const numClasses = model.task ? model.task.numClasses : (ctx.base.labels?.length ?? null);
   const defaultVersion = model.task ? (ctx.registry.defaultVersion(model.task.name) ?? model.version) : model.version;
-  const perTask = model.task ? ctx.taskStates.perTaskBatchingOf(model.task.key) : null;
+  const perTask = model.task ? ctx.engine.perTaskBatchingOf(model.task.key) : null;
   const mixed = ctx.engine.readyInfo?.mode === 'mixed' && perTask === null;
   return {
     name,

@@ -160,6 +160,22 @@ describe('safetensors writer and reader', () => {
     }
   });
 
+  it('copies a misaligned entry correctly from a Node Buffer (whose slice() is a view, not a copy)', () => {
+    const file = writeSafetensors(sampleTensors(), {});
+    const parsed = parseSafetensors(file);
+    const shifted = Buffer.alloc(file.length + 1);
+    shifted.set(file, 1);
+    const misaligned = shifted.subarray(1);
+    const parsedShifted = parseSafetensors(misaligned);
+    for (const name of ['weights', 'big', 'half']) {
+      assert.deepEqual(
+        [...(tensorView(misaligned, parsedShifted, name) as Iterable<unknown>)],
+        [...(tensorView(file, parsed, name) as Iterable<unknown>)],
+        name,
+      );
+    }
+  });
+
   it('reads a file held in a SharedArrayBuffer', () => {
     const file = writeSafetensors(sampleTensors(), sampleMetadata);
     const shared = new Uint8Array(new SharedArrayBuffer(file.length));

@@ -38,16 +38,28 @@ test('loadSideKernel: prefer js gives the JS kernel without a reason', () => {
   if (NATIVE_EXPECTED) assert.equal(loaded.reason, null);
 });
 
+test(
+  'loadSideKernel: prefer native (engine.sideKernel: native) gives the native kernel on its threads',
+  { skip: NATIVE_SKIP },
+  () => {
+    const loaded = loadSideKernel({ prefer: 'native', threads: 2 });
+    assert.notEqual(loaded.kernel.name, 'js');
+    assert.equal(loaded.kernel.threads, 2);
+    assert.equal(loaded.reason, null);
+  },
+);
+
 test('loadSideKernel: threads and DELTASERVE_KERNEL are validated', () => {
   for (const threads of [0, 1.5, -2, 5000]) {
     assert.throws(() => loadSideKernel({ threads }), /threads must be an integer from 1 to 1024/, String(threads));
   }
   assert.throws(
     () => kernelFromEnv({ DELTASERVE_KERNEL: 'wasm' }),
-    /DELTASERVE_KERNEL must be 'js' or 'native', got 'wasm'/,
+    /DELTASERVE_KERNEL must be 'auto', 'js' or 'native', got 'wasm'/,
   );
   assert.equal(kernelFromEnv({}), undefined);
   assert.equal(kernelFromEnv({ DELTASERVE_KERNEL: 'native' }), 'native');
+  assert.equal(kernelFromEnv({ DELTASERVE_KERNEL: 'auto' }), 'auto');
 });
 
 // The engine runs the kernel inside a worker thread: the addon keeps one thread pool per Node

@@ -12,6 +12,7 @@ import { encodeOnnxModel } from '../../../onnx/model-file.js';
 import { batchSizeOf, concatBatch, splitBatch } from '../batching.js';
 import { createOrtSession, fromOrtTensor, toOrtTensor, type OrtSessionOptions } from '../ort-session.js';
 import type { NamedTensors } from '../../tensors.js';
+import type { MixedTimings } from '../../protocol.js';
 import type { SideJob, SideKernel } from './kernel/side-kernel.js';
 import {
   rewriteForMixedBatches,
@@ -28,13 +29,7 @@ export interface MixedRequest {
 }
 
 /** Where one mixed batch's time went, ms. */
-export interface MixedTimings {
-  readonly ortMs: number;
-  readonly kernelMs: number;
-  /** Building per-request inputs and moving tensors between segments. */
-  readonly hostMs: number;
-  readonly segmentRuns: number;
-}
+export type { MixedTimings };
 
 interface RunnableSegment extends Omit<Segment, 'model'> {
   readonly session: ort.InferenceSession;
