@@ -18,7 +18,15 @@ import { join } from 'node:path';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { stringify } from 'yaml';
-import { buildDelta, type MaskKind, type PruneMethod, type WeightMap } from '../src/compress/build-delta.js';
+import {
+  buildDelta,
+  withRescale,
+  type MaskKind,
+  type PruneMethod,
+  type WeightMap,
+} from '../src/compress/build-delta.js';
+import { quantizeDelta, type ValueChoice } from '../src/compress/quantize.js';
+import { calibrateQuantization } from '../src/eval/quantize-search.js';
 import { calibrate, calibrationLoss, type QScope } from '../src/eval/darex-q.js';
 import { inputFeatureNorms } from '../src/eval/input-norms.js';
 import { DEFAULT_DENSE_PATTERNS } from '../src/compress/tensor-selection.js';
@@ -33,7 +41,16 @@ import { fingerprintWeights, sha256File } from '../src/onnx/fingerprint.js';
 
 const MODELS = new URL('../models', import.meta.url).pathname;
 const DOCS = new URL('../docs', import.meta.url).pathname;
-const DROP_RATES = [0.5, 0.9, 0.95, 0.99];
+const DROP_RATES = [0.5, 0.8, 0.85, 0.9, 0.95, 0.99];
+/** Drop rates of the zoo before issue 20: the per-tensor searches run (or are carried over) only there. */
+const EARLIER_DROP_RATES = [0.5, 0.9, 0.95, 0.99];
+/** Quantized variants tried per recipe (every recipe also has its fp16 row, in format version 2). */
+const QUANTIZED: Readonly<Record<string, readonly ValueChoice[]>> = {
+  'dare/uniform/-': ['int4'],
+  'darex-q/importance/global': ['int8', 'int4'],
+};
+/** Bytes of all served deltas before issue 20, and the ⅛ of the pre-issue-15 zoo it aims for. */
+const ISSUE_20_GOAL_BYTES = Math.floor(3_264_804 / 8);
 const SEED = 0;
 const SERVE_TOLERANCE = 0.01;
 /** Bytes of all served deltas in the zoo before issue 15 (DARE-only rule), the reference for its size goal. */
@@ -84,6 +101,14 @@ export interface Row extends Recipe {
   task: string;
   variant: 'finetuned' | 'adamr';
   dropRate: number;
+  /** How kept values are stored (absent in reports before issue 20: fp16). */
+  values?: ValueChoice;
+  /** Delta file format version of `bytes` (absent before issue 20: 1). */
+  formatVersion?: 1 | 2;
+  /** Quantizer clip factor chosen on the calibration objective (int8/int4 rows). */
+  clip?: number | null;
+  /** Numbers carried over from the previous report (`--reuse`): same mask, same scales, not rerun. */
+  carried?: boolean;
   q: number | null;
   /** Calibration objective (mean squared logit change vs the fine-tune) and the forward passes spent. */
   calibrationLoss: number | null;
@@ -106,6 +131,7 @@ interface TaskReport {
   served: Recipe & {
     dropRate: number;
     q: number | null;
+    values?: ValueChoice;
     accuracy: number;
     bytes: number;
     sha256: string;
@@ -132,6 +158,11 @@ function deltaStats(base: WeightMap, tuned: WeightMap): { meanAbs: number; maxAb
 }
 
 async function main(): Promise<void> {
+  // --reuse: carry over what the previous report measured where rerunning would give the same
+  // numbers (per-tensor searches, AdamR rows, q of the global searches): a full rebuild is ~1 h.
+  const previous = process.argv.includes('--reuse')
+    ? (JSON.parse(await readFile(join(MODELS, 'zoo-report.json'), 'utf8')) as { tasks: TaskReport[] })
+    : null;
   const basePath = join(MODELS, 'base/model.onnx');
   const baseWeights = readFloatWeights(await loadOnnxModel(basePath));
   const fingerprint = fingerprintWeights(baseWeights);
@@ -175,7 +206,24 @@ async function main(): Promise<void> {
     let stats = { meanAbs: 0, maxAbs: 0 };
     let adamrStats: typeof stats | null = null;
 
+    const earlier = previous?.tasks.find((t) => t.name === name);
+    const earlierRow = (variant: Row['variant'], recipe: Recipe, dropRate: number) =>
+      earlier?.rows.find(
+        (row) =>
+          row.variant === variant &&
+          recipeKey(row) === recipeKey(recipe) &&
+          row.dropRate === dropRate &&
+          (row.values ?? 'fp16') === 'fp16',
+      );
+
     for (const [variant, file] of variants) {
+      if (variant === 'adamr' && earlier !== undefined) {
+        // --reuse: the AdamR comparison rows (fp16, issue 15's study) are carried over as they were.
+        adamrAccuracy = earlier.adamrAccuracy;
+        adamrStats = earlier.adamrDeltaStats;
+        rows.push(...earlier.rows.filter((row) => row.variant === 'adamr').map((row) => ({ ...row, carried: true })));
+        continue;
+      }
       const tunedPath = join(dir, file);
       const tunedWeights = readFloatWeights(await loadOnnxModel(tunedPath));
       const sourceFinetunedSha256 = await sha256File(tunedPath);
@@ -203,17 +251,38 @@ async function main(): Promise<void> {
         };
         for (const { label, minDropRate, ...recipe } of variant === 'adamr' ? ADAMR_RECIPES : RECIPES) {
           if (dropRate < (minDropRate ?? 0)) continue;
+          const perTensor = recipe.scope === 'tensor';
+          if ((perTensor || recipe.method === 'magnitude') && !EARLIER_DROP_RATES.includes(dropRate)) continue;
+          const before = earlierRow(variant, recipe, dropRate);
+          if (perTensor && before !== undefined) {
+            // --reuse: ≈ 240 forward passes each; carried over (fp16, format version 1 bytes).
+            rows.push({ ...before, carried: true });
+            continue;
+          }
           const started = performance.now();
           let delta: Delta;
           let q: number | null = null;
           let loss: number | null = null;
           let passes = 0;
-          if (recipe.method === 'magnitude')
+          let accuracy: number | null = null;
+          if (recipe.method === 'magnitude') {
             delta = buildDelta(baseWeights, tunedWeights, { ...options, method: 'magnitude' });
-          else if (recipe.method === 'dare') {
+            if (before) accuracy = before.accuracy;
+          } else if (recipe.method === 'dare') {
             delta = maskOf(recipe.mask!);
-            loss = await calibrationLoss(runner, calibration, target, delta);
-            passes = 1;
+            if (before) ({ calibrationLoss: loss, passes, accuracy } = before);
+            else {
+              loss = await calibrationLoss(runner, calibration, target, delta);
+              passes = 1;
+            }
+          } else if (before !== undefined && recipe.scope === 'global' && before.q !== null) {
+            // --reuse: the q search is deterministic on this mask; rescale as `calibrate` does, bit for bit.
+            q = before.q;
+            delta = withRescale(maskOf(recipe.mask!), 'darex-q', 1 / q, {
+              q_scope: 'global',
+              q_search_loss: String(before.calibrationLoss),
+            });
+            ({ calibrationLoss: loss, passes, accuracy } = before);
           } else {
             const result = await calibrate(runner, calibration, target, maskOf(recipe.mask!), {
               scope: recipe.scope!,
@@ -221,27 +290,49 @@ async function main(): Promise<void> {
             });
             ({ delta, q, loss, passes } = result);
           }
-          const seconds = (performance.now() - started) / 1000;
-          const bytes = encodeDelta(delta).length;
-          const decoded = served(delta);
-          const row: Row = {
-            task: name,
-            variant,
-            ...recipe,
-            dropRate,
-            q,
-            calibrationLoss: loss,
-            passes,
-            seconds,
-            accuracy: await accuracyWith(decoded),
-            bytes,
-            bitsPerParam: (bytes * 8) / baseParams,
+          const seconds = before?.seconds ?? (performance.now() - started) / 1000;
+          const addRow = async (values: ValueChoice, stored: Delta, extra: Partial<Row>, known: number | null) => {
+            const bytes = encodeDelta(stored).length;
+            const row: Row = {
+              task: name,
+              variant,
+              ...recipe,
+              dropRate,
+              values,
+              formatVersion: 2,
+              q,
+              calibrationLoss: loss,
+              passes,
+              seconds,
+              accuracy: known ?? (await accuracyWith(served(stored))),
+              bytes,
+              bitsPerParam: (bytes * 8) / baseParams,
+              ...extra,
+            };
+            rows.push(row);
+            if (variant === 'finetuned')
+              candidates.set(`${recipeKey(recipe)}@${dropRate}/${values}`, { delta: stored, row });
+            log(
+              `${name} ${variant} ${label} ${values} p=${dropRate}${q === null ? '' : ` q=${q.toPrecision(3)}`}: ${(row.accuracy * 100).toFixed(2)} % (${bytes} bytes, ${row.passes} passes, ${row.seconds.toFixed(1)} s)`,
+            );
           };
-          rows.push(row);
-          if (variant === 'finetuned') candidates.set(`${recipeKey(recipe)}@${dropRate}`, { delta, row });
-          log(
-            `${name} ${variant} ${label} p=${dropRate}${q === null ? '' : ` q=${q.toPrecision(3)}`}: ${(row.accuracy * 100).toFixed(2)} % (${bytes} bytes, ${passes} passes, ${seconds.toFixed(1)} s)`,
-          );
+          // fp16 values decode exactly as in format version 1, so an earlier accuracy still holds.
+          await addRow('fp16', quantizeDelta(delta, 'fp16'), {}, accuracy);
+          for (const choice of variant === 'finetuned' ? (QUANTIZED[recipeKey(recipe)] ?? []) : []) {
+            const quantStarted = performance.now();
+            const quantized = await calibrateQuantization(runner, calibration, target, delta, choice);
+            await addRow(
+              choice,
+              quantized.delta,
+              {
+                clip: quantized.clip,
+                calibrationLoss: quantized.loss,
+                passes: passes + quantized.passes,
+                seconds: seconds + (performance.now() - quantStarted) / 1000,
+              },
+              null,
+            );
+          }
         }
       }
     }
@@ -250,8 +341,12 @@ async function main(): Promise<void> {
       [...candidates.values()].map((c) => c.row),
       finetunedAccuracy,
     );
-    const chosen = candidates.get(`${recipeKey(choice)}@${choice.dropRate}`)!;
+    const chosen = candidates.get(`${recipeKey(choice)}@${choice.dropRate}/${choice.values}`)!;
     const bytes = encodeDelta(chosen.delta);
+    // A carried-over accuracy is re-measured on the file that will be served.
+    const servedAccuracy = await accuracyWith(served(chosen.delta));
+    if (servedAccuracy !== choice.accuracy)
+      log(`${name}: served file measures ${servedAccuracy}, its row said ${choice.accuracy}`);
     const file = `tasks/${name}/delta.safetensors`;
     await writeFile(join(MODELS, `${file}.tmp`), bytes);
     await rename(join(MODELS, `${file}.tmp`), join(MODELS, file));
@@ -270,7 +365,8 @@ async function main(): Promise<void> {
         scope: choice.scope,
         dropRate: choice.dropRate,
         q: choice.q,
-        accuracy: choice.accuracy,
+        values: choice.values ?? 'fp16',
+        accuracy: servedAccuracy,
         bytes: bytes.length,
         sha256: createHash('sha256').update(bytes).digest('hex'),
         file,
@@ -351,12 +447,14 @@ const pct = (x: number | null) => (x === null ? '–' : (x * 100).toFixed(1));
 
 async function plot(reports: TaskReport[]): Promise<string> {
   const values = reports.flatMap((r) => [
-    ...r.rows.map((row) => ({
-      task: r.name,
-      method: rowLabel(row),
-      dropRate: row.dropRate,
-      accuracy: row.accuracy * 100,
-    })),
+    ...r.rows
+      .filter((row) => isFp16(row) || row.values === 'int4')
+      .map((row) => ({
+        task: r.name,
+        method: rowLabel(row),
+        dropRate: row.dropRate,
+        accuracy: row.accuracy * 100,
+      })),
     ...DROP_RATES.map((dropRate) => ({
       task: r.name,
       method: 'fine-tune (no drop)',
@@ -435,7 +533,9 @@ function refinements(reports: TaskReport[], large: TaskReport, small: TaskReport
       ? '–'
       : String(reports.filter((r) => acc(r, recipe, p) >= r.finetunedAccuracy - SERVE_TOLERANCE).length);
   const rowsOf = (recipe: Recipe) =>
-    reports.flatMap((r) => r.rows.filter((row) => row.variant === 'finetuned' && recipeKey(row) === recipeKey(recipe)));
+    reports.flatMap((r) =>
+      r.rows.filter((row) => row.variant === 'finetuned' && recipeKey(row) === recipeKey(recipe) && isFp16(row)),
+    );
   const [importanceGlobal, dareTensor, importanceTensor] = [RECIPES[3]!, RECIPES[4]!, RECIPES[5]!];
   const largeAt95 = RECIPES.map((r) => acc(large, r, 0.95)).filter((a) => !Number.isNaN(a));
   const lines = [
@@ -461,7 +561,7 @@ function refinements(reports: TaskReport[], large: TaskReport, small: TaskReport
     .flatMap((r) =>
       DROP_RATES.map((p) => {
         const rows = r.rows.filter(
-          (row) => row.variant === 'finetuned' && row.dropRate === p && row.calibrationLoss !== null,
+          (row) => row.variant === 'finetuned' && row.dropRate === p && row.calibrationLoss !== null && isFp16(row),
         );
         return spearman(
           rows.map((row) => -row.calibrationLoss!),
@@ -484,9 +584,11 @@ function refinements(reports: TaskReport[], large: TaskReport, small: TaskReport
     (r) => r.served.dropRate >= 0.9 && r.served.accuracy >= r.finetunedAccuracy - SERVE_TOLERANCE,
   );
   const total = reports.reduce((n, r) => n + r.served.bytes, 0);
+  const lost = reports.filter((r) => r.served.accuracy < r.finetunedAccuracy - SERVE_TOLERANCE);
   lines.push(
-    `- *≥ 5 of ${reports.length} tasks served at p ≥ 0.9 within 1 point of their fine-tune* (2 before issue 15): ${servedHigh.length} (${servedHigh.map((r) => r.name).join(', ') || 'none'}) — ${holds(servedHigh.length >= 5)}.`,
-    `- *All served deltas together ≤ ¼ of the 3.26 MB served before issue 15* (≤ ${Math.floor(PREVIOUS_SERVED_BYTES / 4)} bytes): ${total} bytes (${((100 * total) / PREVIOUS_SERVED_BYTES).toFixed(0)} %) — ${holds(total <= PREVIOUS_SERVED_BYTES / 4)}.`,
+    `- *≥ 5 of ${reports.length} tasks served at p ≥ 0.9 within 1 point of their fine-tune* (issues 15 and 20; 2 before issue 15, 4 before issue 20): ${servedHigh.length} (${servedHigh.map((r) => r.name).join(', ') || 'none'}) — ${holds(servedHigh.length >= 5)}.`,
+    `- *All served deltas together ≤ ⅛ of the 3.26 MB served before issue 15* (issue 20, ≤ ${ISSUE_20_GOAL_BYTES} bytes; 2231870 before issue 20): ${total} bytes (${((100 * total) / PREVIOUS_SERVED_BYTES).toFixed(1)} %) — ${holds(total <= ISSUE_20_GOAL_BYTES)}.`,
+    `- *No served task loses more than 1 point*: ${lost.length === 0 ? 'none does' : lost.map((r) => `${r.name} ${points(r.served.accuracy - r.finetunedAccuracy)}`).join(', ')} — ${holds(lost.length === 0)}.`,
     '',
   );
   return lines;
@@ -511,7 +613,8 @@ function spearman(xs: number[], ys: number[]): number {
 }
 
 function rowLabel(row: Row): string {
-  return row.variant === 'adamr' ? `${labelOf(row)} (AdamR fine-tune)` : labelOf(row);
+  const label = isFp16(row) ? labelOf(row) : `${labelOf(row)}, ${row.values}`;
+  return row.variant === 'adamr' ? `${label} (AdamR fine-tune)` : label;
 }
 
 /** A method name stands for its first recipe: dare → DARE's mask, darex-q → one global q on it. */
@@ -527,9 +630,14 @@ function accuracyOfRow(
 ): number {
   const key = recipeKey(recipeFor(method));
   return (
-    r.rows.find((row) => recipeKey(row) === key && row.dropRate === p && row.variant === variant)?.accuracy ??
-    Number.NaN
+    r.rows.find((row) => recipeKey(row) === key && row.dropRate === p && row.variant === variant && isFp16(row))
+      ?.accuracy ?? Number.NaN
   );
+}
+
+/** Rows with fp16 values (every row before issue 20): what the method comparisons use. */
+function isFp16(row: Row): boolean {
+  return (row.values ?? 'fp16') === 'fp16';
 }
 
 function mean(xs: number[]): number {
@@ -552,7 +660,7 @@ function renderDoc(reports: TaskReport[], baseParams: number, baseInfo: Record<s
     `Base: the tiny ViT in \`models/base\` (${baseParams} parameters; Fashion-MNIST test accuracy ${pct((baseInfo.accuracy as { fashionMnistTest: number }).fashionMnistTest)} % on all 10,000 test images, see \`models/base/base.json\`).`,
     "Every accuracy is measured on the task's committed evaluation set (`models/tasks/<task>/eval.safetensors`) through the engine's own base preparation and patch activation, with the delta encoded as the fp16 file the gateway would serve and decoded again.",
     "Tasks with k classes score the arg-max of the first k logits. Every random mask uses seed 0 (one seed per row: single-seed numbers carry the mask's luck, several points at p = 0.99 for DARE). DAREx-q applies the same mask as DARE and chooses q without labels, minimising the mean squared change of the logits against the fine-tuned model on 256 unlabelled inputs from the task's training distribution (`calib.safetensors`; coarse log grid between 1 − p and 1, then a finer linear grid). The *importance mask* keeps entry (i, j) with probability πᵢⱼ ∝ |δᵢⱼ|·‖xᵢ‖ (‖xᵢ‖: input-feature norm of the fine-tuned model over the same calibration inputs), capped at 1, with DARE's expected kept count per tensor, and stores δᵢⱼ/πᵢⱼ; *one global α* is the same q search on that mask; *per-tensor scales* start from the global q and refine one factor per tensor by coordinate descent on the same objective (two sweeps, steps ×(1 ± 0.5) then ×(1 ± 0.25), full forward passes; run at p ≥ 0.9 for the importance mask and at p = 0.99 for DARE's mask). No method sees a label. The classifier head (`head.weight`, `head.bias`, matched by the default dense patterns `head*`, `classifier*`, `*.head.*`, `lm_head*`) is kept dense in every method, as in the DARE paper's encoder experiments.",
-    "Size is the fp16 delta file in bytes; bits/param divides its bits by the base's parameter count.",
+    "Size is the delta file in bytes; bits/param divides its bits by the base's parameter count. Since issue 20 files are written in format version 2 (docs/delta-format.md: compact index streams, and per row *values* fp16, or int8/int4 codes with one fp16 scale per 64 kept entries); the int8/int4 rows quantize the row's delta after its rescaling and pick the clip factor (int8: 1, 0.9; int4: 1, 0.9, 0.8, 0.7) with the least calibration objective, which is the objective the row shows. Rows at p = 0.8 and 0.85 and the quantized rows are new in issue 20. Rows whose format is marked * were carried over from the previous build (`npm run zoo -- --reuse`: the per-tensor searches and the AdamR rows, fp16 in format version 1; rerunning them gives the same numbers but costs ≈ 240 forward passes each). fp16 rows that the previous build has reuse its accuracy and q (fp16 values decode identically in both versions, and the q search is deterministic on a seeded mask); quantized rows are always rerun, and the served file's accuracy is measured again.",
     '',
     '![accuracy against drop rate per method and task](compression-accuracy.svg)',
     '',
@@ -570,11 +678,11 @@ function renderDoc(reports: TaskReport[], baseParams: number, baseInfo: Record<s
     '',
     'Rule: the smallest file, among all methods and drop rates, whose accuracy is within 1 point of the fine-tune; else the most accurate row.',
     '',
-    '| task | method | p | q | accuracy % | fine-tune % | bytes | sha256 |',
-    '|---|---|---:|---:|---:|---:|---:|---|',
+    '| task | method | values | p | q | accuracy % | fine-tune % | bytes | sha256 |',
+    '|---|---|---|---:|---:|---:|---:|---:|---|',
     ...reports.map(
       (r) =>
-        `| ${r.name} | ${labelOf(r.served)} | ${r.served.dropRate} | ${r.served.q === null ? '–' : r.served.q.toPrecision(3)} | ${pct(r.served.accuracy)} | ${pct(r.finetunedAccuracy)} | ${r.served.bytes} | \`${r.served.sha256.slice(0, 12)}…\` |`,
+        `| ${r.name} | ${labelOf(r.served)} | ${r.served.values ?? 'fp16'} | ${r.served.dropRate} | ${r.served.q === null ? '–' : r.served.q.toPrecision(3)} | ${pct(r.served.accuracy)} | ${pct(r.finetunedAccuracy)} | ${r.served.bytes} | \`${r.served.sha256.slice(0, 12)}…\` |`,
     ),
     '',
   ];
@@ -586,14 +694,14 @@ function renderDoc(reports: TaskReport[], baseParams: number, baseInfo: Record<s
       '',
     );
     lines.push(
-      '| method | p | q | accuracy % | Δ vs fine-tune (points) | calibration objective | passes | bytes | bits/param |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+      '| method | values | p | q | clip | accuracy % | Δ vs fine-tune (points) | calibration objective | passes | format | bytes | bits/param |',
+      '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     );
     for (const row of r.rows) {
       const reference = row.variant === 'adamr' ? r.adamrAccuracy! : r.finetunedAccuracy;
-      const label = rowLabel(row);
+      const label = row.variant === 'adamr' ? `${labelOf(row)} (AdamR fine-tune)` : labelOf(row);
       lines.push(
-        `| ${label} | ${row.dropRate} | ${row.q === null ? '–' : row.q.toPrecision(3)} | ${pct(row.accuracy)} | ${((row.accuracy - reference) * 100).toFixed(1)} | ${row.calibrationLoss === null ? '–' : row.calibrationLoss.toExponential(2)} | ${row.passes} | ${row.bytes} | ${row.bitsPerParam.toFixed(2)} |`,
+        `| ${label} | ${row.values ?? 'fp16'} | ${row.dropRate} | ${row.q === null ? '–' : row.q.toPrecision(3)} | ${row.clip == null ? '–' : row.clip} | ${pct(row.accuracy)} | ${((row.accuracy - reference) * 100).toFixed(1)} | ${row.calibrationLoss === null ? '–' : row.calibrationLoss.toExponential(2)} | ${row.passes} | ${row.formatVersion ?? 1}${row.carried ? '*' : ''} | ${row.bytes} | ${row.bitsPerParam.toFixed(2)} |`,
       );
     }
     lines.push('');

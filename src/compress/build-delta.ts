@@ -146,7 +146,8 @@ export function withRescale(delta: Delta, method: PruneMethod, rescale: number, 
   const tensors = delta.tensors.map((tensor): TensorDelta => {
     if (tensor.kind === 'dense') return tensor;
     const factor = rescale / tensor.rescale;
-    return { ...tensor, values: tensor.values.map((v) => v * factor), rescale };
+    const { quantized: _stale, ...plain } = tensor; // rescaled values are no longer the codes' values
+    return { ...plain, values: tensor.values.map((v) => v * factor), rescale };
   });
   return { metadata: { ...delta.metadata, method, rescale, extra: { ...delta.metadata.extra, ...extra } }, tensors };
 }
@@ -163,7 +164,8 @@ export function withTensorScales(
   const tensors = delta.tensors.map((tensor): TensorDelta => {
     const factor = factors.get(tensor.name);
     if (tensor.kind === 'dense' || factor === undefined || factor === 1) return tensor;
-    return { ...tensor, values: tensor.values.map((v) => v * factor), rescale: tensor.rescale * factor };
+    const { quantized: _stale, ...plain } = tensor; // rescaled values are no longer the codes' values
+    return { ...plain, values: tensor.values.map((v) => v * factor), rescale: tensor.rescale * factor };
   });
   return { metadata: { ...delta.metadata, extra: { ...delta.metadata.extra, ...extra } }, tensors };
 }

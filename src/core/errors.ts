@@ -71,6 +71,16 @@ export const DS_ERR_DELTA_BASE_MISMATCH = createError(
   'Delta was made for base %s but the base in use is %s',
   422,
 );
+export const DS_ERR_DELTA_BAD_STREAM = createError(
+  'DS_ERR_DELTA_BAD_STREAM',
+  'Delta tensor %s has a malformed index stream: %s',
+  422,
+);
+export const DS_ERR_DELTA_BAD_QUANT = createError(
+  'DS_ERR_DELTA_BAD_QUANT',
+  'Delta tensor %s has malformed quantized values: %s',
+  422,
+);
 
 // --- ONNX models (src/onnx) --------------------------------------------------------------------
 export const DS_ERR_ONNX_INVALID = createError('DS_ERR_ONNX_INVALID', 'ONNX model %s is invalid: %s', 422);

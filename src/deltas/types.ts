@@ -8,6 +8,25 @@
 /** Storage precision of delta values on disk. */
 export type DeltaValueDtype = 'F32' | 'F16';
 
+/** Integer encodings of kept values in format version 2 (src/deltas/format/value-quant.ts). */
+export type QuantValueEncoding = 'I8' | 'I4';
+
+/**
+ * Kept values stored as integer codes with one fp16 scale per group of consecutive entries:
+ * value[k] = code[k] × scale[⌊k/group⌋]. I4 packs two codes per byte, even entry in the low nibble.
+ */
+export interface QuantizedValues {
+  readonly encoding: QuantValueEncoding;
+  /** Kept entries per scale. */
+  readonly group: number;
+  /** Kept entries (codes) in all. */
+  readonly count: number;
+  /** I8: one signed code per entry; I4: ⌈count/2⌉ bytes of two nibbles. */
+  readonly codes: Int8Array | Uint8Array;
+  /** fp16 bit patterns, ⌈count/group⌉ of them. */
+  readonly scales: Uint16Array;
+}
+
 export type DeltaMethod = 'dare' | 'darex-q' | 'magnitude' | 'full';
 
 /** A weight whose delta keeps only some entries: `weight.flat[indices[k]] += values[k]`. */
@@ -25,6 +44,11 @@ export interface SparseTensorDelta {
    * kept value is δ/π · rescale · (1-p). Informational: applying a delta uses `values` only.
    */
   readonly rescale: number;
+  /**
+   * The integer form `values` came from, when they were quantized (format version 2 writes it
+   * as is; `values` must equal its dequantization exactly).
+   */
+  readonly quantized?: QuantizedValues;
 }
 
 /** A weight kept whole (e.g. a classifier head): `weight.flat[i] += values[i]` for every i. */
@@ -38,8 +62,11 @@ export interface DenseTensorDelta {
 export type TensorDelta = SparseTensorDelta | DenseTensorDelta;
 
 export interface DeltaMetadata {
-  /** Version of the delta file format; readers refuse versions they do not know. */
-  readonly formatVersion: 1;
+  /**
+   * Version of the delta file format; readers refuse versions they do not know. 1: U32 indices
+   * and F32/F16 values; 2: compact index streams and, per tensor, F16/F32 or quantized values.
+   */
+  readonly formatVersion: 1 | 2;
   /** sha256 (hex) of the base weights the delta applies to; see src/onnx/fingerprint.ts. */
   readonly baseFingerprint: string;
   readonly method: DeltaMethod;

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { compressCommand } from '../../src/cli/commands/compress.js';
 import { evalCommand } from '../../src/cli/commands/eval.js';
 import { inspectCommand } from '../../src/cli/commands/inspect.js';
-import { decodeDelta } from '../../src/deltas/format/delta-file.js';
+import { decodeDelta, inspectDelta } from '../../src/deltas/format/delta-file.js';
 import { writeSafetensors } from '../../src/deltas/format/safetensors.js';
 import { saveOnnxModel } from '../../src/onnx/model-file.js';
 import { syntheticFinetune } from '../../src/onnx/synthetic.js';
@@ -228,6 +228,41 @@ test('inspect prints JSON (like every command), or a table with --table', async 
   assert.match(text, /bits\/param/);
 });
 
+test('--values int4/int8 write format version 2: same kept positions as fp16, values within the quantizer bound, a smaller file, clip chosen on calibration', async () => {
+  const calibration = await writeCalibration('quant-calibration.safetensors', 32, 21);
+  const common = ['--method', 'darex-q', '--drop-rate', '0.9', '--calibration', calibration, '--seed', '3'];
+  const plain = await compressCommand(args('q-f16.safetensors', ...common, '--dtype', 'f16'));
+  const fp16 = await compressCommand(args('q-v2.safetensors', ...common, '--values', 'fp16'));
+  const int8 = await compressCommand(args('q-i8.safetensors', ...common, '--values', 'int8'));
+  const int4 = await compressCommand(args('q-i4.safetensors', ...common, '--values', 'int4', '--group', '32'));
+  assert.equal(plain.formatVersion, 1);
+  for (const s of [fp16, int8, int4]) assert.equal(s.formatVersion, 2);
+  // Data bytes (the tiny test model's header, one entry per stream, outweighs its data).
+  const dataBytes = async (name: string) =>
+    inspectDelta(decodeDelta(await readFile(join(zoo.dir, name)))).totals.dataBytes;
+  const sizes = await Promise.all(['q-f16', 'q-v2', 'q-i8', 'q-i4'].map((n) => dataBytes(`${n}.safetensors`)));
+  assert.ok(sizes[1]! < sizes[0]! && sizes[2]! < sizes[1]! && sizes[3]! < sizes[2]!, JSON.stringify(sizes));
+  assert.ok(int4.quantClip !== null && int4.quantClip > 0 && int4.quantClip <= 1);
+  const read = async (name: string) => decodeDelta(await readFile(join(zoo.dir, name)));
+  const [ref, v2, q8, q4] = await Promise.all(['q-f16', 'q-v2', 'q-i8', 'q-i4'].map((n) => read(`${n}.safetensors`)));
+  assert.deepEqual(v2!.tensors, ref!.tensors, 'fp16 in version 2 decodes to exactly the version 1 fp16 delta');
+  assert.equal(q4!.metadata.extra.quant_group, '32');
+  for (const [q, qmax, clip] of [
+    [q8!, 127, int8.quantClip!],
+    [q4!, 7, int4.quantClip!],
+  ] as const) {
+    ref!.tensors.forEach((t, i) => {
+      const other = q.tensors[i]!;
+      if (t.kind !== 'sparse' || other.kind !== 'sparse') return;
+      assert.deepEqual(other.indices, t.indices);
+      const absmax = t.values.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      // Unclipped values round to within half a step; clipped ones lose at most (1 − clip) of the group's largest.
+      const bound = (absmax / qmax) * 0.51 + absmax * (1 - clip) + 1e-7;
+      t.values.forEach((v, k) => assert.ok(Math.abs(v - other.values[k]!) <= bound, `${t.name}[${k}]`));
+    });
+  }
+});
+
 test('mask, scope and auto combinations that cannot work are usage errors naming the missing piece', async () => {
   const cases: [string[], RegExp][] = [
     [['--mask', 'importance'], /--mask importance needs --calibration/],
@@ -237,6 +272,9 @@ test('mask, scope and auto combinations that cannot work are usage errors naming
     [['--method', 'darex-q', '--q-scope', 'block'], /--q-scope must be one of global, tensor/],
     [['--method', 'auto'], /--method auto needs --calibration/],
     [['--method', 'magnitude', '--mask', 'importance'], /do not apply to --method magnitude/],
+    [['--values', 'int2'], /--values must be one of fp16, int8, int4/],
+    [['--values', 'fp16', '--group', '32'], /--group only applies to --values int8 or int4/],
+    [['--values', 'int4', '--group', '0'], /--group/],
   ];
   for (const [extra, pattern] of cases) {
     await assert.rejects(compressCommand(args('never.safetensors', ...extra)), (error: Error & { code?: string }) => {

@@ -237,7 +237,12 @@ function applyOne(bytes: Uint8Array, m: DeltaMutation): Uint8Array {
       const value = hostileValue(m.shape, m.size);
       const metadata = parts.header.__metadata__ as Record<string, unknown> | undefined;
       if (m.inTensors && typeof metadata?.tensors === 'string') {
-        const records = JSON.parse(metadata.tensors) as Record<string, unknown>;
+        let records: Record<string, unknown>;
+        try {
+          records = JSON.parse(metadata.tensors) as Record<string, unknown>; // an earlier mutation may have broken it
+        } catch {
+          return bytes;
+        }
         const name = Object.keys(records)[0] ?? 'w';
         metadata.tensors =
           m.shape === 'entries' || m.shape === 'name'

@@ -10,8 +10,10 @@ import { loadSampleSet, sliceSamples } from '../../eval/dataset.js';
 import { predictAll } from '../../eval/accuracy.js';
 import { calibrate, calibrationLoss, calibrationPasses, Q_SCOPES, type QScope } from '../../eval/darex-q.js';
 import { inputFeatureNorms } from '../../eval/input-norms.js';
+import { DEFAULT_GROUP, quantizeDelta, VALUE_CHOICES, type ValueChoice } from '../../compress/quantize.js';
+import { calibrateQuantization } from '../../eval/quantize-search.js';
 import type { SampleSet } from '../../eval/dataset.js';
-import { listOption, numberOption, parseCommandArgs, requireString } from '../args.js';
+import { listOption, numberOption, parseCommandArgs, progress, requireString } from '../args.js';
 import { progressBar } from '../progress-bar.js';
 import {
   checkCompressInputFlags,
@@ -25,6 +27,7 @@ ${COMPRESS_INPUT_USAGE}
          [--method dare|darex-q|magnitude|auto] [--drop-rate P] [--seed N] [--dtype f32|f16]
          [--mask uniform|importance] [--q-scope global|tensor]
          [--q Q | --calibration SAMPLES.safetensors [--calibration-size N]]
+         [--values fp16|int8|int4 [--group N]]
          [--include GLOB]... [--exclude GLOB]... [--dense GLOB]... [--no-dense]`;
 
 type MethodChoice = PruneMethod | 'auto';
@@ -41,6 +44,11 @@ export interface CompressSummary {
   /** Calibration objective of the written delta (mean squared logit change), when calibrated. */
   readonly calibrationLoss: number | null;
   readonly calibrationPasses: number;
+  /** --values: null when not given (format version 1, as before). */
+  readonly values: ValueChoice | null;
+  /** Clip factor the quantizer chose on the calibration inputs (1 without calibration). */
+  readonly quantClip: number | null;
+  readonly formatVersion: 1 | 2;
   readonly bytes: number;
   readonly tensors: number;
   readonly nonzeros: number;
@@ -65,7 +73,9 @@ async function compress(argv: string[], cleanups: (() => Promise<void>)[]): Prom
       method: { type: 'string', default: 'dare' },
       'drop-rate': { type: 'string' },
       seed: { type: 'string' },
-      dtype: { type: 'string', default: 'f32' },
+      dtype: { type: 'string' },
+      values: { type: 'string' },
+      group: { type: 'string' },
       q: { type: 'string' },
       calibration: { type: 'string' },
       'calibration-size': { type: 'string' },
@@ -91,7 +101,22 @@ async function compress(argv: string[], cleanups: (() => Promise<void>)[]): Prom
     (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32,
     'an integer in [0, 2^32)',
   );
-  const dtype = String(values.dtype).toUpperCase();
+  const valueChoice = values.values === undefined ? null : (values.values as ValueChoice);
+  if (valueChoice !== null && !VALUE_CHOICES.includes(valueChoice))
+    throw new DS_ERR_CLI_USAGE(
+      `--values must be one of ${VALUE_CHOICES.join(', ')}, got ${JSON.stringify(values.values)}`,
+    );
+  if (values.group !== undefined && valueChoice !== 'int8' && valueChoice !== 'int4')
+    throw new DS_ERR_CLI_USAGE('--group only applies to --values int8 or int4');
+  const group = numberOption(
+    values.group,
+    'group',
+    DEFAULT_GROUP,
+    (n) => Number.isInteger(n) && n >= 1 && n <= 65536,
+    'an integer in [1, 65536]',
+  );
+  // --values writes format version 2, whose unquantized values are fp16 unless --dtype f32 says otherwise.
+  const dtype = String(values.dtype ?? (valueChoice === null ? 'f32' : 'f16')).toUpperCase();
   if (dtype !== 'F32' && dtype !== 'F16')
     throw new DS_ERR_CLI_USAGE(`--dtype must be f32 or f16, got ${JSON.stringify(values.dtype)}`);
   const givenQ =
@@ -139,20 +164,49 @@ async function compress(argv: string[], cleanups: (() => Promise<void>)[]): Prom
     sourceFinetunedSha256,
     extra: { tool: 'deltaserve compress' },
   };
-  let result: { delta: Delta; q: number | null; loss: number | null; passes: number };
+  let result: { delta: Delta; q: number | null; loss: number | null; passes: number; clip: number | null };
   if (calibrationPath === undefined) {
-    const delta = buildDelta(baseWeights, tunedWeights, {
+    const built = buildDelta(baseWeights, tunedWeights, {
       ...common,
       method: method as PruneMethod,
       ...(givenQ !== undefined && { q: givenQ }),
     });
-    result = { delta, q: method === 'darex-q' ? givenQ! : null, loss: null, passes: 0 };
+    const delta = valueChoice === null ? built : quantizeDelta(built, valueChoice, group);
+    result = {
+      delta,
+      q: method === 'darex-q' ? givenQ! : null,
+      loss: null,
+      passes: 0,
+      clip: valueChoice === null ? null : 1,
+    };
   } else {
     const calibrationSha256 = await sha256File(calibrationPath);
     const withCalibration = { ...common, extra: { ...common.extra, calibration_sha256: calibrationSha256 } };
     const finetunedPath = await inputs.finetunedModelPath();
-    result = await withCalibrationRunners(basePath, finetunedPath, calibrationPath, calibrationSize, (session) =>
-      calibratedDelta(session, baseWeights, tunedWeights, withCalibration, { method, mask, qScope, dropRate }),
+    result = await withCalibrationRunners(
+      basePath,
+      finetunedPath,
+      calibrationPath,
+      calibrationSize,
+      async (session) => {
+        const calibrated = await calibratedDelta(session, baseWeights, tunedWeights, withCalibration, {
+          method,
+          mask,
+          qScope,
+          dropRate,
+        });
+        if (valueChoice === null) return { ...calibrated, clip: null };
+        progress(`quantizing values to ${valueChoice} (groups of ${group}), clip chosen on the calibration inputs`);
+        const { base, calibration, target } = session;
+        const quantized = await calibrateQuantization(base, calibration, target, calibrated.delta, valueChoice, group);
+        return {
+          delta: quantized.delta,
+          q: calibrated.q,
+          loss: quantized.loss,
+          passes: calibrated.passes + quantized.passes,
+          clip: quantized.clip,
+        };
+      },
     );
   }
   const { delta } = result;
@@ -172,6 +226,9 @@ async function compress(argv: string[], cleanups: (() => Promise<void>)[]): Prom
     qScope: (delta.metadata.extra.q_scope as QScope | undefined) ?? null,
     calibrationLoss: result.loss,
     calibrationPasses: result.passes,
+    values: valueChoice,
+    quantClip: result.clip,
+    formatVersion: delta.metadata.formatVersion,
     bytes: bytes.length,
     tensors: delta.tensors.length,
     nonzeros,

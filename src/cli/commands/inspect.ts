@@ -45,7 +45,7 @@ function renderInspection(path: string, metadata: object, report: ReturnType<typ
   const t = report.totals;
   lines.push(
     '',
-    `total: ${t.tensorCount} tensors, ${t.nnz} nonzeros of ${t.numel} params (density ${t.density.toFixed(4)}), mean |v| ${exponential(t.meanAbs)}, ${t.fileBytes} bytes, ${t.bitsPerParam.toFixed(3)} bits/param`,
+    `total: ${t.tensorCount} tensors, ${t.nnz} nonzeros of ${t.numel} params (density ${t.density.toFixed(4)}), mean |v| ${exponential(t.meanAbs)}, ${t.fileBytes} bytes (format version ${(metadata as { formatVersion?: number }).formatVersion ?? 1}), ${t.bitsPerParam.toFixed(3)} bits/param, ${t.memoryBytes} bytes decoded in memory`,
   );
   return lines.join('\n');
 }

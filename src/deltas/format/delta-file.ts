@@ -23,7 +23,14 @@ import {
   DS_ERR_DELTA_UNKNOWN_TENSOR,
 } from '../../core/errors.js';
 import { boundText, describeListBounded, quoteBounded } from '../../core/bounded-text.js';
-import type { BaseWeightShapes, Delta, DeltaValueDtype, TensorDelta } from '../types.js';
+import type {
+  BaseWeightShapes,
+  Delta,
+  DeltaValueDtype,
+  QuantizedValues,
+  SparseTensorDelta,
+  TensorDelta,
+} from '../types.js';
 import { checkFinite, checkSparseIndices, widenFloat16Checked } from './delta-checks.js';
 import {
   checkDeltaMetadata,
@@ -32,13 +39,18 @@ import {
   encodeDeltaMetadata,
   INDICES_SUFFIX,
   sortedTensors,
+  type StoredSparseLayout,
   type TensorRecord,
   VALUES_SUFFIX,
 } from './delta-schema.js';
+import { INDEX_STREAMS, packSparse, SCALES_STREAM, valueStream, type PackedStream } from './delta-packed.js';
+import { decodeBitmask, decodeGaps, decodeGaps4 } from './index-codec.js';
+import { checkQuantizedLayout, dequantizeValues } from './value-quant.js';
 import { float32ArrayToFloat16 } from './float16.js';
 import {
   entryView,
   parseSafetensors,
+  SAFETENSORS_DTYPE_SIZE,
   shapeNumel,
   writeSafetensors,
   type SafetensorsEntry,
@@ -108,6 +120,21 @@ function storedValues(name: string, values: Float32Array, valueDtype: DeltaValue
   return half;
 }
 
+/** Checks a quantized tensor's codes against its values: the file must decode to exactly `values`. */
+function checkQuantized(tensor: SparseTensorDelta, q: QuantizedValues): void {
+  const { name } = tensor;
+  if (q.count !== tensor.values.length) {
+    throw badTensor(name, `has ${tensor.values.length} values but its quantized form holds ${q.count}`);
+  }
+  checkQuantizedLayout(name, q.encoding, q.group, q.count, q.codes.length, q.scales.length);
+  const exact = dequantizeValues(name, q);
+  for (let k = 0; k < exact.length; k++) {
+    if (exact[k] !== tensor.values[k]) {
+      throw badTensor(name, `value ${tensor.values[k]} at position ${k} differs from its quantized form ${exact[k]}`);
+    }
+  }
+}
+
 /**
  * Serialises a delta. Validates it first with the decoder's rules (and refuses values that
  * overflow fp16), so it never writes a file `decodeDelta` would reject. Canonical: tensor
@@ -115,13 +142,22 @@ function storedValues(name: string, values: Float32Array, valueDtype: DeltaValue
  */
 export function encodeDelta(delta: Delta): Uint8Array {
   checkDeltaMetadata(delta.metadata);
-  const { valueDtype } = delta.metadata;
+  const { valueDtype, formatVersion } = delta.metadata;
   const seen = new Set<string>();
   const entries: SafetensorsTensorInput[] = [];
+  const packed: SparseTensorDelta[] = [];
   for (const tensor of sortedTensors(delta)) {
     if (seen.has(tensor.name)) throw badTensor(tensor.name, 'appears twice in the delta');
     seen.add(tensor.name);
     checkTensorForEncoding(tensor);
+    if (formatVersion === 2 && tensor.kind === 'sparse') {
+      if (tensor.quantized !== undefined) checkQuantized(tensor, tensor.quantized);
+      packed.push(tensor);
+      continue;
+    }
+    if (tensor.kind === 'sparse' && tensor.quantized !== undefined) {
+      throw badTensor(tensor.name, 'has quantized values, which only format version 2 stores');
+    }
     const values = storedValues(tensor.name, tensor.values, valueDtype);
     if (tensor.kind === 'dense') {
       entries.push({ name: tensor.name + DENSE_SUFFIX, dtype: valueDtype, shape: tensor.shape, data: values });
@@ -135,7 +171,10 @@ export function encodeDelta(delta: Delta): Uint8Array {
       entries.push({ name: tensor.name + VALUES_SUFFIX, dtype: valueDtype, shape: [values.length], data: values });
     }
   }
-  return writeSafetensors(entries, encodeDeltaMetadata(delta));
+  const { layouts, entries: shared } = packSparse(packed, valueDtype, (t) =>
+    storedValues(t.name, t.values, valueDtype),
+  );
+  return writeSafetensors([...entries, ...shared], encodeDeltaMetadata(delta, layouts));
 }
 
 // ---- decoding ---------------------------------------------------------------------------------
@@ -149,7 +188,18 @@ type PlannedTensor =
       readonly indices: SafetensorsEntry;
       readonly values: SafetensorsEntry;
     }
-  | { readonly name: string; readonly record: TensorRecord; readonly kind: 'dense'; readonly values: SafetensorsEntry };
+  | { readonly name: string; readonly record: TensorRecord; readonly kind: 'dense'; readonly values: SafetensorsEntry }
+  | {
+      readonly name: string;
+      readonly record: TensorRecord;
+      readonly kind: 'sparse2';
+      readonly layout: StoredSparseLayout;
+      /** The weight's slices of the shared entries (src/deltas/format/delta-packed.ts). */
+      readonly index: SafetensorsEntry;
+      /** F32/F16 values, or the I8/I4 codes with their scales. */
+      readonly values: SafetensorsEntry;
+      readonly scales: SafetensorsEntry | null;
+    };
 
 function takeEntry(
   entries: ReadonlyMap<string, SafetensorsEntry>,
@@ -178,6 +228,64 @@ function requireRank1(name: string, suffix: string, entry: SafetensorsEntry): nu
   return entry.shape[0]!;
 }
 
+/**
+ * A weight's slice of a shared version 2 entry, as an entry of its own: the dtype must be the
+ * stream's, the range inside it, and its length what the layout implies.
+ */
+function sliceOf(
+  name: string,
+  entries: ReadonlyMap<string, SafetensorsEntry>,
+  consumed: Set<string>,
+  stream: PackedStream,
+  [begin, end]: readonly [number, number],
+  what: string,
+): SafetensorsEntry {
+  const entry = entries.get(stream.entry);
+  if (entry === undefined)
+    throw badTensor(name, `stores its ${what} in ${JSON.stringify(stream.entry)}, which the file does not have`);
+  if (entry.dtype !== stream.dtype)
+    throw badTensor(name, `entry ${JSON.stringify(stream.entry)} has dtype ${entry.dtype}, expected ${stream.dtype}`);
+  if (entry.shape.length !== 1) throw badTensor(name, `entry ${JSON.stringify(stream.entry)} is not rank 1`);
+  if (end > entry.shape[0]!) {
+    throw badTensor(
+      name,
+      `its ${what} [${begin}, ${end}) run past the ${entry.shape[0]} elements of ${JSON.stringify(stream.entry)}`,
+    );
+  }
+  consumed.add(stream.entry);
+  const size = SAFETENSORS_DTYPE_SIZE[stream.dtype];
+  return {
+    dtype: stream.dtype,
+    shape: [end - begin],
+    begin: entry.begin + begin * size,
+    end: entry.begin + end * size,
+  };
+}
+
+function planSparseV2(
+  name: string,
+  record: TensorRecord,
+  layout: StoredSparseLayout,
+  entries: ReadonlyMap<string, SafetensorsEntry>,
+  consumed: Set<string>,
+  valueDtype: DeltaValueDtype,
+): PlannedTensor {
+  const index = sliceOf(name, entries, consumed, INDEX_STREAMS[layout.index], layout.indexAt, 'index stream');
+  if (layout.values === 'I8' || layout.values === 'I4') {
+    const codes = sliceOf(name, entries, consumed, valueStream(layout.values), layout.valuesAt, 'codes');
+    const scales = sliceOf(name, entries, consumed, SCALES_STREAM, layout.scalesAt!, 'scales');
+    checkQuantizedLayout(name, layout.values, layout.group!, layout.nnz, codes.shape[0]!, scales.shape[0]!);
+    return { name, record, kind: 'sparse2', layout, index, values: codes, scales };
+  }
+  if (layout.values !== valueDtype) {
+    throw badTensor(name, `stores ${layout.values} values but the delta's value_dtype is ${valueDtype}`);
+  }
+  const values = sliceOf(name, entries, consumed, valueStream(layout.values), layout.valuesAt, 'values');
+  if (values.shape[0] !== layout.nnz)
+    throw new DS_ERR_DELTA_COUNT_MISMATCH(JSON.stringify(name), layout.nnz, values.shape[0]);
+  return { name, record, kind: 'sparse2', layout, index, values, scales: null };
+}
+
 function planTensor(
   name: string,
   record: TensorRecord,
@@ -195,12 +303,30 @@ function planTensor(
     }
     return { name, record, kind: 'dense', values };
   }
+  if (record.layout !== undefined) return planSparseV2(name, record, record.layout, entries, consumed, valueDtype);
   const indices = takeEntry(entries, consumed, name, INDICES_SUFFIX, 'U32');
   const values = takeEntry(entries, consumed, name, VALUES_SUFFIX, valueDtype);
   const indexCount = requireRank1(name, INDICES_SUFFIX, indices);
   const valueCount = requireRank1(name, VALUES_SUFFIX, values);
   if (indexCount !== valueCount) throw new DS_ERR_DELTA_COUNT_MISMATCH(quoteBounded(name), indexCount, valueCount);
   return { name, record, kind: 'sparse', indices, values };
+}
+
+function decodeIndices(
+  name: string,
+  layout: StoredSparseLayout,
+  stream: ReturnType<typeof entryView>,
+  numel: number,
+): Uint32Array {
+  switch (layout.index) {
+    case 'gaps4':
+      return decodeGaps4(name, stream as Uint8Array, layout.nnz, numel);
+    case 'gaps8':
+    case 'gaps16':
+      return decodeGaps(name, stream as Uint8Array | Uint16Array, layout.nnz, numel);
+    case 'bitmask':
+      return decodeBitmask(name, stream as Uint8Array, layout.nnz, numel);
+  }
 }
 
 /**
@@ -242,7 +368,9 @@ export function decodeDelta(input: Uint8Array, options: DecodeDeltaOptions = {})
 
   const own = options.copy === true;
   const { dataOffset } = parsed;
-  const floatValues = (plan: PlannedTensor, indices: Uint32Array | null): Float32Array => {
+  const ownView = <T extends Uint8Array | Int8Array | Uint16Array>(view: T): T =>
+    own && view.buffer === bytes.buffer ? (view.slice() as T) : view;
+  const floatValues = (plan: { name: string; values: SafetensorsEntry }, indices: Uint32Array | null): Float32Array => {
     if (plan.values.dtype === 'F16') {
       return widenFloat16Checked(plan.name, entryView(bytes, dataOffset, { ...plan.values, dtype: 'F16' }), indices);
     }
@@ -253,6 +381,25 @@ export function decodeDelta(input: Uint8Array, options: DecodeDeltaOptions = {})
   const tensors: TensorDelta[] = plans.map((plan) => {
     const shape = [...plan.record.shape];
     if (plan.kind === 'dense') return { kind: 'dense', name: plan.name, shape, values: floatValues(plan, null) };
+    if (plan.kind === 'sparse2') {
+      const { layout } = plan;
+      const numel = shapeNumel(shape);
+      const indices = decodeIndices(plan.name, layout, entryView(bytes, dataOffset, plan.index), numel);
+      const base = { kind: 'sparse', name: plan.name, shape, indices, rescale: plan.record.rescale } as const;
+      if (plan.scales === null) return { ...base, values: floatValues(plan, indices) };
+      const quantized: QuantizedValues = {
+        encoding: layout.values as QuantizedValues['encoding'],
+        group: layout.group!,
+        count: layout.nnz,
+        codes: ownView(
+          layout.values === 'I8'
+            ? entryView(bytes, dataOffset, { ...plan.values, dtype: 'I8' })
+            : entryView(bytes, dataOffset, { ...plan.values, dtype: 'U8' }),
+        ),
+        scales: ownView(entryView(bytes, dataOffset, { ...plan.scales, dtype: 'F16' })),
+      };
+      return { ...base, values: dequantizeValues(plan.name, quantized), quantized };
+    }
     const view = entryView(bytes, dataOffset, { ...plan.indices, dtype: 'U32' });
     checkSparseIndices(plan.name, view, shape, shapeNumel(shape));
     const indices = own && view.buffer === bytes.buffer ? view.slice() : view;

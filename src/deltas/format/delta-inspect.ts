@@ -2,9 +2,11 @@
  * Per-tensor and total statistics of a delta, as the CLI's `inspect` prints them. Sizes are what
  * `encodeDelta` would write, computed from the layout without encoding anything.
  */
-import type { Delta, TensorDelta } from '../types.js';
-import { encodeDeltaMetadata, sortedTensors, tensorEntrySpecs } from './delta-schema.js';
-import { layoutSafetensors, SAFETENSORS_DTYPE_SIZE, shapeNumel } from './safetensors.js';
+import type { Delta, SparseTensorDelta, TensorDelta } from '../types.js';
+import { packSparse } from './delta-packed.js';
+import { encodeDeltaMetadata, sortedTensors, tensorEntrySpecs, type StoredSparseLayout } from './delta-schema.js';
+import { float32ArrayToFloat16 } from './float16.js';
+import { layoutSafetensors, shapeNumel, type SafetensorsTensorSpec } from './safetensors.js';
 
 export interface TensorStats {
   readonly name: string;
@@ -42,6 +44,11 @@ export interface DeltaStats {
     readonly fileBytes: number;
     /** fileBytes × 8 / numel: what the delta costs per parameter it covers. */
     readonly bitsPerParam: number;
+    /**
+     * Bytes of the decoded form in memory (what the delta cache charges): a U32 index and an F32
+     * value per kept entry, an F32 per dense element — whatever the file's format.
+     */
+    readonly memoryBytes: number;
   };
 }
 
@@ -49,9 +56,40 @@ function ratio(numerator: number, denominator: number): number {
   return denominator === 0 ? 0 : numerator / denominator;
 }
 
+/** Every entry's size, each tensor's data bytes and, for version 2, each sparse weight's layout. */
+function entrySpecs(delta: Delta): {
+  specs: SafetensorsTensorSpec[];
+  bytes: Map<string, number>;
+  layouts: Map<string, StoredSparseLayout>;
+} {
+  const { valueDtype, formatVersion } = delta.metadata;
+  const specs: SafetensorsTensorSpec[] = [];
+  const bytes = new Map<string, number>();
+  const packed: SparseTensorDelta[] = [];
+  for (const tensor of sortedTensors(delta)) {
+    if (formatVersion === 2 && tensor.kind === 'sparse') {
+      packed.push(tensor);
+      continue;
+    }
+    const own = tensorEntrySpecs(tensor, valueDtype);
+    specs.push(...own);
+    bytes.set(
+      tensor.name,
+      own.reduce((n, spec) => n + spec.byteLength, 0),
+    );
+  }
+  // Version 2 sizes depend on the index streams the writer would choose: lay them out for real.
+  const stored = packSparse(packed, valueDtype, (t) =>
+    valueDtype === 'F16' ? float32ArrayToFloat16(t.values) : t.values,
+  );
+  for (const entry of stored.entries) specs.push({ ...entry, byteLength: entry.data.byteLength });
+  for (const [name, size] of stored.bytes) bytes.set(name, size);
+  return { specs, bytes, layouts: stored.layouts };
+}
+
 /** Statistics of every tensor (sorted by name, like the file) and of the whole delta. */
 export function inspectDelta(delta: Delta): DeltaStats {
-  const valueSize = SAFETENSORS_DTYPE_SIZE[delta.metadata.valueDtype];
+  const { specs, bytes, layouts } = entrySpecs(delta);
   let totalNumel = 0;
   let totalNnz = 0;
   let totalData = 0;
@@ -69,7 +107,7 @@ export function inspectDelta(delta: Delta): DeltaStats {
       if (value > tensorMax) tensorMax = value;
       sumAbs += Math.abs(value);
     }
-    const bytesOnDisk = nnz * valueSize + (tensor.kind === 'sparse' ? nnz * 4 : 0);
+    const bytesOnDisk = bytes.get(tensor.name)!;
     totalNumel += numel;
     totalNnz += nnz;
     totalData += bytesOnDisk;
@@ -90,8 +128,7 @@ export function inspectDelta(delta: Delta): DeltaStats {
       bitsPerParam: ratio(bytesOnDisk * 8, numel),
     };
   });
-  const specs = delta.tensors.flatMap((tensor) => tensorEntrySpecs(tensor, delta.metadata.valueDtype));
-  const { fileBytes } = layoutSafetensors(specs, encodeDeltaMetadata(delta));
+  const { fileBytes } = layoutSafetensors(specs, encodeDeltaMetadata(delta, layouts));
   return {
     tensors,
     totals: {
@@ -105,6 +142,10 @@ export function inspectDelta(delta: Delta): DeltaStats {
       dataBytes: totalData,
       fileBytes,
       bitsPerParam: ratio(fileBytes * 8, totalNumel),
+      memoryBytes: delta.tensors.reduce(
+        (n, t) => n + 4 * t.values.length + (t.kind === 'sparse' ? 4 * t.indices.length : 0),
+        0,
+      ),
     },
   };
 }

@@ -9,11 +9,14 @@
 import { DS_ERR_DELTA_BAD_METADATA } from '../../core/errors.js';
 import { boundText, jsonBounded, quoteBounded } from '../../core/bounded-text.js';
 import { guardHeaderJsonText } from './header-guard.js';
-import type { Delta, DeltaMetadata, DeltaMethod, DeltaValueDtype, TensorDelta } from '../types.js';
+import type { Delta, DeltaMetadata, DeltaMethod, DeltaValueDtype, QuantValueEncoding, TensorDelta } from '../types.js';
+import type { IndexEncoding } from './index-codec.js';
 import { SAFETENSORS_DTYPE_SIZE, type SafetensorsTensorSpec } from './safetensors.js';
 
 export const DELTA_FORMAT = 'deltaserve.delta';
+/** The version `encodeDelta` writes unless told otherwise, and every version `decodeDelta` reads. */
 export const DELTA_FORMAT_VERSION = '1';
+export const DELTA_FORMAT_VERSIONS = ['1', '2'] as const;
 
 export const DELTA_METHODS: readonly DeltaMethod[] = ['dare', 'darex-q', 'magnitude', 'full'];
 export const DELTA_VALUE_DTYPES: readonly DeltaValueDtype[] = ['F32', 'F16'];
@@ -22,11 +25,33 @@ export const INDICES_SUFFIX = '::indices';
 export const VALUES_SUFFIX = '::values';
 export const DENSE_SUFFIX = '::dense';
 
+export const INDEX_ENCODINGS: readonly IndexEncoding[] = ['gaps4', 'gaps8', 'gaps16', 'bitmask'];
+export type StoredValueEncoding = DeltaValueDtype | QuantValueEncoding;
+export const STORED_VALUE_ENCODINGS: readonly StoredValueEncoding[] = ['F32', 'F16', 'I8', 'I4'];
+
+/** How a version 2 sparse weight is stored (absent in version 1 and for dense weights). */
+export interface StoredSparseLayout {
+  /** Kept entries. */
+  readonly nnz: number;
+  readonly index: IndexEncoding;
+  /** [begin, end) in elements of the shared index entry (src/deltas/format/delta-packed.ts). */
+  readonly indexAt: readonly [number, number];
+  readonly values: StoredValueEncoding;
+  /** [begin, end) in elements of the shared values or codes entry. */
+  readonly valuesAt: readonly [number, number];
+  /** Kept entries per scale, for I8 and I4 only. */
+  readonly group?: number;
+  /** [begin, end) in the shared `::scales` entry, for I8 and I4 only. */
+  readonly scalesAt?: readonly [number, number];
+}
+
 /** One weight's entry in the `tensors` metadata map. */
 export interface TensorRecord {
   readonly shape: number[];
   readonly encoding: 'sparse' | 'dense';
   readonly rescale: number;
+  /** Version 2 sparse weights only. */
+  readonly layout?: StoredSparseLayout;
 }
 
 const REQUIRED_KEYS = [
@@ -60,8 +85,8 @@ function isShape(value: unknown): value is number[] {
 
 /** Range and type checks shared by the encoder (on what it is given) and the decoder (on what it parsed). */
 export function checkDeltaMetadata(metadata: DeltaMetadata): void {
-  if (metadata.formatVersion !== 1)
-    throw badMetadata(`formatVersion is ${boundText(String(metadata.formatVersion))}, this writer knows only 1`);
+  if (metadata.formatVersion !== 1 && metadata.formatVersion !== 2)
+    throw badMetadata(`formatVersion is ${boundText(String(metadata.formatVersion))}, this writer knows 1 and 2`);
   if (typeof metadata.baseFingerprint !== 'string' || metadata.baseFingerprint.length === 0) {
     throw badMetadata('base_fingerprint is empty');
   }
@@ -95,11 +120,19 @@ export function checkDeltaMetadata(metadata: DeltaMetadata): void {
   }
 }
 
-function tensorRecord(tensor: TensorDelta): TensorRecord {
+function tensorRecord(tensor: TensorDelta, layout: StoredSparseLayout | undefined): Record<string, unknown> {
   return {
     shape: [...tensor.shape],
     encoding: tensor.kind,
     rescale: tensor.kind === 'sparse' ? tensor.rescale : 1,
+    ...(layout !== undefined && {
+      nnz: layout.nnz,
+      index: layout.index,
+      index_at: layout.indexAt,
+      values: layout.values,
+      values_at: layout.valuesAt,
+      ...(layout.group !== undefined && { group: layout.group, scales_at: layout.scalesAt }),
+    }),
   };
 }
 
@@ -112,11 +145,19 @@ export function sortedTensors(delta: Delta): TensorDelta[] {
   return [...delta.tensors].sort((a, b) => compareCodeUnits(a.name, b.name));
 }
 
-/** The `__metadata__` map of a delta's file. Does not validate (see `checkDeltaMetadata`). */
-export function encodeDeltaMetadata(delta: Delta): Record<string, string> {
+/**
+ * The `__metadata__` map of a delta's file. Does not validate (see `checkDeltaMetadata`).
+ * `layouts` (version 2) gives each sparse weight's stored layout by name.
+ */
+export function encodeDeltaMetadata(
+  delta: Delta,
+  layouts: ReadonlyMap<string, StoredSparseLayout> = new Map(),
+): Record<string, string> {
   const m = delta.metadata;
   // fromEntries, not assignment: a key named "__proto__" must stay an ordinary key.
-  const tensors = Object.fromEntries(sortedTensors(delta).map((tensor) => [tensor.name, tensorRecord(tensor)]));
+  const tensors = Object.fromEntries(
+    sortedTensors(delta).map((tensor) => [tensor.name, tensorRecord(tensor, layouts.get(tensor.name))]),
+  );
   const extra = Object.fromEntries(
     Object.keys(m.extra)
       .sort(compareCodeUnits)
@@ -124,7 +165,7 @@ export function encodeDeltaMetadata(delta: Delta): Record<string, string> {
   );
   return {
     format: DELTA_FORMAT,
-    format_version: DELTA_FORMAT_VERSION,
+    format_version: String(m.formatVersion),
     base_fingerprint: m.baseFingerprint,
     method: m.method,
     drop_rate: JSON.stringify(m.dropRate),
@@ -154,7 +195,50 @@ function parseNumber(key: string, text: string): number {
   return value;
 }
 
-function parseTensorRecords(text: string): Map<string, TensorRecord> {
+function parseRange(label: string, key: string, value: unknown): [number, number] {
+  if (
+    !Array.isArray(value) ||
+    value.length !== 2 ||
+    !value.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0) ||
+    value[0] > value[1]
+  ) {
+    throw badMetadata(`${label}.${key} is ${jsonBounded(value)}, not [begin, end] with 0 ≤ begin ≤ end`);
+  }
+  return [value[0], value[1]];
+}
+
+function parseLayout(label: string, record: Record<string, unknown>, numel: number): StoredSparseLayout {
+  const { nnz, index, values, group } = record;
+  if (typeof nnz !== 'number' || !Number.isSafeInteger(nnz) || nnz < 0 || nnz > numel) {
+    throw badMetadata(`${label}.nnz is ${jsonBounded(nnz)}, not an integer in [0, ${numel}]`);
+  }
+  if (!INDEX_ENCODINGS.includes(index as IndexEncoding)) {
+    throw badMetadata(`${label}.index is ${jsonBounded(index)}, not one of ${INDEX_ENCODINGS.join(', ')}`);
+  }
+  if (!STORED_VALUE_ENCODINGS.includes(values as StoredValueEncoding)) {
+    throw badMetadata(`${label}.values is ${jsonBounded(values)}, not one of ${STORED_VALUE_ENCODINGS.join(', ')}`);
+  }
+  const quantized = values === 'I8' || values === 'I4';
+  if (quantized !== (group !== undefined)) {
+    throw badMetadata(`${label}.group must be given exactly when values are I8 or I4`);
+  }
+  if (group !== undefined && (typeof group !== 'number' || !Number.isInteger(group) || group < 1 || group > 65536)) {
+    throw badMetadata(`${label}.group is ${jsonBounded(group)}, not an integer in [1, 65536]`);
+  }
+  return {
+    nnz,
+    index: index as IndexEncoding,
+    indexAt: parseRange(label, 'index_at', record['index_at']),
+    values: values as StoredValueEncoding,
+    valuesAt: parseRange(label, 'values_at', record['values_at']),
+    ...(group !== undefined && {
+      group: group as number,
+      scalesAt: parseRange(label, 'scales_at', record['scales_at']),
+    }),
+  };
+}
+
+function parseTensorRecords(text: string, version: 1 | 2): Map<string, TensorRecord> {
   const raw = parseJsonValue('tensors', text);
   if (!isPlainObject(raw)) throw badMetadata('tensors is not a JSON object');
   const records = new Map<string, TensorRecord>();
@@ -172,7 +256,14 @@ function parseTensorRecords(text: string): Map<string, TensorRecord> {
     if (typeof rescale !== 'number' || !Number.isFinite(rescale) || rescale <= 0) {
       throw badMetadata(`${label}.rescale is ${jsonBounded(rescale)}, not a finite number > 0`);
     }
-    records.set(name, { shape, encoding, rescale });
+    if (version === 2 && encoding === 'sparse') {
+      const layout = parseLayout(
+        label,
+        record,
+        shape.reduce((a, b) => a * b, 1),
+      );
+      records.set(name, { shape, encoding, rescale, layout });
+    } else records.set(name, { shape, encoding, rescale });
   }
   return records;
 }
@@ -201,16 +292,18 @@ export function decodeDeltaMetadata(raw: Readonly<Record<string, string>>): {
     if (!Object.hasOwn(raw, key)) throw badMetadata(`required key ${JSON.stringify(key)} is missing`);
   }
   const get = (key: (typeof REQUIRED_KEYS)[number]): string => raw[key]!;
-  if (get('format_version') !== DELTA_FORMAT_VERSION) {
+  const version = get('format_version');
+  if (!(DELTA_FORMAT_VERSIONS as readonly string[]).includes(version)) {
     throw badMetadata(
-      `format_version ${quoteBounded(get('format_version'))} is unknown; this reader knows ${JSON.stringify(DELTA_FORMAT_VERSION)}`,
+      `format_version ${quoteBounded(version)} is unknown; this reader knows ${DELTA_FORMAT_VERSIONS.map((v) => JSON.stringify(v)).join(' and ')}`,
     );
   }
+  const formatVersion = version === '2' ? 2 : 1;
   const seed = parseJsonValue('seed', get('seed'));
   if (seed !== null && typeof seed !== 'number')
     throw badMetadata(`seed is ${quoteBounded(get('seed'))}, not a JSON number or null`);
   const metadata: DeltaMetadata = {
-    formatVersion: 1,
+    formatVersion,
     baseFingerprint: get('base_fingerprint'),
     method: get('method') as DeltaMethod,
     dropRate: parseNumber('drop_rate', get('drop_rate')),
@@ -222,12 +315,12 @@ export function decodeDeltaMetadata(raw: Readonly<Record<string, string>>): {
     extra: parseExtra(get('extra')),
   };
   checkDeltaMetadata(metadata);
-  return { metadata, tensors: parseTensorRecords(get('tensors')) };
+  return { metadata, tensors: parseTensorRecords(get('tensors'), formatVersion) };
 }
 
 // ---- entries ----------------------------------------------------------------------------------
 
-/** The safetensors entries one tensor occupies, with their sizes: what the layout needs. */
+/** The safetensors entries one tensor occupies in version 1, with their sizes: what the layout needs. */
 export function tensorEntrySpecs(tensor: TensorDelta, valueDtype: DeltaValueDtype): SafetensorsTensorSpec[] {
   const valueSize = SAFETENSORS_DTYPE_SIZE[valueDtype];
   if (tensor.kind === 'dense') {

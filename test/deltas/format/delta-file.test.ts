@@ -358,9 +358,9 @@ describe('decodeDelta rejects malformed delta files with the exact error', () =>
     },
     {
       name: 'unknown format version',
-      file: () => editMetadata((m) => void (m['format_version'] = '2')),
+      file: () => editMetadata((m) => void (m['format_version'] = '3')),
       code: 'DS_ERR_DELTA_BAD_METADATA',
-      message: /"2" is unknown/,
+      message: /"3" is unknown/,
     },
     {
       name: 'missing seed key',

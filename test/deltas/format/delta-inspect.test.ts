@@ -76,6 +76,7 @@ describe('inspectDelta', () => {
       assert.equal(totals.dataBytes, 3 * 4 + 7 * valueSize);
       assert.equal(totals.fileBytes, encodeDelta(delta).length);
       assert.equal(totals.bitsPerParam, (totals.fileBytes * 8) / 32);
+      assert.equal(totals.memoryBytes, 3 * 4 + 7 * 4, 'decoded: U32 index per sparse entry, F32 per value');
     }
     const sample = sampleDelta('F16');
     assert.equal(inspectDelta(sample).totals.fileBytes, encodeDelta(sample).length);
