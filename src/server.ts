@@ -18,8 +18,10 @@ import {
   formatSchemaError,
   MAX_PATH_PARAM_LENGTH,
 } from './http/error-handler.js';
+import { answerClientError } from './http/connection-limits.js';
 import type { BaseModelInfo, GatewayContext } from './http/gateway-context.js';
-import { installConnectionDraining, shutdownGracefully } from './http/graceful-shutdown.js';
+import { installConnectionDraining, Lifecycle, shutdownGracefully } from './http/graceful-shutdown.js';
+import { installJsonParser } from './http/json-body.js';
 import { PngDecoder } from './http/png/png-decoder.js';
 import type { InferenceEngine } from './http/inference-engine.js';
 import { decorateRequests, echoRequestIds, REQUEST_ID_HEADER } from './http/request-state.js';
@@ -110,6 +112,7 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
       adminChangeTimeoutMs: config.timeouts.adminChangeTimeoutMs,
       bodyLimitBytes: config.http.bodyLimitBytes,
       imageBodyLimitBytes: config.http.imageBodyLimitBytes,
+      maxRowsPerRequest: config.http.maxRowsPerRequest,
     },
     pngDecoder: new PngDecoder({
       maxPixels: config.http.imageMaxPixels,
@@ -118,7 +121,7 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
       timeoutMs: config.http.imageDecodeTimeoutMs,
     }),
     metricsRequireAdmin: config.telemetry.metricsRequireAdmin,
-    lifecycle: { shuttingDown: false },
+    lifecycle: new Lifecycle(),
   };
 
   const app = Fastify({
@@ -131,10 +134,12 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: MAX_PATH_PARAM_LENGTH },
     frameworkErrors: answerFrameworkError,
+    clientErrorHandler: answerClientError,
   });
   // Only JSON (and PNG on the classify route) is accepted: anything else is a 415, not a body
   // that fails its schema.
   app.removeContentTypeParser('text/plain');
+  installJsonParser(app);
   decorateRequests(app);
   echoRequestIds(app);
   installErrorHandling(app);
