@@ -18,7 +18,13 @@ import {
   formatSchemaError,
   MAX_PATH_PARAM_LENGTH,
 } from './http/error-handler.js';
-import { answerClientError } from './http/connection-limits.js';
+import {
+  boundBodyTime,
+  capConnections,
+  closeUnreadBodies,
+  serverOptionsFor,
+  type ConnectionLimits,
+} from './http/connection-limits.js';
 import type { BaseModelInfo, GatewayContext } from './http/gateway-context.js';
 import { installConnectionDraining, Lifecycle, shutdownGracefully } from './http/graceful-shutdown.js';
 import { installJsonParser } from './http/json-body.js';
@@ -26,6 +32,7 @@ import { PngDecoder } from './http/png/png-decoder.js';
 import type { InferenceEngine } from './http/inference-engine.js';
 import { decorateRequests, echoRequestIds, REQUEST_ID_HEADER } from './http/request-state.js';
 import { installRequestTelemetry } from './http/request-telemetry.js';
+import { installSendBounds } from './http/send-bounds.js';
 import { adminRoutes } from './http/routes/admin-routes.js';
 import { classifyRoutes } from './http/routes/classify-routes.js';
 import { healthRoutes } from './http/routes/health-routes.js';
@@ -124,6 +131,12 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
     lifecycle: new Lifecycle(),
   };
 
+  const connectionLimits: ConnectionLimits = {
+    headersTimeoutMs: config.http.headersTimeoutMs,
+    bodyTimeoutMs: config.http.bodyTimeoutMs,
+    keepAliveTimeoutMs: config.http.keepAliveTimeoutMs,
+    maxConnections: config.http.maxConnections,
+  };
   const app = Fastify({
     // pino's Logger and fastify's logger type differ only in generics; the instance is the same.
     loggerInstance: (deps.logger ?? createLogger(config)) as unknown as FastifyBaseLogger,
@@ -134,8 +147,9 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: MAX_PATH_PARAM_LENGTH },
     frameworkErrors: answerFrameworkError,
-    clientErrorHandler: answerClientError,
+    ...serverOptionsFor(connectionLimits),
   });
+  capConnections(app.server, connectionLimits, app.log);
   // Only JSON (and PNG on the classify route) is accepted: anything else is a 415, not a body
   // that fails its schema.
   app.removeContentTypeParser('text/plain');
@@ -145,6 +159,9 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
   installErrorHandling(app);
   installRequestTelemetry(app, deps.telemetry);
   installConnectionDraining(app, context.lifecycle);
+  boundBodyTime(app, config.http.bodyTimeoutMs);
+  closeUnreadBodies(app);
+  installSendBounds(app, { sendTimeoutMs: config.http.sendTimeoutMs, maxUnsentBytes: config.http.maxUnsentBytes });
   app.addHook('onClose', () => context.pngDecoder.close());
   app.addHook('onClose', async () => unsubscribe());
   const unsubscribeLog = deps.engine.subscribe((event) => {
