@@ -248,3 +248,24 @@ test('answers waiting for clients that never read are bounded in bytes: the olde
     second.destroy();
   }
 });
+
+test('the default connection cap is the open-file limit less a reserve', async () => {
+  const { defaultMaxConnections } = await import('../../src/http/connection-limits.js');
+  const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = await mkdtemp(join(tmpdir(), 'deltaserve-limits-'));
+  try {
+    const limits = (soft: string) =>
+      `Limit                     Soft Limit           Hard Limit           Units\nMax open files            ${soft}                 4096                 files\n`;
+    await writeFile(join(dir, 'a'), limits('1024'));
+    assert.equal(defaultMaxConnections(join(dir, 'a')), 896);
+    await writeFile(join(dir, 'b'), limits('unlimited'));
+    assert.equal(defaultMaxConnections(join(dir, 'b')), 10_000);
+    await writeFile(join(dir, 'c'), limits('100'));
+    assert.equal(defaultMaxConnections(join(dir, 'c')), 32, 'never below 32');
+    assert.equal(defaultMaxConnections(join(dir, 'missing')), 896, 'not Linux: fits the common limit of 1024');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
