@@ -2,9 +2,10 @@
  * `npm run bench [-- section...] [--minutes N]`: runs benchmark sections and rewrites their parts
  * of docs/benchmarks.md (each between `<!-- bench:NAME -->` markers), leaving other sections as
  * they were, so one slow section can be re-measured alone. Sections: decode, compress, calibrate, kernel, engine,
- * http, loadtest; on demand only: scaleout (installs nginx), engine-webgpu (needs a Vulkan device)
- * soak (30 minutes, or `--minutes N`; written to docs/reliability.md) and fusions (which ORT
- * fusions the one-session mixed graph keeps; needs the custom-op addon).
+ * http, loadtest; on demand only: scaleout (installs nginx), engine-webgpu (needs a Vulkan device),
+ * json-depth (written to docs/reliability.md), soak (30 minutes, or `--minutes N`; written to
+ * docs/reliability.md) and fusions (which ORT fusions the one-session mixed graph keeps; needs the
+ * custom-op addon).
  */
 import { parseArgs } from 'node:util';
 import { replaceDocSection } from './doc-sections.js';
@@ -26,10 +27,14 @@ const SECTIONS: Record<string, Section> = {
   'engine-webgpu': async () => (await import('./engine.js')).runEngineBench({ executionProvider: 'webgpu' }),
   soak: async (options) => (await import('./soak.js')).runSoakBench(options),
   fusions: async () => (await import('./fusions.js')).runFusionsBench(),
+  'json-depth': async () => (await import('./json-depth.js')).runJsonDepthBench(),
 };
 /** Sections a bare `npm run bench` skips. */
-const ON_DEMAND = new Set(['scaleout', 'engine-webgpu', 'soak', 'fusions']);
-const DOCS: Record<string, URL> = { soak: new URL('../docs/reliability.md', import.meta.url) };
+const ON_DEMAND = new Set(['scaleout', 'engine-webgpu', 'soak', 'fusions', 'json-depth']);
+const DOCS: Record<string, URL> = {
+  soak: new URL('../docs/reliability.md', import.meta.url),
+  'json-depth': new URL('../docs/reliability.md', import.meta.url),
+};
 
 async function main(): Promise<void> {
   const { values, positionals: requested } = parseArgs({

@@ -18,12 +18,21 @@ import {
   formatSchemaError,
   MAX_PATH_PARAM_LENGTH,
 } from './http/error-handler.js';
+import {
+  boundBodyTime,
+  capConnections,
+  closeUnreadBodies,
+  serverOptionsFor,
+  type ConnectionLimits,
+} from './http/connection-limits.js';
 import type { BaseModelInfo, GatewayContext } from './http/gateway-context.js';
-import { installConnectionDraining, shutdownGracefully } from './http/graceful-shutdown.js';
+import { installConnectionDraining, Lifecycle, shutdownGracefully } from './http/graceful-shutdown.js';
+import { installJsonParser } from './http/json-body.js';
 import { PngDecoder } from './http/png/png-decoder.js';
 import type { InferenceEngine } from './http/inference-engine.js';
 import { decorateRequests, echoRequestIds, REQUEST_ID_HEADER } from './http/request-state.js';
 import { installRequestTelemetry } from './http/request-telemetry.js';
+import { installSendBounds } from './http/send-bounds.js';
 import { adminRoutes } from './http/routes/admin-routes.js';
 import { classifyRoutes } from './http/routes/classify-routes.js';
 import { healthRoutes } from './http/routes/health-routes.js';
@@ -110,6 +119,7 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
       adminChangeTimeoutMs: config.timeouts.adminChangeTimeoutMs,
       bodyLimitBytes: config.http.bodyLimitBytes,
       imageBodyLimitBytes: config.http.imageBodyLimitBytes,
+      maxRowsPerRequest: config.http.maxRowsPerRequest,
     },
     pngDecoder: new PngDecoder({
       maxPixels: config.http.imageMaxPixels,
@@ -118,9 +128,15 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
       timeoutMs: config.http.imageDecodeTimeoutMs,
     }),
     metricsAccess: { keySha256: config.telemetry.metricsKeySha256, anonymous: config.telemetry.metricsAnonymous },
-    lifecycle: { shuttingDown: false },
+    lifecycle: new Lifecycle(),
   };
 
+  const connectionLimits: ConnectionLimits = {
+    headersTimeoutMs: config.http.headersTimeoutMs,
+    bodyTimeoutMs: config.http.bodyTimeoutMs,
+    keepAliveTimeoutMs: config.http.keepAliveTimeoutMs,
+    maxConnections: config.http.maxConnections,
+  };
   const app = Fastify({
     // pino's Logger and fastify's logger type differ only in generics; the instance is the same.
     loggerInstance: (deps.logger ?? createLogger(config)) as unknown as FastifyBaseLogger,
@@ -131,15 +147,21 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: MAX_PATH_PARAM_LENGTH },
     frameworkErrors: answerFrameworkError,
+    ...serverOptionsFor(connectionLimits),
   });
+  capConnections(app.server, connectionLimits, app.log);
   // Only JSON (and PNG on the classify route) is accepted: anything else is a 415, not a body
   // that fails its schema.
   app.removeContentTypeParser('text/plain');
+  installJsonParser(app);
   decorateRequests(app);
   echoRequestIds(app);
   installErrorHandling(app);
   installRequestTelemetry(app, deps.telemetry);
   installConnectionDraining(app, context.lifecycle);
+  boundBodyTime(app, config.http.bodyTimeoutMs);
+  closeUnreadBodies(app);
+  installSendBounds(app, { sendTimeoutMs: config.http.sendTimeoutMs, maxUnsentBytes: config.http.maxUnsentBytes });
   app.addHook('onClose', () => context.pngDecoder.close());
   app.addHook('onClose', async () => unsubscribe());
   const unsubscribeLog = deps.engine.subscribe((event) => {

@@ -113,6 +113,20 @@ export interface GatewayConfig {
     readonly imageDecodeQueue: number;
     /** A PNG decode running longer is stopped (400). */
     readonly imageDecodeTimeoutMs: number;
+    /** A request's headers must arrive within this, from its first byte (408, connection closed). */
+    readonly headersTimeoutMs: number;
+    /** A request's body must arrive within this, from the end of its headers (408, connection closed). */
+    readonly bodyTimeoutMs: number;
+    /** An idle keep-alive connection is closed after this. */
+    readonly keepAliveTimeoutMs: number;
+    /** A response not handed to the operating system within this (a client that does not read) loses its connection. */
+    readonly sendTimeoutMs: number;
+    /** Bytes of responses not yet handed to the operating system, all connections together; beyond, the oldest lose their connection. */
+    readonly maxUnsentBytes: number;
+    /** Open client connections; beyond, new ones are closed at once. null = from the open-file limit. */
+    readonly maxConnections: number | null;
+    /** Rows (the first dimension of each input) one inference request may carry (413 above). */
+    readonly maxRowsPerRequest: number;
   };
   readonly deltas: {
     readonly fileRoot: string;

@@ -192,6 +192,13 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
     'imageDecodeConcurrency',
     'imageDecodeQueue',
     'imageDecodeTimeoutMs',
+    'headersTimeoutMs',
+    'bodyTimeoutMs',
+    'keepAliveTimeoutMs',
+    'sendTimeoutMs',
+    'maxUnsentBytes',
+    'maxConnections',
+    'maxRowsPerRequest',
   ]);
   const http = {
     bodyLimitBytes: r.integer(httpObj, 'bodyLimitBytes', 'http', 1024, GIB, 4 * 1024 ** 2),
@@ -201,6 +208,16 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
     imageDecodeConcurrency: r.integer(httpObj, 'imageDecodeConcurrency', 'http', 1, 64, 2),
     imageDecodeQueue: r.integer(httpObj, 'imageDecodeQueue', 'http', 0, 100_000, 32),
     imageDecodeTimeoutMs: r.integer(httpObj, 'imageDecodeTimeoutMs', 'http', 1, MAX_MS, 5_000),
+    // Every phase of a connection is bounded: headers, body, the answer's way out, keep-alive.
+    headersTimeoutMs: r.integer(httpObj, 'headersTimeoutMs', 'http', 100, MAX_MS, 10_000),
+    bodyTimeoutMs: r.integer(httpObj, 'bodyTimeoutMs', 'http', 100, MAX_MS, 30_000),
+    // Above the 60 s idle timeout of common load balancers, so that they, not we, close idle connections.
+    keepAliveTimeoutMs: r.integer(httpObj, 'keepAliveTimeoutMs', 'http', 100, MAX_MS, 72_000),
+    sendTimeoutMs: r.integer(httpObj, 'sendTimeoutMs', 'http', 100, MAX_MS, 30_000),
+    maxUnsentBytes: r.integer(httpObj, 'maxUnsentBytes', 'http', 1024, 64 * GIB, 256 * 1024 ** 2),
+    maxConnections: r.optionalInteger(httpObj, 'maxConnections', 'http', 1, 1_000_000),
+    // Eight full batches' worth: a request far larger than a batch would hold the engine for all tenants.
+    maxRowsPerRequest: r.integer(httpObj, 'maxRowsPerRequest', 'http', 1, 1_000_000, 8 * batching.maxBatchSize),
   };
 
   const deltasObj = r.object(root.deltas, 'deltas', [

@@ -324,4 +324,26 @@ export const DS_ERR_BAD_TIMEOUT = createError(
 export const DS_ERR_IMAGE_INVALID = createError('DS_ERR_IMAGE_INVALID', 'Image is invalid: %s', 400);
 export const DS_ERR_NOT_IMAGE_MODEL = createError('DS_ERR_NOT_IMAGE_MODEL', 'Model %s cannot classify images: %s', 400);
 export const DS_ERR_REQUEST_INVALID = createError('DS_ERR_REQUEST_INVALID', 'Request is invalid: %s', 400);
+export const DS_ERR_TOO_MANY_ROWS = createError(
+  'DS_ERR_TOO_MANY_ROWS',
+  'Input %s has %s rows, more than the %s rows a request may carry (http.maxRowsPerRequest); send them in several requests',
+  413,
+);
+export const DS_ERR_BODY_TIMEOUT = createError(
+  'DS_ERR_BODY_TIMEOUT',
+  'Request body did not arrive within %s ms (http.bodyTimeoutMs); the connection is closed',
+  408,
+);
+/** Answered by the HTTP server itself, before fastify sees a request: see http/connection-limits.ts. */
+export const DS_ERR_REQUEST_TIMEOUT = createError(
+  'DS_ERR_REQUEST_TIMEOUT',
+  'Request did not arrive in time (http.headersTimeoutMs, http.bodyTimeoutMs); the connection is closed',
+  408,
+);
+export const DS_ERR_BAD_HTTP = createError('DS_ERR_BAD_HTTP', 'Malformed HTTP request: %s', 400);
+export const DS_ERR_HEADERS_TOO_LARGE = createError(
+  'DS_ERR_HEADERS_TOO_LARGE',
+  'Request headers are larger than the server accepts',
+  431,
+);
 export const DS_ERR_INTERNAL = createError('DS_ERR_INTERNAL', 'Internal server error', 500);

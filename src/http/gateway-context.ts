@@ -7,6 +7,7 @@ import type { ResolveContext } from '../tenant/tenant-policy.js';
 import type { ModelIO } from '../onnx/io-signature.js';
 import type { InferenceEngine } from './inference-engine.js';
 import type { PngDecoder } from './png/png-decoder.js';
+import type { Lifecycle } from './graceful-shutdown.js';
 
 export interface GatewayLimits {
   readonly inferTimeoutMs: number;
@@ -14,6 +15,8 @@ export interface GatewayLimits {
   readonly adminChangeTimeoutMs: number;
   readonly bodyLimitBytes: number;
   readonly imageBodyLimitBytes: number;
+  /** Rows (first dimension) one inference request may carry. */
+  readonly maxRowsPerRequest: number;
 }
 
 export interface BaseModelInfo {
@@ -38,8 +41,8 @@ export interface GatewayContext {
   readonly pngDecoder: PngDecoder;
   /** Who may read `/metrics`: scraper key digests (besides the admin key), or anyone. */
   readonly metricsAccess: { readonly keySha256: readonly string[]; readonly anonymous: boolean };
-  /** Set once shutdown starts: readiness turns false before the listener closes. */
-  readonly lifecycle: { shuttingDown: boolean };
+  /** Shutdown state and the requests accepted before it (see graceful-shutdown.ts). */
+  readonly lifecycle: Lifecycle;
 }
 
 export function resolveContext(ctx: GatewayContext): ResolveContext {

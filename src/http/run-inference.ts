@@ -55,8 +55,9 @@ export function admitWhenQueuesHaveRoom(ctx: GatewayContext) {
 }
 
 /**
- * preValidation hook of routes that run a model: an unknown (or not the tenant's) model is a
- * 404 before the body is validated, so "no such model" is never hidden behind a 400 about a body
+ * onRequest hook of routes that run a model, after authentication and before admission: an
+ * unknown (or not the tenant's) model is a 404 before the body is read, parsed or validated, so
+ * "no such model" is never hidden behind a 400 (malformed JSON, a failing schema) about a body
  * that could not have been served anyway. The handler resolves again with the body's routing id.
  */
 export function requireVisibleModel(

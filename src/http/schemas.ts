@@ -18,6 +18,8 @@ export const errorResponses = {
 } as const;
 
 const nameParam = { type: 'string', minLength: 1, maxLength: 256 } as const;
+/** Most `outputs` an infer request may name (each at most once). */
+export const MAX_REQUESTED_OUTPUTS = 64;
 
 export const modelParams = {
   type: 'object',
@@ -112,7 +114,7 @@ export const inferBody = {
         type: 'object',
         properties: {
           name: { type: 'string', minLength: 1 },
-          shape: { type: 'array', items: { type: 'integer', minimum: 0 } },
+          shape: { type: 'array', maxItems: 32, items: { type: 'integer', minimum: 0 } },
           datatype: {
             type: 'string',
             enum: [
@@ -140,9 +142,11 @@ export const inferBody = {
     },
     outputs: {
       type: 'array',
+      maxItems: MAX_REQUESTED_OUTPUTS,
+      description: 'Outputs to return, each named once (default: every output).',
       items: {
         type: 'object',
-        properties: { name: { type: 'string' }, parameters: { type: 'object' } },
+        properties: { name: { type: 'string', maxLength: 256 }, parameters: { type: 'object' } },
         required: ['name'],
       },
     },

@@ -67,6 +67,25 @@ test('scraper keys and anonymous /metrics come from the file or the environment'
   assert.equal(fromEnv.telemetry.metricsAnonymous, false);
 });
 
+test('every phase of a connection is bounded by default; the row limit follows the batch size', () => {
+  const config = parse(yaml());
+  assert.deepEqual(
+    [
+      config.http.headersTimeoutMs,
+      config.http.bodyTimeoutMs,
+      config.http.keepAliveTimeoutMs,
+      config.http.sendTimeoutMs,
+    ],
+    [10_000, 30_000, 72_000, 30_000],
+  );
+  assert.equal(config.http.maxUnsentBytes, 256 * 1024 ** 2);
+  assert.equal(config.http.maxConnections, null, 'null: derived from the open-file limit at start');
+  assert.equal(config.http.maxRowsPerRequest, 64, 'eight batches of maxBatchSize 8');
+  assert.equal(parse(yaml({ batching: { maxBatchSize: 32 } })).http.maxRowsPerRequest, 256);
+  const set = parse(yaml({ http: { bodyTimeoutMs: 5000, maxConnections: 100, maxRowsPerRequest: 4 } }));
+  assert.deepEqual([set.http.bodyTimeoutMs, set.http.maxConnections, set.http.maxRowsPerRequest], [5000, 100, 4]);
+});
+
 test('the activation mode defaults to patch on cpu and graph on the GPU providers; graph can be forced on cpu', () => {
   assert.equal(parse(yaml()).engine.mode, 'patch');
   assert.equal(parse(yaml({ engine: { executionProvider: 'cuda' } })).engine.mode, 'graph');
@@ -212,6 +231,25 @@ const BAD_CONFIGS: readonly {
     patch: { http: { bodyLimitBytes: 10 } },
     field: 'http.bodyLimitBytes',
     reason: /integer in/,
+  },
+  {
+    name: 'body timeout zero (no bound)',
+    patch: { http: { bodyTimeoutMs: 0 } },
+    field: 'http.bodyTimeoutMs',
+    reason: /integer in \[100, /,
+  },
+  {
+    name: 'headers timeout not a number',
+    patch: { http: { headersTimeoutMs: 'soon' } },
+    field: 'http.headersTimeoutMs',
+    reason: /integer/,
+  },
+  { name: 'no connections', patch: { http: { maxConnections: 0 } }, field: 'http.maxConnections', reason: /integer/ },
+  {
+    name: 'rows per request zero',
+    patch: { http: { maxRowsPerRequest: 0 } },
+    field: 'http.maxRowsPerRequest',
+    reason: /integer/,
   },
   {
     name: 'delta scheme',

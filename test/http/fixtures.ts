@@ -201,6 +201,8 @@ export class FakeEngine implements InferenceEngine {
   readonly evicted: string[] = [];
   behaviour: (call: FakeCall) => Promise<void> | void = () => undefined;
   loadBehaviour: (task: TaskRef) => Promise<void> | void = () => undefined;
+  /** Logits per row in answers (large values make large answers). */
+  outputWidth = 10;
   /** What admissionError() answers: set it to make the queues look full. */
   overloadedNow: Error | null = null;
   private readonly listeners = new Set<EngineListener>();
@@ -226,11 +228,13 @@ export class FakeEngine implements InferenceEngine {
     this.calls.push(call);
     await this.behaviour(call);
     const batch = inputs.pixels?.dims[0] ?? 1;
-    const data = new Float32Array(batch * 10);
+    const width = this.outputWidth;
+    const data = new Float32Array(batch * width);
     const winner = task === null ? 0 : (Number(task.key.split('@')[1]) || 1) % 10;
-    for (let b = 0; b < batch; b++) data[b * 10 + winner] = 5;
+    if (width > 10) data.fill(0.123456789);
+    for (let b = 0; b < batch; b++) data[b * width + winner] = 5;
     return {
-      outputs: { logits: { type: 'float32', dims: [batch, 10], data } },
+      outputs: { logits: { type: 'float32', dims: [batch, width], data } },
       queueMs: 0,
       cacheHit: true,
       activationMs: 0,

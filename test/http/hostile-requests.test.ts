@@ -174,3 +174,126 @@ test('with the queues full, inference is shed before its body is read: 503 with 
   }
   assert.equal((await call('POST', '/v2/models/alpha/infer', TENANT_A_KEY, pixelsBody())).status, 200);
 });
+
+// --- issue 22: the second hostile pass ---------------------------------------------------------
+
+function rowsBody(rows: number, extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({
+    inputs: [{ name: 'pixels', shape: [rows, 1, 28, 28], datatype: 'FP32', data: new Array(rows * 784).fill(0) }],
+    ...extra,
+  });
+}
+
+test('an unknown model is a 404 even when its JSON is malformed or empty, on infer and classify', async () => {
+  for (const path of ['/v2/models/nope/infer', '/v2/models/beta/infer', '/v1/tasks/nope/classify']) {
+    for (const body of ['{"inputs": [', '', '{', '[[[[', 'null x']) {
+      const response = await call('POST', path, TENANT_A_KEY, body);
+      assert.equal(response.status, 404, `${path} ${JSON.stringify(body)}: ${response.text}`);
+      assert.equal(response.json.code, 'DS_ERR_MODEL_NOT_FOUND');
+    }
+    const png = await call('POST', path, TENANT_A_KEY, Buffer.from('not a png'), 'image/png');
+    assert.equal(png.status, 404, `${path} png: ${png.text}`);
+  }
+  const known = await call('POST', '/v2/models/alpha/infer', TENANT_A_KEY, '{"inputs": [');
+  assert.equal(known.status, 400, 'a known model with malformed JSON is still a 400');
+  assert.equal(known.json.code, 'FST_ERR_CTP_INVALID_JSON_BODY');
+});
+
+test('requests the HTTP parser refuses are answered in the gateway error shape', async () => {
+  const { Socket } = await import('node:net');
+  const { port } = new URL(url);
+  for (const raw of [
+    'GARBAGE\r\n\r\n',
+    'POST /v2/models/alpha/infer HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n',
+    `GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+  ]) {
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = new Socket();
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+      socket.connect(Number(port), '127.0.0.1', () => socket.write(raw));
+    });
+    const [head, body] = answer.split('\r\n\r\n');
+    assert.match(head!, /^HTTP\/1\.1 4\d\d /, answer.slice(0, 200));
+    const parsed = JSON.parse(body!) as { error?: unknown; code?: unknown };
+    assert.equal(typeof parsed.error, 'string', answer.slice(0, 300));
+    assert.match(String(parsed.code), /^DS_ERR_/, answer.slice(0, 300));
+  }
+});
+
+test('rows per request are bounded: 413 naming the limit, checked before the data is decoded', async () => {
+  const limit = 8 * 8; // default: eight batches of batching.maxBatchSize (8)
+  const calls = engine.calls.length;
+  const over = await call('POST', '/v2/models/alpha/infer', TENANT_A_KEY, rowsBody(limit + 1));
+  assert.equal(over.status, 413, over.text);
+  assert.equal(over.json.code, 'DS_ERR_TOO_MANY_ROWS');
+  assert.match(over.json.error!, new RegExp(`${limit + 1} rows, more than the ${limit} rows`));
+  // Hollow: the shape claims 85,598 rows, the data holds none; the row limit answers first.
+  const hollow = await call('POST', '/v2/models/alpha/infer', TENANT_A_KEY, {
+    inputs: [{ name: 'pixels', shape: [85_598, 1, 28, 28], datatype: 'FP32', data: [] }],
+  });
+  assert.equal(hollow.status, 413, hollow.text);
+  assert.equal(engine.calls.length, calls, 'nothing reached the engine');
+  assert.equal((await call('POST', '/v2/models/alpha/infer', TENANT_A_KEY, rowsBody(limit))).status, 200);
+});
+
+test('requested outputs must be unique and few: a duplicate is a 400 naming it', async () => {
+  for (const outputs of [
+    [{ name: 'logits' }, { name: 'logits' }],
+    Array.from({ length: 200_000 }, () => ({ name: 'logits' })),
+  ]) {
+    const response = await call('POST', '/v2/models/alpha/infer', TENANT_A_KEY, rowsBody(1, { outputs }));
+    assert.equal(response.status, 400, response.text.slice(0, 300));
+    assert.match(response.json.error!, outputs.length === 2 ? /output "logits" is requested twice/ : /outputs/);
+    assert.ok(response.text.length < 500, `the answer is ${response.text.length} bytes`);
+  }
+  assert.equal(
+    (await call('POST', '/v2/models/alpha/infer', TENANT_A_KEY, rowsBody(1, { outputs: [{ name: 'logits' }] }))).status,
+    200,
+  );
+});
+
+test('deeply nested JSON is refused before it is parsed, with a 400 naming the limit', async () => {
+  for (const [path, body] of [
+    ['/v2/models/alpha/infer', `{"inputs": ${'['.repeat(200_000)}${']'.repeat(200_000)}}`],
+    ['/v2/models/alpha/infer', `${'['.repeat(1_000_000)}`], // never closed: still refused, not parsed
+    ['/v1/tasks/alpha/classify', `{"image": ${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}}`],
+    ['/admin/tasks', `{"labels": ${'['.repeat(100)}${']'.repeat(100)}}`],
+  ] as const) {
+    const key = path.startsWith('/admin') ? ADMIN_KEY : TENANT_A_KEY;
+    const response = await call('POST', path, key, body);
+    assert.equal(response.status, 400, `${path}: ${response.text.slice(0, 300)}`);
+    assert.equal(response.json.code, 'DS_ERR_REQUEST_INVALID', response.text.slice(0, 300));
+    assert.match(response.json.error!, /JSON nested deeper than 64 levels/);
+  }
+  // Brackets inside strings are text, not nesting.
+  const inString = await call('POST', '/v2/models/alpha/infer', TENANT_A_KEY, {
+    id: '['.repeat(100) + '\\"{'.repeat(40),
+    inputs: [
+      { name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: [[new Array(28).fill(new Array(28).fill(0))]] },
+    ],
+  });
+  assert.equal(inString.status, 200, inString.text);
+});
+
+test('hollow shapes are refused before their tensor is allocated', async () => {
+  const { decodeInputs } = await import('../../src/http/tensor-codec.js');
+  const { FAKE_IO } = await import('./fixtures.js');
+  const before = process.memoryUsage().arrayBuffers;
+  for (let i = 0; i < 4; i++) {
+    assert.throws(
+      () => decodeInputs([{ name: 'pixels', shape: [85_598, 1, 28, 28], datatype: 'FP32', data: ['x'] }], FAKE_IO),
+      // The count is checked first: not "element 0 is "x"" after filling a 256 MB tensor.
+      /has 1 elements in data but shape \[85598, 1, 28, 28\] needs 67108832/,
+    );
+  }
+  const grown = process.memoryUsage().arrayBuffers - before;
+  assert.ok(grown < 64 * 1024 ** 2, `${(grown / 1024 ** 2).toFixed(0)} MiB of tensors were allocated`);
+  const hollow = await call('POST', '/v2/models/alpha/infer', TENANT_A_KEY, {
+    inputs: [{ name: 'pixels', shape: [2, 1, 28, 28], datatype: 'FP32', data: [] }],
+  });
+  assert.equal(hollow.status, 400);
+  assert.match(hollow.json.error!, /has 0 elements in data but shape \[2, 1, 28, 28\] needs 1568/);
+});

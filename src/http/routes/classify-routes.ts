@@ -39,8 +39,11 @@ export function classifyRoutes(ctx: GatewayContext) {
     app.post(
       '/v1/tasks/:task/classify',
       {
-        onRequest: [requireTenant(ctx), admitWhenQueuesHaveRoom(ctx)],
-        preValidation: requireVisibleModel(ctx, (request) => ({ name: (request.params as { task: string }).task })),
+        onRequest: [
+          requireTenant(ctx),
+          requireVisibleModel(ctx, (request) => ({ name: (request.params as { task: string }).task })),
+          admitWhenQueuesHaveRoom(ctx),
+        ],
         schema: {
           tags: ['classify'],
           summary: 'Classify an image (PNG body, or JSON {"image": 28×28 array}) with a task; returns the top labels',

@@ -86,11 +86,14 @@ export function modelRoutes(ctx: GatewayContext) {
       app.post<{ Params: ModelParams; Body: InferBody }>(
         url,
         {
-          onRequest: [onRequest, admitWhenQueuesHaveRoom(ctx)],
-          preValidation: requireVisibleModel(ctx, (request) => {
-            const params = request.params as ModelParams;
-            return { name: params.model_name, version: params.model_version };
-          }),
+          onRequest: [
+            onRequest,
+            requireVisibleModel(ctx, (request) => {
+              const params = request.params as ModelParams;
+              return { name: params.model_name, version: params.model_version };
+            }),
+            admitWhenQueuesHaveRoom(ctx),
+          ],
           schema: {
             tags: ['models'],
             summary: 'Run inference (KServe V2 JSON tensors)',
@@ -155,7 +158,7 @@ async function infer(
   const timeoutMs = timeoutMsOf(body.parameters?.timeout_ms, request.headers[TIMEOUT_HEADER], ctx.limits);
   const requested = body.outputs?.map((o) => o.name);
   if (requested) checkRequestedOutputs(requested, ctx.base.io);
-  const inputs = decodeInputs(body.inputs, ctx.base.io);
+  const inputs = decodeInputs(body.inputs, ctx.base.io, { maxRows: ctx.limits.maxRowsPerRequest });
   const result = await runInference(ctx, request, reply, model, inputs, timeoutMs);
   return {
     model_name: name,
