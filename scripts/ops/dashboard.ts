@@ -247,6 +247,12 @@ function sections(): Section[] {
           ],
         ),
         timeseries(
+          'Delta reloads',
+          'Queued requests whose delta was gone from the cache when their batch ran and that waited for it to load again, per second, by task (none fails for it; a steady rate means the cache is too small for the queued tasks).',
+          'ops',
+          [{ expr: `sum by (task) (${rate(M.deltaReloads)})`, legend: '{{task}}' }],
+        ),
+        timeseries(
           'Delta load failures',
           'Delta loads that failed (fetch, checksum or decode error) per second, by task.',
           'ops',

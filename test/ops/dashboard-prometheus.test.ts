@@ -48,6 +48,8 @@ const INFER_BODY = JSON.stringify({
 });
 /** Panel metrics that exist only after their first event and that this load cannot cause, with why. */
 const ABSENT_UNTIL_FIRST_EVENT: Record<string, string> = {
+  [METRICS.deltaReloads.name]:
+    "a reload happens only when a queued request finds its delta evicted when its batch runs; the engine holds queued tasks' deltas, so this load cannot cause one",
   [METRICS.mixedFallbacks.name]:
     'no demo zoo delta touches a weight mixed mode cannot serve per request (all are MatMul, bias, additive or norm weights), so no fallback happens',
 };
