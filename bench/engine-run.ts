@@ -212,7 +212,7 @@ async function mergedSessionRunner(basePath: string, tasks: readonly TaskFixture
     kernel: null,
     cachedBytes: async () => 0,
     close: async () => {
-      queue.close();
+      void queue.close(); // the run has ended: nothing is queued
       await Promise.all([...sessions.values()].map((s) => s.release()));
     },
   };

@@ -115,7 +115,9 @@ export async function runScaleoutBench(): Promise<string> {
       child.kill(child === children.at(-1) && children.length > REPLICAS ? 'SIGTERM' : 'SIGKILL');
     await Promise.all(
       children.map((child) =>
-        child.exitCode !== null || child.signalCode !== null ? undefined : new Promise((r) => child.once('exit', r)),
+        child.exitCode !== null || child.signalCode !== null
+          ? Promise.resolve()
+          : new Promise((r) => child.once('exit', r)),
       ),
     );
     await rm(dir, { recursive: true, force: true });
@@ -257,7 +259,7 @@ ${servers(replicas.slice(0, -1))}
   const child = spawn(binary, ['-p', prefix, '-c', confPath, '-g', 'daemon off;'], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  child.stderr!.on('data', (chunk: Buffer) => log(`nginx: ${chunk.toString().trim()}`));
+  child.stderr.on('data', (chunk: Buffer) => log(`nginx: ${chunk.toString().trim()}`));
   const deadline = Date.now() + 10_000;
   for (;;) {
     const up = await request(`http://127.0.0.1:${ports.rr}/v2/health/ready`).then(

@@ -270,8 +270,8 @@ export class Engine {
   /** Stops taking work, lets queued and running batches finish (up to `drainMs`), stops the worker. */
   async close(drainMs = 10_000): Promise<void> {
     this.closed = true;
-    this.scheduler.close();
-    await Promise.race([this.scheduler.drain(), new Promise((resolve) => setTimeout(resolve, drainMs).unref())]);
+    const drained = this.scheduler.close();
+    await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, drainMs).unref())]);
     if (this.restartTimer) clearTimeout(this.restartTimer);
     await this.client?.stop();
   }

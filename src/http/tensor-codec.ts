@@ -72,11 +72,11 @@ function decodeTensor(input: RequestTensor, signature: TensorSignature, bad: (me
   checkShape(input.shape, signature, name, bad);
   const count = input.shape.reduce((a, b) => a * b, 1);
   if (count > MAX_ELEMENTS) bad(`${name} has ${count} elements, more than ${MAX_ELEMENTS}`);
-  const data = allocate(type!, count);
-  const written = fill(data, type!, input.data, name, bad);
+  const data = allocate(type, count);
+  const written = fill(data, type, input.data, name, bad);
   if (written !== count)
     bad(`${name} has ${written} elements in data but shape [${input.shape.join(', ')}] needs ${count}`);
-  return { type: type!, dims: [...input.shape], data };
+  return { type: type, dims: [...input.shape], data };
 }
 
 function checkShape(
@@ -145,22 +145,22 @@ function write(
       // ±Infinity in float32 and answer 200 with nulls: refuse them here.
       if (typeof value !== 'number' || !Number.isFinite(Math.fround(value)))
         bad(`${at} is ${describeValue(value)}, expected a finite number within the FP32 range (±3.4028235e38)`);
-      (target as Float32Array)[i] = value as number;
+      (target as Float32Array)[i] = value;
       return;
     case 'int64':
       if (typeof value !== 'number' || !Number.isSafeInteger(value))
         bad(`${at} is ${describeValue(value)}, expected an integer`);
-      (target as BigInt64Array)[i] = BigInt(value as number);
+      (target as BigInt64Array)[i] = BigInt(value);
       return;
     case 'int32':
       if (typeof value !== 'number' || !Number.isInteger(value) || value < -2147483648 || value > 2147483647)
         bad(`${at} is ${describeValue(value)}, expected a 32-bit integer`);
-      (target as Int32Array)[i] = value as number;
+      (target as Int32Array)[i] = value;
       return;
     case 'uint8':
       if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 255)
         bad(`${at} is ${describeValue(value)}, expected an integer in [0, 255]`);
-      (target as Uint8Array)[i] = value as number;
+      (target as Uint8Array)[i] = value;
       return;
     case 'bool':
       if (typeof value !== 'boolean') bad(`${at} is ${describeValue(value)}, expected true or false`);

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import * as errors from '../../src/core/errors.js';
 
 type ErrorClass = new (...args: unknown[]) => Error & { code?: string; statusCode?: number };
@@ -39,7 +40,6 @@ test('docs/errors.md lists exactly the codes of src/core/errors.ts with the same
  */
 test('every error is constructed with as many arguments as its message has %s', async () => {
   const { readdir } = await import('node:fs/promises');
-  const { join } = await import('node:path');
   const root = new URL('../../src/', import.meta.url).pathname;
   const files = (await readdir(root, { recursive: true })).filter((f) => f.endsWith('.ts')).map((f) => join(root, f));
   const placeholders = new Map(
@@ -53,7 +53,7 @@ test('every error is constructed with as many arguments as its message has %s', 
   for (const file of files) {
     const source = await readFile(file, 'utf8');
     for (const match of source.matchAll(/new (DS_ERR_[A-Z0-9_]+)\(/g)) {
-      const { count, last } = callArguments(source, match.index! + match[0].length);
+      const { count, last } = callArguments(source, match.index + match[0].length);
       const want = placeholders.get(match[1]!);
       if (want === undefined) continue;
       checked++;

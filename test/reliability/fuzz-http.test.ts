@@ -134,7 +134,7 @@ async function assertStillServing(): Promise<void> {
   const res = await request(`${gateway.url}/v2/models/footwear/infer`, {
     method: 'POST',
     headers: { authorization: `Bearer ${DEV_TENANT_KEY}`, 'content-type': 'application/json' },
-    body: JSON.stringify(validInfer(new Array(784).fill(0.5))),
+    body: JSON.stringify(validInfer(new Array<number>(784).fill(0.5))),
   });
   assert.equal(res.statusCode, 200, await res.body.text());
   await res.body.dump();
@@ -262,7 +262,7 @@ function mutateAt(
   if (Array.isArray(value)) {
     if (value.length === 0) return action === 'add' ? [newValue] : newValue;
     const i = path[0]! % value.length;
-    const copy = [...value];
+    const copy: unknown[] = [...(value as unknown[])];
     const child = mutateAt(copy[i], path.slice(1), action, newValue);
     if (child === undefined) copy.splice(i, 1);
     else copy[i] = child;
@@ -270,7 +270,7 @@ function mutateAt(
   }
   const keys = Object.keys(value);
   if (action === 'add' && path.length === 1)
-    return { ...(value as object), [['extra', 'inputs', 'id', '__proto__'][path[0]! % 4]!]: newValue };
+    return { ...value, [['extra', 'inputs', 'id', '__proto__'][path[0]! % 4]!]: newValue };
   if (keys.length === 0) return newValue;
   const key = keys[path[0]! % keys.length]!;
   const copy: Record<string, unknown> = { ...(value as Record<string, unknown>) };
@@ -295,8 +295,7 @@ function jsonMutated(valid: fc.Arbitrary<unknown>): fc.Arbitrary<string> {
     })
     .map(
       ({ body, edits }) =>
-        JSON.stringify(edits.reduce((b, e) => mutateAt(b, e.path, e.action as 'replace', e.value), body as unknown)) ??
-        'null',
+        JSON.stringify(edits.reduce((b, e) => mutateAt(b, e.path, e.action as 'replace', e.value), body)) ?? 'null',
     );
 }
 
@@ -341,7 +340,7 @@ function textMutated(valid: fc.Arbitrary<unknown>): fc.Arbitrary<string> {
       switch (e.kind) {
         case 'literal':
           text = target
-            ? text.slice(0, target.index) + e.text + text.slice(target.index! + target[0].length)
+            ? text.slice(0, target.index) + e.text + text.slice(target.index + target[0].length)
             : text + e.text;
           break;
         case 'flip':
@@ -353,7 +352,7 @@ function textMutated(valid: fc.Arbitrary<unknown>): fc.Arbitrary<string> {
         case 'nest': {
           const depth = Number(e.text);
           const nested = '['.repeat(depth) + '1' + ']'.repeat(depth);
-          text = target ? text.slice(0, target.index) + nested + text.slice(target.index! + target[0].length) : nested;
+          text = target ? text.slice(0, target.index) + nested + text.slice(target.index + target[0].length) : nested;
           break;
         }
       }
@@ -720,7 +719,7 @@ function applyPngEdits(seedFile: Buffer, edits: readonly PngEdit[]): Buffer {
       case 'length': {
         const bytes: Buffer = Buffer.from(file!);
         const starts = chunkStarts(bytes);
-        if (starts.length > 0) bytes.writeUInt32BE(edit.value >>> 0, starts[edit.chunk % starts.length]!);
+        if (starts.length > 0) bytes.writeUInt32BE(edit.value >>> 0, starts[edit.chunk % starts.length]);
         file = bytes;
         break;
       }
@@ -852,7 +851,7 @@ test(
           method: 'POST',
           path: `/v2/models/${name}/infer`,
           headers: { authorization: `Bearer ${DEV_TENANT_KEY}`, 'content-type': 'application/json' },
-          body: JSON.stringify(validInfer(new Array(784).fill(0.5))),
+          body: JSON.stringify(validInfer(new Array<number>(784).fill(0.5))),
         });
         assert.ok(
           inferred.status === 200 || inferred.status === 422,

@@ -21,7 +21,7 @@ export const ADMIN_HEADERS = { authorization: `Bearer ${DEV_ADMIN_KEY}`, 'conten
 
 /** One all-zero 28×28 image as a V2 infer body (the zoo's input). */
 export const INFER_BODY = JSON.stringify({
-  inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0) }],
+  inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array<number>(784).fill(0) }],
 });
 
 export interface GatewayProcess {
@@ -52,7 +52,7 @@ export async function startGateway(
   startTimeoutMs = 60_000,
 ): Promise<GatewayProcess> {
   const dir = await mkdtemp(join(tmpdir(), 'deltaserve-rel-'));
-  const base: Record<string, Record<string, unknown> | unknown> = {
+  const base: Record<string, unknown> = {
     devMode: true,
     listen: { host: '127.0.0.1', port: 0 },
     model: { manifest: join(ZOO, 'zoo.yaml') },

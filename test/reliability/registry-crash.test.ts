@@ -45,11 +45,11 @@ function killAfterRandomDelay(stateFile: string, delayMs: number): Promise<Trial
     let err = '';
     let timer: NodeJS.Timeout | null = null;
     const guard = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
+    child.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString();
       if (timer === null && out.includes('ready')) timer = setTimeout(() => child.kill('SIGKILL'), delayMs);
     });
-    child.stderr!.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(guard);

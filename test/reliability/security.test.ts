@@ -86,7 +86,7 @@ async function call(method: string, path: string, headers: Record<string, string
 // --- tenant isolation ----------------------------------------------------------------------------
 
 const INFER_BODY = JSON.stringify({
-  inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0) }],
+  inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array<number>(784).fill(0) }],
 });
 
 /** Every route that names a model, for a name. */
@@ -102,7 +102,7 @@ const MODEL_ROUTES: readonly { label: string; method: string; path: (name: strin
     label: 'classify',
     method: 'POST',
     path: (n) => `/v1/tasks/${n}/classify`,
-    body: JSON.stringify({ image: new Array(784).fill(0) }),
+    body: JSON.stringify({ image: new Array<number>(784).fill(0) }),
   },
 ];
 
@@ -120,7 +120,7 @@ test("another tenant's task or alias answers exactly like an unknown name, on ev
   for (const route of MODEL_ROUTES) {
     const unknown = await call(route.method, route.path('nosuchtask'), bearer(KEY_A), route.body);
     assert.equal(unknown.status, 404, `${route.label}: ${unknown.text}`);
-    assert.equal(JSON.parse(unknown.text).code, 'DS_ERR_MODEL_NOT_FOUND');
+    assert.equal((JSON.parse(unknown.text) as { code?: string }).code, 'DS_ERR_MODEL_NOT_FOUND');
     for (const hidden of ['footwear', 'b-shoes']) {
       const answer = await call(route.method, route.path(hidden), bearer(KEY_A), route.body);
       assert.equal(shapeOf(answer, hidden), shapeOf(unknown, 'nosuchtask'), `${route.label}: ${hidden}`);
@@ -273,7 +273,11 @@ test(
       for (const [label, headers, status, code] of cases) {
         const answer = await call(route.method, route.path, headers, body(route));
         assert.equal(answer.status, status, `${route.method} ${route.path} with ${label}: ${answer.text}`);
-        assert.equal(JSON.parse(answer.text).code, code, `${route.method} ${route.path} with ${label}`);
+        assert.equal(
+          (JSON.parse(answer.text) as { code?: string }).code,
+          code,
+          `${route.method} ${route.path} with ${label}`,
+        );
       }
     }
     // The admin key opens them (reads and harmless changes only; the refusals above changed nothing).

@@ -82,6 +82,7 @@ export async function compressCommand(argv: string[]): Promise<CompressSummary> 
   const dtype = String(values.dtype).toUpperCase();
   if (dtype !== 'F32' && dtype !== 'F16')
     throw new DS_ERR_CLI_USAGE(`--dtype must be f32 or f16, got ${JSON.stringify(values.dtype)}`);
+  const valueDtype: 'F32' | 'F16' = dtype;
   const givenQ =
     values.q === undefined ? undefined : numberOption(values.q, 'q', 1, (n) => n > 0 && n <= 1, 'a number in (0, 1]');
   const mask = (values.mask ?? 'uniform') as MaskKind;
@@ -126,7 +127,7 @@ export async function compressCommand(argv: string[]): Promise<CompressSummary> 
   const common = {
     dropRate,
     seed,
-    valueDtype: dtype as 'F32' | 'F16',
+    valueDtype,
     selection,
     baseFingerprint: fingerprintWeights(baseWeights),
     sourceBaseSha256,

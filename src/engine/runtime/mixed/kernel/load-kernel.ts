@@ -51,7 +51,9 @@ export function loadSideKernel(options: LoadSideKernelOptions = {}): LoadedSideK
   } catch (error) {
     const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
     if (fromEnv === 'native')
-      throw new Error(`DELTASERVE_KERNEL=native but the native side kernel did not load: ${message}`);
+      throw new Error(`DELTASERVE_KERNEL=native but the native side kernel did not load: ${message}`, {
+        cause: error,
+      });
     return {
       kernel: createJsKernel(),
       reason: `native side kernel not available (${message}); build it with \`node scripts/build-native.mjs\` (needs python3, make, g++)`,
