@@ -17,8 +17,9 @@
  * client mistake is a 4xx with the JSON error body; at most 4 requests are in flight, far below
  * every queue bound, so nothing here may be answered "overloaded"; the one 5xx allowed is a 504
  * for a request that set its own deadline, answered once that deadline had passed), and after
- * each run the process is alive and answers /v2/health/live and a valid request. Counts per CI
- * run: 2,000 HTTP cases, 500 PNGs, 40 delta registrations, 300 admin requests; DELTASERVE_FUZZ_SCALE multiplies
+ * each run the process is alive and answers /v2/health/live and a valid request. Counts in
+ * `npm run test:long` (and CI): 2,000 HTTP cases, 500 PNGs, 40 delta registrations, 300 admin
+ * requests; `npm test` runs a fifth of them (./test-length.ts); DELTASERVE_FUZZ_SCALE multiplies
  * them (docs/reliability.md).
  */
 import { test, before, after } from 'node:test';
@@ -44,6 +45,7 @@ import {
   startZooGateway,
   type ZooGateway,
 } from './fuzz-gateway.js';
+import { byLength } from './test-length.js';
 
 const REQUEST_BOUND_MS = 10_000;
 /**
@@ -51,10 +53,10 @@ const REQUEST_BOUND_MS = 10_000;
  * (256 per task, 32 PNG decodes waiting), so an "overloaded" answer would be a bug here too.
  */
 const AT_ONCE = 4;
-const HTTP_RUNS = Math.ceil(fuzzRuns(2_000) / AT_ONCE) * AT_ONCE;
-const PNG_RUNS = Math.ceil(fuzzRuns(500) / AT_ONCE) * AT_ONCE;
-const DELTA_RUNS = fuzzRuns(40);
-const ADMIN_RUNS = Math.ceil(fuzzRuns(300) / AT_ONCE) * AT_ONCE;
+const HTTP_RUNS = Math.ceil(fuzzRuns(byLength(400, 2_000)) / AT_ONCE) * AT_ONCE;
+const PNG_RUNS = Math.ceil(fuzzRuns(byLength(100, 500)) / AT_ONCE) * AT_ONCE;
+const DELTA_RUNS = fuzzRuns(byLength(10, 40));
+const ADMIN_RUNS = Math.ceil(fuzzRuns(byLength(60, 300)) / AT_ONCE) * AT_ONCE;
 const TASKS = ['coarse4', 'digits', 'flipped', 'footwear', 'inverted', 'noisy', 'rotated'];
 
 let gateway: ZooGateway;

@@ -1,7 +1,7 @@
 /**
  * Overload against a real gateway process on the demo zoo: first its capacity is measured in the
  * same run (closed loop, mixed tasks), then open-loop arrivals at twice that rate for
- * DELTASERVE_OVERLOAD_SECONDS (default 60), latency measured from each request's scheduled
+ * DELTASERVE_OVERLOAD_SECONDS (default 60 in `npm run test:long`, 10 in `npm test`), latency measured from each request's scheduled
  * time. Asserted (the hard properties): the process survives; every request is answered, with
  * 200 or a shed 429/503 that carries a Retry-After, nothing else; the peak RSS stays within
  * the start-up RSS + the cache budget + a stated margin; the gateway is healthy afterwards.
@@ -13,8 +13,9 @@ import assert from 'node:assert/strict';
 import { Pool } from 'undici';
 import { parseSamples } from '../telemetry/prometheus-text.js';
 import { INFER_BODY, TENANT_HEADERS, percentile, sleep, startGateway, type GatewayProcess } from './gateway-process.js';
+import { byLength } from './test-length.js';
 
-const SECONDS = Number(process.env.DELTASERVE_OVERLOAD_SECONDS ?? 60);
+const SECONDS = Number(process.env.DELTASERVE_OVERLOAD_SECONDS ?? byLength(10, 60));
 const CAPACITY_SECONDS = 5;
 const CAPACITY_CONCURRENCY = 32;
 const TASKS = ['footwear', 'coarse4', 'rotated', 'digits'];
