@@ -7,6 +7,7 @@ import { COMPRESS_USAGE, compressCommand } from './commands/compress.js';
 import { INSPECT_USAGE, inspectCommand } from './commands/inspect.js';
 import { EVAL_USAGE, evalCommand } from './commands/eval.js';
 import { SYNTH_USAGE, synthCommand } from './commands/synth.js';
+import { DS_ERR_CLI_USAGE, isError } from '../core/errors.js';
 
 const USAGE = `usage: deltaserve <command> [options]
 
@@ -62,7 +63,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (error) {
     const e = error as Error & { code?: string };
-    const usage = e.code === 'DS_ERR_CLI_USAGE' || e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION';
+    const usage = isError(e, DS_ERR_CLI_USAGE) || e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION';
     console.error(`error${e.code ? ` [${e.code}]` : ''}: ${e.message}`);
     return usage ? 2 : 1;
   }

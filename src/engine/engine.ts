@@ -18,8 +18,10 @@
 import {
   DS_ERR_DEADLINE_EXCEEDED,
   DS_ERR_DELTA_NOT_RESIDENT,
+  DS_ERR_ENGINE_CRASHED,
   DS_ERR_ENGINE_NOT_READY,
   DS_ERR_TASK_UNAVAILABLE,
+  isError,
 } from '../core/errors.js';
 import type { TaskRef } from '../deltas/types.js';
 import {
@@ -210,8 +212,8 @@ export class Engine {
         );
         return { ...result, cacheHit: !load, queueMs, ...(load && { load }) };
       } catch (error) {
-        if (task === null || (error as { code?: string }).code !== 'DS_ERR_DELTA_NOT_RESIDENT') throw error;
-        if (tries > MAX_RESIDENCY_TRIES) throw asUnavailable(task.key, error as Error);
+        if (task === null || !isError(error, DS_ERR_DELTA_NOT_RESIDENT)) throw error;
+        if (tries > MAX_RESIDENCY_TRIES) throw asUnavailable(task.key, error);
         // Waited for outside the queue: the worker loads between runs, other tasks keep running.
         const waitStarted = performance.now();
         const reply = await withDeadline(this.loadDelta(task), options, task.key);
@@ -282,8 +284,8 @@ export class Engine {
     let loading = this.loading.get(task.key);
     if (!loading) {
       loading = this.client!.call<LoadReply>({ op: 'load', task })
-        .catch((error: Error & { code?: string }) => {
-          throw error.code === 'DS_ERR_ENGINE_CRASHED' ? error : asUnavailable(task.key, error);
+        .catch((error: Error) => {
+          throw isError(error, DS_ERR_ENGINE_CRASHED) ? error : asUnavailable(task.key, error);
         })
         .finally(() => this.loading.delete(task.key));
       this.loading.set(task.key, loading);

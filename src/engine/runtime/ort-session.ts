@@ -4,7 +4,7 @@
  * thread, because session creation and `run()` block the thread that calls them (docs/onnxruntime-facts.md §1).
  */
 import * as ort from 'onnxruntime-node';
-import { DS_ERR_PROVIDER_UNAVAILABLE } from '../../core/errors.js';
+import { DS_ERR_PROVIDER_UNAVAILABLE, isError } from '../../core/errors.js';
 import { providerStartFailure } from './provider-diagnosis.js';
 import type { ElementType, EngineTensor, NamedTensors, TensorData } from '../tensors.js';
 
@@ -42,9 +42,9 @@ export async function startOrtSession(model: Uint8Array, options: OrtSessionOpti
     };
   } catch (error) {
     const fallback = options.fallbackExecutionProvider;
-    if (fallback === undefined || (error as { code?: string }).code !== 'DS_ERR_PROVIDER_UNAVAILABLE') throw error;
+    if (fallback === undefined || !isError(error, DS_ERR_PROVIDER_UNAVAILABLE)) throw error;
     const session = await createOrtSession(model, { ...options, executionProvider: fallback });
-    return { session, executionProvider: fallback, fallbackReason: (error as Error).message };
+    return { session, executionProvider: fallback, fallbackReason: error.message };
   }
 }
 
