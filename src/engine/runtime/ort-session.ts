@@ -1,6 +1,9 @@
 /**
- * The one place that talks to onnxruntime-node: creating a session for the prepared base and
- * converting between our tensors and `ort.Tensor`. Runs only inside the engine's worker
+ * Creating onnxruntime-node sessions (the provider choice, its fallback and the one-line
+ * diagnosis of a provider that cannot start) and converting between our tensors and
+ * `ort.Tensor`. The other callers of onnxruntime-node build `ort.Tensor` feeds directly:
+ * engine-core.ts and mixed/mixed-pipeline.ts (weights and delta feeds, no copy), and
+ * prepare-base.ts holds the session type. Runs only inside the engine's worker
  * thread, because session creation and `run()` block the thread that calls them (docs/onnxruntime-facts.md §1).
  */
 import * as ort from 'onnxruntime-node';
