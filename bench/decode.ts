@@ -8,6 +8,7 @@
  */
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { median } from '../loadtest/runner/stats.js';
 import { SeededRng } from '../src/core/rng.js';
 import { decodeDelta, encodeDelta } from '../src/deltas/format/delta-file.js';
 import type { BaseWeightShapes, Delta, DeltaValueDtype, SparseTensorDelta } from '../src/deltas/types.js';
@@ -64,12 +65,6 @@ function buildDelta(shapes: Map<string, number[]>, valueDtype: DeltaValueDtype):
     },
     tensors: [...shapes].map(([name, shape]) => sparseTensor(rng, name, shape)),
   };
-}
-
-function median(samples: number[]): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 interface Row {

@@ -20,6 +20,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo, LookupFunction } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { request } from 'undici';
+import { percentile } from '../../loadtest/runner/stats.js';
 import { SeededRng } from '../../src/core/rng.js';
 import { HttpDeltaSource } from '../../src/deltas/source/http-source.js';
 import { liveStatus, startZooGateway, type ZooGateway } from './fuzz-gateway.js';
@@ -162,8 +163,7 @@ function mannWhitneyZ(a: readonly number[], b: readonly number[]): number {
 }
 
 function quantile(values: readonly number[], q: number): number {
-  const sorted = [...values].sort((x, y) => x - y);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+  return percentile(values, q * 100);
 }
 
 /** Hodges-Lehmann shift: the median of all pairwise differences a_i - b_j. */
