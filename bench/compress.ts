@@ -9,7 +9,8 @@ import { buildDelta, type PruneMethod } from '../src/compress/build-delta.js';
 import { DEFAULT_DENSE_PATTERNS } from '../src/compress/tensor-selection.js';
 import { readFloatWeights } from '../src/onnx/weights.js';
 import { BERT_BASE_SHAPE, buildSyntheticEncoder, syntheticFinetune } from '../src/onnx/synthetic.js';
-import { machineLine, median } from './machine.js';
+import { machineLine } from './machine.js';
+import { median } from '../loadtest/runner/stats.js';
 
 const REPETITIONS = 3;
 

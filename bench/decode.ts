@@ -8,6 +8,7 @@
  */
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { median } from '../loadtest/runner/stats.js';
 import { SeededRng } from '../src/core/rng.js';
 import { dareKeptIndices } from '../src/compress/dare.js';
 import { quantizeDelta, type ValueChoice } from '../src/compress/quantize.js';
@@ -69,12 +70,6 @@ function buildDelta(shapes: Map<string, number[]>, valueDtype: DeltaValueDtype, 
     },
     tensors: [...shapes].map(([name, shape]) => sparseTensor(rng, name, shape, dropRate)),
   };
-}
-
-function median(samples: number[]): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 interface Row {

@@ -37,7 +37,9 @@ import type { NamedTensors } from '../src/engine/tensors.js';
 import { encodeOnnxModel, loadOnnxModel, saveOnnxModel } from '../src/onnx/model-file.js';
 import { readFloatWeights, withFloatWeights } from '../src/onnx/weights.js';
 import { Scheduler } from '../src/scheduler/index.js';
-import { percentile } from './machine.js';
+import { arrivalOffsetsMs } from '../loadtest/runner/arrivals.js';
+import { runOpenLoop } from '../loadtest/runner/open-loop.js';
+import { percentile } from '../loadtest/runner/stats.js';
 import { WORK_DIR, ensureFixtures, type TaskFixture } from './engine-fixtures.js';
 import { zipfSampler } from './zipf.js';
 
@@ -223,7 +225,7 @@ async function mergedSessionRunner(basePath: string, tasks: readonly TaskFixture
     kernel: null,
     cachedBytes: async () => 0,
     close: async () => {
-      queue.close();
+      void queue.close(); // the run has ended: nothing is queued
       await Promise.all([...sessions.values()].map((s) => s.release()));
     },
   };
@@ -284,9 +286,9 @@ async function main(): Promise<void> {
     Math.max(0, stopAt - performance.now()),
   );
   let measuring = false;
-  const oneRequest = async () => {
+  /** One request; its latency counts from `t0`: now in the closed loop, its scheduled time in the open one. */
+  const oneRequest = async (t0 = performance.now()) => {
     const task = config === 'a' || config === 'f' || config === 'g' ? 0 : zipf();
-    const t0 = performance.now();
     if (!measuring && t0 >= measureFrom) {
       measuring = true;
       activationsAtStart = { ...runner.activations() };
@@ -313,17 +315,16 @@ async function main(): Promise<void> {
     };
     await Promise.all(Array.from({ length: concurrency }, client));
   } else {
-    // Open loop: arrivals never wait for answers; the run ends when the last one is answered.
+    // Open loop: Poisson arrivals never wait for answers; the run ends when the last one is answered.
     const arrivals = new SeededRng(11);
-    const inFlight: Promise<void>[] = [];
-    let next = performance.now();
-    while (next < stopAt) {
-      const wait = next - performance.now();
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-      inFlight.push(oneRequest());
-      next += (-Math.log(1 - arrivals.nextFloat()) / arrivalRate) * 1000;
-    }
-    await Promise.all(inFlight);
+    const now = performance.now();
+    await runOpenLoop({
+      startMs: now,
+      offsetsMs: arrivalOffsetsMs({ kind: 'poisson', rate: arrivalRate, durationS: (stopAt - now) / 1000 }, () =>
+        arrivals.nextFloat(),
+      ),
+      send: ({ scheduledMs }) => oneRequest(scheduledMs),
+    });
   }
   const elapsed = (performance.now() - Math.max(measureFrom, started)) / 1000;
   loop.disable();

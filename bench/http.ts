@@ -12,7 +12,8 @@ import { loadConfig } from '../src/core/config.js';
 import { bootGateway } from '../src/server.js';
 import { taskRefOf } from '../src/registry/task-registry.js';
 import { SeededRng } from '../src/core/rng.js';
-import { machineLine, percentile } from './machine.js';
+import { machineLine } from './machine.js';
+import { percentile } from '../loadtest/runner/stats.js';
 
 const ROUNDS = 1000;
 const WARMUP = 100;

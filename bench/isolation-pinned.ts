@@ -16,7 +16,7 @@ import { Pool } from 'undici';
 import { stringify } from 'yaml';
 import { DEV_ADMIN_KEY, DEV_TENANT_KEY } from '../src/core/config-dev-keys.js';
 import { sha256Hex } from '../src/core/sha256.js';
-import { median, percentile } from './machine.js';
+import { median, percentile } from '../loadtest/runner/stats.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
@@ -60,7 +60,7 @@ const child = spawn(
   },
 );
 let stdout = '';
-child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
 const url = await new Promise<string>((resolve, reject) => {
   const timer = setInterval(() => {
     const match = /listening on (http:\/\/\S+)/.exec(stdout);

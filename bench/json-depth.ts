@@ -6,7 +6,8 @@
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { MAX_JSON_DEPTH, nestedDeeperThan } from '../src/http/json-body.js';
-import { machineLine, median } from './machine.js';
+import { machineLine } from './machine.js';
+import { median } from '../loadtest/runner/stats.js';
 
 const RUNS = 31;
 

@@ -12,7 +12,8 @@ import { createJsKernel } from '../src/engine/runtime/mixed/kernel/js-kernel.js'
 import { kernelFromEnv } from '../src/engine/runtime/mixed/kernel/load-kernel.js';
 import { createNativeKernel, loadNativeAddon } from '../src/engine/runtime/mixed/kernel/native-kernel.js';
 import type { SideJob, SideKernel } from '../src/engine/runtime/mixed/kernel/side-kernel.js';
-import { machineLine, median } from './machine.js';
+import { machineLine } from './machine.js';
+import { median } from '../loadtest/runner/stats.js';
 
 const IN_DIM = 768;
 const OUT_DIM = 3072;

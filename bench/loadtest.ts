@@ -34,7 +34,8 @@ import { readFloatWeights } from '../src/onnx/weights.js';
 import type { LoadData, ModelPick, ScenarioDef, TrafficShare } from '../loadtest/scenarios/scenarios.js';
 import { runLoad } from '../loadtest/runner/run.js';
 import { syntheticDelta } from './engine-fixtures.js';
-import { machineLine, median, percentile } from './machine.js';
+import { machineLine } from './machine.js';
+import { median, percentile } from '../loadtest/runner/stats.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const WORK = join(ROOT, 'bench', '.work', 'loadtest');

@@ -18,7 +18,8 @@ import { OneSessionPipeline } from '../src/engine/runtime/mixed/one-session/one-
 import { encodeOnnxModel, loadOnnxModel } from '../src/onnx/model-file.js';
 import { readFloatWeights } from '../src/onnx/weights.js';
 import type { NamedTensors } from '../src/engine/tensors.js';
-import { machineLine, percentile } from './machine.js';
+import { machineLine } from './machine.js';
+import { percentile } from '../loadtest/runner/stats.js';
 import { WORK_DIR } from './engine-fixtures.js';
 
 const { values } = parseArgs({

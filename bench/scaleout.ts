@@ -29,8 +29,11 @@ import { SeededRng } from '../src/core/rng.js';
 import { deltaByteSize } from '../src/deltas/cache/delta-size.js';
 import { decodeDelta } from '../src/deltas/format/delta-file.js';
 import { loadManifest } from '../src/registry/manifest.js';
-import { listeningUrl, serve, type Served } from '../test/helpers/gateway-process.js';
-import { machineLine, percentile } from './machine.js';
+import { listeningUrl, serve, type Served } from '../loadtest/runner/gateway-process.js';
+import { machineLine } from './machine.js';
+import { arrivalOffsetsMs } from '../loadtest/runner/arrivals.js';
+import { runOpenLoop } from '../loadtest/runner/open-loop.js';
+import { percentile } from '../loadtest/runner/stats.js';
 import { zipfSampler } from './zipf.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -115,7 +118,9 @@ export async function runScaleoutBench(): Promise<string> {
       child.kill(child === children.at(-1) && children.length > REPLICAS ? 'SIGTERM' : 'SIGKILL');
     await Promise.all(
       children.map((child) =>
-        child.exitCode !== null || child.signalCode !== null ? undefined : new Promise((r) => child.once('exit', r)),
+        child.exitCode !== null || child.signalCode !== null
+          ? Promise.resolve()
+          : new Promise((r) => child.once('exit', r)),
       ),
     );
     await rm(dir, { recursive: true, force: true });
@@ -257,7 +262,7 @@ ${servers(replicas.slice(0, -1))}
   const child = spawn(binary, ['-p', prefix, '-c', confPath, '-g', 'daemon off;'], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  child.stderr!.on('data', (chunk: Buffer) => log(`nginx: ${chunk.toString().trim()}`));
+  child.stderr.on('data', (chunk: Buffer) => log(`nginx: ${chunk.toString().trim()}`));
   const deadline = Date.now() + 10_000;
   for (;;) {
     const up = await request(`http://127.0.0.1:${ports.rr}/v2/health/ready`).then(
@@ -304,7 +309,10 @@ async function countersOf(replica: Replica): Promise<Counters> {
   };
 }
 
-/** Open loop: request i is sent at i / RATE seconds whatever the answers; the warm-up is not measured. */
+/**
+ * Open loop (loadtest/runner/open-loop.ts): request i is due at i / RATE seconds whatever the
+ * answers, its latency measured from then; the warm-up is not measured.
+ */
 async function runLoad(name: string, url: string, replicas: readonly Replica[]): Promise<RunResult> {
   const pool = new Pool(url, { connections: 128, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS });
   const zipf = zipfSampler(TASKS, 7);
@@ -330,37 +338,36 @@ async function runLoad(name: string, url: string, replicas: readonly Replica[]):
   let ok = 0;
   let failed = 0;
   let dropped = 0;
-  let inFlight = 0;
-  let before: Counters[] = [];
+  let before: Promise<Counters[]> | null = null;
   let measureStart = 0;
-  const inFlightDone: Promise<void>[] = [];
+  /** The replicas' counters when the first measured arrival is due (sent or dropped). */
+  const startMeasuring = (index: number): void => {
+    if (index < warmupCount || before !== null) return;
+    before = Promise.all(replicas.map(countersOf));
+    measureStart = performance.now();
+  };
 
-  const start = performance.now();
   const total = Math.round(RATE * (WARMUP_S + MEASURE_S));
   const warmupCount = Math.round(RATE * WARMUP_S);
-  for (let i = 0; i < total; i++) {
-    const due = start + (i * 1000) / RATE;
-    const wait = due - performance.now();
-    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-    if (i === warmupCount) {
-      before = await Promise.all(replicas.map(countersOf));
-      measureStart = performance.now();
-    }
-    const measured = i >= warmupCount;
-    const task = taskName(order[zipf()]!);
-    if (inFlight >= MAX_IN_FLIGHT) {
-      if (measured) dropped++;
-      continue;
-    }
-    inFlight++;
-    if (measured) sent++;
-    const t0 = performance.now();
-    inFlightDone.push(
-      pool
+  await runOpenLoop({
+    offsetsMs: arrivalOffsetsMs({ kind: 'constant', rate: RATE, durationS: WARMUP_S + MEASURE_S }, Math.random, total),
+    maxInFlight: MAX_IN_FLIGHT,
+    onDrop: (arrival) => {
+      startMeasuring(arrival.index);
+      zipf(); // the same task sequence whether or not an arrival is dropped
+      if (arrival.index >= warmupCount) dropped++;
+    },
+    send: (arrival) => {
+      startMeasuring(arrival.index);
+      const measured = arrival.index >= warmupCount;
+      const task = taskName(order[zipf()]!);
+      if (measured) sent++;
+      return pool
         .request({ path: `/v2/models/${task}/infer`, method: 'POST', headers, body })
         .then(async (response) => {
           const text = await response.body.text();
-          const ms = performance.now() - t0;
+          // From the scheduled time, not the send time: a late sender counts against the router.
+          const ms = performance.now() - arrival.scheduledMs;
           const upstream = String(response.headers['x-upstream'] ?? '');
           const replica = byUpstream.get(upstream);
           if (!measured) return;
@@ -382,13 +389,12 @@ async function runLoad(name: string, url: string, replicas: readonly Replica[]):
           if (!measured) return;
           failed++;
           if (failed <= 3) log(`${name}: ${task} failed: ${error.message}`);
-        })
-        .finally(() => inFlight--),
-    );
-  }
-  await Promise.all(inFlightDone);
+        });
+    },
+  });
   const seconds = (performance.now() - measureStart) / 1000;
   const after = await Promise.all(replicas.map(countersOf));
+  const counted = await (before ?? Promise.all(replicas.map(countersOf)));
   await pool.close();
   const placement = new Map(
     [...placementVotes].map(([task, votes]) => [task, [...votes].sort((a, b) => b[1] - a[1])[0]![0]]),
@@ -404,9 +410,9 @@ async function runLoad(name: string, url: string, replicas: readonly Replica[]):
     p99: percentile(latencies, 99),
     withinSlo: latencies.filter((ms) => ms <= SLO_MS).length,
     perReplica: after.map((a, i) => ({
-      hits: a.hits - before[i]!.hits,
-      misses: a.misses - before[i]!.misses,
-      activations: a.activations - before[i]!.activations,
+      hits: a.hits - counted[i]!.hits,
+      misses: a.misses - counted[i]!.misses,
+      activations: a.activations - counted[i]!.activations,
       requests: perReplicaRequests[i]!,
     })),
     placement,
@@ -463,7 +469,7 @@ function report(
     '',
     `Three \`deltaserve serve\` processes (demo zoo base, intra-op threads 1) behind Debian's nginx (${nginxVersion()}) on loopback; ` +
       `${TASKS} tasks (the zoo's 7 deltas registered under ${TASKS} names: ${TASKS} distinct cache entries, ${(totalBytes / 2 ** 20).toFixed(1)} MiB decoded), ` +
-      `each replica's cache ${(cacheBytes / 2 ** 20).toFixed(1)} MiB (${CACHE_FRACTION * 100} % of them). Open loop at ${RATE} req/s, tasks from Zipf(1.0) over the ${TASKS} tasks, ` +
+      `each replica's cache ${(cacheBytes / 2 ** 20).toFixed(1)} MiB (${CACHE_FRACTION * 100} % of them). Open loop at ${RATE} req/s (latency from each request's scheduled time), tasks from Zipf(1.0) over the ${TASKS} tasks, ` +
       `V2 infer of one 28 × 28 image; caches emptied before the first two runs (the drained run keeps them, as a drain does), ${WARMUP_S} s warm-up, then ${MEASURE_S} s measured. ` +
       'Round-robin: nginx default; consistent hash: `hash $task consistent` with `$task` mapped from `/v2/models/{task}`. ' +
       "Per replica: requests routed there, hit ratio (1 − cold loads / requests there), activations/s (each replica's /metrics, measured window only). " +

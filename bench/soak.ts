@@ -20,7 +20,7 @@ import {
   sleep,
   startGateway,
   type GatewayProcess,
-} from '../test/reliability/gateway-process.js';
+} from '../loadtest/runner/local-gateway.js';
 import { machineLine } from './machine.js';
 
 const TASKS = ['coarse4', 'digits', 'flipped', 'footwear', 'inverted', 'noisy', 'rotated'];

@@ -55,7 +55,8 @@ export function setup(): void {
       headers: { authorization: `Bearer ${ADMIN_KEY}` },
       tags: { name: 'unload' },
     });
-    if (res.status !== 200) throw new Error(`unloading ${task} answered ${res.status}: ${String(res.body)}`);
+    if (res.status !== 200)
+      throw new Error(`unloading ${task} answered ${res.status}: ${typeof res.body === 'string' ? res.body : ''}`);
   }
 }
 

@@ -148,7 +148,7 @@ export async function main(argv: string[]): Promise<number> {
         ...(sloScale !== undefined && { sloScale }),
       },
       seed,
-      ...(arrivals !== undefined && { arrivals: arrivals as 'constant' | 'poisson' }),
+      ...(arrivals !== undefined && { arrivals: arrivals }),
       ...(maxRequests !== undefined && { maxRequests }),
       ...(maxInFlight !== undefined && { maxInFlight }),
       ...(requestTimeoutMs !== undefined && { requestTimeoutMs }),
@@ -167,7 +167,8 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
-  log(`loading ${options.baseUrl}: ${options.scenarios.join(', ')}`);
+  const names = options.scenarios.map((s) => (typeof s === 'string' ? s : s.name)).join(', ');
+  log(`loading ${options.baseUrl}: ${names}`);
   const result = await runLoad({
     ...options,
     log,
@@ -178,7 +179,7 @@ export async function main(argv: string[]): Promise<number> {
   await writeFile(join(out, 'summary.json'), `${JSON.stringify(result.summary, null, 2)}\n`);
   await writeFile(
     join(out, 'latency.svg'),
-    await plotSvg(result.samples, result.startedMs, `deltaserve load: ${options.scenarios.join(', ')}`),
+    await plotSvg(result.samples, result.startedMs, `deltaserve load: ${names}`),
   );
   process.stdout.write(summaryText(result.summary));
   log(`wrote ${join(out, 'summary.json')} and ${join(out, 'latency.svg')}`);

@@ -7,7 +7,7 @@ export async function readLoadData(path: string): Promise<LoadData> {
   try {
     raw = JSON.parse(await readFile(path, 'utf8'));
   } catch (error) {
-    throw new Error(`cannot read the data file ${path}: ${(error as Error).message}`);
+    throw new Error(`cannot read the data file ${path}: ${(error as Error).message}`, { cause: error });
   }
   const fail = (what: string): never => {
     throw new Error(`data file ${path}: ${what}`);

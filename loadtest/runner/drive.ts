@@ -1,15 +1,16 @@
 /**
- * Runs one scenario open-loop against a gateway: requests are sent at their scheduled times
- * whatever the server does; latency is measured from the scheduled time; an arrival that
- * finds `maxInFlight` requests outstanding is dropped and counted, one sent more than LATE_MS
- * after its time is counted late (the runner itself could not keep up).
+ * Runs one scenario open-loop against a gateway (open-loop.ts): requests are sent at their
+ * scheduled times whatever the server does; latency is measured from the scheduled time; an
+ * arrival that finds `maxInFlight` requests outstanding is dropped and counted, one sent more
+ * than LATE_MS after its time is counted late (the runner itself could not keep up).
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { SeededRng } from '../../src/core/rng.js';
 import { HEADERS, durationOf, trafficPicker, type LoadData, type ScenarioDef } from '../scenarios/scenarios.js';
 import { arrivalOffsetsMs } from './arrivals.js';
+import { runOpenLoop } from './open-loop.js';
 import type { DroppedArrival, Sample } from './samples.js';
+import { percentileOfSorted } from './stats.js';
 
 /** Stop a scenario when more than this fraction failed after ABORT_AFTER_MS: continuing is waste. */
 export const ABORT_FAILED_RATE = 0.5;
@@ -75,7 +76,6 @@ export async function driveScenario(options: DriveOptions): Promise<DriveResult>
 
   const samples: Sample[] = [];
   const dropped: DroppedArrival[] = [];
-  const pending = new Set<Promise<void>>();
   let inFlight = 0;
   let ok = 0;
   let limited = 0;
@@ -83,57 +83,53 @@ export async function driveScenario(options: DriveOptions): Promise<DriveResult>
   let aborted: string | null = null;
   const startedMs = performance.now() + 20;
 
-  const fire = (scheduledMs: number): void => {
+  const fire = async (scheduledMs: number): Promise<void> => {
     const choice = pick(random(), random());
     const sentMs = performance.now();
     inFlight++;
-    const done = (async (): Promise<void> => {
-      let status = 0;
-      let code: string | null = null;
-      let cacheHit: boolean | null = null;
-      let queueMs: number | null = null;
-      try {
-        const response = await pool.request({
-          path: `/v2/models/${encodeURIComponent(choice.model)}/infer`,
-          method: 'POST',
-          headers: { authorization: `Bearer ${keys.get(choice.tenant)!}`, 'content-type': 'application/json' },
-          body,
-        });
-        status = response.statusCode;
-        const text = await response.body.text();
-        if (status === 200) {
-          const cache = response.headers[HEADERS.cache];
-          if (cache === 'hit' || cache === 'miss') cacheHit = cache === 'hit';
-          const queued = Number(response.headers[HEADERS.queueMs]);
-          if (Number.isFinite(queued)) queueMs = queued;
-        } else {
-          code = errorCodeOf(text);
-        }
-      } catch (error) {
-        code = `network_${(error as { code?: string }).code ?? 'error'}`;
-      }
-      const expected = status === 200 || (status === 429 && choice.expectRateLimited);
-      if (status === 200) ok++;
-      else if (expected) limited++;
-      else failed++;
-      samples.push({
-        scenario: def.name,
-        tenant: choice.tenant,
-        task: choice.model,
-        slo: choice.expectRateLimited ? 'no' : 'yes',
-        scheduledMs,
-        sentMs,
-        endMs: performance.now(),
-        status,
-        code,
-        expected,
-        cacheHit,
-        queueMs,
+    let status = 0;
+    let code: string | null = null;
+    let cacheHit: boolean | null = null;
+    let queueMs: number | null = null;
+    try {
+      const response = await pool.request({
+        path: `/v2/models/${encodeURIComponent(choice.model)}/infer`,
+        method: 'POST',
+        headers: { authorization: `Bearer ${keys.get(choice.tenant)!}`, 'content-type': 'application/json' },
+        body,
       });
-      inFlight--;
-    })();
-    pending.add(done);
-    void done.finally(() => pending.delete(done));
+      status = response.statusCode;
+      const text = await response.body.text();
+      if (status === 200) {
+        const cache = response.headers[HEADERS.cache];
+        if (cache === 'hit' || cache === 'miss') cacheHit = cache === 'hit';
+        const queued = Number(response.headers[HEADERS.queueMs]);
+        if (Number.isFinite(queued)) queueMs = queued;
+      } else {
+        code = errorCodeOf(text);
+      }
+    } catch (error) {
+      code = `network_${(error as { code?: string }).code ?? 'error'}`;
+    }
+    const expected = status === 200 || (status === 429 && choice.expectRateLimited);
+    if (status === 200) ok++;
+    else if (expected) limited++;
+    else failed++;
+    samples.push({
+      scenario: def.name,
+      tenant: choice.tenant,
+      task: choice.model,
+      slo: choice.expectRateLimited ? 'no' : 'yes',
+      scheduledMs,
+      sentMs,
+      endMs: performance.now(),
+      status,
+      code,
+      expected,
+      cacheHit,
+      queueMs,
+    });
+    inFlight--;
   };
 
   const progressTimer = setInterval(() => {
@@ -153,8 +149,7 @@ export async function driveScenario(options: DriveOptions): Promise<DriveResult>
       failed,
       dropped: dropped.length,
       inFlight,
-      recentP99Ms:
-        recent.length === 0 ? null : recent[Math.min(recent.length - 1, Math.ceil(0.99 * recent.length) - 1)]!,
+      recentP99Ms: recent.length === 0 ? null : percentileOfSorted(recent, 99),
     });
     const answered = ok + limited + failed;
     if (aborted === null && elapsedMs > ABORT_AFTER_MS && answered > 0 && failed / answered > ABORT_FAILED_RATE) {
@@ -164,15 +159,14 @@ export async function driveScenario(options: DriveOptions): Promise<DriveResult>
   progressTimer.unref();
 
   try {
-    for (const offset of offsets) {
-      if (aborted !== null) break;
-      const due = startedMs + offset;
-      // Timers may fire a fraction of a millisecond early: sleep again until the time is due.
-      for (let wait = due - performance.now(); wait > 0; wait = due - performance.now()) await sleep(wait);
-      if (inFlight >= def.maxInFlight) dropped.push({ scenario: def.name, scheduledMs: due });
-      else fire(due);
-    }
-    while (pending.size > 0) await Promise.all([...pending]);
+    await runOpenLoop({
+      offsetsMs: offsets,
+      startMs: startedMs,
+      maxInFlight: def.maxInFlight,
+      stop: () => aborted !== null,
+      onDrop: (arrival) => dropped.push({ scenario: def.name, scheduledMs: arrival.scheduledMs }),
+      send: (arrival) => fire(arrival.scheduledMs),
+    });
   } finally {
     clearInterval(progressTimer);
     await pool.close();

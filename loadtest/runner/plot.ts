@@ -5,7 +5,7 @@
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import type { Sample } from './samples.js';
-import { percentile } from './stats.js';
+import { percentileOfSorted } from './stats.js';
 
 export interface SecondRow {
   readonly second: number;
@@ -33,7 +33,7 @@ export function perSecond(samples: readonly Sample[], runStartMs: number): Secon
   for (const b of buckets.values()) {
     const sorted = b.latencies.sort((x, y) => x - y);
     for (const p of [50, 90, 99])
-      rows.push({ second: b.second, scenario: b.scenario, series: `p${p} ms`, value: percentile(sorted, p) });
+      rows.push({ second: b.second, scenario: b.scenario, series: `p${p} ms`, value: percentileOfSorted(sorted, p) });
     rows.push(
       { second: b.second, scenario: b.scenario, series: 'answered/s', value: b.ok },
       { second: b.second, scenario: b.scenario, series: 'failed/s', value: b.failed },

@@ -8,7 +8,6 @@ import {
   applyOverrides,
   scenarioNamed,
   thresholdsOf,
-  type Arrivals,
   type LoadData,
   type ScenarioDef,
   type ScenarioOverrides,
@@ -49,7 +48,7 @@ export function resolveScenarios(
     let def = applyOverrides(typeof name === 'string' ? scenarioNamed(name) : name, options.overrides ?? {});
     const a = def.arrivals;
     if (options.arrivals !== undefined && a.kind !== 'ramping')
-      def = { ...def, arrivals: { ...a, kind: options.arrivals } as Arrivals };
+      def = { ...def, arrivals: { ...a, kind: options.arrivals } };
     if (options.maxInFlight !== undefined) def = { ...def, maxInFlight: options.maxInFlight };
     return def;
   });

@@ -1,11 +1,25 @@
 /**
- * Summary arithmetic shared by the runner's summary and its thresholds: percentiles (linear
- * interpolation between closest ranks), trend statistics, and k6 threshold expressions.
+ * Summary arithmetic: the project's one percentile definition (linear interpolation between
+ * closest ranks, as k6 reports), used by the load runner, the benchmarks (bench/) and the
+ * reliability tests alike; trend statistics; and k6 threshold expressions.
  */
 import { TREND_STATS } from '../scenarios/scenarios.js';
 
-/** The p-th percentile (0..100) of ascending values, linearly interpolated; NaN when empty. */
-export function percentile(sorted: readonly number[], p: number): number {
+/** The p-th percentile (0..100) of `values` in any order, linearly interpolated; NaN when empty. */
+export function percentile(values: readonly number[], p: number): number {
+  return percentileOfSorted(
+    [...values].sort((a, b) => a - b),
+    p,
+  );
+}
+
+/** The median: the 50th percentile (the mean of the middle two of an even count). */
+export function median(values: readonly number[]): number {
+  return percentile(values, 50);
+}
+
+/** `percentile` of values already in ascending order (no copy, no sort). */
+export function percentileOfSorted(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   if (p <= 0) return sorted[0]!;
   if (p >= 100) return sorted[sorted.length - 1]!;
@@ -34,11 +48,11 @@ export function trendStat(sorted: readonly number[], stat: string): number {
     case 'max':
       return sorted.length === 0 ? Number.NaN : sorted[sorted.length - 1]!;
     case 'med':
-      return percentile(sorted, 50);
+      return percentileOfSorted(sorted, 50);
   }
   const p = /^p\((\d+(?:\.\d+)?)\)$/.exec(stat);
   if (!p) throw new Error(`unknown trend statistic "${stat}"`);
-  return percentile(sorted, Number(p[1]));
+  return percentileOfSorted(sorted, Number(p[1]));
 }
 
 export interface ThresholdExpression {

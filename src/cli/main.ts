@@ -8,6 +8,7 @@ import { INSPECT_USAGE, inspectCommand } from './commands/inspect.js';
 import { EVAL_USAGE, evalCommand } from './commands/eval.js';
 import { SYNTH_USAGE, synthCommand } from './commands/synth.js';
 import { CALIB_USAGE, calibCommand } from './commands/calib.js';
+import { DS_ERR_CLI_USAGE, isError } from '../core/errors.js';
 
 const USAGE = `usage: deltaserve <command> [options]
 
@@ -65,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (error) {
     const e = error as Error & { code?: string };
-    const usage = e.code === 'DS_ERR_CLI_USAGE' || e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION';
+    const usage = isError(e, DS_ERR_CLI_USAGE) || e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION';
     console.error(`error${e.code ? ` [${e.code}]` : ''}: ${e.message}`);
     return usage ? 2 : 1;
   }

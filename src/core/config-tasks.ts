@@ -43,8 +43,14 @@ export function readTaskSpec(
     version,
     uri: toUri(written),
     sha256,
-    description: obj.description === undefined || obj.description === null ? '' : String(obj.description),
+    description: descriptionText(obj.description),
     labels,
     numClasses: numClasses ?? labels?.length ?? null,
   };
+}
+
+/** A task's description as text: absent is empty, a non-string (a YAML number) is written as JSON. */
+function descriptionText(value: unknown): string {
+  if (value === undefined || value === null) return '';
+  return typeof value === 'string' ? value : JSON.stringify(value);
 }

@@ -23,7 +23,13 @@
  * reset after a worker has served for a minute). Pins are re-applied to the new worker. The
  * cache lives in the worker, so a restart empties it.
  */
-import { DS_ERR_DEADLINE_EXCEEDED, DS_ERR_ENGINE_NOT_READY, DS_ERR_TASK_UNAVAILABLE } from '../core/errors.js';
+import {
+  DS_ERR_DEADLINE_EXCEEDED,
+  DS_ERR_ENGINE_CRASHED,
+  DS_ERR_ENGINE_NOT_READY,
+  DS_ERR_TASK_UNAVAILABLE,
+  isError,
+} from '../core/errors.js';
 import type { TaskRef } from '../deltas/types.js';
 import {
   MIXED_BATCH,
@@ -272,8 +278,8 @@ export class Engine {
   /** Stops taking work, lets queued and running batches finish (up to `drainMs`), stops the worker. */
   async close(drainMs = 10_000): Promise<void> {
     this.closed = true;
-    this.scheduler.close();
-    await Promise.race([this.scheduler.drain(), new Promise((resolve) => setTimeout(resolve, drainMs).unref())]);
+    const drained = this.scheduler.close();
+    await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, drainMs).unref())]);
     if (this.restartTimer) clearTimeout(this.restartTimer);
     await this.client?.stop();
   }
@@ -319,8 +325,8 @@ export class Engine {
     let loading = this.loading.get(task.key);
     if (!loading) {
       loading = this.client!.call({ op: 'load', task })
-        .catch((error: Error & { code?: string }) => {
-          throw error.code === 'DS_ERR_ENGINE_CRASHED' ? error : asUnavailable(task.key, error);
+        .catch((error: Error) => {
+          throw isError(error, DS_ERR_ENGINE_CRASHED) ? error : asUnavailable(task.key, error);
         })
         .finally(() => this.loading.delete(task.key));
       this.loading.set(task.key, loading);

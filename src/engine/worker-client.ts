@@ -93,7 +93,7 @@ export class WorkerClient {
     const id = this.nextId++;
     return new Promise<ReplyOf<K>>((resolve, reject) => {
       // The worker answers id with the reply of request.op (worker.ts `handlers`).
-      this.pending.set(id, { resolve: resolve as (value: ReplyOf<WorkerOp>) => void, reject });
+      this.pending.set(id, { resolve: resolve, reject });
       this.worker.postMessage({ ...request, id }, transfer);
     });
   }

@@ -92,7 +92,7 @@ export function sliceSamples(inputs: NamedTensors, start: number, end: number): 
     out[name] = {
       type: tensor.type,
       dims: [end - start, ...tensor.dims.slice(1)],
-      data: tensor.data.slice(start * row, end * row) as EngineTensor['data'],
+      data: tensor.data.slice(start * row, end * row),
     };
   }
   return out;

@@ -6,10 +6,11 @@
  *   array`), built by `schemaErrorFormatter`;
  * - client mistakes fastify detects (bad JSON 400, wrong content type 415, body too large 413)
  *   keep their status and FST_ERR_* code;
- * - overload → 429/503 with `Retry-After` (from `retryAfterSeconds`, or 1 s for a rate limit, an
- *   engine that is restarting or a server that is shutting down);
- * - 5xx that a running gateway gives by design (overload, shutdown, deadlines, an unloadable
- *   delta) are logged at info without a stack; other 5xx at error with the stack;
+ * - `Retry-After` from the error's `retryAfterSeconds` (overload, rate limits), else 1 s for a 429
+ *   or an error whose policy is `retrySoon` (an engine restarting, a server shutting down);
+ * - 5xx whose policy is `expected5xx` (load, shutdown, deadlines, an unloadable delta) are logged
+ *   at info without a stack; other 5xx at error with the stack. The policies are columns of the
+ *   error table (src/core/errors.ts, docs/errors.md);
  * - anything without a status is a bug: 500 DS_ERR_INTERNAL with a generic message, logged with
  *   its stack (the message may hold internals a client must not see).
  */
@@ -20,17 +21,13 @@ import type {
   FastifyRequest,
   FastifySchemaValidationError,
 } from 'fastify';
-import { DS_ERR_INTERNAL, DS_ERR_REQUEST_INVALID, DS_ERR_ROUTE_NOT_FOUND } from '../core/errors.js';
-
-const RETRY_SOON = new Set(['DS_ERR_ENGINE_NOT_READY', 'DS_ERR_ENGINE_CRASHED', 'DS_ERR_SHUTTING_DOWN']);
-/** 5xx a running gateway gives by design (load, shutdown, restarts): logged without a stack. */
-const EXPECTED_5XX = new Set([
-  'DS_ERR_SHUTTING_DOWN',
-  'DS_ERR_OVERLOADED',
-  'DS_ERR_DEADLINE_EXCEEDED',
-  'DS_ERR_ENGINE_NOT_READY',
-  'DS_ERR_TASK_UNAVAILABLE',
-]);
+import {
+  DS_ERR_INTERNAL,
+  DS_ERR_REQUEST_INVALID,
+  DS_ERR_ROUTE_NOT_FOUND,
+  errorPolicy,
+  isDsError,
+} from '../core/errors.js';
 
 export interface ErrorBody {
   readonly error: string;
@@ -58,8 +55,8 @@ export function formatSchemaError(errors: FastifySchemaValidationError[], dataVa
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: AnyError, request: FastifyRequest, reply: FastifyReply) => {
     const status = statusOf(error);
-    const known = status < 500 || (typeof error.code === 'string' && error.code.startsWith('DS_ERR_'));
-    if (status >= 500 && !EXPECTED_5XX.has(error.code)) request.log.error({ err: error }, 'request failed');
+    const known = status < 500 || isDsError(error);
+    if (status >= 500 && !errorPolicy(error.code).expected5xx) request.log.error({ err: error }, 'request failed');
     else request.log.info({ code: error.code, status }, error.message);
     const retryAfter = retryAfterOf(error, status);
     if (retryAfter !== null) void reply.header('retry-after', String(retryAfter));
@@ -75,7 +72,7 @@ export function installErrorHandling(app: FastifyInstance): void {
   });
 
   app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
-    const error = new DS_ERR_ROUTE_NOT_FOUND(request.method, request.url.split('?')[0]);
+    const error = new DS_ERR_ROUTE_NOT_FOUND(request.method, request.url.split('?')[0] ?? '');
     return reply.status(404).send({ error: error.message, code: error.code } satisfies ErrorBody);
   });
 }
@@ -101,6 +98,6 @@ function retryAfterOf(error: AnyError, status: number): number | null {
   if (typeof error.retryAfterSeconds === 'number' && Number.isFinite(error.retryAfterSeconds)) {
     return Math.max(1, Math.ceil(error.retryAfterSeconds));
   }
-  if (status === 429 || RETRY_SOON.has(error.code)) return 1;
+  if (status === 429 || errorPolicy(error.code).retrySoon) return 1;
   return null;
 }

@@ -5,7 +5,12 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { RESERVED_BASE_NAME } from '../core/config-tasks.js';
-import { DS_ERR_CONCURRENCY_LIMITED, DS_ERR_MODEL_NOT_FOUND } from '../core/errors.js';
+import {
+  DS_ERR_CONCURRENCY_LIMITED,
+  DS_ERR_MODEL_NOT_FOUND,
+  DS_ERR_TASK_UNAVAILABLE,
+  isError,
+} from '../core/errors.js';
 import { withRetryAfter } from '../core/retry-after.js';
 import type { NamedTensors } from '../engine/tensors.js';
 import { taskRefOf } from '../registry/task-registry.js';
@@ -83,7 +88,7 @@ export async function runInference(
   if (release === null) {
     const error = new DS_ERR_CONCURRENCY_LIMITED(
       tenant.name,
-      tenant.config.maxConcurrent,
+      tenant.config.maxConcurrent!, // acquireSlot refuses only a tenant with a limit
       CONCURRENCY_RETRY_AFTER_SECONDS,
     );
     throw withRetryAfter(error, CONCURRENCY_RETRY_AFTER_SECONDS);
@@ -108,7 +113,7 @@ export async function runInference(
   } catch (error) {
     const e = error as Error & { code?: string; reason?: string };
     const key = model.task?.key ?? null;
-    if (key !== null && e.code === 'DS_ERR_TASK_UNAVAILABLE') {
+    if (key !== null && isError(error, DS_ERR_TASK_UNAVAILABLE)) {
       request.log.warn({ task: key, reason: e.reason }, e.message);
       throw taskUnavailableForTenant(key, e.reason);
     }

@@ -39,6 +39,9 @@ export class TaskStates {
           case 'load-failed':
             this.states.set(event.key, { state: 'UNAVAILABLE', reason: event.error.message });
             break;
+          case 'miss-inflight': // joins a load whose `miss` already said LOADING
+          case 'evict': // an evicted delta is READY: it loads again on its next request
+            break;
         }
         break;
       case 'dropped':
@@ -47,6 +50,11 @@ export class TaskStates {
       case 'worker-exited':
         for (const [key, status] of this.states) if (status.state === 'LOADING') this.ready(key);
         break;
+      case 'activation':
+      case 'batch':
+      case 'scheduler':
+      case 'worker-started':
+        break; // say nothing about a task's readiness
     }
   }
 

@@ -94,9 +94,9 @@ function decodeTensor(
   const given = countElements(input.data, name, bad);
   if (given !== count)
     bad(`${name} has ${given} elements in data but shape [${input.shape.join(', ')}] needs ${count}`);
-  const data = allocate(type!, count);
-  fill(data, type!, input.data, name, bad);
-  return { type: type!, dims: [...input.shape], data };
+  const data = allocate(type, count);
+  fill(data, type, input.data, name, bad);
+  return { type: type, dims: [...input.shape], data };
 }
 
 /** How many values the (possibly nested) data holds, without looking at them. */
@@ -184,22 +184,22 @@ function write(
       // ±Infinity in float32 and answer 200 with nulls: refuse them here.
       if (typeof value !== 'number' || !Number.isFinite(Math.fround(value)))
         bad(`${at} is ${describeValue(value)}, expected a finite number within the FP32 range (±3.4028235e38)`);
-      (target as Float32Array)[i] = value as number;
+      (target as Float32Array)[i] = value;
       return;
     case 'int64':
       if (typeof value !== 'number' || !Number.isSafeInteger(value))
         bad(`${at} is ${describeValue(value)}, expected an integer`);
-      (target as BigInt64Array)[i] = BigInt(value as number);
+      (target as BigInt64Array)[i] = BigInt(value);
       return;
     case 'int32':
       if (typeof value !== 'number' || !Number.isInteger(value) || value < -2147483648 || value > 2147483647)
         bad(`${at} is ${describeValue(value)}, expected a 32-bit integer`);
-      (target as Int32Array)[i] = value as number;
+      (target as Int32Array)[i] = value;
       return;
     case 'uint8':
       if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 255)
         bad(`${at} is ${describeValue(value)}, expected an integer in [0, 255]`);
-      (target as Uint8Array)[i] = value as number;
+      (target as Uint8Array)[i] = value;
       return;
     case 'bool':
       if (typeof value !== 'boolean') bad(`${at} is ${describeValue(value)}, expected true or false`);

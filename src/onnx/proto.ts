@@ -8,5 +8,18 @@ import onnxProto from 'onnx-proto';
 
 export import onnx = onnxProto.onnx;
 
+declare global {
+  /**
+   * onnx-proto's declarations name protobufjs's `Long` as a global type that nothing declares;
+   * with skipLibCheck it would silently be an error type, unchecked. This is its shape.
+   */
+  interface Long {
+    readonly low: number;
+    readonly high: number;
+    readonly unsigned: boolean;
+    toString(radix?: number): string;
+  }
+}
+
 /** An int64 proto field as protobufjs hands it over: a number, or a `Long` when `long` is installed. */
 export type Int64 = number | { readonly low: number; readonly high: number; readonly unsigned: boolean };

@@ -17,7 +17,8 @@ import {
   tensorShape,
 } from './tensor-layout.js';
 
-const DataType = onnx.TensorProto.DataType;
+/** onnx-proto's DataType as plain numbers: the wire carries data types (21-23) its enum lacks. */
+const DataType: Readonly<Record<keyof typeof onnx.TensorProto.DataType, number>> = onnx.TensorProto.DataType;
 
 /** Bytes of one initializer that live in an external file, as the model describes them. */
 export interface ExternalSlice {
@@ -77,7 +78,11 @@ function checkInitializer(
     if (rawBytes > 0) return fail(`${described} has both raw_data and external data`);
     return externalSlice(tensor, described, expectedBytes, fail);
   }
-  if (tensor.dataLocation !== undefined && tensor.dataLocation !== null && tensor.dataLocation !== 0) {
+  if (
+    tensor.dataLocation !== undefined &&
+    tensor.dataLocation !== null &&
+    tensor.dataLocation !== onnx.TensorProto.DataLocation.DEFAULT
+  ) {
     return fail(`${described} has unknown data_location ${String(tensor.dataLocation)}`);
   }
   if (rawBytes > 0) {

@@ -4,7 +4,7 @@
  * sha256, decode against the base's weights and fingerprint), so a delta accepted here is one
  * the engine can serve; the loaded delta stays cached, warming the first request.
  */
-import { DS_ERR_TASK_REJECTED } from '../core/errors.js';
+import { DS_ERR_TASK_REJECTED, DS_ERR_TASK_UNAVAILABLE, isError } from '../core/errors.js';
 import { raceAbort } from '../core/race-abort.js';
 import type { TaskSpec } from '../core/config-types.js';
 import type { TaskRef } from '../deltas/types.js';
@@ -51,7 +51,7 @@ export class TaskAdmin {
         // The engine wraps every load failure as DS_ERR_TASK_UNAVAILABLE (503 for requests);
         // for a registration it means the submitted delta is unusable: 422. Engine-wide
         // failures (not ready, crashed) keep their 503.
-        if (e.code === 'DS_ERR_TASK_UNAVAILABLE') {
+        if (isError(error, DS_ERR_TASK_UNAVAILABLE)) {
           const detail = e.cause instanceof Error ? e.cause.message : e.message;
           throw new DS_ERR_TASK_REJECTED(task.key, `${e.reason ? `[${e.reason}] ` : ''}${detail}`);
         }

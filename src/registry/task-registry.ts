@@ -262,7 +262,7 @@ export class TaskRegistry {
       const keys = versions.map((v) => v.key);
       const declaredKeys = new Set(this.declared.map((t) => taskKey(t.name, t.version)));
       const defaults = { ...this.state.defaults };
-      if (defaults[name] !== undefined && keys.includes(taskKey(name, defaults[name]!))) delete defaults[name];
+      if (defaults[name] !== undefined && keys.includes(taskKey(name, defaults[name]))) delete defaults[name];
       await this.commit(lock, {
         registered: this.state.registered.filter((t) => !keys.includes(taskKey(t.name, t.version))),
         retired: [...new Set([...this.state.retired, ...keys.filter((k) => declaredKeys.has(k))])],

@@ -121,6 +121,9 @@ export class EngineEventRecorder {
       case 'aborted':
         this.instruments.queueDropped.add(1, { task: this.taskOf(event.task), reason: 'aborted' });
         break;
+      case 'enqueued':
+      case 'batch':
+        break; // queue depth is read from the scheduler's stats; batches from the engine's batch event (above)
     }
   }
 

@@ -9,7 +9,7 @@ import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 
 type ExportResult = Parameters<Parameters<SpanExporter['export']>[1]>[0];
 /** `ExportResultCode.SUCCESS` of `@opentelemetry/core`, which is not a direct dependency. */
-const SUCCESS = 0;
+const SUCCESS: ExportResult['code'] = 0;
 
 export type ExportErrorListener = (error: Error) => void;
 

@@ -91,10 +91,10 @@ test('darex-q chooses q on unlabelled calibration samples and records it', async
   assert.ok(summary.q !== null && summary.q >= 0.05 && summary.q <= 1, `q=${summary.q}`);
   const delta = decodeDelta(await readFile(join(zoo.dir, 'darex.safetensors')));
   assert.equal(delta.metadata.method, 'darex-q');
-  assert.ok(Math.abs(delta.metadata.rescale - 1 / summary.q!) < 1e-9);
+  assert.ok(Math.abs(delta.metadata.rescale - 1 / summary.q) < 1e-9);
   assert.ok(delta.metadata.extra.q_search_steps!.length > 0);
   const sparse = delta.tensors.find((t) => t.kind === 'sparse') as SparseTensorDelta;
-  assert.ok(Math.abs(sparse.rescale - 1 / summary.q!) < 1e-9);
+  assert.ok(Math.abs(sparse.rescale - 1 / summary.q) < 1e-9);
 });
 
 async function writeCalibration(name: string, samples: number, seed: number): Promise<string> {
@@ -217,11 +217,12 @@ test('eval reports accuracy of base and base + delta on a labelled set', async (
 
 test('inspect prints JSON (like every command), or a table with --table', async () => {
   await compressCommand(args('i.safetensors'));
-  const json = JSON.parse(await inspectCommand(['--delta', join(zoo.dir, 'i.safetensors')]));
+  const json = JSON.parse(await inspectCommand(['--delta', join(zoo.dir, 'i.safetensors')])) as {
+    metadata: { method: string };
+    tensors: { name: string; kind: string }[];
+  };
   assert.equal(json.metadata.method, 'dare');
-  assert.ok(
-    json.tensors.some((t: { name: string; kind: string }) => t.name === 'classifier.weight' && t.kind === 'dense'),
-  );
+  assert.ok(json.tensors.some((t) => t.name === 'classifier.weight' && t.kind === 'dense'));
   const text = await inspectCommand(['--delta', join(zoo.dir, 'i.safetensors'), '--table']);
   assert.match(text, /method: dare/);
   assert.match(text, /classifier\.weight\s+dense/);
@@ -249,7 +250,7 @@ test('--values int4/int8 write format version 2: same kept positions as fp16, va
   assert.equal(q4!.metadata.extra.quant_group, '32');
   for (const [q, qmax, clip] of [
     [q8!, 127, int8.quantClip!],
-    [q4!, 7, int4.quantClip!],
+    [q4!, 7, int4.quantClip],
   ] as const) {
     ref!.tensors.forEach((t, i) => {
       const other = q.tensors[i]!;

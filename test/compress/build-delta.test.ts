@@ -83,7 +83,7 @@ test('the classifier head is kept dense by default and equals the exact delta', 
   assert.equal(head?.kind, 'dense');
   const b = base.get('classifier.weight')!.data;
   const t = tuned.get('classifier.weight')!.data;
-  head!.values.forEach((v, i) => assert.equal(v, Math.fround(t[i]! - b[i]!)));
+  head.values.forEach((v, i) => assert.equal(v, Math.fround(t[i]! - b[i]!)));
 });
 
 test('the same seed gives the same mask; a different seed a different one', () => {

@@ -187,7 +187,7 @@ test('fine-tune weights: transposed back into place; unmapped tensors fail unles
   });
   assert.deepEqual(result.ignored, ['extra.lora_A']);
   const head = result.weights.get('head_weight')!;
-  const expected = transpose(tuned['head.weight']!.data, 10, 64);
+  const expected = transpose(tuned['head.weight'].data, 10, 64);
   assert.deepEqual(head.data, expected);
   assert.deepEqual(head.shape, [64, 10]);
   assert.deepEqual(result.weights.get('norm.bias')!.data, initializers.get('norm.bias')!.data);

@@ -146,7 +146,7 @@ test('one inference through each API', async () => {
     method: 'POST',
     key: TENANT_KEY,
     body: JSON.stringify({
-      inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0) }],
+      inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array<number>(784).fill(0) }],
     }),
   });
   assert.equal(infer.status, 200, await infer.clone().text());

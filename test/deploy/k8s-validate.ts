@@ -53,23 +53,23 @@ function requireFields(object: K8sObject, paths: readonly string[]): void {
 }
 
 const KINDS: Record<string, KindCheck> = {
-  'apps/v1/Deployment': { schema: (o) => new Deployment(o as never).validate(), model: 'V1Deployment' },
+  'apps/v1/Deployment': { schema: (o) => new Deployment(o).validate(), model: 'V1Deployment' },
   'autoscaling/v2/HorizontalPodAutoscaler': {
-    schema: (o) => new HorizontalPodAutoscaler(o as never).validate(),
+    schema: (o) => new HorizontalPodAutoscaler(o).validate(),
     model: 'V2HorizontalPodAutoscaler',
   },
   'policy/v1/PodDisruptionBudget': {
-    schema: (o) => new PodDisruptionBudget(o as never).validate(),
+    schema: (o) => new PodDisruptionBudget(o).validate(),
     model: 'V1PodDisruptionBudget',
   },
   'v1/PersistentVolumeClaim': {
-    schema: (o) => new PersistentVolumeClaim(o as never).validate(),
+    schema: (o) => new PersistentVolumeClaim(o).validate(),
     model: 'V1PersistentVolumeClaim',
   },
-  'v1/Secret': { schema: (o) => new Secret(o as never).validate(), model: 'V1Secret' },
-  'v1/ConfigMap': { schema: (o) => new ConfigMap(o as never).validate(), model: 'V1ConfigMap' },
-  'v1/Service': { schema: (o) => new Service(o as never).validate(), model: 'V1Service' },
-  'v1/ServiceAccount': { schema: (o) => new ServiceAccount(o as never).validate(), model: 'V1ServiceAccount' },
+  'v1/Secret': { schema: (o) => new Secret(o).validate(), model: 'V1Secret' },
+  'v1/ConfigMap': { schema: (o) => new ConfigMap(o).validate(), model: 'V1ConfigMap' },
+  'v1/Service': { schema: (o) => new Service(o).validate(), model: 'V1Service' },
+  'v1/ServiceAccount': { schema: (o) => new ServiceAccount(o).validate(), model: 'V1ServiceAccount' },
   'gateway.networking.k8s.io/v1/HTTPRoute': {
     schema: (o) => requireFields(o, ['metadata.name', 'spec.parentRefs', 'spec.rules']),
     knownPaths: [
@@ -158,7 +158,7 @@ export function validateObject(object: K8sObject): void {
   try {
     check.schema(object);
   } catch (error) {
-    throw new Error(`${where}: schema: ${(error as Error).message}`);
+    throw new Error(`${where}: schema: ${(error as Error).message}`, { cause: error });
   }
   const unknown =
     check.model !== undefined ? lostInRoundTrip(object, check.model) : outside(object, check.knownPaths ?? []);

@@ -158,7 +158,7 @@ test('the worker dies mid-batch: its requests fail at once, the engine restarts,
     // because the engine is not ready: nobody waits for a reply that cannot come.
     for (const o of outcomes) {
       assert.equal(o.status, 'rejected');
-      const code = ((o as PromiseRejectedResult).reason as { code?: string }).code;
+      const code = (o.reason as { code?: string }).code;
       assert.ok(code === 'DS_ERR_ENGINE_CRASHED' || code === 'DS_ERR_ENGINE_NOT_READY', code);
     }
     assert.ok(

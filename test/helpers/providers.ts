@@ -1,9 +1,12 @@
 /**
- * Which execution providers the equivalence tests run on. `cpu` always; `webgpu` too, unless
- * DELTASERVE_TEST_WEBGPU=absent says on purpose that this machine has no Vulkan driver. Without
- * that, a missing driver FAILS the webgpu tests instead of skipping them, so CI (which sets
- * DELTASERVE_TEST_WEBGPU=required after installing lavapipe, .ci/webgpu.sh) can never pass
- * them vacuously.
+ * Which execution providers the equivalence tests run on. `cpu` always; `webgpu` as
+ * DELTASERVE_TEST_WEBGPU says:
+ *   - unset (a person's `npm test`): when this machine has a usable WebGPU adapter
+ *     (test/helpers/webgpu-probe.ts); without one the webgpu tests are skipped with the reason,
+ *     and scripts/run-tests.mjs prints one line saying why and how to run them;
+ *   - `required` (CI sets it after installing lavapipe, .ci/webgpu.sh): always, so a missing
+ *     driver FAILS them and they can never pass vacuously there;
+ *   - `absent`: never (skipped on purpose, no probe).
  *
  * Tolerance, webgpu against a CPU reference: 1e-4 absolute on logits. The WebGPU kernels sum
  * in a different order (tiled MatMul, tree reductions in Softmax and LayerNormalization), so
@@ -14,17 +17,37 @@
  * keeps the tighter 1e-5 of the other engine tests.
  */
 import type { ExecutionProvider } from '../../src/engine/runtime/ort-session.js';
+import { parseVerdict, probeWebgpu, type WebgpuVerdict } from './webgpu-probe.js';
 
-export const WEBGPU_SETTING = process.env.DELTASERVE_TEST_WEBGPU ?? 'required';
-if (WEBGPU_SETTING !== 'required' && WEBGPU_SETTING !== 'absent') {
-  throw new Error(`DELTASERVE_TEST_WEBGPU must be "required" or "absent", got ${JSON.stringify(WEBGPU_SETTING)}`);
+export type WebgpuSetting = 'auto' | 'required' | 'absent';
+
+export function webgpuSetting(env: NodeJS.ProcessEnv = process.env): WebgpuSetting {
+  const value = env.DELTASERVE_TEST_WEBGPU ?? 'auto';
+  if (value !== 'auto' && value !== 'required' && value !== 'absent') {
+    throw new Error(`DELTASERVE_TEST_WEBGPU must be "required", "absent" or unset, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** The skip reason for the webgpu tests, or false to run them. */
+export function webgpuSkip(setting: WebgpuSetting, verdict: () => WebgpuVerdict): string | false {
+  if (setting === 'required') return false;
+  if (setting === 'absent') return 'DELTASERVE_TEST_WEBGPU=absent: no Vulkan driver on this machine, on purpose';
+  const found = verdict();
+  return found.usable ? false : `no usable WebGPU adapter (${found.reason})`;
+}
+
+/** run-tests.mjs probes once per run and passes the verdict on; a file run alone probes itself. */
+function verdictOnce(): WebgpuVerdict {
+  const handed = process.env.DELTASERVE_TEST_WEBGPU_VERDICT;
+  return handed ? parseVerdict(handed) : probeWebgpu();
 }
 
 export interface TestProvider {
   readonly provider: ExecutionProvider;
   /** Largest absolute difference allowed against a CPU reference. */
   readonly tolerance: number;
-  /** A reason to skip (only ever the explicit opt-out), or false. */
+  /** A reason to skip (the opt-out, or no adapter outside `required`), or false. */
   readonly skip: string | false;
 }
 
@@ -33,9 +56,6 @@ export const TEST_PROVIDERS: readonly TestProvider[] = [
   {
     provider: 'webgpu',
     tolerance: 1e-4,
-    skip:
-      WEBGPU_SETTING === 'absent'
-        ? 'DELTASERVE_TEST_WEBGPU=absent: no Vulkan driver on this machine, on purpose'
-        : false,
+    skip: webgpuSkip(webgpuSetting(), verdictOnce),
   },
 ];

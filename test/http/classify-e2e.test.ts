@@ -125,7 +125,7 @@ test("a PNG of any size is classified; probabilities are a softmax over the task
 test('a task with fewer classes than the base reports only its own labels', async () => {
   const result = await classify(
     'coarse',
-    { image: Array.from({ length: 28 }, () => new Array(28).fill(0.5)) },
+    { image: Array.from({ length: 28 }, () => new Array<number>(28).fill(0.5)) },
     '?top=10',
   );
   assert.equal(result.status, 200, JSON.stringify(result.json));
@@ -134,7 +134,10 @@ test('a task with fewer classes than the base reports only its own labels', asyn
 });
 
 test("the base model classifies with the manifest's base labels", async () => {
-  const result = await classify('base', { image: Array.from({ length: 28 }, () => new Array(28).fill(255)), top: 2 });
+  const result = await classify('base', {
+    image: Array.from({ length: 28 }, () => new Array<number>(28).fill(255)),
+    top: 2,
+  });
   assert.equal(result.status, 200, JSON.stringify(result.json));
   assert.equal(result.json.labels.length, 2);
   assert.ok(IMAGE_LABELS.includes(result.json.labels[0]!.label));
@@ -147,7 +150,7 @@ test('bad images are 400s that say what is wrong; unknown tasks 404', async () =
   const wrongSize = await classify('sevens', { image: [[1, 2, 3]] });
   assert.equal(wrongSize.status, 400);
   assert.match(wrongSize.json.error!, /28 rows of 28/);
-  const outOfRange = await classify('sevens', { image: new Array(784).fill(300) });
+  const outOfRange = await classify('sevens', { image: new Array<number>(784).fill(300) });
   assert.equal(outOfRange.status, 400);
   assert.equal((await classify('nope', png(28, 28))).status, 404);
 });

@@ -327,7 +327,7 @@ export class FakeEngine implements InferenceEngine {
 /** Flat 28×28 pixel request body for the fake engine's `pixels` input. */
 export function pixelsBody(extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
-    inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0.5) }],
+    inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array<number>(784).fill(0.5) }],
     ...extra,
   };
 }

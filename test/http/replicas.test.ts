@@ -129,7 +129,7 @@ async function classify(url: string, task: string): Promise<{ status: number; la
   const response = await request(`${url}/v1/tasks/${task}/classify?top=1`, {
     method: 'POST',
     headers: { authorization: `Bearer ${DEV_TENANT_KEY}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ image: Array.from({ length: 28 }, () => new Array(28).fill(0)) }),
+    body: JSON.stringify({ image: Array.from({ length: 28 }, () => new Array<number>(28).fill(0)) }),
   });
   const body = (await response.body.json()) as { labels?: { label: string }[] };
   return { status: response.statusCode, ...(body.labels && { label: body.labels[0]!.label }) };

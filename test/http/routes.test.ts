@@ -171,7 +171,7 @@ test("responses carry the request id: the client's own, or a generated one", asy
 });
 
 test('nested data is accepted like flat data', async () => {
-  const nested = Array.from({ length: 1 }, () => [Array.from({ length: 28 }, () => new Array(28).fill(1))]);
+  const nested = Array.from({ length: 1 }, () => [Array.from({ length: 28 }, () => new Array<number>(28).fill(1))]);
   const response = await call('POST', '/v2/models/alpha/infer', {
     key: TENANT_A_KEY,
     body: { inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: nested }] },
@@ -325,7 +325,9 @@ test('every client mistake is a 4xx naming the problem; engine faults map to 503
     {
       name: 'body too large',
       request: () =>
-        infer({ inputs: [{ name: 'pixels', shape: [1], datatype: 'FP32', data: new Array(40_000).fill(0.123456) }] }),
+        infer({
+          inputs: [{ name: 'pixels', shape: [1], datatype: 'FP32', data: new Array<number>(40_000).fill(0.123456) }],
+        }),
       status: 413,
       code: 'FST_ERR_CTP_BODY_TOO_LARGE',
     },
@@ -353,7 +355,9 @@ test('every client mistake is a 4xx naming the problem; engine faults map to 503
     {
       name: 'unknown input',
       request: () =>
-        infer({ inputs: [{ name: 'image', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0) }] }),
+        infer({
+          inputs: [{ name: 'image', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array<number>(784).fill(0) }],
+        }),
       status: 400,
       code: 'DS_ERR_INFER_BAD_INPUT',
       mentions: '"image"',
@@ -361,7 +365,9 @@ test('every client mistake is a 4xx naming the problem; engine faults map to 503
     {
       name: 'wrong datatype',
       request: () =>
-        infer({ inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'INT64', data: new Array(784).fill(0) }] }),
+        infer({
+          inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'INT64', data: new Array<number>(784).fill(0) }],
+        }),
       status: 400,
       code: 'DS_ERR_INFER_BAD_INPUT',
       mentions: 'INT64',
@@ -369,7 +375,9 @@ test('every client mistake is a 4xx naming the problem; engine faults map to 503
     {
       name: 'wrong rank',
       request: () =>
-        infer({ inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: new Array(784).fill(0) }] }),
+        infer({
+          inputs: [{ name: 'pixels', shape: [1, 784], datatype: 'FP32', data: new Array<number>(784).fill(0) }],
+        }),
       status: 400,
       code: 'DS_ERR_INFER_BAD_INPUT',
       mentions: 'rank',
@@ -377,7 +385,9 @@ test('every client mistake is a 4xx naming the problem; engine faults map to 503
     {
       name: 'wrong fixed dimension',
       request: () =>
-        infer({ inputs: [{ name: 'pixels', shape: [1, 1, 27, 28], datatype: 'FP32', data: new Array(756).fill(0) }] }),
+        infer({
+          inputs: [{ name: 'pixels', shape: [1, 1, 27, 28], datatype: 'FP32', data: new Array<number>(756).fill(0) }],
+        }),
       status: 400,
       code: 'DS_ERR_INFER_BAD_INPUT',
       mentions: 'dimension 2 must be 28',
@@ -393,7 +403,9 @@ test('every client mistake is a 4xx naming the problem; engine faults map to 503
       name: 'non-number element',
       request: () =>
         infer({
-          inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: ['a', ...new Array(783).fill(0)] }],
+          inputs: [
+            { name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: ['a', ...new Array<number>(783).fill(0)] },
+          ],
         }),
       status: 400,
       code: 'DS_ERR_INFER_BAD_INPUT',

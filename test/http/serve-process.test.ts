@@ -69,7 +69,7 @@ test('the quick start: dev keys printed, the zoo served as documented, SIGTERM e
     const classified = await request(`${url}/v1/tasks/rotated/classify?top=1`, {
       method: 'POST',
       headers: { authorization: `Bearer ${DEV_TENANT_KEY}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ image: Array.from({ length: 28 }, () => new Array(28).fill(0)) }),
+      body: JSON.stringify({ image: Array.from({ length: 28 }, () => new Array<number>(28).fill(0)) }),
     });
     assert.equal(classified.statusCode, 200);
     assert.equal(((await classified.body.json()) as { labels: { label: string }[] }).labels[0]?.label, 'four');
@@ -233,7 +233,7 @@ test('the compiled build serves the packaged default configuration and the commi
       headers: auth,
       body: JSON.stringify({
         id: 'req-1',
-        inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0) }],
+        inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array<number>(784).fill(0) }],
       }),
     });
     assert.equal(infer.statusCode, 200);

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const TSC = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+const TSC = join(ROOT, 'node_modules', 'typescript-native', 'bin', 'tsc');
 
 function tsc(project: string): { status: number | null; output: string } {
   const result = spawnSync(process.execPath, [TSC, '-p', project, '--pretty', 'false'], {

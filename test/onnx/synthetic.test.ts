@@ -10,7 +10,7 @@ test('the TINY encoder runs in onnxruntime-node with batch and seq chosen at run
   const bytes = encodeOnnxModel(buildSyntheticEncoder({ ...TINY_ENCODER, seed: 1 }));
   const first = await runLogits(bytes, tokenIds(2, 5, TINY_ENCODER.vocab));
   assert.deepEqual(first.dims, [2, 3]);
-  assert.ok(first.data.every(Number.isFinite), `finite logits: ${first.data}`);
+  assert.ok(first.data.every(Number.isFinite), `finite logits: ${first.data.join(',')}`);
   assert.notDeepEqual(first.data.subarray(0, 3), first.data.subarray(3, 6), 'different rows, different logits');
 
   const other = await runLogits(bytes, tokenIds(2, 5, TINY_ENCODER.vocab, 1));
@@ -89,7 +89,7 @@ test('a synthetic fine-tune runs and moves the logits a little', async () => {
   const after = await runLogits(encodeOnnxModel(syntheticFinetune(base, { seed: 8 })), ids);
   assert.deepEqual(after.dims, [2, 3]);
   const moved = after.data.map((x, i) => Math.abs(x - before.data[i]!));
-  assert.ok(moved.some((d) => d > 0) && moved.every((d) => d < 0.5), `logit changes ${moved}`);
+  assert.ok(moved.some((d) => d > 0) && moved.every((d) => d < 0.5), `logit changes ${moved.join(',')}`);
 });
 
 test('invalid generator options are refused', () => {

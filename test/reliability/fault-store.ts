@@ -88,7 +88,7 @@ export class FaultStore {
     for (const socket of this.sockets) socket.destroy();
     await Promise.all(
       [this.server, this.downServer].map((s) =>
-        s ? new Promise<void>((resolve) => s.close(() => resolve())) : undefined,
+        s ? new Promise<void>((resolve) => s.close(() => resolve())) : Promise.resolve(),
       ),
     );
   }

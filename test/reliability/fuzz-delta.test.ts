@@ -8,7 +8,8 @@
  * RangeError, TypeError, SyntaxError or out-of-memory from a hostile length or shape); it ends
  * within a bound; and what it returns is valid (every index inside its tensor, strictly
  * increasing, one value per index, every value finite, shapes matching the base when given).
- * 600 files per CI run; DELTASERVE_FUZZ_SCALE multiplies it.
+ * 600 files in `npm run test:long` (and CI), 150 in `npm test` (./test-length.ts);
+ * DELTASERVE_FUZZ_SCALE multiplies them.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,8 +25,9 @@ import { fingerprintWeights } from '../../src/onnx/fingerprint.js';
 import { FINGERPRINT, sampleBaseShapes, sampleDelta } from '../deltas/format/fixtures.js';
 import { deltaMutation, mutatedDelta } from './fuzz-delta-mutations.js';
 import { ROOT, fuzzRuns, fuzzSeed, fuzzSettings, fuzzTimeoutMs } from './fuzz-gateway.js';
+import { byLength } from './test-length.js';
 
-const RUNS = fuzzRuns(600);
+const RUNS = fuzzRuns(byLength(150, 600));
 const DECODE_BOUND_MS = 5_000;
 
 interface Seed {

@@ -17,8 +17,9 @@
  * client mistake is a 4xx with the JSON error body; at most 4 requests are in flight, far below
  * every queue bound, so nothing here may be answered "overloaded"; the one 5xx allowed is a 504
  * for a request that set its own deadline, answered once that deadline had passed), and after
- * each run the process is alive and answers /v2/health/live and a valid request. Counts per CI
- * run: 2,000 HTTP cases, 500 PNGs, 40 delta registrations, 300 admin requests; DELTASERVE_FUZZ_SCALE multiplies
+ * each run the process is alive and answers /v2/health/live and a valid request. Counts in
+ * `npm run test:long` (and CI): 2,000 HTTP cases, 500 PNGs, 40 delta registrations, 300 admin
+ * requests; `npm test` runs a fifth of them (./test-length.ts); DELTASERVE_FUZZ_SCALE multiplies
  * them (docs/reliability.md).
  */
 import { test, before, after } from 'node:test';
@@ -44,6 +45,7 @@ import {
   startZooGateway,
   type ZooGateway,
 } from './fuzz-gateway.js';
+import { byLength } from './test-length.js';
 
 const REQUEST_BOUND_MS = 10_000;
 /**
@@ -51,10 +53,10 @@ const REQUEST_BOUND_MS = 10_000;
  * (256 per task, 32 PNG decodes waiting), so an "overloaded" answer would be a bug here too.
  */
 const AT_ONCE = 4;
-const HTTP_RUNS = Math.ceil(fuzzRuns(2_000) / AT_ONCE) * AT_ONCE;
-const PNG_RUNS = Math.ceil(fuzzRuns(500) / AT_ONCE) * AT_ONCE;
-const DELTA_RUNS = fuzzRuns(40);
-const ADMIN_RUNS = Math.ceil(fuzzRuns(300) / AT_ONCE) * AT_ONCE;
+const HTTP_RUNS = Math.ceil(fuzzRuns(byLength(400, 2_000)) / AT_ONCE) * AT_ONCE;
+const PNG_RUNS = Math.ceil(fuzzRuns(byLength(100, 500)) / AT_ONCE) * AT_ONCE;
+const DELTA_RUNS = fuzzRuns(byLength(10, 40));
+const ADMIN_RUNS = Math.ceil(fuzzRuns(byLength(60, 300)) / AT_ONCE) * AT_ONCE;
 const TASKS = ['coarse4', 'digits', 'flipped', 'footwear', 'inverted', 'noisy', 'rotated'];
 
 let gateway: ZooGateway;
@@ -134,7 +136,7 @@ async function assertStillServing(): Promise<void> {
   const res = await request(`${gateway.url}/v2/models/footwear/infer`, {
     method: 'POST',
     headers: { authorization: `Bearer ${DEV_TENANT_KEY}`, 'content-type': 'application/json' },
-    body: JSON.stringify(validInfer(new Array(784).fill(0.5))),
+    body: JSON.stringify(validInfer(new Array<number>(784).fill(0.5))),
   });
   assert.equal(res.statusCode, 200, await res.body.text());
   await res.body.dump();
@@ -262,7 +264,7 @@ function mutateAt(
   if (Array.isArray(value)) {
     if (value.length === 0) return action === 'add' ? [newValue] : newValue;
     const i = path[0]! % value.length;
-    const copy = [...value];
+    const copy: unknown[] = [...(value as unknown[])];
     const child = mutateAt(copy[i], path.slice(1), action, newValue);
     if (child === undefined) copy.splice(i, 1);
     else copy[i] = child;
@@ -270,7 +272,7 @@ function mutateAt(
   }
   const keys = Object.keys(value);
   if (action === 'add' && path.length === 1)
-    return { ...(value as object), [['extra', 'inputs', 'id', '__proto__'][path[0]! % 4]!]: newValue };
+    return { ...value, [['extra', 'inputs', 'id', '__proto__'][path[0]! % 4]!]: newValue };
   if (keys.length === 0) return newValue;
   const key = keys[path[0]! % keys.length]!;
   const copy: Record<string, unknown> = { ...(value as Record<string, unknown>) };
@@ -295,8 +297,7 @@ function jsonMutated(valid: fc.Arbitrary<unknown>): fc.Arbitrary<string> {
     })
     .map(
       ({ body, edits }) =>
-        JSON.stringify(edits.reduce((b, e) => mutateAt(b, e.path, e.action as 'replace', e.value), body as unknown)) ??
-        'null',
+        JSON.stringify(edits.reduce((b, e) => mutateAt(b, e.path, e.action as 'replace', e.value), body)) ?? 'null',
     );
 }
 
@@ -341,7 +342,7 @@ function textMutated(valid: fc.Arbitrary<unknown>): fc.Arbitrary<string> {
       switch (e.kind) {
         case 'literal':
           text = target
-            ? text.slice(0, target.index) + e.text + text.slice(target.index! + target[0].length)
+            ? text.slice(0, target.index) + e.text + text.slice(target.index + target[0].length)
             : text + e.text;
           break;
         case 'flip':
@@ -353,7 +354,7 @@ function textMutated(valid: fc.Arbitrary<unknown>): fc.Arbitrary<string> {
         case 'nest': {
           const depth = Number(e.text);
           const nested = '['.repeat(depth) + '1' + ']'.repeat(depth);
-          text = target ? text.slice(0, target.index) + nested + text.slice(target.index! + target[0].length) : nested;
+          text = target ? text.slice(0, target.index) + nested + text.slice(target.index + target[0].length) : nested;
           break;
         }
       }
@@ -720,7 +721,7 @@ function applyPngEdits(seedFile: Buffer, edits: readonly PngEdit[]): Buffer {
       case 'length': {
         const bytes: Buffer = Buffer.from(file!);
         const starts = chunkStarts(bytes);
-        if (starts.length > 0) bytes.writeUInt32BE(edit.value >>> 0, starts[edit.chunk % starts.length]!);
+        if (starts.length > 0) bytes.writeUInt32BE(edit.value >>> 0, starts[edit.chunk % starts.length]);
         file = bytes;
         break;
       }
@@ -852,7 +853,7 @@ test(
           method: 'POST',
           path: `/v2/models/${name}/infer`,
           headers: { authorization: `Bearer ${DEV_TENANT_KEY}`, 'content-type': 'application/json' },
-          body: JSON.stringify(validInfer(new Array(784).fill(0.5))),
+          body: JSON.stringify(validInfer(new Array<number>(784).fill(0.5))),
         });
         assert.ok(
           inferred.status === 200 || inferred.status === 422,

@@ -19,8 +19,9 @@ import { join } from 'node:path';
 import { SeededRng } from '../../src/core/rng.js';
 import { TaskRegistry } from '../../src/registry/task-registry.js';
 import { ROOT } from './gateway-process.js';
+import { byLength } from './test-length.js';
 
-const TRIALS = Number(process.env.DELTASERVE_REGISTRY_CRASH_TRIALS ?? 30);
+const TRIALS = Number(process.env.DELTASERVE_REGISTRY_CRASH_TRIALS ?? byLength(6, 30));
 /** Kill delays after the child is ready, uniform in [0, MAX_DELAY_MS). */
 const MAX_DELAY_MS = 60;
 
@@ -45,11 +46,11 @@ function killAfterRandomDelay(stateFile: string, delayMs: number): Promise<Trial
     let err = '';
     let timer: NodeJS.Timeout | null = null;
     const guard = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
+    child.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString();
       if (timer === null && out.includes('ready')) timer = setTimeout(() => child.kill('SIGKILL'), delayMs);
     });
-    child.stderr!.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(guard);

@@ -20,6 +20,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo, LookupFunction } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { request } from 'undici';
+import { percentile } from '../../loadtest/runner/stats.js';
 import { SeededRng } from '../../src/core/rng.js';
 import { HttpDeltaSource } from '../../src/deltas/source/http-source.js';
 import { liveStatus, startZooGateway, type ZooGateway } from './fuzz-gateway.js';
@@ -87,7 +88,7 @@ async function call(method: string, path: string, headers: Record<string, string
 // --- tenant isolation ----------------------------------------------------------------------------
 
 const INFER_BODY = JSON.stringify({
-  inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0) }],
+  inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array<number>(784).fill(0) }],
 });
 
 /** Every route that names a model, for a name. */
@@ -103,7 +104,7 @@ const MODEL_ROUTES: readonly { label: string; method: string; path: (name: strin
     label: 'classify',
     method: 'POST',
     path: (n) => `/v1/tasks/${n}/classify`,
-    body: JSON.stringify({ image: new Array(784).fill(0) }),
+    body: JSON.stringify({ image: new Array<number>(784).fill(0) }),
   },
 ];
 
@@ -121,7 +122,7 @@ test("another tenant's task or alias answers exactly like an unknown name, on ev
   for (const route of MODEL_ROUTES) {
     const unknown = await call(route.method, route.path('nosuchtask'), bearer(KEY_A), route.body);
     assert.equal(unknown.status, 404, `${route.label}: ${unknown.text}`);
-    assert.equal(JSON.parse(unknown.text).code, 'DS_ERR_MODEL_NOT_FOUND');
+    assert.equal((JSON.parse(unknown.text) as { code?: string }).code, 'DS_ERR_MODEL_NOT_FOUND');
     for (const hidden of ['footwear', 'b-shoes']) {
       const answer = await call(route.method, route.path(hidden), bearer(KEY_A), route.body);
       assert.equal(shapeOf(answer, hidden), shapeOf(unknown, 'nosuchtask'), `${route.label}: ${hidden}`);
@@ -163,8 +164,7 @@ function mannWhitneyZ(a: readonly number[], b: readonly number[]): number {
 }
 
 function quantile(values: readonly number[], q: number): number {
-  const sorted = [...values].sort((x, y) => x - y);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+  return percentile(values, q * 100);
 }
 
 /** Hodges-Lehmann shift: the median of all pairwise differences a_i - b_j. */
@@ -275,7 +275,11 @@ test(
       for (const [label, headers, status, code] of cases) {
         const answer = await call(route.method, route.path, headers, body(route));
         assert.equal(answer.status, status, `${route.method} ${route.path} with ${label}: ${answer.text}`);
-        assert.equal(JSON.parse(answer.text).code, code, `${route.method} ${route.path} with ${label}`);
+        assert.equal(
+          (JSON.parse(answer.text) as { code?: string }).code,
+          code,
+          `${route.method} ${route.path} with ${label}`,
+        );
       }
     }
     // The admin key opens them (reads and harmless changes only; the refusals above changed nothing).

@@ -7,6 +7,7 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { inspect } from 'node:util';
 import fc from 'fast-check';
 import { MIXED_BATCH, Scheduler } from '../../src/scheduler/scheduler.js';
 import { batchOrder } from '../../src/scheduler/task-queue.js';
@@ -45,7 +46,7 @@ interface SimRequest {
   readonly priority: number;
   readonly enqueuedAt: number;
   readonly seq: number;
-  outcome: 'pending' | 'ok' | 'expired' | 'aborted' | 'overloaded' | string;
+  outcome: 'pending' | 'ok' | 'expired' | 'aborted' | 'overloaded' | `wrong result ${string}` | `unexpected ${string}`;
   /** When it left the queue: its batch started, it expired or it was aborted. */
   removedAt: number | undefined;
   startedAt: number | undefined;
@@ -153,7 +154,7 @@ async function simulate(t: TestContext, w: Workload, mixing: Mixing): Promise<Tr
               request.outcome = 'expired';
               request.removedAt = Date.now();
             } else if (error === ABORTED) request.outcome = 'aborted';
-            else request.outcome = `unexpected ${String(error)}`;
+            else request.outcome = `unexpected ${inspect(error)}`;
           },
         ),
       );

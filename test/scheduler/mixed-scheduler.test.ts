@@ -98,7 +98,7 @@ test('overdue requests of any task go first, oldest first, ahead of priority', a
   t.mock.timers.tick(10);
   void s.submit('a', 'a/old');
   t.mock.timers.tick(60);
-  submitAll(s, ['c/high', 'a/high'], { 'c/high': 9, 'a/high': 9 });
+  void submitAll(s, ['c/high', 'a/high'], { 'c/high': 9, 'a/high': 9 });
   t.mock.timers.tick(40); // b/old and a/old have waited 110 and 100 ms: overdue
   await next(engine);
   assert.deepEqual(engine.ran()[1], [MIXED_BATCH, 'b/old', 'a/old', 'c/high']);
@@ -198,12 +198,12 @@ test('a partial mixed batch waits maxQueueDelayMs; it starts at once when full b
   assert.deepEqual(engine.ran(), [[MIXED_BATCH, 'a/1', 'b/1']]);
   await next(engine);
 
-  submitAll(s, ['a/2', 'b/2', 'c/2', 'd/2']);
+  void submitAll(s, ['a/2', 'b/2', 'c/2', 'd/2']);
   await flush();
   assert.deepEqual(engine.ran()[1], [MIXED_BATCH, 'a/2', 'b/2', 'c/2', 'd/2'], 'full by size');
   await next(engine);
 
-  submitAll(s, ['a/big', 'b/3', 'c/big']);
+  void submitAll(s, ['a/big', 'b/3', 'c/big']);
   await flush();
   assert.deepEqual(engine.ran()[2], [MIXED_BATCH, 'a/big', 'b/3'], 'full by tokens: c/big would make 17');
   await next(engine);

@@ -448,8 +448,8 @@ test('Retry-After: 1 s before anything was measured, then the time the queue ahe
   assert.equal(firstRefusals.length, 6);
   // A fresh server used to assume one second per batch: (64 / 4 + 1) × 1 s = 17 s for a queue that drains in 6.4 s.
   assert.ok(
-    firstRefusals.every((e) => e!.code === 'DS_ERR_OVERLOADED' && e!.retryAfterSeconds === 1),
-    JSON.stringify(firstRefusals.map((e) => e!.retryAfterSeconds)),
+    firstRefusals.every((e) => e.code === 'DS_ERR_OVERLOADED' && e.retryAfterSeconds === 1),
+    JSON.stringify(firstRefusals.map((e) => e.retryAfterSeconds)),
   );
 
   const rejectedAt = clock;

@@ -104,7 +104,7 @@ test('split by request id is sticky and still follows the weights across ids', a
     name: 'other',
     tasks: ['shoes'],
     splits: { shoes: { '1': 75, '2': 25 } },
-  } as Partial<TenantConfig>);
+  });
   let differs = 0;
   for (let i = 0; i < 200; i++)
     if (

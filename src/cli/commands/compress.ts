@@ -119,6 +119,7 @@ async function compress(argv: string[], cleanups: (() => Promise<void>)[]): Prom
   const dtype = String(values.dtype ?? (valueChoice === null ? 'f32' : 'f16')).toUpperCase();
   if (dtype !== 'F32' && dtype !== 'F16')
     throw new DS_ERR_CLI_USAGE(`--dtype must be f32 or f16, got ${JSON.stringify(values.dtype)}`);
+  const valueDtype: 'F32' | 'F16' = dtype;
   const givenQ =
     values.q === undefined ? undefined : numberOption(values.q, 'q', 1, (n) => n > 0 && n <= 1, 'a number in (0, 1]');
   const mask = (values.mask ?? 'uniform') as MaskKind;
@@ -157,7 +158,7 @@ async function compress(argv: string[], cleanups: (() => Promise<void>)[]): Prom
   const common = {
     dropRate,
     seed,
-    valueDtype: dtype as 'F32' | 'F16',
+    valueDtype,
     selection,
     baseFingerprint: inputs.baseFingerprint,
     sourceBaseSha256,

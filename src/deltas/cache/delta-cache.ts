@@ -50,6 +50,7 @@ import {
   DS_ERR_CACHE_LOAD_CANCELLED,
   DS_ERR_CACHE_NO_ROOM,
   DS_ERR_CACHE_PIN_NO_ROOM,
+  isError,
 } from '../../core/errors.js';
 import { integerOption } from '../../core/options.js';
 import type { Delta, DeltaLocation } from '../types.js';
@@ -264,8 +265,8 @@ export class DeltaCache {
       try {
         await this.lookup(key, signal);
       } catch (error) {
-        if ((error as { code?: unknown }).code === 'DS_ERR_CACHE_NO_ROOM') {
-          const refused = new DS_ERR_CACHE_PIN_NO_ROOM(key, (error as Error).message);
+        if (isError(error, DS_ERR_CACHE_NO_ROOM)) {
+          const refused = new DS_ERR_CACHE_PIN_NO_ROOM(key, error.message);
           refused.cause = error;
           throw refused;
         }

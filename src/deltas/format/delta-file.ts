@@ -282,7 +282,7 @@ function planSparseV2(
   }
   const values = sliceOf(name, entries, consumed, valueStream(layout.values), layout.valuesAt, 'values');
   if (values.shape[0] !== layout.nnz)
-    throw new DS_ERR_DELTA_COUNT_MISMATCH(JSON.stringify(name), layout.nnz, values.shape[0]);
+    throw new DS_ERR_DELTA_COUNT_MISMATCH(JSON.stringify(name), layout.nnz, values.shape[0] ?? 0);
   return { name, record, kind: 'sparse2', layout, index, values, scales: null };
 }
 

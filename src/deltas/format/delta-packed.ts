@@ -63,7 +63,7 @@ class StreamBuilder {
       const out = new Ctor(length);
       let at = 0;
       for (const part of parts) {
-        (out as Uint8Array).set(part as Uint8Array, at);
+        (out as Uint8Array).set(part, at);
         at += part.length;
       }
       return { name, dtype, shape: [length], data: out };

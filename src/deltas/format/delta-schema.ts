@@ -232,7 +232,7 @@ function parseLayout(label: string, record: Record<string, unknown>, numel: numb
     values: values as StoredValueEncoding,
     valuesAt: parseRange(label, 'values_at', record['values_at']),
     ...(group !== undefined && {
-      group: group as number,
+      group: group,
       scalesAt: parseRange(label, 'scales_at', record['scales_at']),
     }),
   };

@@ -260,7 +260,7 @@ function parseEntry(name: string, raw: unknown): SafetensorsEntry {
       `tensor ${label} spans ${end - begin} bytes but ${dtype} ${describeShape(shape)} needs ${expected}`,
     );
   }
-  return { dtype, shape: shape as number[], begin, end };
+  return { dtype, shape: shape, begin, end };
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });

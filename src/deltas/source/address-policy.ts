@@ -106,7 +106,7 @@ export class AddressPolicy {
    * among several is enough (a rebinding name must not get a second chance on a retry).
    */
   guardLookup(
-    inner: LookupFunction = dnsLookup as LookupFunction,
+    inner: LookupFunction = dnsLookup,
     refuse: (hostname: string, refusal: AddressRefusal) => Error,
   ): LookupFunction {
     const guarded = (
@@ -119,12 +119,12 @@ export class AddressPolicy {
         const answers = Array.isArray(address) ? address.map((a) => a.address) : [address];
         for (const answer of answers) {
           const refusal = this.refusal(answer);
-          if (refusal !== null) return callback(refuse(hostname, refusal) as NodeJS.ErrnoException, address, family);
+          if (refusal !== null) return callback(refuse(hostname, refusal), address, family);
         }
         callback(null, address, family);
       });
     };
-    return guarded as LookupFunction;
+    return guarded;
   }
 }
 

@@ -16,6 +16,7 @@ import {
   DS_ERR_SOURCE_FILE_UNREADABLE,
   DS_ERR_SOURCE_OUTSIDE_ROOT,
   DS_ERR_SOURCE_TOO_LARGE,
+  isDsError,
 } from '../../core/errors.js';
 import type { DeltaSource, FetchStatus } from './delta-source.js';
 import { StreamingSha256, normalizeSha256 } from './checksum.js';
@@ -109,7 +110,7 @@ export class FileDeltaSource implements DeltaSource {
       return filled === size ? bytes : bytes.subarray(0, filled);
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
-      if (errorCode(error)?.startsWith('DS_ERR_')) throw error;
+      if (isDsError(error)) throw error;
       throw withUri(new DS_ERR_SOURCE_FILE_UNREADABLE(boundText(uri, 300), errorMessage(error)), uri);
     } finally {
       await handle?.close();

@@ -46,6 +46,8 @@ import {
   DS_ERR_SOURCE_TOO_LARGE,
   DS_ERR_SOURCE_TOO_MANY_REDIRECTS,
   DS_ERR_SOURCE_TRUNCATED,
+  isDsError,
+  isError,
 } from '../../core/errors.js';
 import { SeededRng } from '../../core/rng.js';
 import type { DeltaSource, FetchStatus } from './delta-source.js';
@@ -98,7 +100,7 @@ export interface HttpDeltaSourceOptions {
 }
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
-const TRANSIENT_CODES = new Set(['DS_ERR_SOURCE_TIMEOUT', 'DS_ERR_SOURCE_CONNECTION', 'DS_ERR_SOURCE_TRUNCATED']);
+const TRANSIENT = [DS_ERR_SOURCE_TIMEOUT, DS_ERR_SOURCE_CONNECTION, DS_ERR_SOURCE_TRUNCATED];
 
 export class HttpDeltaSource implements DeltaSource {
   private readonly options: CheckedHttpOptions;
@@ -365,7 +367,7 @@ export class HttpDeltaSource implements DeltaSource {
       }
     } catch (error) {
       body.destroy();
-      if (errorCode(error)?.startsWith('DS_ERR_')) throw error;
+      if (isDsError(error)) throw error;
       if (signal?.aborted) throw signal.reason;
       const code = errorCode(error);
       if (declared !== undefined && received < declared && code !== 'UND_ERR_BODY_TIMEOUT') {
@@ -384,8 +386,8 @@ export class HttpDeltaSource implements DeltaSource {
   private transportError(uri: string, error: unknown, signal?: AbortSignal): unknown {
     if (signal?.aborted) return signal.reason;
     // The address guard's refusal comes back through the connection: it is ours, final, not transient.
-    if (errorCode(error) === 'DS_ERR_SOURCE_ADDRESS_NOT_ALLOWED') {
-      const { host, refusal } = error as { host: string; refusal: AddressRefusal };
+    if (isError(error, DS_ERR_SOURCE_ADDRESS_NOT_ALLOWED)) {
+      const { host, refusal } = error as typeof error & { host: string; refusal: AddressRefusal };
       return withUri(addressError(redactUri(uri), host, refusal), uri);
     }
     const shown = redactUri(uri);
@@ -418,9 +420,8 @@ export class HttpDeltaSource implements DeltaSource {
 }
 
 function isTransient(error: unknown): boolean {
-  const code = errorCode(error);
-  if (code !== undefined && TRANSIENT_CODES.has(code)) return true;
-  if (code === 'DS_ERR_SOURCE_HTTP_STATUS') return ((error as { httpStatus?: number }).httpStatus ?? 0) >= 500;
+  if (TRANSIENT.some((kind) => isError(error, kind))) return true;
+  if (isError(error, DS_ERR_SOURCE_HTTP_STATUS)) return ((error as { httpStatus?: number }).httpStatus ?? 0) >= 500;
   return false;
 }
 

@@ -14,7 +14,7 @@ export function withUri<E extends Error>(error: E, uri: string): E & { uri: stri
 /** A FastifyError's code, or an undici / Node error code, or undefined. */
 export function errorCode(error: unknown): string | undefined {
   if (typeof error === 'object' && error !== null && 'code' in error) {
-    const code = (error as { code: unknown }).code;
+    const code = error.code;
     return typeof code === 'string' ? code : undefined;
   }
   return undefined;

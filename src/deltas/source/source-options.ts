@@ -17,8 +17,9 @@ export type CheckedHttpOptions = Required<Omit<HttpDeltaSourceOptions, 'lookup' 
   Pick<HttpDeltaSourceOptions, 'lookup' | 'headers'>;
 
 export function checkHttpOptions(options: HttpDeltaSourceOptions): CheckedHttpOptions {
-  const allowedHosts = options.allowedHosts ?? [];
-  if (!Array.isArray(allowedHosts) || allowedHosts.some((h) => typeof h !== 'string')) {
+  // Checked as unknown: the options may come from JavaScript or parsed configuration.
+  const allowedHosts: unknown = options.allowedHosts ?? [];
+  if (!isStringArray(allowedHosts)) {
     throw new DS_ERR_SOURCE_BAD_OPTION('allowedHosts', 'expected an array of host names');
   }
   for (const host of allowedHosts) {
@@ -60,4 +61,8 @@ export function checkHttpOptions(options: HttpDeltaSourceOptions): CheckedHttpOp
   if (options.headers !== undefined) checked.headers = options.headers;
   if (options.lookup !== undefined) checked.lookup = options.lookup;
   return checked;
+}
+
+function isStringArray(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((item) => typeof item === 'string');
 }

@@ -4,7 +4,7 @@
  *
  * - patch: the patchable weights stop being initializers and become graph inputs with the same
  *   names; the engine feeds them from buffers it owns and patches in place.
- * - graph: the weights stay initializers (resident on the device under CUDA/TensorRT, where
+ * - graph: the weights stay initializers (resident on the device under a GPU provider (CUDA, WebGPU), where
  *   onnxruntime-node copies every input on every run — docs/onnxruntime-facts.md §7) and each gets two small
  *   inputs, the active delta's indices and values, merged in-graph:
  *     W' = Reshape(ScatterElements(Reshape(W, [-1]), indices, values, axis=0, reduction=add), shape(W))

@@ -74,7 +74,7 @@ export class EngineCore {
       if (group) group.push(i);
       else groups.set(signature, [i]);
     });
-    const outputs: NamedTensors[] = new Array(requests.length);
+    const outputs = new Array<NamedTensors>(requests.length);
     const feeds = this.extraFeeds();
     for (const members of groups.values()) {
       const batch = members.map((i) => requests[i]!);

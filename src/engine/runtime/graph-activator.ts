@@ -1,5 +1,5 @@
 /**
- * `graph` activation (for CUDA/TensorRT, selectable on the CPU): the base weights stay
+ * `graph` activation (for the GPU providers, CUDA and WebGPU; selectable on the CPU): the base weights stay
  * initializers and the active task's sparse delta is fed as two inputs per weight, merged
  * in-graph (see base-rewrite.ts). Activating only swaps which arrays are fed, so it costs
  * nothing here; the merge is paid on every run (cheap on a GPU, slow on a CPU — docs/onnxruntime-facts.md §5–6).

@@ -1,10 +1,13 @@
 /**
- * The one place that talks to onnxruntime-node: creating a session for the prepared base and
- * converting between our tensors and `ort.Tensor`. Runs only inside the engine's worker
+ * Creating onnxruntime-node sessions (the provider choice, its fallback and the one-line
+ * diagnosis of a provider that cannot start) and converting between our tensors and
+ * `ort.Tensor`. The other callers of onnxruntime-node build `ort.Tensor` feeds directly:
+ * engine-core.ts and mixed/mixed-pipeline.ts (weights and delta feeds, no copy), and
+ * prepare-base.ts holds the session type. Runs only inside the engine's worker
  * thread, because session creation and `run()` block the thread that calls them (docs/onnxruntime-facts.md §1).
  */
 import * as ort from 'onnxruntime-node';
-import { DS_ERR_PROVIDER_UNAVAILABLE } from '../../core/errors.js';
+import { DS_ERR_PROVIDER_UNAVAILABLE, isError } from '../../core/errors.js';
 import { providerStartFailure } from './provider-diagnosis.js';
 import type { ElementType, EngineTensor, NamedTensors, TensorData } from '../tensors.js';
 
@@ -42,9 +45,9 @@ export async function startOrtSession(model: Uint8Array, options: OrtSessionOpti
     };
   } catch (error) {
     const fallback = options.fallbackExecutionProvider;
-    if (fallback === undefined || (error as { code?: string }).code !== 'DS_ERR_PROVIDER_UNAVAILABLE') throw error;
+    if (fallback === undefined || !isError(error, DS_ERR_PROVIDER_UNAVAILABLE)) throw error;
     const session = await createOrtSession(model, { ...options, executionProvider: fallback });
-    return { session, executionProvider: fallback, fallbackReason: (error as Error).message };
+    return { session, executionProvider: fallback, fallbackReason: error.message };
   }
 }
 

@@ -16,7 +16,7 @@
  */
 import { DeltaCache, type CacheLookup, type DeltaCacheOptions, type DeltaLease } from '../../deltas/cache/index.js';
 import type { TaskRef } from '../../deltas/types.js';
-import { DS_ERR_TASK_UNKNOWN_TO_WORKER } from '../../core/errors.js';
+import { DS_ERR_CACHE_NO_ROOM, DS_ERR_TASK_UNKNOWN_TO_WORKER, isError } from '../../core/errors.js';
 
 export type ResidencyOptions = Omit<DeltaCacheOptions, 'resolve'>;
 
@@ -99,8 +99,9 @@ export class Residency {
         try {
           lookup = await this.cache.prefetch(task.key);
         } catch (error) {
-          const { code, neededBytes } = error as { code?: string; neededBytes?: number };
-          if (code !== 'DS_ERR_CACHE_NO_ROOM' || !this.holds.has(task.key) || !this.someLeaseWillEnd()) throw error;
+          if (!isError(error, DS_ERR_CACHE_NO_ROOM) || !this.holds.has(task.key) || !this.someLeaseWillEnd())
+            throw error;
+          const { neededBytes } = error as { neededBytes?: number };
           if (woken) this.retried();
           woken = true;
           await new Promise<void>((wake) => this.roomWaiters.push({ bytes: neededBytes ?? 0, wake }));

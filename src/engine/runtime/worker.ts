@@ -210,7 +210,7 @@ function crash(how: WorkerCrash): void {
     case 'throw':
       throw new Error('injected worker crash');
     case 'exit':
-      process.exit(137); // in a worker thread this ends the thread, as SIGKILL would end a process
+      return process.exit(137); // in a worker thread this ends the thread, as SIGKILL would end a process
     case 'oom': {
       const retained: number[][] = [];
       for (;;) retained.push(new Array<number>(1 << 20).fill(1.5));

@@ -314,7 +314,7 @@ describe('format version 2 files', () => {
       file: () =>
         rebuild(file(), (e) => {
           const [begin, end] = recordOf(file())['index_at']!;
-          (e.get('::gaps4')!.data as Uint8Array).fill(0xee, begin!, end!); // every gap 14: 15 apart
+          (e.get('::gaps4')!.data as Uint8Array).fill(0xee, begin, end); // every gap 14: 15 apart
         }),
       code: 'DS_ERR_DELTA_INDEX_RANGE',
       message: /runs past/,

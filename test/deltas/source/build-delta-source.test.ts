@@ -10,7 +10,7 @@ import type { DeltaSource } from '../../../src/deltas/source/delta-source.js';
 
 const built: DeltaSource[] = [];
 after(async () => {
-  await Promise.all(built.map((s) => s.close?.()));
+  await Promise.all(built.map((s) => s.close?.() ?? Promise.resolve()));
 });
 
 function code(expected: string) {

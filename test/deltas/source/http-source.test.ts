@@ -387,12 +387,13 @@ test('configured headers go to the URI origin only, never to a redirect on anoth
 });
 
 test('aborting the signal stops the fetch with its reason and does not retry', async () => {
-  const url = route('abort', () => {
-    /* never answers */
-  });
+  let arrived!: () => void;
+  const requested = new Promise<void>((resolve) => (arrived = resolve));
+  const url = route('abort', () => arrived()); // never answers
   const controller = new AbortController();
   const pending = source({ retries: 3, headersTimeoutMs: 5_000 }).fetch(url, payloadSha, controller.signal);
-  setTimeout(() => controller.abort(new Error('client went away')), 20);
+  await requested; // abort a request in flight (a fixed delay can fire before it arrives on a loaded machine)
+  controller.abort(new Error('client went away'));
   await assert.rejects(pending, /client went away/);
   assert.equal(hitCount('abort'), 1);
 });

@@ -124,7 +124,7 @@ test('bad input to the addon is an error, not a crash', { skip: ONE_SESSION_SKIP
     wrongDims[0] = { ...wrongDims[0]!, dims: [3, 5] };
     assert.throws(() => raw.run(wrongDims, outputs), /dims hold 15 elements, data 10/);
     const wrongType = feeds([0n, 0n]);
-    wrongType[0] = { ...wrongType[0]!, data: new Float32Array(10) as never };
+    wrongType[0] = { ...wrongType[0]!, data: new Float32Array(10) };
     assert.throws(() => raw.run(wrongType, outputs), /not the typed array of type/);
     assert.throws(
       () =>

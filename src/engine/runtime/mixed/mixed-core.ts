@@ -182,7 +182,7 @@ export class MixedCore {
           push(mixedGroups, batchSignature(item.inputs), i);
         }
       });
-      const outputs: NamedTensors[] = new Array(items.length);
+      const outputs = new Array<NamedTensors>(items.length);
       let timings: MixedTimings = { ortMs: 0, kernelMs: 0, hostMs: 0, segmentRuns: 0 };
       for (const members of mixedGroups.values()) {
         const result = await this.pipeline.run(

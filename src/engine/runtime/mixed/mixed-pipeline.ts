@@ -233,7 +233,7 @@ export class MixedPipeline {
     const tensor = delta && site.bias ? tensorsByWeight(delta).get(site.bias) : undefined;
     if (!tensor) return base;
     let cached = this.siteBiases.get(delta!);
-    if (!cached) this.siteBiases.set(delta!, (cached = new Map()));
+    if (!cached) this.siteBiases.set(delta!, (cached = new Map<string, Float32Array>()));
     let sum = cached.get(site.input);
     if (!sum) {
       sum = base ? base.slice() : new Float32Array(site.outDim);

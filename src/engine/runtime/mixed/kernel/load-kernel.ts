@@ -60,7 +60,7 @@ export function loadSideKernel(options: LoadSideKernelOptions = {}): LoadedSideK
     const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
     if (choice === 'native') {
       const asked = fromEnv === 'native' ? 'DELTASERVE_KERNEL=native' : 'engine.sideKernel is native';
-      throw new Error(`${asked} but the native side kernel did not load: ${message}`);
+      throw new Error(`${asked} but the native side kernel did not load: ${message}`, { cause: error });
     }
     return {
       kernel: createJsKernel(),
