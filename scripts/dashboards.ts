@@ -19,7 +19,9 @@ for (const [path, text] of Object.entries(generatedFiles(root))) {
     let current = '';
     try {
       current = readFileSync(`${root}/${path}`, 'utf8');
-    } catch {}
+    } catch {
+      // no committed file yet: it is stale
+    }
     if (current !== text) {
       console.error(`${path} is not what scripts/dashboards.ts generates: run npm run dashboards`);
       stale++;

@@ -48,5 +48,5 @@ export function jsonBounded(value: unknown, maxChars = MESSAGE_TEXT_CHARS): stri
     return count <= 4 ? `{${keys.join(', ')}}` : `{${keys.join(', ')}, … (${count} keys)}`;
   }
   if (typeof value === 'number' || typeof value === 'boolean' || value === null) return boundText(String(value), 40);
-  return boundText(String(value), 40);
+  return boundText(typeof value, 40);
 }

@@ -360,6 +360,8 @@ export class Engine {
       case 'worker-exited':
         this.resident.clear(); // the cache died with the worker
         break;
+      default:
+        break; // the other events say nothing about residency
     }
   }
 

@@ -60,6 +60,6 @@ export function installJsonParser(app: FastifyInstance, maxDepth = MAX_JSON_DEPT
       done(new DS_ERR_REQUEST_INVALID(`body: JSON nested deeper than ${maxDepth} levels`), undefined);
       return;
     }
-    parse(request, body as string, done);
+    void parse(request, body as string, done);
   });
 }

@@ -54,6 +54,8 @@ export class TaskStates {
       case 'batch':
       case 'scheduler':
       case 'worker-started':
+      case 'delta-reload':
+      case 'mixed-fallback':
         break; // say nothing about a task's readiness
     }
   }

@@ -113,7 +113,11 @@ test('the name map found by value is cached beside the base and reused', async (
   const before = await stat(cache);
   await compressBoth('footwear', 'dare');
   assert.equal((await stat(cache)).mtimeMs, before.mtimeMs, 'a cached map for the same base was rewritten');
-  const map = JSON.parse(await readFile(cache, 'utf8'));
+  const map = JSON.parse(await readFile(cache, 'utf8')) as {
+    tensors: Record<string, unknown>;
+    unmatched: unknown;
+    unmappedInitializers: unknown;
+  };
   assert.deepEqual(map.tensors['blocks.0.attn.qkv.weight'], {
     initializer: 'blocks.0.attn.qkv_weight',
     layout: 'transposed',

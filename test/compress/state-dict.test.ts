@@ -283,5 +283,5 @@ test('a BF16 fine-tune is converted to fp32 and compressed, and stderr says so i
   );
   assert.equal(result.status, 0, result.stderr);
   assert.match(result.stderr, /footwear-bf16\.safetensors: 56 BF16 tensor\(s\) converted to fp32/);
-  assert.equal(JSON.parse(result.stdout).tensors, 56);
+  assert.equal((JSON.parse(result.stdout) as { tensors: number }).tensors, 56);
 });

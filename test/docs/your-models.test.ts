@@ -73,6 +73,6 @@ test('docs/your-models.md: every shell command runs as pasted on the demo zoo', 
   assert.ok(accuracies[0]! > 0.9 && accuracies[1]! > 0.9, `eval accuracies ${accuracies}`);
   assert.match(stdout, /"task":"coarse4","version":"1","labels":\[\{"label":"footwear"/, context);
   assert.match(stdout, /"task":"footwear","version":"1","labels":\[\{"label":"footwear"/, context);
-  const summary = JSON.parse(await readFile(join(dir, 'my-tasks', 'load', 'summary.json'), 'utf8'));
+  const summary = JSON.parse(await readFile(join(dir, 'my-tasks', 'load', 'summary.json'), 'utf8')) as unknown;
   assert.ok(JSON.stringify(summary).includes('zipf'), 'the load summary names its scenario');
 });

@@ -7,9 +7,13 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { request } from 'undici';
+import { defaultMaxConnections } from '../../src/http/connection-limits.js';
 import { TaskRegistry } from '../../src/registry/task-registry.js';
 import { buildServer } from '../../src/server.js';
 import { until } from '../helpers/until.js';
@@ -250,10 +254,6 @@ test('answers waiting for clients that never read are bounded in bytes: the olde
 });
 
 test('the default connection cap is the open-file limit less a reserve', async () => {
-  const { defaultMaxConnections } = await import('../../src/http/connection-limits.js');
-  const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
   const dir = await mkdtemp(join(tmpdir(), 'deltaserve-limits-'));
   try {
     const limits = (soft: string) =>

@@ -252,7 +252,11 @@ test(
     );
     await new Promise((resolve) => setTimeout(resolve, 2500));
 
-    const dashboard = JSON.parse(readFileSync(join(ROOT, DASHBOARD_FILE), 'utf8'));
+    const dashboard = JSON.parse(readFileSync(join(ROOT, DASHBOARD_FILE), 'utf8')) as Parameters<
+      typeof panelQueries
+    >[0] & {
+      templating: { list: unknown[] };
+    };
     const queries = panelQueries(dashboard);
     assert.ok(queries.length >= 30, `only ${queries.length} panel queries`);
     const empty: string[] = [];

@@ -16,7 +16,7 @@ Engine.start = async (options) => {
   return engine;
 };
 
-main(process.argv.slice(2)).then((code) => {
+void main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
   if (code !== 0) process.exit(code);
 });

@@ -15,7 +15,9 @@ export function findBinary(name: string): string | null {
     try {
       accessSync(path, constants.X_OK);
       return path;
-    } catch {}
+    } catch {
+      // not there, or not executable: try the next folder
+    }
   }
   return null;
 }

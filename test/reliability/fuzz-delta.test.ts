@@ -122,7 +122,8 @@ test(
             outcome = code;
             // Error messages quote untrusted content bounded (issue 22, item 3).
             const message = String((error as Error).message);
-            if (message.length > 2000) throw new Error(`${s.label}: a ${message.length}-character message (${code})`);
+            if (message.length > 2000)
+              throw new Error(`${s.label}: a ${message.length}-character message (${code})`, { cause: error });
           }
           const ms = performance.now() - began;
           slowest = Math.max(slowest, ms);

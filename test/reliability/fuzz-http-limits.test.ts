@@ -51,8 +51,8 @@ async function post(path: string, body: string): Promise<{ status: number; code:
 }
 
 function image(rows: number, nested: boolean): unknown[] {
-  if (!nested) return new Array(rows * 784).fill(0.5);
-  return Array.from({ length: rows }, () => [Array.from({ length: 28 }, () => new Array(28).fill(0.5))]);
+  if (!nested) return new Array<number>(rows * 784).fill(0.5);
+  return Array.from({ length: rows }, () => [Array.from({ length: 28 }, () => new Array<number>(28).fill(0.5))]);
 }
 
 async function assertStillServing(): Promise<void> {

@@ -288,7 +288,7 @@ test(
     for (const headers of [{}, { authorization: KEY_ADMIN }, bearer(KEY_WRONG), bearer(KEY_A), bearer(KEY_B)]) {
       const answer = await call('GET', '/metrics', headers);
       assert.equal(answer.status, 401, `GET /metrics with ${JSON.stringify(Object.keys(headers))}: ${answer.text}`);
-      assert.equal(JSON.parse(answer.text).code, 'DS_ERR_UNAUTHENTICATED');
+      assert.equal((JSON.parse(answer.text) as { code: string }).code, 'DS_ERR_UNAUTHENTICATED');
     }
     assert.equal((await call('GET', '/metrics', bearer(KEY_ADMIN))).status, 200);
     assert.equal((await call('GET', '/metrics', bearer(KEY_SCRAPER))).status, 200);

@@ -146,7 +146,7 @@ async function compress(argv: string[], cleanups: (() => Promise<void>)[]): Prom
   );
 
   const inputs = await readCompressInputs(values, COMPRESS_USAGE);
-  cleanups.push(inputs.cleanup);
+  cleanups.push(() => inputs.cleanup());
   const { basePath, baseWeights, tunedWeights, sourceBaseSha256, sourceFinetunedSha256 } = inputs;
 
   const started = performance.now();

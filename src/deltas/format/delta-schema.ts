@@ -204,7 +204,7 @@ function parseRange(label: string, key: string, value: unknown): [number, number
   ) {
     throw badMetadata(`${label}.${key} is ${jsonBounded(value)}, not [begin, end] with 0 ≤ begin ≤ end`);
   }
-  return [value[0], value[1]];
+  return [value[0] as number, value[1] as number];
 }
 
 function parseLayout(label: string, record: Record<string, unknown>, numel: number): StoredSparseLayout {

@@ -159,7 +159,7 @@ describe('value quantizers', () => {
           assert.ok(Math.abs(back[k]! - values[k]!) <= bound + 1e-12, `${k}: ${back[k]} vs ${values[k]}`);
         }
         // Dequantizing is exact: code × fp16 scale needs at most 18 significant bits.
-        back.forEach((v, k) => assert.equal(v, Math.fround(v)));
+        back.forEach((v) => assert.equal(v, Math.fround(v)));
       });
     }
   }

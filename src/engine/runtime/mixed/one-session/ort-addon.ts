@@ -117,7 +117,9 @@ export function loadOrtAddon(): LoadedOrtAddon {
   } catch (error) {
     const message = error instanceof Error ? error.message.split('\n')[0]! : String(error);
     if (wanted === 'custom-op')
-      throw new Error(`DELTASERVE_MIXED_PIPELINE=custom-op but the custom-op addon did not load: ${message}`);
+      throw new Error(`DELTASERVE_MIXED_PIPELINE=custom-op but the custom-op addon did not load: ${message}`, {
+        cause: error,
+      });
     loaded = { addon: null, reason: message };
   }
   return loaded;
