@@ -170,7 +170,12 @@ export class Engine {
   }
 
   get ready(): boolean {
-    return this.info !== null && this.client?.alive === true && !this.closed;
+    return this.workerUp && !this.closed;
+  }
+
+  /** The worker is started and alive (also while closing: queued work still runs then). */
+  private get workerUp(): boolean {
+    return this.info !== null && this.client?.alive === true;
   }
 
   get modelIO(): ModelIO {
@@ -401,7 +406,7 @@ export class Engine {
   }
 
   private async runBatch(jobs: Job[]): Promise<JobResult[]> {
-    if (!this.ready) throw new DS_ERR_ENGINE_NOT_READY('the engine worker is restarting');
+    if (!this.workerUp) throw new DS_ERR_ENGINE_NOT_READY('the engine worker is restarting');
     const requests = jobs.map((job) => job.inputs);
     const tasks = jobs.map((job) => job.task);
     const reply = await this.client!.call({ op: 'run', tasks, requests }, transferablesOf(requests));

@@ -401,8 +401,8 @@ export class Scheduler<Req, Res> {
           item.reject(new DS_ERR_SHUTTING_DOWN('the request was queued when the server stopped'));
         }
       }
-      this.schedulePump();
     }
+    this.schedulePump(); // a batch waiting to fill runs now
     return this.drain();
   }
 
@@ -620,7 +620,8 @@ export class Scheduler<Req, Res> {
    */
   private waitToFill(startNow: boolean, oldestEnqueuedAt: number, now: number): boolean {
     const fillBy = oldestEnqueuedAt + this.maxQueueDelayMs;
-    if (startNow || now >= fillBy) return false;
+    // Once closed no request can join a batch: waiting to fill would only delay the shutdown.
+    if (startNow || this.closed || now >= fillBy) return false;
     this.fillTimer = setTimeout(() => {
       this.fillTimer = undefined;
       this.pump();

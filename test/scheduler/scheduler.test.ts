@@ -330,6 +330,20 @@ test('drain waits for queued and running work; close refuses new work and lets q
   assert.deepEqual(await Promise.all(replies), ['a:a1', 'a:a2']);
 });
 
+test('close runs a batch that is waiting to fill at once: no request can join it any more', async () => {
+  const engine = new FakeEngine();
+  const s = scheduler(engine, { maxBatchSize: 8, maxQueueDelayMs: 3_600_000 });
+  const reply = s.submit('a', 'a1');
+  await flush();
+  assert.equal(engine.calls.length, 0, 'the batch waits to fill');
+  const closing = s.close();
+  await flush();
+  assert.equal(engine.calls.length, 1, 'closing started the waiting batch');
+  engine.finish(0);
+  await closing;
+  assert.equal(await reply, 'a:a1');
+});
+
 test('close with rejectQueued drops queued requests and waits for the running batch', async () => {
   const engine = new FakeEngine();
   const s = scheduler(engine, { maxBatchSize: 1 });
