@@ -15,11 +15,12 @@ import { parseVerdict, probeWebgpu, type WebgpuVerdict } from '../helpers/webgpu
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const NO_DRIVER = '/nonexistent/deltaserve-no-such-icd.json';
 const withoutAdapter = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => {
-  const env: NodeJS.ProcessEnv = { ...process.env, VK_DRIVER_FILES: NO_DRIVER, VK_ICD_FILENAMES: NO_DRIVER, ...extra };
+  const env: NodeJS.ProcessEnv = { ...process.env, VK_DRIVER_FILES: NO_DRIVER, VK_ICD_FILENAMES: NO_DRIVER };
+  delete env.DELTASERVE_TEST_WEBGPU; // CI exports `required`: each case sets its own below
   delete env.DELTASERVE_TEST_WEBGPU_VERDICT;
   delete env.VK_ADD_DRIVER_FILES;
   delete env.NODE_TEST_CONTEXT; // set by node --test; a child's own `--test` would refuse to run files
-  return env;
+  return { ...env, ...extra };
 };
 
 const unusable: WebgpuVerdict = { usable: false, reason: 'no WebGPU adapter: test' };
