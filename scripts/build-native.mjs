@@ -104,6 +104,9 @@ function buildSideKernel(nodeGyp, nodeDir) {
   return `not built (${failure}); the portable kernel will run`;
 }
 
+/** How long `npm ci` may spend fetching ONNX Runtime's headers before it builds without them. */
+const HEADER_FETCH_TIMEOUT_S = 90;
+
 /** The folder holding onnxruntime_c_api.h, or a reason why there is none. */
 function findOrtHeaders() {
   const given = process.env.ORT_INCLUDE_DIR;
@@ -114,9 +117,18 @@ function findOrtHeaders() {
   if (process.platform !== 'linux')
     return { reason: `the custom op is built on Linux only (this is ${process.platform})` };
   const cache = join(root, 'node_modules', '.cache', 'deltaserve-ort-headers');
-  const fetched = spawnSync('sh', [join(root, 'scripts', 'ort-headers.sh'), cache], { encoding: 'utf8' });
+  // Best effort and bounded: a machine that reaches the npm registry but not the Debian mirror
+  // must not have `npm ci` wait on apt's connection retries. coreutils' `timeout` ends the whole
+  // process group (apt's helpers too, which would otherwise keep spawnSync's pipes open).
+  const seconds = String(HEADER_FETCH_TIMEOUT_S);
+  const fetched = spawnSync('timeout', ['-k', '5', seconds, 'sh', join(root, 'scripts', 'ort-headers.sh'), cache], {
+    encoding: 'utf8',
+  });
   if (fetched.status === 0 && existsSync(join(cache, 'onnxruntime_c_api.h'))) return { dir: cache };
-  const why = `${fetched.error ?? ''}${fetched.stderr ?? ''}`.trim().split('\n').pop();
+  const why =
+    fetched.status === 124
+      ? `fetching them took over ${seconds} s`
+      : `${fetched.error?.message ?? ''}${fetched.stderr ?? ''}`.trim().split('\n').pop();
   return { reason: `ONNX Runtime headers not found (${why || 'scripts/ort-headers.sh failed'}); set ORT_INCLUDE_DIR` };
 }
 
