@@ -20,7 +20,7 @@ import {
   type ParamInputPlan,
   type SideSitePlan,
 } from './mixed-rewrite.js';
-import { buildGatherInput, buildParamInput, tensorsByWeight, type ItemSpan } from './request-feeds.js';
+import { buildPerItemInputs, tensorsByWeight, type ItemSpan } from './request-feeds.js';
 import { cutIntoSegments, type Segment } from './segments.js';
 
 export interface MixedRequest {
@@ -112,24 +112,12 @@ export class MixedPipeline {
     const joined = concatBatch(requests.map((r) => r.inputs));
     const live = new Map<string, ort.Tensor>();
     for (const [name, tensor] of Object.entries(joined)) live.set(name, toOrtTensor(tensor));
-    for (const plan of this.params) {
-      const data = buildParamInput(plan, spans, this.baseValues.get(plan.weight));
-      live.set(
-        plan.input,
-        new ort.Tensor('float32', data, [data.length / plan.itemShape.reduce((a, b) => a * b, 1), ...plan.itemShape]),
-      );
-    }
-    for (const plan of this.gathers) {
-      const ids = joined[plan.ids]!;
-      const data = buildGatherInput(
-        plan,
-        ids.data as BigInt64Array | Int32Array,
-        ids.dims,
-        this.tableRows.get(plan.weight)!,
-        spans,
-      );
-      live.set(plan.input, new ort.Tensor('float32', data, [...ids.dims, ...plan.rowShape]));
-    }
+    for (const { name, dims, data } of buildPerItemInputs(
+      { params: this.params, gathers: this.gathers, baseValues: this.baseValues, tableRows: this.tableRows },
+      joined,
+      spans,
+    ))
+      live.set(name, new ort.Tensor('float32', data, dims));
     for (const segment of this.segments) {
       const kernelStarted = performance.now();
       segment.sites.forEach((site, slot) => live.set(site.input, this.sideDelta(site, live.get(site.x)!, spans, slot)));

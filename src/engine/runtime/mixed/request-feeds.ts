@@ -106,3 +106,50 @@ function lowerBound(sorted: Uint32Array, value: number): number {
   }
   return lo;
 }
+
+/** What a mixed graph needs, besides the requests' own inputs, to build its per-item inputs. */
+export interface PerItemPlans {
+  readonly params: readonly ParamInputPlan[];
+  readonly gathers: readonly GatherInputPlan[];
+  /** Base values of the weights fed as values (a per-item LayerNorm scale starts from the base's). */
+  readonly baseValues: ReadonlyMap<string, Float32Array>;
+  /** Rows of each gathered table (ids index it; negative ids count from its end). */
+  readonly tableRows: ReadonlyMap<string, number>;
+}
+
+/** One float32 input of a mixed batch, before it becomes an ORT tensor or an addon feed. */
+export interface PerItemInput {
+  readonly name: string;
+  readonly dims: number[];
+  readonly data: Float32Array;
+}
+
+/**
+ * The per-item parameter rows and gathered Δ rows of one batch: the inputs both mixed pipelines
+ * (segments and one session) feed beside the requests' own. `joined` holds the requests' inputs
+ * concatenated along the batch dimension (the gathers read their ids there).
+ */
+export function buildPerItemInputs(
+  plans: PerItemPlans,
+  joined: Readonly<Record<string, { readonly data: unknown; readonly dims: readonly number[] }>>,
+  spans: readonly ItemSpan[],
+): PerItemInput[] {
+  const inputs: PerItemInput[] = [];
+  for (const plan of plans.params) {
+    const data = buildParamInput(plan, spans, plans.baseValues.get(plan.weight));
+    const width = plan.itemShape.reduce((a, b) => a * b, 1);
+    inputs.push({ name: plan.input, dims: [data.length / width, ...plan.itemShape], data });
+  }
+  for (const plan of plans.gathers) {
+    const ids = joined[plan.ids]!;
+    const data = buildGatherInput(
+      plan,
+      ids.data as BigInt64Array | Int32Array,
+      ids.dims,
+      plans.tableRows.get(plan.weight)!,
+      spans,
+    );
+    inputs.push({ name: plan.input, dims: [...ids.dims, ...plan.rowShape], data });
+  }
+  return inputs;
+}

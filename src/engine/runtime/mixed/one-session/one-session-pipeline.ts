@@ -21,7 +21,7 @@ import {
   type GatherInputPlan,
   type ParamInputPlan,
 } from '../mixed-rewrite.js';
-import { buildGatherInput, buildParamInput, type ItemSpan } from '../request-feeds.js';
+import { buildPerItemInputs, type ItemSpan } from '../request-feeds.js';
 import { DeltaHandles } from './delta-handles.js';
 import type { AddonFeed, AddonSession, OrtCustomOpAddon } from './ort-addon.js';
 
@@ -130,22 +130,12 @@ export class OneSessionPipeline {
     const spans: ItemSpan[] = requests.map((r) => ({ items: batchSizeOf(r.inputs), delta: r.delta }));
     const joined = concatBatch(requests.map((r) => r.inputs));
     const feeds: AddonFeed[] = Object.entries(joined).map(([name, t]) => ({ name, ...t }));
-    for (const plan of this.params) {
-      const data = buildParamInput(plan, spans, this.baseValues.get(plan.weight));
-      const width = plan.itemShape.reduce((a, b) => a * b, 1);
-      feeds.push({ name: plan.input, type: 'float32', dims: [data.length / width, ...plan.itemShape], data });
-    }
-    for (const plan of this.gathers) {
-      const ids = joined[plan.ids]!;
-      const data = buildGatherInput(
-        plan,
-        ids.data as BigInt64Array | Int32Array,
-        ids.dims,
-        this.tableRows.get(plan.weight)!,
-        spans,
-      );
-      feeds.push({ name: plan.input, type: 'float32', dims: [...ids.dims, ...plan.rowShape], data });
-    }
+    for (const input of buildPerItemInputs(
+      { params: this.params, gathers: this.gathers, baseValues: this.baseValues, tableRows: this.tableRows },
+      joined,
+      spans,
+    ))
+      feeds.push({ ...input, type: 'float32' });
     const itemDeltas = new BigInt64Array(spans.reduce((n, s) => n + s.items, 0));
     let item = 0;
     for (const span of spans) {
