@@ -84,7 +84,85 @@ std::vector<int64_t> ShapeOf(Napi::Env env, const Napi::Value& value, const std:
   return dims;
 }
 
-// registerDelta([{ name, shape, indices: Uint32Array | null, values: Float32Array }]) → handle
+template <typename T>
+T TypedArrayOf(Napi::Env env, const Napi::Value& value, napi_typedarray_type type, const std::string& what) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != type) Fail(env, what);
+  return value.As<T>();
+}
+
+// A sparse weight grouped by column (GroupByColumnJs's result): checked whole, since the kernel
+// reads rows[starts[j]..starts[j+1]) and xt[row] without further checks.
+void ViewByColumn(Napi::Env env, const Napi::Object& grouped, const std::string& at, TensorView& view,
+                  std::vector<Napi::Reference<Napi::Value>>& refs) {
+  if (view.shape.size() != 2) Fail(env, at + "a tensor grouped by column must be 2-D");
+  const uint64_t in_dim = static_cast<uint64_t>(view.shape[0]), out_dim = static_cast<uint64_t>(view.shape[1]);
+  if (in_dim > 65536) Fail(env, at + "a tensor grouped by column has at most 65536 rows");
+  Napi::Value starts_value = grouped.Get("starts"), rows_value = grouped.Get("rows"), values_value = grouped.Get("values");
+  auto starts = TypedArrayOf<Napi::Uint32Array>(env, starts_value, napi_uint32_array, at + "byColumn.starts must be a Uint32Array");
+  auto rows = TypedArrayOf<Napi::Uint16Array>(env, rows_value, napi_uint16_array, at + "byColumn.rows must be a Uint16Array");
+  auto values = TypedArrayOf<Napi::Float32Array>(env, values_value, napi_float32_array, at + "byColumn.values must be a Float32Array");
+  const size_t nnz = rows.ElementLength();
+  if (starts.ElementLength() != out_dim + 1) Fail(env, at + "byColumn.starts must hold one start per column plus the end");
+  if (values.ElementLength() != nnz) Fail(env, at + "byColumn.rows and byColumn.values differ in length");
+  const uint32_t* s = starts.Data();
+  const uint16_t* r = rows.Data();
+  if (s[0] != 0 || s[out_dim] != nnz) Fail(env, at + "byColumn.starts must run from 0 to the number of entries");
+  // Every start first, so the row scan below never reads past `rows`.
+  for (uint64_t j = 0; j < out_dim; ++j)
+    if (s[j + 1] < s[j]) Fail(env, at + "byColumn.starts must not decrease (column " + std::to_string(j) + ")");
+  for (uint64_t j = 0; j < out_dim; ++j) {
+    for (uint32_t k = s[j]; k < s[j + 1]; ++k) {
+      if (r[k] >= in_dim || (k > s[j] && r[k] <= r[k - 1]))
+        Fail(env, at + "byColumn.rows of column " + std::to_string(j) + " must increase and stay below " +
+                      std::to_string(in_dim));
+    }
+  }
+  view.grouped = true;
+  view.nnz = nnz;
+  view.values = values.Data();
+  view.by_column = side_kernel::ByColumn{s, r, values.Data()};
+  refs.push_back(Napi::Persistent(starts_value));
+  refs.push_back(Napi::Persistent(rows_value));
+  refs.push_back(Napi::Persistent(values_value));
+}
+
+// groupByColumn(indices: Uint32Array, values: Float32Array, inDim, outDim) → { starts, rows, values }:
+// a [inDim, outDim] weight's sparse delta (flat row-major indices, strictly increasing) regrouped by
+// output column, as the side op reads it; made once per delta load instead of once per run.
+Napi::Value GroupByColumnJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 4 || !info[2].IsNumber() || !info[3].IsNumber())
+    Fail(env, "groupByColumn(indices, values, inDim, outDim) takes two typed arrays and two numbers");
+  auto indices = TypedArrayOf<Napi::Uint32Array>(env, info[0], napi_uint32_array, "groupByColumn: indices must be a Uint32Array");
+  auto values = TypedArrayOf<Napi::Float32Array>(env, info[1], napi_float32_array, "groupByColumn: values must be a Float32Array");
+  const double in_d = info[2].As<Napi::Number>().DoubleValue(), out_d = info[3].As<Napi::Number>().DoubleValue();
+  if (!(in_d >= 1 && in_d <= 65536 && in_d == static_cast<double>(static_cast<uint32_t>(in_d))))
+    Fail(env, "groupByColumn: inDim must be an integer in [1, 65536]");
+  if (!(out_d >= 1 && out_d <= 4294967294.0 && out_d == static_cast<double>(static_cast<uint32_t>(out_d))))
+    Fail(env, "groupByColumn: outDim must be a positive integer");
+  const uint32_t in_dim = static_cast<uint32_t>(in_d), out_dim = static_cast<uint32_t>(out_d);
+  const size_t nnz = indices.ElementLength();
+  if (values.ElementLength() != nnz) Fail(env, "groupByColumn: indices and values differ in length");
+  const uint64_t numel = static_cast<uint64_t>(in_dim) * out_dim;
+  const uint32_t* idx = indices.Data();
+  for (size_t k = 0; k < nnz; ++k) {
+    if (idx[k] >= numel || (k > 0 && idx[k] <= idx[k - 1]))
+      Fail(env, "groupByColumn: index " + std::to_string(idx[k]) + " at position " + std::to_string(k) +
+                    " is out of range or out of order");
+  }
+  auto starts = Napi::Uint32Array::New(env, static_cast<size_t>(out_dim) + 1);
+  auto rows = Napi::Uint16Array::New(env, nnz);
+  auto grouped = Napi::Float32Array::New(env, nnz);
+  side_kernel::GroupByColumn16(idx, values.Data(), nnz, out_dim, starts.Data(), rows.Data(), grouped.Data());
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("starts", starts);
+  out.Set("rows", rows);
+  out.Set("values", grouped);
+  return out;
+}
+
+// registerDelta([{ name, shape, indices: Uint32Array | null, values: Float32Array }
+//                | { name, shape, byColumn: { starts, rows, values } }]) → handle
 Napi::Value RegisterDeltaJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 1 || !info[0].IsArray()) Fail(env, "registerDelta(tensors) takes an array");
@@ -104,6 +182,11 @@ Napi::Value RegisterDeltaJs(const Napi::CallbackInfo& info) {
     view.shape = ShapeOf(env, tensor.Get("shape"), at + "shape");
     view.length = 1;
     for (int64_t d : view.shape) view.length *= static_cast<uint64_t>(d);
+    if (Napi::Value by_column = tensor.Get("byColumn"); by_column.IsObject()) {
+      ViewByColumn(env, by_column.As<Napi::Object>(), at, view, refs);
+      entry->tensors[tensor_name] = std::move(view);
+      continue;
+    }
     if (!values.IsTypedArray() || values.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
       Fail(env, at + "values must be a Float32Array");
     auto floats = values.As<Napi::Float32Array>();
@@ -397,6 +480,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("apiVersion", Napi::Function::New(env, ApiVersion, "apiVersion"));
   exports.Set("registerDelta", Napi::Function::New(env, RegisterDeltaJs, "registerDelta"));
   exports.Set("releaseDelta", Napi::Function::New(env, ReleaseDeltaJs, "releaseDelta"));
+  exports.Set("groupByColumn", Napi::Function::New(env, GroupByColumnJs, "groupByColumn"));
   exports.Set("Session", Session::Define(env));
   return exports;
 }

@@ -10,6 +10,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "../side-kernel/kernel.h"
+
 namespace ort_custom_op {
 
 struct TensorView {
@@ -19,6 +21,9 @@ struct TensorView {
   const float* values = nullptr;
   size_t nnz = 0;
   std::vector<float> dense;   // a sparse 1-D tensor (a bias) spread out once, for the kernel
+  // A sparse weight the cache already holds grouped by column (indices null, values = by_column.values).
+  bool grouped = false;
+  side_kernel::ByColumn by_column{};
 };
 
 struct DeltaEntry {

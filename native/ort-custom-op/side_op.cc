@@ -161,8 +161,9 @@ void Compute(const Kernel& kernel, OrtKernelContext* context) {
         job.row_count = static_cast<uint32_t>((end - k) * rows_per_item);
         job.indices = w ? w->indices : nullptr;
         job.values = w ? w->values : nullptr;
-        job.nnz = w ? (w->indices ? w->nnz : w->length) : 0;
-        if (w && w->indices != nullptr && w->nnz == 0) job.values = nullptr;
+        job.nnz = w ? (w->indices || w->grouped ? w->nnz : w->length) : 0;
+        job.by_column = w && w->grouped ? &w->by_column : nullptr;
+        if (w && (w->indices != nullptr || w->grouped) && w->nnz == 0) job.values = nullptr;
         job.bias = b ? (b->indices ? b->dense.data() : b->values) : nullptr;
         jobs.push_back(job);
         held.push_back(std::move(entry));

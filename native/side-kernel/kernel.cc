@@ -16,11 +16,13 @@ constexpr uint32_t kColumnBlock = 16;
 
 // The delta's nonzeros grouped by output column j (a stable counting sort of the flat indices,
 // so within a column they keep the index order): column j's are rows[starts[j]..starts[j+1]).
-struct Columns {
+template <typename Row>
+struct ColumnsOf {
   const uint32_t* starts;
-  const uint32_t* rows;
+  const Row* rows;
   const float* values;
 };
+using Columns = ColumnsOf<uint32_t>;
 
 // The hot loop, written once and inlined into one function per instruction set (the caller's
 // target attribute applies after inlining), with GCC's generic vectors so that each set gets its
@@ -32,8 +34,8 @@ typedef float F4 __attribute__((vector_size(16)));
 typedef float F8 __attribute__((vector_size(32)));
 typedef float F16 __attribute__((vector_size(64)));
 
-template <typename V, int R, bool kDense>
-SK_INLINE void ColumnChunk(const Job& job, const Columns& columns, uint32_t in_dim, uint32_t out_dim, uint32_t j,
+template <typename V, int R, bool kDense, typename Row>
+SK_INLINE void ColumnChunk(const Job& job, const ColumnsOf<Row>& columns, uint32_t in_dim, uint32_t out_dim, uint32_t j,
                            const float* __restrict xt, float* __restrict dt, uint32_t n, uint32_t t0) {
   constexpr uint32_t L = sizeof(V) / sizeof(float);
   V acc[R];
@@ -54,16 +56,16 @@ SK_INLINE void ColumnChunk(const Job& job, const Columns& columns, uint32_t in_d
   std::memcpy(dt + t0, acc, sizeof(acc));
 }
 
-template <typename V, int R, bool kDense>
-SK_INLINE void AccumulateColumns(const Job& job, const Columns& columns, uint32_t in_dim, uint32_t out_dim,
+template <typename V, int R, bool kDense, typename Row>
+SK_INLINE void AccumulateColumns(const Job& job, const ColumnsOf<Row>& columns, uint32_t in_dim, uint32_t out_dim,
                                  uint32_t j_begin, uint32_t j_end, const float* xt, float* dt_block, uint32_t n) {
   constexpr uint32_t C = R * sizeof(V) / sizeof(float);
   for (uint32_t j = j_begin; j < j_end; ++j) {
     float* dt = dt_block + static_cast<size_t>(j - j_begin) * n;
     uint32_t t0 = 0;
-    for (; t0 + C <= n; t0 += C) ColumnChunk<V, R, kDense>(job, columns, in_dim, out_dim, j, xt, dt, n, t0);
-    for (; t0 + 4 <= n; t0 += 4) ColumnChunk<F4, 1, kDense>(job, columns, in_dim, out_dim, j, xt, dt, n, t0);
-    for (; t0 < n; ++t0) ColumnChunk<float, 1, kDense>(job, columns, in_dim, out_dim, j, xt, dt, n, t0);
+    for (; t0 + C <= n; t0 += C) ColumnChunk<V, R, kDense, Row>(job, columns, in_dim, out_dim, j, xt, dt, n, t0);
+    for (; t0 + 4 <= n; t0 += 4) ColumnChunk<F4, 1, kDense, Row>(job, columns, in_dim, out_dim, j, xt, dt, n, t0);
+    for (; t0 < n; ++t0) ColumnChunk<float, 1, kDense, Row>(job, columns, in_dim, out_dim, j, xt, dt, n, t0);
   }
 }
 
@@ -71,10 +73,13 @@ template <typename V>
 SK_INLINE void AccumulateBody(const Job& job, const Columns& columns, uint32_t in_dim, uint32_t out_dim,
                               uint32_t j_begin, uint32_t j_end, const float* xt, float* dt, uint32_t n) {
   // 8 registers of sums: enough independent adds to hide their latency.
-  if (job.indices == nullptr) {
-    AccumulateColumns<V, 8, true>(job, columns, in_dim, out_dim, j_begin, j_end, xt, dt, n);
+  if (job.by_column != nullptr) {
+    const ColumnsOf<uint16_t> grouped{job.by_column->starts, job.by_column->rows, job.by_column->values};
+    AccumulateColumns<V, 8, false, uint16_t>(job, grouped, in_dim, out_dim, j_begin, j_end, xt, dt, n);
+  } else if (job.indices == nullptr) {
+    AccumulateColumns<V, 8, true, uint32_t>(job, columns, in_dim, out_dim, j_begin, j_end, xt, dt, n);
   } else {
-    AccumulateColumns<V, 8, false>(job, columns, in_dim, out_dim, j_begin, j_end, xt, dt, n);
+    AccumulateColumns<V, 8, false, uint32_t>(job, columns, in_dim, out_dim, j_begin, j_end, xt, dt, n);
   }
 }
 
@@ -160,10 +165,11 @@ void Transpose(const float* src, size_t ss, uint32_t rows, uint32_t cols, float*
     for (uint32_t c = 0; c < cols; ++c) element(r, c);
 }
 
-// Groups a sparse delta's nonzeros by column into `uints` (starts, then rows) and `values`.
-Columns GroupByColumn(const Job& job, uint32_t out_dim, uint32_t* uints, float* values) {
-  uint32_t* starts = uints;
-  uint32_t* rows = uints + out_dim + 1;
+// Groups nonzeros by column: starts[out_dim + 1], then each nonzero's row and value at its
+// column's next slot (a stable counting sort).
+template <typename Row>
+void Group(const uint32_t* indices, const float* in_values, size_t nnz, uint32_t out_dim, uint32_t* starts, Row* rows,
+           float* values) {
   std::memset(starts, 0, sizeof(uint32_t) * (out_dim + 1));
   // i = idx / out_dim through a double multiply, exact up to one step that the branch fixes:
   // an integer division per nonzero would cost more than the rest of this loop.
@@ -181,28 +187,40 @@ Columns GroupByColumn(const Job& job, uint32_t out_dim, uint32_t* uints, float* 
     i = static_cast<uint32_t>(ii);
     j = static_cast<uint32_t>(jj);
   };
-  for (size_t k = 0; k < job.nnz; ++k) {
+  for (size_t k = 0; k < nnz; ++k) {
     uint32_t i, j;
-    split(job.indices[k], i, j);
+    split(indices[k], i, j);
     ++starts[j + 1];
   }
   for (uint32_t j = 0; j < out_dim; ++j) starts[j + 1] += starts[j];
   // Place each nonzero at its column's next free slot, counting from the column's end backwards
   // would reverse them; so fill forwards with a cursor per column (reusing `starts` shifted).
-  for (size_t k = 0; k < job.nnz; ++k) {
+  for (size_t k = 0; k < nnz; ++k) {
     uint32_t i, j;
-    split(job.indices[k], i, j);
+    split(indices[k], i, j);
     const uint32_t slot = starts[j]++;
-    rows[slot] = i;
-    values[slot] = job.values[k];
+    rows[slot] = static_cast<Row>(i);
+    values[slot] = in_values[k];
   }
   // The cursors now hold each column's end, i.e. the next column's start: shift back.
   for (uint32_t j = out_dim; j > 0; --j) starts[j] = starts[j - 1];
   starts[0] = 0;
+}
+
+// Groups a job's nonzeros by column into `uints` (starts, then rows) and `values`.
+Columns GroupByColumn(const Job& job, uint32_t out_dim, uint32_t* uints, float* values) {
+  uint32_t* starts = uints;
+  uint32_t* rows = uints + out_dim + 1;
+  Group(job.indices, job.values, job.nnz, out_dim, starts, rows, values);
   return Columns{starts, rows, values};
 }
 
 }  // namespace
+
+void GroupByColumn16(const uint32_t* indices, const float* values, size_t nnz, uint32_t out_dim, uint32_t* starts,
+                     uint16_t* rows, float* grouped_values) {
+  Group(indices, values, nnz, out_dim, starts, rows, grouped_values);
+}
 
 std::vector<Path> SupportedPaths() {
   std::vector<Path> paths;
@@ -228,7 +246,7 @@ void Scratch::Reserve(uint32_t in_dim, uint32_t out_dim, const std::vector<Task>
   size_t nnz = 0;
   for (const Task& task : tasks) {
     block = std::max(block, std::min(task.token_count, kTokenBlock));
-    if (task.job->indices != nullptr) nnz = std::max(nnz, task.job->nnz);
+    if (task.job->indices != nullptr && task.job->by_column == nullptr) nnz = std::max(nnz, task.job->nnz);
   }
   const size_t need_floats = (static_cast<size_t>(in_dim) + kColumnBlock) * block + nnz;
   const size_t need_uints = static_cast<size_t>(out_dim) + 1 + nnz;
@@ -259,7 +277,7 @@ void RunTask(const Call& call, const Task& task, Scratch& scratch) {
   const uint32_t block = std::min(task.token_count, kTokenBlock);
   float* xt = scratch.floats.data();
   Columns columns{};
-  if (job.indices != nullptr) {
+  if (job.indices != nullptr && job.by_column == nullptr) {
     columns = GroupByColumn(job, out_dim, scratch.uints.data(), xt + (static_cast<size_t>(in_dim) + kColumnBlock) * block);
   }
   float* dt = xt + static_cast<size_t>(in_dim) * block;  // kColumnBlock x block

@@ -15,15 +15,36 @@ enum class Path { kBaseline = 0, kAvx2 = 1, kAvx512 = 2 };
 std::vector<Path> SupportedPaths();
 const char* PathName(Path path);
 
+/**
+ * A sparse delta already grouped by output column (see GroupByColumn): column j's nonzeros are
+ * rows[starts[j]..starts[j+1]) with values at the same positions, rows ascending. The one-session
+ * op's resident form, made once per delta load instead of once per call.
+ */
+struct ByColumn {
+  const uint32_t* starts;  // outDim + 1
+  const uint16_t* rows;    // nnz, each < inDim (so inDim <= 65536)
+  const float* values;     // nnz
+};
+
 struct Job {
   uint32_t row_start;
   uint32_t row_count;
   // Sparse: indices + values (nnz of each). Dense: indices == nullptr, values holds inDim*outDim.
+  // Sparse by column: `by_column` set, indices == nullptr, values == by_column->values.
   const uint32_t* indices;
   const float* values;
   size_t nnz;
   const float* bias;  // outDim values or nullptr
+  const ByColumn* by_column = nullptr;
 };
+
+/**
+ * Regroups a sparse delta of a [in_dim, out_dim] weight (flat row-major indices, each < in_dim *
+ * out_dim, strictly increasing) by column: starts[out_dim + 1], rows[nnz] (in_dim <= 65536) and
+ * values[nnz]. Within a column the rows keep the index order, so sums over them are the same.
+ */
+void GroupByColumn16(const uint32_t* indices, const float* values, size_t nnz, uint32_t out_dim, uint32_t* starts,
+                     uint16_t* rows, float* grouped_values);
 
 /** One job's rows [token_start, token_start + token_count) relative to its row_start. */
 struct Task {

@@ -53,7 +53,7 @@ import {
   isError,
 } from '../../core/errors.js';
 import { integerOption } from '../../core/options.js';
-import type { Delta, DeltaLocation } from '../types.js';
+import type { ResidentDelta, DeltaLocation } from '../types.js';
 import type { DeltaSource, FetchStatus } from '../source/delta-source.js';
 import { redactUri } from '../source/uri.js';
 import { deltaByteSize } from './delta-size.js';
@@ -71,7 +71,7 @@ export interface DeltaLoadTimings {
 
 export interface CachedDelta {
   readonly key: string;
-  readonly delta: Delta;
+  readonly delta: ResidentDelta;
   /** Bytes charged against the budget: the delta's typed arrays (at least 1: lru-cache needs positive sizes). */
   readonly bytes: number;
   /** Source URI, redacted. */
@@ -84,7 +84,7 @@ export interface CachedDelta {
 
 /** An acquired delta: it stays in memory until `release()` (idempotent). */
 export interface DeltaLease {
-  readonly delta: Delta;
+  readonly delta: ResidentDelta;
   readonly entry: CachedDelta;
   release(): void;
 }
@@ -150,7 +150,7 @@ export interface DeltaCacheOptions {
   /** key → where its delta lives. Throws (e.g. an unknown task) to fail the load. */
   resolve: (key: string) => DeltaLocation | Promise<DeltaLocation>;
   /** Validating decoder (e.g. `bytes => decodeDelta(bytes, { baseShapes })`). */
-  decode: (bytes: Uint8Array) => Delta;
+  decode: (bytes: Uint8Array) => ResidentDelta;
   /** Called synchronously for each event; must not throw (a throw is turned into a process warning). */
   onEvent?: (event: DeltaCacheEvent) => void;
 }
@@ -163,7 +163,7 @@ class Entry implements CachedDelta {
 
   constructor(
     readonly key: string,
-    readonly delta: Delta,
+    readonly delta: ResidentDelta,
     readonly bytes: number,
     readonly uri: string,
     readonly sha256: string,

@@ -1,11 +1,12 @@
-import type { Delta } from '../types.js';
+import type { ResidentDelta } from '../types.js';
 
-/** Bytes a decoded delta holds in memory: the sum of its typed arrays' byteLengths. */
-export function deltaByteSize(delta: Delta): number {
+/** Bytes a delta holds in memory (decoded or in its resident form): the sum of its typed arrays' byteLengths. */
+export function deltaByteSize(delta: ResidentDelta): number {
   let bytes = 0;
   for (const tensor of delta.tensors) {
     bytes += tensor.values.byteLength;
     if (tensor.kind === 'sparse') bytes += tensor.indices.byteLength;
+    if (tensor.kind === 'by-column') bytes += tensor.starts.byteLength + tensor.rows.byteLength;
   }
   return bytes;
 }

@@ -7,7 +7,7 @@ import {
   DS_ERR_DELTA_UNKNOWN_TENSOR,
   DS_ERR_DELTA_INDEX_RANGE,
 } from '../../core/errors.js';
-import type { Delta } from '../../deltas/types.js';
+import type { ResidentDelta } from '../../deltas/types.js';
 
 export type ActivationMode = 'patch' | 'graph' | 'mixed';
 
@@ -22,7 +22,7 @@ export interface ActivationStats {
 export interface Activator {
   readonly mode: ActivationMode;
   readonly activeKey: string | null;
-  activate(key: string, delta: Delta): ActivationStats;
+  activate(key: string, delta: ResidentDelta): ActivationStats;
   deactivate(): ActivationStats;
 }
 
@@ -31,7 +31,7 @@ export interface Activator {
  * with their shapes, and (cheaply, last index only, since indices are sorted) stay in range.
  */
 export function assertDeltaFitsWeights(
-  delta: Delta,
+  delta: ResidentDelta,
   weights: ReadonlyMap<string, { readonly shape: readonly number[] }>,
 ): void {
   for (const tensor of delta.tensors) {
@@ -44,6 +44,9 @@ export function assertDeltaFitsWeights(
     if (tensor.kind === 'dense') {
       if (tensor.values.length !== numel)
         throw new DS_ERR_DELTA_SHAPE_MISMATCH(tensor.name, `${tensor.values.length} values`, `[${weight.shape}]`);
+    } else if (tensor.kind === 'by-column') {
+      // Built from a checked sparse tensor by the addon, which checked its rows again.
+      continue;
     } else if (tensor.indices.length > 0 && tensor.indices[tensor.indices.length - 1]! >= numel) {
       throw new DS_ERR_DELTA_INDEX_RANGE(tensor.name, `${tensor.indices[tensor.indices.length - 1]} >= ${numel}`);
     }

@@ -9,7 +9,7 @@
  * running batch (the vLLM #14497 failure) and no run ever waits for a fetch.
  */
 import * as ort from 'onnxruntime-node';
-import type { Delta } from '../../deltas/types.js';
+import type { ResidentDelta } from '../../deltas/types.js';
 import type { ActivationStats } from './activator.js';
 import { batchSignature, batchSizeOf, concatBatch, splitBatch } from './batching.js';
 import { assertInputsFit } from './check-inputs.js';
@@ -20,7 +20,7 @@ import type { NamedTensors } from '../tensors.js';
 /** The delta a batch runs with, keyed as the activator tracks it (`name@version`). */
 export interface BatchDelta {
   readonly key: string;
-  readonly delta: Delta;
+  readonly delta: ResidentDelta;
 }
 
 export interface BatchResult {

@@ -6,7 +6,8 @@
  *
  * Dense parts of a delta (a classifier head) are fed as a scatter over every position.
  */
-import type { Delta } from '../../deltas/types.js';
+import type { ResidentDelta } from '../../deltas/types.js';
+import { asDecoded } from './resident-form.js';
 import { assertDeltaFitsWeights, type ActivationStats, type Activator } from './activator.js';
 import { deltaIndicesInput, deltaValuesInput } from './base-rewrite.js';
 
@@ -19,7 +20,7 @@ const EMPTY: SparseFeed = { indices: new Int32Array(0), values: new Float32Array
 
 export class GraphActivator implements Activator {
   readonly mode = 'graph' as const;
-  private active: { key: string; delta: Delta; feeds: Map<string, SparseFeed> } | null = null;
+  private active: { key: string; delta: ResidentDelta; feeds: Map<string, SparseFeed> } | null = null;
   private readonly everyPosition = new Map<number, Int32Array>();
 
   private readonly weights: ReadonlyMap<string, { readonly shape: readonly number[] }>;
@@ -32,13 +33,13 @@ export class GraphActivator implements Activator {
     return this.active?.key ?? null;
   }
 
-  activate(key: string, delta: Delta): ActivationStats {
+  activate(key: string, delta: ResidentDelta): ActivationStats {
     if (this.active?.key === key && this.active.delta === delta) return { switched: false, nonzeros: 0, ms: 0 };
     assertDeltaFitsWeights(delta, this.weights);
     const started = performance.now();
     const feeds = new Map<string, SparseFeed>();
     let nonzeros = 0;
-    for (const tensor of delta.tensors) {
+    for (const tensor of delta.tensors.map(asDecoded)) {
       if (tensor.kind === 'dense') {
         feeds.set(tensor.name, { indices: this.positions(tensor.values.length), values: tensor.values });
       } else {

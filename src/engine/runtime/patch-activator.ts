@@ -13,7 +13,8 @@
  * Not thread-safe by design: one worker thread owns the buffers and never runs a batch while
  * (de)activating.
  */
-import type { Delta } from '../../deltas/types.js';
+import type { ResidentDelta } from '../../deltas/types.js';
+import { asDecoded } from './resident-form.js';
 import { assertDeltaFitsWeights, type ActivationStats, type Activator } from './activator.js';
 
 interface SavedTensor {
@@ -25,7 +26,7 @@ interface SavedTensor {
 
 export class PatchActivator implements Activator {
   readonly mode = 'patch' as const;
-  private active: { key: string; delta: Delta; saved: SavedTensor[] } | null = null;
+  private active: { key: string; delta: ResidentDelta; saved: SavedTensor[] } | null = null;
   private readonly scratch = new Map<string, Float32Array>();
 
   constructor(private readonly weights: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>) {}
@@ -34,7 +35,7 @@ export class PatchActivator implements Activator {
     return this.active?.key ?? null;
   }
 
-  activate(key: string, delta: Delta): ActivationStats {
+  activate(key: string, delta: ResidentDelta): ActivationStats {
     if (this.active?.key === key && this.active.delta === delta) return { switched: false, nonzeros: 0, ms: 0 };
     // Everything is checked before anything is written: a bad delta leaves the base untouched.
     assertDeltaFitsWeights(delta, this.weights);
@@ -42,7 +43,7 @@ export class PatchActivator implements Activator {
     const restored = this.restore();
     const saved: SavedTensor[] = [];
     let nonzeros = 0;
-    for (const tensor of delta.tensors) {
+    for (const tensor of delta.tensors.map(asDecoded)) {
       const weight = this.weights.get(tensor.name)!.data;
       if (tensor.kind === 'dense') {
         const copy = this.scratchFor(tensor.name, weight.length);

@@ -33,6 +33,7 @@ export async function startPerTaskRuntime(options: BaseOptions): Promise<EngineR
     },
     run: (items) => runOneTask(core, items),
     forget: () => undefined,
+    residentForm: (delta) => delta,
   };
 }
 

@@ -4,6 +4,7 @@
  * (mixed/). The worker's message loop leases deltas, serialises runs and answers messages; the
  * runtime only runs what it is given, and says what it did as events.
  */
+import type { Delta, ResidentDelta } from '../../deltas/types.js';
 import type { ModelIO } from '../../onnx/io-signature.js';
 import type { EngineEvent, MixedTimings, ReadyInfo } from '../protocol.js';
 import type { NamedTensors } from '../tensors.js';
@@ -42,6 +43,8 @@ export interface EngineRuntime {
   run(items: readonly BatchItem[]): Promise<RuntimeBatch>;
   /** A task's delta was dropped on request: forget what was learnt about it. */
   forget(key: string): void;
+  /** The form the cache keeps a freshly decoded delta in (this runtime's reader may want it regrouped). */
+  residentForm(delta: Delta): ResidentDelta;
 }
 
 export const NO_ACTIVATION: ActivationStats = { switched: false, nonzeros: 0, ms: 0 };

@@ -59,7 +59,9 @@ async function start(): Promise<void> {
     // copy: the cache charges a delta's own arrays; views into the fetched file would keep the
     // whole file alive (for fp16 files, the fp16 values too) outside that accounting.
     decode: (bytes) =>
-      decodeDelta(bytes, { baseShapes: base.patchableShapes, expectedBaseFingerprint: base.fingerprint, copy: true }),
+      runtime.residentForm(
+        decodeDelta(bytes, { baseShapes: base.patchableShapes, expectedBaseFingerprint: base.fingerprint, copy: true }),
+      ),
     onEvent: (event) => {
       // A refused delta's bytes are garbage now; nothing else would make V8 collect them.
       if (event.type === 'load-failed') releaseMemorySoon();

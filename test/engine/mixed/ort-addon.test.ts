@@ -153,6 +153,35 @@ test('bad input to the addon is an error, not a crash', { skip: ONE_SESSION_SKIP
       () => addon.registerDelta([{ name: 'w', shape: [2, 2], indices: null, values: new Float32Array(3) }]),
       /dense values/,
     );
+    // A weight grouped by column: the addon's grouping of a well-formed delta registers and runs;
+    // a hostile grouping or a flat delta out of order never reaches the kernel.
+    const grouped = addon.groupByColumn(oblong.indices!, oblong.values, rows, cols);
+    assert.equal(grouped.starts.length, cols + 1);
+    assert.equal(grouped.rows.length, oblong.indices!.length);
+    const groupedHandle = addon.registerDelta([{ name: oblong.name, shape: oblong.shape, byColumn: grouped }]);
+    raw.run(feeds([BigInt(groupedHandle), 0n]), outputs);
+    addon.releaseDelta(groupedHandle);
+    assert.throws(
+      () => addon.groupByColumn(new Uint32Array([3, 1]), new Float32Array(2), 2, 2),
+      /out of range or out of order/,
+    );
+    assert.throws(() => addon.groupByColumn(new Uint32Array([4]), new Float32Array(1), 2, 2), /out of range/);
+    assert.throws(() => addon.groupByColumn(new Uint32Array(1), new Float32Array(1), 70000, 2), /inDim/);
+    assert.throws(() => addon.groupByColumn(new Uint32Array(2), new Float32Array(1), 2, 2), /differ in length/);
+    const byColumn = (starts: number[], rowList: number[]) => ({
+      name: 'w',
+      shape: [2, 2],
+      byColumn: {
+        starts: Uint32Array.from(starts),
+        rows: Uint16Array.from(rowList),
+        values: new Float32Array(rowList.length),
+      },
+    });
+    assert.throws(() => addon.registerDelta([byColumn([0, 1, 1], [2])]), /increase and stay below 2/);
+    assert.throws(() => addon.registerDelta([byColumn([0, 2, 2], [1, 0])]), /increase and stay below 2/);
+    assert.throws(() => addon.registerDelta([byColumn([0, 2, 1], [0, 1])]), /from 0 to the number of entries/);
+    assert.throws(() => addon.registerDelta([byColumn([0, 2, 1, 2], [0, 1])]), /one start per column/);
+    assert.throws(() => addon.registerDelta([byColumn([0, 9, 2], [0, 1])]), /must not decrease/);
     // The handles input left out: ORT runs the op without it, which refuses to guess.
     assert.throws(
       () =>

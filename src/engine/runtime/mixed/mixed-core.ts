@@ -8,7 +8,7 @@
 import type { ActivationStats } from '../activator.js';
 import { batchSignature } from '../batching.js';
 import { EngineCore, type BatchDelta } from '../engine-core.js';
-import type { Delta } from '../../../deltas/types.js';
+import type { Delta, ResidentDelta } from '../../../deltas/types.js';
 import { DS_ERR_ONNX_INVALID } from '../../../core/errors.js';
 import type { ModelIO } from '../../../onnx/io-signature.js';
 import { warmUpInputs } from '../warm-up.js';
@@ -24,11 +24,13 @@ import { OneSessionPipeline } from './one-session/one-session-pipeline.js';
 /** What runs a mixed batch: one ORT session with the custom op, or the segment pipeline. */
 export interface MixedBatchPipeline {
   readonly kernel: { readonly name: string; readonly threads: number };
-  unsupportedTensor(delta: Delta): { name: string; reason: string } | null;
+  unsupportedTensor(delta: ResidentDelta): { name: string; reason: string } | null;
   run(requests: readonly MixedRequest[]): Promise<{ outputs: NamedTensors[]; timings: MixedTimings }>;
   release(): Promise<void>;
   /** Drops whatever the pipeline holds for this delta (the one session: the addon's views of it). */
-  forgetDelta?(delta: Delta): void;
+  forgetDelta?(delta: ResidentDelta): void;
+  /** The form this pipeline reads a delta it serves whole in (default: as decoded). */
+  residentForm?(delta: Delta): ResidentDelta;
 }
 
 /** Which pipeline serves mixed batches, and why (logged at start-up). */
@@ -132,9 +134,9 @@ export class MixedCore {
   private readonly fallbackKeys = new Set<string>();
   private readonly shapes: ReadonlyMap<string, { readonly shape: readonly number[] }>;
   private running = false;
-  private readonly verdicts = new WeakMap<Delta, { name: string; reason: string } | null>();
+  private readonly verdicts = new WeakMap<ResidentDelta, { name: string; reason: string } | null>();
   /** The delta object each task key last ran with, weakly: an explicit evict releases what the pipeline holds of it. */
-  private readonly lastDeltas = new Map<string, WeakRef<Delta>>();
+  private readonly lastDeltas = new Map<string, WeakRef<ResidentDelta>>();
 
   constructor(
     readonly pipeline: MixedBatchPipeline,
@@ -157,6 +159,15 @@ export class MixedCore {
     const delta = this.lastDeltas.get(key)?.deref();
     this.lastDeltas.delete(key);
     if (delta) this.pipeline.forgetDelta?.(delta);
+  }
+
+  /**
+   * The form the cache keeps a decoded delta in: the pipeline's, for a delta it serves whole; as
+   * decoded for one that runs on the per-task fallback (which patches weights from its indices).
+   */
+  residentForm(delta: Delta): ResidentDelta {
+    if (!this.pipeline.residentForm || this.pipeline.unsupportedTensor(delta) !== null) return delta;
+    return this.pipeline.residentForm(delta);
   }
 
   async run(items: readonly MixedItem[]): Promise<MixedBatchResult> {
@@ -212,7 +223,7 @@ export class MixedCore {
    * Checks a delta against the base once per delta object (the cache hands out the same object
    * for every batch) and remembers which tensor, if any, keeps it out of mixed batches.
    */
-  private checked(delta: Delta): { name: string; reason: string } | null {
+  private checked(delta: ResidentDelta): { name: string; reason: string } | null {
     let verdict = this.verdicts.get(delta);
     if (verdict === undefined) {
       assertDeltaFitsWeights(delta, this.shapes);

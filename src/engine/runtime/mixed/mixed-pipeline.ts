@@ -7,7 +7,7 @@
 import * as ort from 'onnxruntime-node';
 import type onnxProto from 'onnx-proto';
 import { DS_ERR_INFER_BAD_INPUT } from '../../../core/errors.js';
-import type { Delta } from '../../../deltas/types.js';
+import type { ResidentDelta } from '../../../deltas/types.js';
 import { encodeOnnxModel } from '../../../onnx/model-file.js';
 import { batchSizeOf, concatBatch, splitBatch } from '../batching.js';
 import { createOrtSession, fromOrtTensor, toOrtTensor, type OrtSessionOptions } from '../ort-session.js';
@@ -20,12 +20,13 @@ import {
   type ParamInputPlan,
   type SideSitePlan,
 } from './mixed-rewrite.js';
+import { asDecoded } from '../resident-form.js';
 import { buildPerItemInputs, tensorsByWeight, type ItemSpan } from './request-feeds.js';
 import { cutIntoSegments, type Segment } from './segments.js';
 
 export interface MixedRequest {
   readonly inputs: NamedTensors;
-  readonly delta: Delta | null;
+  readonly delta: ResidentDelta | null;
 }
 
 /** Where one mixed batch's time went, ms. */
@@ -37,7 +38,7 @@ interface RunnableSegment extends Omit<Segment, 'model'> {
 
 export class MixedPipeline {
   /** Per delta, per site (by D's input name): base bias + the task's bias delta. */
-  private readonly siteBiases = new WeakMap<Delta, Map<string, Float32Array>>();
+  private readonly siteBiases = new WeakMap<ResidentDelta, Map<string, Float32Array>>();
   private readonly scratchBuffers: Float32Array[] = [];
   private zeroRow = new Float32Array(0);
 
@@ -91,7 +92,7 @@ export class MixedPipeline {
   }
 
   /** The first tensor of `delta` this pipeline cannot apply per request, with why; null when it serves the whole delta. */
-  unsupportedTensor(delta: Delta): { name: string; reason: string } | null {
+  unsupportedTensor(delta: ResidentDelta): { name: string; reason: string } | null {
     for (const tensor of delta.tensors) {
       const reason = this.unsupported.get(tensor.name);
       if (reason !== undefined) return { name: tensor.name, reason };
@@ -155,7 +156,10 @@ export class MixedPipeline {
         `mixed batches need ${site.x} as [batch, ..., ${site.inDim}] with the batch first; it has shape [${dims}]`,
       );
     }
-    const weights = spans.map((span) => (span.delta ? tensorsByWeight(span.delta).get(site.weight) : undefined));
+    const weights = spans.map((span) => {
+      const tensor = span.delta ? tensorsByWeight(span.delta).get(site.weight) : undefined;
+      return tensor && asDecoded(tensor);
+    });
     const biases = spans.map((span) => this.siteBias(site, span.delta));
     const baseBias = site.baseBias ? this.baseValues.get(site.baseBias)! : null;
     const outDim = site.outDim;
@@ -181,7 +185,7 @@ export class MixedPipeline {
       const weight = weights[k];
       const bias = biases[k] ?? null;
       if (weight) {
-        weighted.push({ rowStart, rowCount, weight, bias }); // a TensorDelta is a WeightDelta
+        weighted.push({ rowStart, rowCount, weight, bias }); // a decoded TensorDelta is a WeightDelta
       } else if (bias) {
         biasOnly.push({ rowStart, rowCount, bias });
       }
@@ -216,10 +220,11 @@ export class MixedPipeline {
    * What D adds to every row for a request: the folded base bias plus the task's bias delta
    * (built once per delta and site), or just the task's bias delta when no bias was folded.
    */
-  private siteBias(site: SideSitePlan, delta: Delta | null): Float32Array | null {
+  private siteBias(site: SideSitePlan, delta: ResidentDelta | null): Float32Array | null {
     const base = site.baseBias ? this.baseValues.get(site.baseBias)! : null;
-    const tensor = delta && site.bias ? tensorsByWeight(delta).get(site.bias) : undefined;
-    if (!tensor) return base;
+    const resident = delta && site.bias ? tensorsByWeight(delta).get(site.bias) : undefined;
+    if (!resident) return base;
+    const tensor = asDecoded(resident);
     let cached = this.siteBiases.get(delta!);
     if (!cached) this.siteBiases.set(delta!, (cached = new Map<string, Float32Array>()));
     let sum = cached.get(site.input);

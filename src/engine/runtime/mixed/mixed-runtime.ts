@@ -41,6 +41,7 @@ export async function startMixedRuntime(options: WorkerOptions): Promise<EngineR
     activeKey: null,
     run: (items) => runMixed(core, items),
     forget: (key) => core.forget(key),
+    residentForm: (delta) => core.residentForm(delta),
   };
 }
 

@@ -4,13 +4,14 @@
  * for every parameter the graph takes per request, and the Δ rows of its ids for gathered
  * tables. Items of requests whose task leaves a weight alone get zeros (or the base value).
  */
-import type { Delta, TensorDelta } from '../../../deltas/types.js';
+import type { ResidentDelta, ResidentTensorDelta } from '../../../deltas/types.js';
+import { asDecoded } from '../resident-form.js';
 import type { GatherInputPlan, ParamInputPlan } from './mixed-rewrite.js';
 
-const byWeight = new WeakMap<Delta, Map<string, TensorDelta>>();
+const byWeight = new WeakMap<ResidentDelta, Map<string, ResidentTensorDelta>>();
 
 /** The delta's tensors by weight name (computed once per delta object). */
-export function tensorsByWeight(delta: Delta): ReadonlyMap<string, TensorDelta> {
+export function tensorsByWeight(delta: ResidentDelta): ReadonlyMap<string, ResidentTensorDelta> {
   let map = byWeight.get(delta);
   if (!map) {
     map = new Map(delta.tensors.map((t) => [t.name, t]));
@@ -22,7 +23,7 @@ export function tensorsByWeight(delta: Delta): ReadonlyMap<string, TensorDelta> 
 /** One run's requests: how many batch items each holds and its delta (null: the base model). */
 export interface ItemSpan {
   readonly items: number;
-  readonly delta: Delta | null;
+  readonly delta: ResidentDelta | null;
 }
 
 export function buildParamInput(
@@ -74,7 +75,8 @@ export function buildGatherInput(
   return out;
 }
 
-function addInto(row: Float32Array, tensor: TensorDelta): void {
+function addInto(row: Float32Array, resident: ResidentTensorDelta): void {
+  const tensor = asDecoded(resident);
   if (tensor.kind === 'dense') {
     for (let i = 0; i < row.length; i++) row[i] = row[i]! + tensor.values[i]!;
     return;
@@ -84,7 +86,8 @@ function addInto(row: Float32Array, tensor: TensorDelta): void {
 }
 
 /** Adds row `row` of a `[rows, width]` delta into `target`. */
-function addRow(target: Float32Array, tensor: TensorDelta, row: number, width: number): void {
+function addRow(target: Float32Array, resident: ResidentTensorDelta, row: number, width: number): void {
+  const tensor = asDecoded(resident);
   const start = row * width;
   if (tensor.kind === 'dense') {
     for (let i = 0; i < width; i++) target[i] = target[i]! + tensor.values[start + i]!;

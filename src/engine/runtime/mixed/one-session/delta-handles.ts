@@ -11,14 +11,14 @@
  * under pressure and no lease holds it); a delta released early is simply registered again by
  * the next run that reads it.
  */
-import type { Delta } from '../../../../deltas/types.js';
-import type { OrtCustomOpAddon } from './ort-addon.js';
+import type { ResidentDelta } from '../../../../deltas/types.js';
+import type { AddonDeltaTensor, OrtCustomOpAddon } from './ort-addon.js';
 
 /** Handle 0: the item runs on the base (the op adds nothing). */
 export const BASE_HANDLE = 0;
 
 export class DeltaHandles {
-  private readonly handles = new WeakMap<Delta, number>();
+  private readonly handles = new WeakMap<ResidentDelta, number>();
   private readonly finalizer: FinalizationRegistry<number>;
   private live = 0;
 
@@ -35,18 +35,16 @@ export class DeltaHandles {
     return this.live;
   }
 
-  handleOf(delta: Delta | null): number {
+  handleOf(delta: ResidentDelta | null): number {
     if (delta === null) return BASE_HANDLE;
     const known = this.handles.get(delta);
     if (known !== undefined) return known;
     const tensors = delta.tensors
       .filter((t) => this.sideTensors.has(t.name))
-      .map((t) => ({
-        name: t.name,
-        shape: t.shape,
-        indices: t.kind === 'sparse' ? t.indices : null,
-        values: t.values,
-      }));
+      .map((t): AddonDeltaTensor => {
+        if (t.kind === 'by-column') return { name: t.name, shape: t.shape, byColumn: t };
+        return { name: t.name, shape: t.shape, indices: t.kind === 'sparse' ? t.indices : null, values: t.values };
+      });
     if (tensors.length === 0) {
       this.handles.set(delta, BASE_HANDLE);
       return BASE_HANDLE;
@@ -59,7 +57,7 @@ export class DeltaHandles {
   }
 
   /** Releases the addon's views of `delta` now (a later run registers it again). */
-  release(delta: Delta): void {
+  release(delta: ResidentDelta): void {
     const handle = this.handles.get(delta);
     if (handle === undefined) return;
     this.handles.delete(delta);

@@ -27,11 +27,20 @@ export interface AddonTensor {
   readonly data: TensorData;
 }
 
-export interface AddonDeltaTensor {
-  readonly name: string;
-  readonly shape: readonly number[];
-  /** Flat row-major positions (null: dense, `values` holds every element). */
-  readonly indices: Uint32Array | null;
+export type AddonDeltaTensor =
+  | {
+      readonly name: string;
+      readonly shape: readonly number[];
+      /** Flat row-major positions (null: dense, `values` holds every element). */
+      readonly indices: Uint32Array | null;
+      readonly values: Float32Array;
+    }
+  | { readonly name: string; readonly shape: readonly number[]; readonly byColumn: ByColumnArrays };
+
+/** A `[inDim, outDim]` sparse weight delta grouped by output column (see ByColumnTensorDelta). */
+export interface ByColumnArrays {
+  readonly starts: Uint32Array;
+  readonly rows: Uint16Array;
   readonly values: Float32Array;
 }
 
@@ -58,6 +67,11 @@ export interface OrtCustomOpAddon {
   /** Keeps views of the arrays (no copy) until {@link releaseDelta}; returns the handle (≥ 1). */
   registerDelta(tensors: readonly AddonDeltaTensor[]): number;
   releaseDelta(handle: number): boolean;
+  /**
+   * Regroups a `[inDim, outDim]` weight's sparse delta (flat row-major indices, strictly increasing)
+   * by output column into new arrays, natively; inDim ≤ 65536. Throws on an index out of range or order.
+   */
+  groupByColumn(indices: Uint32Array, values: Float32Array, inDim: number, outDim: number): ByColumnArrays;
   createSession(model: Uint8Array, options: AddonSessionOptions): AddonSession;
 }
 
@@ -66,6 +80,7 @@ interface RawAddon {
   apiVersion(): number;
   registerDelta(tensors: readonly AddonDeltaTensor[]): number;
   releaseDelta(handle: number): boolean;
+  groupByColumn(indices: Uint32Array, values: Float32Array, inDim: number, outDim: number): ByColumnArrays;
   Session: new (model: Uint8Array, options: AddonSessionOptions) => AddonSession;
 }
 
@@ -143,6 +158,7 @@ function openAddon(): OrtCustomOpAddon {
     apiVersion: raw.apiVersion(),
     registerDelta: (tensors) => raw.registerDelta(tensors),
     releaseDelta: (handle) => raw.releaseDelta(handle),
+    groupByColumn: (indices, values, inDim, outDim) => raw.groupByColumn(indices, values, inDim, outDim),
     createSession: (model, options) => new raw.Session(model, options),
   };
 }
