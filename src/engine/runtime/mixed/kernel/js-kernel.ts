@@ -8,7 +8,7 @@ import { checkIndices, checkSideCall } from './check-call.js';
 import type { SideJob, SideKernel, WeightDelta } from './side-kernel.js';
 
 /** Tokens per block, as in native/side-kernel/kernel.cc (keeps the scratch small). */
-const TOKEN_BLOCK = 128;
+const TOKEN_BLOCK = 64;
 
 export function createJsKernel(): SideKernel {
   let scratch = new Float32Array(0);
