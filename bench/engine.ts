@@ -4,7 +4,7 @@
  * reports them side by side with the ratios the goals are stated in. On the CPU: a, b, c, d, e, g;
  * on WebGPU (`npm run bench -- engine-webgpu`): a, b, d, f, the same table. On the CPU an open-loop
  * sweep (Poisson arrivals) of a, c and e follows, for goodput.
- * Run: node --import tsx bench/engine.ts [--provider webgpu] [--p 0.99] [--seconds S] [--concurrency C] [--open-loop-seconds S] [--write]
+ * Run: node --import tsx bench/engine.ts [--provider webgpu] [--p 0.99] [--seconds S] [--concurrency C] [--open-loop-seconds S] [--open-loop-preload] [--write]
  * (--write puts the section into docs/benchmarks.md, as `npm run bench` does).
  */
 import { spawnSync } from 'node:child_process';
@@ -84,6 +84,8 @@ export interface EngineBenchOptions {
   openLoopSeconds?: number;
   /** Configurations to run (default: the provider's layout); a table needs (a). */
   configs?: string[];
+  /** Open-loop points start with every task's delta loaded (`--preload`): a warm cache. */
+  openLoopPreload?: boolean;
   /** DELTASERVE_MIXED_PIPELINE for every configuration ('segments' measures the fallback). */
   mixedPipeline?: 'custom-op' | 'segments';
 }
@@ -163,12 +165,13 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
                 String(openLoopSeconds),
                 '--warmup',
                 '5',
+                ...(options.openLoopPreload ? ['--preload'] : []),
               ]),
             ),
           );
         }
       }
-      sections.push(renderOpenLoop(p, points, layout.openLoop, openLoopSeconds));
+      sections.push(renderOpenLoop(p, points, layout.openLoop, openLoopSeconds, options.openLoopPreload ?? false));
     }
   }
   return [
@@ -185,7 +188,7 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
 }
 
 /** Goodput: the highest offered rate whose p99 stays under 2 × (a)'s p99 at the lowest load. */
-function renderOpenLoop(p: number, points: RunResult[], configs: string[], seconds: number): string {
+function renderOpenLoop(p: number, points: RunResult[], configs: string[], seconds: number, warm: boolean): string {
   const a = points.filter((r) => r.config === 'a');
   const bound = 2 * (a[0]!.p99 ?? Infinity);
   const rows = points.map((r) =>
@@ -205,7 +208,7 @@ function renderOpenLoop(p: number, points: RunResult[], configs: string[], secon
     return `${NAMES[config]}: **${best.toFixed(2)} req/s**`;
   });
   return [
-    `#### p = ${p}, open loop (Poisson arrivals, ${seconds} s per point after 5 s warm-up)`,
+    `#### p = ${p}, open loop (Poisson arrivals, ${seconds} s per point after 5 s warm-up${warm ? ', every delta loaded first (warm cache; least popular first, so the Zipf head stays when the cache is full)' : ', cache empty at the start'})`,
     '',
     `Offered rates are fractions ${OPEN_LOOP_LOADS.join(', ')} of (a)'s closed-loop throughput. Goodput = the highest offered rate whose p99 stays under 2 × (a)'s p99 at the lowest rate (${bound.toFixed(0)} ms).`,
     '',
@@ -303,6 +306,7 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
       p: { type: 'string', multiple: true },
       write: { type: 'boolean' },
       'open-loop-seconds': { type: 'string' },
+      'open-loop-preload': { type: 'boolean' },
       configs: { type: 'string' },
       'mixed-pipeline': { type: 'string' },
     },
@@ -319,6 +323,7 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
     ...(values['max-batch'] && { maxBatch: Number(values['max-batch']) }),
     ...(values['switch-ms'] && { switchMs: Number(values['switch-ms']) }),
     ...(values['open-loop-seconds'] && { openLoopSeconds: Number(values['open-loop-seconds']) }),
+    ...(values['open-loop-preload'] && { openLoopPreload: true }),
     ...(values.configs && { configs: values.configs.split(',') }),
     ...(values['mixed-pipeline'] && { mixedPipeline: values['mixed-pipeline'] as 'custom-op' | 'segments' }),
   });
