@@ -54,6 +54,35 @@ if (env.DELTASERVE_TEST_WEBGPU === undefined && files.some((f) => uses(f, 'provi
   if (verdict.usable !== true) webgpuSkipped = verdict.reason;
 }
 
+// Native addons: where npm ci could not build one (no compiler; no ONNX Runtime headers for the
+// custom op) the tests run the fallback the gateway itself would run (DELTASERVE_KERNEL=js,
+// DELTASERVE_MIXED_PIPELINE=segments) and the run ends with one line saying so, unless
+// DELTASERVE_TEST_NATIVE=required (CI) makes a missing addon fail its tests. Variables already
+// set are left alone (CI's fallback passes set them on purpose).
+const nativeFallbacks = [];
+if (env.DELTASERVE_TEST_NATIVE !== 'required' && (!env.DELTASERVE_KERNEL || !env.DELTASERVE_MIXED_PIPELINE)) {
+  const probe = spawnSync(process.execPath, ['--import', 'tsx', 'test/helpers/native-probe.ts'], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { ...env, DELTASERVE_KERNEL: '', DELTASERVE_MIXED_PIPELINE: '' },
+  });
+  let found;
+  try {
+    found = JSON.parse(probe.stdout.trim().split('\n').pop());
+  } catch {
+    const why = `the native probe failed (${probe.error?.message ?? `exit ${probe.status ?? probe.signal}`})`;
+    found = { kernel: why, customOp: why };
+  }
+  if (found.kernel !== null && !env.DELTASERVE_KERNEL) {
+    env.DELTASERVE_KERNEL = 'js';
+    nativeFallbacks.push(`the native side kernel (${found.kernel}): DELTASERVE_KERNEL=js`);
+  }
+  if (found.customOp !== null && !env.DELTASERVE_MIXED_PIPELINE) {
+    env.DELTASERVE_MIXED_PIPELINE = 'segments';
+    nativeFallbacks.push(`the custom-op addon (${found.customOp}): DELTASERVE_MIXED_PIPELINE=segments`);
+  }
+}
+
 // A test that hangs fails after this long instead of stalling CI (the slowest file takes ~1 min on 2 cores).
 const TEST_TIMEOUT_MS = 300_000;
 const result = spawnSync(
@@ -74,6 +103,12 @@ if (webgpuSkipped !== null) {
     `\n⚠ WEBGPU TESTS SKIPPED: no usable WebGPU adapter here (${webgpuSkipped}). To run them install a Vulkan driver ` +
       `(a GPU's, or Mesa's lavapipe as .ci/webgpu.sh does; README "GPU paths"); ` +
       `DELTASERVE_TEST_WEBGPU=required makes a missing driver fail them, as in CI.`,
+  );
+}
+for (const fallback of nativeFallbacks) {
+  console.log(
+    `\n⚠ NATIVE ADDON MISSING, ITS TESTS RAN ON THE FALLBACK: ${fallback} (README "Tests, lint and format"). ` +
+      `DELTASERVE_TEST_NATIVE=required makes a missing addon fail its tests, as in CI.`,
   );
 }
 process.exit(result.status ?? 1);
