@@ -187,17 +187,13 @@ Napi::Value RegisterDeltaJs(const Napi::CallbackInfo& info) {
       entry->tensors[tensor_name] = std::move(view);
       continue;
     }
-    if (!values.IsTypedArray() || values.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-      Fail(env, at + "values must be a Float32Array");
-    auto floats = values.As<Napi::Float32Array>();
+    auto floats = TypedArrayOf<Napi::Float32Array>(env, values, napi_float32_array, at + "values must be a Float32Array");
     view.values = floats.Data();
     if (indices.IsNull() || indices.IsUndefined()) {
       if (floats.ElementLength() != view.length) Fail(env, at + "dense values must hold every element of the shape");
       view.nnz = view.length;
     } else {
-      if (!indices.IsTypedArray() || indices.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
-        Fail(env, at + "indices must be a Uint32Array");
-      auto uints = indices.As<Napi::Uint32Array>();
+      auto uints = TypedArrayOf<Napi::Uint32Array>(env, indices, napi_uint32_array, at + "indices must be a Uint32Array");
       if (uints.ElementLength() != floats.ElementLength()) Fail(env, at + "indices and values differ in length");
       view.indices = uints.Data();
       view.nnz = uints.ElementLength();
@@ -375,9 +371,8 @@ class Session : public Napi::ObjectWrap<Session> {
         const std::string at = "input " + input_names[k] + ": ";
         const ElementType* element = TypeByName(type.As<Napi::String>().Utf8Value());
         if (element == nullptr) Fail(env, at + "unsupported type " + type.As<Napi::String>().Utf8Value());
-        if (!data.IsTypedArray() || data.As<Napi::TypedArray>().TypedArrayType() != element->js)
-          Fail(env, at + "data is not the typed array of type " + element->name);
-        auto array = data.As<Napi::TypedArray>();
+        auto array = TypedArrayOf<Napi::TypedArray>(env, data, element->js,
+                                                    at + "data is not the typed array of type " + element->name);
         const std::vector<int64_t> dims = ShapeOf(env, feed.Get("dims"), at + "dims");
         uint64_t count = 1;
         for (int64_t d : dims) count *= static_cast<uint64_t>(d);

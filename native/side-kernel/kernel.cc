@@ -9,7 +9,8 @@ namespace {
 
 // Tokens per block: XT [inDim x block] stays in L2 while a column's nonzeros gather from it, and
 // one register tile (8 vectors of AVX2) covers the block, so each column's nonzeros are walked
-// once per block. 64 measured 5-10 % faster than 128 on BERT-shaped linears (bench/one-session.ts).
+// once per block. 64 was 5-10 % faster than 128 on BERT-shaped linears in a one-off comparison on
+// a noisy machine (not kept as a benchmark); it changes no output bit.
 constexpr uint32_t kTokenBlock = 64;
 // Columns per step of the transposes and the sums: a cache line of a row of x or out.
 constexpr uint32_t kColumnBlock = 16;
