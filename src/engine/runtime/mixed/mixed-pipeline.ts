@@ -14,14 +14,15 @@ import { createOrtSession, fromOrtTensor, toOrtTensor, type OrtSessionOptions } 
 import type { NamedTensors } from '../../tensors.js';
 import type { MixedTimings } from '../../protocol.js';
 import type { SideJob, SideKernel } from './kernel/side-kernel.js';
-import {
-  rewriteForMixedBatches,
-  type GatherInputPlan,
-  type ParamInputPlan,
-  type SideSitePlan,
-} from './mixed-rewrite.js';
+import { rewriteForMixedBatches, type SideSitePlan } from './mixed-rewrite.js';
 import { asDecoded } from '../resident-form.js';
-import { buildPerItemInputs, tensorsByWeight, type ItemSpan } from './request-feeds.js';
+import {
+  buildPerItemInputs,
+  perItemPlans,
+  tensorsByWeight,
+  type ItemSpan,
+  type PerItemPlans,
+} from './request-feeds.js';
 import { cutIntoSegments, type Segment } from './segments.js';
 
 export interface MixedRequest {
@@ -44,11 +45,9 @@ export class MixedPipeline {
 
   private constructor(
     private readonly segments: readonly RunnableSegment[],
-    private readonly params: readonly ParamInputPlan[],
-    private readonly gathers: readonly GatherInputPlan[],
+    /** Base values include each site's folded base bias. */
+    private readonly plans: PerItemPlans,
     private readonly outputNames: readonly string[],
-    private readonly baseValues: ReadonlyMap<string, Float32Array>,
-    private readonly tableRows: ReadonlyMap<string, number>,
     readonly unsupported: ReadonlyMap<string, string>,
     readonly kernel: SideKernel,
   ) {}
@@ -72,23 +71,10 @@ export class MixedPipeline {
       const { model: _encoded, ...rest } = segment; // ORT holds its own copy of the weights
       runnable.push({ ...rest, session: await createOrtSession(encodeOnnxModel(segment.model), options) });
     }
-    const valueOf = (name: string) => (weights.get(name) ?? others.get(name))!.data;
-    const baseValues = new Map([
-      ...mixed.params.filter((p) => p.feeds === 'value').map((p) => [p.weight, valueOf(p.weight)] as const),
-      ...mixed.sites.filter((s) => s.baseBias !== null).map((s) => [s.baseBias!, valueOf(s.baseBias!)] as const),
-    ]);
-    const tableRows = new Map(mixed.gathers.map((g) => [g.weight, weights.get(g.weight)!.shape[0]!]));
+    const baseBiases = mixed.sites.flatMap((s) => (s.baseBias === null ? [] : [s.baseBias]));
+    const plans = perItemPlans(mixed, weights, others, baseBiases);
     const outputNames = (model.graph!.output ?? []).map((o) => o.name ?? '');
-    return new MixedPipeline(
-      runnable,
-      mixed.params,
-      mixed.gathers,
-      outputNames,
-      baseValues,
-      tableRows,
-      mixed.unsupported,
-      kernel,
-    );
+    return new MixedPipeline(runnable, plans, outputNames, mixed.unsupported, kernel);
   }
 
   /** The first tensor of `delta` this pipeline cannot apply per request, with why; null when it serves the whole delta. */
@@ -113,11 +99,7 @@ export class MixedPipeline {
     const joined = concatBatch(requests.map((r) => r.inputs));
     const live = new Map<string, ort.Tensor>();
     for (const [name, tensor] of Object.entries(joined)) live.set(name, toOrtTensor(tensor));
-    for (const { name, dims, data } of buildPerItemInputs(
-      { params: this.params, gathers: this.gathers, baseValues: this.baseValues, tableRows: this.tableRows },
-      joined,
-      spans,
-    ))
+    for (const { name, dims, data } of buildPerItemInputs(this.plans, joined, spans))
       live.set(name, new ort.Tensor('float32', data, dims));
     for (const segment of this.segments) {
       const kernelStarted = performance.now();
@@ -161,7 +143,7 @@ export class MixedPipeline {
       return tensor && asDecoded(tensor);
     });
     const biases = spans.map((span) => this.siteBias(site, span.delta));
-    const baseBias = site.baseBias ? this.baseValues.get(site.baseBias)! : null;
+    const baseBias = site.baseBias ? this.plans.baseValues.get(site.baseBias)! : null;
     const outDim = site.outDim;
     if (weights.every((w) => w === undefined)) {
       if (biases.every((b) => b === baseBias))
@@ -221,7 +203,7 @@ export class MixedPipeline {
    * (built once per delta and site), or just the task's bias delta when no bias was folded.
    */
   private siteBias(site: SideSitePlan, delta: ResidentDelta | null): Float32Array | null {
-    const base = site.baseBias ? this.baseValues.get(site.baseBias)! : null;
+    const base = site.baseBias ? this.plans.baseValues.get(site.baseBias)! : null;
     const resident = delta && site.bias ? tensorsByWeight(delta).get(site.bias) : undefined;
     if (!resident) return base;
     const tensor = asDecoded(resident);

@@ -120,6 +120,28 @@ export interface PerItemPlans {
   readonly tableRows: ReadonlyMap<string, number>;
 }
 
+type Weights = ReadonlyMap<string, { readonly shape: readonly number[]; readonly data: Float32Array }>;
+
+/**
+ * A mixed rewrite's per-item plans with what they read from the base, looked up once at start-up.
+ * `alsoBaseValues`: more weights whose base values the pipeline reads (the segments' folded biases).
+ */
+export function perItemPlans(
+  mixed: { readonly params: readonly ParamInputPlan[]; readonly gathers: readonly GatherInputPlan[] },
+  weights: Weights,
+  others: Weights,
+  alsoBaseValues: readonly string[] = [],
+): PerItemPlans {
+  const valueOf = (name: string) => (weights.get(name) ?? others.get(name))!.data;
+  const valued = [...mixed.params.filter((p) => p.feeds === 'value').map((p) => p.weight), ...alsoBaseValues];
+  return {
+    params: mixed.params,
+    gathers: mixed.gathers,
+    baseValues: new Map(valued.map((name) => [name, valueOf(name)])),
+    tableRows: new Map(mixed.gathers.map((g) => [g.weight, weights.get(g.weight)!.shape[0]!])),
+  };
+}
+
 /** One float32 input of a mixed batch, before it becomes an ORT tensor or an addon feed. */
 export interface PerItemInput {
   readonly name: string;

@@ -14,14 +14,8 @@ import { batchSizeOf, concatBatch, splitBatch } from '../../batching.js';
 import type { OrtSessionOptions } from '../../ort-session.js';
 import type { EngineTensor, NamedTensors } from '../../../tensors.js';
 import type { MixedRequest, MixedTimings } from '../mixed-pipeline.js';
-import {
-  ITEM_DELTAS_INPUT,
-  SIDE_OP_DOMAIN,
-  rewriteForMixedBatches,
-  type GatherInputPlan,
-  type ParamInputPlan,
-} from '../mixed-rewrite.js';
-import { buildPerItemInputs, type ItemSpan } from '../request-feeds.js';
+import { ITEM_DELTAS_INPUT, SIDE_OP_DOMAIN, rewriteForMixedBatches } from '../mixed-rewrite.js';
+import { buildPerItemInputs, perItemPlans, type ItemSpan, type PerItemPlans } from '../request-feeds.js';
 import { DeltaHandles } from './delta-handles.js';
 import type { AddonFeed, AddonSession, OrtCustomOpAddon } from './ort-addon.js';
 
@@ -41,11 +35,8 @@ export class OneSessionPipeline {
     private readonly addon: OrtCustomOpAddon,
     /** Weights the side ops multiply by (`[inDim, outDim]`), kept grouped by column in the cache. */
     private readonly sideWeights: ReadonlySet<string>,
-    private readonly params: readonly ParamInputPlan[],
-    private readonly gathers: readonly GatherInputPlan[],
+    private readonly plans: PerItemPlans,
     private readonly outputNames: readonly string[],
-    private readonly baseValues: ReadonlyMap<string, Float32Array>,
-    private readonly tableRows: ReadonlyMap<string, number>,
     readonly unsupported: ReadonlyMap<string, string>,
     /** How many side ops the graph holds. */
     readonly sites: number,
@@ -83,11 +74,6 @@ export class OneSessionPipeline {
       itemDeltasInput: ITEM_DELTAS_INPUT,
       ...(options.optimizedModelPath !== undefined && { optimizedModelPath: options.optimizedModelPath }),
     });
-    const valueOf = (name: string) => (weights.get(name) ?? others.get(name))!.data;
-    const baseValues = new Map(
-      mixed.params.filter((p) => p.feeds === 'value').map((p) => [p.weight, valueOf(p.weight)] as const),
-    );
-    const tableRows = new Map(mixed.gathers.map((g) => [g.weight, weights.get(g.weight)!.shape[0]!]));
     const sideTensors = new Set(mixed.sites.flatMap((s) => (s.bias ? [s.weight, s.bias] : [s.weight])));
     const outputNames = (model.graph!.output ?? []).map((o) => o.name ?? '');
     return new OneSessionPipeline(
@@ -95,11 +81,8 @@ export class OneSessionPipeline {
       new DeltaHandles(addon, sideTensors),
       addon,
       new Set(mixed.sites.map((s) => s.weight)),
-      mixed.params,
-      mixed.gathers,
+      perItemPlans(mixed, weights, others),
       outputNames,
-      baseValues,
-      tableRows,
       mixed.unsupported,
       mixed.sites.length,
       sessionOptions.intraOpThreads,
@@ -149,12 +132,7 @@ export class OneSessionPipeline {
     const spans: ItemSpan[] = requests.map((r) => ({ items: batchSizeOf(r.inputs), delta: r.delta }));
     const joined = concatBatch(requests.map((r) => r.inputs));
     const feeds: AddonFeed[] = Object.entries(joined).map(([name, t]) => ({ name, ...t }));
-    for (const input of buildPerItemInputs(
-      { params: this.params, gathers: this.gathers, baseValues: this.baseValues, tableRows: this.tableRows },
-      joined,
-      spans,
-    ))
-      feeds.push({ ...input, type: 'float32' });
+    for (const input of buildPerItemInputs(this.plans, joined, spans)) feeds.push({ ...input, type: 'float32' });
     const itemDeltas = new BigInt64Array(spans.reduce((n, s) => n + s.items, 0));
     let item = 0;
     for (const span of spans) {
