@@ -6,6 +6,8 @@
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
 export type ActivationMode = 'patch' | 'graph' | 'mixed';
+/** `auto`: mixed where its one-session pipeline serves the base on the CPU, else patch; graph on a GPU. */
+export type ActivationModeChoice = ActivationMode | 'auto';
 /** Mixed mode's side-path kernel: the native addon when it built (`auto`), always (`native`), or the portable one (`js`). */
 export type SideKernelChoice = 'auto' | 'native' | 'js';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -70,7 +72,7 @@ export interface GatewayConfig {
     /** Used when `executionProvider` cannot start (no driver, no adapter); null = fail start-up. */
     readonly fallbackExecutionProvider: ExecutionProvider | null;
     readonly deviceId: number;
-    readonly mode: ActivationMode;
+    readonly mode: ActivationModeChoice;
     readonly intraOpThreads: number;
     /** Mixed mode: which side-path kernel runs. */
     readonly sideKernel: SideKernelChoice;

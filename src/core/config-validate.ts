@@ -12,7 +12,7 @@ import { DEV_KEY_HASHES } from './config-dev-keys.js';
 import { FieldReader, NAME, join, type Fail } from './config-fields.js';
 import { RESERVED_BASE_NAME, readTaskSpec, taskKey } from './config-tasks.js';
 import type {
-  ActivationMode,
+  ActivationModeChoice,
   DeltaScheme,
   ExecutionProvider,
   GatewayConfig,
@@ -96,14 +96,9 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
     'maxRestartDelayMs',
   ]);
   const executionProvider = r.oneOf<ExecutionProvider>(engineObj, 'executionProvider', 'engine', PROVIDERS, 'cpu');
-  // docs/onnxruntime-facts.md §7: the CPU patches weights in place; a GPU keeps them resident and merges in-graph.
-  const mode = r.oneOf<ActivationMode>(
-    engineObj,
-    'mode',
-    'engine',
-    ['patch', 'graph', 'mixed'],
-    executionProvider === 'cpu' ? 'patch' : 'graph',
-  );
+  // docs/onnxruntime-facts.md §7: the CPU patches weights in place (or mixes tasks in one session); a GPU
+  // keeps them resident and merges in-graph. `auto` picks per machine and base (engine start-runtime.ts).
+  const mode = r.oneOf<ActivationModeChoice>(engineObj, 'mode', 'engine', ['auto', 'patch', 'graph', 'mixed'], 'auto');
   if (mode === 'patch' && executionProvider !== 'cpu') {
     r.fail(
       'engine.mode',

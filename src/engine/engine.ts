@@ -155,10 +155,9 @@ export class Engine {
       ...(options.scheduler.maxBatchTokens !== undefined && {
         tokensOf: (job: Job) => Object.values(job.inputs)[0]?.data.length ?? 0,
       }),
-      ...(options.worker.base.mode === 'mixed' && {
-        // Tasks found to need the per-task fallback get per-task batches; everything else mixes.
-        mixable: (queue: string) => !this.perTask.has(queue),
-      }),
+      // In mixed mode (configured, or what `auto` chose when the worker started), tasks found to
+      // need the per-task fallback get per-task batches and everything else mixes.
+      mixable: (queue: string) => this.info?.mode === 'mixed' && !this.perTask.has(queue),
     });
   }
 

@@ -120,6 +120,8 @@ export interface ReadyInfo {
   readonly io: ModelIO;
   readonly fingerprint: string;
   readonly mode: ActivationMode;
+  /** `engine.mode: auto`: which mode it chose and why; null when the mode was configured. */
+  readonly modeChoice: string | null;
   /**
    * Mixed mode: the side-path kernel that runs, its threads, and why a faster one did not load (null = it did);
    * `pipeline`: one ORT session with the custom op, or the segment pipeline, and why (`pipelineDetail`).

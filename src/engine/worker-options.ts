@@ -1,10 +1,11 @@
 /** What the worker needs to start: plain data, because it crosses the thread boundary. */
 import type { ResourceLimits } from 'node:worker_threads';
 import type { DeltaSourceOptions } from '../deltas/source/index.js';
+import type { ActivationModeChoice } from './runtime/activator.js';
 import type { BaseOptions } from './runtime/prepare-base.js';
 
 export interface WorkerOptions {
-  readonly base: BaseOptions;
+  readonly base: Omit<BaseOptions, 'mode'> & { readonly mode: ActivationModeChoice };
   /** Byte budget of the delta cache (decoded deltas, pinned ones included). */
   readonly cacheMaxBytes: number;
   /** How deltas are fetched: file root, http(s) allow-lists, timeouts, size limit, retries. */

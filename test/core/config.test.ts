@@ -29,7 +29,7 @@ test('the shipped config/default.yaml is valid and serves the zoo on the CPU in 
   const config = await loadConfig({ path: DEFAULT_CONFIG_PATH, env: {} });
   assert.equal(config.devMode, true);
   assert.equal(config.engine.executionProvider, 'cpu');
-  assert.equal(config.engine.mode, 'patch');
+  assert.equal(config.engine.mode, 'auto');
   assert.match(config.model.manifest ?? '', /models[/\\]zoo\.yaml$/);
   assert.equal(config.tenants[0]?.tasks[0], '*');
   assert.ok(DEV_KEY_HASHES.has(config.tenants[0].keySha256[0]!));
@@ -86,11 +86,12 @@ test('every phase of a connection is bounded by default; the row limit follows t
   assert.deepEqual([set.http.bodyTimeoutMs, set.http.maxConnections, set.http.maxRowsPerRequest], [5000, 100, 4]);
 });
 
-test('the activation mode defaults to patch on cpu and graph on the GPU providers; graph can be forced on cpu', () => {
-  assert.equal(parse(yaml()).engine.mode, 'patch');
-  assert.equal(parse(yaml({ engine: { executionProvider: 'cuda' } })).engine.mode, 'graph');
-  assert.equal(parse(yaml({ engine: { executionProvider: 'webgpu' } })).engine.mode, 'graph');
+test('the activation mode defaults to auto (the engine picks at start) on every provider; graph can be forced on cpu', () => {
+  assert.equal(parse(yaml()).engine.mode, 'auto');
+  assert.equal(parse(yaml({ engine: { executionProvider: 'cuda' } })).engine.mode, 'auto');
+  assert.equal(parse(yaml({ engine: { executionProvider: 'webgpu' } })).engine.mode, 'auto');
   assert.equal(parse(yaml({ engine: { mode: 'graph' } })).engine.mode, 'graph');
+  assert.equal(parse(yaml({ engine: { mode: 'patch' } })).engine.mode, 'patch');
 });
 
 test('mixed mode runs on the cpu only; a token budget for mixed batches is optional and positive', () => {
@@ -134,7 +135,7 @@ test('a fallback execution provider is optional and read from the file or the en
   }).engine;
   assert.deepEqual(
     [fromEnv.executionProvider, fromEnv.fallbackExecutionProvider, fromEnv.mode],
-    ['webgpu', 'cpu', 'graph'],
+    ['webgpu', 'cpu', 'auto'],
   );
 });
 

@@ -19,6 +19,7 @@ import {
   tokenBatch,
   type TinyZoo,
 } from '../helpers/tiny-models.js';
+import { testEngineOptions } from '../helpers/engine-options.js';
 
 let zoo: TinyZoo;
 const refs: TaskRef[] = [];
@@ -36,22 +37,7 @@ before(async () => {
 after(async () => zoo.cleanup());
 
 function engineOptions(modelPath = zoo.basePath, overrides: Partial<EngineOptions> = {}): EngineOptions {
-  return {
-    worker: {
-      base: { modelPath, mode: 'patch', patchable: [], session: { executionProvider: 'cpu', intraOpThreads: 1 } },
-      cacheMaxBytes: 64 * 1024 * 1024,
-      source: { fileRoot: zoo.dir, allowedSchemes: ['file'] },
-    },
-    scheduler: {
-      maxBatchSize: 8,
-      maxQueueDelayMs: 2,
-      maxQueuedPerTask: 100,
-      maxQueuedTotal: 400,
-      forcedSwitchWaitMs: 50,
-    },
-    restartDelayMs: 50,
-    ...overrides,
-  };
+  return { ...testEngineOptions({ modelPath, deltaDir: zoo.dir, mode: 'patch' }), ...overrides };
 }
 
 const logits = (result: Awaited<ReturnType<Engine['infer']>>) => result.outputs.logits!.data as Float32Array;

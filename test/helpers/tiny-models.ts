@@ -3,12 +3,14 @@
  * file (never committed). Deltas are made with the real compressor, so engine tests exercise
  * what the gateway serves.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { buildDelta, type PruneMethod } from '../../src/compress/build-delta.js';
-import type { Delta } from '../../src/deltas/types.js';
+import type { Delta, TaskRef } from '../../src/deltas/types.js';
+import { encodeDelta } from '../../src/deltas/format/delta-file.js';
 import { encodeOnnxModel, saveOnnxModel } from '../../src/onnx/model-file.js';
 import { fingerprintWeights } from '../../src/onnx/fingerprint.js';
 import { readFloatWeights, withFloatWeights } from '../../src/onnx/weights.js';
@@ -55,6 +57,18 @@ export async function buildTinyZoo(options: {
     );
   }
   return { dir, basePath, base, fingerprint, deltas, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** Writes delta i as `task-<i>.safetensors` in `dir` and returns the engine's refs to them (`task-<i>@1`). */
+export async function writeTaskFiles(dir: string, deltas: readonly Delta[]): Promise<TaskRef[]> {
+  const refs: TaskRef[] = [];
+  for (const [i, delta] of deltas.entries()) {
+    const bytes = encodeDelta(delta);
+    const uri = `task-${i}.safetensors`;
+    await writeFile(join(dir, uri), bytes);
+    refs.push({ key: `task-${i}@1`, uri, sha256: createHash('sha256').update(bytes).digest('hex') });
+  }
+  return refs;
 }
 
 /** base + delta merged independently of the engine: plain float32 adds into a copy of each weight. */

@@ -211,6 +211,7 @@ export class FakeEngine implements InferenceEngine {
     io: FAKE_IO,
     fingerprint: 'ab'.repeat(32),
     mode: 'patch',
+    modeChoice: null,
     kernel: null,
     patchableWeights: 2,
     residentWeightBytes: 0,

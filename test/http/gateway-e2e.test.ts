@@ -76,7 +76,9 @@ before(async () => {
   config = makeConfig(
     {
       model: { path: zoo.basePath, labels: ['no', 'maybe', 'yes'] },
-      engine: { intraOpThreads: 1, cacheBytes: 16 * 1024 * 1024 },
+      // Patch mode, whatever `auto` would pick on this machine: activation metrics and spans are
+      // part of what this file checks (mixed mode end to end: gateway-providers.test.ts).
+      engine: { mode: 'patch', intraOpThreads: 1, cacheBytes: 16 * 1024 * 1024 },
       deltas: { fileRoot: zoo.dir, allowedSchemes: ['file'] },
       registry: {
         stateFile,

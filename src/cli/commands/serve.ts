@@ -35,6 +35,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
       `execution provider ${config.engine.executionProvider} cannot start; serving on the fallback ${running.executionProvider} (engine.fallbackExecutionProvider)`,
     );
   }
+  if (running?.modeChoice)
+    logger.info({ mode: running.mode, reason: running.modeChoice }, `engine.mode ${running.modeChoice}`);
   if (running?.kernel?.pipeline === 'custom-op') {
     const { threads, pipelineDetail } = running.kernel;
     logger.info(
@@ -67,7 +69,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     {
       url,
       tasks: gateway.registry.names().length,
-      mode: config.engine.mode,
+      mode: running?.mode ?? config.engine.mode,
       executionProvider: running?.executionProvider,
     },
     'deltaserve is listening',

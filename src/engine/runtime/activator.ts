@@ -10,6 +10,8 @@ import {
 import type { ResidentDelta } from '../../deltas/types.js';
 
 export type ActivationMode = 'patch' | 'graph' | 'mixed';
+/** What configuration may ask for: a mode, or `auto` (start-runtime.ts says what it picks). */
+export type ActivationModeChoice = ActivationMode | 'auto';
 
 export interface ActivationStats {
   /** False when the task was already active (nothing done). */

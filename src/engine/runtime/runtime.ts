@@ -36,7 +36,7 @@ export interface EngineRuntime {
     readonly patchableShapes: ReadonlyMap<string, readonly number[]>;
   };
   /** The start-up report, less its duration (the worker measures that). */
-  readonly readyInfo: Omit<ReadyInfo, 'startMs'>;
+  readonly readyInfo: Omit<ReadyInfo, 'startMs' | 'modeChoice'>;
   /** The task whose delta is applied now (mixed mode: none). */
   readonly activeKey: string | null;
   /** Runs one batch. Calls must not overlap (the worker serialises them). */

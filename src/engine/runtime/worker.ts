@@ -16,10 +16,9 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { DeltaCacheEvent, DeltaLoadTimings } from '../../deltas/cache/index.js';
 import { buildDeltaSource } from '../../deltas/source/index.js';
 import { decodeDelta } from '../../deltas/format/delta-file.js';
-import { startPerTaskRuntime } from './per-task-runtime.js';
 import { Residency } from './residency.js';
-import { startMixedRuntime } from './mixed/index.js';
-import { NO_ACTIVATION, type BatchItem, type EngineRuntime } from './runtime.js';
+import { startEngineRuntime } from './start-runtime.js';
+import { NO_ACTIVATION, type BatchItem } from './runtime.js';
 import {
   serializeError,
   type CacheEvent,
@@ -45,13 +44,9 @@ const emit = (event: EngineEvent) => post({ kind: 'event', event });
 type Handled<K extends WorkerOp> = { readonly value: ReplyOf<K>; readonly transfer?: ArrayBuffer[] };
 type Handlers = { readonly [K in WorkerOp]: (request: WorkerOps[K]['request']) => Promise<Handled<K>> };
 
-function startRuntime(): Promise<EngineRuntime> {
-  return options.base.mode === 'mixed' ? startMixedRuntime(options) : startPerTaskRuntime(options.base);
-}
-
 async function start(): Promise<void> {
   const started = performance.now();
-  const runtime = await startRuntime();
+  const { runtime, modeChoice } = await startEngineRuntime(options);
   const base = runtime.base;
   const residency = new Residency({
     maxBytes: options.cacheMaxBytes,
@@ -193,7 +188,7 @@ async function start(): Promise<void> {
       (error: unknown) => post({ kind: 'reply', id: request.id, ok: false, error: serializeError(error) }),
     );
   });
-  post({ kind: 'ready', info: { ...runtime.readyInfo, startMs: performance.now() - started } });
+  post({ kind: 'ready', info: { ...runtime.readyInfo, modeChoice, startMs: performance.now() - started } });
 }
 
 function phasesOf(timings: DeltaLoadTimings): LoadPhases {

@@ -1,21 +1,20 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { Engine, MIXED_KEY, type AnyEngineEvent, type EngineOptions } from '../../../src/engine/engine.js';
 import type { Delta, TaskRef } from '../../../src/deltas/types.js';
-import { encodeDelta } from '../../../src/deltas/format/delta-file.js';
 import { saveOnnxModel } from '../../../src/onnx/model-file.js';
 import { fingerprintWeights } from '../../../src/onnx/fingerprint.js';
 import { readFloatWeights } from '../../../src/onnx/weights.js';
 import { NATIVE_EXPECTED } from './kernel-cases.js';
+import { testEngineOptions } from '../../helpers/engine-options.js';
 import { ONE_SESSION_EXPECTED } from './one-session-cases.js';
 import {
   buildTinyZoo,
   maxAbsDiff,
   mergeIndependently,
+  writeTaskFiles,
   runPlain,
   tokenBatch,
   type TinyZoo,
@@ -82,40 +81,13 @@ before(async () => {
       tensors: [...built.tensors, ...extra],
     };
     deltas.push(delta);
-    const bytes = encodeDelta(delta);
-    await writeFile(join(zoo.dir, `task-${i}.safetensors`), bytes);
-    refs.push({
-      key: `task-${i}@1`,
-      uri: `task-${i}.safetensors`,
-      sha256: createHash('sha256').update(bytes).digest('hex'),
-    });
   }
+  refs.push(...(await writeTaskFiles(zoo.dir, deltas)));
 });
 after(async () => zoo.cleanup());
 
-function options(events: AnyEngineEvent[]): EngineOptions {
-  return {
-    worker: {
-      base: {
-        modelPath: gainBasePath(),
-        mode: 'mixed',
-        patchable: [],
-        session: { executionProvider: 'cpu', intraOpThreads: 1 },
-      },
-      cacheMaxBytes: 64 * 1024 * 1024,
-      source: { fileRoot: zoo.dir, allowedSchemes: ['file'] },
-    },
-    scheduler: {
-      maxBatchSize: 8,
-      maxQueueDelayMs: 5,
-      maxQueuedPerTask: 100,
-      maxQueuedTotal: 400,
-      forcedSwitchWaitMs: 50,
-    },
-    restartDelayMs: 50,
-    onEvent: (event) => events.push(event),
-  };
-}
+const options = (events: AnyEngineEvent[]): EngineOptions =>
+  testEngineOptions({ modelPath: gainBasePath(), deltaDir: zoo.dir, mode: 'mixed', maxQueueDelayMs: 5, events });
 
 test('mixed mode: concurrent requests of many tasks, the base and a fallback task each equal their own merged model', async () => {
   const events: AnyEngineEvent[] = [];

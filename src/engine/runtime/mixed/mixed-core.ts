@@ -63,11 +63,15 @@ export interface PreparedMixedBase {
   readonly patchableShapes: ReadonlyMap<string, readonly number[]>;
 }
 
-export async function prepareMixedBase(options: BaseOptions, kernel: SideKernel): Promise<PreparedMixedBase> {
+export async function prepareMixedBase(
+  options: BaseOptions,
+  kernel: SideKernel,
+  pipelines: MixedPipelines = 'either',
+): Promise<PreparedMixedBase> {
   if (options.session.executionProvider !== 'cpu')
     throw new Error('mixed mode runs on the cpu execution provider only');
   const { model, fingerprint, io, weights, patchable, patchableShapes } = await loadBase(options);
-  const { pipeline, path } = await startPipeline(model, patchable, weights, options, kernel);
+  const { pipeline, path } = await startPipeline(model, patchable, weights, options, kernel, pipelines);
   // One run of the base at start-up: a graph the rewrite cannot serve fails here, with its reason,
   // instead of failing every batch.
   const probe = warmUpInputs(io);
@@ -96,6 +100,12 @@ export async function prepareMixedBase(options: BaseOptions, kernel: SideKernel)
   };
 }
 
+/** Which pipelines may start: `one-session` fails where the custom-op session does not start (engine.mode auto then serves patch). */
+export type MixedPipelines = 'either' | 'one-session';
+
+/** Mixed mode asked for its one-session pipeline only, and that pipeline cannot start here. */
+export class OneSessionUnavailable extends Error {}
+
 /**
  * The one-session pipeline when the custom-op addon loaded and its session starts; else the
  * segment pipeline, with why. `DELTASERVE_MIXED_PIPELINE=custom-op` turns a fallback into an error.
@@ -106,6 +116,7 @@ async function startPipeline(
   weights: Awaited<ReturnType<typeof loadBase>>['weights'],
   options: BaseOptions,
   kernel: SideKernel,
+  pipelines: MixedPipelines,
 ): Promise<{ pipeline: MixedBatchPipeline; path: MixedPathInfo }> {
   const { addon, reason } = loadOrtAddon();
   let why = reason ?? '';
@@ -124,6 +135,7 @@ async function startPipeline(
       why = `the custom-op session did not start: ${(error as Error).message.split('\n')[0]}`;
     }
   }
+  if (pipelines === 'one-session') throw new OneSessionUnavailable(why);
   const pipeline = await MixedPipeline.create(model, patchable, weights, options.session, kernel);
   return { pipeline, path: { path: 'segments', detail: why } };
 }

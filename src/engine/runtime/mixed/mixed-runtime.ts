@@ -7,9 +7,13 @@ import type { WorkerOptions } from '../../worker-options.js';
 import type { EngineRuntime, RuntimeBatch } from '../runtime.js';
 import { sumActivations } from '../runtime.js';
 import { loadSideKernel } from './kernel/load-kernel.js';
-import { prepareMixedBase, type MixedCore, type MixedItem } from './mixed-core.js';
+import { prepareMixedBase, type MixedCore, type MixedItem, type MixedPipelines } from './mixed-core.js';
+import type { BaseOptions } from '../prepare-base.js';
 
-export async function startMixedRuntime(options: WorkerOptions): Promise<EngineRuntime> {
+export async function startMixedRuntime(
+  options: WorkerOptions & { readonly base: BaseOptions },
+  pipelines?: MixedPipelines,
+): Promise<EngineRuntime> {
   // The kernel runs between ORT runs, by default on as many threads as ORT was given (0: ORT's
   // choice, all cores).
   const ortThreads = options.base.session.intraOpThreads;
@@ -18,7 +22,7 @@ export async function startMixedRuntime(options: WorkerOptions): Promise<EngineR
     ...(threads > 0 && { threads }),
     ...(options.sideKernel && { prefer: options.sideKernel.kernel }),
   });
-  const base = await prepareMixedBase(options.base, kernel);
+  const base = await prepareMixedBase(options.base, kernel, pipelines);
   const core = base.core;
   return {
     base,
