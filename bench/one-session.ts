@@ -1,12 +1,13 @@
 /**
- * `node --import tsx bench/one-session.ts [--rounds N] [--p 0.99 --p 0.9]`: what one mixed batch
+ * `node --import tsx bench/one-session.ts [--rounds N] [--p 0.99 --p 0.9] [--items 16]`: what one mixed batch
  * costs in the one-session pipeline against the plain model, without the gateway's scheduler or
  * cache in the way (the issue's probe, on the engine's own code). BERT-base-shaped encoder
  * (bench/.work fixtures), a batch of 16 × 128 tokens, intra-op threads 2. Per round, one after
  * another in one process: (a) the plain model on onnxruntime-node, (h) the one session with every
  * item on the base, (e) the one session with 16 items of 16 different tasks at each drop rate,
- * with the deltas as the engine's cache holds them and, for comparison, as decoded (the op then
- * groups each delta by column on every run, as it did before the cache held them grouped).
+ * with the deltas as the engine's cache holds them (byte row gaps and fp16 values where they fit),
+ * grouped with u16 rows and float32 values (the cached form before), and as decoded (the op then groups each delta by column on every
+ * run, as it did before the cache held them grouped).
  * Medians over rounds; ratios are time(a) / time(x), i.e. throughput relative to (a).
  */
 import { readFile } from 'node:fs/promises';
@@ -15,6 +16,9 @@ import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { SeededRng } from '../src/core/rng.js';
 import { decodeDelta } from '../src/deltas/format/delta-file.js';
+import { float16ArrayToFloat32 } from '../src/deltas/format/float16.js';
+import { deltaByteSize } from '../src/deltas/cache/delta-size.js';
+import type { ResidentDelta } from '../src/deltas/types.js';
 import { loadOrtAddon } from '../src/engine/runtime/mixed/one-session/ort-addon.js';
 import { OneSessionPipeline } from '../src/engine/runtime/mixed/one-session/one-session-pipeline.js';
 import { encodeOnnxModel, loadOnnxModel } from '../src/onnx/model-file.js';
@@ -25,11 +29,17 @@ import { percentile } from '../loadtest/runner/stats.js';
 import { WORK_DIR } from './engine-fixtures.js';
 
 const { values } = parseArgs({
-  options: { rounds: { type: 'string', default: '3' }, p: { type: 'string', multiple: true } },
+  options: {
+    rounds: { type: 'string', default: '3' },
+    p: { type: 'string', multiple: true },
+    items: { type: 'string', default: '16' },
+  },
 });
 const rounds = Number(values.rounds);
 const dropRates = (values.p ?? ['0.99', '0.9']).map(Number);
-const ITEMS = 16;
+/** Requests per batch, each of its own task (`--items 1`: what one request alone costs, as at low load). */
+const ITEMS = Number(values.items);
+if (!Number.isInteger(ITEMS) || ITEMS < 1 || ITEMS > 100) throw new Error(`--items must be an integer in [1, 100]`);
 const SEQ = 128;
 const THREADS = 2;
 
@@ -79,8 +89,43 @@ for (const p of dropRates) {
   );
 }
 
-// As the engine's cache holds them (side weights grouped by column once per load).
+// As the engine's cache holds them (side weights grouped by column once per load, values as fp16
+// where every one is exactly an fp16, as in these fp16 files).
 const resident = new Map([...deltas].map(([p, list]) => [p, list.map((d) => pipeline.residentForm(d))] as const));
+/** Byte row gaps back to u16 rows (see ByColumnTensorDelta). */
+function rowsOf(starts: Uint32Array, rows: Uint16Array | Uint8Array): Uint16Array {
+  if (rows instanceof Uint16Array) return rows;
+  const out = new Uint16Array(rows.length);
+  for (let j = 0; j + 1 < starts.length; j++) {
+    let row = -1;
+    for (let k = starts[j]!; k < starts[j + 1]!; k++) out[k] = row += rows[k]!;
+  }
+  return out;
+}
+// The same grouping with u16 rows and float32 values, the resident form before byte gaps and fp16
+// values (6 bytes per entry): what the smaller form costs or saves in the op.
+const residentF32 = new Map(
+  [...resident].map(
+    ([p, list]) =>
+      [
+        p,
+        list.map((d): ResidentDelta => ({
+          metadata: d.metadata,
+          tensors: d.tensors.map((t) =>
+            t.kind === 'by-column'
+              ? {
+                  ...t,
+                  rows: rowsOf(t.starts, t.rows),
+                  values: t.values instanceof Uint16Array ? float16ArrayToFloat32(t.values) : t.values,
+                }
+              : t,
+          ),
+        })),
+      ] as const,
+  ),
+);
+const megabytes = (list: readonly ResidentDelta[]) =>
+  (list.reduce((sum, d) => sum + deltaByteSize(d), 0) / list.length / 1e6).toFixed(1);
 
 const times = new Map<string, number[]>();
 const time = async (name: string, run: () => Promise<unknown>) => {
@@ -102,8 +147,12 @@ for (let round = 0; round <= rounds; round++) {
     pipeline.run(Array.from({ length: ITEMS }, (_, i) => ({ inputs: one(i), delta: null }))),
   );
   for (const p of dropRates) {
-    await step(`(e) one session, ${ITEMS} tasks, p = ${p}`, () =>
-      pipeline.run(Array.from({ length: ITEMS }, (_, i) => ({ inputs: one(i), delta: resident.get(p)![i]! }))),
+    await step(
+      `(e) one session, ${ITEMS} tasks, as cached (${megabytes(resident.get(p)!)} MB per delta), p = ${p}`,
+      () => pipeline.run(Array.from({ length: ITEMS }, (_, i) => ({ inputs: one(i), delta: resident.get(p)![i]! }))),
+    );
+    await step(`(e) grouped, u16 rows, float32 values (${megabytes(residentF32.get(p)!)} MB per delta), p = ${p}`, () =>
+      pipeline.run(Array.from({ length: ITEMS }, (_, i) => ({ inputs: one(i), delta: residentF32.get(p)![i]! }))),
     );
     await step(`(e) as decoded (grouped by column on every run), p = ${p}`, () =>
       pipeline.run(Array.from({ length: ITEMS }, (_, i) => ({ inputs: one(i), delta: deltas.get(p)![i]! }))),

@@ -99,34 +99,54 @@ void ViewByColumn(Napi::Env env, const Napi::Object& grouped, const std::string&
   if (in_dim > 65536) Fail(env, at + "a tensor grouped by column has at most 65536 rows");
   Napi::Value starts_value = grouped.Get("starts"), rows_value = grouped.Get("rows"), values_value = grouped.Get("values");
   auto starts = TypedArrayOf<Napi::Uint32Array>(env, starts_value, napi_uint32_array, at + "byColumn.starts must be a Uint32Array");
-  auto rows = TypedArrayOf<Napi::Uint16Array>(env, rows_value, napi_uint16_array, at + "byColumn.rows must be a Uint16Array");
-  auto values = TypedArrayOf<Napi::Float32Array>(env, values_value, napi_float32_array, at + "byColumn.values must be a Float32Array");
+  const bool gaps = rows_value.IsTypedArray() && rows_value.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
+  if (!gaps)
+    TypedArrayOf<Napi::Uint16Array>(env, rows_value, napi_uint16_array,
+                                    at + "byColumn.rows must be a Uint16Array of rows or a Uint8Array of row gaps");
+  const Napi::TypedArray rows = rows_value.As<Napi::TypedArray>();
+  const bool halves = values_value.IsTypedArray() && values_value.As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array;
+  if (!halves)
+    TypedArrayOf<Napi::Float32Array>(env, values_value, napi_float32_array,
+                                     at + "byColumn.values must be a Float32Array or a Uint16Array of fp16 bit patterns");
+  const Napi::TypedArray values = values_value.As<Napi::TypedArray>();
   const size_t nnz = rows.ElementLength();
   if (starts.ElementLength() != out_dim + 1) Fail(env, at + "byColumn.starts must hold one start per column plus the end");
   if (values.ElementLength() != nnz) Fail(env, at + "byColumn.rows and byColumn.values differ in length");
+  const uint16_t* values_f16 = halves ? values.As<Napi::Uint16Array>().Data() : nullptr;
+  const float* values_f32 = halves ? nullptr : values.As<Napi::Float32Array>().Data();
+  // HalfToFloat reads finite patterns only.
+  if (halves)
+    for (size_t k = 0; k < nnz; ++k)
+      if ((values_f16[k] & 0x7c00u) == 0x7c00u) Fail(env, at + "byColumn.values holds an fp16 infinity or NaN");
   const uint32_t* s = starts.Data();
-  const uint16_t* r = rows.Data();
+  const uint16_t* r = gaps ? nullptr : rows.As<Napi::Uint16Array>().Data();
+  const uint8_t* g = gaps ? rows.As<Napi::Uint8Array>().Data() : nullptr;
   if (s[0] != 0 || s[out_dim] != nnz) Fail(env, at + "byColumn.starts must run from 0 to the number of entries");
   // Every start first, so the row scan below never reads past `rows`.
   for (uint64_t j = 0; j < out_dim; ++j)
     if (s[j + 1] < s[j]) Fail(env, at + "byColumn.starts must not decrease (column " + std::to_string(j) + ")");
   for (uint64_t j = 0; j < out_dim; ++j) {
+    int64_t row = -1;
     for (uint32_t k = s[j]; k < s[j + 1]; ++k) {
-      if (r[k] >= in_dim || (k > s[j] && r[k] <= r[k - 1]))
+      const int64_t next = g ? row + g[k] : r[k];
+      if (next >= static_cast<int64_t>(in_dim) || next <= row)
         Fail(env, at + "byColumn.rows of column " + std::to_string(j) + " must increase and stay below " +
                       std::to_string(in_dim));
+      row = next;
     }
   }
   view.grouped = true;
   view.nnz = nnz;
-  view.values = values.Data();
-  view.by_column = side_kernel::ByColumn{s, r, values.Data()};
+  view.values = values_f32;
+  view.by_column = side_kernel::ByColumn{s, r, values_f32, values_f16, g};
   refs.push_back(Napi::Persistent(starts_value));
   refs.push_back(Napi::Persistent(rows_value));
   refs.push_back(Napi::Persistent(values_value));
 }
 
-// groupByColumn(indices: Uint32Array, values: Float32Array, inDim, outDim) → { starts, rows, values }:
+// groupByColumn(indices: Uint32Array, values: Float32Array, inDim, outDim) → { starts, rows, values }
+// (rows: a Uint8Array of row gaps when every gap fits a byte, else a Uint16Array of rows; values: a
+// Uint16Array of fp16 bit patterns when every value is exactly an fp16, else a Float32Array):
 // a [inDim, outDim] weight's sparse delta (flat row-major indices, strictly increasing) regrouped by
 // output column, as the side op reads it; made once per delta load instead of once per run.
 Napi::Value GroupByColumnJs(const Napi::CallbackInfo& info) {
@@ -156,8 +176,18 @@ Napi::Value GroupByColumnJs(const Napi::CallbackInfo& info) {
   side_kernel::GroupByColumn16(idx, values.Data(), nnz, out_dim, starts.Data(), rows.Data(), grouped.Data());
   Napi::Object out = Napi::Object::New(env);
   out.Set("starts", starts);
-  out.Set("rows", rows);
-  out.Set("values", grouped);
+  // Rows as one-byte gaps where every gap fits one (densities above ~1 %): 2 bytes less per entry.
+  auto gaps = Napi::Uint8Array::New(env, nnz);
+  if (side_kernel::ToRowGaps(starts.Data(), out_dim, rows.Data(), gaps.Data()))
+    out.Set("rows", gaps);
+  else
+    out.Set("rows", rows);
+  // Values that are all exactly fp16 (an fp16 file's) are kept as fp16: half the bytes, same bits.
+  auto halves = Napi::Uint16Array::New(env, nnz);
+  if (side_kernel::ToExactHalves(grouped.Data(), nnz, halves.Data()))
+    out.Set("values", halves);
+  else
+    out.Set("values", grouped);
   return out;
 }
 

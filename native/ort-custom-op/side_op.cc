@@ -163,7 +163,10 @@ void Compute(const Kernel& kernel, OrtKernelContext* context) {
         job.values = w ? w->values : nullptr;
         job.nnz = w ? (w->indices || w->grouped ? w->nnz : w->length) : 0;
         job.by_column = w && w->grouped ? &w->by_column : nullptr;
-        if (w && (w->indices != nullptr || w->grouped) && w->nnz == 0) job.values = nullptr;
+        if (w && (w->indices != nullptr || w->grouped) && w->nnz == 0) {
+          job.values = nullptr;
+          job.by_column = nullptr;
+        }
         job.bias = b ? (b->indices ? b->dense.data() : b->values) : nullptr;
         jobs.push_back(job);
         held.push_back(std::move(entry));

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 namespace side_kernel {
 namespace {
@@ -19,13 +20,18 @@ constexpr uint32_t kColumnBlock = 16;
 
 // The delta's nonzeros grouped by output column j (a stable counting sort of the flat indices,
 // so within a column they keep the index order): column j's are rows[starts[j]..starts[j+1]).
-template <typename Row>
+template <typename Row, typename Value = float>
 struct ColumnsOf {
   const uint32_t* starts;
   const Row* rows;
-  const float* values;
+  const Value* values;
 };
 using Columns = ColumnsOf<uint32_t>;
+
+SK_INLINE float ValueOf(float v) { return v; }
+SK_INLINE float ValueOf(uint16_t half) { return HalfToFloat(half); }
+
+SK_INLINE bool HasWeightDelta(const Job& job) { return job.values != nullptr || job.by_column != nullptr; }
 
 // The hot loop, written once and inlined into one function per instruction set (the caller's
 // target attribute applies after inlining), with GCC's generic vectors so that each set gets its
@@ -37,8 +43,8 @@ typedef float F4 __attribute__((vector_size(16)));
 typedef float F8 __attribute__((vector_size(32)));
 typedef float F16 __attribute__((vector_size(64)));
 
-template <typename V, int R, bool kDense, typename Row>
-SK_INLINE void ColumnChunk(const Job& job, const ColumnsOf<Row>& columns, uint32_t in_dim, uint32_t out_dim, uint32_t j,
+template <typename V, int R, bool kDense, typename Row, typename Value>
+SK_INLINE void ColumnChunk(const Job& job, const ColumnsOf<Row, Value>& columns, uint32_t in_dim, uint32_t out_dim, uint32_t j,
                            const float* __restrict xt, float* __restrict dt, uint32_t n, uint32_t t0) {
   constexpr uint32_t L = sizeof(V) / sizeof(float);
   V acc[R];
@@ -53,23 +59,58 @@ SK_INLINE void ColumnChunk(const Job& job, const ColumnsOf<Row>& columns, uint32
   };
   if (kDense) {
     for (uint32_t i = 0; i < in_dim; ++i) add(i, job.values[static_cast<size_t>(i) * out_dim + j]);
+  } else if constexpr (std::is_same_v<Row, uint8_t>) {
+    // Row gaps: the same rows in the same order, one byte each.
+    uint32_t row = ~0u;
+    for (uint32_t k = columns.starts[j], end = columns.starts[j + 1]; k < end; ++k) {
+      row += columns.rows[k];
+      add(row, ValueOf(columns.values[k]));
+    }
   } else {
-    for (uint32_t k = columns.starts[j], end = columns.starts[j + 1]; k < end; ++k) add(columns.rows[k], columns.values[k]);
+    for (uint32_t k = columns.starts[j], end = columns.starts[j + 1]; k < end; ++k)
+      add(columns.rows[k], ValueOf(columns.values[k]));
   }
   std::memcpy(dt + t0, acc, sizeof(acc));
 }
 
-template <typename V, int R, bool kDense, typename Row>
-SK_INLINE void AccumulateColumns(const Job& job, const ColumnsOf<Row>& columns, uint32_t in_dim, uint32_t out_dim,
+template <typename V, int R, bool kDense, typename Row, typename Value>
+SK_INLINE void AccumulateColumns(const Job& job, const ColumnsOf<Row, Value>& columns, uint32_t in_dim, uint32_t out_dim,
                                  uint32_t j_begin, uint32_t j_end, const float* xt, float* dt_block, uint32_t n) {
   constexpr uint32_t C = R * sizeof(V) / sizeof(float);
   for (uint32_t j = j_begin; j < j_end; ++j) {
     float* dt = dt_block + static_cast<size_t>(j - j_begin) * n;
     uint32_t t0 = 0;
-    for (; t0 + C <= n; t0 += C) ColumnChunk<V, R, kDense, Row>(job, columns, in_dim, out_dim, j, xt, dt, n, t0);
-    for (; t0 + 4 <= n; t0 += 4) ColumnChunk<F4, 1, kDense, Row>(job, columns, in_dim, out_dim, j, xt, dt, n, t0);
-    for (; t0 < n; ++t0) ColumnChunk<float, 1, kDense, Row>(job, columns, in_dim, out_dim, j, xt, dt, n, t0);
+    for (; t0 + C <= n; t0 += C) ColumnChunk<V, R, kDense>(job, columns, in_dim, out_dim, j, xt, dt, n, t0);
+    for (; t0 + 4 <= n; t0 += 4) ColumnChunk<F4, 1, kDense>(job, columns, in_dim, out_dim, j, xt, dt, n, t0);
+    for (; t0 < n; ++t0) ColumnChunk<float, 1, kDense>(job, columns, in_dim, out_dim, j, xt, dt, n, t0);
   }
+}
+
+// One instantiation per resident form: rows as u16 or byte gaps, values as f32 or fp16.
+template <typename V, typename Row, typename Value>
+SK_INLINE void AccumulateGrouped(const Job& job, const uint32_t* starts, const Row* rows, const Value* values,
+                                 uint32_t in_dim, uint32_t out_dim, uint32_t j_begin, uint32_t j_end, const float* xt,
+                                 float* dt, uint32_t n) {
+  const ColumnsOf<Row, Value> grouped{starts, rows, values};
+  AccumulateColumns<V, 8, false>(job, grouped, in_dim, out_dim, j_begin, j_end, xt, dt, n);
+}
+
+template <typename V, typename Row>
+SK_INLINE void AccumulateRows(const Job& job, const ByColumn& g, const Row* rows, uint32_t in_dim, uint32_t out_dim,
+                              uint32_t j_begin, uint32_t j_end, const float* xt, float* dt, uint32_t n) {
+  if (g.values_f16 != nullptr)
+    AccumulateGrouped<V>(job, g.starts, rows, g.values_f16, in_dim, out_dim, j_begin, j_end, xt, dt, n);
+  else
+    AccumulateGrouped<V>(job, g.starts, rows, g.values, in_dim, out_dim, j_begin, j_end, xt, dt, n);
+}
+
+template <typename V>
+SK_INLINE void AccumulateByColumn(const Job& job, const ByColumn& g, uint32_t in_dim, uint32_t out_dim,
+                                  uint32_t j_begin, uint32_t j_end, const float* xt, float* dt, uint32_t n) {
+  if (g.row_gaps != nullptr)
+    AccumulateRows<V>(job, g, g.row_gaps, in_dim, out_dim, j_begin, j_end, xt, dt, n);
+  else
+    AccumulateRows<V>(job, g, g.rows, in_dim, out_dim, j_begin, j_end, xt, dt, n);
 }
 
 template <typename V>
@@ -77,12 +118,11 @@ SK_INLINE void AccumulateBody(const Job& job, const Columns& columns, uint32_t i
                               uint32_t j_begin, uint32_t j_end, const float* xt, float* dt, uint32_t n) {
   // 8 registers of sums: enough independent adds to hide their latency.
   if (job.by_column != nullptr) {
-    const ColumnsOf<uint16_t> grouped{job.by_column->starts, job.by_column->rows, job.by_column->values};
-    AccumulateColumns<V, 8, false, uint16_t>(job, grouped, in_dim, out_dim, j_begin, j_end, xt, dt, n);
+    AccumulateByColumn<V>(job, *job.by_column, in_dim, out_dim, j_begin, j_end, xt, dt, n);
   } else if (job.indices == nullptr) {
-    AccumulateColumns<V, 8, true, uint32_t>(job, columns, in_dim, out_dim, j_begin, j_end, xt, dt, n);
+    AccumulateColumns<V, 8, true>(job, columns, in_dim, out_dim, j_begin, j_end, xt, dt, n);
   } else {
-    AccumulateColumns<V, 8, false, uint32_t>(job, columns, in_dim, out_dim, j_begin, j_end, xt, dt, n);
+    AccumulateColumns<V, 8, false>(job, columns, in_dim, out_dim, j_begin, j_end, xt, dt, n);
   }
 }
 
@@ -225,6 +265,42 @@ void GroupByColumn16(const uint32_t* indices, const float* values, size_t nnz, u
   Group(indices, values, nnz, out_dim, starts, rows, grouped_values);
 }
 
+bool ToRowGaps(const uint32_t* starts, uint32_t out_dim, const uint16_t* rows, uint8_t* gaps) {
+  for (uint32_t j = 0; j < out_dim; ++j) {
+    int32_t previous = -1;
+    for (uint32_t k = starts[j]; k < starts[j + 1]; ++k) {
+      const int32_t gap = static_cast<int32_t>(rows[k]) - previous;
+      if (gap > 255) return false;
+      gaps[k] = static_cast<uint8_t>(gap);
+      previous = rows[k];
+    }
+  }
+  return true;
+}
+
+bool ToExactHalves(const float* values, size_t n, uint16_t* halves) {
+  for (size_t k = 0; k < n; ++k) {
+    uint32_t bits;
+    std::memcpy(&bits, &values[k], sizeof bits);
+    const uint32_t sign = (bits >> 16) & 0x8000u;
+    const float magnitude = std::fabs(values[k]);
+    uint32_t half;
+    if (!(magnitude < 65520.0f)) return false;  // infinite, NaN or past the largest fp16
+    if (magnitude < 0x1p-14f) {
+      // fp16 subnormals are multiples of 2^-24: exact only when the scaled value is a whole number.
+      half = static_cast<uint32_t>(magnitude * 0x1p24f);
+    } else {
+      uint32_t m;
+      std::memcpy(&m, &magnitude, sizeof m);
+      half = ((m >> 23) - 112u) << 10 | ((m >> 13) & 0x3ffu);
+    }
+    halves[k] = static_cast<uint16_t>(sign | half);
+    const float back = HalfToFloat(halves[k]);
+    if (std::memcmp(&back, &values[k], sizeof back) != 0) return false;
+  }
+  return true;
+}
+
 std::vector<Path> SupportedPaths() {
   std::vector<Path> paths;
 #ifdef SK_X86
@@ -262,7 +338,7 @@ void RunTask(const Call& call, const Task& task, Scratch& scratch) {
   const uint32_t in_dim = call.in_dim, out_dim = call.out_dim;
   const uint32_t first_row = job.row_start + task.token_start;
   float* out = call.out + static_cast<size_t>(first_row) * out_dim;
-  if (job.values == nullptr) {
+  if (!HasWeightDelta(job)) {
     // No weight delta: 0 + bias (or 0); accumulating, + bias (or nothing).
     for (uint32_t t = 0; t < task.token_count; ++t) {
       float* row = out + static_cast<size_t>(t) * out_dim;
@@ -307,7 +383,7 @@ std::vector<Task> PlanTasks(const std::vector<Job>& jobs, uint32_t in_dim, uint3
   for (size_t k = 0; k < jobs.size(); ++k) {
     const Job& job = jobs[k];
     // Per token: one multiply-add per nonzero, plus the transposes and the write-out.
-    const double per_token = static_cast<double>(job.values == nullptr ? 0 : job.nnz) + in_dim + out_dim;
+    const double per_token = static_cast<double>(HasWeightDelta(job) ? job.nnz : 0) + in_dim + out_dim;
     costs[k] = per_token * job.row_count;
     total += costs[k];
   }

@@ -21,16 +21,49 @@ const char* PathName(Path path);
  * op's resident form, made once per delta load instead of once per call.
  */
 struct ByColumn {
-  const uint32_t* starts;  // outDim + 1
-  const uint16_t* rows;    // nnz, each < inDim (so inDim <= 65536)
-  const float* values;     // nnz
+  const uint32_t* starts;      // outDim + 1
+  const uint16_t* rows;        // nnz, each < inDim (so inDim <= 65536); or null when row_gaps holds them
+  const float* values;         // nnz, or null when values_f16 holds them
+  const uint16_t* values_f16;  // nnz finite fp16 bit patterns (every value exactly an fp16), or null
+  // nnz gaps, each >= 1: a column's first row is its first gap - 1, each next row the previous + its
+  // gap (one byte per entry where every gap fits one), or null.
+  const uint8_t* row_gaps = nullptr;
 };
+
+/**
+ * Rows grouped by column (starts[out_dim + 1], rows ascending within a column) as gaps: true when
+ * every gap fits a byte (then `gaps` holds them), false otherwise (`gaps` partly written).
+ */
+bool ToRowGaps(const uint32_t* starts, uint32_t out_dim, const uint16_t* rows, uint8_t* gaps);
+
+/**
+ * A finite fp16 bit pattern as a float, exactly. Integer arithmetic for normal numbers and a
+ * normal-range float product for subnormals, so it holds under ORT's flush-to-zero modes too.
+ */
+inline float HalfToFloat(uint16_t h) {
+  const uint32_t magnitude = h & 0x7fffu;
+  float f;
+  if (magnitude >= 0x400u) {
+    const uint32_t bits = (static_cast<uint32_t>(h & 0x8000u) << 16) | ((magnitude << 13) + (112u << 23));
+    __builtin_memcpy(&f, &bits, sizeof f);
+    return f;
+  }
+  f = static_cast<float>(magnitude) * 0x1p-24f;
+  return (h & 0x8000u) ? -f : f;
+}
+
+/**
+ * Writes each value's fp16 bit pattern to `halves` and returns true when every value is finite and
+ * exactly an fp16 (HalfToFloat gives it back bit for bit); false, with `halves` partly written, otherwise.
+ */
+bool ToExactHalves(const float* values, size_t n, uint16_t* halves);
 
 struct Job {
   uint32_t row_start;
   uint32_t row_count;
   // Sparse: indices + values (nnz of each). Dense: indices == nullptr, values holds inDim*outDim.
-  // Sparse by column: `by_column` set, indices == nullptr, values == by_column->values.
+  // Sparse by column: `by_column` set, indices == nullptr, values == by_column->values (null for fp16).
+  // No weight delta: values == nullptr and by_column == nullptr.
   const uint32_t* indices;
   const float* values;
   size_t nnz;

@@ -65,8 +65,9 @@ export type TensorDelta = SparseTensorDelta | DenseTensorDelta;
  * A sparse delta of a `[inDim, outDim]` weight regrouped by output column, the form the one-session
  * side op reads (native/ort-custom-op): column j's entries are `rows[starts[j]] … rows[starts[j+1] − 1]`,
  * rows ascending, with `values` at the same positions. Made once when the delta is loaded instead
- * of on every run, and 6 bytes per kept entry instead of 8. Only the engine's delta cache holds it
- * (see {@link ResidentDelta}); files never do.
+ * of on every run: 3 bytes per kept entry where every row gap fits a byte and every value is
+ * exactly an fp16 (an fp16 file at p ≤ ~0.97), up to 6, instead of 8. Only the engine's delta
+ * cache holds it (see {@link ResidentDelta}); files never do.
  */
 export interface ByColumnTensorDelta {
   readonly kind: 'by-column';
@@ -74,8 +75,13 @@ export interface ByColumnTensorDelta {
   readonly shape: readonly number[];
   /** `outDim + 1` offsets into `rows` and `values`. */
   readonly starts: Uint32Array;
-  readonly rows: Uint16Array;
-  readonly values: Float32Array;
+  /**
+   * Each entry's row (Uint16Array), or its gap from the previous row of its column (Uint8Array,
+   * every gap ≥ 1, a column's first gap counted from row −1), used where every gap fits a byte.
+   */
+  readonly rows: Uint16Array | Uint8Array;
+  /** fp16 bit patterns (Uint16Array), exactly the values decoded, or float32 values. */
+  readonly values: Float32Array | Uint16Array;
 }
 
 export type ResidentTensorDelta = TensorDelta | ByColumnTensorDelta;

@@ -6,22 +6,20 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Engine, type AnyEngineEvent, type EngineOptions } from '../../src/engine/engine.js';
 import type { ActivationMode } from '../../src/engine/runtime/activator.js';
 import { deltaByteSize } from '../../src/deltas/cache/index.js';
 import type { TaskRef } from '../../src/deltas/types.js';
-import { encodeDelta } from '../../src/deltas/format/delta-file.js';
 import {
   buildTinyZoo,
   maxAbsDiff,
   mergeIndependently,
+  writeTaskFiles,
   runPlain,
   tokenBatch,
   type TinyZoo,
 } from '../helpers/tiny-models.js';
+import { testEngineOptions } from '../helpers/engine-options.js';
 
 let zoo: TinyZoo;
 const refs: TaskRef[] = [];
@@ -29,13 +27,8 @@ let deltaBytes = 0;
 
 before(async () => {
   zoo = await buildTinyZoo({ tasks: 6 });
-  for (const [i, delta] of zoo.deltas.entries()) {
-    const bytes = encodeDelta(delta);
-    const file = `task-${i}.safetensors`;
-    await writeFile(join(zoo.dir, file), bytes);
-    refs.push({ key: `task-${i}@1`, uri: file, sha256: createHash('sha256').update(bytes).digest('hex') });
-    deltaBytes = Math.max(deltaBytes, deltaByteSize(delta));
-  }
+  refs.push(...(await writeTaskFiles(zoo.dir, zoo.deltas)));
+  deltaBytes = Math.max(...zoo.deltas.map(deltaByteSize));
 });
 after(async () => zoo.cleanup());
 
@@ -45,25 +38,48 @@ function options(
   events: AnyEngineEvent[],
   maxQueueDelayMs = 2,
 ): EngineOptions {
-  return {
-    worker: {
-      base: { modelPath: zoo.basePath, mode, patchable: [], session: { executionProvider: 'cpu', intraOpThreads: 1 } },
-      cacheMaxBytes,
-      source: { fileRoot: zoo.dir, allowedSchemes: ['file'] },
-    },
-    scheduler: { maxBatchSize: 8, maxQueueDelayMs, maxQueuedPerTask: 100, maxQueuedTotal: 400, forcedSwitchWaitMs: 50 },
-    restartDelayMs: 50,
-    onEvent: (event) => events.push(event),
-  };
+  return testEngineOptions({
+    modelPath: zoo.basePath,
+    deltaDir: zoo.dir,
+    mode,
+    cacheMaxBytes,
+    maxQueueDelayMs,
+    events,
+  });
 }
 
 const logits = (result: Awaited<ReturnType<Engine['infer']>>) => result.outputs.logits!.data as Float32Array;
+
+const residentBytes = new Map<ActivationMode, number>();
+/**
+ * The largest delta as `mode`'s cache holds it: mixed mode's one session keeps side weights in a
+ * smaller form than decoded, so a budget "for two deltas" is counted in the mode's own bytes.
+ */
+async function residentDeltaBytes(mode: ActivationMode): Promise<number> {
+  const known = residentBytes.get(mode);
+  if (known !== undefined) return known;
+  const engine = await Engine.start(options(mode, 64 * 1024 * 1024, []));
+  let largest = 0;
+  try {
+    for (const ref of refs) {
+      await engine.load(ref);
+      const before = (await engine.stats()).worker!.cache.bytes;
+      await engine.evict(ref.key);
+      largest = Math.max(largest, before - (await engine.stats()).worker!.cache.bytes);
+    }
+  } finally {
+    await engine.close();
+  }
+  assert.ok(largest > 0 && largest <= deltaBytes, `${mode}: ${largest} bytes resident, ${deltaBytes} decoded`);
+  residentBytes.set(mode, largest);
+  return largest;
+}
 
 for (const mode of ['patch', 'graph', 'mixed'] as const) {
   test(`${mode} mode: a cache smaller than one batch's deltas still completes every request, each equal to its merged model`, async () => {
     const events: AnyEngineEvent[] = [];
     // Room for two of the six deltas; a mixed batch of 8 would need up to six.
-    const engine = await Engine.start(options(mode, Math.floor(deltaBytes * 2.5), events));
+    const engine = await Engine.start(options(mode, Math.floor((await residentDeltaBytes(mode)) * 2.5), events));
     try {
       const jobs = Array.from({ length: 36 }, (_, i) => (i * 5) % 7); // 6 = the base
       const inputs = (i: number) => tokenBatch(1 + (i % 2), 5, 60 + i);
@@ -93,7 +109,9 @@ for (const mode of ['patch', 'mixed'] as const) {
     const events: AnyEngineEvent[] = [];
     // Room for two deltas. A batch waits up to a minute to fill, so it forms until the test fills
     // it (8 requests): nothing here depends on timing.
-    const engine = await Engine.start(options(mode, Math.floor(deltaBytes * 2.5), events, 60_000));
+    const engine = await Engine.start(
+      options(mode, Math.floor((await residentDeltaBytes(mode)) * 2.5), events, 60_000),
+    );
     try {
       const inputs = (i: number) => tokenBatch(1 + (i % 2), 5, 9 + i);
       await engine.load(refs[0]!);

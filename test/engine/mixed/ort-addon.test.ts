@@ -168,6 +168,23 @@ test('bad input to the addon is an error, not a crash', { skip: ONE_SESSION_SKIP
     assert.throws(() => addon.groupByColumn(new Uint32Array([4]), new Float32Array(1), 2, 2), /out of range/);
     assert.throws(() => addon.groupByColumn(new Uint32Array(1), new Float32Array(1), 70000, 2), /inDim/);
     assert.throws(() => addon.groupByColumn(new Uint32Array(2), new Float32Array(1), 2, 2), /differ in length/);
+    // Values kept as fp16 exactly when every one is an fp16 (-0 and subnormals too), else float32.
+    const halfExact = Float32Array.from([-0, 2 ** -24, 65504, -1.5]);
+    const asHalves = addon.groupByColumn(Uint32Array.from([0, 1, 2, 3]), halfExact, 2, 2).values;
+    assert.ok(asHalves instanceof Uint16Array, 'fp16-exact values are kept as fp16');
+    // Grouped by column: column 0 holds indices 0 and 2 (-0, 65504), column 1 indices 1 and 3.
+    assert.deepEqual([...asHalves], [0x8000, 0x7bff, 0x0001, 0xbe00]);
+    // Rows as byte gaps where every gap fits one, else as u16 rows (a column's first gap counts from -1).
+    const gapsOf = (indices: number[], inDim: number) =>
+      addon.groupByColumn(Uint32Array.from(indices), new Float32Array(indices.length), inDim, 1).rows;
+    assert.deepEqual(gapsOf([0, 3, 258], 300), Uint8Array.from([1, 3, 255]));
+    assert.deepEqual(gapsOf([254, 255], 300), Uint8Array.from([255, 1]));
+    assert.deepEqual(gapsOf([255, 256], 300), Uint16Array.from([255, 256]), 'a first row past 254');
+    assert.deepEqual(gapsOf([0, 299], 300), Uint16Array.from([0, 299]), 'a gap past 255');
+    for (const inexact of [1 + 2 ** -12, 1e-9, 70000, Infinity, NaN]) {
+      const kept = addon.groupByColumn(Uint32Array.from([0, 3]), Float32Array.from([1, inexact]), 2, 2).values;
+      assert.ok(kept instanceof Float32Array, `${inexact} keeps the values float32`);
+    }
     const byColumn = (starts: number[], rowList: number[]) => ({
       name: 'w',
       shape: [2, 2],
@@ -182,6 +199,32 @@ test('bad input to the addon is an error, not a crash', { skip: ONE_SESSION_SKIP
     assert.throws(() => addon.registerDelta([byColumn([0, 2, 1], [0, 1])]), /from 0 to the number of entries/);
     assert.throws(() => addon.registerDelta([byColumn([0, 2, 1, 2], [0, 1])]), /one start per column/);
     assert.throws(() => addon.registerDelta([byColumn([0, 9, 2], [0, 1])]), /must not decrease/);
+    const gapped = (starts: number[], gaps: number[]) => {
+      const base = byColumn(starts, gaps);
+      return { ...base, byColumn: { ...base.byColumn, rows: Uint8Array.from(gaps) } };
+    };
+    addon.releaseDelta(addon.registerDelta([gapped([0, 2, 3], [1, 1, 2])]));
+    assert.throws(() => addon.registerDelta([gapped([0, 2, 2], [1, 0])]), /increase and stay below 2/);
+    assert.throws(() => addon.registerDelta([gapped([0, 1, 2], [1, 3])]), /increase and stay below 2/);
+    assert.throws(() => addon.registerDelta([gapped([0, 2, 2], [2, 1])]), /increase and stay below 2/);
+    const infiniteHalf = byColumn([0, 1, 1], [0]);
+    assert.throws(
+      () =>
+        addon.registerDelta([
+          { ...infiniteHalf, byColumn: { ...infiniteHalf.byColumn, values: Uint16Array.of(0x7c00) } },
+        ]),
+      /infinity or NaN/,
+    );
+    assert.throws(
+      () =>
+        addon.registerDelta([
+          {
+            ...infiniteHalf,
+            byColumn: { ...infiniteHalf.byColumn, values: Int16Array.of(1) as unknown as Uint16Array },
+          },
+        ]),
+      /Float32Array or a Uint16Array/,
+    );
     // The handles input left out: ORT runs the op without it, which refuses to guess.
     assert.throws(
       () =>

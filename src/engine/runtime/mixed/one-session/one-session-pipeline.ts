@@ -101,7 +101,8 @@ export class OneSessionPipeline {
   /**
    * The delta with its side weights grouped by output column, as the op reads them: made once per
    * load here rather than on every run (8–32 % of a kernel call: bench/native/kernel-grouping.cc), and
-   * 6 bytes per kept entry instead of 8. The arrays as decoded become garbage.
+   * 3 to 6 bytes per kept entry instead of 8 (rows as byte gaps where they fit, values that are all
+   * exactly fp16 kept as fp16). The arrays as decoded become garbage.
    */
   residentForm(delta: Delta): ResidentDelta {
     const tensors = delta.tensors.map((t): ResidentTensorDelta => {

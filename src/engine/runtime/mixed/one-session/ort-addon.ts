@@ -40,8 +40,10 @@ export type AddonDeltaTensor =
 /** A `[inDim, outDim]` sparse weight delta grouped by output column (see ByColumnTensorDelta). */
 export interface ByColumnArrays {
   readonly starts: Uint32Array;
-  readonly rows: Uint16Array;
-  readonly values: Float32Array;
+  /** Rows (Uint16Array), or one-byte row gaps (Uint8Array) where every gap fits one; see ByColumnTensorDelta. */
+  readonly rows: Uint16Array | Uint8Array;
+  /** fp16 bit patterns (Uint16Array) when every value is exactly an fp16, else float32. */
+  readonly values: Float32Array | Uint16Array;
 }
 
 export interface AddonSessionOptions {
