@@ -1,5 +1,5 @@
 /**
- * Giving memory back after a failed delta load (issue 22, item 5).
+ * Giving memory back after a failed delta load (issue 22, item 5) or an eviction.
  *
  * A load reads the whole delta into one buffer (hundreds of MB to GBs) before it is validated.
  * When validation refuses it, the buffer is garbage, but nothing in the worker allocates

@@ -58,8 +58,11 @@ async function start(): Promise<void> {
         decodeDelta(bytes, { baseShapes: base.patchableShapes, expectedBaseFingerprint: base.fingerprint, copy: true }),
       ),
     onEvent: (event) => {
-      // A refused delta's bytes are garbage now; nothing else would make V8 collect them.
-      if (event.type === 'load-failed') releaseMemorySoon();
+      // A refused delta's bytes, or an evicted one's arrays (and what its load left behind: the
+      // fetched file, arrays a resident form replaced), are garbage now; V8 collects external
+      // memory only when allocation triggers a collection, so without this RSS runs above the
+      // cache's budget under churn.
+      if (event.type === 'load-failed' || event.type === 'evict') releaseMemorySoon();
       emit(cacheEvent(event));
     },
   });
