@@ -43,6 +43,7 @@ import { loadManifest, type ZooManifest } from './registry/manifest.js';
 import { TaskAdmin } from './registry/task-admin.js';
 import { TaskRegistry } from './registry/task-registry.js';
 import { TaskStates } from './http/task-states.js';
+import { CachedSizes } from './http/cached-sizes.js';
 import { TenantDirectory } from './tenant/tenant-directory.js';
 import { buildTelemetry, type Telemetry } from './telemetry/index.js';
 
@@ -101,7 +102,11 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
     io,
   };
   const taskStates = new TaskStates();
-  const unsubscribe = deps.engine.subscribe((event) => taskStates.onEngineEvent(event));
+  const cachedSizes = new CachedSizes();
+  const unsubscribe = deps.engine.subscribe((event) => {
+    taskStates.onEngineEvent(event);
+    cachedSizes.onEngineEvent(event);
+  });
   const context: GatewayContext = {
     engine: deps.engine,
     registry: deps.registry,
@@ -111,6 +116,7 @@ export async function buildServer(config: GatewayConfig, deps: ServerDeps): Prom
       seed: deps.routingSeed ?? randomInt(0x100000000),
     }),
     taskStates,
+    cachedSizes,
     telemetry: deps.telemetry,
     base,
     limits: {
@@ -333,7 +339,8 @@ export async function bootGateway(config: GatewayConfig, options: BootOptions = 
     });
     telemetry.observeCache(async () => {
       const stats = await engine.stats();
-      return { bytes: stats.worker?.cache.bytes ?? 0, entries: stats.worker?.cache.entries ?? 0 };
+      const cache = stats.worker?.cache;
+      return { bytes: cache?.bytes ?? 0, fileBytes: cache?.fileBytes ?? 0, entries: cache?.entries ?? 0 };
     });
     const built = await buildServer(config, {
       engine,

@@ -220,10 +220,11 @@ function sections(): Section[] {
         ),
         timeseries(
           'Resident bytes vs capacity',
-          'Decoded delta bytes held in the cache and the cache budget (engine.cacheBytes), per replica.',
+          'Delta bytes held in the cache (as the engine keeps them), what the same deltas take as files, and the cache budget (engine.cacheBytes), per replica.',
           'bytes',
           [
             { expr: `sum by (pod) (${selector(M.cacheBytes)})`, legend: 'resident {{pod}}' },
+            { expr: `sum by (pod) (${selector(M.cacheFileBytes)})`, legend: 'as files {{pod}}' },
             { expr: `sum by (pod) (${selector(M.cacheCapacityBytes)})`, legend: 'capacity {{pod}}' },
           ],
         ),

@@ -99,7 +99,10 @@ export interface LoadReply {
 
 export interface CacheStatsSnapshot {
   readonly entries: number;
+  /** In memory, as the engine keeps the deltas (loads in flight included). */
   readonly bytes: number;
+  /** The files of the deltas in memory (cached, pinned or held by a run). */
+  readonly fileBytes: number;
   readonly maxBytes: number;
   readonly pinned: readonly string[];
   readonly keys: readonly string[];
@@ -160,6 +163,7 @@ export type CacheEvent =
       readonly kind: 'load';
       readonly key: string;
       readonly bytes: number;
+      readonly fileBytes: number;
       readonly ms: number;
       readonly phases: LoadPhases;
     }

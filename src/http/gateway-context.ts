@@ -2,6 +2,7 @@
 import type { Telemetry } from '../telemetry/index.js';
 import type { TaskRegistry } from '../registry/task-registry.js';
 import type { TaskStates } from './task-states.js';
+import type { CachedSizes } from './cached-sizes.js';
 import type { TenantDirectory } from '../tenant/tenant-directory.js';
 import type { ResolveContext } from '../tenant/tenant-policy.js';
 import type { ModelIO } from '../onnx/io-signature.js';
@@ -34,6 +35,8 @@ export interface GatewayContext {
   readonly registry: TaskRegistry;
   readonly tenants: TenantDirectory;
   readonly taskStates: TaskStates;
+  /** What each cached delta takes in memory and as a file (admin listing). */
+  readonly cachedSizes: CachedSizes;
   readonly telemetry: Telemetry | null;
   readonly base: BaseModelInfo;
   readonly limits: GatewayLimits;

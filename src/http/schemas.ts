@@ -316,6 +316,12 @@ const taskView = {
       type: 'string',
       description: 'Why the last load failed (UNAVAILABLE), with the delta location; empty otherwise.',
     },
+    cached: {
+      type: ['object', 'null'],
+      description:
+        "While the version's delta is in this replica's cache: its bytes there (memoryBytes, as the engine keeps it) and its file's (fileBytes); null otherwise.",
+      properties: { memoryBytes: { type: 'integer' }, fileBytes: { type: 'integer' } },
+    },
   },
 } as const;
 

@@ -190,7 +190,16 @@ export const METRICS = {
     name: 'deltaserve_delta_cache_bytes',
     kind: 'gauge',
     unit: 'By',
-    description: 'Bytes of decoded deltas held in the cache.',
+    description:
+      'Bytes of deltas held in the cache, in the form the engine keeps them (decoded, or regrouped by mixed mode).',
+    labels: [],
+  },
+  /** Beside cacheBytes: what the same deltas take as files, i.e. what keeping them compressed would cost. */
+  cacheFileBytes: {
+    name: 'deltaserve_delta_cache_file_bytes',
+    kind: 'gauge',
+    unit: 'By',
+    description: 'Bytes the files of the deltas held in the cache take.',
     labels: [],
   },
   /** Mirrors Ray Serve's `ray_serve_num_multiplexed_models`. */

@@ -100,7 +100,10 @@ export interface QueueDepth {
 }
 
 export interface CacheUsage {
+  /** In memory, as the engine keeps them. */
   readonly bytes: number;
+  /** The same deltas' files. */
+  readonly fileBytes: number;
   readonly entries: number;
 }
 
@@ -305,7 +308,8 @@ class GatewayTelemetry implements Telemetry {
    * a late or repeated call never stacks callbacks.
    */
   private registerGaugeCallbacks(meter: Meter): void {
-    const { queueDepth, queueDepthAll, cacheBytes, cacheEntries, engineReady, eventLoopDelay } = this.instruments;
+    const { queueDepth, queueDepthAll, cacheBytes, cacheFileBytes, cacheEntries, engineReady, eventLoopDelay } =
+      this.instruments;
     meter.addBatchObservableCallback(
       async (observer) => {
         const depth = await readSource(this.queueDepth);
@@ -331,9 +335,10 @@ class GatewayTelemetry implements Telemetry {
         const usage = await readSource(this.cacheUsage);
         if (!usage) return;
         observer.observe(cacheBytes, usage.bytes);
+        observer.observe(cacheFileBytes, usage.fileBytes);
         observer.observe(cacheEntries, usage.entries);
       },
-      [cacheBytes, cacheEntries],
+      [cacheBytes, cacheFileBytes, cacheEntries],
     );
     engineReady.addCallback(async (observer) => {
       const ready = await readSource(this.engineReady);

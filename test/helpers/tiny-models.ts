@@ -59,14 +59,25 @@ export async function buildTinyZoo(options: {
   return { dir, basePath, base, fingerprint, deltas, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
+export interface DeltaFile {
+  readonly file: string;
+  readonly sha256: string;
+  readonly bytes: Uint8Array;
+}
+
+/** Encodes `delta` into `dir/file`. */
+export async function writeDelta(dir: string, file: string, delta: Delta): Promise<DeltaFile> {
+  const bytes = encodeDelta(delta);
+  await writeFile(join(dir, file), bytes);
+  return { file, sha256: createHash('sha256').update(bytes).digest('hex'), bytes };
+}
+
 /** Writes delta i as `task-<i>.safetensors` in `dir` and returns the engine's refs to them (`task-<i>@1`). */
 export async function writeTaskFiles(dir: string, deltas: readonly Delta[]): Promise<TaskRef[]> {
   const refs: TaskRef[] = [];
   for (const [i, delta] of deltas.entries()) {
-    const bytes = encodeDelta(delta);
-    const uri = `task-${i}.safetensors`;
-    await writeFile(join(dir, uri), bytes);
-    refs.push({ key: `task-${i}@1`, uri, sha256: createHash('sha256').update(bytes).digest('hex') });
+    const { file, sha256 } = await writeDelta(dir, `task-${i}.safetensors`, delta);
+    refs.push({ key: `task-${i}@1`, uri: file, sha256 });
   }
   return refs;
 }

@@ -4,8 +4,6 @@
  * classifier (so the classify route runs end to end), a fake engine for route tests, and a
  * server started on an ephemeral port.
  */
-import { createHash } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
@@ -13,7 +11,6 @@ import { sha256Hex } from '../../src/core/sha256.js';
 import type { GatewayConfig } from '../../src/core/config.js';
 import { validateConfig } from '../../src/core/config-validate.js';
 import { DS_ERR_CONFIG_INVALID, DS_ERR_TASK_UNAVAILABLE } from '../../src/core/errors.js';
-import { encodeDelta } from '../../src/deltas/format/delta-file.js';
 import type { Delta, TaskRef } from '../../src/deltas/types.js';
 import type { AnyEngineEvent, EngineListener, InferOptions, InferResult } from '../../src/engine/engine.js';
 import { serializeError, type ReadyInfo } from '../../src/engine/protocol.js';
@@ -65,17 +62,7 @@ export function twoTenantRaw(extra: Record<string, unknown> = {}): Record<string
   };
 }
 
-export interface DeltaFile {
-  readonly file: string;
-  readonly sha256: string;
-  readonly bytes: Uint8Array;
-}
-
-export async function writeDelta(dir: string, file: string, delta: Delta): Promise<DeltaFile> {
-  const bytes = encodeDelta(delta);
-  await writeFile(join(dir, file), bytes);
-  return { file, sha256: createHash('sha256').update(bytes).digest('hex'), bytes };
-}
+export { writeDelta, type DeltaFile } from '../helpers/tiny-models.js';
 
 // --- a tiny image classifier: pixels [N,1,28,28] → flatten → MatMul [784,10] → + bias → logits
 
@@ -275,6 +262,7 @@ export class FakeEngine implements InferenceEngine {
       kind: 'load',
       key: task.key,
       bytes: 1,
+      fileBytes: 1,
       ms: 1,
       phases: { fetch: 1, verify: 0, decode: 0 },
     });
@@ -303,6 +291,7 @@ export class FakeEngine implements InferenceEngine {
         cache: {
           entries: this.loaded.length,
           bytes: 0,
+          fileBytes: 0,
           maxBytes: 1,
           pinned: [...this.pinned],
           keys: [...new Set(this.loaded)],

@@ -15,6 +15,8 @@ import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { sha256Hex } from '../../src/core/sha256.js';
 import type { GatewayConfig } from '../../src/core/config.js';
 import { Engine } from '../../src/engine/engine.js';
+import { decodeDelta } from '../../src/deltas/format/delta-file.js';
+import { deltaByteSize } from '../../src/deltas/cache/delta-size.js';
 import { TaskRegistry } from '../../src/registry/task-registry.js';
 import { buildServer, engineOptionsFor } from '../../src/server.js';
 import { buildTelemetry, type Telemetry } from '../../src/telemetry/index.js';
@@ -113,7 +115,8 @@ before(async () => {
   }));
   telemetry.observeCache(async () => {
     const stats = await engine.stats();
-    return { bytes: stats.worker?.cache.bytes ?? 0, entries: stats.worker?.cache.entries ?? 0 };
+    const cache = stats.worker?.cache;
+    return { bytes: cache?.bytes ?? 0, fileBytes: cache?.fileBytes ?? 0, entries: cache?.entries ?? 0 };
   });
   await startServer();
 });
@@ -422,6 +425,7 @@ test('/metrics exposes request, queue, batch, activation, cache, delta-load and 
     'deltaserve_delta_cache_misses_total',
     'deltaserve_delta_cache_evictions_total',
     'deltaserve_delta_cache_bytes',
+    'deltaserve_delta_cache_file_bytes',
     'deltaserve_delta_load_duration_seconds',
     'deltaserve_engine_ready',
   ]) {
@@ -433,6 +437,27 @@ test('/metrics exposes request, queue, batch, activation, cache, delta-load and 
   );
   assert.match(metrics.text, /status="200"/);
   assert.match(metrics.text, /status="404"/);
+});
+
+test('/admin/tasks shows what each cached delta takes in memory and as its file, and null once it left', async () => {
+  await engine.evict('beta@1');
+  const listed = async () =>
+    (await http('GET', '/admin/tasks', ADMIN_KEY)).json.tasks as {
+      name: string;
+      version: string;
+      cached: { memoryBytes: number; fileBytes: number } | null;
+    }[];
+  const beta = async () => (await listed()).find((t) => t.name === 'beta' && t.version === '1')!;
+  assert.equal((await beta()).cached, null, 'not cached yet');
+  assert.equal((await http('POST', '/v2/models/beta/infer', TENANT_B_KEY, tokens(1))).status, 200);
+  const decoded = decodeDelta(files['beta-1']!.bytes, { copy: true });
+  assert.deepEqual((await beta()).cached, {
+    memoryBytes: deltaByteSize(decoded),
+    fileBytes: files['beta-1']!.bytes.length,
+  });
+  assert.equal((await listed()).find((t) => t.name === 'broken')!.cached, null, 'a failed load holds nothing');
+  await engine.evict('beta@1');
+  assert.equal((await beta()).cached, null, 'evicted');
 });
 
 test('traces: the HTTP span has queue → delta → activation → inference children with task, tenant, batch and cache attributes', async () => {

@@ -84,6 +84,7 @@ test('cache events: hits, misses (in-flight joins included), evictions, failures
       kind: 'load',
       key: 'sentiment@3',
       bytes: 4096,
+      fileBytes: 4096,
       ms: 120,
       phases: { fetch: 80, verify: 10, decode: 25 },
     });
@@ -93,6 +94,7 @@ test('cache events: hits, misses (in-flight joins included), evictions, failures
       kind: 'load',
       key: 'sentiment@4',
       bytes: 2048,
+      fileBytes: 2048,
       ms: 58,
       phases: { fetch: 40, verify: 5, decode: 10 },
     });
@@ -208,7 +210,7 @@ test('gauges are read from the observe callbacks at each scrape (sync or async)'
     };
     let ready = false;
     telemetry.observeQueueDepth(() => depth);
-    telemetry.observeCache(async () => ({ bytes: 123_456, entries: 3 }));
+    telemetry.observeCache(async () => ({ bytes: 123_456, fileBytes: 45_678, entries: 3 }));
     telemetry.observeEngineReady(() => ready);
 
     let samples = await scrape(telemetry);
@@ -217,6 +219,7 @@ test('gauges are read from the observe callbacks at each scrape (sync or async)'
     assert.equal(valueOf(samples, METRICS.queueDepth.name, { task: 'ner' }), 1);
     assert.equal(valueOf(samples, METRICS.queueDepth.name, { task: 'base' }), 1);
     assert.equal(valueOf(samples, METRICS.cacheBytes.name), 123_456);
+    assert.equal(valueOf(samples, METRICS.cacheFileBytes.name), 45_678, 'the files of the same deltas, beside');
     assert.equal(valueOf(samples, METRICS.cacheEntries.name), 3);
     assert.equal(valueOf(samples, METRICS.engineReady.name), 0);
 
@@ -267,13 +270,21 @@ test('every metric in METRICS is exported under its name and Prometheus type, wi
       { type: 'cache', kind: 'hit', key: 'x@1', bytes: 1 },
       { type: 'cache', kind: 'miss', key: 'x@1' },
       { type: 'cache', kind: 'evict', key: 'x@1', bytes: 1 },
-      { type: 'cache', kind: 'load', key: 'x@1', bytes: 1, ms: 1, phases: { fetch: 1, verify: 0, decode: 0 } },
+      {
+        type: 'cache',
+        kind: 'load',
+        key: 'x@1',
+        bytes: 1,
+        fileBytes: 1,
+        ms: 1,
+        phases: { fetch: 1, verify: 0, decode: 0 },
+      },
       { type: 'cache', kind: 'load-failed', key: 'x@1', ms: 1, error: { name: 'Error', message: 'no' } },
     ] as const) {
       telemetry.recordEngineEvent(event);
     }
     telemetry.observeQueueDepth(() => ({ total: 0, byTask: { 'x@1': 0 } }));
-    telemetry.observeCache(() => ({ bytes: 0, entries: 0 }));
+    telemetry.observeCache(() => ({ bytes: 0, fileBytes: 0, entries: 0 }));
     telemetry.observeEngineReady(() => true);
     telemetry.observeRouting(() => ({
       residentKeys: ['x@1'],

@@ -70,6 +70,7 @@ test('resident and waiting tasks, capacity and queue under our names and vLLM na
       kind: 'load',
       key: 'pants@1',
       bytes: 100,
+      fileBytes: 100,
       ms: 1,
       phases: { fetch: 1, verify: 0, decode: 0 },
     });

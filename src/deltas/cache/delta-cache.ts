@@ -74,6 +74,8 @@ export interface CachedDelta {
   readonly delta: ResidentDelta;
   /** Bytes charged against the budget: the delta's typed arrays (at least 1: lru-cache needs positive sizes). */
   readonly bytes: number;
+  /** Bytes of the file it was decoded from (what the cache would hold if it kept deltas as fetched). */
+  readonly fileBytes: number;
   /** Source URI, redacted. */
   readonly uri: string;
   readonly sha256: string;
@@ -102,6 +104,7 @@ export type DeltaCacheEvent =
       readonly type: 'load';
       readonly key: string;
       readonly bytes: number;
+      readonly fileBytes: number;
       readonly ms: number;
       readonly timings: DeltaLoadTimings;
       readonly uri: string;
@@ -165,6 +168,7 @@ class Entry implements CachedDelta {
     readonly key: string,
     readonly delta: ResidentDelta,
     readonly bytes: number,
+    readonly fileBytes: number,
     readonly uri: string,
     readonly sha256: string,
     readonly loadedAt: number,
@@ -329,6 +333,7 @@ export class DeltaCache {
   list(): {
     key: string;
     bytes: number;
+    fileBytes: number;
     state: 'cached' | 'pinned' | 'held';
     leases: number;
     uri: string;
@@ -337,6 +342,7 @@ export class DeltaCache {
     const row = (entry: Entry, state: 'cached' | 'pinned' | 'held') => ({
       key: entry.key,
       bytes: entry.bytes,
+      fileBytes: entry.fileBytes,
       state,
       leases: entry.refs,
       uri: entry.uri,
@@ -431,6 +437,7 @@ export class DeltaCache {
         key,
         delta,
         size,
+        bytes.length,
         redactUri(location.uri),
         location.sha256.toLowerCase(),
         Date.now(),
@@ -438,7 +445,15 @@ export class DeltaCache {
       );
       this.grantRoom(entry, signal);
       this.counters.loads++;
-      this.emit({ type: 'load', key, bytes: size, ms: timings.totalMs, timings, uri: entry.uri });
+      this.emit({
+        type: 'load',
+        key,
+        bytes: size,
+        fileBytes: entry.fileBytes,
+        ms: timings.totalMs,
+        timings,
+        uri: entry.uri,
+      });
       return entry;
     } catch (error) {
       this.counters.loadFailures++;

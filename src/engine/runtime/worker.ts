@@ -167,6 +167,7 @@ async function start(): Promise<void> {
           cache: {
             entries: s.entries,
             bytes: s.totalBytes,
+            fileBytes: listing.reduce((sum, e) => sum + e.fileBytes, 0),
             maxBytes: s.maxBytes,
             pinned: listing.filter((e) => e.state === 'pinned').map((e) => e.key),
             keys: listing.filter((e) => e.state !== 'held').map((e) => e.key),
@@ -226,6 +227,7 @@ function cacheEvent(event: DeltaCacheEvent): CacheEvent {
         kind: 'load',
         key: event.key,
         bytes: event.bytes,
+        fileBytes: event.fileBytes,
         ms: event.ms,
         phases: phasesOf(event.timings),
       };

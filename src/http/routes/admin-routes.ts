@@ -178,5 +178,6 @@ function view(ctx: GatewayContext, task: TaskVersion) {
     registeredAt: task.registeredAt,
     state: ctx.taskStates.of(task.key).state,
     reason: ctx.taskStates.of(task.key).reason,
+    cached: ctx.cachedSizes.of(task.key),
   };
 }

@@ -146,11 +146,14 @@ function assertWithinBudget(cache: DeltaCache): void {
   assert.ok(s.cachedBytes >= 0 && s.pinnedBytes >= 0 && s.heldBytes >= 0 && s.loadingBytes >= 0, JSON.stringify(s));
 }
 
-test('a miss loads through resolve → fetch → decode, then hits; entry carries size and timings', async () => {
+test('a miss loads through resolve → fetch → decode, then hits; entry carries both sizes and timings', async () => {
   const h = harness(1000);
   h.add('a@1', 10);
   const entry = await get(h.cache, 'a@1');
   assert.equal(entry.bytes, 80);
+  assert.equal(entry.fileBytes, h.source.files.get('mem://a@1')!.length, 'the fetched file, beside what it decoded to');
+  const load = h.events.find((e) => e.type === 'load');
+  assert.ok(load?.type === 'load' && load.bytes === 80 && load.fileBytes === entry.fileBytes);
   assert.equal(entry.delta.tensors.length, 1);
   assert.equal(entry.uri, 'mem://a@1');
   for (const ms of Object.values(entry.timings)) assert.ok(ms >= 0);
@@ -378,6 +381,7 @@ test('a lease keeps an evicted delta alive, counted as held, until release', asy
     {
       key: 'a@1',
       bytes: 80,
+      fileBytes: lease.entry.fileBytes,
       state: 'held',
       leases: 1,
       uri: 'mem://a@1',
