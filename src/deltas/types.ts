@@ -84,7 +84,22 @@ export interface ByColumnTensorDelta {
   readonly values: Float32Array | Uint16Array;
 }
 
-export type ResidentTensorDelta = TensorDelta | ByColumnTensorDelta;
+/**
+ * A sparse delta whose values are all exactly fp16 (an fp16 file's always are), kept as fp16 bit
+ * patterns: 6 bytes per kept entry instead of 8. What patch mode's cache holds; patch activation
+ * widens each value as it adds it, so the weights get the same bits.
+ */
+export interface HalfSparseTensorDelta {
+  readonly kind: 'sparse-f16';
+  readonly name: string;
+  readonly shape: readonly number[];
+  /** As in {@link SparseTensorDelta}. */
+  readonly indices: Uint32Array;
+  /** fp16 bit patterns, one per index. */
+  readonly values: Uint16Array;
+}
+
+export type ResidentTensorDelta = TensorDelta | ByColumnTensorDelta | HalfSparseTensorDelta;
 
 export interface DeltaMetadata {
   /**

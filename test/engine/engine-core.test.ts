@@ -4,6 +4,9 @@ import { EngineCore, type BatchDelta } from '../../src/engine/runtime/engine-cor
 import { prepareBase } from '../../src/engine/runtime/prepare-base.js';
 import type { ActivationMode } from '../../src/engine/runtime/activator.js';
 import type { Delta } from '../../src/deltas/types.js';
+import { deltaByteSize } from '../../src/deltas/cache/delta-size.js';
+import { float16ArrayToFloat32, float32ArrayToFloat16 } from '../../src/deltas/format/float16.js';
+import { withHalfValues } from '../../src/engine/runtime/resident-form.js';
 import { SeededRng } from '../../src/core/rng.js';
 import type { NamedTensors } from '../../src/engine/tensors.js';
 import {
@@ -118,6 +121,44 @@ for (const mode of ['patch', 'graph'] as const) {
     }
   });
 }
+
+test('patch: deltas kept with fp16 values (fp16-exact ones) give the bits of the decoded form and restore exactly', async () => {
+  // Tasks 0-2 as an fp16 file decodes them (every value exactly fp16, -0 included).
+  const halfExact: Delta[] = zoo.deltas.slice(0, 3).map((d) => ({
+    metadata: d.metadata,
+    tensors: d.tensors.map((t) => {
+      const values = float16ArrayToFloat32(float32ArrayToFloat16(t.values));
+      if (t.kind === 'sparse' && values.length > 0) values[0] = -0;
+      return { ...t, values };
+    }),
+  }));
+  const kept = halfExact.map(withHalfValues);
+  for (const [t, delta] of kept.entries()) {
+    assert.ok(
+      delta.tensors.some((x) => x.kind === 'sparse-f16'),
+      `task ${t}: sparse tensors kept as fp16`,
+    );
+    assert.ok(deltaByteSize(delta) < deltaByteSize(halfExact[t]!), `task ${t}: 6 bytes per kept entry, not 8`);
+  }
+  assert.ok(
+    withHalfValues(zoo.deltas[3]!).tensors.every((x) => x.kind !== 'sparse-f16'),
+    'float32 values that are not fp16 stay float32',
+  );
+  const core = await openCore('patch');
+  try {
+    const inputs = tokenBatch(2, 6, 77);
+    const base = logitsOf((await core.run(null, [inputs])).outputs);
+    for (let t = 0; t < 3; t++) {
+      const asKept = logitsOf((await core.run({ key: `kept-${t}`, delta: kept[t]! }, [inputs])).outputs);
+      const asDecoded = logitsOf((await core.run({ key: `decoded-${t}`, delta: halfExact[t]! }, [inputs])).outputs);
+      assert.deepEqual(asKept, asDecoded, `task ${t}: same bits`);
+      assert.ok(maxAbsDiff(asKept, await runPlain(mergeIndependently(zoo.base, halfExact[t]!), inputs)) <= 1e-5);
+    }
+    assert.deepEqual(logitsOf((await core.run(null, [inputs])).outputs), base, 'the base is restored bit for bit');
+  } finally {
+    await core.release();
+  }
+});
 
 test('a delta naming a weight the base lacks is refused before anything is written', async () => {
   const core = await openCore('patch');

@@ -2,7 +2,7 @@
  * The demo zoo served through the whole gateway (`bootGateway` as `deltaserve serve` does:
  * manifest, worker thread, scheduler, delta cache, real HTTP) on every execution provider the
  * tests cover (test/helpers/providers.ts: cpu, and webgpu on a Vulkan device — lavapipe in CI),
- * in graph mode, and on the CPU in mixed mode, with concurrent requests across every task and the base. Each answer must
+ * in graph mode, and on the CPU in mixed and patch mode, with concurrent requests across every task and the base. Each answer must
  * equal the base + that task's delta merged independently and run on the plain CPU provider.
  */
 import { test, before } from 'node:test';
@@ -65,6 +65,8 @@ const RUNS = [
   ...TEST_PROVIDERS.map(({ provider, tolerance, skip }) => ({ provider, mode: 'graph' as const, tolerance, skip })),
   // Mixed mode: the batches below hold requests of every task and the base at once.
   { provider: 'cpu' as const, mode: 'mixed' as const, tolerance: 1e-5, skip: false },
+  // Patch mode keeps the fp16 zoo deltas' values as fp16 in its cache and widens them as it patches.
+  { provider: 'cpu' as const, mode: 'patch' as const, tolerance: 1e-5, skip: false },
 ];
 
 for (const { provider, mode, tolerance, skip } of RUNS) {

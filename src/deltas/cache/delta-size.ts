@@ -5,7 +5,7 @@ export function deltaByteSize(delta: ResidentDelta): number {
   let bytes = 0;
   for (const tensor of delta.tensors) {
     bytes += tensor.values.byteLength;
-    if (tensor.kind === 'sparse') bytes += tensor.indices.byteLength;
+    if (tensor.kind === 'sparse' || tensor.kind === 'sparse-f16') bytes += tensor.indices.byteLength;
     if (tensor.kind === 'by-column') bytes += tensor.starts.byteLength + tensor.rows.byteLength;
   }
   return bytes;

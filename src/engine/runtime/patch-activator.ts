@@ -14,6 +14,7 @@
  * (de)activating.
  */
 import type { ResidentDelta } from '../../deltas/types.js';
+import { float16Table } from '../../deltas/format/float16.js';
 import { asDecoded } from './resident-form.js';
 import { assertDeltaFitsWeights, type ActivationStats, type Activator } from './activator.js';
 
@@ -43,8 +44,25 @@ export class PatchActivator implements Activator {
     const restored = this.restore();
     const saved: SavedTensor[] = [];
     let nonzeros = 0;
-    for (const tensor of delta.tensors.map(asDecoded)) {
-      const weight = this.weights.get(tensor.name)!.data;
+    for (const resident of delta.tensors) {
+      const weight = this.weights.get(resident.name)!.data;
+      if (resident.kind === 'sparse-f16') {
+        // Widened through the fp16 table as they are added: 4-9 % slower per switch than float32
+        // values on BERT-base-sized deltas (bench/activation.ts), for 25 % less memory per delta.
+        const { indices, values } = resident;
+        const widen = float16Table();
+        const overwritten = this.scratchFor(resident.name, indices.length);
+        for (let k = 0; k < indices.length; k++) {
+          const i = indices[k]!;
+          const original = weight[i]!;
+          overwritten[k] = original;
+          weight[i] = original + widen[values[k]!]!;
+        }
+        saved.push({ weight, saved: overwritten, indices });
+        nonzeros += indices.length;
+        continue;
+      }
+      const tensor = asDecoded(resident);
       if (tensor.kind === 'dense') {
         const copy = this.scratchFor(tensor.name, weight.length);
         copy.set(weight);

@@ -1,9 +1,11 @@
 /**
  * The forms a cached delta's tensors take in the engine. The worker's cache holds what the runtime
  * asks for (EngineRuntime.residentForm): the one-session mixed pipeline keeps its side weights
- * grouped by column; every other reader takes tensors as decoded from the file.
+ * grouped by column, patch mode keeps fp16-exact values as fp16; every other reader takes tensors
+ * as decoded from the file.
  */
-import type { ResidentTensorDelta, TensorDelta } from '../../deltas/types.js';
+import type { Delta, ResidentDelta, ResidentTensorDelta, TensorDelta } from '../../deltas/types.js';
+import { float16Table, float32ArrayToFloat16 } from '../../deltas/format/float16.js';
 
 /**
  * The tensor as decoded. Throws when it is held grouped by column: only the one-session side op
@@ -12,5 +14,24 @@ import type { ResidentTensorDelta, TensorDelta } from '../../deltas/types.js';
 export function asDecoded(tensor: ResidentTensorDelta): TensorDelta {
   if (tensor.kind === 'by-column')
     throw new Error(`delta tensor ${tensor.name} is held grouped by column, a form only the one-session side op reads`);
+  if (tensor.kind === 'sparse-f16')
+    throw new Error(`delta tensor ${tensor.name} is held with fp16 values, a form only patch activation reads`);
   return tensor;
+}
+
+/**
+ * The delta with each sparse tensor whose values are all exactly fp16 kept as fp16 (patch mode's
+ * resident form): 6 bytes per kept entry instead of 8, the same values. Other tensors as they are.
+ */
+export function withHalfValues(delta: Delta): ResidentDelta {
+  const widen = float16Table();
+  const tensors = delta.tensors.map((tensor): ResidentTensorDelta => {
+    if (tensor.kind !== 'sparse') return tensor;
+    const halves = float32ArrayToFloat16(tensor.values);
+    const bits = new Uint32Array(tensor.values.buffer, tensor.values.byteOffset, tensor.values.length);
+    const wide = new Uint32Array(widen.buffer);
+    for (let k = 0; k < halves.length; k++) if (wide[halves[k]!] !== bits[k]) return tensor;
+    return { kind: 'sparse-f16', name: tensor.name, shape: tensor.shape, indices: tensor.indices, values: halves };
+  });
+  return { metadata: delta.metadata, tensors };
 }

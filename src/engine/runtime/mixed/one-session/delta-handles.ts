@@ -12,6 +12,7 @@
  * the next run that reads it.
  */
 import type { ResidentDelta } from '../../../../deltas/types.js';
+import { asDecoded } from '../../resident-form.js';
 import type { AddonDeltaTensor, OrtCustomOpAddon } from './ort-addon.js';
 
 /** Handle 0: the item runs on the base (the op adds nothing). */
@@ -43,7 +44,13 @@ export class DeltaHandles {
       .filter((t) => this.sideTensors.has(t.name))
       .map((t): AddonDeltaTensor => {
         if (t.kind === 'by-column') return { name: t.name, shape: t.shape, byColumn: t };
-        return { name: t.name, shape: t.shape, indices: t.kind === 'sparse' ? t.indices : null, values: t.values };
+        const tensor = asDecoded(t);
+        return {
+          name: tensor.name,
+          shape: tensor.shape,
+          indices: tensor.kind === 'sparse' ? tensor.indices : null,
+          values: tensor.values,
+        };
       });
     if (tensors.length === 0) {
       this.handles.set(delta, BASE_HANDLE);
