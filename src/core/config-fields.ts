@@ -102,6 +102,11 @@ export class FieldReader {
     return value;
   }
 
+  /** Fails at `field` unless `value` ≥ the value of `floorField` (a bound that depends on another field). */
+  atLeast(field: string, value: number, floorField: string, floor: number): void {
+    if (value < floor) this.fail(field, `must be at least ${floorField} (${floor}), got ${value}`);
+  }
+
   boolean(obj: Obj, key: string, path: string, fallback: boolean): boolean {
     const value = obj[key];
     if (value === undefined || value === null) return fallback;

@@ -133,12 +133,7 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
     restartDelayMs: r.integer(engineObj, 'restartDelayMs', 'engine', 1, MAX_MS, 200),
     maxRestartDelayMs: r.integer(engineObj, 'maxRestartDelayMs', 'engine', 1, MAX_MS, 10_000),
   };
-  if (engine.maxRestartDelayMs < engine.restartDelayMs) {
-    r.fail(
-      'engine.maxRestartDelayMs',
-      `must be at least engine.restartDelayMs (${engine.restartDelayMs}), got ${engine.maxRestartDelayMs}`,
-    );
-  }
+  r.atLeast('engine.maxRestartDelayMs', engine.maxRestartDelayMs, 'engine.restartDelayMs', engine.restartDelayMs);
 
   const batchingObj = r.object(root.batching, 'batching', [
     'maxBatchSize',
@@ -156,12 +151,7 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
     forcedSwitchWaitMs: r.number(batchingObj, 'forcedSwitchWaitMs', 'batching', 0, 600_000, 50),
     maxBatchTokens: r.optionalInteger(batchingObj, 'maxBatchTokens', 'batching', 1, 1_000_000_000),
   };
-  if (batching.maxQueuedTotal < batching.maxQueuedPerTask) {
-    r.fail(
-      'batching.maxQueuedTotal',
-      `must be at least batching.maxQueuedPerTask (${batching.maxQueuedPerTask}), got ${batching.maxQueuedTotal}`,
-    );
-  }
+  r.atLeast('batching.maxQueuedTotal', batching.maxQueuedTotal, 'batching.maxQueuedPerTask', batching.maxQueuedPerTask);
 
   const timeoutsObj = r.object(root.timeouts, 'timeouts', [
     'inferTimeoutMs',
@@ -173,12 +163,12 @@ export function validateConfig(raw: unknown, options: ValidateOptions): GatewayC
     maxInferTimeoutMs: r.integer(timeoutsObj, 'maxInferTimeoutMs', 'timeouts', 1, MAX_MS, 120_000),
     adminChangeTimeoutMs: r.integer(timeoutsObj, 'adminChangeTimeoutMs', 'timeouts', 1, MAX_MS, 90_000),
   };
-  if (timeouts.maxInferTimeoutMs < timeouts.inferTimeoutMs) {
-    r.fail(
-      'timeouts.maxInferTimeoutMs',
-      `must be at least timeouts.inferTimeoutMs (${timeouts.inferTimeoutMs}), got ${timeouts.maxInferTimeoutMs}`,
-    );
-  }
+  r.atLeast(
+    'timeouts.maxInferTimeoutMs',
+    timeouts.maxInferTimeoutMs,
+    'timeouts.inferTimeoutMs',
+    timeouts.inferTimeoutMs,
+  );
 
   const httpObj = r.object(root.http, 'http', [
     'bodyLimitBytes',

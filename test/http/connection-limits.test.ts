@@ -14,10 +14,18 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { request } from 'undici';
 import { defaultMaxConnections } from '../../src/http/connection-limits.js';
-import { TaskRegistry } from '../../src/registry/task-registry.js';
 import { buildServer } from '../../src/server.js';
 import { until } from '../helpers/until.js';
-import { FakeEngine, TENANT_A_KEY, bearer, listen, makeConfig, pixelsBody, twoTenantRaw } from './fixtures.js';
+import {
+  FakeEngine,
+  TENANT_A_KEY,
+  bearer,
+  listen,
+  makeConfig,
+  pixelsBody,
+  twoTenantRaw,
+  alphaRegistry,
+} from './fixtures.js';
 
 const apps: FastifyInstance[] = [];
 after(async () => {
@@ -25,20 +33,7 @@ after(async () => {
 });
 
 async function server(http: Record<string, unknown>, engine = new FakeEngine()) {
-  const registry = await TaskRegistry.open({
-    declared: [
-      {
-        name: 'alpha',
-        version: '1',
-        uri: 'a',
-        sha256: 'a'.repeat(64),
-        description: '',
-        labels: null,
-        numClasses: null,
-      },
-    ],
-    stateFile: null,
-  });
+  const registry = await alphaRegistry();
   const { app } = await buildServer(makeConfig(twoTenantRaw({ http })), { engine, registry, telemetry: null });
   apps.push(app);
   const url = await listen(app);

@@ -12,6 +12,7 @@ import type { GatewayConfig } from '../../src/core/config.js';
 import { validateConfig } from '../../src/core/config-validate.js';
 import { DS_ERR_CONFIG_INVALID, DS_ERR_TASK_UNAVAILABLE } from '../../src/core/errors.js';
 import type { Delta, TaskRef } from '../../src/deltas/types.js';
+import { TaskRegistry } from '../../src/registry/task-registry.js';
 import type { AnyEngineEvent, EngineListener, InferOptions, InferResult } from '../../src/engine/engine.js';
 import { serializeError, type ReadyInfo } from '../../src/engine/protocol.js';
 import type { NamedTensors } from '../../src/engine/tensors.js';
@@ -315,6 +316,24 @@ export class FakeEngine implements InferenceEngine {
 }
 
 /** Flat 28×28 pixel request body for the fake engine's `pixels` input. */
+/** A registry of one declared task, `alpha@1`, whose delta no test loads (the engine is a FakeEngine). */
+export function alphaRegistry(): Promise<TaskRegistry> {
+  return TaskRegistry.open({
+    declared: [
+      {
+        name: 'alpha',
+        version: '1',
+        uri: 'alpha.safetensors',
+        sha256: 'a'.repeat(64),
+        description: '',
+        labels: null,
+        numClasses: null,
+      },
+    ],
+    stateFile: null,
+  });
+}
+
 export function pixelsBody(extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     inputs: [{ name: 'pixels', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array<number>(784).fill(0.5) }],

@@ -6,7 +6,6 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { FastifyInstance } from 'fastify';
 import { request } from 'undici';
-import { TaskRegistry } from '../../src/registry/task-registry.js';
 import { CACHE_HEADER, QUEUE_MS_HEADER } from '../../src/http/run-inference.js';
 import { buildServer } from '../../src/server.js';
 import {
@@ -18,6 +17,7 @@ import {
   makeConfig,
   pixelsBody,
   twoTenantRaw,
+  alphaRegistry,
 } from './fixtures.js';
 
 let engine: FakeEngine;
@@ -26,20 +26,7 @@ let baseUrl: string;
 
 before(async () => {
   engine = new FakeEngine();
-  const registry = await TaskRegistry.open({
-    declared: [
-      {
-        name: 'alpha',
-        version: '1',
-        uri: 'alpha.safetensors',
-        sha256: 'a'.repeat(64),
-        description: 'alpha',
-        labels: null,
-        numClasses: null,
-      },
-    ],
-    stateFile: null,
-  });
+  const registry = await alphaRegistry();
   ({ app } = await buildServer(makeConfig(twoTenantRaw()), {
     engine,
     registry,

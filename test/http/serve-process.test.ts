@@ -92,6 +92,22 @@ test('an invalid configuration stops start-up with one line naming the field', a
   assert.match(lines[0]!, /\[DS_ERR_CONFIG_INVALID\].*DELTASERVE_PORT\): listen\.port: expected an integer/);
 });
 
+/** Waits (30 s at most) for a process whose start-up must fail, and returns its one error line: exit 1, one line. */
+async function startUpFailure(served: ReturnType<typeof serve>): Promise<string> {
+  const code = await Promise.race([
+    served.exit,
+    new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 30_000).unref()),
+  ]);
+  served.child.kill('SIGKILL');
+  assert.equal(code, 1, served.stderr());
+  const errors = served
+    .stderr()
+    .split('\n')
+    .filter((line) => line.startsWith('error'));
+  assert.equal(errors.length, 1, served.stderr());
+  return errors[0]!;
+}
+
 test('a FIFO at the state-file path or the config path stops start-up at once: exit 1, one line naming it', async () => {
   const { execFileSync } = await import('node:child_process');
   const fifo = join(dir, 'state.fifo');
@@ -100,20 +116,9 @@ test('a FIFO at the state-file path or the config path stops start-up at once: e
     [['--config', join(dir, 'gateway.yaml')], { DELTASERVE_PORT: '0', DELTASERVE_REGISTRY_STATE_FILE: fifo }],
     [['--config', fifo], { DELTASERVE_PORT: '0' }],
   ] as const) {
-    const served = serve([...args], env);
     // It used to hang silently: no error, no listen, no exit.
-    const code = await Promise.race([
-      served.exit,
-      new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 30_000).unref()),
-    ]);
-    served.child.kill('SIGKILL');
-    assert.equal(code, 1, served.stderr());
-    const errors = served
-      .stderr()
-      .split('\n')
-      .filter((line) => line.startsWith('error'));
-    assert.equal(errors.length, 1, served.stderr());
-    assert.ok(errors[0]!.includes(`${fifo} is a FIFO (named pipe), not a regular file`), errors[0]);
+    const error = await startUpFailure(serve([...args], env));
+    assert.ok(error.includes(`${fifo} is a FIFO (named pipe), not a regular file`), error);
   }
 });
 
@@ -123,21 +128,12 @@ test('a port already in use stops start-up promptly: exit 1, one line naming the
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
   const port = (blocker.address() as { port: number }).port;
   try {
-    const served = serve(['--config', join(dir, 'gateway.yaml')], { DELTASERVE_PORT: String(port) });
     // It used to print EADDRINUSE and then hang forever on the engine worker.
-    const code = await Promise.race([
-      served.exit,
-      new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 30_000).unref()),
-    ]);
-    served.child.kill('SIGKILL');
-    assert.equal(code, 1, served.stderr());
-    const errors = served
-      .stderr()
-      .split('\n')
-      .filter((line) => line.startsWith('error'));
-    assert.equal(errors.length, 1, served.stderr());
+    const error = await startUpFailure(
+      serve(['--config', join(dir, 'gateway.yaml')], { DELTASERVE_PORT: String(port) }),
+    );
     assert.match(
-      errors[0]!,
+      error,
       new RegExp(
         `\\[DS_ERR_LISTEN_FAILED\\]: Cannot listen on 127\\.0\\.0\\.1:${port}: port ${port} is already in use`,
       ),

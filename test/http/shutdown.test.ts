@@ -6,10 +6,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client, request } from 'undici';
-import { TaskRegistry } from '../../src/registry/task-registry.js';
 import { shutdownGracefully } from '../../src/http/graceful-shutdown.js';
 import { buildServer } from '../../src/server.js';
-import { FakeEngine, TENANT_A_KEY, bearer, listen, makeConfig, pixelsBody, twoTenantRaw } from './fixtures.js';
+import {
+  FakeEngine,
+  TENANT_A_KEY,
+  bearer,
+  listen,
+  makeConfig,
+  pixelsBody,
+  twoTenantRaw,
+  alphaRegistry,
+} from './fixtures.js';
 import { until } from '../helpers/until.js';
 
 async function gatedServer() {
@@ -17,20 +25,7 @@ async function gatedServer() {
   let open!: () => void;
   const gate = new Promise<void>((resolve) => (open = resolve));
   engine.behaviour = () => gate;
-  const registry = await TaskRegistry.open({
-    declared: [
-      {
-        name: 'alpha',
-        version: '1',
-        uri: 'a',
-        sha256: 'a'.repeat(64),
-        description: '',
-        labels: null,
-        numClasses: null,
-      },
-    ],
-    stateFile: null,
-  });
+  const registry = await alphaRegistry();
   const { app, context } = await buildServer(makeConfig(twoTenantRaw()), { engine, registry, telemetry: null });
   const url = await listen(app);
   return { engine, app, context, url, open };

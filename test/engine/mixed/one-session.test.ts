@@ -29,6 +29,7 @@ import type { MixedBatchPipeline } from '../../../src/engine/runtime/mixed/mixed
 import { loadSideKernel } from '../../../src/engine/runtime/mixed/kernel/load-kernel.js';
 import type { onnx } from '../../../src/onnx/proto.js';
 import { ONE_SESSION_EXPECTED, ONE_SESSION_SKIP, requireAddon } from './one-session-cases.js';
+import { assertDemoZooMixes } from './demo-zoo-case.js';
 
 type Weights = ReturnType<typeof readFloatWeights>;
 
@@ -153,39 +154,12 @@ test('with only 2-D weights patchable, the biases stay in the graph and deltas o
   }
 });
 
-test('the demo zoo (a ViT) mixes every task and the base in one batch', async () => {
-  const { loadOnnxModel } = await import('../../../src/onnx/model-file.js');
-  const { decodeDelta } = await import('../../../src/deltas/format/delta-file.js');
-  const { readFile, readdir } = await import('node:fs/promises');
-  const base = await loadOnnxModel('models/base/model.onnx');
-  const weights = readFloatWeights(base);
-  const pipeline = await startPipeline(base, weights, weights);
-  try {
-    assert.equal(pipeline.unsupported.size, 0, [...pipeline.unsupported].join('; '));
-    const tasks = (await readdir('models/tasks')).sort();
-    const deltas = await Promise.all(
-      tasks.map(async (t) => decodeDelta(await readFile(`models/tasks/${t}/delta.safetensors`))),
-    );
-    const pixels = (seed: number) => {
-      const data = new Float32Array(28 * 28);
-      for (let i = 0; i < data.length; i++) data[i] = ((i * 7919 + seed * 104729) % 1000) / 1000;
-      return { pixels: { type: 'float32' as const, dims: [1, 1, 28, 28], data } };
-    };
-    const rng = new SeededRng(7);
-    const order = [...deltas.keys(), -1, ...Array.from({ length: 6 }, () => rng.nextInt(deltas.length + 1) - 1)];
-    const requests = order.map((t, i) => ({ inputs: pixels(i), delta: t < 0 ? null : deltas[t]! }));
-    const { outputs } = await pipeline.run(requests);
-    for (const [i, t] of order.entries()) {
-      const expected = await runPlain(t < 0 ? base : mergeIndependently(base, deltas[t]!), requests[i]!.inputs);
-      const got = outputs[i]!.logits!.data as Float32Array;
-      assert.ok(
-        maxAbsDiff(got, expected) <= 1e-5,
-        `request ${i} (${t < 0 ? 'base' : tasks[t]}): ${maxAbsDiff(got, expected)}`,
-      );
-    }
-  } finally {
-    await pipeline.release();
-  }
+test('the demo zoo (a ViT) mixes every task and the base in one batch', () => {
+  const rng = new SeededRng(7);
+  return assertDemoZooMixes(
+    (base, weights) => startPipeline(base, weights, weights),
+    (tasks) => Array.from({ length: 6 }, () => rng.nextInt(tasks + 1) - 1),
+  );
 });
 
 test(
