@@ -105,6 +105,13 @@ def load_delta(path: str):
                 values = dequantize(info["values"], stored, entries["::scales"][sb:se], info["group"], nnz)
             else:
                 values = stored.astype(np.float32)
+            if info.get("order") == "column":
+                # Positions j * rows + i, column by column: back to row-major, sorted as version 1 lists them.
+                rows, cols = info["shape"]
+                i, j = indices % rows, indices // rows
+                flat = (i * cols + j).astype(np.uint32)
+                order = np.argsort(flat, kind="stable")
+                indices, values = flat[order], values[order]
             out[name] = ("sparse", indices, values)
     return version, out
 

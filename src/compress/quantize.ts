@@ -5,8 +5,9 @@
  * the delta's value dtype. `clip` shrinks every group's scale by the same factor; the calibration
  * search in src/eval/quantize-search.ts picks it on the output error.
  */
+import { columnMajorPermutation, permuted } from '../deltas/format/column-order.js';
 import { dequantizeValues, quantizeValues } from '../deltas/format/value-quant.js';
-import type { Delta, QuantValueEncoding, TensorDelta } from '../deltas/types.js';
+import type { Delta, QuantValueEncoding, SparseTensorDelta, TensorDelta } from '../deltas/types.js';
 
 /** What `compress --values` offers: fp16 keeps today's values (in format version 2). */
 export type ValueChoice = 'fp16' | 'int8' | 'int4';
@@ -37,10 +38,34 @@ export function quantizeDelta(delta: Delta, choice: ValueChoice, group = DEFAULT
   // header record on it (a small model's p = 0.99 delta has dozens of such bias/norm vectors).
   const kept = delta.tensors.filter((tensor) => tensor.kind === 'dense' || tensor.indices.length > 0);
   if (encoding === null) return { metadata, tensors: kept };
-  const tensors = kept.map((tensor): TensorDelta => {
-    if (tensor.kind === 'dense') return tensor;
+  const tensors = kept.map((tensor): TensorDelta =>
+    tensor.kind === 'dense' ? tensor : quantizeTensor(tensor, encoding, group, clip),
+  );
+  return { metadata, tensors };
+}
+
+/**
+ * One sparse weight's values as codes. A 2-D weight's groups run column by column (`order:
+ * 'column'`), the order the side-path kernel reads them in, so mixed mode's cache keeps the codes
+ * as they are (docs/delta-format.md §2.4); other weights' run in index order.
+ */
+export function quantizeTensor(
+  tensor: SparseTensorDelta,
+  encoding: QuantValueEncoding,
+  group: number,
+  clip = 1,
+): SparseTensorDelta {
+  if (tensor.shape.length !== 2) {
     const quantized = quantizeValues(tensor.values, encoding, group, clip);
     return { ...tensor, values: dequantizeValues(tensor.name, quantized), quantized };
-  });
-  return { metadata, tensors };
+  }
+  const listed = columnMajorPermutation(tensor.indices, tensor.shape[1]!);
+  const quantized = {
+    ...quantizeValues(permuted(tensor.values, listed), encoding, group, clip),
+    order: 'column' as const,
+  };
+  const byColumn = dequantizeValues(tensor.name, quantized);
+  const values = new Float32Array(byColumn.length);
+  for (let k = 0; k < listed.length; k++) values[listed[k]!] = byColumn[k]!;
+  return { ...tensor, values, quantized };
 }

@@ -25,6 +25,12 @@ export interface QuantizedValues {
   readonly codes: Int8Array | Uint8Array;
   /** fp16 bit patterns, ⌈count/group⌉ of them. */
   readonly scales: Uint16Array;
+  /**
+   * Which listing of the kept entries the codes (and their groups) follow: absent, the tensor's
+   * `indices` order (row-major); `'column'`, a 2-D weight's entries column by column, rows
+   * ascending (src/deltas/format/column-order.ts), the order the side-path kernel reads them in.
+   */
+  readonly order?: 'column';
 }
 
 export type DeltaMethod = 'dare' | 'darex-q' | 'magnitude' | 'full';

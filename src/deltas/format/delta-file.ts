@@ -46,6 +46,7 @@ import {
 import { INDEX_STREAMS, packSparse, SCALES_STREAM, valueStream, type PackedStream } from './delta-packed.js';
 import { decodeBitmask, decodeGaps, decodeGaps4 } from './index-codec.js';
 import { checkQuantizedLayout, dequantizeValues } from './value-quant.js';
+import { columnMajorPermutation, fromColumnMajor, permuted } from './column-order.js';
 import { float32ArrayToFloat16 } from './float16.js';
 import {
   entryView,
@@ -127,10 +128,15 @@ function checkQuantized(tensor: SparseTensorDelta, q: QuantizedValues): void {
     throw badTensor(name, `has ${tensor.values.length} values but its quantized form holds ${q.count}`);
   }
   checkQuantizedLayout(name, q.encoding, q.group, q.count, q.codes.length, q.scales.length);
+  if (q.order === 'column' && tensor.shape.length !== 2) {
+    throw badTensor(name, `has codes in column order but shape ${describeShape(tensor.shape)}, not 2-D`);
+  }
+  const listed = q.order === 'column' ? columnMajorPermutation(tensor.indices, tensor.shape[1]!) : null;
+  const values = listed === null ? tensor.values : permuted(tensor.values, listed);
   const exact = dequantizeValues(name, q);
   for (let k = 0; k < exact.length; k++) {
-    if (exact[k] !== tensor.values[k]) {
-      throw badTensor(name, `value ${tensor.values[k]} at position ${k} differs from its quantized form ${exact[k]}`);
+    if (exact[k] !== values[k]) {
+      throw badTensor(name, `value ${values[k]} at position ${k} differs from its quantized form ${exact[k]}`);
     }
   }
 }
@@ -384,7 +390,10 @@ export function decodeDelta(input: Uint8Array, options: DecodeDeltaOptions = {})
     if (plan.kind === 'sparse2') {
       const { layout } = plan;
       const numel = shapeNumel(shape);
-      const indices = decodeIndices(plan.name, layout, entryView(bytes, dataOffset, plan.index), numel);
+      const stored = decodeIndices(plan.name, layout, entryView(bytes, dataOffset, plan.index), numel);
+      // A column-order record lists positions j × rows + i: back to row-major order for every reader.
+      const byRow = layout.order === 'column' ? fromColumnMajor(stored, shape[0]!, shape[1]!) : null;
+      const indices = byRow === null ? stored : byRow.indices;
       const base = { kind: 'sparse', name: plan.name, shape, indices, rescale: plan.record.rescale } as const;
       if (plan.scales === null) return { ...base, values: floatValues(plan, indices) };
       const quantized: QuantizedValues = {
@@ -397,8 +406,10 @@ export function decodeDelta(input: Uint8Array, options: DecodeDeltaOptions = {})
             : entryView(bytes, dataOffset, { ...plan.values, dtype: 'U8' }),
         ),
         scales: ownView(entryView(bytes, dataOffset, { ...plan.scales, dtype: 'F16' })),
+        ...(layout.order !== undefined && { order: layout.order }),
       };
-      return { ...base, values: dequantizeValues(plan.name, quantized), quantized };
+      const listed = dequantizeValues(plan.name, quantized);
+      return { ...base, values: byRow === null ? listed : permuted(listed, byRow.from), quantized };
     }
     const view = entryView(bytes, dataOffset, { ...plan.indices, dtype: 'U32' });
     checkSparseIndices(plan.name, view, shape, shapeNumel(shape));

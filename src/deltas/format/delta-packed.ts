@@ -7,6 +7,7 @@
  */
 import type { DeltaValueDtype, SparseTensorDelta } from '../types.js';
 import { type StoredSparseLayout, type StoredValueEncoding } from './delta-schema.js';
+import { columnMajorPermutation, columnMajorPositions } from './column-order.js';
 import { chooseIndexEncoding, encodeIndices, type IndexEncoding } from './index-codec.js';
 import type { SafetensorsDtype, SafetensorsTensorInput } from './safetensors.js';
 
@@ -92,13 +93,13 @@ export function packSparse(
   const layouts = new Map<string, StoredSparseLayout>();
   const bytes = new Map<string, number>();
   for (const tensor of tensors) {
-    const { indices } = tensor;
     const numel = tensor.shape.reduce((a, b) => a * b, 1);
+    const q = tensor.quantized;
+    const indices = q?.order === 'column' ? columnOrderPositions(tensor) : tensor.indices;
     const index = chooseIndexEncoding(indices, numel);
     const indexData = encodeIndices(index, indices, numel);
     const indexAt = builder.append(INDEX_STREAMS[index], indexData);
     let size = indexData.byteLength;
-    const q = tensor.quantized;
     if (q === undefined) {
       const values = storedValues(tensor);
       const valuesAt = builder.append(valueStream(valueDtype), values);
@@ -122,9 +123,16 @@ export function packSparse(
         valuesAt,
         group: q.group,
         scalesAt,
+        ...(q.order !== undefined && { order: q.order }),
       });
     }
     bytes.set(tensor.name, size);
   }
   return { layouts, bytes, entries: builder.entries() };
+}
+
+/** A 2-D weight's kept positions listed column by column (the stream of an `"order": "column"` record). */
+function columnOrderPositions(tensor: SparseTensorDelta): Uint32Array {
+  const [rows, cols] = tensor.shape as [number, number];
+  return columnMajorPositions(tensor.indices, columnMajorPermutation(tensor.indices, cols), rows, cols);
 }

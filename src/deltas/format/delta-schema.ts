@@ -43,6 +43,8 @@ export interface StoredSparseLayout {
   readonly group?: number;
   /** [begin, end) in the shared `::scales` entry, for I8 and I4 only. */
   readonly scalesAt?: readonly [number, number];
+  /** `'column'`: index stream and codes list a 2-D weight's entries column by column (I8/I4 only). */
+  readonly order?: 'column';
 }
 
 /** One weight's entry in the `tensors` metadata map. */
@@ -132,6 +134,7 @@ function tensorRecord(tensor: TensorDelta, layout: StoredSparseLayout | undefine
       values: layout.values,
       values_at: layout.valuesAt,
       ...(layout.group !== undefined && { group: layout.group, scales_at: layout.scalesAt }),
+      ...(layout.order !== undefined && { order: layout.order }),
     }),
   };
 }
@@ -207,8 +210,9 @@ function parseRange(label: string, key: string, value: unknown): [number, number
   return [value[0] as number, value[1] as number];
 }
 
-function parseLayout(label: string, record: Record<string, unknown>, numel: number): StoredSparseLayout {
-  const { nnz, index, values, group } = record;
+function parseLayout(label: string, record: Record<string, unknown>, shape: readonly number[]): StoredSparseLayout {
+  const { nnz, index, values, group, order } = record;
+  const numel = shape.reduce((a, b) => a * b, 1);
   if (typeof nnz !== 'number' || !Number.isSafeInteger(nnz) || nnz < 0 || nnz > numel) {
     throw badMetadata(`${label}.nnz is ${jsonBounded(nnz)}, not an integer in [0, ${numel}]`);
   }
@@ -225,6 +229,12 @@ function parseLayout(label: string, record: Record<string, unknown>, numel: numb
   if (group !== undefined && (typeof group !== 'number' || !Number.isInteger(group) || group < 1 || group > 65536)) {
     throw badMetadata(`${label}.group is ${jsonBounded(group)}, not an integer in [1, 65536]`);
   }
+  if (order !== undefined) {
+    if (order !== 'column') throw badMetadata(`${label}.order is ${jsonBounded(order)}, not "column"`);
+    if (!quantized) throw badMetadata(`${label}.order is given only with I8 or I4 values`);
+    if (shape.length !== 2)
+      throw badMetadata(`${label}.order "column" needs a 2-D weight, not shape ${jsonBounded(shape)}`);
+  }
   return {
     nnz,
     index: index as IndexEncoding,
@@ -235,6 +245,7 @@ function parseLayout(label: string, record: Record<string, unknown>, numel: numb
       group: group,
       scalesAt: parseRange(label, 'scales_at', record['scales_at']),
     }),
+    ...(order !== undefined && { order: 'column' as const }),
   };
 }
 
@@ -257,11 +268,7 @@ function parseTensorRecords(text: string, version: 1 | 2): Map<string, TensorRec
       throw badMetadata(`${label}.rescale is ${jsonBounded(rescale)}, not a finite number > 0`);
     }
     if (version === 2 && encoding === 'sparse') {
-      const layout = parseLayout(
-        label,
-        record,
-        shape.reduce((a, b) => a * b, 1),
-      );
+      const layout = parseLayout(label, record, shape);
       records.set(name, { shape, encoding, rescale, layout });
     } else records.set(name, { shape, encoding, rescale });
   }

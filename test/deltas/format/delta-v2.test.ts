@@ -19,6 +19,8 @@ import {
 } from '../../../src/deltas/format/index-codec.js';
 import { dequantizeValues, qmaxOf, quantizeValues } from '../../../src/deltas/format/value-quant.js';
 import type { Delta, QuantValueEncoding, SparseTensorDelta, TensorDelta } from '../../../src/deltas/types.js';
+import { columnMajorPermutation, fromColumnMajor, permuted } from '../../../src/deltas/format/column-order.js';
+import { quantizeTensor } from '../../../src/compress/quantize.js';
 import { assertCode, rebuild, sampleBaseShapes, sampleDelta } from './fixtures.js';
 
 const editMetadataOf = (file: Uint8Array, change: (metadata: Record<string, string>) => void): Uint8Array =>
@@ -30,6 +32,12 @@ function asV2(delta: Delta, quantize?: { encoding: QuantValueEncoding; group: nu
     const quantized = quantizeValues(t.values, quantize.encoding, quantize.group);
     return { ...t, values: dequantizeValues(t.name, quantized), quantized };
   });
+  return { metadata: { ...delta.metadata, formatVersion: 2 }, tensors };
+}
+
+/** Version 2 with 2-D weights' codes grouped column by column, as `compress --values` writes them. */
+function asV2Columns(delta: Delta, encoding: QuantValueEncoding, group: number): Delta {
+  const tensors = delta.tensors.map((t): TensorDelta => (t.kind === 'dense' ? t : quantizeTensor(t, encoding, group)));
   return { metadata: { ...delta.metadata, formatVersion: 2 }, tensors };
 }
 
@@ -212,6 +220,80 @@ describe('format version 2 files', () => {
     });
   }
 
+  for (const encoding of ['I8', 'I4'] as const) {
+    it(`${encoding} codes in column order: the record says so, groups run column by column, and every reader gets row-major indices with the same values`, () => {
+      const delta = asV2Columns(sampleDelta('F32'), encoding, 8);
+      const file = encodeDelta(delta);
+      const records = JSON.parse(parseSafetensors(file).metadata['tensors']!) as Record<string, { order?: string }>;
+      assert.equal(records['layer.0.ffn.weight']!.order, 'column');
+      assert.equal(records['classifier.weight']!.order, undefined);
+      const back = decodeDelta(file, { baseShapes: shapes });
+      for (const t of back.tensors) {
+        if (t.kind !== 'sparse') continue;
+        const source = delta.tensors.find((x) => x.name === t.name) as SparseTensorDelta;
+        assert.deepEqual(t.indices, source.indices);
+        assert.deepEqual(t.values, source.values);
+        assert.equal(t.quantized?.order, 'column');
+        // The k-th code is the k-th entry column by column, rows ascending.
+        const listed = columnMajorPermutation(t.indices, t.shape[1]!);
+        assert.deepEqual(dequantizeValues(t.name, t.quantized), permuted(t.values, listed));
+        for (let k = 1; k < listed.length; k++) {
+          const [a, b] = [t.indices[listed[k - 1]!]!, t.indices[listed[k]!]!];
+          const cols = t.shape[1]!;
+          assert.ok(a % cols < b % cols || (a % cols === b % cols && a < b));
+        }
+      }
+      assert.deepEqual(encodeDelta(back), file);
+      // The same values written as version 1 (fp32) merge to the same weights.
+      const v1 = decodeDelta(
+        encodeDelta({
+          metadata: { ...delta.metadata, formatVersion: 1 },
+          tensors: delta.tensors.map((t) => (t.kind === 'sparse' ? { ...t, quantized: undefined } : t)),
+        }),
+        { baseShapes: shapes },
+      );
+      assert.deepEqual(merged(back), merged(v1));
+    });
+  }
+
+  it('column order round trips through its permutations for random shapes and densities', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer(),
+        (rows, cols, seed) => {
+          const rng = new SeededRng(seed >>> 0);
+          const indices = sortedUnique(rng, Math.floor(rng.nextFloat() * rows * cols), rows * cols);
+          const listed = columnMajorPermutation(indices, cols);
+          const positions = Uint32Array.from(
+            listed,
+            (k) => (indices[k]! % cols) * rows + Math.floor(indices[k]! / cols),
+          );
+          for (let k = 1; k < positions.length; k++) assert.ok(positions[k - 1]! < positions[k]!);
+          const back = fromColumnMajor(positions, rows, cols);
+          assert.deepEqual(back.indices, indices);
+          assert.deepEqual(
+            back.from,
+            Uint32Array.from(listed.keys()).map((_, k) => listed.indexOf(k)),
+          );
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('the writer refuses column-ordered codes on a weight that is not 2-D', () => {
+    const delta = asV2Columns(sampleDelta('F16'), 'I4', 8);
+    const t = delta.tensors.find((x) => x.kind === 'sparse') as SparseTensorDelta;
+    const flat = { ...t, shape: [t.shape[0]! * t.shape[1]!] };
+    assertCode(
+      () => encodeDelta({ ...delta, tensors: delta.tensors.map((x) => (x === t ? flat : x)) }),
+      'DS_ERR_DELTA_BAD_TENSOR',
+      /column order/,
+    );
+  });
+
   it('the writer refuses values that differ from their quantized form, and quantized values in version 1', () => {
     const delta = asV2(sampleDelta('F16'), { encoding: 'I8', group: 16 });
     const t = delta.tensors.find((x) => x.kind === 'sparse') as SparseTensorDelta;
@@ -288,6 +370,33 @@ describe('format version 2 files', () => {
       message: /scales for/,
     },
     {
+      name: 'order other than "column"',
+      file: () => editTensor((r) => (r['order'] = 'row')),
+      code: 'DS_ERR_DELTA_BAD_METADATA',
+      message: /order/,
+    },
+    {
+      name: 'column order with fp16 values',
+      file: () =>
+        editMetadataOf(encodeDelta(asV2(sampleDelta('F16'))), (m) => {
+          const tensors = JSON.parse(m['tensors']!) as Record<string, Record<string, unknown>>;
+          tensors[Q]!['order'] = 'column';
+          m['tensors'] = JSON.stringify(tensors);
+        }),
+      code: 'DS_ERR_DELTA_BAD_METADATA',
+      message: /order is given only with I8 or I4/,
+    },
+    {
+      name: 'column order on a weight whose shape is not 2-D',
+      file: () =>
+        editTensor((r) => {
+          r['order'] = 'column';
+          r['shape'] = [16, 4, 16];
+        }),
+      code: 'DS_ERR_DELTA_BAD_METADATA',
+      message: /needs a 2-D weight/,
+    },
+    {
       name: 'index_at missing',
       file: () => editTensor((r) => delete r['index_at']),
       code: 'DS_ERR_DELTA_BAD_METADATA',
@@ -349,19 +458,24 @@ describe('format version 2 files', () => {
     it(`${name} → ${code}`, () => assertCode(() => decodeDelta(make(), { baseShapes: shapes }), code, message));
   }
 
-  it('random byte edits and header edits of a v2 file either decode or raise a DS_ERR_* error, never anything else (fuzz)', () => {
-    const good = file();
+  it('random byte edits and header edits of a v2 file (codes in index or column order) either decode or raise a DS_ERR_* error, never anything else (fuzz)', () => {
+    const files = [file(), encodeDelta(asV2Columns(sampleDelta('F16'), 'I4', 16))];
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.nat(good.length - 1), fc.nat(255)), { minLength: 1, maxLength: 8 }), (edits) => {
-        const bytes = good.slice();
-        for (const [at, value] of edits) bytes[at] = value;
-        try {
-          decodeDelta(bytes, { baseShapes: shapes });
-        } catch (error) {
-          assert.match((error as { code?: string }).code ?? String(error), /^DS_ERR_(ST|DELTA)_/);
-        }
-      }),
-      { numRuns: 1500 },
+      fc.property(
+        fc.nat(1),
+        fc.array(fc.tuple(fc.nat(files[1]!.length - 1), fc.nat(255)), { minLength: 1, maxLength: 8 }),
+        (which, edits) => {
+          const good = files[which]!;
+          const bytes = good.slice();
+          for (const [at, value] of edits) bytes[at % good.length] = value;
+          try {
+            decodeDelta(bytes, { baseShapes: shapes });
+          } catch (error) {
+            assert.match((error as { code?: string }).code ?? String(error), /^DS_ERR_(ST|DELTA)_/);
+          }
+        },
+      ),
+      { numRuns: 3000 },
     );
   });
 });
