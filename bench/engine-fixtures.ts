@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { SeededRng } from '../src/core/rng.js';
 import { dareKeptIndices } from '../src/compress/dare.js';
 import { encodeDelta } from '../src/deltas/format/delta-file.js';
+import { quantizeDelta } from '../src/compress/quantize.js';
 import type { Delta, TensorDelta } from '../src/deltas/types.js';
 import { loadOnnxModel, saveOnnxModel } from '../src/onnx/model-file.js';
 import { fingerprintWeights } from '../src/onnx/fingerprint.js';
@@ -33,14 +34,22 @@ export interface Fixtures {
   readonly tasks: readonly TaskFixture[];
 }
 
-export async function ensureFixtures(dropRate: number, log: (line: string) => void): Promise<Fixtures> {
+/** The deltas' values: fp16 (format version 1), or int4 codes as `compress --values int4` writes them (version 2). */
+export type FixtureValues = 'fp16' | 'int4';
+
+export async function ensureFixtures(
+  dropRate: number,
+  log: (line: string) => void,
+  values: FixtureValues = 'fp16',
+): Promise<Fixtures> {
   await mkdir(WORK_DIR, { recursive: true });
   const basePath = join(WORK_DIR, 'bert-base.onnx');
   if (!existsSync(basePath)) {
     log('generating the BERT-base-shaped base model');
     await saveOnnxModel(buildSyntheticEncoder({ ...BERT_BASE_SHAPE, seed: 1 }), basePath);
   }
-  const manifestPath = join(WORK_DIR, `tasks-p${dropRate}.json`);
+  const suffix = values === 'fp16' ? '' : `-${values}`;
+  const manifestPath = join(WORK_DIR, `tasks-p${dropRate}${suffix}.json`);
   if (existsSync(manifestPath))
     return { basePath, tasks: JSON.parse(await readFile(manifestPath, 'utf8')) as TaskFixture[] };
 
@@ -48,11 +57,15 @@ export async function ensureFixtures(dropRate: number, log: (line: string) => vo
   const fingerprint = fingerprintWeights(weights);
   const tasks: TaskFixture[] = [];
   for (let t = 0; t < TASKS; t++) {
-    const delta = syntheticDelta(weights, fingerprint, dropRate, t);
-    const bytes = encodeDelta(delta);
-    const uri = `task-${t}-p${dropRate}.safetensors`;
+    const fp16 = syntheticDelta(weights, fingerprint, dropRate, t);
+    const bytes = encodeDelta(values === 'int4' ? quantizeDelta(fp16, 'int4') : fp16);
+    const uri = `task-${t}-p${dropRate}${suffix}.safetensors`;
     await writeFile(join(WORK_DIR, uri), bytes);
-    tasks.push({ key: `task-${t}@p${dropRate}`, uri, sha256: createHash('sha256').update(bytes).digest('hex') });
+    tasks.push({
+      key: `task-${t}@p${dropRate}${suffix}`,
+      uri,
+      sha256: createHash('sha256').update(bytes).digest('hex'),
+    });
     if (t % 10 === 9) log(`wrote ${t + 1}/${TASKS} deltas at p=${dropRate}`);
   }
   await writeFile(manifestPath, JSON.stringify(tasks));

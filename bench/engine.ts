@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { replaceDocSection } from './doc-sections.js';
 import { machineLine } from './machine.js';
+import type { FixtureValues } from './engine-fixtures.js';
 
 interface RunResult {
   config: string;
@@ -88,6 +89,8 @@ export interface EngineBenchOptions {
   openLoopPreload?: boolean;
   /** DELTASERVE_MIXED_PIPELINE for every configuration ('segments' measures the fallback). */
   mixedPipeline?: 'custom-op' | 'segments';
+  /** The task deltas' values (default fp16; int4: version 2 files with codes by column). */
+  values?: FixtureValues;
 }
 
 export async function runEngineBench(options: EngineBenchOptions = {}): Promise<string> {
@@ -115,6 +118,7 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
     String(maxBatch),
     '--switch-ms',
     String(switchMs),
+    ...(options.values !== undefined && options.values !== 'fp16' ? ['--values', options.values] : []),
   ];
   const command = `${options.command ?? `npm run bench -- ${provider === 'cpu' ? 'engine' : 'engine-webgpu'}`}   (each configuration: node --import tsx bench/engine-run.ts --config X --p P ${settings.join(' ')})`;
   const openLoopSeconds = options.openLoopSeconds ?? 20;
@@ -149,7 +153,7 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
     const results: RunResult[] = [];
     const parse = (out: string) => JSON.parse(out.trim().split('\n').pop()!) as RunResult;
     for (const config of layout.configs) results.push(parse(run(config, p)));
-    sections.push(renderTable(p, results, layout));
+    sections.push(renderTable(p, results, layout, options.values ?? 'fp16'));
     if (layout.openLoop.length > 0 && openLoopSeconds > 0) {
       const a = results.find((r) => r.config === 'a')!;
       const points: RunResult[] = [];
@@ -223,7 +227,12 @@ function renderOpenLoop(p: number, points: RunResult[], configs: string[], secon
 
 const ms = (value: number | null) => (value === null || !Number.isFinite(value) ? '–' : value.toFixed(0));
 
-function renderTable(p: number, results: RunResult[], layout: (typeof LAYOUT)[Provider]): string {
+function renderTable(
+  p: number,
+  results: RunResult[],
+  layout: (typeof LAYOUT)[Provider],
+  values: FixtureValues,
+): string {
   const a = results.find((r) => r.config === 'a')!;
   const b = results.find((r) => r.config === 'b');
   const c = results.find((r) => r.config === layout.engine);
@@ -283,7 +292,7 @@ function renderTable(p: number, results: RunResult[], layout: (typeof LAYOUT)[Pr
     );
   }
   return [
-    `#### p = ${p}`,
+    `#### p = ${p}${values === 'fp16' ? '' : `, ${values} deltas`}`,
     '',
     '| configuration | req/s | × (a) | req/s, old metric | CPU cores | p50 ms | p99 ms | mean batch | activations/s | activation ms | activation M nnz/s | RSS MiB | RSS above (a) MiB | cached deltas MiB | event-loop p99 ms | failed |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
@@ -309,6 +318,7 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
       'open-loop-preload': { type: 'boolean' },
       configs: { type: 'string' },
       'mixed-pipeline': { type: 'string' },
+      values: { type: 'string' },
     },
   });
   const provider = (values.provider ?? 'cpu') as Provider;
@@ -326,6 +336,7 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
     ...(values['open-loop-preload'] && { openLoopPreload: true }),
     ...(values.configs && { configs: values.configs.split(',') }),
     ...(values['mixed-pipeline'] && { mixedPipeline: values['mixed-pipeline'] as 'custom-op' | 'segments' }),
+    ...(values.values && { values: values.values as FixtureValues }),
   });
   console.log(text);
   if (values.write) await replaceDocSection(provider === 'cpu' ? 'engine' : 'engine-webgpu', text);

@@ -6,8 +6,9 @@
  * another in one process: (a) the plain model on onnxruntime-node, (h) the one session with every
  * item on the base, (e) the one session with 16 items of 16 different tasks at each drop rate,
  * with the deltas as the engine's cache holds them (byte row gaps and fp16 values where they fit),
- * grouped with u16 rows and float32 values (the cached form before), and as decoded (the op then groups each delta by column on every
- * run, as it did before the cache held them grouped).
+ * grouped with u16 rows and float32 values (the cached form before), as decoded (the op then groups each delta by column on every
+ * run, as it did before the cache held them grouped), and with int4 values whose groups run by column: as the
+ * file's codes (what the cache keeps now) and as decoded values grouped (what it kept before).
  * Medians over rounds; ratios are time(a) / time(x), i.e. throughput relative to (a).
  */
 import { readFile } from 'node:fs/promises';
@@ -18,7 +19,8 @@ import { SeededRng } from '../src/core/rng.js';
 import { decodeDelta } from '../src/deltas/format/delta-file.js';
 import { float16ArrayToFloat32 } from '../src/deltas/format/float16.js';
 import { deltaByteSize } from '../src/deltas/cache/delta-size.js';
-import type { ResidentDelta } from '../src/deltas/types.js';
+import type { Delta, ResidentDelta } from '../src/deltas/types.js';
+import { quantizeTensor } from '../src/compress/quantize.js';
 import { loadOrtAddon } from '../src/engine/runtime/mixed/one-session/ort-addon.js';
 import { OneSessionPipeline } from '../src/engine/runtime/mixed/one-session/one-session-pipeline.js';
 import { encodeOnnxModel, loadOnnxModel } from '../src/onnx/model-file.js';
@@ -112,7 +114,7 @@ const residentF32 = new Map(
         list.map((d): ResidentDelta => ({
           metadata: d.metadata,
           tensors: d.tensors.map((t) =>
-            t.kind === 'by-column'
+            t.kind === 'by-column' && 'rows' in t
               ? {
                   ...t,
                   rows: rowsOf(t.starts, t.rows),
@@ -121,6 +123,29 @@ const residentF32 = new Map(
               : t,
           ),
         })),
+      ] as const,
+  ),
+);
+// The same deltas with int4 values as `compress --values int4` writes them (groups of 64 running
+// column by column): kept as the file's codes (packed), and as they were kept before (decoded values
+// grouped with byte row gaps and float32 values, since int4 values are not fp16).
+const asInt4 = (d: Delta): Delta => ({
+  metadata: d.metadata,
+  tensors: d.tensors.map((t) => (t.kind === 'sparse' && t.shape.length === 2 ? quantizeTensor(t, 'I4', 64) : t)),
+});
+const int4 = new Map([...deltas].map(([p, list]) => [p, list.map(asInt4)] as const));
+const residentInt4 = new Map([...int4].map(([p, list]) => [p, list.map((d) => pipeline.residentForm(d))] as const));
+const residentInt4Decoded = new Map(
+  [...int4].map(
+    ([p, list]) =>
+      [
+        p,
+        list.map((d) =>
+          pipeline.residentForm({
+            metadata: d.metadata,
+            tensors: d.tensors.map((t) => (t.kind === 'sparse' ? { ...t, quantized: undefined } : t)),
+          }),
+        ),
       ] as const,
   ),
 );
@@ -153,6 +178,16 @@ for (let round = 0; round <= rounds; round++) {
     );
     await step(`(e) grouped, u16 rows, float32 values (${megabytes(residentF32.get(p)!)} MB per delta), p = ${p}`, () =>
       pipeline.run(Array.from({ length: ITEMS }, (_, i) => ({ inputs: one(i), delta: residentF32.get(p)![i]! }))),
+    );
+    await step(`(e) int4, the file's codes (${megabytes(residentInt4.get(p)!)} MB per delta), p = ${p}`, () =>
+      pipeline.run(Array.from({ length: ITEMS }, (_, i) => ({ inputs: one(i), delta: residentInt4.get(p)![i]! }))),
+    );
+    await step(
+      `(e) int4, decoded values grouped (${megabytes(residentInt4Decoded.get(p)!)} MB per delta), p = ${p}`,
+      () =>
+        pipeline.run(
+          Array.from({ length: ITEMS }, (_, i) => ({ inputs: one(i), delta: residentInt4Decoded.get(p)![i]! })),
+        ),
     );
     await step(`(e) as decoded (grouped by column on every run), p = ${p}`, () =>
       pipeline.run(Array.from({ length: ITEMS }, (_, i) => ({ inputs: one(i), delta: deltas.get(p)![i]! }))),

@@ -92,11 +92,63 @@ T TypedArrayOf(Napi::Env env, const Napi::Value& value, napi_typedarray_type typ
 
 // A sparse weight grouped by column (GroupByColumnJs's result): checked whole, since the kernel
 // reads rows[starts[j]..starts[j+1]) and xt[row] without further checks.
+// Starts of a grouped tensor: one per column plus the end, from 0 to `entries`, never decreasing.
+const uint32_t* CheckedStarts(Napi::Env env, const Napi::Uint32Array& starts, uint64_t out_dim, size_t entries,
+                              const std::string& at) {
+  if (starts.ElementLength() != out_dim + 1) Fail(env, at + "byColumn.starts must hold one start per column plus the end");
+  const uint32_t* s = starts.Data();
+  if (s[0] != 0 || s[out_dim] != entries) Fail(env, at + "byColumn.starts must run from 0 to the number of entries");
+  for (uint64_t j = 0; j < out_dim; ++j)
+    if (s[j + 1] < s[j]) Fail(env, at + "byColumn.starts must not decrease (column " + std::to_string(j) + ")");
+  return s;
+}
+
+// The int4 form (PackI4ByColumn's): every column's rows stay below in_dim, every group holds
+// entries and the last ends with them, every scale is finite; the kernel then reads no further.
+void ViewPackedI4(Napi::Env env, const Napi::Object& grouped, const std::string& at, TensorView& view,
+                  std::vector<Napi::Reference<Napi::Value>>& refs, uint64_t in_dim, uint64_t out_dim) {
+  Napi::Value starts_value = grouped.Get("starts"), entries_value = grouped.Get("entries"),
+              scales_value = grouped.Get("scales"), ends_value = grouped.Get("groupEnds");
+  auto starts = TypedArrayOf<Napi::Uint32Array>(env, starts_value, napi_uint32_array, at + "byColumn.starts must be a Uint32Array");
+  auto entries = TypedArrayOf<Napi::Uint8Array>(env, entries_value, napi_uint8_array, at + "byColumn.entries must be a Uint8Array");
+  auto scales = TypedArrayOf<Napi::Uint16Array>(env, scales_value, napi_uint16_array,
+                                                at + "byColumn.scales must be a Uint16Array of fp16 bit patterns");
+  auto ends = TypedArrayOf<Napi::Uint32Array>(env, ends_value, napi_uint32_array, at + "byColumn.groupEnds must be a Uint32Array");
+  const size_t count = entries.ElementLength();
+  const uint32_t* s = CheckedStarts(env, starts, out_dim, count, at);
+  const size_t groups = ends.ElementLength();
+  if (scales.ElementLength() != groups) Fail(env, at + "byColumn.scales must hold one scale per group");
+  if (groups == 0 && count > 0) Fail(env, at + "byColumn.groupEnds must hold a group when there are entries");
+  const uint32_t* e = ends.Data();
+  for (size_t g = 1; g < groups; ++g)
+    if (e[g] < e[g - 1]) Fail(env, at + "byColumn.groupEnds must not decrease");
+  if (groups > 0 && e[groups - 1] != count) Fail(env, at + "byColumn.groupEnds must end at the number of entries");
+  const uint16_t* h = scales.Data();
+  for (size_t g = 0; g < groups; ++g)
+    if ((h[g] & 0x7c00u) == 0x7c00u) Fail(env, at + "byColumn.scales holds an fp16 infinity or NaN");
+  const uint8_t* b = entries.Data();
+  for (uint64_t j = 0; j < out_dim; ++j) {
+    uint64_t rows = 0;  // the column's last row + 1
+    for (uint32_t k = s[j]; k < s[j + 1]; ++k) rows += ((b[k] & 15u) + 1u) << ((b[k] < 16u) << 2);
+    if (rows > in_dim)
+      Fail(env, at + "byColumn.entries of column " + std::to_string(j) + " run past row " + std::to_string(in_dim - 1));
+  }
+  view.grouped = true;
+  view.nnz = count;
+  view.values = nullptr;
+  view.by_column = side_kernel::ByColumn{s, nullptr, nullptr, nullptr, nullptr, b, h, e, static_cast<uint32_t>(groups)};
+  refs.push_back(Napi::Persistent(starts_value));
+  refs.push_back(Napi::Persistent(entries_value));
+  refs.push_back(Napi::Persistent(scales_value));
+  refs.push_back(Napi::Persistent(ends_value));
+}
+
 void ViewByColumn(Napi::Env env, const Napi::Object& grouped, const std::string& at, TensorView& view,
                   std::vector<Napi::Reference<Napi::Value>>& refs) {
   if (view.shape.size() != 2) Fail(env, at + "a tensor grouped by column must be 2-D");
   const uint64_t in_dim = static_cast<uint64_t>(view.shape[0]), out_dim = static_cast<uint64_t>(view.shape[1]);
   if (in_dim > 65536) Fail(env, at + "a tensor grouped by column has at most 65536 rows");
+  if (grouped.Has("entries")) return ViewPackedI4(env, grouped, at, view, refs, in_dim, out_dim);
   Napi::Value starts_value = grouped.Get("starts"), rows_value = grouped.Get("rows"), values_value = grouped.Get("values");
   auto starts = TypedArrayOf<Napi::Uint32Array>(env, starts_value, napi_uint32_array, at + "byColumn.starts must be a Uint32Array");
   const bool gaps = rows_value.IsTypedArray() && rows_value.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
@@ -110,7 +162,6 @@ void ViewByColumn(Napi::Env env, const Napi::Object& grouped, const std::string&
                                      at + "byColumn.values must be a Float32Array or a Uint16Array of fp16 bit patterns");
   const Napi::TypedArray values = values_value.As<Napi::TypedArray>();
   const size_t nnz = rows.ElementLength();
-  if (starts.ElementLength() != out_dim + 1) Fail(env, at + "byColumn.starts must hold one start per column plus the end");
   if (values.ElementLength() != nnz) Fail(env, at + "byColumn.rows and byColumn.values differ in length");
   const uint16_t* values_f16 = halves ? values.As<Napi::Uint16Array>().Data() : nullptr;
   const float* values_f32 = halves ? nullptr : values.As<Napi::Float32Array>().Data();
@@ -118,13 +169,10 @@ void ViewByColumn(Napi::Env env, const Napi::Object& grouped, const std::string&
   if (halves)
     for (size_t k = 0; k < nnz; ++k)
       if ((values_f16[k] & 0x7c00u) == 0x7c00u) Fail(env, at + "byColumn.values holds an fp16 infinity or NaN");
-  const uint32_t* s = starts.Data();
+  // Every start first, so the row scan below never reads past `rows`.
+  const uint32_t* s = CheckedStarts(env, starts, out_dim, nnz, at);
   const uint16_t* r = gaps ? nullptr : rows.As<Napi::Uint16Array>().Data();
   const uint8_t* g = gaps ? rows.As<Napi::Uint8Array>().Data() : nullptr;
-  if (s[0] != 0 || s[out_dim] != nnz) Fail(env, at + "byColumn.starts must run from 0 to the number of entries");
-  // Every start first, so the row scan below never reads past `rows`.
-  for (uint64_t j = 0; j < out_dim; ++j)
-    if (s[j + 1] < s[j]) Fail(env, at + "byColumn.starts must not decrease (column " + std::to_string(j) + ")");
   for (uint64_t j = 0; j < out_dim; ++j) {
     int64_t row = -1;
     for (uint32_t k = s[j]; k < s[j + 1]; ++k) {
@@ -144,6 +192,24 @@ void ViewByColumn(Napi::Env env, const Napi::Object& grouped, const std::string&
   refs.push_back(Napi::Persistent(values_value));
 }
 
+// An integer argument in [min, max], or a JS error naming it.
+uint32_t IntegerArg(Napi::Env env, const Napi::Value& value, double min, double max, const std::string& what) {
+  const double d = value.As<Napi::Number>().DoubleValue();
+  if (!(d >= min && d <= max && d == static_cast<double>(static_cast<uint32_t>(d)))) Fail(env, what);
+  return static_cast<uint32_t>(d);
+}
+
+// Flat row-major indices of a [in_dim, out_dim] weight: each below in_dim * out_dim, strictly increasing.
+void CheckRowMajorIndices(Napi::Env env, const uint32_t* idx, size_t nnz, uint32_t in_dim, uint32_t out_dim,
+                          const std::string& fn) {
+  const uint64_t numel = static_cast<uint64_t>(in_dim) * out_dim;
+  for (size_t k = 0; k < nnz; ++k) {
+    if (idx[k] >= numel || (k > 0 && idx[k] <= idx[k - 1]))
+      Fail(env, fn + ": index " + std::to_string(idx[k]) + " at position " + std::to_string(k) +
+                    " is out of range or out of order");
+  }
+}
+
 // groupByColumn(indices: Uint32Array, values: Float32Array, inDim, outDim) → { starts, rows, values }
 // (rows: a Uint8Array of row gaps when every gap fits a byte, else a Uint16Array of rows; values: a
 // Uint16Array of fp16 bit patterns when every value is exactly an fp16, else a Float32Array):
@@ -155,21 +221,12 @@ Napi::Value GroupByColumnJs(const Napi::CallbackInfo& info) {
     Fail(env, "groupByColumn(indices, values, inDim, outDim) takes two typed arrays and two numbers");
   auto indices = TypedArrayOf<Napi::Uint32Array>(env, info[0], napi_uint32_array, "groupByColumn: indices must be a Uint32Array");
   auto values = TypedArrayOf<Napi::Float32Array>(env, info[1], napi_float32_array, "groupByColumn: values must be a Float32Array");
-  const double in_d = info[2].As<Napi::Number>().DoubleValue(), out_d = info[3].As<Napi::Number>().DoubleValue();
-  if (!(in_d >= 1 && in_d <= 65536 && in_d == static_cast<double>(static_cast<uint32_t>(in_d))))
-    Fail(env, "groupByColumn: inDim must be an integer in [1, 65536]");
-  if (!(out_d >= 1 && out_d <= 4294967294.0 && out_d == static_cast<double>(static_cast<uint32_t>(out_d))))
-    Fail(env, "groupByColumn: outDim must be a positive integer");
-  const uint32_t in_dim = static_cast<uint32_t>(in_d), out_dim = static_cast<uint32_t>(out_d);
+  const uint32_t in_dim = IntegerArg(env, info[2], 1, 65536, "groupByColumn: inDim must be an integer in [1, 65536]");
+  const uint32_t out_dim = IntegerArg(env, info[3], 1, 4294967294.0, "groupByColumn: outDim must be a positive integer");
   const size_t nnz = indices.ElementLength();
   if (values.ElementLength() != nnz) Fail(env, "groupByColumn: indices and values differ in length");
-  const uint64_t numel = static_cast<uint64_t>(in_dim) * out_dim;
   const uint32_t* idx = indices.Data();
-  for (size_t k = 0; k < nnz; ++k) {
-    if (idx[k] >= numel || (k > 0 && idx[k] <= idx[k - 1]))
-      Fail(env, "groupByColumn: index " + std::to_string(idx[k]) + " at position " + std::to_string(k) +
-                    " is out of range or out of order");
-  }
+  CheckRowMajorIndices(env, idx, nnz, in_dim, out_dim, "groupByColumn");
   auto starts = Napi::Uint32Array::New(env, static_cast<size_t>(out_dim) + 1);
   auto rows = Napi::Uint16Array::New(env, nnz);
   auto grouped = Napi::Float32Array::New(env, nnz);
@@ -188,6 +245,38 @@ Napi::Value GroupByColumnJs(const Napi::CallbackInfo& info) {
     out.Set("values", halves);
   else
     out.Set("values", grouped);
+  return out;
+}
+
+// packI4ByColumn(indices: Uint32Array, codes: Uint8Array, group, inDim, outDim) → { starts, entries,
+// scales: null, groupEnds }: a [inDim, outDim] weight's I4 codes that list its entries column by column
+// (format v2 `order: column`; indices row-major, strictly increasing) as the side op reads them
+// (side_kernel::PackI4ByColumn). The caller adds the scales as the file has them.
+Napi::Value PackI4ByColumnJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 5 || !info[2].IsNumber() || !info[3].IsNumber() || !info[4].IsNumber())
+    Fail(env, "packI4ByColumn(indices, codes, group, inDim, outDim) takes two typed arrays and three numbers");
+  auto indices = TypedArrayOf<Napi::Uint32Array>(env, info[0], napi_uint32_array, "packI4ByColumn: indices must be a Uint32Array");
+  auto codes = TypedArrayOf<Napi::Uint8Array>(env, info[1], napi_uint8_array, "packI4ByColumn: codes must be a Uint8Array");
+  const uint32_t group = IntegerArg(env, info[2], 1, 65536, "packI4ByColumn: group must be an integer in [1, 65536]");
+  const uint32_t in_dim = IntegerArg(env, info[3], 1, 65536, "packI4ByColumn: inDim must be an integer in [1, 65536]");
+  const uint32_t out_dim = IntegerArg(env, info[4], 1, 4294967294.0, "packI4ByColumn: outDim must be a positive integer");
+  const size_t nnz = indices.ElementLength();
+  if (codes.ElementLength() != (nnz + 1) / 2) Fail(env, "packI4ByColumn: codes must hold two codes per byte for every index");
+  const uint32_t* idx = indices.Data();
+  CheckRowMajorIndices(env, idx, nnz, in_dim, out_dim, "packI4ByColumn");
+  side_kernel::PackedI4 packed =
+      side_kernel::PackI4ByColumn(idx, nnz, codes.Data(), group, in_dim, out_dim);
+  auto starts = Napi::Uint32Array::New(env, packed.starts.size());
+  std::copy(packed.starts.begin(), packed.starts.end(), starts.Data());
+  auto entries = Napi::Uint8Array::New(env, packed.entries.size());
+  std::copy(packed.entries.begin(), packed.entries.end(), entries.Data());
+  auto ends = Napi::Uint32Array::New(env, packed.group_ends.size());
+  std::copy(packed.group_ends.begin(), packed.group_ends.end(), ends.Data());
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("starts", starts);
+  out.Set("entries", entries);
+  out.Set("groupEnds", ends);
   return out;
 }
 
@@ -506,6 +595,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("registerDelta", Napi::Function::New(env, RegisterDeltaJs, "registerDelta"));
   exports.Set("releaseDelta", Napi::Function::New(env, ReleaseDeltaJs, "releaseDelta"));
   exports.Set("groupByColumn", Napi::Function::New(env, GroupByColumnJs, "groupByColumn"));
+  exports.Set("packI4ByColumn", Napi::Function::New(env, PackI4ByColumnJs, "packI4ByColumn"));
   exports.Set("Session", Session::Define(env));
   return exports;
 }

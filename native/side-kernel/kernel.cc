@@ -28,6 +28,11 @@ struct ColumnsOf {
 };
 using Columns = ColumnsOf<uint32_t>;
 
+// Rows of ColumnsOf<PackedI4Entry, uint16_t>: ByColumn::packed_i4's bytes (values: its scales).
+struct PackedI4Entry {
+  uint8_t byte;
+};
+
 SK_INLINE float ValueOf(float v) { return v; }
 SK_INLINE float ValueOf(uint16_t half) { return HalfToFloat(half); }
 
@@ -59,6 +64,30 @@ SK_INLINE void ColumnChunk(const Job& job, const ColumnsOf<Row, Value>& columns,
   };
   if (kDense) {
     for (uint32_t i = 0; i < in_dim; ++i) add(i, job.values[static_cast<size_t>(i) * out_dim + j]);
+  } else if constexpr (std::is_same_v<Row, PackedI4Entry>) {
+    // Codes times their group's scale: the same float32 product the decoder makes, exactly. An
+    // entry of code 0 is a bridge of 16 x (nibble + 1) rows that adds +-0 (no bit of a sum changes).
+    uint32_t k = columns.starts[j];
+    const uint32_t end = columns.starts[j + 1];
+    if (k < end) {
+      const ByColumn& g = *job.by_column;
+      uint32_t group = static_cast<uint32_t>(std::upper_bound(g.group_ends, g.group_ends + g.groups, k) - g.group_ends);
+      uint32_t group_end = g.group_ends[group];
+      float scale = HalfToFloat(columns.values[group]);
+      uint32_t row = ~0u;
+      for (; k < end; ++k) {
+        if (k == group_end) {
+          while (g.group_ends[++group] == k) {
+          }
+          group_end = g.group_ends[group];
+          scale = HalfToFloat(columns.values[group]);
+        }
+        const uint8_t byte = columns.rows[k].byte;
+        const int32_t code = static_cast<int8_t>(byte) >> 4;
+        row += ((byte & 15u) + 1u) << ((code == 0) << 2);
+        add(row, static_cast<float>(code) * scale);
+      }
+    }
   } else if constexpr (std::is_same_v<Row, uint8_t>) {
     // Row gaps: the same rows in the same order, one byte each.
     uint32_t row = ~0u;
@@ -107,7 +136,10 @@ SK_INLINE void AccumulateRows(const Job& job, const ByColumn& g, const Row* rows
 template <typename V>
 SK_INLINE void AccumulateByColumn(const Job& job, const ByColumn& g, uint32_t in_dim, uint32_t out_dim,
                                   uint32_t j_begin, uint32_t j_end, const float* xt, float* dt, uint32_t n) {
-  if (g.row_gaps != nullptr)
+  if (g.packed_i4 != nullptr)
+    AccumulateGrouped<V>(job, g.starts, reinterpret_cast<const PackedI4Entry*>(g.packed_i4), g.scales, in_dim, out_dim,
+                         j_begin, j_end, xt, dt, n);
+  else if (g.row_gaps != nullptr)
     AccumulateRows<V>(job, g, g.row_gaps, in_dim, out_dim, j_begin, j_end, xt, dt, n);
   else
     AccumulateRows<V>(job, g, g.rows, in_dim, out_dim, j_begin, j_end, xt, dt, n);
@@ -209,7 +241,7 @@ void Transpose(const float* src, size_t ss, uint32_t rows, uint32_t cols, float*
 }
 
 // Groups nonzeros by column: starts[out_dim + 1], then each nonzero's row and value at its
-// column's next slot (a stable counting sort).
+// column's next slot (a stable counting sort). Values may be null (rows only).
 template <typename Row>
 void Group(const uint32_t* indices, const float* in_values, size_t nnz, uint32_t out_dim, uint32_t* starts, Row* rows,
            float* values) {
@@ -243,7 +275,7 @@ void Group(const uint32_t* indices, const float* in_values, size_t nnz, uint32_t
     split(indices[k], i, j);
     const uint32_t slot = starts[j]++;
     rows[slot] = static_cast<Row>(i);
-    values[slot] = in_values[k];
+    if (values != nullptr) values[slot] = in_values[k];
   }
   // The cursors now hold each column's end, i.e. the next column's start: shift back.
   for (uint32_t j = out_dim; j > 0; --j) starts[j] = starts[j - 1];
@@ -263,6 +295,58 @@ Columns GroupByColumn(const Job& job, uint32_t out_dim, uint32_t* uints, float* 
 void GroupByColumn16(const uint32_t* indices, const float* values, size_t nnz, uint32_t out_dim, uint32_t* starts,
                      uint16_t* rows, float* grouped_values) {
   Group(indices, values, nnz, out_dim, starts, rows, grouped_values);
+}
+
+PackedI4 PackI4ByColumn(const uint32_t* indices, size_t nnz, const uint8_t* codes, uint32_t group, uint32_t in_dim,
+                        uint32_t out_dim) {
+  (void)in_dim;
+  if (group == 0) group = 1;  // callers check; never divide by zero
+  PackedI4 packed;
+  std::vector<uint32_t> starts(static_cast<size_t>(out_dim) + 1);
+  std::vector<uint16_t> rows(nnz);
+  Group<uint16_t>(indices, nullptr, nnz, out_dim, starts.data(), rows.data(), nullptr);
+  auto code_of = [&](size_t k) { return static_cast<uint8_t>((codes[k >> 1] >> ((k & 1) << 2)) & 15u); };
+  // Two passes over the same walk: count each column's entries, then write them. Entries of code 0
+  // add zero: they are left out, their rows counted into the next gap.
+  auto walk = [&](auto&& emit) {
+    uint32_t at = 0, closed = 0;
+    for (uint32_t j = 0; j < out_dim; ++j) {
+      int32_t previous = -1;
+      for (uint32_t k = starts[j]; k < starts[j + 1]; ++k) {
+        for (; closed < k / group; ++closed) emit.close(closed, at);
+        const uint8_t code = code_of(k);
+        if (code == 0) continue;
+        uint32_t gap = static_cast<uint32_t>(rows[k] - previous);
+        while (gap > 16) {
+          const uint32_t bridge = std::min<uint32_t>(256, (gap - 1) / 16 * 16);
+          emit.entry(at++, static_cast<uint8_t>(bridge / 16 - 1));  // code 0: 16 x (nibble + 1) rows
+          gap -= bridge;
+        }
+        emit.entry(at++, static_cast<uint8_t>(code << 4 | (gap - 1)));
+        previous = rows[k];
+      }
+      emit.column(j, at);
+    }
+    for (; closed < (nnz + group - 1) / group; ++closed) emit.close(closed, at);
+  };
+  packed.starts.assign(static_cast<size_t>(out_dim) + 1, 0);
+  packed.group_ends.resize((nnz + group - 1) / group);
+  struct Count {
+    PackedI4& p;
+    void close(uint32_t, uint32_t) {}
+    void entry(uint32_t, uint8_t) {}
+    void column(uint32_t j, uint32_t at) { p.starts[j + 1] = at; }
+  };
+  walk(Count{packed});
+  packed.entries.resize(packed.starts[out_dim]);
+  struct Write {
+    PackedI4& p;
+    void close(uint32_t g, uint32_t at) { p.group_ends[g] = at; }
+    void entry(uint32_t at, uint8_t byte) { p.entries[at] = byte; }
+    void column(uint32_t, uint32_t) {}
+  };
+  walk(Write{packed});
+  return packed;
 }
 
 bool ToRowGaps(const uint32_t* starts, uint32_t out_dim, const uint16_t* rows, uint8_t* gaps) {

@@ -28,7 +28,35 @@ struct ByColumn {
   // nnz gaps, each >= 1: a column's first row is its first gap - 1, each next row the previous + its
   // gap (one byte per entry where every gap fits one), or null.
   const uint8_t* row_gaps = nullptr;
+  // Or int4 codes as the file keeps them (see PackI4ByColumn): rows, values and row_gaps null.
+  const uint8_t* packed_i4 = nullptr;  // starts[outDim] entries
+  const uint16_t* scales = nullptr;    // finite fp16 bit patterns, one per group
+  const uint32_t* group_ends = nullptr;  // group g covers entries [group_ends[g - 1], group_ends[g]), never decreasing
+  uint32_t groups = 0;
 };
+
+/**
+ * The one-session resident form of an int4 delta whose codes run column by column (format v2
+ * `order: column`): one byte per entry, the high nibble its signed code, the low nibble its row gap
+ * - 1 (a column's first row is its gap - 1, each next the previous + its gap). Entries of code 0
+ * are left out (they add zero); a byte of code 0 is a bridge instead: 16 x (nibble + 1) rows,
+ * adding +-0 to a sum that starts at +0, which changes no bit (for finite x). Group g's scale
+ * applies to entries [group_ends[g - 1], group_ends[g]) (0 for g = 0), bridges included; a group
+ * may be empty.
+ */
+struct PackedI4 {
+  std::vector<uint32_t> starts;      // outDim + 1
+  std::vector<uint8_t> entries;
+  std::vector<uint32_t> group_ends;  // one per group
+};
+
+/**
+ * Packs a [in_dim, out_dim] weight's kept entries (flat row-major `indices`, strictly increasing,
+ * each < in_dim * out_dim) whose I4 `codes` (two per byte, even entry low) list them column by
+ * column, rows ascending, in groups of `group`.
+ */
+PackedI4 PackI4ByColumn(const uint32_t* indices, size_t nnz, const uint8_t* codes, uint32_t group, uint32_t in_dim,
+                        uint32_t out_dim);
 
 /**
  * Rows grouped by column (starts[out_dim + 1], rows ascending within a column) as gaps: true when

@@ -72,15 +72,21 @@ export type TensorDelta = SparseTensorDelta | DenseTensorDelta;
  * side op reads (native/ort-custom-op): column j's entries are `rows[starts[j]] … rows[starts[j+1] − 1]`,
  * rows ascending, with `values` at the same positions. Made once when the delta is loaded instead
  * of on every run: 3 bytes per kept entry where every row gap fits a byte and every value is
- * exactly an fp16 (an fp16 file at p ≤ ~0.97), up to 6, instead of 8. Only the engine's delta
- * cache holds it (see {@link ResidentDelta}); files never do.
+ * exactly an fp16 (an fp16 file at p ≤ ~0.97), up to 6, instead of 8; or, for int4 codes that run
+ * column by column in the file, the codes themselves ({@link PackedI4ByColumn}). Only the engine's
+ * delta cache holds it (see {@link ResidentDelta}); files never do.
  */
-export interface ByColumnTensorDelta {
+export type ByColumnTensorDelta = GroupedByColumn | PackedI4ByColumn;
+
+interface ByColumnBase {
   readonly kind: 'by-column';
   readonly name: string;
   readonly shape: readonly number[];
-  /** `outDim + 1` offsets into `rows` and `values`. */
+  /** `outDim + 1` offsets into the entries. */
   readonly starts: Uint32Array;
+}
+
+export interface GroupedByColumn extends ByColumnBase {
   /**
    * Each entry's row (Uint16Array), or its gap from the previous row of its column (Uint8Array,
    * every gap ≥ 1, a column's first gap counted from row −1), used where every gap fits a byte.
@@ -88,6 +94,19 @@ export interface ByColumnTensorDelta {
   readonly rows: Uint16Array | Uint8Array;
   /** fp16 bit patterns (Uint16Array), exactly the values decoded, or float32 values. */
   readonly values: Float32Array | Uint16Array;
+}
+
+/**
+ * An int4 delta kept as its file's codes and scales (format v2 `order: "column"`): one byte per
+ * entry, the low nibble its row gap − 1, the high nibble its signed code, gaps above 16 bridged by
+ * entries of code 0 (they add zero). Group g's fp16 scale `scales[g]` applies to the entries
+ * `[groupEnds[g − 1], groupEnds[g])`. About 1.3 bytes per kept entry at p = 0.9 (see
+ * native/side-kernel/kernel.h, PackI4ByColumn).
+ */
+export interface PackedI4ByColumn extends ByColumnBase {
+  readonly entries: Uint8Array;
+  readonly scales: Uint16Array;
+  readonly groupEnds: Uint32Array;
 }
 
 /**

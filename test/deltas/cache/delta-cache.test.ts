@@ -17,6 +17,7 @@ import {
 } from '../../../src/core/errors.js';
 import { SeededRng } from '../../../src/core/rng.js';
 import { hasCode } from '../../helpers/errors.js';
+import { asDecoded } from '../../../src/engine/runtime/resident-form.js';
 
 // --- what production does with the cache: load (prefetch), then lease what is cached (tryAcquire).
 
@@ -375,7 +376,7 @@ test('a lease keeps an evicted delta alive, counted as held, until release', asy
   assert.equal(h.cache.evict('a@1'), true); // explicit: a leaves the cache, stays in memory
   assert.equal(has(h.cache, 'a@1'), false);
   assert.deepEqual([h.cache.stats().held, h.cache.stats().heldBytes], [1, 80]);
-  assert.equal(lease.delta.tensors[0]!.values.length, 10);
+  assert.equal(asDecoded(lease.delta.tensors[0]!).values.length, 10);
   assert.deepEqual(
     h.cache.list().find((r) => r.key === 'a@1'),
     {
@@ -470,7 +471,7 @@ test('tryAcquire never loads: null on a miss or a load in flight, a counted hit 
   const before = h.cache.stats().hits;
   const lease = h.cache.tryAcquire('a@1');
   assert.ok(lease);
-  assert.equal(lease.delta.tensors[0]!.values.length, 10);
+  assert.equal(asDecoded(lease.delta.tensors[0]!).values.length, 10);
   assert.equal(h.cache.stats().hits, before + 1);
   assert.equal(h.events.at(-1)?.type, 'hit');
   assert.equal(h.cache.list().find((r) => r.key === 'a@1')?.leases, 1);
@@ -540,7 +541,7 @@ test('an explicit evict of a tryAcquire-leased entry holds it until release; try
   assert.equal(h.cache.evict('a@1'), true);
   assert.equal(h.cache.tryAcquire('a@1'), null, 'a held entry is not in the cache');
   assert.deepEqual([h.cache.stats().held, h.cache.stats().heldBytes], [1, 80]);
-  assert.equal(lease.delta.tensors[0]!.values.length, 10, 'the running batch still reads it');
+  assert.equal(asDecoded(lease.delta.tensors[0]!).values.length, 10, 'the running batch still reads it');
   await get(h.cache, 'a@1'); // re-adopted, not fetched again
   assert.equal(h.source.fetches.length, 1);
   assert.equal(h.cache.stats().readoptions, 1);

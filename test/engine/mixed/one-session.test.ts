@@ -11,6 +11,9 @@ import type { MixedRequest } from '../../../src/engine/runtime/mixed/mixed-pipel
 import { readFloatWeights } from '../../../src/onnx/weights.js';
 import { SeededRng } from '../../../src/core/rng.js';
 import { deltaByteSize } from '../../../src/deltas/cache/delta-size.js';
+import { decodeDelta, encodeDelta } from '../../../src/deltas/format/delta-file.js';
+import { quantizeTensor } from '../../../src/compress/quantize.js';
+import type { SparseTensorDelta } from '../../../src/deltas/types.js';
 import {
   float16ArrayToFloat32,
   float16BitsToFloat32,
@@ -83,6 +86,7 @@ test('random mixes of 16 tasks and the base equal their merged models', async ()
       let expected = 0;
       for (const tensor of delta.tensors) {
         if (tensor.kind === 'by-column') {
+          assert.ok('rows' in tensor, `task ${t} ${tensor.name}: grouped, not int4 codes`);
           assert.ok(tensor.rows instanceof Uint8Array, `task ${t} ${tensor.name}: rows as byte gaps`);
           assert.equal(tensor.values instanceof Uint16Array, t % 2 === 1, `task ${t} ${tensor.name}: fp16 values`);
           expected += tensor.starts.byteLength + (t % 2 === 1 ? 3 : 5) * tensor.values.length;
@@ -132,6 +136,61 @@ test('random mixes of 16 tasks and the base equal their merged models', async ()
         pipeline.registeredDeltas <= deltasRun.size,
         `${pipeline.registeredDeltas} deltas registered for ${deltasRun.size} delta objects run`,
       );
+  } finally {
+    await pipeline.release();
+  }
+});
+
+test('int4 deltas whose codes run by column: the one session keeps the codes, and gives the bits of their decoded values', async () => {
+  const weights = readFloatWeights(zoo.base);
+  const pipeline = await startPipeline(zoo.base, weights, weights);
+  try {
+    // As `compress --values int4` writes them (groups of 8: boundaries inside columns), through the file.
+    const int4 = zoo.deltas.slice(0, 6).map((delta) => {
+      const tensors = delta.tensors.map((t) => (t.kind === 'sparse' ? quantizeTensor(t, 'I4', 8) : t));
+      return decodeDelta(encodeDelta({ metadata: { ...delta.metadata, formatVersion: 2 }, tensors }));
+    });
+    const resident = int4.map((d) => pipeline.residentForm?.(d) ?? d);
+    for (const [t, delta] of resident.entries()) {
+      let expected = 0;
+      let packed = 0;
+      let bridges = 0;
+      for (const tensor of delta.tensors) {
+        if (tensor.kind === 'by-column') {
+          assert.ok('entries' in tensor, `task ${t} ${tensor.name}: kept as int4 codes`);
+          packed++;
+          const kept = int4[t]!.tensors.find((x) => x.name === tensor.name) as SparseTensorDelta;
+          const tensorBridges = tensor.entries.filter((byte) => byte < 16).length;
+          bridges += tensorBridges;
+          // Code-0 entries add nothing and are left out; every other entry is there once.
+          const codes = kept.quantized!.codes;
+          const nonzero = Array.from({ length: kept.indices.length }, (_, k) => (codes[k >> 1]! >> ((k & 1) * 4)) & 15);
+          assert.equal(tensor.entries.length - tensorBridges, nonzero.filter((c) => c !== 0).length);
+          expected +=
+            tensor.starts.byteLength + tensor.entries.length + tensor.scales.byteLength + tensor.groupEnds.byteLength;
+        } else expected += tensor.values.byteLength * (tensor.kind === 'sparse' ? 2 : 1);
+      }
+      if (ONE_SESSION_EXPECTED) assert.ok(packed > 0, `task ${t}: side weights packed`);
+      if (ONE_SESSION_EXPECTED) assert.ok(bridges > 0, `task ${t}: row gaps over 16 bridged`);
+      assert.equal(deltaByteSize(delta), expected, `task ${t}`);
+    }
+    const rng = new SeededRng(99);
+    for (let draw = 0; draw < 4; draw++) {
+      const tasks = Array.from({ length: 1 + rng.nextInt(8) }, () => (rng.nextInt(5) === 0 ? null : rng.nextInt(6)));
+      const inputs = tasks.map((_, i) => tokenBatch(1 + rng.nextInt(2), 9, draw * 10 + i));
+      const packedRun = await pipeline.run(
+        tasks.map((t, i) => ({ inputs: inputs[i]!, delta: t === null ? null : resident[t]! })),
+      );
+      const decodedRun = await pipeline.run(
+        tasks.map((t, i) => ({ inputs: inputs[i]!, delta: t === null ? null : int4[t]! })),
+      );
+      for (const [i, t] of tasks.entries()) {
+        const got = packedRun.outputs[i]!.logits!.data as Float32Array;
+        assert.deepEqual(got, decodedRun.outputs[i]!.logits!.data, `draw ${draw} request ${i}: same bits as decoded`);
+        const want = await runPlain(t === null ? zoo.base : mergeIndependently(zoo.base, int4[t]!), inputs[i]!);
+        assert.ok(maxAbsDiff(got, want) <= 1e-5, `draw ${draw} request ${i} (task ${t}): ${maxAbsDiff(got, want)}`);
+      }
+    }
   } finally {
     await pipeline.release();
   }

@@ -225,6 +225,64 @@ test('bad input to the addon is an error, not a crash', { skip: ONE_SESSION_SKIP
         ]),
       /Float32Array or a Uint16Array/,
     );
+    // Int4 codes that run column by column, packed as the file has them: a byte per entry (code high,
+    // gap - 1 low); code-0 entries left out; bridges (code 0) of 16 × (nibble + 1) rows for gaps over 16.
+    // [300, 2]: column 0 rows 0, 17, 39 (codes 1, -2, 7); column 1 rows 5, 30, 290 (codes -8, 0, 3).
+    const packed = addon.packI4ByColumn(
+      Uint32Array.from([0, 11, 34, 61, 78, 581]),
+      Uint8Array.from([0xe1, 0x87, 0x30]),
+      Uint16Array.from([0x3c00, 0x4000, 0x3800]),
+      2,
+      300,
+      2,
+    );
+    assert.deepEqual([...packed.starts], [0, 5, 9]);
+    // Row 17: a bridge of 16, then gap 1; row 39: a bridge of 16, then gap 6; row 30 (code 0) left out;
+    // row 290 (gap 285 from row 5): bridges of 256 and 16, then gap 13.
+    assert.deepEqual([...packed.entries], [0x10, 0x00, 0xe0, 0x00, 0x75, 0x85, 0x0f, 0x00, 0x3c]);
+    // Groups of 2 file entries; a group's bridges belong to it.
+    assert.deepEqual([...packed.groupEnds], [3, 6, 9]);
+    addon.releaseDelta(addon.registerDelta([{ name: 'w', shape: [300, 2], byColumn: packed }]));
+    assert.throws(
+      () => addon.packI4ByColumn(Uint32Array.of(3, 1), Uint8Array.of(0), new Uint16Array(1), 2, 2, 2),
+      /out of order/,
+    );
+    assert.throws(
+      () => addon.packI4ByColumn(Uint32Array.of(1), new Uint8Array(2), new Uint16Array(1), 2, 2, 2),
+      /two codes per byte/,
+    );
+    assert.throws(
+      () => addon.packI4ByColumn(Uint32Array.of(1), new Uint8Array(1), new Uint16Array(1), 0, 2, 2),
+      /group/,
+    );
+    const packedWith = (change: Partial<typeof packed>) => [
+      { name: 'w', shape: [300, 2], byColumn: { ...packed, ...change } },
+    ];
+    assert.throws(
+      () =>
+        addon.registerDelta(
+          packedWith({ entries: Uint8Array.from([0x0f, 0x0f, 0xe0, 0x00, 0x75, 0x85, 0x0f, 0x00, 0x3c]) }),
+        ),
+      /run past row 299/,
+    );
+    assert.throws(
+      () => addon.registerDelta(packedWith({ groupEnds: Uint32Array.of(3, 6, 8) })),
+      /end at the number of entries/,
+    );
+    assert.throws(() => addon.registerDelta(packedWith({ groupEnds: Uint32Array.of(6, 3, 9) })), /must not decrease/);
+    assert.throws(() => addon.registerDelta(packedWith({ groupEnds: Uint32Array.of(3, 9) })), /one scale per group/);
+    assert.throws(
+      () => addon.registerDelta(packedWith({ scales: Uint16Array.of(0x3c00, 0x7e00, 0) })),
+      /infinity or NaN/,
+    );
+    assert.throws(
+      () => addon.registerDelta(packedWith({ starts: Uint32Array.of(0, 9, 5) })),
+      /must not decrease|from 0 to/,
+    );
+    assert.throws(
+      () => addon.registerDelta(packedWith({ groupEnds: Float32Array.of(3, 6, 9) as unknown as Uint32Array })),
+      /groupEnds must be a Uint32Array/,
+    );
     // The handles input left out: ORT runs the op without it, which refuses to guess.
     assert.throws(
       () =>

@@ -38,13 +38,23 @@ export type AddonDeltaTensor =
   | { readonly name: string; readonly shape: readonly number[]; readonly byColumn: ByColumnArrays };
 
 /** A `[inDim, outDim]` sparse weight delta grouped by output column (see ByColumnTensorDelta). */
-export interface ByColumnArrays {
+export interface GroupedArrays {
   readonly starts: Uint32Array;
   /** Rows (Uint16Array), or one-byte row gaps (Uint8Array) where every gap fits one; see ByColumnTensorDelta. */
   readonly rows: Uint16Array | Uint8Array;
   /** fp16 bit patterns (Uint16Array) when every value is exactly an fp16, else float32. */
   readonly values: Float32Array | Uint16Array;
 }
+
+/** Int4 codes packed by column, as PackedI4ByColumn describes; `scales` are the file's. */
+export interface PackedI4Arrays {
+  readonly starts: Uint32Array;
+  readonly entries: Uint8Array;
+  readonly scales: Uint16Array;
+  readonly groupEnds: Uint32Array;
+}
+
+export type ByColumnArrays = GroupedArrays | PackedI4Arrays;
 
 export interface AddonSessionOptions {
   /** ORT intra-op threads; 0 lets ORT choose. */
@@ -73,7 +83,20 @@ export interface OrtCustomOpAddon {
    * Regroups a `[inDim, outDim]` weight's sparse delta (flat row-major indices, strictly increasing)
    * by output column into new arrays, natively; inDim ≤ 65536. Throws on an index out of range or order.
    */
-  groupByColumn(indices: Uint32Array, values: Float32Array, inDim: number, outDim: number): ByColumnArrays;
+  groupByColumn(indices: Uint32Array, values: Float32Array, inDim: number, outDim: number): GroupedArrays;
+  /**
+   * Packs a `[inDim, outDim]` weight's int4 codes that list its entries column by column (format v2
+   * `order: "column"`; `indices` row-major, strictly increasing) with its scales, natively; inDim ≤ 65536.
+   * Throws on an index out of range or order, or codes of the wrong length.
+   */
+  packI4ByColumn(
+    indices: Uint32Array,
+    codes: Uint8Array,
+    scales: Uint16Array,
+    group: number,
+    inDim: number,
+    outDim: number,
+  ): PackedI4Arrays;
   createSession(model: Uint8Array, options: AddonSessionOptions): AddonSession;
 }
 
@@ -82,7 +105,14 @@ interface RawAddon {
   apiVersion(): number;
   registerDelta(tensors: readonly AddonDeltaTensor[]): number;
   releaseDelta(handle: number): boolean;
-  groupByColumn(indices: Uint32Array, values: Float32Array, inDim: number, outDim: number): ByColumnArrays;
+  groupByColumn(indices: Uint32Array, values: Float32Array, inDim: number, outDim: number): GroupedArrays;
+  packI4ByColumn(
+    indices: Uint32Array,
+    codes: Uint8Array,
+    group: number,
+    inDim: number,
+    outDim: number,
+  ): Omit<PackedI4Arrays, 'scales'>;
   Session: new (model: Uint8Array, options: AddonSessionOptions) => AddonSession;
 }
 
@@ -161,6 +191,10 @@ function openAddon(): OrtCustomOpAddon {
     registerDelta: (tensors) => raw.registerDelta(tensors),
     releaseDelta: (handle) => raw.releaseDelta(handle),
     groupByColumn: (indices, values, inDim, outDim) => raw.groupByColumn(indices, values, inDim, outDim),
+    packI4ByColumn: (indices, codes, scales, group, inDim, outDim) => ({
+      ...raw.packI4ByColumn(indices, codes, group, inDim, outDim),
+      scales,
+    }),
     createSession: (model, options) => new raw.Session(model, options),
   };
 }
