@@ -108,6 +108,8 @@ interface Runner {
   batches(): { batches: number; completed: number };
   activations(): { count: number; ms: number; nonzeros: number };
   cachedBytes(): Promise<number>;
+  /** Deltas the cache holds now. */
+  cachedDeltas(): Promise<number>;
   /** Loads the tasks' deltas before the clock starts, least popular first (the most popular stay when the cache is full). */
   preload(): Promise<void>;
   close(): Promise<void>;
@@ -162,6 +164,7 @@ async function engineRunner(
     timeSplit: () => ({ ...split }),
     kernel: engine.readyInfo?.kernel ?? null,
     cachedBytes: async () => (await engine.stats()).worker?.cache.bytes ?? 0,
+    cachedDeltas: async () => (await engine.stats()).worker?.cache.entries ?? 0,
     preload: async () => {
       if (!tasks || baseOnly) return;
       for (const task of [...tasks].reverse()) await engine.load(task);
@@ -236,6 +239,7 @@ async function mergedSessionRunner(basePath: string, tasks: readonly TaskFixture
     timeSplit: () => ({ ortMs: 0, kernelMs: 0, hostMs: 0, batches: 0, tasks: 0 }),
     kernel: null,
     cachedBytes: async () => 0,
+    cachedDeltas: async () => 0,
     preload: async () => undefined,
     close: async () => {
       void queue.close(); // the run has ended: nothing is queued
@@ -373,6 +377,7 @@ async function main(): Promise<void> {
     rssMaxBytes: Math.max(...rss, 0),
     rssMedianBytes: percentile(rss, 50),
     cachedDeltaBytes: await runner.cachedBytes(),
+    cachedDeltas: await runner.cachedDeltas(),
     eventLoopDelayP99Ms: loop.percentile(99) / 1e6,
     arrivalRate,
     kernel: runner.kernel,

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { replaceDocSection } from './doc-sections.js';
 import { machineLine } from './machine.js';
-import type { FixtureValues } from './engine-fixtures.js';
+import { TASKS, type FixtureValues } from './engine-fixtures.js';
 
 interface RunResult {
   config: string;
@@ -39,6 +39,8 @@ interface RunResult {
   rssMaxBytes: number;
   rssMedianBytes: number;
   cachedDeltaBytes: number;
+  /** Deltas the cache held at the end (absent in results written before it was recorded). */
+  cachedDeltas?: number;
   eventLoopDelayP99Ms: number;
   arrivalRate: number | null;
   kernel: { name: string; threads: number; pipeline?: string; pipelineDetail?: string } | null;
@@ -286,6 +288,11 @@ function renderTable(
     const pct = (ms: number) => (total > 0 ? ((100 * ms) / total).toFixed(0) : '–');
     goals.push(
       `- (e) / (a) throughput: **${(m.throughput / a.throughput).toFixed(2)}** (goal ≥ ${p >= 0.99 ? '0.9' : '0.7'})`,
+      ...(m.cachedDeltas !== undefined && m.cachedDeltas > 0
+        ? [
+            `- (e) deltas in the cache at the end: ${m.cachedDeltas} of ${TASKS}, ${mib(m.cachedDeltaBytes)} MiB (${(m.cachedDeltaBytes / m.cachedDeltas / 1e6).toFixed(1)} MB each)`,
+          ]
+        : []),
       `- (e) RSS above (a): ${mib(m.rssMedianBytes - a.rssMedianBytes)} MiB vs. goal ≤ 1.15 × cached delta bytes + 50 MB = ${mib(1.15 * m.cachedDeltaBytes + 50e6)} MiB`,
       `- (e) event-loop delay p99: ${m.eventLoopDelayP99Ms.toFixed(1)} ms (goal ≤ 10 ms)`,
       `- (e) time split over ${m.split.batches} batches (${(m.split.tasks / Math.max(1, m.split.batches)).toFixed(1)} distinct tasks per batch): ORT ${m.kernel?.pipeline === 'custom-op' ? 'one session, side-path custom op included' : 'segments'} ${pct(m.split.ortMs)} %, side-path kernel between runs ${pct(m.split.kernelMs)} % (${m.kernel ? `${m.kernel.name}, ${m.kernel.threads} thread(s)` : '?'}), host (per-request inputs${m.kernel?.pipeline === 'custom-op' ? '' : ', cuts'}) ${pct(m.split.hostMs)} %; per batch ${(m.split.ortMs / Math.max(1, m.split.batches)).toFixed(0)} / ${(m.split.kernelMs / Math.max(1, m.split.batches)).toFixed(0)} / ${(m.split.hostMs / Math.max(1, m.split.batches)).toFixed(0)} ms.`,

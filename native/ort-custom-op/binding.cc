@@ -199,13 +199,14 @@ uint32_t IntegerArg(Napi::Env env, const Napi::Value& value, double min, double 
   return static_cast<uint32_t>(d);
 }
 
-// Flat row-major indices of a [in_dim, out_dim] weight: each below in_dim * out_dim, strictly increasing.
-void CheckRowMajorIndices(Napi::Env env, const uint32_t* idx, size_t nnz, uint32_t in_dim, uint32_t out_dim,
-                          const std::string& fn) {
+// Flat positions in a [in_dim, out_dim] weight (row-major indices, or column-major positions): each
+// below in_dim * out_dim, strictly increasing.
+void CheckIncreasingPositions(Napi::Env env, const uint32_t* idx, size_t nnz, uint32_t in_dim, uint32_t out_dim,
+                              const std::string& what) {
   const uint64_t numel = static_cast<uint64_t>(in_dim) * out_dim;
   for (size_t k = 0; k < nnz; ++k) {
     if (idx[k] >= numel || (k > 0 && idx[k] <= idx[k - 1]))
-      Fail(env, fn + ": index " + std::to_string(idx[k]) + " at position " + std::to_string(k) +
+      Fail(env, what + " " + std::to_string(idx[k]) + " at position " + std::to_string(k) +
                     " is out of range or out of order");
   }
 }
@@ -226,7 +227,7 @@ Napi::Value GroupByColumnJs(const Napi::CallbackInfo& info) {
   const size_t nnz = indices.ElementLength();
   if (values.ElementLength() != nnz) Fail(env, "groupByColumn: indices and values differ in length");
   const uint32_t* idx = indices.Data();
-  CheckRowMajorIndices(env, idx, nnz, in_dim, out_dim, "groupByColumn");
+  CheckIncreasingPositions(env, idx, nnz, in_dim, out_dim, "groupByColumn: index");
   auto starts = Napi::Uint32Array::New(env, static_cast<size_t>(out_dim) + 1);
   auto rows = Napi::Uint16Array::New(env, nnz);
   auto grouped = Napi::Float32Array::New(env, nnz);
@@ -248,23 +249,23 @@ Napi::Value GroupByColumnJs(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// packI4ByColumn(indices: Uint32Array, codes: Uint8Array, group, inDim, outDim) → { starts, entries,
-// scales: null, groupEnds }: a [inDim, outDim] weight's I4 codes that list its entries column by column
-// (format v2 `order: column`; indices row-major, strictly increasing) as the side op reads them
+// packI4ByColumn(positions: Uint32Array, codes: Uint8Array, group, inDim, outDim) → { starts, entries,
+// groupEnds }: a [inDim, outDim] weight's I4 codes that list its entries column by column (format v2
+// `order: column`; positions j * inDim + i, strictly increasing) as the side op reads them
 // (side_kernel::PackI4ByColumn). The caller adds the scales as the file has them.
 Napi::Value PackI4ByColumnJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 5 || !info[2].IsNumber() || !info[3].IsNumber() || !info[4].IsNumber())
-    Fail(env, "packI4ByColumn(indices, codes, group, inDim, outDim) takes two typed arrays and three numbers");
-  auto indices = TypedArrayOf<Napi::Uint32Array>(env, info[0], napi_uint32_array, "packI4ByColumn: indices must be a Uint32Array");
+    Fail(env, "packI4ByColumn(positions, codes, group, inDim, outDim) takes two typed arrays and three numbers");
+  auto positions = TypedArrayOf<Napi::Uint32Array>(env, info[0], napi_uint32_array, "packI4ByColumn: positions must be a Uint32Array");
   auto codes = TypedArrayOf<Napi::Uint8Array>(env, info[1], napi_uint8_array, "packI4ByColumn: codes must be a Uint8Array");
   const uint32_t group = IntegerArg(env, info[2], 1, 65536, "packI4ByColumn: group must be an integer in [1, 65536]");
   const uint32_t in_dim = IntegerArg(env, info[3], 1, 65536, "packI4ByColumn: inDim must be an integer in [1, 65536]");
   const uint32_t out_dim = IntegerArg(env, info[4], 1, 4294967294.0, "packI4ByColumn: outDim must be a positive integer");
-  const size_t nnz = indices.ElementLength();
-  if (codes.ElementLength() != (nnz + 1) / 2) Fail(env, "packI4ByColumn: codes must hold two codes per byte for every index");
-  const uint32_t* idx = indices.Data();
-  CheckRowMajorIndices(env, idx, nnz, in_dim, out_dim, "packI4ByColumn");
+  const size_t nnz = positions.ElementLength();
+  if (codes.ElementLength() != (nnz + 1) / 2) Fail(env, "packI4ByColumn: codes must hold two codes per byte for every position");
+  const uint32_t* idx = positions.Data();
+  CheckIncreasingPositions(env, idx, nnz, in_dim, out_dim, "packI4ByColumn: position");
   side_kernel::PackedI4 packed =
       side_kernel::PackI4ByColumn(idx, nnz, codes.Data(), group, in_dim, out_dim);
   auto starts = Napi::Uint32Array::New(env, packed.starts.size());

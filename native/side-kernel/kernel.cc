@@ -241,7 +241,7 @@ void Transpose(const float* src, size_t ss, uint32_t rows, uint32_t cols, float*
 }
 
 // Groups nonzeros by column: starts[out_dim + 1], then each nonzero's row and value at its
-// column's next slot (a stable counting sort). Values may be null (rows only).
+// column's next slot (a stable counting sort).
 template <typename Row>
 void Group(const uint32_t* indices, const float* in_values, size_t nnz, uint32_t out_dim, uint32_t* starts, Row* rows,
            float* values) {
@@ -275,7 +275,7 @@ void Group(const uint32_t* indices, const float* in_values, size_t nnz, uint32_t
     split(indices[k], i, j);
     const uint32_t slot = starts[j]++;
     rows[slot] = static_cast<Row>(i);
-    if (values != nullptr) values[slot] = in_values[k];
+    values[slot] = in_values[k];
   }
   // The cursors now hold each column's end, i.e. the next column's start: shift back.
   for (uint32_t j = out_dim; j > 0; --j) starts[j] = starts[j - 1];
@@ -297,55 +297,46 @@ void GroupByColumn16(const uint32_t* indices, const float* values, size_t nnz, u
   Group(indices, values, nnz, out_dim, starts, rows, grouped_values);
 }
 
-PackedI4 PackI4ByColumn(const uint32_t* indices, size_t nnz, const uint8_t* codes, uint32_t group, uint32_t in_dim,
+PackedI4 PackI4ByColumn(const uint32_t* positions, size_t nnz, const uint8_t* codes, uint32_t group, uint32_t in_dim,
                         uint32_t out_dim) {
-  (void)in_dim;
   if (group == 0) group = 1;  // callers check; never divide by zero
   PackedI4 packed;
-  std::vector<uint32_t> starts(static_cast<size_t>(out_dim) + 1);
-  std::vector<uint16_t> rows(nnz);
-  Group<uint16_t>(indices, nullptr, nnz, out_dim, starts.data(), rows.data(), nullptr);
-  auto code_of = [&](size_t k) { return static_cast<uint8_t>((codes[k >> 1] >> ((k & 1) << 2)) & 15u); };
-  // Two passes over the same walk: count each column's entries, then write them. Entries of code 0
-  // add zero: they are left out, their rows counted into the next gap.
-  auto walk = [&](auto&& emit) {
-    uint32_t at = 0, closed = 0;
-    for (uint32_t j = 0; j < out_dim; ++j) {
-      int32_t previous = -1;
-      for (uint32_t k = starts[j]; k < starts[j + 1]; ++k) {
-        for (; closed < k / group; ++closed) emit.close(closed, at);
-        const uint8_t code = code_of(k);
-        if (code == 0) continue;
-        uint32_t gap = static_cast<uint32_t>(rows[k] - previous);
-        while (gap > 16) {
-          const uint32_t bridge = std::min<uint32_t>(256, (gap - 1) / 16 * 16);
-          emit.entry(at++, static_cast<uint8_t>(bridge / 16 - 1));  // code 0: 16 x (nibble + 1) rows
-          gap -= bridge;
-        }
-        emit.entry(at++, static_cast<uint8_t>(code << 4 | (gap - 1)));
-        previous = rows[k];
-      }
-      emit.column(j, at);
-    }
-    for (; closed < (nnz + group - 1) / group; ++closed) emit.close(closed, at);
-  };
+  const size_t groups = (nnz + group - 1) / group;
   packed.starts.assign(static_cast<size_t>(out_dim) + 1, 0);
-  packed.group_ends.resize((nnz + group - 1) / group);
-  struct Count {
-    PackedI4& p;
-    void close(uint32_t, uint32_t) {}
-    void entry(uint32_t, uint8_t) {}
-    void column(uint32_t j, uint32_t at) { p.starts[j + 1] = at; }
+  packed.group_ends.resize(groups);
+  // Two passes over the same walk: count each column's entries (entries null), then write them.
+  // Entries of code 0 add zero: they are left out, their rows counted into the next gap.
+  auto walk = [&](uint8_t* entries) {
+    uint32_t at = 0, j = 0;
+    size_t closed = 0;
+    uint64_t column_end = in_dim;
+    int64_t previous = -1;
+    size_t next_group = group;  // the first entry of the next group
+    for (size_t k = 0; k < nnz; ++k) {
+      if (k == next_group) {
+        packed.group_ends[closed++] = at;
+        next_group += group;
+      }
+      for (; positions[k] >= column_end; column_end += in_dim, previous = -1) packed.starts[++j] = at;
+      const uint8_t code = (codes[k >> 1] >> ((k & 1) << 2)) & 15u;
+      if (code == 0) continue;
+      const int64_t row = static_cast<int64_t>(positions[k] - (column_end - in_dim));
+      uint32_t gap = static_cast<uint32_t>(row - previous);
+      for (; gap > 16; ++at) {
+        const uint32_t bridge = std::min<uint32_t>(256, (gap - 1) / 16 * 16);
+        if (entries) entries[at] = static_cast<uint8_t>(bridge / 16 - 1);  // code 0: 16 x (nibble + 1) rows
+        gap -= bridge;
+      }
+      if (entries) entries[at] = static_cast<uint8_t>(code << 4 | (gap - 1));
+      ++at;
+      previous = row;
+    }
+    while (j < out_dim) packed.starts[++j] = at;
+    for (; closed < groups; ++closed) packed.group_ends[closed] = at;
+    return at;
   };
-  walk(Count{packed});
-  packed.entries.resize(packed.starts[out_dim]);
-  struct Write {
-    PackedI4& p;
-    void close(uint32_t g, uint32_t at) { p.group_ends[g] = at; }
-    void entry(uint32_t at, uint8_t byte) { p.entries[at] = byte; }
-    void column(uint32_t, uint32_t) {}
-  };
-  walk(Write{packed});
+  packed.entries.resize(walk(nullptr));
+  walk(packed.entries.data());
   return packed;
 }
 

@@ -51,11 +51,11 @@ struct PackedI4 {
 };
 
 /**
- * Packs a [in_dim, out_dim] weight's kept entries (flat row-major `indices`, strictly increasing,
- * each < in_dim * out_dim) whose I4 `codes` (two per byte, even entry low) list them column by
- * column, rows ascending, in groups of `group`.
+ * Packs a [in_dim, out_dim] weight's kept entries listed column by column: `positions` j * in_dim + i,
+ * strictly increasing, each < in_dim * out_dim (format v2 `order: column`), with their I4 `codes`
+ * (two per byte, even entry low) in the same order, in groups of `group`.
  */
-PackedI4 PackI4ByColumn(const uint32_t* indices, size_t nnz, const uint8_t* codes, uint32_t group, uint32_t in_dim,
+PackedI4 PackI4ByColumn(const uint32_t* positions, size_t nnz, const uint8_t* codes, uint32_t group, uint32_t in_dim,
                         uint32_t out_dim);
 
 /**

@@ -31,6 +31,13 @@ export interface QuantizedValues {
    * ascending (src/deltas/format/column-order.ts), the order the side-path kernel reads them in.
    */
   readonly order?: 'column';
+  /**
+   * With `order: 'column'`, as decoded from a file: the entries' column-major positions
+   * (`j × rows + i`, strictly increasing), in the codes' order. Readers that take the codes as they
+   * are (mixed and patch mode's caches) use these and never need `indices`/`values`, which the
+   * decoder then computes only when first read.
+   */
+  readonly positions?: Uint32Array;
 }
 
 export type DeltaMethod = 'dare' | 'darex-q' | 'magnitude' | 'full';

@@ -3,10 +3,13 @@ import assert from 'node:assert/strict';
 import { EngineCore, type BatchDelta } from '../../src/engine/runtime/engine-core.js';
 import { prepareBase } from '../../src/engine/runtime/prepare-base.js';
 import type { ActivationMode } from '../../src/engine/runtime/activator.js';
-import type { Delta } from '../../src/deltas/types.js';
+import type { Delta, SparseTensorDelta } from '../../src/deltas/types.js';
+import { decodeDelta, encodeDelta } from '../../src/deltas/format/delta-file.js';
+import { quantizeTensor } from '../../src/compress/quantize.js';
+import { loadOrtAddon } from '../../src/engine/runtime/mixed/one-session/ort-addon.js';
 import { deltaByteSize } from '../../src/deltas/cache/delta-size.js';
 import { float16ArrayToFloat32, float32ArrayToFloat16 } from '../../src/deltas/format/float16.js';
-import { withHalfValues } from '../../src/engine/runtime/resident-form.js';
+import { patchResidentForm } from '../../src/engine/runtime/resident-form.js';
 import { SeededRng } from '../../src/core/rng.js';
 import type { NamedTensors } from '../../src/engine/tensors.js';
 import {
@@ -132,7 +135,7 @@ test('patch: deltas kept with fp16 values (fp16-exact ones) give the bits of the
       return { ...t, values };
     }),
   }));
-  const kept = halfExact.map(withHalfValues);
+  const kept = halfExact.map(patchResidentForm);
   for (const [t, delta] of kept.entries()) {
     assert.ok(
       delta.tensors.some((x) => x.kind === 'sparse-f16'),
@@ -141,7 +144,7 @@ test('patch: deltas kept with fp16 values (fp16-exact ones) give the bits of the
     assert.ok(deltaByteSize(delta) < deltaByteSize(halfExact[t]!), `task ${t}: 6 bytes per kept entry, not 8`);
   }
   assert.ok(
-    withHalfValues(zoo.deltas[3]!).tensors.every((x) => x.kind !== 'sparse-f16'),
+    patchResidentForm(zoo.deltas[3]!).tensors.every((x) => x.kind !== 'sparse-f16'),
     'float32 values that are not fp16 stay float32',
   );
   const core = await openCore('patch');
@@ -153,6 +156,63 @@ test('patch: deltas kept with fp16 values (fp16-exact ones) give the bits of the
       const asDecoded = logitsOf((await core.run({ key: `decoded-${t}`, delta: halfExact[t]! }, [inputs])).outputs);
       assert.deepEqual(asKept, asDecoded, `task ${t}: same bits`);
       assert.ok(maxAbsDiff(asKept, await runPlain(mergeIndependently(zoo.base, halfExact[t]!), inputs)) <= 1e-5);
+    }
+    assert.deepEqual(logitsOf((await core.run(null, [inputs])).outputs), base, 'the base is restored bit for bit');
+  } finally {
+    await core.release();
+  }
+});
+
+test('patch: int4 deltas whose codes run by column are kept as those codes, give the bits of the decoded values and restore exactly', async () => {
+  // As `compress --values int4` writes them, through the file (groups of 8: boundaries inside columns).
+  const int4 = zoo.deltas.slice(0, 3).map((d) =>
+    decodeDelta(
+      encodeDelta({
+        metadata: { ...d.metadata, formatVersion: 2 },
+        tensors: d.tensors.map((t) => (t.kind === 'sparse' ? quantizeTensor(t, 'I4', 8) : t)),
+      }),
+    ),
+  );
+  const kept = int4.map(patchResidentForm);
+  for (const [t, delta] of kept.entries()) {
+    const packed = delta.tensors.filter((x) => x.kind === 'by-column' && 'entries' in x);
+    assert.ok(packed.length > 0, `task ${t}: 2-D weights kept as their codes`);
+    // The same bytes as the addon's packing, where the addon is built.
+    const addon = loadOrtAddon().addon;
+    for (const tensor of packed) {
+      if (addon === null || !('entries' in tensor)) break;
+      const source = int4[t]!.tensors.find((x) => x.name === tensor.name) as SparseTensorDelta;
+      const q = source.quantized!;
+      const native = addon.packI4ByColumn(
+        q.positions!,
+        q.codes as Uint8Array,
+        q.scales,
+        q.group,
+        ...(tensor.shape as [number, number]),
+      );
+      assert.deepEqual(native, {
+        starts: tensor.starts,
+        entries: tensor.entries,
+        scales: tensor.scales,
+        groupEnds: tensor.groupEnds,
+      });
+    }
+    assert.ok(
+      deltaByteSize(delta) < deltaByteSize(int4[t]!) / 2,
+      `task ${t}: ${deltaByteSize(delta)} of ${deltaByteSize(int4[t]!)} bytes`,
+    );
+  }
+  const core = await openCore('patch');
+  try {
+    const inputs = tokenBatch(2, 6, 78);
+    const base = logitsOf((await core.run(null, [inputs])).outputs);
+    for (let round = 0; round < 2; round++) {
+      for (let t = 0; t < 3; t++) {
+        const asKept = logitsOf((await core.run({ key: `kept-${t}`, delta: kept[t]! }, [inputs])).outputs);
+        const asDecoded = logitsOf((await core.run({ key: `decoded-${t}`, delta: int4[t]! }, [inputs])).outputs);
+        assert.deepEqual(asKept, asDecoded, `task ${t}: same bits`);
+        assert.ok(maxAbsDiff(asKept, await runPlain(mergeIndependently(zoo.base, int4[t]!), inputs)) <= 1e-5);
+      }
     }
     assert.deepEqual(logitsOf((await core.run(null, [inputs])).outputs), base, 'the base is restored bit for bit');
   } finally {

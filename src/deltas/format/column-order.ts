@@ -6,6 +6,7 @@
  * cache can keep the codes as the file has them. Positions in that order are `j × rows + i` for
  * the entry at row i, column j (strictly increasing, like row-major positions in row order).
  */
+import type { SparseTensorDelta } from '../types.js';
 
 /**
  * For kept entries listed in row-major order (`indices` strictly increasing, each < rows × cols):
@@ -67,4 +68,15 @@ export function permuted(values: Float32Array, permutation: Uint32Array): Float3
   const out = new Float32Array(permutation.length);
   for (let k = 0; k < permutation.length; k++) out[k] = values[permutation[k]!]!;
   return out;
+}
+
+/** The column-major positions of a `[rows, cols]` weight's entries given by row-major `indices`, ascending. */
+export function columnPositionsFromIndices(indices: Uint32Array, shape: readonly number[]): Uint32Array {
+  const [rows, cols] = shape as [number, number];
+  return columnMajorPositions(indices, columnMajorPermutation(indices, cols), rows, cols);
+}
+
+/** A column-order tensor's positions: as the decoder kept them, else from its row-major indices. */
+export function columnPositionsOf(tensor: SparseTensorDelta): Uint32Array {
+  return tensor.quantized?.positions ?? columnPositionsFromIndices(tensor.indices, tensor.shape);
 }

@@ -7,7 +7,7 @@
  */
 import type { DeltaValueDtype, SparseTensorDelta } from '../types.js';
 import { type StoredSparseLayout, type StoredValueEncoding } from './delta-schema.js';
-import { columnMajorPermutation, columnMajorPositions } from './column-order.js';
+import { columnPositionsFromIndices } from './column-order.js';
 import { chooseIndexEncoding, encodeIndices, type IndexEncoding } from './index-codec.js';
 import type { SafetensorsDtype, SafetensorsTensorInput } from './safetensors.js';
 
@@ -95,7 +95,8 @@ export function packSparse(
   for (const tensor of tensors) {
     const numel = tensor.shape.reduce((a, b) => a * b, 1);
     const q = tensor.quantized;
-    const indices = q?.order === 'column' ? columnOrderPositions(tensor) : tensor.indices;
+    // Positions from the indices, not from `q.positions`: the indices are what the writer checked.
+    const indices = q?.order === 'column' ? columnPositionsFromIndices(tensor.indices, tensor.shape) : tensor.indices;
     const index = chooseIndexEncoding(indices, numel);
     const indexData = encodeIndices(index, indices, numel);
     const indexAt = builder.append(INDEX_STREAMS[index], indexData);
@@ -129,10 +130,4 @@ export function packSparse(
     bytes.set(tensor.name, size);
   }
   return { layouts, bytes, entries: builder.entries() };
-}
-
-/** A 2-D weight's kept positions listed column by column (the stream of an `"order": "column"` record). */
-function columnOrderPositions(tensor: SparseTensorDelta): Uint32Array {
-  const [rows, cols] = tensor.shape as [number, number];
-  return columnMajorPositions(tensor.indices, columnMajorPermutation(tensor.indices, cols), rows, cols);
 }

@@ -107,6 +107,16 @@ export function checkQuantizedLayout(
   }
 }
 
+/** Refuses the first scale that is not finite (an fp16 infinity or NaN). */
+export function checkScales(name: string, scales: Uint16Array): void {
+  let flags = 0;
+  for (let g = 0; g < scales.length; g++) flags |= (scales[g]! & 0x7fff) + 0x400;
+  if ((flags & 0x8000) !== 0) {
+    const g = scales.findIndex((h) => (h & 0x7c00) === 0x7c00);
+    throw badQuant(name, `scale ${g} is ${float16Table()[scales[g]!]}, not finite`);
+  }
+}
+
 /**
  * Dequantizes to fp32 (exact: a small integer times an fp16 scale). Scales must be finite; the
  * first non-finite one is refused. Assumes `checkQuantizedLayout` passed.
@@ -114,12 +124,7 @@ export function checkQuantizedLayout(
 export function dequantizeValues(name: string, q: QuantizedValues, out = new Float32Array(q.count)): Float32Array {
   const table = float16Table();
   const { codes, scales, group, count } = q;
-  let flags = 0;
-  for (let g = 0; g < scales.length; g++) flags |= (scales[g]! & 0x7fff) + 0x400;
-  if ((flags & 0x8000) !== 0) {
-    const g = scales.findIndex((h) => (h & 0x7c00) === 0x7c00);
-    throw badQuant(name, `scale ${g} is ${table[scales[g]!]}, not finite`);
-  }
+  checkScales(name, scales);
   if (q.encoding === 'I8') {
     for (let g = 0, k = 0; g < scales.length; g++) {
       const scale = table[scales[g]!]!;

@@ -229,7 +229,8 @@ test('bad input to the addon is an error, not a crash', { skip: ONE_SESSION_SKIP
     // gap - 1 low); code-0 entries left out; bridges (code 0) of 16 × (nibble + 1) rows for gaps over 16.
     // [300, 2]: column 0 rows 0, 17, 39 (codes 1, -2, 7); column 1 rows 5, 30, 290 (codes -8, 0, 3).
     const packed = addon.packI4ByColumn(
-      Uint32Array.from([0, 11, 34, 61, 78, 581]),
+      // Column-major positions j × 300 + i.
+      Uint32Array.from([0, 17, 39, 300 + 5, 300 + 30, 300 + 290]),
       Uint8Array.from([0xe1, 0x87, 0x30]),
       Uint16Array.from([0x3c00, 0x4000, 0x3800]),
       2,

@@ -86,11 +86,11 @@ export interface OrtCustomOpAddon {
   groupByColumn(indices: Uint32Array, values: Float32Array, inDim: number, outDim: number): GroupedArrays;
   /**
    * Packs a `[inDim, outDim]` weight's int4 codes that list its entries column by column (format v2
-   * `order: "column"`; `indices` row-major, strictly increasing) with its scales, natively; inDim ≤ 65536.
-   * Throws on an index out of range or order, or codes of the wrong length.
+   * `order: "column"`; `positions` j × inDim + i, strictly increasing) with its scales, natively;
+   * inDim ≤ 65536. Throws on a position out of range or order, or codes of the wrong length.
    */
   packI4ByColumn(
-    indices: Uint32Array,
+    positions: Uint32Array,
     codes: Uint8Array,
     scales: Uint16Array,
     group: number,
@@ -107,7 +107,7 @@ interface RawAddon {
   releaseDelta(handle: number): boolean;
   groupByColumn(indices: Uint32Array, values: Float32Array, inDim: number, outDim: number): GroupedArrays;
   packI4ByColumn(
-    indices: Uint32Array,
+    positions: Uint32Array,
     codes: Uint8Array,
     group: number,
     inDim: number,
@@ -191,9 +191,10 @@ function openAddon(): OrtCustomOpAddon {
     registerDelta: (tensors) => raw.registerDelta(tensors),
     releaseDelta: (handle) => raw.releaseDelta(handle),
     groupByColumn: (indices, values, inDim, outDim) => raw.groupByColumn(indices, values, inDim, outDim),
-    packI4ByColumn: (indices, codes, scales, group, inDim, outDim) => ({
-      ...raw.packI4ByColumn(indices, codes, group, inDim, outDim),
-      scales,
+    packI4ByColumn: (positions, codes, scales, group, inDim, outDim) => ({
+      ...raw.packI4ByColumn(positions, codes, group, inDim, outDim),
+      // A copy: the decoder's scales are a view of the file, which the cache must not keep alive.
+      scales: scales.slice(),
     }),
     createSession: (model, options) => new raw.Session(model, options),
   };
