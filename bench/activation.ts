@@ -1,8 +1,7 @@
 /**
  * `node --import tsx bench/activation.ts [--rounds N] [--p 0.99 --p 0.9]`: what a patch-mode task
  * switch costs with the delta as patch mode's cache holds it (fp16-exact values kept as fp16,
- * widened as they are added; int4 codes that run by column kept as codes, multiplied by their scale
- * as they are added) against the same delta decoded to float32, in the same run.
+ * widened as they are added) against the same delta decoded to float32, in the same run.
  * BERT-base-shaped encoder and its fp16 delta files (bench/.work fixtures, `npm run bench --
  * engine` makes them); one switch = activate a task, then deactivate (restore the base). Per
  * round, tasks 0..7 in turn in each form; medians over rounds of the mean switch.
@@ -12,8 +11,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { decodeDelta } from '../src/deltas/format/delta-file.js';
 import { deltaByteSize } from '../src/deltas/cache/delta-size.js';
-import type { Delta, ResidentDelta, TensorDelta } from '../src/deltas/types.js';
-import { quantizeTensor } from '../src/compress/quantize.js';
+import type { ResidentDelta } from '../src/deltas/types.js';
 import { PatchActivator } from '../src/engine/runtime/patch-activator.js';
 import { patchResidentForm } from '../src/engine/runtime/resident-form.js';
 import { loadOnnxModel } from '../src/onnx/model-file.js';
@@ -28,8 +26,6 @@ const { values } = parseArgs({
 const rounds = Number(values.rounds);
 const dropRates = (values.p ?? ['0.99', '0.9']).map(Number);
 const TASKS = 8;
-/** A tensor with its values only (what patch mode held for int4 files before it kept codes). */
-const withoutCodes = (t: TensorDelta): TensorDelta => (t.kind === 'sparse' ? { ...t, quantized: undefined } : t);
 
 const weights = readFloatWeights(await loadOnnxModel(join(WORK_DIR, 'bert-base.onnx')));
 const activator = new PatchActivator(weights);
@@ -40,16 +36,9 @@ for (const p of dropRates) {
       decodeDelta(await readFile(join(WORK_DIR, `task-${t}-p${p}.safetensors`)), { copy: true }),
     ),
   );
-  // The same deltas with int4 values as `compress --values int4` writes them (groups of 64 by column).
-  const int4 = decoded.map((d): Delta => ({
-    metadata: d.metadata,
-    tensors: d.tensors.map((t) => (t.kind === 'sparse' ? quantizeTensor(t, 'I4', 64) : t)),
-  }));
   const forms: [string, ResidentDelta[]][] = [
     ['decoded, float32 values', decoded],
     ['as patch mode caches it (fp16 values)', decoded.map(patchResidentForm)],
-    ['int4, decoded (float32 values)', int4.map((d) => ({ ...d, tensors: d.tensors.map(withoutCodes) }))],
-    ["int4, as patch mode caches it (the file's codes)", int4.map(patchResidentForm)],
   ];
   const times = new Map<string, number[]>();
   for (let round = 0; round <= rounds; round++) {

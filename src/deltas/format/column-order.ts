@@ -6,7 +6,7 @@
  * cache can keep the codes as the file has them. Positions in that order are `j × rows + i` for
  * the entry at row i, column j (strictly increasing, like row-major positions in row order).
  */
-import type { SparseTensorDelta } from '../types.js';
+import type { QuantizedValues, SparseTensorDelta } from '../types.js';
 
 /**
  * For kept entries listed in row-major order (`indices` strictly increasing, each < rows × cols):
@@ -79,4 +79,10 @@ export function columnPositionsFromIndices(indices: Uint32Array, shape: readonly
 /** A column-order tensor's positions: as the decoder kept them, else from its row-major indices. */
 export function columnPositionsOf(tensor: SparseTensorDelta): Uint32Array {
   return tensor.quantized?.positions ?? columnPositionsFromIndices(tensor.indices, tensor.shape);
+}
+
+/** The 2-D tensor's int4 codes when they run column by column (the caches keep those as they are), else null. */
+export function columnCodesOf(tensor: SparseTensorDelta): QuantizedValues | null {
+  const q = tensor.quantized;
+  return q?.encoding === 'I4' && q.order === 'column' && tensor.shape.length === 2 ? q : null;
 }

@@ -13,18 +13,16 @@
  * Not thread-safe by design: one worker thread owns the buffers and never runs a batch while
  * (de)activating.
  */
-import type { PackedI4ByColumn, ResidentDelta } from '../../deltas/types.js';
+import type { ResidentDelta } from '../../deltas/types.js';
 import { float16Table } from '../../deltas/format/float16.js';
 import { asDecoded } from './resident-form.js';
 import { assertDeltaFitsWeights, type ActivationStats, type Activator } from './activator.js';
 
 interface SavedTensor {
   readonly weight: Float32Array;
-  /** Sparse: overwritten values in index order (packed codes: in their order); dense: a copy of the whole tensor. */
+  /** Sparse: overwritten values in index order; dense: a copy of the whole tensor. */
   readonly saved: Float32Array;
   readonly indices: Uint32Array | null;
-  /** Packed int4 codes: the positions are walked again to restore. */
-  readonly packed?: PackedI4ByColumn;
 }
 
 export class PatchActivator implements Activator {
@@ -48,15 +46,6 @@ export class PatchActivator implements Activator {
     let nonzeros = 0;
     for (const resident of delta.tensors) {
       const weight = this.weights.get(resident.name)!.data;
-      if (resident.kind === 'by-column' && 'entries' in resident) {
-        // The file's int4 codes, each multiplied by its group's scale as it is added: the decoded
-        // value exactly. Code-0 entries are not there (they add zero) and bridges are skipped.
-        const overwritten = this.scratchFor(resident.name, resident.entries.length);
-        const written = addPacked(resident, weight, overwritten);
-        saved.push({ weight, saved: overwritten.subarray(0, written), indices: null, packed: resident });
-        nonzeros += written;
-        continue;
-      }
       if (resident.kind === 'sparse-f16') {
         // Widened through the fp16 table as they are added: 4-9 % slower per switch than float32
         // values on BERT-base-sized deltas (bench/activation.ts), for 25 % less memory per delta.
@@ -118,12 +107,7 @@ export class PatchActivator implements Activator {
   private restore(): number {
     if (!this.active) return 0;
     let restored = 0;
-    for (const { weight, saved, indices, packed } of this.active.saved) {
-      if (packed !== undefined) {
-        restorePacked(packed, weight, saved);
-        restored += saved.length;
-        continue;
-      }
+    for (const { weight, saved, indices } of this.active.saved) {
       if (indices === null) {
         weight.set(saved);
         restored += saved.length;
@@ -134,60 +118,5 @@ export class PatchActivator implements Activator {
     }
     this.active = null;
     return restored;
-  }
-}
-
-/**
- * Adds packed int4 codes (PackedI4ByColumn) to a `[inDim, outDim]` weight, saving each value it
- * overwrites in walk order; returns how many it wrote.
- */
-function addPacked(packed: PackedI4ByColumn, weight: Float32Array, saved: Float32Array): number {
-  const { starts, entries, scales, groupEnds } = packed;
-  const outDim = packed.shape[1]!;
-  const widen = float16Table();
-  let group = 0;
-  let groupEnd = groupEnds[0] ?? 0;
-  let scale = widen[scales[0] ?? 0]!;
-  let written = 0;
-  for (let j = 0; j < outDim; j++) {
-    let row = -1;
-    for (let k = starts[j]!, end = starts[j + 1]!; k < end; k++) {
-      while (k === groupEnd) {
-        group++;
-        groupEnd = groupEnds[group]!;
-        scale = widen[scales[group]!]!;
-      }
-      const byte = entries[k]!;
-      const code = (byte << 24) >> 28;
-      if (code === 0) {
-        row += ((byte & 15) + 1) << 4;
-        continue;
-      }
-      row += (byte & 15) + 1;
-      const i = row * outDim + j;
-      const original = weight[i]!;
-      saved[written++] = original;
-      weight[i] = original + code * scale;
-    }
-  }
-  return written;
-}
-
-/** Writes back what {@link addPacked} saved, walking the same positions. */
-function restorePacked(packed: PackedI4ByColumn, weight: Float32Array, saved: Float32Array): void {
-  const { starts, entries } = packed;
-  const outDim = packed.shape[1]!;
-  let written = 0;
-  for (let j = 0; j < outDim; j++) {
-    let row = -1;
-    for (let k = starts[j]!, end = starts[j + 1]!; k < end; k++) {
-      const byte = entries[k]!;
-      if (byte < 16) {
-        row += ((byte & 15) + 1) << 4;
-        continue;
-      }
-      row += (byte & 15) + 1;
-      weight[row * outDim + j] = saved[written++]!;
-    }
   }
 }
