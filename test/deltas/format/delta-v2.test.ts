@@ -244,6 +244,7 @@ describe('format version 2 files', () => {
         }
       }
       assert.deepEqual(encodeDelta(back), file);
+      assert.equal(inspectDelta(back).totals.fileBytes, file.length);
       // The same values written as version 1 (fp32) merge to the same weights.
       const v1 = decodeDelta(
         encodeDelta({
