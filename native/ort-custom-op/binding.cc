@@ -90,8 +90,6 @@ T TypedArrayOf(Napi::Env env, const Napi::Value& value, napi_typedarray_type typ
   return value.As<T>();
 }
 
-// A sparse weight grouped by column (GroupByColumnJs's result): checked whole, since the kernel
-// reads rows[starts[j]..starts[j+1]) and xt[row] without further checks.
 // Starts of a grouped tensor: one per column plus the end, from 0 to `entries`, never decreasing.
 const uint32_t* CheckedStarts(Napi::Env env, const Napi::Uint32Array& starts, uint64_t out_dim, size_t entries,
                               const std::string& at) {
@@ -143,6 +141,8 @@ void ViewPackedI4(Napi::Env env, const Napi::Object& grouped, const std::string&
   refs.push_back(Napi::Persistent(ends_value));
 }
 
+// A sparse weight grouped by column (GroupByColumnJs's or PackI4ByColumnJs's result): checked whole,
+// since the kernel reads its entries and xt[row] without further checks.
 void ViewByColumn(Napi::Env env, const Napi::Object& grouped, const std::string& at, TensorView& view,
                   std::vector<Napi::Reference<Napi::Value>>& refs) {
   if (view.shape.size() != 2) Fail(env, at + "a tensor grouped by column must be 2-D");
@@ -282,7 +282,7 @@ Napi::Value PackI4ByColumnJs(const Napi::CallbackInfo& info) {
 }
 
 // registerDelta([{ name, shape, indices: Uint32Array | null, values: Float32Array }
-//                | { name, shape, byColumn: { starts, rows, values } }]) → handle
+//                | { name, shape, byColumn: { starts, rows, values } | { starts, entries, scales, groupEnds } }]) → handle
 Napi::Value RegisterDeltaJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 1 || !info[0].IsArray()) Fail(env, "registerDelta(tensors) takes an array");

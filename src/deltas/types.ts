@@ -33,8 +33,8 @@ export interface QuantizedValues {
   readonly order?: 'column';
   /**
    * With `order: 'column'`, as decoded from a file: the entries' column-major positions
-   * (`j × rows + i`, strictly increasing), in the codes' order. Readers that take the codes as they
-   * are (mixed and patch mode's caches) use these and never need `indices`/`values`, which the
+   * (`j × rows + i`, strictly increasing), in the codes' order. A reader that takes the codes as
+   * they are (the one session's cache) uses these and never needs `indices`/`values`, which the
    * decoder then computes only when first read.
    */
   readonly positions?: Uint32Array;
@@ -105,10 +105,11 @@ export interface GroupedByColumn extends ByColumnBase {
 
 /**
  * An int4 delta kept as its file's codes and scales (format v2 `order: "column"`): one byte per
- * entry, the low nibble its row gap − 1, the high nibble its signed code, gaps above 16 bridged by
- * entries of code 0 (they add zero). Group g's fp16 scale `scales[g]` applies to the entries
- * `[groupEnds[g − 1], groupEnds[g])`. About 1.3 bytes per kept entry at p = 0.9 (see
- * native/side-kernel/kernel.h, PackI4ByColumn).
+ * entry, the high nibble its signed code, the low nibble its row gap − 1. Entries of code 0 are
+ * left out (they add zero); a byte of code 0 is a bridge of 16 × (nibble + 1) rows instead, for a
+ * gap longer than 16. Group g's fp16 scale `scales[g]` applies to the entries
+ * `[groupEnds[g − 1], groupEnds[g])`, bridges included. About 1.3 bytes per kept entry at p = 0.9
+ * (native/side-kernel/kernel.h, PackI4ByColumn).
  */
 export interface PackedI4ByColumn extends ByColumnBase {
   readonly entries: Uint8Array;

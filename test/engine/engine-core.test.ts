@@ -6,7 +6,7 @@ import type { ActivationMode } from '../../src/engine/runtime/activator.js';
 import type { Delta } from '../../src/deltas/types.js';
 import { deltaByteSize } from '../../src/deltas/cache/delta-size.js';
 import { float16ArrayToFloat32, float32ArrayToFloat16 } from '../../src/deltas/format/float16.js';
-import { asDecoded, decodedResidentForm, patchResidentForm } from '../../src/engine/runtime/resident-form.js';
+import { asDecoded, patchResidentForm, withoutCodes } from '../../src/engine/runtime/resident-form.js';
 import { decodeDelta, encodeDelta } from '../../src/deltas/format/delta-file.js';
 import { quantizeTensor } from '../../src/compress/quantize.js';
 import { SeededRng } from '../../src/core/rng.js';
@@ -162,14 +162,15 @@ test('patch: deltas kept with fp16 values (fp16-exact ones) give the bits of the
   }
 });
 
-test("patch and graph keep an int4 file's deltas as decoded values, without its codes, which they never read", () => {
+test("the cache keeps an int4 file's decoded tensors without the codes their readers never read", () => {
   const file = encodeDelta({
     metadata: { ...zoo.deltas[0]!.metadata, formatVersion: 2 },
     tensors: zoo.deltas[0]!.tensors.map((t) => (t.kind === 'sparse' ? quantizeTensor(t, 'I4', 8) : t)),
   });
   const decoded = decodeDelta(file);
   assert.ok(decoded.tensors.some((t) => t.kind === 'sparse' && t.quantized?.positions !== undefined));
-  for (const form of [patchResidentForm(decoded), decodedResidentForm(decoded)]) {
+  // As the worker keeps them: patch mode's form and graph mode's (the delta as decoded).
+  for (const form of [withoutCodes(patchResidentForm(decoded)), withoutCodes(decoded)]) {
     for (const t of form.tensors) {
       assert.ok(!('quantized' in t), `${t.name}: no codes kept beside the values the cache counts`);
       const source = decoded.tensors.find((x) => x.name === t.name)!;

@@ -81,7 +81,7 @@ export function columnPositionsOf(tensor: SparseTensorDelta): Uint32Array {
   return tensor.quantized?.positions ?? columnPositionsFromIndices(tensor.indices, tensor.shape);
 }
 
-/** The 2-D tensor's int4 codes when they run column by column (the caches keep those as they are), else null. */
+/** The 2-D tensor's int4 codes when they run column by column (the one session's cache keeps those as they are), else null. */
 export function columnCodesOf(tensor: SparseTensorDelta): QuantizedValues | null {
   const q = tensor.quantized;
   return q?.encoding === 'I4' && q.order === 'column' && tensor.shape.length === 2 ? q : null;

@@ -431,9 +431,10 @@ export function decodeDelta(input: Uint8Array, options: DecodeDeltaOptions = {})
 
 /**
  * A column-order record (positions j × rows + i, codes in that order) as a row-major sparse tensor
- * whose `indices` and `values` are computed when first read, then kept: the caches that keep the
- * codes read `quantized.positions` and never pay for the reordering (two counting passes and a
- * gather, ~3 × the rest of the decode). Everything was validated before this is called.
+ * whose `indices` and `values` are computed when first read, then kept: a cache that keeps the
+ * codes (the one session's) reads `quantized.positions` and never pays for the reordering (two
+ * counting passes and a gather: a BERT-base p = 0.9 int4 delta decoded in ~0.5 s with it, ~0.1 s
+ * without). Everything was validated before this is called.
  */
 function inRowOrderWhenRead(
   name: string,

@@ -7,7 +7,7 @@ import { EngineCore } from './engine-core.js';
 import { prepareBase, type BaseOptions } from './prepare-base.js';
 import type { BatchItem, EngineRuntime, RuntimeBatch } from './runtime.js';
 import { warmUpInputs } from './warm-up.js';
-import { decodedResidentForm, patchResidentForm } from './resident-form.js';
+import { patchResidentForm } from './resident-form.js';
 
 export async function startPerTaskRuntime(options: BaseOptions): Promise<EngineRuntime> {
   const base = await prepareBase(options);
@@ -36,7 +36,7 @@ export async function startPerTaskRuntime(options: BaseOptions): Promise<EngineR
     forget: () => undefined,
     // Patch mode adds each value to the weights itself, so it can widen fp16 values as it goes;
     // graph mode feeds float32 values to ORT and keeps deltas as decoded.
-    residentForm: (delta) => (options.mode === 'patch' ? patchResidentForm(delta) : decodedResidentForm(delta)),
+    residentForm: (delta) => (options.mode === 'patch' ? patchResidentForm(delta) : delta),
   };
 }
 

@@ -33,23 +33,25 @@ export function patchResidentForm(delta: Delta): ResidentDelta {
     const halves = float32ArrayToFloat16(tensor.values);
     const bits = new Uint32Array(tensor.values.buffer, tensor.values.byteOffset, tensor.values.length);
     const wide = new Uint32Array(widen.buffer);
-    for (let k = 0; k < halves.length; k++) if (wide[halves[k]!] !== bits[k]) return withoutCodes(tensor);
+    for (let k = 0; k < halves.length; k++) if (wide[halves[k]!] !== bits[k]) return tensor;
     return { kind: 'sparse-f16', name: tensor.name, shape: tensor.shape, indices: tensor.indices, values: halves };
   });
   return { metadata: delta.metadata, tensors };
 }
 
 /**
- * The tensor without its quantized form (codes, scales, a column-order record's positions): readers
- * that take indices and values never read it, and the cache counts only what they read.
+ * What the cache keeps of a runtime's resident form: every tensor still held as decoded loses the
+ * decoder's quantized form (codes, scales, a column-order record's positions). Its readers take
+ * indices and values only, and the cache counts only those; the forms that read codes (the one
+ * session's packed int4) have already taken what they need.
  */
-export function withoutCodes(tensor: TensorDelta): TensorDelta {
-  if (tensor.kind !== 'sparse' || tensor.quantized === undefined) return tensor;
-  const { kind, name, shape, indices, values, rescale } = tensor;
-  return { kind, name, shape, indices, values, rescale };
-}
-
-/** The delta as decoded, each tensor {@link withoutCodes}: graph mode's resident form. */
-export function decodedResidentForm(delta: Delta): ResidentDelta {
-  return { metadata: delta.metadata, tensors: delta.tensors.map(withoutCodes) };
+export function withoutCodes(delta: ResidentDelta): ResidentDelta {
+  return {
+    metadata: delta.metadata,
+    tensors: delta.tensors.map((tensor): ResidentTensorDelta => {
+      if (tensor.kind !== 'sparse' || tensor.quantized === undefined) return tensor;
+      const { kind, name, shape, indices, values, rescale } = tensor;
+      return { kind, name, shape, indices, values, rescale };
+    }),
+  };
 }

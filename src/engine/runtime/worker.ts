@@ -34,6 +34,7 @@ import {
 } from '../protocol.js';
 import { transferablesOf } from '../tensors.js';
 import { releaseMemorySoon } from './release-memory.js';
+import { withoutCodes } from './resident-form.js';
 import type { WorkerOptions } from '../worker-options.js';
 
 const port = parentPort!;
@@ -54,8 +55,14 @@ async function start(): Promise<void> {
     // copy: the cache charges a delta's own arrays; views into the fetched file would keep the
     // whole file alive (for fp16 files, the fp16 values too) outside that accounting.
     decode: (bytes) =>
-      runtime.residentForm(
-        decodeDelta(bytes, { baseShapes: base.patchableShapes, expectedBaseFingerprint: base.fingerprint, copy: true }),
+      withoutCodes(
+        runtime.residentForm(
+          decodeDelta(bytes, {
+            baseShapes: base.patchableShapes,
+            expectedBaseFingerprint: base.fingerprint,
+            copy: true,
+          }),
+        ),
       ),
     onEvent: (event) => {
       // A refused delta's bytes, or an evicted one's arrays (and what its load left behind: the

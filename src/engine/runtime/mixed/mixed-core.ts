@@ -5,7 +5,6 @@
  * per-task batches on a patch-mode session, created the first time such a task arrives (it holds
  * a second copy of the base weights, so a deployment that never needs it never pays for it).
  */
-import { decodedResidentForm } from '../resident-form.js';
 import type { ActivationStats } from '../activator.js';
 import { batchSignature } from '../batching.js';
 import { EngineCore, type BatchDelta } from '../engine-core.js';
@@ -179,8 +178,7 @@ export class MixedCore {
    * decoded for one that runs on the per-task fallback (which patches weights from its indices).
    */
   residentForm(delta: Delta): ResidentDelta {
-    if (!this.pipeline.residentForm || this.pipeline.unsupportedTensor(delta) !== null)
-      return decodedResidentForm(delta);
+    if (!this.pipeline.residentForm || this.pipeline.unsupportedTensor(delta) !== null) return delta;
     return this.pipeline.residentForm(delta);
   }
 

@@ -18,7 +18,6 @@ import { ITEM_DELTAS_INPUT, SIDE_OP_DOMAIN, rewriteForMixedBatches } from '../mi
 import { buildPerItemInputs, perItemPlans, type ItemSpan, type PerItemPlans } from '../request-feeds.js';
 import { DeltaHandles } from './delta-handles.js';
 import { columnCodesOf, columnPositionsOf } from '../../../../deltas/format/column-order.js';
-import { withoutCodes } from '../../resident-form.js';
 import type { AddonFeed, AddonSession, OrtCustomOpAddon } from './ort-addon.js';
 
 type Weights = ReadonlyMap<string, { readonly shape: readonly number[]; readonly data: Float32Array }>;
@@ -109,8 +108,7 @@ export class OneSessionPipeline {
    */
   residentForm(delta: Delta): ResidentDelta {
     const tensors = delta.tensors.map((t): ResidentTensorDelta => {
-      if (t.kind !== 'sparse' || !this.sideWeights.has(t.name) || t.shape.length !== 2 || t.shape[0]! > 65536)
-        return withoutCodes(t);
+      if (t.kind !== 'sparse' || !this.sideWeights.has(t.name) || t.shape.length !== 2 || t.shape[0]! > 65536) return t;
       const [inDim, outDim] = t.shape as [number, number];
       const q = columnCodesOf(t);
       if (q !== null) {

@@ -193,7 +193,7 @@ function openAddon(): OrtCustomOpAddon {
     groupByColumn: (indices, values, inDim, outDim) => raw.groupByColumn(indices, values, inDim, outDim),
     packI4ByColumn: (positions, codes, scales, group, inDim, outDim) => ({
       ...raw.packI4ByColumn(positions, codes, group, inDim, outDim),
-      // A copy: the decoder's scales are a view of the file, which the cache must not keep alive.
+      // A copy: decoded without `copy: true`, scales are a view of the file, which the cache must not keep alive.
       scales: scales.slice(),
     }),
     createSession: (model, options) => new raw.Session(model, options),
